@@ -1,0 +1,103 @@
+//! The composed libp2p behaviour of a DarkSwap node.
+
+use std::{collections::HashMap, time::Duration};
+
+use libp2p::{
+    StreamProtocol, autonat, dcutr, gossipsub, identify, identity::Keypair, kad, mdns, ping, relay,
+    swarm::{NetworkBehaviour, behaviour::toggle::Toggle},
+};
+use sha2::{Digest, Sha256};
+
+use crate::{Error, KadMode, NetworkConfig, ORDERBOOK_TOPIC, TRADE_TOPIC};
+
+/// Kademlia protocol of the DarkSwap DHT, apart from the public IPFS DHT.
+pub const KAD_PROTOCOL: StreamProtocol = StreamProtocol::new("/darkswap/kad/1.0.0");
+/// Identify protocol version string of DarkSwap nodes.
+pub const IDENTIFY_PROTOCOL_VERSION: &str = "/darkswap/1.0.0";
+
+#[derive(NetworkBehaviour)]
+pub(crate) struct Behaviour {
+    pub(crate) relay_client: relay::client::Behaviour,
+    pub(crate) ping: ping::Behaviour,
+    pub(crate) identify: identify::Behaviour,
+    pub(crate) gossipsub: gossipsub::Behaviour,
+    pub(crate) kad: Toggle<kad::Behaviour<kad::store::MemoryStore>>,
+    pub(crate) mdns: Toggle<mdns::tokio::Behaviour>,
+    pub(crate) dcutr: dcutr::Behaviour,
+    pub(crate) autonat: autonat::Behaviour,
+    pub(crate) stream: Toggle<libp2p_stream::Behaviour>,
+}
+
+/// Gossipsub as DarkSwap runs it: signed messages, strict validation,
+/// content-addressed ids, our validator in the loop, and peer scoring that
+/// penalises invalid messages on the DarkSwap topics.
+pub fn gossipsub_behaviour(key: &Keypair, max_message_size: usize) -> Result<gossipsub::Behaviour, Error> {
+    let config = gossipsub::ConfigBuilder::default()
+        .validation_mode(gossipsub::ValidationMode::Strict)
+        .validate_messages()
+        .message_id_fn(|m: &gossipsub::Message| gossipsub::MessageId::from(Sha256::digest(&m.data).to_vec()))
+        // Room for the gossipsub framing and signature around our largest message.
+        .max_transmit_size(max_message_size + 4096)
+        .heartbeat_interval(Duration::from_secs(1))
+        .build()
+        .map_err(|e| Error::Build(format!("gossipsub config: {e}")))?;
+    let mut gossipsub = gossipsub::Behaviour::new(gossipsub::MessageAuthenticity::Signed(key.clone()), config)
+        .map_err(|e| Error::Build(format!("gossipsub: {e}")))?;
+    let topic_params = gossipsub::TopicScoreParams {
+        // Squared counter times weight: two invalid messages cross the gossip threshold.
+        invalid_message_deliveries_weight: -10.0,
+        invalid_message_deliveries_decay: 0.5,
+        ..Default::default()
+    };
+    let mut topics = HashMap::new();
+    for t in [ORDERBOOK_TOPIC, TRADE_TOPIC] {
+        topics.insert(gossipsub::IdentTopic::new(t).hash(), topic_params.clone());
+    }
+    let params = gossipsub::PeerScoreParams { topics, ..Default::default() };
+    gossipsub
+        .with_peer_score(params, gossipsub::PeerScoreThresholds::default())
+        .map_err(|e| Error::Build(format!("gossipsub scoring: {e}")))?;
+    Ok(gossipsub)
+}
+
+pub(crate) fn build(
+    key: &Keypair,
+    relay_client: relay::client::Behaviour,
+    config: &NetworkConfig,
+) -> Result<Behaviour, Error> {
+    let peer_id = key.public().to_peer_id();
+    let kad = config.enable_kad.then(|| {
+        let mut cfg = kad::Config::new(KAD_PROTOCOL);
+        cfg.set_query_timeout(config.connection_timeout);
+        let mut kad = kad::Behaviour::with_config(peer_id, kad::store::MemoryStore::new(peer_id), cfg);
+        kad.set_mode(match config.kad_mode {
+            KadMode::Auto => None,
+            KadMode::Client => Some(kad::Mode::Client),
+            KadMode::Server => Some(kad::Mode::Server),
+        });
+        kad
+    });
+    let mdns = if config.enable_mdns {
+        Some(
+            mdns::tokio::Behaviour::new(mdns::Config::default(), peer_id)
+                .map_err(|e| Error::Build(format!("mdns: {e}")))?,
+        )
+    } else {
+        None
+    };
+    Ok(Behaviour {
+        relay_client,
+        ping: ping::Behaviour::new(ping::Config::new()),
+        identify: identify::Behaviour::new(
+            identify::Config::new(IDENTIFY_PROTOCOL_VERSION.to_owned(), key.public())
+                .with_agent_version(format!("darkswap-p2p/{}", env!("CARGO_PKG_VERSION")))
+                .with_push_listen_addr_updates(true),
+        ),
+        gossipsub: gossipsub_behaviour(key, config.max_message_size)?,
+        kad: kad.into(),
+        mdns: mdns.into(),
+        dcutr: dcutr::Behaviour::new(peer_id),
+        autonat: autonat::Behaviour::new(peer_id, autonat::Config::default()),
+        stream: config.enable_perf.then(libp2p_stream::Behaviour::new).into(),
+    })
+}

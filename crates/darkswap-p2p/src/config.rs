@@ -1,0 +1,102 @@
+use std::{path::PathBuf, time::Duration};
+
+use libp2p::{Multiaddr, identity::Keypair};
+
+/// Gossipsub topic carrying signed order creates, cancels and updates.
+pub const ORDERBOOK_TOPIC: &str = "darkswap/orderbook/v1";
+/// Gossipsub topic carrying trade negotiation and PSBT messages.
+pub const TRADE_TOPIC: &str = "darkswap/trade/v1";
+
+/// Where the node's libp2p identity comes from.
+#[derive(Debug, Clone, Default)]
+pub enum Identity {
+    /// A fresh Ed25519 key for this run only.
+    #[default]
+    Ephemeral,
+    /// This keypair.
+    Keypair(Keypair),
+    /// An Ed25519 key stored in this file; created (mode 0600) if missing.
+    File(PathBuf),
+}
+
+/// Kademlia mode of the node.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum KadMode {
+    /// Server once an external address is confirmed (AutoNAT), client before.
+    #[default]
+    Auto,
+    /// Only query; never answer.
+    Client,
+    /// Answer queries from the start. Right for relays and for nodes on a
+    /// network where every listen address is reachable (LANs, tests).
+    Server,
+}
+
+/// Configuration of a [`Network`](crate::Network).
+///
+/// `NetworkConfig::default()` gives a node with an ephemeral identity that
+/// listens on nothing, joins both DarkSwap topics, and has mDNS and Kademlia on.
+#[derive(Debug, Clone)]
+pub struct NetworkConfig {
+    /// Peers dialled at start and used to bootstrap Kademlia. Each address
+    /// should end in `/p2p/<peer id>`. Default: none.
+    pub bootstrap_peers: Vec<Multiaddr>,
+    /// Gossipsub topics joined at start. Default: the orderbook and trade topics.
+    pub topics: Vec<String>,
+    /// Circuit relay v2 servers to hold reservations on, each ending in
+    /// `/p2p/<relay peer id>`. The node listens on each relay's
+    /// `/p2p-circuit` address and keeps the reservation alive. Default: none.
+    pub relay_peers: Vec<Multiaddr>,
+    /// Bound on dials, listens and other commands that wait for the network.
+    /// Default: 30 s.
+    pub connection_timeout: Duration,
+    /// Addresses listened on at start. Default: none.
+    pub listen_addresses: Vec<Multiaddr>,
+    /// The node's identity. Default: [`Identity::Ephemeral`].
+    pub identity: Identity,
+    /// Local network discovery with mDNS. Default: on.
+    pub enable_mdns: bool,
+    /// Kademlia (`/darkswap/kad/1.0.0`). Default: on.
+    pub enable_kad: bool,
+    /// Kademlia mode. Default: [`KadMode::Auto`].
+    pub kad_mode: KadMode,
+    /// Serve and allow `/perf/1.0.0` throughput measurements. Default: off.
+    pub enable_perf: bool,
+    /// Connections with no protocol keeping them alive close after this.
+    /// Gossipsub mesh links and pending requests keep a connection alive, so
+    /// a relayed connection that carries DarkSwap traffic stays open. Default: 60 s.
+    pub idle_connection_timeout: Duration,
+    /// First delay before re-making a lost relay reservation; doubles on each
+    /// failure up to `relay_retry_max`. Default: 1 s.
+    pub relay_retry_initial: Duration,
+    /// Longest delay between attempts to re-make a relay reservation. Default: 30 s.
+    pub relay_retry_max: Duration,
+    /// Largest DarkSwap message accepted or published. Default:
+    /// [`darkswap_proto::MAX_MESSAGE_SIZE`].
+    pub max_message_size: usize,
+    /// Capacity of the event queue from the swarm task to the handle. When it
+    /// is full the swarm task waits, which backpressures the network. Default: 1024.
+    pub event_buffer: usize,
+}
+
+impl Default for NetworkConfig {
+    fn default() -> Self {
+        NetworkConfig {
+            bootstrap_peers: Vec::new(),
+            topics: vec![ORDERBOOK_TOPIC.to_owned(), TRADE_TOPIC.to_owned()],
+            relay_peers: Vec::new(),
+            connection_timeout: Duration::from_secs(30),
+            listen_addresses: Vec::new(),
+            identity: Identity::Ephemeral,
+            enable_mdns: true,
+            enable_kad: true,
+            kad_mode: KadMode::Auto,
+            enable_perf: false,
+            idle_connection_timeout: Duration::from_secs(60),
+            relay_retry_initial: Duration::from_secs(1),
+            relay_retry_max: Duration::from_secs(30),
+            max_message_size: darkswap_proto::MAX_MESSAGE_SIZE,
+            event_buffer: 1024,
+        }
+    }
+}

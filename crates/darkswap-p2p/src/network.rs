@@ -1,0 +1,423 @@
+//! The [`Network`] handle and the events it reports.
+
+use std::{fmt, time::Duration};
+
+use darkswap_proto::Message;
+use libp2p::{Multiaddr, PeerId};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::{
+    Error, NetworkConfig, PerfReport, RelayStatus, ValidationError, perf, swarm_task,
+};
+
+/// Id of one relay reservation made by this node, unique per [`Network`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ReservationId(pub(crate) u64);
+
+impl fmt::Display for ReservationId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
+/// Reachability of this node as AutoNAT sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum NatStatus {
+    /// Not yet probed, or not enough confidence.
+    Unknown,
+    /// Reachable from outside at this address.
+    Public(Multiaddr),
+    /// Not reachable from outside: relays and hole punching are needed.
+    Private,
+}
+
+/// What happens on the network, in the order the swarm task saw it.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub enum NetworkEvent {
+    /// The first connection to a peer was established.
+    PeerConnected(PeerId),
+    /// The last connection to a peer closed.
+    PeerDisconnected(PeerId),
+    /// A valid DarkSwap message arrived on a subscribed topic.
+    MessageReceived {
+        /// The author, as authenticated by gossipsub's message signature.
+        peer_id: PeerId,
+        /// The topic it was published on.
+        topic: String,
+        /// The decoded, validated message.
+        message: Message,
+    },
+    /// A gossip message failed validation; it was dropped, not forwarded,
+    /// and the peer that sent it was scored down.
+    InvalidMessage {
+        /// The peer that forwarded it to us.
+        peer_id: PeerId,
+        /// The topic.
+        topic: String,
+        /// Why it was rejected.
+        error: ValidationError,
+    },
+    /// A peer subscribed to a topic (so publishing there now reaches it).
+    PeerSubscribed {
+        /// The peer.
+        peer_id: PeerId,
+        /// The topic.
+        topic: String,
+    },
+    /// A relay accepted a reservation: this node is reachable through its
+    /// `/p2p-circuit` address. Renewals do not repeat this event.
+    RelayReserved {
+        /// The relay.
+        relay_peer_id: PeerId,
+        /// Id of this reservation.
+        reservation_id: ReservationId,
+    },
+    /// A reservation was lost (the relay went away or refused renewal). The
+    /// node re-makes it with backoff and reports `RelayReserved` again.
+    RelayReservationLost {
+        /// The relay.
+        relay_peer_id: PeerId,
+    },
+    /// A connection through a relay circuit was established, in either direction.
+    ConnectedThroughRelay {
+        /// The relay carrying the circuit.
+        relay_peer_id: PeerId,
+        /// The peer at the other end of the circuit.
+        dst_peer_id: PeerId,
+    },
+    /// DCUtR upgraded a relayed connection to a direct one.
+    HolePunchSucceeded {
+        /// The peer now directly connected.
+        peer_id: PeerId,
+    },
+    /// A DCUtR hole punch failed; the relayed connection stays in use.
+    HolePunchFailed {
+        /// The peer.
+        peer_id: PeerId,
+        /// Why.
+        error: String,
+    },
+    /// The node listens on a new address.
+    NewListenAddr {
+        /// The address, without the `/p2p/` suffix.
+        address: Multiaddr,
+    },
+    /// The node no longer listens on an address.
+    ExpiredListenAddr {
+        /// The address.
+        address: Multiaddr,
+    },
+    /// AutoNAT changed its view of this node's reachability.
+    NatStatusChanged {
+        /// The new status.
+        status: NatStatus,
+    },
+    /// The event queue was full and this many events were dropped since the
+    /// last one delivered. Read events faster or enlarge `event_buffer`.
+    EventsDropped {
+        /// Events lost.
+        count: u64,
+    },
+}
+
+/// Commands from handles to the swarm task.
+#[derive(Debug)]
+pub(crate) enum Command {
+    Listen { addr: Multiaddr, reply: oneshot::Sender<Result<Multiaddr, Error>> },
+    Dial { addr: Multiaddr, reply: oneshot::Sender<Result<PeerId, Error>> },
+    Subscribe { topic: String },
+    Unsubscribe { topic: String },
+    Publish { topic: String, data: Vec<u8>, reply: oneshot::Sender<Result<(), Error>> },
+    ConnectedPeers { reply: oneshot::Sender<Vec<PeerId>> },
+    ListenAddrs { reply: oneshot::Sender<Vec<Multiaddr>> },
+    FindPeer { peer: PeerId, reply: oneshot::Sender<Result<Vec<Multiaddr>, Error>> },
+    RelayStatus { reply: oneshot::Sender<Vec<RelayStatus>> },
+    Shutdown { reply: oneshot::Sender<()> },
+}
+
+/// Longest topic name accepted.
+const MAX_TOPIC_LEN: usize = 256;
+/// Commands that may wait in the queue to the swarm task.
+pub(crate) const COMMAND_BUFFER: usize = 256;
+
+/// A cheap, cloneable handle that sends commands to a [`Network`]'s swarm task.
+///
+/// Handles stay valid while the [`Network`] they came from lives; after it
+/// is shut down or dropped every call returns [`Error::Shutdown`].
+#[derive(Clone)]
+pub struct NetworkHandle {
+    pub(crate) commands: mpsc::Sender<Command>,
+    pub(crate) local_peer_id: PeerId,
+    pub(crate) timeout: Duration,
+    pub(crate) max_message_size: usize,
+    pub(crate) perf: Option<libp2p_stream::Control>,
+}
+
+impl fmt::Debug for NetworkHandle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("NetworkHandle").field("local_peer_id", &self.local_peer_id).finish_non_exhaustive()
+    }
+}
+
+fn parse_addr<A>(addr: A) -> Result<Multiaddr, Error>
+where
+    A: TryInto<Multiaddr> + fmt::Debug + Clone,
+    A::Error: fmt::Display,
+{
+    addr.clone()
+        .try_into()
+        .map_err(|e| Error::InvalidAddress { addr: format!("{addr:?}"), reason: e.to_string() })
+}
+
+fn check_topic(topic: &str) -> Result<(), Error> {
+    if topic.is_empty() || topic.len() > MAX_TOPIC_LEN {
+        return Err(Error::InvalidTopic(topic.to_owned()));
+    }
+    Ok(())
+}
+
+impl NetworkHandle {
+    /// This node's peer id.
+    pub fn local_peer_id(&self) -> PeerId {
+        self.local_peer_id
+    }
+
+    async fn request<T>(&self, make: impl FnOnce(oneshot::Sender<T>) -> Command) -> Result<T, Error> {
+        let (tx, rx) = oneshot::channel();
+        self.commands.send(make(tx)).await.map_err(|_| Error::Shutdown)?;
+        match tokio::time::timeout(self.timeout, rx).await {
+            Ok(Ok(v)) => Ok(v),
+            Ok(Err(_)) => Err(Error::Shutdown),
+            Err(_) => Err(Error::Timeout(self.timeout)),
+        }
+    }
+
+    /// Listens on `addr` (a [`Multiaddr`] or its text form) and returns the
+    /// first address actually bound: with port 0, the port the OS chose. On a
+    /// relay's `/p2p-circuit` address this waits for the reservation.
+    pub async fn listen_on<A>(&self, addr: A) -> Result<Multiaddr, Error>
+    where
+        A: TryInto<Multiaddr> + fmt::Debug + Clone,
+        A::Error: fmt::Display,
+    {
+        let addr = parse_addr(addr)?;
+        self.request(|reply| Command::Listen { addr, reply }).await?
+    }
+
+    /// Dials `addr` and waits until the connection is up; returns the peer's id.
+    pub async fn dial<A>(&self, addr: A) -> Result<PeerId, Error>
+    where
+        A: TryInto<Multiaddr> + fmt::Debug + Clone,
+        A::Error: fmt::Display,
+    {
+        let addr = parse_addr(addr)?;
+        self.request(|reply| Command::Dial { addr, reply }).await?
+    }
+
+    /// Joins a gossipsub topic. Returns at once; the swarm task applies it in
+    /// order with other commands.
+    pub fn subscribe(&self, topic: &str) -> Result<(), Error> {
+        check_topic(topic)?;
+        self.try_command(Command::Subscribe { topic: topic.to_owned() })
+    }
+
+    /// Leaves a gossipsub topic.
+    pub fn unsubscribe(&self, topic: &str) -> Result<(), Error> {
+        check_topic(topic)?;
+        self.try_command(Command::Unsubscribe { topic: topic.to_owned() })
+    }
+
+    fn try_command(&self, command: Command) -> Result<(), Error> {
+        self.commands.try_send(command).map_err(|e| match e {
+            mpsc::error::TrySendError::Full(_) => Error::Busy,
+            mpsc::error::TrySendError::Closed(_) => Error::Shutdown,
+        })
+    }
+
+    /// Publishes a DarkSwap message on a topic.
+    ///
+    /// Fails if the message is over the size limit or no peer subscribed to
+    /// the topic is connected.
+    pub async fn publish(&self, topic: &str, message: &Message) -> Result<(), Error> {
+        check_topic(topic)?;
+        let data = darkswap_proto::encode(message);
+        if data.len() > self.max_message_size {
+            return Err(Error::MessageTooLarge { size: data.len(), max: self.max_message_size });
+        }
+        let topic = topic.to_owned();
+        self.request(|reply| Command::Publish { topic, data, reply }).await?
+    }
+
+    /// Peers with at least one open connection.
+    pub async fn connected_peers(&self) -> Result<Vec<PeerId>, Error> {
+        self.request(|reply| Command::ConnectedPeers { reply }).await
+    }
+
+    /// Addresses the node listens on, relayed ones included.
+    pub async fn listen_addrs(&self) -> Result<Vec<Multiaddr>, Error> {
+        self.request(|reply| Command::ListenAddrs { reply }).await
+    }
+
+    /// Looks a peer up in the Kademlia DHT and returns its addresses.
+    pub async fn find_peer(&self, peer: PeerId) -> Result<Vec<Multiaddr>, Error> {
+        self.request(|reply| Command::FindPeer { peer, reply }).await?
+    }
+
+    /// Reservation state of each configured relay.
+    pub async fn relay_status(&self) -> Result<Vec<RelayStatus>, Error> {
+        self.request(|reply| Command::RelayStatus { reply }).await
+    }
+
+    /// Measures throughput to `peer` with `/perf/1.0.0`: sends `upload`
+    /// bytes, then receives `download` bytes. Needs `enable_perf`.
+    pub async fn perf(&self, peer: PeerId, upload: u64, download: u64) -> Result<PerfReport, Error> {
+        let control = self.perf.clone().ok_or(Error::Disabled("perf"))?;
+        perf::run_client(control, peer, upload, download).await
+    }
+}
+
+/// A DarkSwap P2P node.
+///
+/// The libp2p swarm runs in its own task; `Network` is the handle to it plus
+/// the stream of [`NetworkEvent`]s. Dropping it stops the swarm task;
+/// [`Network::shutdown`] does so gracefully and waits for it.
+///
+/// ```no_run
+/// use darkswap_p2p::{Network, NetworkConfig, NetworkEvent, ORDERBOOK_TOPIC};
+///
+/// # async fn run() -> Result<(), darkswap_p2p::Error> {
+/// let mut network = Network::new(NetworkConfig::default()).await?;
+/// network.listen_on("/ip4/0.0.0.0/tcp/0").await?;
+/// network.subscribe(ORDERBOOK_TOPIC)?;
+/// while let Some(event) = network.next_event().await {
+///     if let NetworkEvent::MessageReceived { peer_id, message, .. } = event {
+///         println!("{peer_id}: {}", message.kind());
+///     }
+/// }
+/// # Ok(()) }
+/// ```
+#[derive(Debug)]
+pub struct Network {
+    handle: NetworkHandle,
+    events: mpsc::Receiver<NetworkEvent>,
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Network {
+    /// Builds the libp2p stack and starts the swarm task. Listens on
+    /// `listen_addresses`, joins `topics`, dials `bootstrap_peers` and starts
+    /// reserving on `relay_peers`. Must be called within a tokio runtime.
+    pub async fn new(config: NetworkConfig) -> Result<Self, Error> {
+        let listen = config.listen_addresses.clone();
+        let timeout = config.connection_timeout;
+        let max_message_size = config.max_message_size;
+        let (commands, command_rx) = mpsc::channel(COMMAND_BUFFER);
+        let (event_tx, events) = mpsc::channel(config.event_buffer.max(1));
+        let (local_peer_id, perf, task) = swarm_task::spawn(config, command_rx, event_tx).await?;
+        let network = Network {
+            handle: NetworkHandle { commands, local_peer_id, timeout, max_message_size, perf },
+            events,
+            task: Some(task),
+        };
+        for addr in listen {
+            network.handle.listen_on(addr).await?;
+        }
+        Ok(network)
+    }
+
+    /// A cloneable handle for sending commands from other tasks.
+    pub fn handle(&self) -> NetworkHandle {
+        self.handle.clone()
+    }
+
+    /// This node's peer id.
+    pub fn local_peer_id(&self) -> PeerId {
+        self.handle.local_peer_id
+    }
+
+    /// The next event; `None` once the swarm task has stopped.
+    pub async fn next_event(&mut self) -> Option<NetworkEvent> {
+        self.events.recv().await
+    }
+
+    /// See [`NetworkHandle::listen_on`].
+    pub async fn listen_on<A>(&self, addr: A) -> Result<Multiaddr, Error>
+    where
+        A: TryInto<Multiaddr> + fmt::Debug + Clone,
+        A::Error: fmt::Display,
+    {
+        self.handle.listen_on(addr).await
+    }
+
+    /// See [`NetworkHandle::dial`].
+    pub async fn dial<A>(&self, addr: A) -> Result<PeerId, Error>
+    where
+        A: TryInto<Multiaddr> + fmt::Debug + Clone,
+        A::Error: fmt::Display,
+    {
+        self.handle.dial(addr).await
+    }
+
+    /// See [`NetworkHandle::subscribe`].
+    pub fn subscribe(&self, topic: &str) -> Result<(), Error> {
+        self.handle.subscribe(topic)
+    }
+
+    /// See [`NetworkHandle::unsubscribe`].
+    pub fn unsubscribe(&self, topic: &str) -> Result<(), Error> {
+        self.handle.unsubscribe(topic)
+    }
+
+    /// See [`NetworkHandle::publish`].
+    pub async fn publish(&self, topic: &str, message: &Message) -> Result<(), Error> {
+        self.handle.publish(topic, message).await
+    }
+
+    /// See [`NetworkHandle::connected_peers`].
+    pub async fn connected_peers(&self) -> Result<Vec<PeerId>, Error> {
+        self.handle.connected_peers().await
+    }
+
+    /// See [`NetworkHandle::listen_addrs`].
+    pub async fn listen_addrs(&self) -> Result<Vec<Multiaddr>, Error> {
+        self.handle.listen_addrs().await
+    }
+
+    /// See [`NetworkHandle::find_peer`].
+    pub async fn find_peer(&self, peer: PeerId) -> Result<Vec<Multiaddr>, Error> {
+        self.handle.find_peer(peer).await
+    }
+
+    /// See [`NetworkHandle::relay_status`].
+    pub async fn relay_status(&self) -> Result<Vec<RelayStatus>, Error> {
+        self.handle.relay_status().await
+    }
+
+    /// See [`NetworkHandle::perf`].
+    pub async fn perf(&self, peer: PeerId, upload: u64, download: u64) -> Result<PerfReport, Error> {
+        self.handle.perf(peer, upload, download).await
+    }
+
+    /// Closes every connection and listener, stops the swarm task and waits
+    /// for it to end.
+    pub async fn shutdown(mut self) -> Result<(), Error> {
+        let (reply, done) = oneshot::channel();
+        if self.handle.commands.send(Command::Shutdown { reply }).await.is_ok() {
+            let _ = done.await;
+        }
+        if let Some(task) = self.task.take() {
+            task.await.map_err(|_| Error::Shutdown)?;
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Network {
+    fn drop(&mut self) {
+        if let Some(task) = self.task.take() {
+            task.abort();
+        }
+    }
+}

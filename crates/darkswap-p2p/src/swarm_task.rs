@@ -1,0 +1,494 @@
+//! The task that owns the libp2p `Swarm`: applies commands from handles,
+//! turns swarm events into [`NetworkEvent`]s, and keeps relay reservations.
+
+use std::{
+    collections::HashMap,
+    time::{Duration, Instant, SystemTime, UNIX_EPOCH},
+};
+
+use futures::StreamExt;
+use libp2p::{
+    Multiaddr, PeerId, Swarm, autonat, core::ConnectedPoint, core::transport::ListenerId, dcutr,
+    gossipsub, identify, kad, mdns, multiaddr::Protocol, noise, relay,
+    swarm::{ConnectionId, DialError, SwarmEvent, dial_opts::DialOpts, dial_opts::PeerCondition},
+    tcp, yamux,
+};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::{
+    Error, Identity, NatStatus, NetworkConfig, NetworkEvent, ReservationId,
+    behaviour::{Behaviour, BehaviourEvent, KAD_PROTOCOL},
+    identity::load_or_create_keypair,
+    network::Command,
+    perf,
+    relay_reservations::RelayReservations,
+    validation::validate_gossip,
+};
+
+/// How long a graceful shutdown waits for connections to close.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
+
+fn unix_now() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+}
+
+/// Splits `/…/p2p/<id>` into the peer id and the address without it.
+pub(crate) fn split_peer_id(addr: &Multiaddr) -> Option<(PeerId, Multiaddr)> {
+    let mut base = addr.clone();
+    match base.pop() {
+        Some(Protocol::P2p(peer)) => Some((peer, base)),
+        _ => None,
+    }
+}
+
+/// The relay a connection runs through, if it is a relayed one.
+fn relay_of(endpoint: &ConnectedPoint) -> Option<PeerId> {
+    let addr = match endpoint {
+        ConnectedPoint::Dialer { address, .. } => address,
+        ConnectedPoint::Listener { local_addr, .. } => local_addr,
+    };
+    let mut relay = None;
+    for p in addr.iter() {
+        match p {
+            Protocol::P2p(id) => relay = Some(id),
+            Protocol::P2pCircuit => return relay,
+            _ => {}
+        }
+    }
+    None
+}
+
+pub(crate) async fn spawn(
+    config: NetworkConfig,
+    commands: mpsc::Receiver<Command>,
+    events: mpsc::Sender<NetworkEvent>,
+) -> Result<(PeerId, Option<libp2p_stream::Control>, tokio::task::JoinHandle<()>), Error> {
+    let key = match &config.identity {
+        Identity::Ephemeral => libp2p::identity::Keypair::generate_ed25519(),
+        Identity::Keypair(k) => k.clone(),
+        Identity::File(path) => load_or_create_keypair(path)?,
+    };
+    let build_err = |e: &dyn std::fmt::Display| Error::Build(e.to_string());
+    let swarm = libp2p::SwarmBuilder::with_existing_identity(key)
+        .with_tokio()
+        .with_tcp(tcp::Config::default().nodelay(true), noise::Config::new, yamux::Config::default)
+        .map_err(|e| build_err(&e))?
+        .with_quic()
+        .with_dns()
+        .map_err(|e| build_err(&e))?
+        .with_websocket(noise::Config::new, yamux::Config::default)
+        .await
+        .map_err(|e| build_err(&e))?
+        .with_relay_client(noise::Config::new, yamux::Config::default)
+        .map_err(|e| build_err(&e))?
+        .with_behaviour(|key, relay_client| build_behaviour(key, relay_client, &config))
+        .map_err(|e| build_err(&e))?
+        .with_swarm_config(|c| c.with_idle_connection_timeout(config.idle_connection_timeout))
+        .build();
+
+    let local_peer_id = *swarm.local_peer_id();
+    let mut perf_server = None;
+    let perf_control = match swarm.behaviour().stream.as_ref() {
+        Some(stream) => {
+            let mut control = stream.new_control();
+            let incoming = control.accept(perf::PERF_PROTOCOL).map_err(|e| build_err(&e))?;
+            perf_server = Some(AbortOnDrop(tokio::spawn(perf::serve(incoming))));
+            Some(control)
+        }
+        None => None,
+    };
+
+    let mut task = SwarmTask {
+        relays: RelayReservations::new(config.relay_retry_initial, config.relay_retry_max),
+        swarm,
+        commands,
+        events,
+        dropped_events: 0,
+        pending_listens: HashMap::new(),
+        pending_dials: HashMap::new(),
+        pending_finds: HashMap::new(),
+        next_reservation: 0,
+        max_message_size: config.max_message_size,
+        _perf_server: perf_server,
+    };
+    task.start(&config)?;
+    Ok((local_peer_id, perf_control, tokio::spawn(task.run())))
+}
+
+fn build_behaviour(
+    key: &libp2p::identity::Keypair,
+    relay_client: relay::client::Behaviour,
+    config: &NetworkConfig,
+) -> Result<Behaviour, Box<dyn std::error::Error + Send + Sync>> {
+    Ok(crate::behaviour::build(key, relay_client, config)?)
+}
+
+/// Aborts the task when dropped, so nothing outlives the swarm task.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+struct SwarmTask {
+    swarm: Swarm<Behaviour>,
+    commands: mpsc::Receiver<Command>,
+    events: mpsc::Sender<NetworkEvent>,
+    dropped_events: u64,
+    relays: RelayReservations,
+    pending_listens: HashMap<ListenerId, oneshot::Sender<Result<Multiaddr, Error>>>,
+    pending_dials: HashMap<ConnectionId, (String, oneshot::Sender<Result<PeerId, Error>>)>,
+    pending_finds: HashMap<kad::QueryId, (PeerId, oneshot::Sender<Result<Vec<Multiaddr>, Error>>)>,
+    next_reservation: u64,
+    max_message_size: usize,
+    _perf_server: Option<AbortOnDrop>,
+}
+
+impl SwarmTask {
+    fn start(&mut self, config: &NetworkConfig) -> Result<(), Error> {
+        for topic in &config.topics {
+            self.subscribe(topic);
+        }
+        let now = Instant::now();
+        for addr in &config.relay_peers {
+            let (relay, _) = split_peer_id(addr).ok_or_else(|| Error::MissingPeerId(addr.clone()))?;
+            self.relays.add(relay, addr.clone().with(Protocol::P2pCircuit), now);
+        }
+        for addr in &config.bootstrap_peers {
+            let (peer, base) = split_peer_id(addr).ok_or_else(|| Error::MissingPeerId(addr.clone()))?;
+            if let Some(kad) = self.swarm.behaviour_mut().kad.as_mut() {
+                kad.add_address(&peer, base);
+            }
+            if let Err(e) = self.swarm.dial(addr.clone()) {
+                tracing::warn!(%addr, error = %e, "cannot dial bootstrap peer");
+            }
+        }
+        if !config.bootstrap_peers.is_empty()
+            && let Some(kad) = self.swarm.behaviour_mut().kad.as_mut()
+        {
+            let _ = kad.bootstrap();
+        }
+        Ok(())
+    }
+
+    async fn run(mut self) {
+        loop {
+            let deadline = self.relays.next_deadline();
+            let sleep = async {
+                match deadline {
+                    Some(d) => tokio::time::sleep_until(d.into()).await,
+                    None => futures::future::pending().await,
+                }
+            };
+            tokio::select! {
+                command = self.commands.recv() => match command {
+                    Some(Command::Shutdown { reply }) => {
+                        self.close_gracefully().await;
+                        let _ = reply.send(());
+                        return;
+                    }
+                    Some(command) => self.on_command(command),
+                    // Every handle is gone: nobody can use the node any more.
+                    None => {
+                        self.close_gracefully().await;
+                        return;
+                    }
+                },
+                event = self.swarm.select_next_some() => self.on_swarm_event(event),
+                () = sleep => self.retry_relays(),
+            }
+        }
+    }
+
+    async fn close_gracefully(&mut self) {
+        let peers: Vec<PeerId> = self.swarm.connected_peers().copied().collect();
+        for peer in peers {
+            let _ = self.swarm.disconnect_peer_id(peer);
+        }
+        let listeners: Vec<ListenerId> = self.pending_listens.keys().copied().collect();
+        for l in listeners {
+            self.swarm.remove_listener(l);
+        }
+        let deadline = tokio::time::Instant::now() + SHUTDOWN_GRACE;
+        while self.swarm.connected_peers().next().is_some() {
+            match tokio::time::timeout_at(deadline, self.swarm.select_next_some()).await {
+                Ok(event) => self.on_swarm_event(event),
+                Err(_) => break,
+            }
+        }
+        tracing::debug!("swarm task stopped");
+    }
+
+    fn emit(&mut self, event: NetworkEvent) {
+        if self.dropped_events > 0 {
+            match self.events.try_send(NetworkEvent::EventsDropped { count: self.dropped_events }) {
+                Ok(()) => self.dropped_events = 0,
+                Err(_) => {
+                    self.dropped_events += 1;
+                    return;
+                }
+            }
+        }
+        if let Err(mpsc::error::TrySendError::Full(_)) = self.events.try_send(event) {
+            self.dropped_events += 1;
+            tracing::warn!(dropped = self.dropped_events, "event queue full; dropping events");
+        }
+    }
+
+    fn subscribe(&mut self, topic: &str) {
+        if let Err(e) = self.swarm.behaviour_mut().gossipsub.subscribe(&gossipsub::IdentTopic::new(topic)) {
+            tracing::warn!(topic, error = %e, "subscribe failed");
+        }
+    }
+
+    fn retry_relays(&mut self) {
+        let now = Instant::now();
+        for (relay, circuit_addr) in self.relays.due(now) {
+            match self.swarm.listen_on(circuit_addr.clone()) {
+                Ok(listener) => {
+                    tracing::debug!(%relay, %circuit_addr, "requesting relay reservation");
+                    self.relays.listening(&relay, listener);
+                }
+                Err(e) => {
+                    tracing::warn!(%relay, error = %e, "cannot listen through relay");
+                    self.relays.listen_failed(&relay, now);
+                }
+            }
+        }
+    }
+
+    fn on_command(&mut self, command: Command) {
+        match command {
+            Command::Listen { addr, reply } => match self.swarm.listen_on(addr.clone()) {
+                Ok(id) => {
+                    self.pending_listens.insert(id, reply);
+                }
+                Err(e) => {
+                    let _ = reply.send(Err(Error::Listen { addr, reason: e.to_string() }));
+                }
+            },
+            Command::Dial { addr, reply } => {
+                let opts = DialOpts::from(addr.clone());
+                let id = opts.connection_id();
+                match self.swarm.dial(opts) {
+                    Ok(()) => {
+                        self.pending_dials.insert(id, (addr.to_string(), reply));
+                    }
+                    Err(e) => {
+                        let _ = reply.send(Err(dial_error(addr.to_string(), &e)));
+                    }
+                }
+            }
+            Command::Subscribe { topic } => self.subscribe(&topic),
+            Command::Unsubscribe { topic } => {
+                self.swarm.behaviour_mut().gossipsub.unsubscribe(&gossipsub::IdentTopic::new(topic));
+            }
+            Command::Publish { topic, data, reply } => {
+                let result = self
+                    .swarm
+                    .behaviour_mut()
+                    .gossipsub
+                    .publish(gossipsub::IdentTopic::new(topic), data)
+                    .map(|_| ())
+                    .map_err(|e| Error::Gossipsub(e.to_string()));
+                let _ = reply.send(result);
+            }
+            Command::ConnectedPeers { reply } => {
+                let _ = reply.send(self.swarm.connected_peers().copied().collect());
+            }
+            Command::ListenAddrs { reply } => {
+                let _ = reply.send(self.swarm.listeners().cloned().collect());
+            }
+            Command::FindPeer { peer, reply } => match self.swarm.behaviour_mut().kad.as_mut() {
+                Some(kad) => {
+                    let query = kad.get_closest_peers(peer);
+                    self.pending_finds.insert(query, (peer, reply));
+                }
+                None => {
+                    let _ = reply.send(Err(Error::Disabled("kademlia")));
+                }
+            },
+            Command::RelayStatus { reply } => {
+                let _ = reply.send(self.relays.status());
+            }
+            Command::Shutdown { .. } => unreachable!("handled in run"),
+        }
+    }
+
+    fn on_swarm_event(&mut self, event: SwarmEvent<BehaviourEvent>) {
+        match event {
+            SwarmEvent::NewListenAddr { listener_id, address } => {
+                tracing::info!(%address, "listening");
+                if let Some(reply) = self.pending_listens.remove(&listener_id) {
+                    let _ = reply.send(Ok(address.clone()));
+                }
+                self.emit(NetworkEvent::NewListenAddr { address });
+            }
+            SwarmEvent::ExpiredListenAddr { address, .. } => {
+                self.emit(NetworkEvent::ExpiredListenAddr { address });
+            }
+            SwarmEvent::ListenerClosed { listener_id, reason, .. } => {
+                if let Some(reply) = self.pending_listens.remove(&listener_id) {
+                    let reason = match &reason {
+                        Ok(()) => "listener closed".to_owned(),
+                        Err(e) => e.to_string(),
+                    };
+                    let _ = reply.send(Err(Error::Listen { addr: Multiaddr::empty(), reason }));
+                }
+                if let Some((relay, was_reserved)) = self.relays.listener_closed(listener_id, Instant::now()) {
+                    tracing::info!(%relay, ?reason, "relay reservation ended; will re-reserve");
+                    if was_reserved {
+                        self.emit(NetworkEvent::RelayReservationLost { relay_peer_id: relay });
+                    }
+                }
+            }
+            SwarmEvent::ListenerError { listener_id, error } => {
+                tracing::debug!(?listener_id, %error, "listener error");
+            }
+            SwarmEvent::ConnectionEstablished { peer_id, connection_id, endpoint, num_established, .. } => {
+                if let Some((_, reply)) = self.pending_dials.remove(&connection_id) {
+                    let _ = reply.send(Ok(peer_id));
+                }
+                if num_established.get() == 1 {
+                    self.emit(NetworkEvent::PeerConnected(peer_id));
+                }
+                if let Some(relay) = relay_of(&endpoint) {
+                    self.emit(NetworkEvent::ConnectedThroughRelay { relay_peer_id: relay, dst_peer_id: peer_id });
+                }
+            }
+            SwarmEvent::ConnectionClosed { peer_id, num_established, cause, .. } => {
+                tracing::debug!(%peer_id, ?cause, "connection closed");
+                if num_established == 0 {
+                    self.emit(NetworkEvent::PeerDisconnected(peer_id));
+                }
+            }
+            SwarmEvent::OutgoingConnectionError { connection_id, peer_id, error } => {
+                if let Some((target, reply)) = self.pending_dials.remove(&connection_id) {
+                    let _ = reply.send(Err(dial_error(target, &error)));
+                } else {
+                    tracing::debug!(?peer_id, %error, "outgoing connection failed");
+                }
+            }
+            SwarmEvent::Behaviour(event) => self.on_behaviour_event(event),
+            _ => {}
+        }
+    }
+
+    fn on_behaviour_event(&mut self, event: BehaviourEvent) {
+        match event {
+            BehaviourEvent::Gossipsub(event) => self.on_gossipsub(event),
+            BehaviourEvent::RelayClient(relay::client::Event::ReservationReqAccepted { relay_peer_id, renewal, .. }) => {
+                if self.relays.reserved(&relay_peer_id) || (!renewal && !self.relays.is_relay(&relay_peer_id)) {
+                    self.next_reservation += 1;
+                    let reservation_id = ReservationId(self.next_reservation);
+                    tracing::info!(relay = %relay_peer_id, %reservation_id, "relay reservation accepted");
+                    self.emit(NetworkEvent::RelayReserved { relay_peer_id, reservation_id });
+                }
+            }
+            BehaviourEvent::RelayClient(event) => tracing::debug!(?event, "relay client"),
+            BehaviourEvent::Dcutr(dcutr::Event { remote_peer_id, result }) => match result {
+                Ok(_) => self.emit(NetworkEvent::HolePunchSucceeded { peer_id: remote_peer_id }),
+                Err(e) => self.emit(NetworkEvent::HolePunchFailed { peer_id: remote_peer_id, error: e.to_string() }),
+            },
+            BehaviourEvent::Identify(identify::Event::Received { peer_id, info, .. }) => {
+                if info.protocols.contains(&KAD_PROTOCOL)
+                    && let Some(kad) = self.swarm.behaviour_mut().kad.as_mut()
+                {
+                    for addr in info.listen_addrs {
+                        kad.add_address(&peer_id, addr);
+                    }
+                }
+            }
+            BehaviourEvent::Mdns(mdns::Event::Discovered(found)) => {
+                for (peer, addr) in found {
+                    if let Some(kad) = self.swarm.behaviour_mut().kad.as_mut() {
+                        kad.add_address(&peer, addr.clone());
+                    }
+                    let opts = DialOpts::peer_id(peer)
+                        .addresses(vec![addr])
+                        .condition(PeerCondition::DisconnectedAndNotDialing)
+                        .build();
+                    let _ = self.swarm.dial(opts);
+                }
+            }
+            BehaviourEvent::Kad(kad::Event::OutboundQueryProgressed { id, result, step, .. }) => {
+                self.on_kad_query(id, result, step.last);
+            }
+            BehaviourEvent::Autonat(autonat::Event::StatusChanged { new, .. }) => {
+                let status = match new {
+                    autonat::NatStatus::Public(addr) => NatStatus::Public(addr),
+                    autonat::NatStatus::Private => NatStatus::Private,
+                    autonat::NatStatus::Unknown => NatStatus::Unknown,
+                };
+                self.emit(NetworkEvent::NatStatusChanged { status });
+            }
+            _ => {}
+        }
+    }
+
+    fn on_kad_query(&mut self, id: kad::QueryId, result: kad::QueryResult, last: bool) {
+        let kad::QueryResult::GetClosestPeers(result) = result else { return };
+        let Some((target, _)) = self.pending_finds.get(&id) else { return };
+        let target = *target;
+        let peers = match result {
+            Ok(ok) => ok.peers,
+            Err(kad::GetClosestPeersError::Timeout { peers, .. }) => peers,
+        };
+        let found = peers.into_iter().find(|p| p.peer_id == target && !p.addrs.is_empty());
+        if found.is_none() && !last {
+            return;
+        }
+        let Some((_, reply)) = self.pending_finds.remove(&id) else { return };
+        match found {
+            Some(info) => {
+                let _ = reply.send(Ok(info.addrs));
+                if let Some(mut q) = self.swarm.behaviour_mut().kad.as_mut().and_then(|k| k.query_mut(&id)) {
+                    q.finish();
+                }
+            }
+            None => {
+                let _ = reply.send(Err(Error::PeerNotFound(target)));
+            }
+        }
+    }
+
+    fn on_gossipsub(&mut self, event: gossipsub::Event) {
+        match event {
+            gossipsub::Event::Message { propagation_source, message_id, message } => {
+                let topic = message.topic.as_str().to_owned();
+                let verdict = validate_gossip(&topic, &message.data, self.max_message_size, unix_now());
+                let acceptance = match &verdict {
+                    Ok(_) => gossipsub::MessageAcceptance::Accept,
+                    Err(_) => gossipsub::MessageAcceptance::Reject,
+                };
+                self.swarm.behaviour_mut().gossipsub.report_message_validation_result(
+                    &message_id,
+                    &propagation_source,
+                    acceptance,
+                );
+                match verdict {
+                    Ok(msg) => self.emit(NetworkEvent::MessageReceived {
+                        // Strict validation guarantees a signed source.
+                        peer_id: message.source.unwrap_or(propagation_source),
+                        topic,
+                        message: msg,
+                    }),
+                    Err(error) => {
+                        tracing::debug!(peer = %propagation_source, %topic, %error, "rejected gossip message");
+                        self.emit(NetworkEvent::InvalidMessage { peer_id: propagation_source, topic, error });
+                    }
+                }
+            }
+            gossipsub::Event::Subscribed { peer_id, topic, .. } => {
+                self.emit(NetworkEvent::PeerSubscribed { peer_id, topic: topic.into_string() });
+            }
+            _ => {}
+        }
+    }
+}
+
+fn dial_error(target: String, error: &DialError) -> Error {
+    Error::Dial { target, reason: error.to_string() }
+}

@@ -1,0 +1,435 @@
+use std::{fmt, str::FromStr};
+
+use libp2p_identity::{Keypair, PeerId};
+use prost::Message as _;
+use sha2::{Digest, Sha256};
+
+use crate::{
+    Asset, AssetError, CancelBody, OrderBody, OrderCancel, OrderUpdate, SignedOrder, UpdateBody,
+    pb, signing,
+};
+
+/// Prices are quote smallest units per `PRICE_SCALE` base smallest units,
+/// so a price keeps 8 decimal places without floats.
+pub const PRICE_SCALE: u64 = 100_000_000;
+
+/// How far in the future a timestamp may lie before it is refused (5 min).
+pub const MAX_CLOCK_SKEW_SECS: u64 = 300;
+
+const ORDER_TAG: &[u8] = b"darkswap/order/v1";
+const CANCEL_TAG: &[u8] = b"darkswap/order-cancel/v1";
+const UPDATE_TAG: &[u8] = b"darkswap/order-update/v1";
+
+/// Why an order, cancel or update is not acceptable.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum OrderError {
+    /// The signed body is not a valid encoding.
+    #[error("malformed signed body: {0}")]
+    MalformedBody(String),
+    /// The maker field is not a peer id.
+    #[error("maker is not a valid peer id")]
+    InvalidMaker,
+    /// The public key cannot be decoded.
+    #[error("public key cannot be decoded")]
+    InvalidPublicKey,
+    /// The public key does not belong to the maker.
+    #[error("public key does not belong to the maker")]
+    MakerMismatch,
+    /// The signature does not verify over the body.
+    #[error("signature does not verify")]
+    BadSignature,
+    /// The local key could not sign.
+    #[error("signing failed")]
+    SigningFailed,
+    /// An asset is not valid.
+    #[error(transparent)]
+    InvalidAsset(#[from] AssetError),
+    /// Base and quote are the same asset.
+    #[error("base and quote are the same asset")]
+    SameAsset,
+    /// The side is neither buy nor sell.
+    #[error("order side is unspecified")]
+    UnspecifiedSide,
+    /// Amount is zero.
+    #[error("amount must be greater than zero")]
+    ZeroAmount,
+    /// Price is zero.
+    #[error("price must be greater than zero")]
+    ZeroPrice,
+    /// `expires_at` is not after `created_at`.
+    #[error("expiry must be after creation")]
+    InvalidExpiry,
+    /// The order expired.
+    #[error("expired at {expires_at}, now {now}")]
+    Expired {
+        /// Expiry, unix seconds.
+        expires_at: u64,
+        /// The time checked against.
+        now: u64,
+    },
+    /// A timestamp lies too far in the future.
+    #[error("timestamp {timestamp} is in the future (now {now})")]
+    FromTheFuture {
+        /// The offending timestamp.
+        timestamp: u64,
+        /// The time checked against.
+        now: u64,
+    },
+    /// An order id is not 32 bytes.
+    #[error("order id must be 32 bytes")]
+    InvalidOrderId,
+}
+
+/// The id of an order: SHA-256 of its signed body.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct OrderId([u8; 32]);
+
+impl OrderId {
+    /// The id of the order whose encoded body is `body`.
+    pub fn of_body(body: &[u8]) -> Self {
+        OrderId(Sha256::digest(body).into())
+    }
+
+    /// Parses an id from its 32 raw bytes.
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self, OrderError> {
+        bytes.try_into().map(OrderId).map_err(|_| OrderError::InvalidOrderId)
+    }
+
+    /// The raw bytes.
+    pub fn as_bytes(&self) -> &[u8; 32] {
+        &self.0
+    }
+}
+
+impl fmt::Display for OrderId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&hex::encode(self.0))
+    }
+}
+
+impl fmt::Debug for OrderId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "OrderId({self})")
+    }
+}
+
+impl FromStr for OrderId {
+    type Err = OrderError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let bytes = hex::decode(s).map_err(|_| OrderError::InvalidOrderId)?;
+        Self::from_bytes(&bytes)
+    }
+}
+
+/// Buy or sell the base asset.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Side {
+    /// Buy base, pay quote.
+    Buy,
+    /// Sell base, receive quote.
+    Sell,
+}
+
+impl Side {
+    fn to_wire(self) -> pb::Side {
+        match self {
+            Side::Buy => pb::Side::Buy,
+            Side::Sell => pb::Side::Sell,
+        }
+    }
+
+    fn from_wire(raw: i32) -> Result<Self, OrderError> {
+        match pb::Side::try_from(raw) {
+            Ok(pb::Side::Buy) => Ok(Side::Buy),
+            Ok(pb::Side::Sell) => Ok(Side::Sell),
+            _ => Err(OrderError::UnspecifiedSide),
+        }
+    }
+}
+
+impl fmt::Display for Side {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Side::Buy => "buy",
+            Side::Sell => "sell",
+        })
+    }
+}
+
+impl FromStr for Side {
+    type Err = OrderError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "buy" => Ok(Side::Buy),
+            "sell" => Ok(Side::Sell),
+            _ => Err(OrderError::UnspecifiedSide),
+        }
+    }
+}
+
+/// An order before signing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewOrder {
+    /// Buy or sell the base asset.
+    pub side: Side,
+    /// The asset bought or sold.
+    pub base: Asset,
+    /// The asset it is priced in.
+    pub quote: Asset,
+    /// Base amount, smallest unit.
+    pub amount: u64,
+    /// Quote smallest units per [`PRICE_SCALE`] base smallest units.
+    pub price: u64,
+    /// Unix seconds.
+    pub created_at: u64,
+    /// Unix seconds; must be after `created_at`.
+    pub expires_at: u64,
+    /// Distinguishes otherwise equal orders of one maker.
+    pub nonce: u64,
+}
+
+impl NewOrder {
+    /// Validates the order and signs it with the maker's identity key.
+    pub fn sign(&self, keypair: &Keypair) -> Result<SignedOrder, OrderError> {
+        check_terms(self.base, self.quote, self.amount, self.price)?;
+        if self.expires_at <= self.created_at {
+            return Err(OrderError::InvalidExpiry);
+        }
+        let body = OrderBody {
+            maker: keypair.public().to_peer_id().to_bytes(),
+            side: self.side.to_wire() as i32,
+            base: self.base.to_string(),
+            quote: self.quote.to_string(),
+            amount: self.amount,
+            price: self.price,
+            created_at: self.created_at,
+            expires_at: self.expires_at,
+            nonce: self.nonce,
+        }
+        .encode_to_vec();
+        let (public_key, signature) = signing::sign(ORDER_TAG, &body, keypair)?;
+        Ok(SignedOrder { body, public_key, signature })
+    }
+}
+
+fn check_terms(base: Asset, quote: Asset, amount: u64, price: u64) -> Result<(), OrderError> {
+    if base == quote {
+        return Err(OrderError::SameAsset);
+    }
+    if amount == 0 {
+        return Err(OrderError::ZeroAmount);
+    }
+    if price == 0 {
+        return Err(OrderError::ZeroPrice);
+    }
+    Ok(())
+}
+
+fn check_not_future(timestamp: u64, now: u64) -> Result<(), OrderError> {
+    if timestamp > now.saturating_add(MAX_CLOCK_SKEW_SECS) {
+        return Err(OrderError::FromTheFuture { timestamp, now });
+    }
+    Ok(())
+}
+
+fn decode_body<T: prost::Message + Default>(body: &[u8]) -> Result<T, OrderError> {
+    T::decode(body).map_err(|e| OrderError::MalformedBody(e.to_string()))
+}
+
+/// An order whose signature and terms have been verified.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Order {
+    /// SHA-256 of the signed body.
+    pub id: OrderId,
+    /// The peer that signed the order.
+    pub maker: PeerId,
+    /// Buy or sell the base asset.
+    pub side: Side,
+    /// The asset bought or sold.
+    pub base: Asset,
+    /// The asset it is priced in.
+    pub quote: Asset,
+    /// Base amount, smallest unit.
+    pub amount: u64,
+    /// Quote smallest units per [`PRICE_SCALE`] base smallest units.
+    pub price: u64,
+    /// Unix seconds.
+    pub created_at: u64,
+    /// Unix seconds.
+    pub expires_at: u64,
+    /// Maker-chosen nonce.
+    pub nonce: u64,
+}
+
+impl Order {
+    /// Whether the order has expired at `now` (unix seconds).
+    pub fn is_expired(&self, now: u64) -> bool {
+        now >= self.expires_at
+    }
+
+    /// Refuses an order that is expired at `now` or created too far in the future.
+    pub fn check_time(&self, now: u64) -> Result<(), OrderError> {
+        if self.is_expired(now) {
+            return Err(OrderError::Expired { expires_at: self.expires_at, now });
+        }
+        check_not_future(self.created_at, now)
+    }
+}
+
+impl SignedOrder {
+    /// The order id: SHA-256 of the signed body.
+    pub fn id(&self) -> OrderId {
+        OrderId::of_body(&self.body)
+    }
+
+    /// Verifies the signature and the terms (assets, amounts, expiry after
+    /// creation). Time-dependent checks are [`Order::check_time`].
+    pub fn verify(&self) -> Result<Order, OrderError> {
+        let body: OrderBody = decode_body(&self.body)?;
+        let maker = signing::verify(ORDER_TAG, &self.body, &self.public_key, &self.signature, &body.maker)?;
+        let base: Asset = body.base.parse()?;
+        let quote: Asset = body.quote.parse()?;
+        let side = Side::from_wire(body.side)?;
+        check_terms(base, quote, body.amount, body.price)?;
+        if body.expires_at <= body.created_at {
+            return Err(OrderError::InvalidExpiry);
+        }
+        Ok(Order {
+            id: self.id(),
+            maker,
+            side,
+            base,
+            quote,
+            amount: body.amount,
+            price: body.price,
+            created_at: body.created_at,
+            expires_at: body.expires_at,
+            nonce: body.nonce,
+        })
+    }
+}
+
+/// A verified cancel.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cancel {
+    /// The order cancelled.
+    pub order_id: OrderId,
+    /// The peer that signed the cancel; only the order's maker may cancel it.
+    pub maker: PeerId,
+    /// Unix seconds.
+    pub cancelled_at: u64,
+}
+
+impl OrderCancel {
+    /// Signs a cancel of `order_id` with the maker's key.
+    pub fn sign(order_id: OrderId, cancelled_at: u64, keypair: &Keypair) -> Result<Self, OrderError> {
+        let body = CancelBody {
+            order_id: order_id.as_bytes().to_vec(),
+            maker: keypair.public().to_peer_id().to_bytes(),
+            cancelled_at,
+        }
+        .encode_to_vec();
+        let (public_key, signature) = signing::sign(CANCEL_TAG, &body, keypair)?;
+        Ok(OrderCancel { body, public_key, signature })
+    }
+
+    /// Verifies the signature and returns the cancel it carries.
+    pub fn verify(&self) -> Result<Cancel, OrderError> {
+        let body: CancelBody = decode_body(&self.body)?;
+        let maker = signing::verify(CANCEL_TAG, &self.body, &self.public_key, &self.signature, &body.maker)?;
+        Ok(Cancel { order_id: OrderId::from_bytes(&body.order_id)?, maker, cancelled_at: body.cancelled_at })
+    }
+}
+
+/// The new terms an [`OrderUpdate`] carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UpdateFields {
+    /// Strictly increasing per order; receivers keep the highest.
+    pub sequence: u64,
+    /// New remaining base amount.
+    pub amount: u64,
+    /// New price.
+    pub price: u64,
+    /// New expiry, unix seconds.
+    pub expires_at: u64,
+    /// Unix seconds.
+    pub updated_at: u64,
+}
+
+/// A verified update.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Update {
+    /// The order updated.
+    pub order_id: OrderId,
+    /// The peer that signed the update; only the order's maker may update it.
+    pub maker: PeerId,
+    /// The new terms.
+    pub fields: UpdateFields,
+}
+
+impl OrderUpdate {
+    /// Signs an update of `order_id` with the maker's key.
+    pub fn sign(order_id: OrderId, fields: UpdateFields, keypair: &Keypair) -> Result<Self, OrderError> {
+        check_update(&fields)?;
+        let body = UpdateBody {
+            order_id: order_id.as_bytes().to_vec(),
+            maker: keypair.public().to_peer_id().to_bytes(),
+            sequence: fields.sequence,
+            amount: fields.amount,
+            price: fields.price,
+            expires_at: fields.expires_at,
+            updated_at: fields.updated_at,
+        }
+        .encode_to_vec();
+        let (public_key, signature) = signing::sign(UPDATE_TAG, &body, keypair)?;
+        Ok(OrderUpdate { body, public_key, signature })
+    }
+
+    /// Verifies the signature and the new terms.
+    pub fn verify(&self) -> Result<Update, OrderError> {
+        let body: UpdateBody = decode_body(&self.body)?;
+        let maker = signing::verify(UPDATE_TAG, &self.body, &self.public_key, &self.signature, &body.maker)?;
+        let fields = UpdateFields {
+            sequence: body.sequence,
+            amount: body.amount,
+            price: body.price,
+            expires_at: body.expires_at,
+            updated_at: body.updated_at,
+        };
+        check_update(&fields)?;
+        Ok(Update { order_id: OrderId::from_bytes(&body.order_id)?, maker, fields })
+    }
+}
+
+fn check_update(fields: &UpdateFields) -> Result<(), OrderError> {
+    if fields.amount == 0 {
+        return Err(OrderError::ZeroAmount);
+    }
+    if fields.price == 0 {
+        return Err(OrderError::ZeroPrice);
+    }
+    if fields.expires_at <= fields.updated_at {
+        return Err(OrderError::InvalidExpiry);
+    }
+    Ok(())
+}
+
+impl Update {
+    /// Refuses an update whose new expiry has passed or that is dated in the future.
+    pub fn check_time(&self, now: u64) -> Result<(), OrderError> {
+        if now >= self.fields.expires_at {
+            return Err(OrderError::Expired { expires_at: self.fields.expires_at, now });
+        }
+        check_not_future(self.fields.updated_at, now)
+    }
+}
+
+impl Cancel {
+    /// Refuses a cancel dated too far in the future.
+    pub fn check_time(&self, now: u64) -> Result<(), OrderError> {
+        check_not_future(self.cancelled_at, now)
+    }
+}

@@ -1,0 +1,206 @@
+//! Orders, cancels and updates verify only as signed by their maker; any
+//! change to any signed field is detected.
+
+use darkswap_proto::identity::Keypair;
+use darkswap_proto::*;
+use prost::Message as _;
+
+const NOW: u64 = 1_800_000_000;
+
+fn new_order() -> NewOrder {
+    NewOrder {
+        side: Side::Sell,
+        base: "rune:840000:3".parse().unwrap(),
+        quote: Asset::Btc,
+        amount: 1_000,
+        price: 25 * PRICE_SCALE,
+        created_at: NOW,
+        expires_at: NOW + 3600,
+        nonce: 42,
+    }
+}
+
+#[test]
+fn a_signed_order_verifies_with_its_terms() {
+    let key = Keypair::generate_ed25519();
+    let signed = new_order().sign(&key).unwrap();
+    let order = signed.verify().unwrap();
+    assert_eq!(order.maker, key.public().to_peer_id());
+    assert_eq!(order.id, signed.id());
+    assert_eq!(order.side, Side::Sell);
+    assert_eq!(order.base, Asset::Rune { block: 840_000, tx: 3 });
+    assert_eq!((order.amount, order.price, order.nonce), (1_000, 25 * PRICE_SCALE, 42));
+    order.check_time(NOW + 10).unwrap();
+    // Survives the wire.
+    let msg = Message::OrderCreate(OrderCreate { order: Some(signed.clone()) });
+    let Message::OrderCreate(OrderCreate { order: Some(back) }) = decode(&encode(&msg)).unwrap() else {
+        panic!("wrong variant")
+    };
+    assert_eq!(back.verify().unwrap(), order);
+}
+
+#[test]
+fn order_ids_differ_by_nonce() {
+    let key = Keypair::generate_ed25519();
+    let a = new_order().sign(&key).unwrap();
+    let b = NewOrder { nonce: 43, ..new_order() }.sign(&key).unwrap();
+    assert_ne!(a.id(), b.id());
+    assert_eq!(a.id().to_string().parse::<OrderId>().unwrap(), a.id());
+}
+
+/// Re-encodes the body with one field changed and the old signature kept.
+fn tampered(signed: &SignedOrder, change: impl FnOnce(&mut OrderBody)) -> SignedOrder {
+    let mut body = OrderBody::decode(&signed.body[..]).unwrap();
+    change(&mut body);
+    SignedOrder { body: body.encode_to_vec(), ..signed.clone() }
+}
+
+#[test]
+fn tampering_with_any_signed_field_is_detected() {
+    let key = Keypair::generate_ed25519();
+    let other = Keypair::generate_ed25519();
+    let signed = new_order().sign(&key).unwrap();
+    let cases: Vec<(&str, Box<dyn FnOnce(&mut OrderBody)>)> = vec![
+        ("side", Box::new(|b| b.side = 1)),
+        ("base", Box::new(|b| b.base = "rune:840000:4".into())),
+        ("quote", Box::new(|b| b.quote = "alkane:2:1".into())),
+        ("amount", Box::new(|b| b.amount += 1)),
+        ("price", Box::new(|b| b.price -= 1)),
+        ("created_at", Box::new(|b| b.created_at -= 1)),
+        ("expires_at", Box::new(|b| b.expires_at += 1)),
+        ("nonce", Box::new(|b| b.nonce ^= 1)),
+    ];
+    for (field, change) in cases {
+        assert_eq!(tampered(&signed, change).verify(), Err(OrderError::BadSignature), "field {field}");
+    }
+    // Claiming someone else as maker: the key no longer matches the maker.
+    let moved = tampered(&signed, |b| b.maker = other.public().to_peer_id().to_bytes());
+    assert_eq!(moved.verify(), Err(OrderError::MakerMismatch));
+    // Swapping in another key.
+    let rekeyed = SignedOrder { public_key: other.public().encode_protobuf(), ..signed.clone() };
+    assert_eq!(rekeyed.verify(), Err(OrderError::MakerMismatch));
+    // Re-signing with another key but keeping the maker.
+    let mut sig = signed.clone();
+    sig.signature[0] ^= 0x01;
+    assert_eq!(sig.verify(), Err(OrderError::BadSignature));
+    let mut truncated = signed.clone();
+    truncated.signature.truncate(10);
+    assert_eq!(truncated.verify(), Err(OrderError::BadSignature));
+    // Garbage keys and bodies.
+    let garbage_key = SignedOrder { public_key: vec![1, 2, 3], ..signed.clone() };
+    assert_eq!(garbage_key.verify(), Err(OrderError::InvalidPublicKey));
+    let garbage_body = SignedOrder { body: vec![0xff, 0xff], ..signed.clone() };
+    assert!(matches!(garbage_body.verify(), Err(OrderError::MalformedBody(_))));
+}
+
+#[test]
+fn an_order_signed_by_someone_else_for_the_maker_is_refused() {
+    let maker = Keypair::generate_ed25519();
+    let forger = Keypair::generate_ed25519();
+    // The forger signs a body naming the maker with its own key.
+    let mut body = OrderBody::decode(&new_order().sign(&maker).unwrap().body[..]).unwrap();
+    body.nonce = 7;
+    let forged_body = body.encode_to_vec();
+    let forged = SignedOrder {
+        signature: forger.sign(&[b"darkswap/order/v1".as_slice(), &forged_body].concat()).unwrap(),
+        body: forged_body,
+        public_key: forger.public().encode_protobuf(),
+    };
+    assert_eq!(forged.verify(), Err(OrderError::MakerMismatch));
+}
+
+#[test]
+fn invalid_terms_are_refused_at_signing_and_verification() {
+    let key = Keypair::generate_ed25519();
+    assert_eq!(NewOrder { amount: 0, ..new_order() }.sign(&key), Err(OrderError::ZeroAmount));
+    assert_eq!(NewOrder { price: 0, ..new_order() }.sign(&key), Err(OrderError::ZeroPrice));
+    assert_eq!(NewOrder { quote: new_order().base, ..new_order() }.sign(&key), Err(OrderError::SameAsset));
+    assert_eq!(NewOrder { expires_at: NOW, ..new_order() }.sign(&key), Err(OrderError::InvalidExpiry));
+
+    // A maker that signs bad terms by hand is still refused by receivers.
+    let sign_raw = |body: OrderBody| {
+        let body = body.encode_to_vec();
+        let signature = key.sign(&[b"darkswap/order/v1".as_slice(), &body].concat()).unwrap();
+        SignedOrder { body, public_key: key.public().encode_protobuf(), signature }
+    };
+    let good = OrderBody::decode(&new_order().sign(&key).unwrap().body[..]).unwrap();
+    let cases = [
+        (OrderBody { amount: 0, ..good.clone() }, OrderError::ZeroAmount),
+        (OrderBody { price: 0, ..good.clone() }, OrderError::ZeroPrice),
+        (OrderBody { side: 0, ..good.clone() }, OrderError::UnspecifiedSide),
+        (OrderBody { side: 9, ..good.clone() }, OrderError::UnspecifiedSide),
+        (OrderBody { expires_at: good.created_at, ..good.clone() }, OrderError::InvalidExpiry),
+        (OrderBody { quote: good.base.clone(), ..good.clone() }, OrderError::SameAsset),
+    ];
+    for (body, want) in cases {
+        assert_eq!(sign_raw(body).verify(), Err(want));
+    }
+    let bad_asset = sign_raw(OrderBody { base: "doge".into(), ..good.clone() });
+    assert!(matches!(bad_asset.verify(), Err(OrderError::InvalidAsset(AssetError::Unknown(_)))));
+}
+
+#[test]
+fn time_rules() {
+    let key = Keypair::generate_ed25519();
+    let order = new_order().sign(&key).unwrap().verify().unwrap();
+    assert!(matches!(order.check_time(NOW + 3600), Err(OrderError::Expired { .. })));
+    assert!(order.check_time(NOW - MAX_CLOCK_SKEW_SECS).is_ok());
+    assert!(matches!(
+        order.check_time(NOW - MAX_CLOCK_SKEW_SECS - 1),
+        Err(OrderError::FromTheFuture { .. })
+    ));
+}
+
+#[test]
+fn cancels_are_signed_by_the_maker() {
+    let key = Keypair::generate_ed25519();
+    let order = new_order().sign(&key).unwrap();
+    let cancel = OrderCancel::sign(order.id(), NOW + 5, &key).unwrap();
+    let verified = cancel.verify().unwrap();
+    assert_eq!(verified.order_id, order.id());
+    assert_eq!(verified.maker, key.public().to_peer_id());
+    assert_eq!(verified.cancelled_at, NOW + 5);
+
+    let mut body = CancelBody::decode(&cancel.body[..]).unwrap();
+    body.cancelled_at += 1;
+    let t = OrderCancel { body: body.encode_to_vec(), ..cancel.clone() };
+    assert_eq!(t.verify(), Err(OrderError::BadSignature));
+    let mut body = CancelBody::decode(&cancel.body[..]).unwrap();
+    body.order_id[0] ^= 1;
+    let t = OrderCancel { body: body.encode_to_vec(), ..cancel.clone() };
+    assert_eq!(t.verify(), Err(OrderError::BadSignature));
+    let other = Keypair::generate_ed25519();
+    let t = OrderCancel { public_key: other.public().encode_protobuf(), ..cancel };
+    assert_eq!(t.verify(), Err(OrderError::MakerMismatch));
+}
+
+#[test]
+fn updates_are_signed_and_checked() {
+    let key = Keypair::generate_ed25519();
+    let order = new_order().sign(&key).unwrap();
+    let fields = UpdateFields { sequence: 1, amount: 500, price: 26 * PRICE_SCALE, expires_at: NOW + 7200, updated_at: NOW + 1 };
+    let update = OrderUpdate::sign(order.id(), fields, &key).unwrap();
+    let verified = update.verify().unwrap();
+    assert_eq!(verified.fields, fields);
+    assert_eq!(verified.order_id, order.id());
+    verified.check_time(NOW + 2).unwrap();
+    assert!(verified.check_time(NOW + 7200).is_err());
+
+    for change in [
+        Box::new(|b: &mut UpdateBody| b.sequence += 1) as Box<dyn Fn(&mut UpdateBody)>,
+        Box::new(|b| b.amount += 1),
+        Box::new(|b| b.price += 1),
+        Box::new(|b| b.expires_at += 1),
+        Box::new(|b| b.updated_at += 1),
+        Box::new(|b| b.order_id[5] ^= 1),
+    ] {
+        let mut body = UpdateBody::decode(&update.body[..]).unwrap();
+        change(&mut body);
+        let t = OrderUpdate { body: body.encode_to_vec(), ..update.clone() };
+        assert_eq!(t.verify(), Err(OrderError::BadSignature));
+    }
+    assert_eq!(
+        OrderUpdate::sign(order.id(), UpdateFields { amount: 0, ..fields }, &key),
+        Err(OrderError::ZeroAmount)
+    );
+}

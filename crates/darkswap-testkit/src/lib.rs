@@ -1,0 +1,161 @@
+//! Test helpers shared by the DarkSwap crates: an in-process circuit relay,
+//! ephemeral nodes on 127.0.0.1 port 0, and bounded waits on events.
+//!
+//! Everything here panics with a clear message instead of returning errors:
+//! it is only for tests.
+
+use std::time::Duration;
+
+use darkswap_p2p::{KadMode, Network, NetworkConfig, NetworkEvent};
+use futures::StreamExt;
+use libp2p::{
+    Multiaddr, PeerId, identify, identity::Keypair, multiaddr::Protocol, noise, ping, relay,
+    swarm::{NetworkBehaviour, SwarmEvent},
+    tcp, yamux,
+};
+use tokio::sync::oneshot;
+
+/// Default bound on waiting for one event.
+pub const EVENT_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// A node configuration for tests: no mDNS (tests must not find each other
+/// across the machine), Kademlia in server mode (loopback addresses are
+/// never confirmed external), short timeouts.
+pub fn test_config() -> NetworkConfig {
+    NetworkConfig {
+        enable_mdns: false,
+        kad_mode: KadMode::Server,
+        connection_timeout: Duration::from_secs(15),
+        relay_retry_initial: Duration::from_millis(200),
+        relay_retry_max: Duration::from_secs(2),
+        ..NetworkConfig::default()
+    }
+}
+
+/// Starts a node listening on `127.0.0.1` TCP port 0; returns it and its
+/// full address (`/ip4/127.0.0.1/tcp/<port>/p2p/<id>`).
+pub async fn spawn_node(config: NetworkConfig) -> (Network, Multiaddr) {
+    let network = Network::new(config).await.expect("start node");
+    let addr = network.listen_on("/ip4/127.0.0.1/tcp/0").await.expect("listen");
+    let full = addr.with(Protocol::P2p(network.local_peer_id()));
+    (network, full)
+}
+
+/// Waits for the first event `pick` maps to `Some`, skipping others; panics
+/// after `timeout` naming `what`.
+pub async fn wait_for<T>(
+    network: &mut Network,
+    what: &str,
+    timeout: Duration,
+    mut pick: impl FnMut(&NetworkEvent) -> Option<T>,
+) -> T {
+    let wait = async {
+        loop {
+            match network.next_event().await {
+                Some(event) => {
+                    if let Some(v) = pick(&event) {
+                        return v;
+                    }
+                }
+                None => panic!("network stopped while waiting for {what}"),
+            }
+        }
+    };
+    match tokio::time::timeout(timeout, wait).await {
+        Ok(v) => v,
+        Err(_) => panic!("timed out after {timeout:?} waiting for {what}"),
+    }
+}
+
+#[derive(NetworkBehaviour)]
+struct RelayBehaviour {
+    relay: relay::Behaviour,
+    identify: identify::Behaviour,
+    ping: ping::Behaviour,
+}
+
+/// A circuit relay v2 server running in the test process.
+#[derive(Debug)]
+pub struct TestRelay {
+    /// The relay's peer id.
+    pub peer_id: PeerId,
+    /// Its TCP address including `/p2p/<peer id>`.
+    pub addr: Multiaddr,
+    /// Its key, to restart it with the same identity.
+    pub keypair: Keypair,
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl TestRelay {
+    /// Starts a relay with a fresh identity on 127.0.0.1, port 0.
+    pub async fn spawn() -> Self {
+        Self::spawn_with(Keypair::generate_ed25519(), "/ip4/127.0.0.1/tcp/0".parse().expect("addr")).await
+    }
+
+    /// Starts a relay with `keypair` listening on `listen` (to restart one on
+    /// the port it had).
+    pub async fn spawn_with(keypair: Keypair, listen: Multiaddr) -> Self {
+        let mut swarm = libp2p::SwarmBuilder::with_existing_identity(keypair.clone())
+            .with_tokio()
+            .with_tcp(tcp::Config::default(), noise::Config::new, yamux::Config::default)
+            .expect("tcp")
+            .with_behaviour(|key| RelayBehaviour {
+                relay: relay::Behaviour::new(
+                    key.public().to_peer_id(),
+                    relay::Config {
+                        max_circuit_duration: Duration::from_secs(600),
+                        max_circuit_bytes: 16 * 1024 * 1024,
+                        ..relay::Config::default()
+                    },
+                ),
+                identify: identify::Behaviour::new(identify::Config::new("/darkswap-test-relay/1".into(), key.public())),
+                ping: ping::Behaviour::new(ping::Config::new()),
+            })
+            .expect("behaviour")
+            .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(60)))
+            .build();
+        swarm.listen_on(listen).expect("relay listen");
+        let peer_id = *swarm.local_peer_id();
+        let (tx, rx) = oneshot::channel();
+        let mut tx = Some(tx);
+        let task = tokio::spawn(async move {
+            loop {
+                if let SwarmEvent::NewListenAddr { address, .. } = swarm.select_next_some().await {
+                    // A relay refuses reservations until it has an external address.
+                    swarm.add_external_address(address.clone());
+                    if let Some(tx) = tx.take() {
+                        let _ = tx.send(address);
+                    }
+                }
+            }
+        });
+        let addr = tokio::time::timeout(EVENT_TIMEOUT, rx)
+            .await
+            .expect("relay listen timed out")
+            .expect("relay task ended");
+        TestRelay { peer_id, addr: addr.with(Protocol::P2p(peer_id)), keypair, task: Some(task) }
+    }
+
+    /// The listen address without the `/p2p/` suffix.
+    pub fn socket_addr(&self) -> Multiaddr {
+        let mut a = self.addr.clone();
+        a.pop();
+        a
+    }
+
+    /// Stops the relay and waits until its task (and so its listener) is gone.
+    pub async fn stop(mut self) {
+        if let Some(task) = self.task.take() {
+            task.abort();
+            let _ = task.await;
+        }
+    }
+}
+
+impl Drop for TestRelay {
+    fn drop(&mut self) {
+        if let Some(task) = &self.task {
+            task.abort();
+        }
+    }
+}
