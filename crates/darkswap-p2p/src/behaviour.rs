@@ -3,7 +3,9 @@
 use std::{collections::HashMap, time::Duration};
 
 use libp2p::{
-    StreamProtocol, autonat, dcutr, gossipsub, identify, identity::Keypair, kad, mdns, ping, relay,
+    StreamProtocol, autonat, dcutr, gossipsub, identify,
+    identity::Keypair,
+    kad, mdns, ping, relay,
     swarm::{NetworkBehaviour, behaviour::toggle::Toggle},
 };
 use sha2::{Digest, Sha256};
@@ -31,18 +33,24 @@ pub(crate) struct Behaviour {
 /// Gossipsub as DarkSwap runs it: signed messages, strict validation,
 /// content-addressed ids, our validator in the loop, and peer scoring that
 /// penalises invalid messages on the DarkSwap topics.
-pub fn gossipsub_behaviour(key: &Keypair, max_message_size: usize) -> Result<gossipsub::Behaviour, Error> {
+pub fn gossipsub_behaviour(
+    key: &Keypair,
+    max_message_size: usize,
+) -> Result<gossipsub::Behaviour, Error> {
     let config = gossipsub::ConfigBuilder::default()
         .validation_mode(gossipsub::ValidationMode::Strict)
         .validate_messages()
-        .message_id_fn(|m: &gossipsub::Message| gossipsub::MessageId::from(Sha256::digest(&m.data).to_vec()))
+        .message_id_fn(|m: &gossipsub::Message| {
+            gossipsub::MessageId::from(Sha256::digest(&m.data).to_vec())
+        })
         // Room for the gossipsub framing and signature around our largest message.
         .max_transmit_size(max_message_size + 4096)
         .heartbeat_interval(Duration::from_secs(1))
         .build()
         .map_err(|e| Error::Build(format!("gossipsub config: {e}")))?;
-    let mut gossipsub = gossipsub::Behaviour::new(gossipsub::MessageAuthenticity::Signed(key.clone()), config)
-        .map_err(|e| Error::Build(format!("gossipsub: {e}")))?;
+    let mut gossipsub =
+        gossipsub::Behaviour::new(gossipsub::MessageAuthenticity::Signed(key.clone()), config)
+            .map_err(|e| Error::Build(format!("gossipsub: {e}")))?;
     let topic_params = gossipsub::TopicScoreParams {
         // Squared counter times weight: two invalid messages cross the gossip threshold.
         invalid_message_deliveries_weight: -10.0,
@@ -53,7 +61,10 @@ pub fn gossipsub_behaviour(key: &Keypair, max_message_size: usize) -> Result<gos
     for t in [ORDERBOOK_TOPIC, TRADE_TOPIC] {
         topics.insert(gossipsub::IdentTopic::new(t).hash(), topic_params.clone());
     }
-    let params = gossipsub::PeerScoreParams { topics, ..Default::default() };
+    let params = gossipsub::PeerScoreParams {
+        topics,
+        ..Default::default()
+    };
     gossipsub
         .with_peer_score(params, gossipsub::PeerScoreThresholds::default())
         .map_err(|e| Error::Build(format!("gossipsub scoring: {e}")))?;
@@ -69,7 +80,8 @@ pub(crate) fn build(
     let kad = config.enable_kad.then(|| {
         let mut cfg = kad::Config::new(KAD_PROTOCOL);
         cfg.set_query_timeout(config.connection_timeout);
-        let mut kad = kad::Behaviour::with_config(peer_id, kad::store::MemoryStore::new(peer_id), cfg);
+        let mut kad =
+            kad::Behaviour::with_config(peer_id, kad::store::MemoryStore::new(peer_id), cfg);
         kad.set_mode(match config.kad_mode {
             KadMode::Auto => None,
             KadMode::Client => Some(kad::Mode::Client),
@@ -98,6 +110,9 @@ pub(crate) fn build(
         mdns: mdns.into(),
         dcutr: dcutr::Behaviour::new(peer_id),
         autonat: autonat::Behaviour::new(peer_id, autonat::Config::default()),
-        stream: config.enable_perf.then(libp2p_stream::Behaviour::new).into(),
+        stream: config
+            .enable_perf
+            .then(libp2p_stream::Behaviour::new)
+            .into(),
     })
 }

@@ -64,6 +64,9 @@ pub enum Error {
     /// The feature is turned off in the configuration.
     #[error("{0} is disabled in the configuration")]
     Disabled(&'static str),
+    /// The message breaks the rules of the topic it is published on.
+    #[error("message refused: {0}")]
+    InvalidMessage(crate::ValidationError),
     /// A perf measurement failed.
     #[error("perf: {0}")]
     Perf(String),

@@ -19,17 +19,24 @@ pub fn load_or_create_keypair(path: &Path) -> Result<Keypair, Error> {
     match fs::read(path) {
         Ok(bytes) => {
             check_permissions(path)?;
-            Keypair::from_protobuf_encoding(&bytes)
-                .map_err(|e| Error::KeyFile { path: path.to_owned(), reason: e.to_string() })
+            Keypair::from_protobuf_encoding(&bytes).map_err(|e| Error::KeyFile {
+                path: path.to_owned(),
+                reason: e.to_string(),
+            })
         }
         Err(e) if e.kind() == io::ErrorKind::NotFound => {
             let keypair = Keypair::generate_ed25519();
-            write_key(path, &keypair)
-                .map_err(|e| Error::KeyFile { path: path.to_owned(), reason: e.to_string() })?;
+            write_key(path, &keypair).map_err(|e| Error::KeyFile {
+                path: path.to_owned(),
+                reason: e.to_string(),
+            })?;
             tracing::info!(path = %path.display(), peer_id = %keypair.public().to_peer_id(), "created identity key");
             Ok(keypair)
         }
-        Err(e) => Err(Error::KeyFile { path: path.to_owned(), reason: e.to_string() }),
+        Err(e) => Err(Error::KeyFile {
+            path: path.to_owned(),
+            reason: e.to_string(),
+        }),
     }
 }
 
@@ -56,13 +63,19 @@ fn write_key(path: &Path, keypair: &Keypair) -> io::Result<()> {
 fn check_permissions(path: &Path) -> Result<(), Error> {
     use std::os::unix::fs::PermissionsExt;
     let mode = fs::metadata(path)
-        .map_err(|e| Error::KeyFile { path: path.to_owned(), reason: e.to_string() })?
+        .map_err(|e| Error::KeyFile {
+            path: path.to_owned(),
+            reason: e.to_string(),
+        })?
         .permissions()
         .mode();
     if mode & 0o077 != 0 {
         return Err(Error::KeyFile {
             path: path.to_owned(),
-            reason: format!("permissions {:o} are too open; run chmod 600 on it", mode & 0o777),
+            reason: format!(
+                "permissions {:o} are too open; run chmod 600 on it",
+                mode & 0o777
+            ),
         });
     }
     Ok(())
@@ -106,6 +119,9 @@ mod tests {
             fs::set_permissions(&path, fs::Permissions::from_mode(0o600)).unwrap();
         }
         fs::write(&path, b"not a key").unwrap();
-        assert!(matches!(load_or_create_keypair(&path), Err(Error::KeyFile { .. })));
+        assert!(matches!(
+            load_or_create_keypair(&path),
+            Err(Error::KeyFile { .. })
+        ));
     }
 }

@@ -6,9 +6,7 @@ use darkswap_proto::Message;
 use libp2p::{Multiaddr, PeerId};
 use tokio::sync::{mpsc, oneshot};
 
-use crate::{
-    Error, NetworkConfig, PerfReport, RelayStatus, ValidationError, perf, swarm_task,
-};
+use crate::{Error, NetworkConfig, PerfReport, RelayStatus, ValidationError, perf, swarm_task};
 
 /// Id of one relay reservation made by this node, unique per [`Network`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -109,6 +107,11 @@ pub enum NetworkEvent {
         /// The address.
         address: Multiaddr,
     },
+    /// Kademlia added or updated a peer in its routing table.
+    RoutingUpdated {
+        /// The peer.
+        peer_id: PeerId,
+    },
     /// AutoNAT changed its view of this node's reachability.
     NatStatusChanged {
         /// The new status.
@@ -125,16 +128,41 @@ pub enum NetworkEvent {
 /// Commands from handles to the swarm task.
 #[derive(Debug)]
 pub(crate) enum Command {
-    Listen { addr: Multiaddr, reply: oneshot::Sender<Result<Multiaddr, Error>> },
-    Dial { addr: Multiaddr, reply: oneshot::Sender<Result<PeerId, Error>> },
-    Subscribe { topic: String },
-    Unsubscribe { topic: String },
-    Publish { topic: String, data: Vec<u8>, reply: oneshot::Sender<Result<(), Error>> },
-    ConnectedPeers { reply: oneshot::Sender<Vec<PeerId>> },
-    ListenAddrs { reply: oneshot::Sender<Vec<Multiaddr>> },
-    FindPeer { peer: PeerId, reply: oneshot::Sender<Result<Vec<Multiaddr>, Error>> },
-    RelayStatus { reply: oneshot::Sender<Vec<RelayStatus>> },
-    Shutdown { reply: oneshot::Sender<()> },
+    Listen {
+        addr: Multiaddr,
+        reply: oneshot::Sender<Result<Multiaddr, Error>>,
+    },
+    Dial {
+        addr: Multiaddr,
+        reply: oneshot::Sender<Result<PeerId, Error>>,
+    },
+    Subscribe {
+        topic: String,
+    },
+    Unsubscribe {
+        topic: String,
+    },
+    Publish {
+        topic: String,
+        data: Vec<u8>,
+        reply: oneshot::Sender<Result<(), Error>>,
+    },
+    ConnectedPeers {
+        reply: oneshot::Sender<Vec<PeerId>>,
+    },
+    ListenAddrs {
+        reply: oneshot::Sender<Vec<Multiaddr>>,
+    },
+    FindPeer {
+        peer: PeerId,
+        reply: oneshot::Sender<Result<Vec<Multiaddr>, Error>>,
+    },
+    RelayStatus {
+        reply: oneshot::Sender<Vec<RelayStatus>>,
+    },
+    Shutdown {
+        reply: oneshot::Sender<()>,
+    },
 }
 
 /// Longest topic name accepted.
@@ -157,7 +185,9 @@ pub struct NetworkHandle {
 
 impl fmt::Debug for NetworkHandle {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("NetworkHandle").field("local_peer_id", &self.local_peer_id).finish_non_exhaustive()
+        f.debug_struct("NetworkHandle")
+            .field("local_peer_id", &self.local_peer_id)
+            .finish_non_exhaustive()
     }
 }
 
@@ -166,9 +196,10 @@ where
     A: TryInto<Multiaddr> + fmt::Debug + Clone,
     A::Error: fmt::Display,
 {
-    addr.clone()
-        .try_into()
-        .map_err(|e| Error::InvalidAddress { addr: format!("{addr:?}"), reason: e.to_string() })
+    addr.clone().try_into().map_err(|e| Error::InvalidAddress {
+        addr: format!("{addr:?}"),
+        reason: e.to_string(),
+    })
 }
 
 fn check_topic(topic: &str) -> Result<(), Error> {
@@ -184,9 +215,15 @@ impl NetworkHandle {
         self.local_peer_id
     }
 
-    async fn request<T>(&self, make: impl FnOnce(oneshot::Sender<T>) -> Command) -> Result<T, Error> {
+    async fn request<T>(
+        &self,
+        make: impl FnOnce(oneshot::Sender<T>) -> Command,
+    ) -> Result<T, Error> {
         let (tx, rx) = oneshot::channel();
-        self.commands.send(make(tx)).await.map_err(|_| Error::Shutdown)?;
+        self.commands
+            .send(make(tx))
+            .await
+            .map_err(|_| Error::Shutdown)?;
         match tokio::time::timeout(self.timeout, rx).await {
             Ok(Ok(v)) => Ok(v),
             Ok(Err(_)) => Err(Error::Shutdown),
@@ -203,7 +240,8 @@ impl NetworkHandle {
         A::Error: fmt::Display,
     {
         let addr = parse_addr(addr)?;
-        self.request(|reply| Command::Listen { addr, reply }).await?
+        self.request(|reply| Command::Listen { addr, reply })
+            .await?
     }
 
     /// Dials `addr` and waits until the connection is up; returns the peer's id.
@@ -220,13 +258,17 @@ impl NetworkHandle {
     /// order with other commands.
     pub fn subscribe(&self, topic: &str) -> Result<(), Error> {
         check_topic(topic)?;
-        self.try_command(Command::Subscribe { topic: topic.to_owned() })
+        self.try_command(Command::Subscribe {
+            topic: topic.to_owned(),
+        })
     }
 
     /// Leaves a gossipsub topic.
     pub fn unsubscribe(&self, topic: &str) -> Result<(), Error> {
         check_topic(topic)?;
-        self.try_command(Command::Unsubscribe { topic: topic.to_owned() })
+        self.try_command(Command::Unsubscribe {
+            topic: topic.to_owned(),
+        })
     }
 
     fn try_command(&self, command: Command) -> Result<(), Error> {
@@ -238,21 +280,35 @@ impl NetworkHandle {
 
     /// Publishes a DarkSwap message on a topic.
     ///
-    /// Fails if the message is over the size limit or no peer subscribed to
-    /// the topic is connected.
+    /// Fails if the message is over the size limit, breaks the topic's rules
+    /// (see [`crate::validate_gossip`]), or no peer subscribed to the topic
+    /// is connected.
     pub async fn publish(&self, topic: &str, message: &Message) -> Result<(), Error> {
         check_topic(topic)?;
         let data = darkswap_proto::encode(message);
         if data.len() > self.max_message_size {
-            return Err(Error::MessageTooLarge { size: data.len(), max: self.max_message_size });
+            return Err(Error::MessageTooLarge {
+                size: data.len(),
+                max: self.max_message_size,
+            });
         }
+        // Receivers would reject it and score us down: refuse it here instead.
+        crate::validate_gossip(
+            topic,
+            &data,
+            self.max_message_size,
+            crate::swarm_task::unix_now(),
+        )
+        .map_err(Error::InvalidMessage)?;
         let topic = topic.to_owned();
-        self.request(|reply| Command::Publish { topic, data, reply }).await?
+        self.request(|reply| Command::Publish { topic, data, reply })
+            .await?
     }
 
     /// Peers with at least one open connection.
     pub async fn connected_peers(&self) -> Result<Vec<PeerId>, Error> {
-        self.request(|reply| Command::ConnectedPeers { reply }).await
+        self.request(|reply| Command::ConnectedPeers { reply })
+            .await
     }
 
     /// Addresses the node listens on, relayed ones included.
@@ -262,7 +318,8 @@ impl NetworkHandle {
 
     /// Looks a peer up in the Kademlia DHT and returns its addresses.
     pub async fn find_peer(&self, peer: PeerId) -> Result<Vec<Multiaddr>, Error> {
-        self.request(|reply| Command::FindPeer { peer, reply }).await?
+        self.request(|reply| Command::FindPeer { peer, reply })
+            .await?
     }
 
     /// Reservation state of each configured relay.
@@ -272,7 +329,12 @@ impl NetworkHandle {
 
     /// Measures throughput to `peer` with `/perf/1.0.0`: sends `upload`
     /// bytes, then receives `download` bytes. Needs `enable_perf`.
-    pub async fn perf(&self, peer: PeerId, upload: u64, download: u64) -> Result<PerfReport, Error> {
+    pub async fn perf(
+        &self,
+        peer: PeerId,
+        upload: u64,
+        download: u64,
+    ) -> Result<PerfReport, Error> {
         let control = self.perf.clone().ok_or(Error::Disabled("perf"))?;
         perf::run_client(control, peer, upload, download).await
     }
@@ -317,7 +379,13 @@ impl Network {
         let (event_tx, events) = mpsc::channel(config.event_buffer.max(1));
         let (local_peer_id, perf, task) = swarm_task::spawn(config, command_rx, event_tx).await?;
         let network = Network {
-            handle: NetworkHandle { commands, local_peer_id, timeout, max_message_size, perf },
+            handle: NetworkHandle {
+                commands,
+                local_peer_id,
+                timeout,
+                max_message_size,
+                perf,
+            },
             events,
             task: Some(task),
         };
@@ -396,7 +464,12 @@ impl Network {
     }
 
     /// See [`NetworkHandle::perf`].
-    pub async fn perf(&self, peer: PeerId, upload: u64, download: u64) -> Result<PerfReport, Error> {
+    pub async fn perf(
+        &self,
+        peer: PeerId,
+        upload: u64,
+        download: u64,
+    ) -> Result<PerfReport, Error> {
         self.handle.perf(peer, upload, download).await
     }
 
@@ -404,7 +477,13 @@ impl Network {
     /// for it to end.
     pub async fn shutdown(mut self) -> Result<(), Error> {
         let (reply, done) = oneshot::channel();
-        if self.handle.commands.send(Command::Shutdown { reply }).await.is_ok() {
+        if self
+            .handle
+            .commands
+            .send(Command::Shutdown { reply })
+            .await
+            .is_ok()
+        {
             let _ = done.await;
         }
         if let Some(task) = self.task.take() {

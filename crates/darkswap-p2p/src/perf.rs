@@ -56,14 +56,23 @@ pub(crate) async fn run_client(
     download: u64,
 ) -> Result<PerfReport, Error> {
     let perf_err = |e: &dyn std::fmt::Display| Error::Perf(e.to_string());
-    let mut stream = control.open_stream(peer, PERF_PROTOCOL).await.map_err(|e| perf_err(&e))?;
+    let mut stream = control
+        .open_stream(peer, PERF_PROTOCOL)
+        .await
+        .map_err(|e| perf_err(&e))?;
     let start = Instant::now();
-    stream.write_all(&download.to_be_bytes()).await.map_err(|e| perf_err(&e))?;
+    stream
+        .write_all(&download.to_be_bytes())
+        .await
+        .map_err(|e| perf_err(&e))?;
     let buf = vec![0u8; BUF];
     let mut left = upload;
     while left > 0 {
         let n = left.min(BUF as u64) as usize;
-        stream.write_all(&buf[..n]).await.map_err(|e| perf_err(&e))?;
+        stream
+            .write_all(&buf[..n])
+            .await
+            .map_err(|e| perf_err(&e))?;
         left -= n as u64;
     }
     stream.close().await.map_err(|e| perf_err(&e))?;
@@ -71,9 +80,16 @@ pub(crate) async fn run_client(
     let downloaded = drain(&mut stream).await.map_err(|e| perf_err(&e))?;
     let download_time = start.elapsed() - upload_time;
     if downloaded != download {
-        return Err(Error::Perf(format!("asked for {download} bytes, got {downloaded}")));
+        return Err(Error::Perf(format!(
+            "asked for {download} bytes, got {downloaded}"
+        )));
     }
-    Ok(PerfReport { uploaded: upload, downloaded, upload_time, download_time })
+    Ok(PerfReport {
+        uploaded: upload,
+        downloaded,
+        upload_time,
+        download_time,
+    })
 }
 
 async fn drain(stream: &mut Stream) -> std::io::Result<u64> {

@@ -51,7 +51,11 @@ pub(crate) struct RelayReservations {
 
 impl RelayReservations {
     pub(crate) fn new(initial_backoff: Duration, max_backoff: Duration) -> Self {
-        Self { relays: HashMap::new(), initial_backoff, max_backoff: max_backoff.max(initial_backoff) }
+        Self {
+            relays: HashMap::new(),
+            initial_backoff,
+            max_backoff: max_backoff.max(initial_backoff),
+        }
     }
 
     /// Adds a relay to keep a reservation on; the first attempt is due now.
@@ -88,7 +92,9 @@ impl RelayReservations {
     /// The relay accepted a reservation. Returns true if this is a new
     /// reservation rather than a renewal of the one already held.
     pub(crate) fn reserved(&mut self, relay: &PeerId) -> bool {
-        let Some(e) = self.relays.get_mut(relay) else { return false };
+        let Some(e) = self.relays.get_mut(relay) else {
+            return false;
+        };
         match e.state {
             State::Listening { listener } => {
                 e.state = State::Reserved { listener };
@@ -101,7 +107,11 @@ impl RelayReservations {
 
     /// A listener closed. If it was a relay's circuit listener, the
     /// reservation is gone: schedule a retry and return the relay.
-    pub(crate) fn listener_closed(&mut self, listener: ListenerId, now: Instant) -> Option<(PeerId, bool)> {
+    pub(crate) fn listener_closed(
+        &mut self,
+        listener: ListenerId,
+        now: Instant,
+    ) -> Option<(PeerId, bool)> {
         let (peer, entry) = self.relays.iter_mut().find(|(_, e)| {
             matches!(e.state, State::Listening { listener: l } | State::Reserved { listener: l } if l == listener)
         })?;
@@ -111,7 +121,9 @@ impl RelayReservations {
     }
 
     fn schedule_retry(e: &mut Entry, now: Instant, max: Duration) {
-        e.state = State::Waiting { retry_at: now + e.backoff };
+        e.state = State::Waiting {
+            retry_at: now + e.backoff,
+        };
         e.backoff = (e.backoff * 2).min(max);
     }
 
@@ -152,7 +164,9 @@ mod tests {
     fn setup() -> (RelayReservations, PeerId, Multiaddr, Instant) {
         let r = RelayReservations::new(Duration::from_secs(1), Duration::from_secs(8));
         let peer = PeerId::random();
-        let addr: Multiaddr = format!("/ip4/127.0.0.1/tcp/1/p2p/{peer}/p2p-circuit").parse().unwrap();
+        let addr: Multiaddr = format!("/ip4/127.0.0.1/tcp/1/p2p/{peer}/p2p-circuit")
+            .parse()
+            .unwrap();
         (r, peer, addr, Instant::now())
     }
 

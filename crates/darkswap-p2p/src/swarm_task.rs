@@ -8,8 +8,12 @@ use std::{
 
 use futures::StreamExt;
 use libp2p::{
-    Multiaddr, PeerId, Swarm, autonat, core::ConnectedPoint, core::transport::ListenerId, dcutr,
-    gossipsub, identify, kad, mdns, multiaddr::Protocol, noise, relay,
+    Multiaddr, PeerId, Swarm, autonat,
+    core::ConnectedPoint,
+    core::transport::ListenerId,
+    dcutr, gossipsub, identify, kad, mdns,
+    multiaddr::Protocol,
+    noise, relay,
     swarm::{ConnectionId, DialError, SwarmEvent, dial_opts::DialOpts, dial_opts::PeerCondition},
     tcp, yamux,
 };
@@ -28,8 +32,11 @@ use crate::{
 /// How long a graceful shutdown waits for connections to close.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
 
-fn unix_now() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+pub(crate) fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
 }
 
 /// Splits `/…/p2p/<id>` into the peer id and the address without it.
@@ -62,7 +69,14 @@ pub(crate) async fn spawn(
     config: NetworkConfig,
     commands: mpsc::Receiver<Command>,
     events: mpsc::Sender<NetworkEvent>,
-) -> Result<(PeerId, Option<libp2p_stream::Control>, tokio::task::JoinHandle<()>), Error> {
+) -> Result<
+    (
+        PeerId,
+        Option<libp2p_stream::Control>,
+        tokio::task::JoinHandle<()>,
+    ),
+    Error,
+> {
     let key = match &config.identity {
         Identity::Ephemeral => libp2p::identity::Keypair::generate_ed25519(),
         Identity::Keypair(k) => k.clone(),
@@ -71,7 +85,11 @@ pub(crate) async fn spawn(
     let build_err = |e: &dyn std::fmt::Display| Error::Build(e.to_string());
     let swarm = libp2p::SwarmBuilder::with_existing_identity(key)
         .with_tokio()
-        .with_tcp(tcp::Config::default().nodelay(true), noise::Config::new, yamux::Config::default)
+        .with_tcp(
+            tcp::Config::default().nodelay(true),
+            noise::Config::new,
+            yamux::Config::default,
+        )
         .map_err(|e| build_err(&e))?
         .with_quic()
         .with_dns()
@@ -91,7 +109,9 @@ pub(crate) async fn spawn(
     let perf_control = match swarm.behaviour().stream.as_ref() {
         Some(stream) => {
             let mut control = stream.new_control();
-            let incoming = control.accept(perf::PERF_PROTOCOL).map_err(|e| build_err(&e))?;
+            let incoming = control
+                .accept(perf::PERF_PROTOCOL)
+                .map_err(|e| build_err(&e))?;
             perf_server = Some(AbortOnDrop(tokio::spawn(perf::serve(incoming))));
             Some(control)
         }
@@ -123,6 +143,8 @@ fn build_behaviour(
     Ok(crate::behaviour::build(key, relay_client, config)?)
 }
 
+type FindReply = oneshot::Sender<Result<Vec<Multiaddr>, Error>>;
+
 /// Aborts the task when dropped, so nothing outlives the swarm task.
 struct AbortOnDrop(tokio::task::JoinHandle<()>);
 
@@ -140,7 +162,7 @@ struct SwarmTask {
     relays: RelayReservations,
     pending_listens: HashMap<ListenerId, oneshot::Sender<Result<Multiaddr, Error>>>,
     pending_dials: HashMap<ConnectionId, (String, oneshot::Sender<Result<PeerId, Error>>)>,
-    pending_finds: HashMap<kad::QueryId, (PeerId, oneshot::Sender<Result<Vec<Multiaddr>, Error>>)>,
+    pending_finds: HashMap<kad::QueryId, (PeerId, FindReply)>,
     next_reservation: u64,
     max_message_size: usize,
     _perf_server: Option<AbortOnDrop>,
@@ -153,11 +175,14 @@ impl SwarmTask {
         }
         let now = Instant::now();
         for addr in &config.relay_peers {
-            let (relay, _) = split_peer_id(addr).ok_or_else(|| Error::MissingPeerId(addr.clone()))?;
-            self.relays.add(relay, addr.clone().with(Protocol::P2pCircuit), now);
+            let (relay, _) =
+                split_peer_id(addr).ok_or_else(|| Error::MissingPeerId(addr.clone()))?;
+            self.relays
+                .add(relay, addr.clone().with(Protocol::P2pCircuit), now);
         }
         for addr in &config.bootstrap_peers {
-            let (peer, base) = split_peer_id(addr).ok_or_else(|| Error::MissingPeerId(addr.clone()))?;
+            let (peer, base) =
+                split_peer_id(addr).ok_or_else(|| Error::MissingPeerId(addr.clone()))?;
             if let Some(kad) = self.swarm.behaviour_mut().kad.as_mut() {
                 kad.add_address(&peer, base);
             }
@@ -223,7 +248,9 @@ impl SwarmTask {
 
     fn emit(&mut self, event: NetworkEvent) {
         if self.dropped_events > 0 {
-            match self.events.try_send(NetworkEvent::EventsDropped { count: self.dropped_events }) {
+            match self.events.try_send(NetworkEvent::EventsDropped {
+                count: self.dropped_events,
+            }) {
                 Ok(()) => self.dropped_events = 0,
                 Err(_) => {
                     self.dropped_events += 1;
@@ -233,12 +260,20 @@ impl SwarmTask {
         }
         if let Err(mpsc::error::TrySendError::Full(_)) = self.events.try_send(event) {
             self.dropped_events += 1;
-            tracing::warn!(dropped = self.dropped_events, "event queue full; dropping events");
+            tracing::warn!(
+                dropped = self.dropped_events,
+                "event queue full; dropping events"
+            );
         }
     }
 
     fn subscribe(&mut self, topic: &str) {
-        if let Err(e) = self.swarm.behaviour_mut().gossipsub.subscribe(&gossipsub::IdentTopic::new(topic)) {
+        if let Err(e) = self
+            .swarm
+            .behaviour_mut()
+            .gossipsub
+            .subscribe(&gossipsub::IdentTopic::new(topic))
+        {
             tracing::warn!(topic, error = %e, "subscribe failed");
         }
     }
@@ -261,12 +296,16 @@ impl SwarmTask {
 
     fn on_command(&mut self, command: Command) {
         match command {
-            Command::Listen { addr, reply } => match self.swarm.listen_on(addr.clone()) {
+            Command::Listen { addr, reply } => match probe_tcp_port(&addr).and_then(|()| {
+                self.swarm
+                    .listen_on(addr.clone())
+                    .map_err(|e| e.to_string())
+            }) {
                 Ok(id) => {
                     self.pending_listens.insert(id, reply);
                 }
-                Err(e) => {
-                    let _ = reply.send(Err(Error::Listen { addr, reason: e.to_string() }));
+                Err(reason) => {
+                    let _ = reply.send(Err(Error::Listen { addr, reason }));
                 }
             },
             Command::Dial { addr, reply } => {
@@ -283,7 +322,10 @@ impl SwarmTask {
             }
             Command::Subscribe { topic } => self.subscribe(&topic),
             Command::Unsubscribe { topic } => {
-                self.swarm.behaviour_mut().gossipsub.unsubscribe(&gossipsub::IdentTopic::new(topic));
+                self.swarm
+                    .behaviour_mut()
+                    .gossipsub
+                    .unsubscribe(&gossipsub::IdentTopic::new(topic));
             }
             Command::Publish { topic, data, reply } => {
                 let result = self
@@ -319,7 +361,10 @@ impl SwarmTask {
 
     fn on_swarm_event(&mut self, event: SwarmEvent<BehaviourEvent>) {
         match event {
-            SwarmEvent::NewListenAddr { listener_id, address } => {
+            SwarmEvent::NewListenAddr {
+                listener_id,
+                address,
+            } => {
                 tracing::info!(%address, "listening");
                 if let Some(reply) = self.pending_listens.remove(&listener_id) {
                     let _ = reply.send(Ok(address.clone()));
@@ -329,25 +374,42 @@ impl SwarmTask {
             SwarmEvent::ExpiredListenAddr { address, .. } => {
                 self.emit(NetworkEvent::ExpiredListenAddr { address });
             }
-            SwarmEvent::ListenerClosed { listener_id, reason, .. } => {
+            SwarmEvent::ListenerClosed {
+                listener_id,
+                reason,
+                ..
+            } => {
                 if let Some(reply) = self.pending_listens.remove(&listener_id) {
                     let reason = match &reason {
                         Ok(()) => "listener closed".to_owned(),
                         Err(e) => e.to_string(),
                     };
-                    let _ = reply.send(Err(Error::Listen { addr: Multiaddr::empty(), reason }));
+                    let _ = reply.send(Err(Error::Listen {
+                        addr: Multiaddr::empty(),
+                        reason,
+                    }));
                 }
-                if let Some((relay, was_reserved)) = self.relays.listener_closed(listener_id, Instant::now()) {
+                if let Some((relay, was_reserved)) =
+                    self.relays.listener_closed(listener_id, Instant::now())
+                {
                     tracing::info!(%relay, ?reason, "relay reservation ended; will re-reserve");
                     if was_reserved {
-                        self.emit(NetworkEvent::RelayReservationLost { relay_peer_id: relay });
+                        self.emit(NetworkEvent::RelayReservationLost {
+                            relay_peer_id: relay,
+                        });
                     }
                 }
             }
             SwarmEvent::ListenerError { listener_id, error } => {
                 tracing::debug!(?listener_id, %error, "listener error");
             }
-            SwarmEvent::ConnectionEstablished { peer_id, connection_id, endpoint, num_established, .. } => {
+            SwarmEvent::ConnectionEstablished {
+                peer_id,
+                connection_id,
+                endpoint,
+                num_established,
+                ..
+            } => {
                 if let Some((_, reply)) = self.pending_dials.remove(&connection_id) {
                     let _ = reply.send(Ok(peer_id));
                 }
@@ -355,16 +417,28 @@ impl SwarmTask {
                     self.emit(NetworkEvent::PeerConnected(peer_id));
                 }
                 if let Some(relay) = relay_of(&endpoint) {
-                    self.emit(NetworkEvent::ConnectedThroughRelay { relay_peer_id: relay, dst_peer_id: peer_id });
+                    self.emit(NetworkEvent::ConnectedThroughRelay {
+                        relay_peer_id: relay,
+                        dst_peer_id: peer_id,
+                    });
                 }
             }
-            SwarmEvent::ConnectionClosed { peer_id, num_established, cause, .. } => {
+            SwarmEvent::ConnectionClosed {
+                peer_id,
+                num_established,
+                cause,
+                ..
+            } => {
                 tracing::debug!(%peer_id, ?cause, "connection closed");
                 if num_established == 0 {
                     self.emit(NetworkEvent::PeerDisconnected(peer_id));
                 }
             }
-            SwarmEvent::OutgoingConnectionError { connection_id, peer_id, error } => {
+            SwarmEvent::OutgoingConnectionError {
+                connection_id,
+                peer_id,
+                error,
+            } => {
                 if let Some((target, reply)) = self.pending_dials.remove(&connection_id) {
                     let _ = reply.send(Err(dial_error(target, &error)));
                 } else {
@@ -379,18 +453,23 @@ impl SwarmTask {
     fn on_behaviour_event(&mut self, event: BehaviourEvent) {
         match event {
             BehaviourEvent::Gossipsub(event) => self.on_gossipsub(event),
-            BehaviourEvent::RelayClient(relay::client::Event::ReservationReqAccepted { relay_peer_id, renewal, .. }) => {
-                if self.relays.reserved(&relay_peer_id) || (!renewal && !self.relays.is_relay(&relay_peer_id)) {
-                    self.next_reservation += 1;
-                    let reservation_id = ReservationId(self.next_reservation);
-                    tracing::info!(relay = %relay_peer_id, %reservation_id, "relay reservation accepted");
-                    self.emit(NetworkEvent::RelayReserved { relay_peer_id, reservation_id });
-                }
-            }
+            BehaviourEvent::RelayClient(relay::client::Event::ReservationReqAccepted {
+                relay_peer_id,
+                renewal,
+                ..
+            }) => self.on_reservation_accepted(relay_peer_id, renewal),
             BehaviourEvent::RelayClient(event) => tracing::debug!(?event, "relay client"),
-            BehaviourEvent::Dcutr(dcutr::Event { remote_peer_id, result }) => match result {
-                Ok(_) => self.emit(NetworkEvent::HolePunchSucceeded { peer_id: remote_peer_id }),
-                Err(e) => self.emit(NetworkEvent::HolePunchFailed { peer_id: remote_peer_id, error: e.to_string() }),
+            BehaviourEvent::Dcutr(dcutr::Event {
+                remote_peer_id,
+                result,
+            }) => match result {
+                Ok(_) => self.emit(NetworkEvent::HolePunchSucceeded {
+                    peer_id: remote_peer_id,
+                }),
+                Err(e) => self.emit(NetworkEvent::HolePunchFailed {
+                    peer_id: remote_peer_id,
+                    error: e.to_string(),
+                }),
             },
             BehaviourEvent::Identify(identify::Event::Received { peer_id, info, .. }) => {
                 if info.protocols.contains(&KAD_PROTOCOL)
@@ -413,8 +492,13 @@ impl SwarmTask {
                     let _ = self.swarm.dial(opts);
                 }
             }
-            BehaviourEvent::Kad(kad::Event::OutboundQueryProgressed { id, result, step, .. }) => {
+            BehaviourEvent::Kad(kad::Event::OutboundQueryProgressed {
+                id, result, step, ..
+            }) => {
                 self.on_kad_query(id, result, step.last);
+            }
+            BehaviourEvent::Kad(kad::Event::RoutingUpdated { peer, .. }) => {
+                self.emit(NetworkEvent::RoutingUpdated { peer_id: peer });
             }
             BehaviourEvent::Autonat(autonat::Event::StatusChanged { new, .. }) => {
                 let status = match new {
@@ -428,23 +512,56 @@ impl SwarmTask {
         }
     }
 
+    fn on_reservation_accepted(&mut self, relay_peer_id: PeerId, renewal: bool) {
+        // Configured relays report each new reservation once; relays the user
+        // listened on by hand have no keeper, so trust libp2p's renewal flag.
+        let new = if self.relays.is_relay(&relay_peer_id) {
+            self.relays.reserved(&relay_peer_id)
+        } else {
+            !renewal
+        };
+        if new {
+            self.next_reservation += 1;
+            let reservation_id = ReservationId(self.next_reservation);
+            tracing::info!(relay = %relay_peer_id, %reservation_id, "relay reservation accepted");
+            self.emit(NetworkEvent::RelayReserved {
+                relay_peer_id,
+                reservation_id,
+            });
+        }
+    }
+
     fn on_kad_query(&mut self, id: kad::QueryId, result: kad::QueryResult, last: bool) {
-        let kad::QueryResult::GetClosestPeers(result) = result else { return };
-        let Some((target, _)) = self.pending_finds.get(&id) else { return };
+        let kad::QueryResult::GetClosestPeers(result) = result else {
+            return;
+        };
+        let Some((target, _)) = self.pending_finds.get(&id) else {
+            return;
+        };
         let target = *target;
         let peers = match result {
             Ok(ok) => ok.peers,
             Err(kad::GetClosestPeersError::Timeout { peers, .. }) => peers,
         };
-        let found = peers.into_iter().find(|p| p.peer_id == target && !p.addrs.is_empty());
+        let found = peers
+            .into_iter()
+            .find(|p| p.peer_id == target && !p.addrs.is_empty());
         if found.is_none() && !last {
             return;
         }
-        let Some((_, reply)) = self.pending_finds.remove(&id) else { return };
+        let Some((_, reply)) = self.pending_finds.remove(&id) else {
+            return;
+        };
         match found {
             Some(info) => {
                 let _ = reply.send(Ok(info.addrs));
-                if let Some(mut q) = self.swarm.behaviour_mut().kad.as_mut().and_then(|k| k.query_mut(&id)) {
+                if let Some(mut q) = self
+                    .swarm
+                    .behaviour_mut()
+                    .kad
+                    .as_mut()
+                    .and_then(|k| k.query_mut(&id))
+                {
                     q.finish();
                 }
             }
@@ -456,18 +573,22 @@ impl SwarmTask {
 
     fn on_gossipsub(&mut self, event: gossipsub::Event) {
         match event {
-            gossipsub::Event::Message { propagation_source, message_id, message } => {
+            gossipsub::Event::Message {
+                propagation_source,
+                message_id,
+                message,
+            } => {
                 let topic = message.topic.as_str().to_owned();
-                let verdict = validate_gossip(&topic, &message.data, self.max_message_size, unix_now());
+                let verdict =
+                    validate_gossip(&topic, &message.data, self.max_message_size, unix_now());
                 let acceptance = match &verdict {
                     Ok(_) => gossipsub::MessageAcceptance::Accept,
                     Err(_) => gossipsub::MessageAcceptance::Reject,
                 };
-                self.swarm.behaviour_mut().gossipsub.report_message_validation_result(
-                    &message_id,
-                    &propagation_source,
-                    acceptance,
-                );
+                self.swarm
+                    .behaviour_mut()
+                    .gossipsub
+                    .report_message_validation_result(&message_id, &propagation_source, acceptance);
                 match verdict {
                     Ok(msg) => self.emit(NetworkEvent::MessageReceived {
                         // Strict validation guarantees a signed source.
@@ -477,18 +598,52 @@ impl SwarmTask {
                     }),
                     Err(error) => {
                         tracing::debug!(peer = %propagation_source, %topic, %error, "rejected gossip message");
-                        self.emit(NetworkEvent::InvalidMessage { peer_id: propagation_source, topic, error });
+                        self.emit(NetworkEvent::InvalidMessage {
+                            peer_id: propagation_source,
+                            topic,
+                            error,
+                        });
                     }
                 }
             }
             gossipsub::Event::Subscribed { peer_id, topic, .. } => {
-                self.emit(NetworkEvent::PeerSubscribed { peer_id, topic: topic.into_string() });
+                self.emit(NetworkEvent::PeerSubscribed {
+                    peer_id,
+                    topic: topic.into_string(),
+                });
             }
             _ => {}
         }
     }
 }
 
+/// libp2p-tcp listens with SO_REUSEPORT, so a second process can silently
+/// share a port already in use. Binding a plain socket first (no
+/// SO_REUSEPORT) fails if anything listens there, which turns that into the
+/// error users expect.
+fn probe_tcp_port(addr: &Multiaddr) -> Result<(), String> {
+    let mut ip = None;
+    let mut port = None;
+    for p in addr.iter() {
+        match p {
+            Protocol::Ip4(a) => ip = Some(std::net::IpAddr::V4(a)),
+            Protocol::Ip6(a) => ip = Some(std::net::IpAddr::V6(a)),
+            Protocol::Tcp(p) => port = Some(p),
+            Protocol::P2pCircuit => return Ok(()),
+            _ => {}
+        }
+    }
+    match (ip, port) {
+        (Some(ip), Some(port)) if port != 0 => std::net::TcpListener::bind((ip, port))
+            .map(drop)
+            .map_err(|e| format!("{ip}:{port}: {e}")),
+        _ => Ok(()),
+    }
+}
+
 fn dial_error(target: String, error: &DialError) -> Error {
-    Error::Dial { target, reason: error.to_string() }
+    Error::Dial {
+        target,
+        reason: error.to_string(),
+    }
 }

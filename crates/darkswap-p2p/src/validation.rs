@@ -45,7 +45,12 @@ impl From<DecodeError> for ValidationError {
 ///   each with a valid maker signature, valid terms, and not expired at `now`.
 /// - `darkswap/trade/v1` carries only trade and PSBT messages.
 /// - Other topics carry any well-formed message; signed parts are still verified.
-pub fn validate_gossip(topic: &str, data: &[u8], max_size: usize, now: u64) -> Result<Message, ValidationError> {
+pub fn validate_gossip(
+    topic: &str,
+    data: &[u8],
+    max_size: usize,
+    now: u64,
+) -> Result<Message, ValidationError> {
     let message = decode_with_limit(data, max_size)?;
     let allowed = match topic {
         ORDERBOOK_TOPIC => matches!(
@@ -56,7 +61,10 @@ pub fn validate_gossip(topic: &str, data: &[u8], max_size: usize, now: u64) -> R
         _ => true,
     };
     if !allowed {
-        return Err(ValidationError::WrongTopic { kind: message.kind(), topic: topic.to_owned() });
+        return Err(ValidationError::WrongTopic {
+            kind: message.kind(),
+            topic: topic.to_owned(),
+        });
     }
     verify_signed_parts(&message, now)?;
     Ok(message)
@@ -71,8 +79,14 @@ pub fn verify_signed_parts(message: &Message, now: u64) -> Result<(), Validation
         Message::OrderCreate(OrderCreate { order: Some(order) }) => {
             order.verify().and_then(|o| o.check_time(now)).map_err(wrap)
         }
-        Message::OrderCancel(cancel) => cancel.verify().and_then(|c| c.check_time(now)).map_err(wrap),
-        Message::OrderUpdate(update) => update.verify().and_then(|u| u.check_time(now)).map_err(wrap),
+        Message::OrderCancel(cancel) => cancel
+            .verify()
+            .and_then(|c| c.check_time(now))
+            .map_err(wrap),
+        Message::OrderUpdate(update) => update
+            .verify()
+            .and_then(|u| u.check_time(now))
+            .map_err(wrap),
         _ => Ok(()),
     }
 }
@@ -81,7 +95,8 @@ pub fn verify_signed_parts(message: &Message, now: u64) -> Result<(), Validation
 mod tests {
     use super::*;
     use darkswap_proto::{
-        Asset, NewOrder, OrderCancel, PRICE_SCALE, Ping, Side, TradeAccept, encode, identity::Keypair,
+        Asset, NewOrder, OrderCancel, PRICE_SCALE, Ping, Side, TradeAccept, encode,
+        identity::Keypair,
     };
 
     const NOW: u64 = 1_800_000_000;
@@ -99,17 +114,25 @@ mod tests {
         }
         .sign(key)
         .unwrap();
-        Message::OrderCreate(OrderCreate { order: Some(signed) })
+        Message::OrderCreate(OrderCreate {
+            order: Some(signed),
+        })
     }
 
     #[test]
     fn orderbook_topic_accepts_only_valid_signed_orders() {
         let key = Keypair::generate_ed25519();
         let msg = order(&key);
-        assert_eq!(validate_gossip(ORDERBOOK_TOPIC, &encode(&msg), 1 << 20, NOW), Ok(msg.clone()));
+        assert_eq!(
+            validate_gossip(ORDERBOOK_TOPIC, &encode(&msg), 1 << 20, NOW),
+            Ok(msg.clone())
+        );
         assert!(matches!(
             validate_gossip(ORDERBOOK_TOPIC, &encode(&msg), 1 << 20, NOW + 60),
-            Err(ValidationError::Order { error: OrderError::Expired { .. }, .. })
+            Err(ValidationError::Order {
+                error: OrderError::Expired { .. },
+                ..
+            })
         ));
         let ping = Message::Ping(Ping::default());
         assert!(matches!(
@@ -117,20 +140,34 @@ mod tests {
             Err(ValidationError::WrongTopic { kind: "ping", .. })
         ));
         let empty = Message::OrderCreate(OrderCreate { order: None });
-        assert_eq!(validate_gossip(ORDERBOOK_TOPIC, &encode(&empty), 1 << 20, NOW), Err(ValidationError::MissingOrder));
-        let Message::OrderCreate(OrderCreate { order: Some(mut forged) }) = msg else { unreachable!() };
+        assert_eq!(
+            validate_gossip(ORDERBOOK_TOPIC, &encode(&empty), 1 << 20, NOW),
+            Err(ValidationError::MissingOrder)
+        );
+        let Message::OrderCreate(OrderCreate {
+            order: Some(mut forged),
+        }) = msg
+        else {
+            unreachable!()
+        };
         forged.signature[3] ^= 0x40;
-        let forged = Message::OrderCreate(OrderCreate { order: Some(forged) });
+        let forged = Message::OrderCreate(OrderCreate {
+            order: Some(forged),
+        });
         assert!(matches!(
             validate_gossip(ORDERBOOK_TOPIC, &encode(&forged), 1 << 20, NOW),
-            Err(ValidationError::Order { error: OrderError::BadSignature, .. })
+            Err(ValidationError::Order {
+                error: OrderError::BadSignature,
+                ..
+            })
         ));
     }
 
     #[test]
     fn cancels_are_verified_on_any_topic() {
         let key = Keypair::generate_ed25519();
-        let mut cancel = OrderCancel::sign(darkswap_proto::OrderId::of_body(b"x"), NOW, &key).unwrap();
+        let mut cancel =
+            OrderCancel::sign(darkswap_proto::OrderId::of_body(b"x"), NOW, &key).unwrap();
         let good = Message::OrderCancel(cancel.clone());
         assert!(validate_gossip(ORDERBOOK_TOPIC, &encode(&good), 1 << 20, NOW).is_ok());
         cancel.signature[0] ^= 1;
@@ -140,14 +177,22 @@ mod tests {
 
     #[test]
     fn trade_topic_and_garbage() {
-        let accept = Message::TradeAccept(TradeAccept { trade_id: vec![1; 16] });
+        let accept = Message::TradeAccept(TradeAccept {
+            trade_id: vec![1; 16],
+        });
         assert!(validate_gossip(TRADE_TOPIC, &encode(&accept), 1 << 20, NOW).is_ok());
         let key = Keypair::generate_ed25519();
         assert!(matches!(
             validate_gossip(TRADE_TOPIC, &encode(&order(&key)), 1 << 20, NOW),
             Err(ValidationError::WrongTopic { .. })
         ));
-        assert!(matches!(validate_gossip(TRADE_TOPIC, b"\xff\xff\xff", 1 << 20, NOW), Err(ValidationError::Decode(_))));
-        assert!(matches!(validate_gossip(TRADE_TOPIC, &encode(&accept), 3, NOW), Err(ValidationError::Decode(_))));
+        assert!(matches!(
+            validate_gossip(TRADE_TOPIC, b"\xff\xff\xff", 1 << 20, NOW),
+            Err(ValidationError::Decode(_))
+        ));
+        assert!(matches!(
+            validate_gossip(TRADE_TOPIC, &encode(&accept), 3, NOW),
+            Err(ValidationError::Decode(_))
+        ));
     }
 }

@@ -47,7 +47,8 @@ fn parse_number<T: FromStr>(whole: &str, part: &str) -> Result<T, AssetError> {
     if !canonical {
         return Err(AssetError::Number(whole.to_owned(), part.to_owned()));
     }
-    part.parse().map_err(|_| AssetError::Number(whole.to_owned(), part.to_owned()))
+    part.parse()
+        .map_err(|_| AssetError::Number(whole.to_owned(), part.to_owned()))
 }
 
 impl FromStr for Asset {
@@ -68,8 +69,14 @@ impl FromStr for Asset {
         };
         let block = parse_number(s, block)?;
         Ok(match kind {
-            "rune" => Asset::Rune { block, tx: parse_number(s, tx)? },
-            _ => Asset::Alkane { block, tx: parse_number(s, tx)? },
+            "rune" => Asset::Rune {
+                block,
+                tx: parse_number(s, tx)?,
+            },
+            _ => Asset::Alkane {
+                block,
+                tx: parse_number(s, tx)?,
+            },
         })
     }
 }
@@ -92,16 +99,36 @@ mod tests {
     #[test]
     fn parses_each_kind() {
         assert_eq!("BTC".parse(), Ok(Asset::Btc));
-        assert_eq!("rune:840000:3".parse(), Ok(Asset::Rune { block: 840_000, tx: 3 }));
+        assert_eq!(
+            "rune:840000:3".parse(),
+            Ok(Asset::Rune {
+                block: 840_000,
+                tx: 3
+            })
+        );
         assert_eq!("alkane:2:0".parse(), Ok(Asset::Alkane { block: 2, tx: 0 }));
     }
 
     #[test]
     fn rejects_non_canonical_and_unknown() {
         for bad in [
-            "", "btc", "ETH", "rune", "rune:", "rune:1", "rune:1:", "rune::1", "rune:01:1",
-            "rune:1:+1", "rune:-1:1", "rune:1:1:1", "rune:1:4294967296", "alkane:1:x",
-            "alkane:18446744073709551616:0", " BTC", "rune:1 :1",
+            "",
+            "btc",
+            "ETH",
+            "rune",
+            "rune:",
+            "rune:1",
+            "rune:1:",
+            "rune::1",
+            "rune:01:1",
+            "rune:1:+1",
+            "rune:-1:1",
+            "rune:1:1:1",
+            "rune:1:4294967296",
+            "alkane:1:x",
+            "alkane:18446744073709551616:0",
+            " BTC",
+            "rune:1 :1",
         ] {
             assert!(bad.parse::<Asset>().is_err(), "{bad:?} should be rejected");
         }

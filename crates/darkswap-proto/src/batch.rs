@@ -48,16 +48,25 @@ impl Message {
 /// Order is kept rather than sorted by priority: a create followed by a
 /// cancel of the same order must arrive in that order.
 pub fn batch_messages(messages: Vec<Message>) -> BatchedMessage {
-    BatchedMessage { messages: messages.into_iter().map(Envelope::wrap).collect() }
+    BatchedMessage {
+        messages: messages.into_iter().map(Envelope::wrap).collect(),
+    }
 }
 
 /// Takes the messages out of a batch, refusing it whole if any envelope is
 /// invalid or the batch is longer than [`MAX_BATCH_LEN`].
 pub fn unbatch_messages(batched: BatchedMessage) -> Result<Vec<Message>, DecodeError> {
     if batched.messages.len() > MAX_BATCH_LEN {
-        return Err(DecodeError::BatchTooLong { len: batched.messages.len(), max: MAX_BATCH_LEN });
+        return Err(DecodeError::BatchTooLong {
+            len: batched.messages.len(),
+            max: MAX_BATCH_LEN,
+        });
     }
-    batched.messages.into_iter().map(Envelope::into_message).collect()
+    batched
+        .messages
+        .into_iter()
+        .map(Envelope::into_message)
+        .collect()
 }
 
 /// Encodes a batch.
@@ -68,7 +77,10 @@ pub fn encode_batch(batched: &BatchedMessage) -> Vec<u8> {
 /// Decodes and unbatches a frame, refusing inputs over `max` bytes before parsing.
 pub fn decode_batch(bytes: &[u8], max: usize) -> Result<Vec<Message>, DecodeError> {
     if bytes.len() > max {
-        return Err(DecodeError::TooLarge { size: bytes.len(), max });
+        return Err(DecodeError::TooLarge {
+            size: bytes.len(),
+            max,
+        });
     }
     unbatch_messages(BatchedMessage::decode(bytes)?)
 }
@@ -80,17 +92,32 @@ mod tests {
 
     #[test]
     fn priorities_follow_the_seed() {
-        assert_eq!(Message::TradeAccept(TradeAccept::default()).priority(), Priority::High);
-        assert_eq!(Message::OrderCancel(OrderCancel::default()).priority(), Priority::High);
-        assert_eq!(Message::OrderCreate(OrderCreate::default()).priority(), Priority::Medium);
+        assert_eq!(
+            Message::TradeAccept(TradeAccept::default()).priority(),
+            Priority::High
+        );
+        assert_eq!(
+            Message::OrderCancel(OrderCancel::default()).priority(),
+            Priority::High
+        );
+        assert_eq!(
+            Message::OrderCreate(OrderCreate::default()).priority(),
+            Priority::Medium
+        );
         assert_eq!(Message::Ping(Ping::default()).priority(), Priority::Low);
         assert!(Priority::High > Priority::Medium && Priority::Medium > Priority::Low);
     }
 
     #[test]
     fn batch_keeps_order_and_round_trips() {
-        let msgs: Vec<Message> =
-            (0..10).map(|n| Message::Ping(Ping { nonce: n, timestamp_ms: n * 2 })).collect();
+        let msgs: Vec<Message> = (0..10)
+            .map(|n| {
+                Message::Ping(Ping {
+                    nonce: n,
+                    timestamp_ms: n * 2,
+                })
+            })
+            .collect();
         let bytes = encode_batch(&batch_messages(msgs.clone()));
         assert_eq!(decode_batch(&bytes, MAX_MESSAGE_SIZE).unwrap(), msgs);
     }
@@ -99,14 +126,26 @@ mod tests {
     fn batch_limits_are_enforced() {
         let msgs = vec![Message::Ping(Ping::default()); MAX_BATCH_LEN + 1];
         let bytes = encode_batch(&batch_messages(msgs));
-        assert!(matches!(decode_batch(&bytes, MAX_MESSAGE_SIZE), Err(DecodeError::BatchTooLong { .. })));
-        assert!(matches!(decode_batch(&bytes, 10), Err(DecodeError::TooLarge { .. })));
+        assert!(matches!(
+            decode_batch(&bytes, MAX_MESSAGE_SIZE),
+            Err(DecodeError::BatchTooLong { .. })
+        ));
+        assert!(matches!(
+            decode_batch(&bytes, 10),
+            Err(DecodeError::TooLarge { .. })
+        ));
     }
 
     #[test]
     fn one_bad_envelope_refuses_the_batch() {
         let mut batch = batch_messages(vec![Message::Ping(Ping::default())]);
-        batch.messages.push(Envelope { version: 9, payload: None });
-        assert!(matches!(unbatch_messages(batch), Err(DecodeError::UnsupportedVersion(9))));
+        batch.messages.push(Envelope {
+            version: 9,
+            payload: None,
+        });
+        assert!(matches!(
+            unbatch_messages(batch),
+            Err(DecodeError::UnsupportedVersion(9))
+        ));
     }
 }

@@ -55,7 +55,10 @@ pub fn decode(bytes: &[u8]) -> Result<Message, DecodeError> {
 /// Decodes an envelope, refusing inputs over `max` bytes before parsing them.
 pub fn decode_with_limit(bytes: &[u8], max: usize) -> Result<Message, DecodeError> {
     if bytes.len() > max {
-        return Err(DecodeError::TooLarge { size: bytes.len(), max });
+        return Err(DecodeError::TooLarge {
+            size: bytes.len(),
+            max,
+        });
     }
     Envelope::decode(bytes)?.into_message()
 }
@@ -63,7 +66,10 @@ pub fn decode_with_limit(bytes: &[u8], max: usize) -> Result<Message, DecodeErro
 impl Envelope {
     /// Wraps `message` in an envelope of the current version.
     pub fn wrap(message: Message) -> Self {
-        Envelope { version: PROTOCOL_VERSION, payload: Some(message) }
+        Envelope {
+            version: PROTOCOL_VERSION,
+            payload: Some(message),
+        }
     }
 
     /// Checks the version and returns the payload.
@@ -137,7 +143,9 @@ mod tests {
 
     #[test]
     fn oversized_input_is_refused_before_parsing() {
-        let big = encode(&Message::Disconnect(Disconnect { reason: "x".repeat(2000) }));
+        let big = encode(&Message::Disconnect(Disconnect {
+            reason: "x".repeat(2000),
+        }));
         match decode_with_limit(&big, 1000) {
             Err(DecodeError::TooLarge { size, max }) => {
                 assert_eq!(size, big.len());
@@ -156,7 +164,10 @@ mod tests {
 
     #[test]
     fn wrong_version_is_refused() {
-        let env = Envelope { version: 2, payload: Some(Message::Ping(Ping::default())) };
+        let env = Envelope {
+            version: 2,
+            payload: Some(Message::Ping(Ping::default())),
+        };
         assert!(matches!(
             decode(&env.encode_to_vec()),
             Err(DecodeError::UnsupportedVersion(2))
@@ -165,23 +176,42 @@ mod tests {
 
     #[test]
     fn empty_envelope_is_refused() {
-        let env = Envelope { version: PROTOCOL_VERSION, payload: None };
-        assert!(matches!(decode(&env.encode_to_vec()), Err(DecodeError::MissingPayload)));
+        let env = Envelope {
+            version: PROTOCOL_VERSION,
+            payload: None,
+        };
+        assert!(matches!(
+            decode(&env.encode_to_vec()),
+            Err(DecodeError::MissingPayload)
+        ));
         // Zero bytes decode to a default envelope: version 0.
-        assert!(matches!(decode(&[]), Err(DecodeError::UnsupportedVersion(0))));
+        assert!(matches!(
+            decode(&[]),
+            Err(DecodeError::UnsupportedVersion(0))
+        ));
     }
 
     #[test]
     fn malformed_bytes_are_a_typed_error() {
-        for junk in [&[0xff_u8, 0xff, 0xff][..], &[0x0a, 0x80], &[0x52, 0x05, 0x08]] {
-            assert!(matches!(decode(junk), Err(DecodeError::Malformed(_))), "{junk:?}");
+        for junk in [
+            &[0xff_u8, 0xff, 0xff][..],
+            &[0x0a, 0x80],
+            &[0x52, 0x05, 0x08],
+        ] {
+            assert!(
+                matches!(decode(junk), Err(DecodeError::Malformed(_))),
+                "{junk:?}"
+            );
         }
     }
 
     #[test]
     fn golden_ping_encoding_is_stable() {
         // Field 1 (version=1), field 10 (ping { nonce: 1, timestamp_ms: 2 }).
-        let bytes = encode(&Message::Ping(Ping { nonce: 1, timestamp_ms: 2 }));
+        let bytes = encode(&Message::Ping(Ping {
+            nonce: 1,
+            timestamp_ms: 2,
+        }));
         assert_eq!(hex::encode(&bytes), "0801520408011002");
     }
 }

@@ -36,8 +36,12 @@ mod pb {
 }
 
 pub use asset::{Asset, AssetError};
-pub use batch::{MAX_BATCH_LEN, Priority, batch_messages, decode_batch, encode_batch, unbatch_messages};
-pub use codec::{DecodeError, MAX_MESSAGE_SIZE, PROTOCOL_VERSION, decode, decode_with_limit, encode};
+pub use batch::{
+    MAX_BATCH_LEN, Priority, batch_messages, decode_batch, encode_batch, unbatch_messages,
+};
+pub use codec::{
+    DecodeError, MAX_MESSAGE_SIZE, PROTOCOL_VERSION, decode, decode_with_limit, encode,
+};
 pub use order::{
     Cancel, MAX_CLOCK_SKEW_SECS, NewOrder, Order, OrderError, OrderId, PRICE_SCALE, Side, Update,
     UpdateFields,

@@ -93,7 +93,10 @@ impl OrderId {
 
     /// Parses an id from its 32 raw bytes.
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, OrderError> {
-        bytes.try_into().map(OrderId).map_err(|_| OrderError::InvalidOrderId)
+        bytes
+            .try_into()
+            .map(OrderId)
+            .map_err(|_| OrderError::InvalidOrderId)
     }
 
     /// The raw bytes.
@@ -211,7 +214,11 @@ impl NewOrder {
         }
         .encode_to_vec();
         let (public_key, signature) = signing::sign(ORDER_TAG, &body, keypair)?;
-        Ok(SignedOrder { body, public_key, signature })
+        Ok(SignedOrder {
+            body,
+            public_key,
+            signature,
+        })
     }
 }
 
@@ -273,7 +280,10 @@ impl Order {
     /// Refuses an order that is expired at `now` or created too far in the future.
     pub fn check_time(&self, now: u64) -> Result<(), OrderError> {
         if self.is_expired(now) {
-            return Err(OrderError::Expired { expires_at: self.expires_at, now });
+            return Err(OrderError::Expired {
+                expires_at: self.expires_at,
+                now,
+            });
         }
         check_not_future(self.created_at, now)
     }
@@ -289,7 +299,13 @@ impl SignedOrder {
     /// creation). Time-dependent checks are [`Order::check_time`].
     pub fn verify(&self) -> Result<Order, OrderError> {
         let body: OrderBody = decode_body(&self.body)?;
-        let maker = signing::verify(ORDER_TAG, &self.body, &self.public_key, &self.signature, &body.maker)?;
+        let maker = signing::verify(
+            ORDER_TAG,
+            &self.body,
+            &self.public_key,
+            &self.signature,
+            &body.maker,
+        )?;
         let base: Asset = body.base.parse()?;
         let quote: Asset = body.quote.parse()?;
         let side = Side::from_wire(body.side)?;
@@ -325,7 +341,11 @@ pub struct Cancel {
 
 impl OrderCancel {
     /// Signs a cancel of `order_id` with the maker's key.
-    pub fn sign(order_id: OrderId, cancelled_at: u64, keypair: &Keypair) -> Result<Self, OrderError> {
+    pub fn sign(
+        order_id: OrderId,
+        cancelled_at: u64,
+        keypair: &Keypair,
+    ) -> Result<Self, OrderError> {
         let body = CancelBody {
             order_id: order_id.as_bytes().to_vec(),
             maker: keypair.public().to_peer_id().to_bytes(),
@@ -333,14 +353,28 @@ impl OrderCancel {
         }
         .encode_to_vec();
         let (public_key, signature) = signing::sign(CANCEL_TAG, &body, keypair)?;
-        Ok(OrderCancel { body, public_key, signature })
+        Ok(OrderCancel {
+            body,
+            public_key,
+            signature,
+        })
     }
 
     /// Verifies the signature and returns the cancel it carries.
     pub fn verify(&self) -> Result<Cancel, OrderError> {
         let body: CancelBody = decode_body(&self.body)?;
-        let maker = signing::verify(CANCEL_TAG, &self.body, &self.public_key, &self.signature, &body.maker)?;
-        Ok(Cancel { order_id: OrderId::from_bytes(&body.order_id)?, maker, cancelled_at: body.cancelled_at })
+        let maker = signing::verify(
+            CANCEL_TAG,
+            &self.body,
+            &self.public_key,
+            &self.signature,
+            &body.maker,
+        )?;
+        Ok(Cancel {
+            order_id: OrderId::from_bytes(&body.order_id)?,
+            maker,
+            cancelled_at: body.cancelled_at,
+        })
     }
 }
 
@@ -372,7 +406,11 @@ pub struct Update {
 
 impl OrderUpdate {
     /// Signs an update of `order_id` with the maker's key.
-    pub fn sign(order_id: OrderId, fields: UpdateFields, keypair: &Keypair) -> Result<Self, OrderError> {
+    pub fn sign(
+        order_id: OrderId,
+        fields: UpdateFields,
+        keypair: &Keypair,
+    ) -> Result<Self, OrderError> {
         check_update(&fields)?;
         let body = UpdateBody {
             order_id: order_id.as_bytes().to_vec(),
@@ -385,13 +423,23 @@ impl OrderUpdate {
         }
         .encode_to_vec();
         let (public_key, signature) = signing::sign(UPDATE_TAG, &body, keypair)?;
-        Ok(OrderUpdate { body, public_key, signature })
+        Ok(OrderUpdate {
+            body,
+            public_key,
+            signature,
+        })
     }
 
     /// Verifies the signature and the new terms.
     pub fn verify(&self) -> Result<Update, OrderError> {
         let body: UpdateBody = decode_body(&self.body)?;
-        let maker = signing::verify(UPDATE_TAG, &self.body, &self.public_key, &self.signature, &body.maker)?;
+        let maker = signing::verify(
+            UPDATE_TAG,
+            &self.body,
+            &self.public_key,
+            &self.signature,
+            &body.maker,
+        )?;
         let fields = UpdateFields {
             sequence: body.sequence,
             amount: body.amount,
@@ -400,7 +448,11 @@ impl OrderUpdate {
             updated_at: body.updated_at,
         };
         check_update(&fields)?;
-        Ok(Update { order_id: OrderId::from_bytes(&body.order_id)?, maker, fields })
+        Ok(Update {
+            order_id: OrderId::from_bytes(&body.order_id)?,
+            maker,
+            fields,
+        })
     }
 }
 
@@ -421,7 +473,10 @@ impl Update {
     /// Refuses an update whose new expiry has passed or that is dated in the future.
     pub fn check_time(&self, now: u64) -> Result<(), OrderError> {
         if now >= self.fields.expires_at {
-            return Err(OrderError::Expired { expires_at: self.fields.expires_at, now });
+            return Err(OrderError::Expired {
+                expires_at: self.fields.expires_at,
+                now,
+            });
         }
         check_not_future(self.fields.updated_at, now)
     }

@@ -5,8 +5,14 @@ use libp2p_identity::{Keypair, PeerId, PublicKey};
 use crate::OrderError;
 
 /// Signs `tag || body` and returns `(encoded public key, signature)`.
-pub(crate) fn sign(tag: &[u8], body: &[u8], keypair: &Keypair) -> Result<(Vec<u8>, Vec<u8>), OrderError> {
-    let signature = keypair.sign(&signed_bytes(tag, body)).map_err(|_| OrderError::SigningFailed)?;
+pub(crate) fn sign(
+    tag: &[u8],
+    body: &[u8],
+    keypair: &Keypair,
+) -> Result<(Vec<u8>, Vec<u8>), OrderError> {
+    let signature = keypair
+        .sign(&signed_bytes(tag, body))
+        .map_err(|_| OrderError::SigningFailed)?;
     Ok((keypair.public().encode_protobuf(), signature))
 }
 
@@ -19,7 +25,8 @@ pub(crate) fn verify(
     maker: &[u8],
 ) -> Result<PeerId, OrderError> {
     let maker = PeerId::from_bytes(maker).map_err(|_| OrderError::InvalidMaker)?;
-    let key = PublicKey::try_decode_protobuf(public_key).map_err(|_| OrderError::InvalidPublicKey)?;
+    let key =
+        PublicKey::try_decode_protobuf(public_key).map_err(|_| OrderError::InvalidPublicKey)?;
     if key.to_peer_id() != maker {
         return Err(OrderError::MakerMismatch);
     }

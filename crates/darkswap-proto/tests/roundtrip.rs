@@ -11,45 +11,103 @@ fn bytes() -> impl Strategy<Value = Vec<u8>> {
 }
 
 fn signed_order() -> impl Strategy<Value = SignedOrder> {
-    (bytes(), bytes(), bytes()).prop_map(|(body, public_key, signature)| SignedOrder { body, public_key, signature })
+    (bytes(), bytes(), bytes()).prop_map(|(body, public_key, signature)| SignedOrder {
+        body,
+        public_key,
+        signature,
+    })
 }
 
 fn cancel() -> impl Strategy<Value = OrderCancel> {
-    (bytes(), bytes(), bytes()).prop_map(|(body, public_key, signature)| OrderCancel { body, public_key, signature })
+    (bytes(), bytes(), bytes()).prop_map(|(body, public_key, signature)| OrderCancel {
+        body,
+        public_key,
+        signature,
+    })
 }
 
 fn update() -> impl Strategy<Value = OrderUpdate> {
-    (bytes(), bytes(), bytes()).prop_map(|(body, public_key, signature)| OrderUpdate { body, public_key, signature })
+    (bytes(), bytes(), bytes()).prop_map(|(body, public_key, signature)| OrderUpdate {
+        body,
+        public_key,
+        signature,
+    })
 }
 
 fn message() -> impl Strategy<Value = Message> {
     prop_oneof![
-        (any::<u64>(), any::<u64>()).prop_map(|(nonce, timestamp_ms)| Message::Ping(Ping { nonce, timestamp_ms })),
-        (any::<u64>(), any::<u64>()).prop_map(|(nonce, timestamp_ms)| Message::Pong(Pong { nonce, timestamp_ms })),
+        (any::<u64>(), any::<u64>()).prop_map(|(nonce, timestamp_ms)| Message::Ping(Ping {
+            nonce,
+            timestamp_ms
+        })),
+        (any::<u64>(), any::<u64>()).prop_map(|(nonce, timestamp_ms)| Message::Pong(Pong {
+            nonce,
+            timestamp_ms
+        })),
         ".{0,40}".prop_map(|reason| Message::Disconnect(Disconnect { reason })),
-        proptest::option::of(signed_order()).prop_map(|order| Message::OrderCreate(OrderCreate { order })),
+        proptest::option::of(signed_order())
+            .prop_map(|order| Message::OrderCreate(OrderCreate { order })),
         cancel().prop_map(Message::OrderCancel),
         update().prop_map(Message::OrderUpdate),
         ("[a-z0-9:]{0,20}", "[a-z0-9:]{0,20}")
             .prop_map(|(base, quote)| Message::OrderbookRequest(OrderbookRequest { base, quote })),
-        (vec(signed_order(), 0..4), vec(update(), 0..3), vec(cancel(), 0..3)).prop_map(|(orders, updates, cancels)| {
-            Message::OrderbookResponse(OrderbookResponse { orders, updates, cancels })
-        }),
-        (bytes(), bytes(), any::<u64>(), any::<u64>(), any::<u64>(), any::<u64>()).prop_map(
-            |(trade_id, order_id, amount, price, created_at, expires_at)| {
-                Message::TradePropose(TradePropose { trade_id, order_id, amount, price, created_at, expires_at })
-            }
-        ),
+        (
+            vec(signed_order(), 0..4),
+            vec(update(), 0..3),
+            vec(cancel(), 0..3)
+        )
+            .prop_map(|(orders, updates, cancels)| {
+                Message::OrderbookResponse(OrderbookResponse {
+                    orders,
+                    updates,
+                    cancels,
+                })
+            }),
+        (
+            bytes(),
+            bytes(),
+            any::<u64>(),
+            any::<u64>(),
+            any::<u64>(),
+            any::<u64>()
+        )
+            .prop_map(
+                |(trade_id, order_id, amount, price, created_at, expires_at)| {
+                    Message::TradePropose(TradePropose {
+                        trade_id,
+                        order_id,
+                        amount,
+                        price,
+                        created_at,
+                        expires_at,
+                    })
+                }
+            ),
         bytes().prop_map(|trade_id| Message::TradeAccept(TradeAccept { trade_id })),
-        (bytes(), ".{0,20}").prop_map(|(trade_id, reason)| Message::TradeReject(TradeReject { trade_id, reason })),
-        (bytes(), ".{0,20}").prop_map(|(trade_id, reason)| Message::TradeCancel(TradeCancel { trade_id, reason })),
-        (bytes(), bytes()).prop_map(|(trade_id, signature)| Message::TradeSignature(TradeSignature { trade_id, signature })),
-        (bytes(), bytes()).prop_map(|(trade_id, psbt)| Message::PsbtCreate(PsbtCreate { trade_id, psbt })),
-        (bytes(), bytes()).prop_map(|(trade_id, psbt)| Message::PsbtUpdate(PsbtUpdate { trade_id, psbt })),
-        (bytes(), bytes()).prop_map(|(trade_id, psbt)| Message::PsbtSign(PsbtSign { trade_id, psbt })),
-        (bytes(), bytes()).prop_map(|(trade_id, psbt)| Message::PsbtFinalize(PsbtFinalize { trade_id, psbt })),
+        (bytes(), ".{0,20}")
+            .prop_map(|(trade_id, reason)| Message::TradeReject(TradeReject { trade_id, reason })),
+        (bytes(), ".{0,20}")
+            .prop_map(|(trade_id, reason)| Message::TradeCancel(TradeCancel { trade_id, reason })),
+        (bytes(), bytes()).prop_map(|(trade_id, signature)| Message::TradeSignature(
+            TradeSignature {
+                trade_id,
+                signature
+            }
+        )),
+        (bytes(), bytes())
+            .prop_map(|(trade_id, psbt)| Message::PsbtCreate(PsbtCreate { trade_id, psbt })),
+        (bytes(), bytes())
+            .prop_map(|(trade_id, psbt)| Message::PsbtUpdate(PsbtUpdate { trade_id, psbt })),
+        (bytes(), bytes())
+            .prop_map(|(trade_id, psbt)| Message::PsbtSign(PsbtSign { trade_id, psbt })),
+        (bytes(), bytes())
+            .prop_map(|(trade_id, psbt)| Message::PsbtFinalize(PsbtFinalize { trade_id, psbt })),
         (bytes(), bytes(), bytes()).prop_map(|(trade_id, transaction, txid)| {
-            Message::PsbtBroadcast(PsbtBroadcast { trade_id, transaction, txid })
+            Message::PsbtBroadcast(PsbtBroadcast {
+                trade_id,
+                transaction,
+                txid,
+            })
         }),
     ]
 }
@@ -87,10 +145,24 @@ proptest! {
 #[test]
 fn the_schema_covers_every_seed_message_type() {
     let kinds = [
-        "ping", "pong", "disconnect", "order_create", "order_cancel", "order_update",
-        "orderbook_request", "orderbook_response", "trade_propose", "trade_accept",
-        "trade_reject", "trade_cancel", "trade_signature", "psbt_create", "psbt_update",
-        "psbt_sign", "psbt_finalize", "psbt_broadcast",
+        "ping",
+        "pong",
+        "disconnect",
+        "order_create",
+        "order_cancel",
+        "order_update",
+        "orderbook_request",
+        "orderbook_response",
+        "trade_propose",
+        "trade_accept",
+        "trade_reject",
+        "trade_cancel",
+        "trade_signature",
+        "psbt_create",
+        "psbt_update",
+        "psbt_sign",
+        "psbt_finalize",
+        "psbt_broadcast",
     ];
     let mut runner = proptest::test_runner::TestRunner::deterministic();
     let mut seen = std::collections::BTreeSet::new();

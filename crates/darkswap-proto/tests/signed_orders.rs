@@ -28,12 +28,24 @@ fn a_signed_order_verifies_with_its_terms() {
     assert_eq!(order.maker, key.public().to_peer_id());
     assert_eq!(order.id, signed.id());
     assert_eq!(order.side, Side::Sell);
-    assert_eq!(order.base, Asset::Rune { block: 840_000, tx: 3 });
-    assert_eq!((order.amount, order.price, order.nonce), (1_000, 25 * PRICE_SCALE, 42));
+    assert_eq!(
+        order.base,
+        Asset::Rune {
+            block: 840_000,
+            tx: 3
+        }
+    );
+    assert_eq!(
+        (order.amount, order.price, order.nonce),
+        (1_000, 25 * PRICE_SCALE, 42)
+    );
     order.check_time(NOW + 10).unwrap();
     // Survives the wire.
-    let msg = Message::OrderCreate(OrderCreate { order: Some(signed.clone()) });
-    let Message::OrderCreate(OrderCreate { order: Some(back) }) = decode(&encode(&msg)).unwrap() else {
+    let msg = Message::OrderCreate(OrderCreate {
+        order: Some(signed.clone()),
+    });
+    let Message::OrderCreate(OrderCreate { order: Some(back) }) = decode(&encode(&msg)).unwrap()
+    else {
         panic!("wrong variant")
     };
     assert_eq!(back.verify().unwrap(), order);
@@ -43,7 +55,12 @@ fn a_signed_order_verifies_with_its_terms() {
 fn order_ids_differ_by_nonce() {
     let key = Keypair::generate_ed25519();
     let a = new_order().sign(&key).unwrap();
-    let b = NewOrder { nonce: 43, ..new_order() }.sign(&key).unwrap();
+    let b = NewOrder {
+        nonce: 43,
+        ..new_order()
+    }
+    .sign(&key)
+    .unwrap();
     assert_ne!(a.id(), b.id());
     assert_eq!(a.id().to_string().parse::<OrderId>().unwrap(), a.id());
 }
@@ -52,7 +69,10 @@ fn order_ids_differ_by_nonce() {
 fn tampered(signed: &SignedOrder, change: impl FnOnce(&mut OrderBody)) -> SignedOrder {
     let mut body = OrderBody::decode(&signed.body[..]).unwrap();
     change(&mut body);
-    SignedOrder { body: body.encode_to_vec(), ..signed.clone() }
+    SignedOrder {
+        body: body.encode_to_vec(),
+        ..signed.clone()
+    }
 }
 
 #[test]
@@ -60,7 +80,8 @@ fn tampering_with_any_signed_field_is_detected() {
     let key = Keypair::generate_ed25519();
     let other = Keypair::generate_ed25519();
     let signed = new_order().sign(&key).unwrap();
-    let cases: Vec<(&str, Box<dyn FnOnce(&mut OrderBody)>)> = vec![
+    type Change = Box<dyn FnOnce(&mut OrderBody)>;
+    let cases: Vec<(&str, Change)> = vec![
         ("side", Box::new(|b| b.side = 1)),
         ("base", Box::new(|b| b.base = "rune:840000:4".into())),
         ("quote", Box::new(|b| b.quote = "alkane:2:1".into())),
@@ -71,13 +92,22 @@ fn tampering_with_any_signed_field_is_detected() {
         ("nonce", Box::new(|b| b.nonce ^= 1)),
     ];
     for (field, change) in cases {
-        assert_eq!(tampered(&signed, change).verify(), Err(OrderError::BadSignature), "field {field}");
+        assert_eq!(
+            tampered(&signed, change).verify(),
+            Err(OrderError::BadSignature),
+            "field {field}"
+        );
     }
     // Claiming someone else as maker: the key no longer matches the maker.
-    let moved = tampered(&signed, |b| b.maker = other.public().to_peer_id().to_bytes());
+    let moved = tampered(&signed, |b| {
+        b.maker = other.public().to_peer_id().to_bytes()
+    });
     assert_eq!(moved.verify(), Err(OrderError::MakerMismatch));
     // Swapping in another key.
-    let rekeyed = SignedOrder { public_key: other.public().encode_protobuf(), ..signed.clone() };
+    let rekeyed = SignedOrder {
+        public_key: other.public().encode_protobuf(),
+        ..signed.clone()
+    };
     assert_eq!(rekeyed.verify(), Err(OrderError::MakerMismatch));
     // Re-signing with another key but keeping the maker.
     let mut sig = signed.clone();
@@ -87,10 +117,19 @@ fn tampering_with_any_signed_field_is_detected() {
     truncated.signature.truncate(10);
     assert_eq!(truncated.verify(), Err(OrderError::BadSignature));
     // Garbage keys and bodies.
-    let garbage_key = SignedOrder { public_key: vec![1, 2, 3], ..signed.clone() };
+    let garbage_key = SignedOrder {
+        public_key: vec![1, 2, 3],
+        ..signed.clone()
+    };
     assert_eq!(garbage_key.verify(), Err(OrderError::InvalidPublicKey));
-    let garbage_body = SignedOrder { body: vec![0xff, 0xff], ..signed.clone() };
-    assert!(matches!(garbage_body.verify(), Err(OrderError::MalformedBody(_))));
+    let garbage_body = SignedOrder {
+        body: vec![0xff, 0xff],
+        ..signed.clone()
+    };
+    assert!(matches!(
+        garbage_body.verify(),
+        Err(OrderError::MalformedBody(_))
+    ));
 }
 
 #[test]
@@ -102,7 +141,9 @@ fn an_order_signed_by_someone_else_for_the_maker_is_refused() {
     body.nonce = 7;
     let forged_body = body.encode_to_vec();
     let forged = SignedOrder {
-        signature: forger.sign(&[b"darkswap/order/v1".as_slice(), &forged_body].concat()).unwrap(),
+        signature: forger
+            .sign(&[b"darkswap/order/v1".as_slice(), &forged_body].concat())
+            .unwrap(),
         body: forged_body,
         public_key: forger.public().encode_protobuf(),
     };
@@ -112,38 +153,117 @@ fn an_order_signed_by_someone_else_for_the_maker_is_refused() {
 #[test]
 fn invalid_terms_are_refused_at_signing_and_verification() {
     let key = Keypair::generate_ed25519();
-    assert_eq!(NewOrder { amount: 0, ..new_order() }.sign(&key), Err(OrderError::ZeroAmount));
-    assert_eq!(NewOrder { price: 0, ..new_order() }.sign(&key), Err(OrderError::ZeroPrice));
-    assert_eq!(NewOrder { quote: new_order().base, ..new_order() }.sign(&key), Err(OrderError::SameAsset));
-    assert_eq!(NewOrder { expires_at: NOW, ..new_order() }.sign(&key), Err(OrderError::InvalidExpiry));
+    assert_eq!(
+        NewOrder {
+            amount: 0,
+            ..new_order()
+        }
+        .sign(&key),
+        Err(OrderError::ZeroAmount)
+    );
+    assert_eq!(
+        NewOrder {
+            price: 0,
+            ..new_order()
+        }
+        .sign(&key),
+        Err(OrderError::ZeroPrice)
+    );
+    assert_eq!(
+        NewOrder {
+            quote: new_order().base,
+            ..new_order()
+        }
+        .sign(&key),
+        Err(OrderError::SameAsset)
+    );
+    assert_eq!(
+        NewOrder {
+            expires_at: NOW,
+            ..new_order()
+        }
+        .sign(&key),
+        Err(OrderError::InvalidExpiry)
+    );
 
     // A maker that signs bad terms by hand is still refused by receivers.
     let sign_raw = |body: OrderBody| {
         let body = body.encode_to_vec();
-        let signature = key.sign(&[b"darkswap/order/v1".as_slice(), &body].concat()).unwrap();
-        SignedOrder { body, public_key: key.public().encode_protobuf(), signature }
+        let signature = key
+            .sign(&[b"darkswap/order/v1".as_slice(), &body].concat())
+            .unwrap();
+        SignedOrder {
+            body,
+            public_key: key.public().encode_protobuf(),
+            signature,
+        }
     };
     let good = OrderBody::decode(&new_order().sign(&key).unwrap().body[..]).unwrap();
     let cases = [
-        (OrderBody { amount: 0, ..good.clone() }, OrderError::ZeroAmount),
-        (OrderBody { price: 0, ..good.clone() }, OrderError::ZeroPrice),
-        (OrderBody { side: 0, ..good.clone() }, OrderError::UnspecifiedSide),
-        (OrderBody { side: 9, ..good.clone() }, OrderError::UnspecifiedSide),
-        (OrderBody { expires_at: good.created_at, ..good.clone() }, OrderError::InvalidExpiry),
-        (OrderBody { quote: good.base.clone(), ..good.clone() }, OrderError::SameAsset),
+        (
+            OrderBody {
+                amount: 0,
+                ..good.clone()
+            },
+            OrderError::ZeroAmount,
+        ),
+        (
+            OrderBody {
+                price: 0,
+                ..good.clone()
+            },
+            OrderError::ZeroPrice,
+        ),
+        (
+            OrderBody {
+                side: 0,
+                ..good.clone()
+            },
+            OrderError::UnspecifiedSide,
+        ),
+        (
+            OrderBody {
+                side: 9,
+                ..good.clone()
+            },
+            OrderError::UnspecifiedSide,
+        ),
+        (
+            OrderBody {
+                expires_at: good.created_at,
+                ..good.clone()
+            },
+            OrderError::InvalidExpiry,
+        ),
+        (
+            OrderBody {
+                quote: good.base.clone(),
+                ..good.clone()
+            },
+            OrderError::SameAsset,
+        ),
     ];
     for (body, want) in cases {
         assert_eq!(sign_raw(body).verify(), Err(want));
     }
-    let bad_asset = sign_raw(OrderBody { base: "doge".into(), ..good.clone() });
-    assert!(matches!(bad_asset.verify(), Err(OrderError::InvalidAsset(AssetError::Unknown(_)))));
+    let bad_asset = sign_raw(OrderBody {
+        base: "doge".into(),
+        ..good.clone()
+    });
+    assert!(matches!(
+        bad_asset.verify(),
+        Err(OrderError::InvalidAsset(AssetError::Unknown(_)))
+    ));
 }
 
 #[test]
 fn time_rules() {
     let key = Keypair::generate_ed25519();
     let order = new_order().sign(&key).unwrap().verify().unwrap();
-    assert!(matches!(order.check_time(NOW + 3600), Err(OrderError::Expired { .. })));
+    assert!(matches!(
+        order.check_time(NOW + 3600),
+        Err(OrderError::Expired { .. })
+    ));
     assert!(order.check_time(NOW - MAX_CLOCK_SKEW_SECS).is_ok());
     assert!(matches!(
         order.check_time(NOW - MAX_CLOCK_SKEW_SECS - 1),
@@ -163,14 +283,23 @@ fn cancels_are_signed_by_the_maker() {
 
     let mut body = CancelBody::decode(&cancel.body[..]).unwrap();
     body.cancelled_at += 1;
-    let t = OrderCancel { body: body.encode_to_vec(), ..cancel.clone() };
+    let t = OrderCancel {
+        body: body.encode_to_vec(),
+        ..cancel.clone()
+    };
     assert_eq!(t.verify(), Err(OrderError::BadSignature));
     let mut body = CancelBody::decode(&cancel.body[..]).unwrap();
     body.order_id[0] ^= 1;
-    let t = OrderCancel { body: body.encode_to_vec(), ..cancel.clone() };
+    let t = OrderCancel {
+        body: body.encode_to_vec(),
+        ..cancel.clone()
+    };
     assert_eq!(t.verify(), Err(OrderError::BadSignature));
     let other = Keypair::generate_ed25519();
-    let t = OrderCancel { public_key: other.public().encode_protobuf(), ..cancel };
+    let t = OrderCancel {
+        public_key: other.public().encode_protobuf(),
+        ..cancel
+    };
     assert_eq!(t.verify(), Err(OrderError::MakerMismatch));
 }
 
@@ -178,7 +307,13 @@ fn cancels_are_signed_by_the_maker() {
 fn updates_are_signed_and_checked() {
     let key = Keypair::generate_ed25519();
     let order = new_order().sign(&key).unwrap();
-    let fields = UpdateFields { sequence: 1, amount: 500, price: 26 * PRICE_SCALE, expires_at: NOW + 7200, updated_at: NOW + 1 };
+    let fields = UpdateFields {
+        sequence: 1,
+        amount: 500,
+        price: 26 * PRICE_SCALE,
+        expires_at: NOW + 7200,
+        updated_at: NOW + 1,
+    };
     let update = OrderUpdate::sign(order.id(), fields, &key).unwrap();
     let verified = update.verify().unwrap();
     assert_eq!(verified.fields, fields);
@@ -196,11 +331,21 @@ fn updates_are_signed_and_checked() {
     ] {
         let mut body = UpdateBody::decode(&update.body[..]).unwrap();
         change(&mut body);
-        let t = OrderUpdate { body: body.encode_to_vec(), ..update.clone() };
+        let t = OrderUpdate {
+            body: body.encode_to_vec(),
+            ..update.clone()
+        };
         assert_eq!(t.verify(), Err(OrderError::BadSignature));
     }
     assert_eq!(
-        OrderUpdate::sign(order.id(), UpdateFields { amount: 0, ..fields }, &key),
+        OrderUpdate::sign(
+            order.id(),
+            UpdateFields {
+                amount: 0,
+                ..fields
+            },
+            &key
+        ),
         Err(OrderError::ZeroAmount)
     );
 }

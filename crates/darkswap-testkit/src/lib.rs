@@ -9,7 +9,10 @@ use std::time::Duration;
 use darkswap_p2p::{KadMode, Network, NetworkConfig, NetworkEvent};
 use futures::StreamExt;
 use libp2p::{
-    Multiaddr, PeerId, identify, identity::Keypair, multiaddr::Protocol, noise, ping, relay,
+    Multiaddr, PeerId, identify,
+    identity::Keypair,
+    multiaddr::Protocol,
+    noise, ping, relay,
     swarm::{NetworkBehaviour, SwarmEvent},
     tcp, yamux,
 };
@@ -36,7 +39,10 @@ pub fn test_config() -> NetworkConfig {
 /// full address (`/ip4/127.0.0.1/tcp/<port>/p2p/<id>`).
 pub async fn spawn_node(config: NetworkConfig) -> (Network, Multiaddr) {
     let network = Network::new(config).await.expect("start node");
-    let addr = network.listen_on("/ip4/127.0.0.1/tcp/0").await.expect("listen");
+    let addr = network
+        .listen_on("/ip4/127.0.0.1/tcp/0")
+        .await
+        .expect("listen");
     let full = addr.with(Protocol::P2p(network.local_peer_id()));
     (network, full)
 }
@@ -89,7 +95,11 @@ pub struct TestRelay {
 impl TestRelay {
     /// Starts a relay with a fresh identity on 127.0.0.1, port 0.
     pub async fn spawn() -> Self {
-        Self::spawn_with(Keypair::generate_ed25519(), "/ip4/127.0.0.1/tcp/0".parse().expect("addr")).await
+        Self::spawn_with(
+            Keypair::generate_ed25519(),
+            "/ip4/127.0.0.1/tcp/0".parse().expect("addr"),
+        )
+        .await
     }
 
     /// Starts a relay with `keypair` listening on `listen` (to restart one on
@@ -97,7 +107,11 @@ impl TestRelay {
     pub async fn spawn_with(keypair: Keypair, listen: Multiaddr) -> Self {
         let mut swarm = libp2p::SwarmBuilder::with_existing_identity(keypair.clone())
             .with_tokio()
-            .with_tcp(tcp::Config::default(), noise::Config::new, yamux::Config::default)
+            .with_tcp(
+                tcp::Config::default(),
+                noise::Config::new,
+                yamux::Config::default,
+            )
             .expect("tcp")
             .with_behaviour(|key| RelayBehaviour {
                 relay: relay::Behaviour::new(
@@ -108,7 +122,10 @@ impl TestRelay {
                         ..relay::Config::default()
                     },
                 ),
-                identify: identify::Behaviour::new(identify::Config::new("/darkswap-test-relay/1".into(), key.public())),
+                identify: identify::Behaviour::new(identify::Config::new(
+                    "/darkswap-test-relay/1".into(),
+                    key.public(),
+                )),
                 ping: ping::Behaviour::new(ping::Config::new()),
             })
             .expect("behaviour")
@@ -133,7 +150,12 @@ impl TestRelay {
             .await
             .expect("relay listen timed out")
             .expect("relay task ended");
-        TestRelay { peer_id, addr: addr.with(Protocol::P2p(peer_id)), keypair, task: Some(task) }
+        TestRelay {
+            peer_id,
+            addr: addr.with(Protocol::P2p(peer_id)),
+            keypair,
+            task: Some(task),
+        }
     }
 
     /// The listen address without the `/p2p/` suffix.
