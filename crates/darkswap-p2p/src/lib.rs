@@ -48,3 +48,8 @@ pub use validation::{ValidationError, validate_gossip, verify_signed_parts};
 /// Re-exports of the libp2p and wire types that appear in this crate's API.
 pub use darkswap_proto as proto;
 pub use libp2p::{Multiaddr, PeerId, identity::Keypair};
+
+/// The README's SDK example is compiled as a doc test so it stays true.
+#[cfg(doctest)]
+#[doc = include_str!("../../../README.md")]
+pub struct ReadmeDoctests;
