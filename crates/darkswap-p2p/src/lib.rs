@@ -43,6 +43,7 @@ pub use identity::load_or_create_keypair;
 pub use network::{NatStatus, Network, NetworkEvent, NetworkHandle, ReservationId};
 pub use perf::{PERF_PROTOCOL, PerfReport};
 pub use relay_reservations::RelayStatus;
+pub use swarm_task::ensure_tcp_port_free;
 pub use validation::{ValidationError, validate_gossip, verify_signed_parts};
 
 /// Re-exports of the libp2p and wire types that appear in this crate's API.

@@ -296,7 +296,7 @@ impl SwarmTask {
 
     fn on_command(&mut self, command: Command) {
         match command {
-            Command::Listen { addr, reply } => match probe_tcp_port(&addr).and_then(|()| {
+            Command::Listen { addr, reply } => match ensure_tcp_port_free(&addr).and_then(|()| {
                 self.swarm
                     .listen_on(addr.clone())
                     .map_err(|e| e.to_string())
@@ -621,7 +621,7 @@ impl SwarmTask {
 /// share a port already in use. Binding a plain socket first (no
 /// SO_REUSEPORT) fails if anything listens there, which turns that into the
 /// error users expect.
-fn probe_tcp_port(addr: &Multiaddr) -> Result<(), String> {
+pub fn ensure_tcp_port_free(addr: &Multiaddr) -> Result<(), String> {
     let mut ip = None;
     let mut port = None;
     for p in addr.iter() {

@@ -1,0 +1,380 @@
+//! Relay configuration: built-in defaults < TOML file < `DARKSWAP_RELAY_*`
+//! environment variables < command-line flags, merged by figment.
+//!
+//! Every field's default is documented here and listed in
+//! `deploy/config.toml`. Unknown keys are errors, so a typo never silently
+//! leaves a default in force.
+
+use std::{net::SocketAddr, num::NonZeroU32, path::PathBuf, time::Duration};
+
+use figment::{
+    Figment,
+    providers::{Env, Format, Serialized, Toml},
+};
+use libp2p::Multiaddr;
+use serde::{Deserialize, Serialize};
+
+/// Prefix of environment overrides; `__` separates section and key, as in
+/// `DARKSWAP_RELAY_RELAY__MAX_CIRCUITS=512`.
+pub const ENV_PREFIX: &str = "DARKSWAP_RELAY_";
+
+/// Why the configuration could not be loaded.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid configuration: {0}")]
+pub struct ConfigError(String);
+
+/// The whole relay configuration.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+#[non_exhaustive]
+pub struct RelayConfig {
+    /// Directory for the identity key (`identity.key`) and other state.
+    /// Default: the platform data dir + `darkswap-relay`
+    /// (`~/.local/share/darkswap-relay` on Linux).
+    pub data_dir: PathBuf,
+    /// libp2p transports and addresses.
+    pub network: NetworkSection,
+    /// Circuit relay v2 limits.
+    pub relay: RelaySection,
+    /// The metrics and health HTTP server.
+    pub metrics: MetricsSection,
+    /// Logging.
+    pub log: LogSection,
+}
+
+/// libp2p transports and addresses.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+#[non_exhaustive]
+pub struct NetworkSection {
+    /// Addresses to listen on. Default: TCP and QUIC on port 9000, WebSocket
+    /// on 9002: `/ip4/0.0.0.0/tcp/9000`, `/ip4/0.0.0.0/udp/9000/quic-v1`,
+    /// `/ip4/0.0.0.0/tcp/9002/ws`.
+    pub listen_addresses: Vec<Multiaddr>,
+    /// Public addresses to announce (e.g. behind a load balancer or NAT with
+    /// port forwarding). Default: none, and then the listen addresses are
+    /// announced, because a relay refuses reservations until it has an
+    /// external address.
+    pub external_addresses: Vec<Multiaddr>,
+    /// Gossipsub topics the relay joins and forwards. Default: the DarkSwap
+    /// orderbook and trade topics.
+    pub topics: Vec<String>,
+    /// Seconds a connection with nothing keeping it alive stays open. Default: 60.
+    pub idle_connection_timeout_secs: u64,
+}
+
+/// A rate limit: at most `limit` requests per `interval_secs`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RateLimit {
+    /// Requests allowed per interval.
+    pub limit: NonZeroU32,
+    /// Interval length in seconds.
+    pub interval_secs: u64,
+}
+
+impl RateLimit {
+    const fn new(limit: u32, interval_secs: u64) -> Self {
+        let limit = match NonZeroU32::new(limit) {
+            Some(l) => l,
+            None => NonZeroU32::MIN,
+        };
+        RateLimit { limit, interval_secs }
+    }
+
+    /// The interval as a duration.
+    pub fn interval(&self) -> Duration {
+        Duration::from_secs(self.interval_secs)
+    }
+}
+
+/// Circuit relay v2 limits.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+#[non_exhaustive]
+pub struct RelaySection {
+    /// Reservations held at once, all peers together. Default: 1024.
+    pub max_reservations: usize,
+    /// Reservations one peer may hold at once. Default: 4.
+    pub max_reservations_per_peer: usize,
+    /// Seconds a reservation lasts before the client must renew it. Default: 3600.
+    pub reservation_duration_secs: u64,
+    /// Circuits open at once, all peers together. Default: 256.
+    pub max_circuits: usize,
+    /// Circuits one peer may have open at once. Default: 16.
+    pub max_circuits_per_peer: usize,
+    /// Seconds a circuit may stay open. Default: 3600 (libp2p's default is
+    /// 120, too short for a trade negotiation).
+    pub max_circuit_duration_secs: u64,
+    /// Bytes a circuit may carry in each direction. Default: 64 MiB
+    /// (libp2p's default is 128 KiB, too small for PSBT exchange).
+    pub max_circuit_bytes: u64,
+    /// Reservation requests per peer. Default: 30 per 120 s.
+    pub reservation_rate_per_peer: RateLimit,
+    /// Reservation requests per IP address. Default: 60 per 60 s.
+    pub reservation_rate_per_ip: RateLimit,
+    /// Circuit requests per source peer. Default: 30 per 120 s.
+    pub circuit_rate_per_peer: RateLimit,
+    /// Circuit requests per source IP address. Default: 60 per 60 s.
+    pub circuit_rate_per_ip: RateLimit,
+}
+
+/// The metrics and health HTTP server.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+#[non_exhaustive]
+pub struct MetricsSection {
+    /// Serve `/metrics` and `/health`. Default: true.
+    pub enabled: bool,
+    /// Address of the HTTP server. Default: `127.0.0.1:9090` (loopback:
+    /// expose it deliberately, never by accident).
+    pub listen: SocketAddr,
+}
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Logging.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+#[non_exhaustive]
+pub struct LogSection {
+    /// Level filter (`error`, `warn`, `info`, `debug`, `trace`, or a
+    /// `tracing` directive list). `RUST_LOG`, when set, wins. Default: `info`.
+    pub level: String,
+    /// Default: `text`.
+    pub format: LogFormat,
+}
+
+/// Default data directory: the platform data dir + `darkswap-relay`.
+pub fn default_data_dir() -> PathBuf {
+    dirs::data_dir()
+        .map(|d| d.join("darkswap-relay"))
+        .unwrap_or_else(|| PathBuf::from("darkswap-relay-data"))
+}
+
+fn addr(s: &str) -> Multiaddr {
+    // Compile-time literals below; a typo is caught by the defaults test.
+    s.parse().unwrap_or_else(|_| Multiaddr::empty())
+}
+
+impl Default for RelayConfig {
+    fn default() -> Self {
+        RelayConfig {
+            data_dir: default_data_dir(),
+            network: NetworkSection::default(),
+            relay: RelaySection::default(),
+            metrics: MetricsSection::default(),
+            log: LogSection::default(),
+        }
+    }
+}
+
+impl Default for NetworkSection {
+    fn default() -> Self {
+        NetworkSection {
+            listen_addresses: vec![
+                addr("/ip4/0.0.0.0/tcp/9000"),
+                addr("/ip4/0.0.0.0/udp/9000/quic-v1"),
+                addr("/ip4/0.0.0.0/tcp/9002/ws"),
+            ],
+            external_addresses: Vec::new(),
+            topics: vec![darkswap_p2p::ORDERBOOK_TOPIC.to_owned(), darkswap_p2p::TRADE_TOPIC.to_owned()],
+            idle_connection_timeout_secs: 60,
+        }
+    }
+}
+
+impl Default for RelaySection {
+    fn default() -> Self {
+        RelaySection {
+            max_reservations: 1024,
+            max_reservations_per_peer: 4,
+            reservation_duration_secs: 3600,
+            max_circuits: 256,
+            max_circuits_per_peer: 16,
+            max_circuit_duration_secs: 3600,
+            max_circuit_bytes: 64 * 1024 * 1024,
+            reservation_rate_per_peer: RateLimit::new(30, 120),
+            reservation_rate_per_ip: RateLimit::new(60, 60),
+            circuit_rate_per_peer: RateLimit::new(30, 120),
+            circuit_rate_per_ip: RateLimit::new(60, 60),
+        }
+    }
+}
+
+impl Default for MetricsSection {
+    fn default() -> Self {
+        MetricsSection { enabled: true, listen: SocketAddr::from(([127, 0, 0, 1], 9090)) }
+    }
+}
+
+impl Default for LogSection {
+    fn default() -> Self {
+        LogSection { level: "info".to_owned(), format: LogFormat::Text }
+    }
+}
+
+impl RelayConfig {
+    /// Merges defaults, the TOML file (if any), the environment and
+    /// `overrides` (typically from the command line, as a partial tree of
+    /// the same shape), then validates the result.
+    pub fn load(file: Option<&std::path::Path>, overrides: impl Serialize) -> Result<Self, ConfigError> {
+        let mut figment = Figment::from(Serialized::defaults(RelayConfig::default()));
+        if let Some(file) = file {
+            if !file.is_file() {
+                return Err(ConfigError(format!("config file {} does not exist", file.display())));
+            }
+            figment = figment.merge(Toml::file(file));
+        }
+        figment = figment.merge(Env::prefixed(ENV_PREFIX).split("__")).merge(Serialized::defaults(overrides));
+        let config: RelayConfig = figment.extract().map_err(|e| ConfigError(describe(e)))?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Checks what types alone cannot.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let r = &self.relay;
+        let positive = [
+            ("relay.max_reservations", r.max_reservations as u64),
+            ("relay.max_reservations_per_peer", r.max_reservations_per_peer as u64),
+            ("relay.reservation_duration_secs", r.reservation_duration_secs),
+            ("relay.max_circuits", r.max_circuits as u64),
+            ("relay.max_circuits_per_peer", r.max_circuits_per_peer as u64),
+            ("relay.max_circuit_duration_secs", r.max_circuit_duration_secs),
+            ("relay.max_circuit_bytes", r.max_circuit_bytes),
+            ("network.idle_connection_timeout_secs", self.network.idle_connection_timeout_secs),
+        ];
+        for (key, value) in positive {
+            if value == 0 {
+                return Err(ConfigError(format!("{key} must be greater than 0")));
+            }
+        }
+        if self.network.listen_addresses.is_empty() {
+            return Err(ConfigError("network.listen_addresses must not be empty".to_owned()));
+        }
+        if self.network.listen_addresses.iter().any(|a| a.iter().next().is_none()) {
+            return Err(ConfigError("network.listen_addresses has an empty address".to_owned()));
+        }
+        tracing_subscriber::EnvFilter::try_new(&self.log.level)
+            .map_err(|e| ConfigError(format!("log.level {:?}: {e}", self.log.level)))?;
+        Ok(())
+    }
+
+    /// The effective configuration as TOML, for `--check-config`.
+    pub fn to_toml(&self) -> String {
+        toml::to_string_pretty(self).unwrap_or_else(|e| format!("# cannot render: {e}"))
+    }
+}
+
+/// One line per figment error, each naming its key and where it came from.
+fn describe(error: figment::Error) -> String {
+    error
+        .into_iter()
+        .map(|e| {
+            let key = if e.path.is_empty() { String::new() } else { format!("key `{}`: ", e.path.join(".")) };
+            let source = e.metadata.as_ref().map(|m| format!(" (from {})", m.name)).unwrap_or_default();
+            format!("{key}{}{source}", e.kind)
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use figment::Jail;
+
+    fn no_overrides() -> serde_json::Value {
+        serde_json::json!({})
+    }
+
+    #[test]
+    fn defaults_are_the_documented_ones() {
+        let c = RelayConfig::default();
+        assert_eq!(c.relay.max_reservations, 1024);
+        assert_eq!(c.relay.max_circuits, 256);
+        assert!(c.relay.max_circuit_duration_secs > 120);
+        assert!(c.relay.max_circuit_bytes > 128 * 1024);
+        let listen: Vec<String> = c.network.listen_addresses.iter().map(|a| a.to_string()).collect();
+        assert_eq!(listen, ["/ip4/0.0.0.0/tcp/9000", "/ip4/0.0.0.0/udp/9000/quic-v1", "/ip4/0.0.0.0/tcp/9002/ws"]);
+        assert_eq!(c.metrics.listen.to_string(), "127.0.0.1:9090");
+        c.validate().unwrap();
+    }
+
+    #[test]
+    fn deploy_config_toml_matches_the_defaults() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../deploy/config.toml");
+        let text = std::fs::read_to_string(path).unwrap();
+        let mut from_file: RelayConfig = toml::from_str(&text).unwrap();
+        // The data dir is platform-specific; the file shows the Linux one.
+        from_file.data_dir = default_data_dir();
+        assert_eq!(from_file, RelayConfig::default());
+    }
+
+    #[test]
+    fn toml_then_env_then_overrides() {
+        Jail::expect_with(|jail| {
+            jail.create_file(
+                "relay.toml",
+                r#"
+                    [relay]
+                    max_circuits = 7
+                    max_reservations = 8
+                    [metrics]
+                    listen = "127.0.0.1:9999"
+                "#,
+            )?;
+            jail.set_env("DARKSWAP_RELAY_RELAY__MAX_RESERVATIONS", "9");
+            jail.set_env("DARKSWAP_RELAY_LOG__FORMAT", "json");
+            let overrides = serde_json::json!({ "metrics": { "listen": "127.0.0.1:1234" } });
+            let c = RelayConfig::load(Some("relay.toml".as_ref()), overrides).unwrap();
+            assert_eq!(c.relay.max_circuits, 7, "from TOML");
+            assert_eq!(c.relay.max_reservations, 9, "env beats TOML");
+            assert_eq!(c.log.format, LogFormat::Json, "from env");
+            assert_eq!(c.metrics.listen.port(), 1234, "flags beat everything");
+            assert_eq!(c.relay.max_circuits_per_peer, 16, "default kept");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_values_name_the_key() {
+        Jail::expect_with(|jail| {
+            jail.create_file("a.toml", "[relay]\nmax_circuitz = 3\n")?;
+            let e = RelayConfig::load(Some("a.toml".as_ref()), no_overrides()).unwrap_err().to_string();
+            assert!(e.contains("max_circuitz"), "{e}");
+
+            jail.create_file("b.toml", "[metrics]\nlisten = \"127.0.0.1:99999\"\n")?;
+            let e = RelayConfig::load(Some("b.toml".as_ref()), no_overrides()).unwrap_err().to_string();
+            assert!(e.contains("metrics.listen"), "{e}");
+
+            jail.create_file("c.toml", "[network]\nlisten_addresses = [\"/ip4/0.0.0.0/tcp/70000\"]\n")?;
+            let e = RelayConfig::load(Some("c.toml".as_ref()), no_overrides()).unwrap_err().to_string();
+            assert!(e.contains("network.listen_addresses"), "{e}");
+
+            jail.create_file("d.toml", "[relay]\nmax_circuits = 0\n")?;
+            let e = RelayConfig::load(Some("d.toml".as_ref()), no_overrides()).unwrap_err().to_string();
+            assert!(e.contains("relay.max_circuits must be greater than 0"), "{e}");
+
+            jail.set_env("DARKSWAP_RELAY_RELAY__NOPE", "1");
+            let e = RelayConfig::load(None, no_overrides()).unwrap_err().to_string();
+            assert!(e.contains("nope"), "{e}");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn a_missing_file_is_an_error() {
+        let e = RelayConfig::load(Some("/nonexistent/relay.toml".as_ref()), no_overrides()).unwrap_err();
+        assert!(e.to_string().contains("does not exist"));
+    }
+}

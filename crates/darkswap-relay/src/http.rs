@@ -1,0 +1,64 @@
+//! `/metrics` (Prometheus / OpenMetrics text) and `/health` (JSON).
+
+use std::sync::{Arc, atomic::Ordering};
+
+use axum::{
+    Json, Router,
+    extract::State as AxumState,
+    http::{StatusCode, header},
+    response::IntoResponse,
+    routing::get,
+};
+use serde::Serialize;
+use tokio_util::sync::CancellationToken;
+
+use crate::server::State;
+
+/// Body of `/health`.
+#[derive(Debug, Serialize)]
+struct Health {
+    status: &'static str,
+    peer_id: String,
+    uptime_seconds: u64,
+    reservations: i64,
+    circuits: i64,
+    connections: i64,
+}
+
+async fn metrics(AxumState(state): AxumState<Arc<State>>) -> impl IntoResponse {
+    let mut body = String::new();
+    match prometheus_client::encoding::text::encode(&mut body, &state.registry) {
+        Ok(()) => (
+            StatusCode::OK,
+            [(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")],
+            body,
+        ),
+        Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, [(header::CONTENT_TYPE, "text/plain")], e.to_string()),
+    }
+}
+
+async fn health(AxumState(state): AxumState<Arc<State>>) -> impl IntoResponse {
+    let alive = state.swarm_alive.load(Ordering::Relaxed);
+    let m = &state.relay_metrics;
+    let body = Health {
+        status: if alive { "ok" } else { "unhealthy" },
+        peer_id: state.peer_id.to_string(),
+        uptime_seconds: state.started.elapsed().as_secs(),
+        reservations: m.reservations_now(),
+        circuits: m.circuits_now(),
+        connections: m.connections_now(),
+    };
+    let code = if alive { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    (code, Json(body))
+}
+
+pub(crate) fn router(state: Arc<State>) -> Router {
+    Router::new().route("/metrics", get(metrics)).route("/health", get(health)).with_state(state)
+}
+
+pub(crate) async fn serve(listener: tokio::net::TcpListener, state: Arc<State>, cancel: CancellationToken) {
+    let result = axum::serve(listener, router(state)).with_graceful_shutdown(cancel.cancelled_owned()).await;
+    if let Err(e) = result {
+        tracing::error!(error = %e, "metrics server failed");
+    }
+}

@@ -1,0 +1,158 @@
+//! `darkswap-relay`: command line and configuration loading only; the server
+//! is the library's `RelayServer`.
+
+use std::{net::SocketAddr, path::PathBuf, process::ExitCode, time::Duration};
+
+use clap::Parser;
+use darkswap_relay::{LogFormat, RelayConfig, RelayServer, load_identity};
+use libp2p::Multiaddr;
+use serde_json::{Map, Value, json};
+
+/// How long a signal-triggered shutdown may take before the process exits anyway.
+const SHUTDOWN_DEADLINE: Duration = Duration::from_secs(5);
+
+/// DarkSwap relay server: libp2p circuit relay v2, DHT and gossip backbone,
+/// Prometheus metrics and health. Runs on built-in defaults with no arguments.
+///
+/// Configuration: built-in defaults < TOML file (--config) < environment
+/// (DARKSWAP_RELAY_<SECTION>__<KEY>) < these flags.
+#[derive(Debug, Parser)]
+#[command(name = "darkswap-relay", version)]
+struct Cli {
+    /// TOML configuration file (see deploy/config.toml for every key).
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Directory for the identity key and state.
+    #[arg(long, value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+    /// Listen address, replacing network.listen_addresses (repeatable).
+    #[arg(long, value_name = "MULTIADDR")]
+    listen: Vec<Multiaddr>,
+    /// External address to announce (repeatable).
+    #[arg(long, value_name = "MULTIADDR")]
+    external_address: Vec<Multiaddr>,
+    /// Address of the metrics and health server.
+    #[arg(long, value_name = "ADDR")]
+    metrics_listen: Option<SocketAddr>,
+    /// Log level filter (RUST_LOG wins when set).
+    #[arg(long, value_name = "LEVEL")]
+    log_level: Option<String>,
+    /// Log format.
+    #[arg(long, value_enum)]
+    log_format: Option<LogFormat>,
+    /// Print the relay's peer id (creating its key if needed) and exit.
+    #[arg(long)]
+    print_peer_id: bool,
+    /// Validate the configuration, print the effective configuration and exit.
+    #[arg(long)]
+    check_config: bool,
+}
+
+impl Cli {
+    /// The flags that were given, as a partial configuration tree.
+    fn overrides(&self) -> Value {
+        let mut root = Map::new();
+        let mut section = |name: &str, key: &str, value: Value| {
+            let entry = root.entry(name.to_owned()).or_insert_with(|| json!({}));
+            if let Value::Object(map) = entry {
+                map.insert(key.to_owned(), value);
+            }
+        };
+        if !self.listen.is_empty() {
+            section("network", "listen_addresses", json!(self.listen.iter().map(|a| a.to_string()).collect::<Vec<_>>()));
+        }
+        if !self.external_address.is_empty() {
+            let addrs: Vec<String> = self.external_address.iter().map(|a| a.to_string()).collect();
+            section("network", "external_addresses", json!(addrs));
+        }
+        if let Some(addr) = self.metrics_listen {
+            section("metrics", "listen", json!(addr.to_string()));
+        }
+        if let Some(level) = &self.log_level {
+            section("log", "level", json!(level));
+        }
+        if let Some(format) = self.log_format {
+            section("log", "format", json!(format));
+        }
+        if let Some(dir) = &self.data_dir {
+            root.insert("data_dir".to_owned(), json!(dir));
+        }
+        Value::Object(root)
+    }
+}
+
+fn init_logging(config: &RelayConfig) {
+    let filter = std::env::var("RUST_LOG")
+        .ok()
+        .and_then(|v| tracing_subscriber::EnvFilter::try_new(v).ok())
+        .unwrap_or_else(|| tracing_subscriber::EnvFilter::new(&config.log.level));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match config.log.format {
+        LogFormat::Json => builder.json().init(),
+        LogFormat::Text => builder.init(),
+    }
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let config = match RelayConfig::load(cli.config.as_deref(), cli.overrides()) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("darkswap-relay: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    if cli.check_config {
+        print!("{}", config.to_toml());
+        return ExitCode::SUCCESS;
+    }
+    if cli.print_peer_id {
+        return match load_identity(&config.data_dir) {
+            Ok(key) => {
+                println!("{}", key.public().to_peer_id());
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("darkswap-relay: {e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
+    init_logging(&config);
+    match run(config).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("{e}");
+            eprintln!("darkswap-relay: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(config: RelayConfig) -> anyhow::Result<()> {
+    let server = RelayServer::spawn(config).await?;
+    tracing::info!(peer_id = %server.peer_id(), "relay started");
+    wait_for_signal().await?;
+    tracing::info!("shutdown signal received");
+    if tokio::time::timeout(SHUTDOWN_DEADLINE, server.shutdown()).await.is_err() {
+        anyhow::bail!("shutdown took longer than {SHUTDOWN_DEADLINE:?}");
+    }
+    Ok(())
+}
+
+async fn wait_for_signal() -> anyhow::Result<()> {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut term = signal(SignalKind::terminate())?;
+        let mut int = signal(SignalKind::interrupt())?;
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = int.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    tokio::signal::ctrl_c().await?;
+    Ok(())
+}

@@ -1,0 +1,172 @@
+//! Relay metrics (`darkswap_relay_*`) next to libp2p's own, in one
+//! prometheus-client registry.
+
+use std::sync::atomic::{AtomicI64, Ordering};
+
+use libp2p::{Multiaddr, core::ConnectedPoint, multiaddr::Protocol, relay};
+use prometheus_client::{
+    encoding::EncodeLabelSet,
+    metrics::{counter::Counter, family::Family, gauge::Gauge},
+    registry::Registry,
+};
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ReasonLabel {
+    reason: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct TransportLabel {
+    transport: &'static str,
+}
+
+/// The relay's own metrics. Counters are exported with the `_total` suffix.
+#[derive(Debug, Default)]
+pub struct RelayMetrics {
+    reservations_active: Gauge,
+    reservations: Counter,
+    reservations_denied: Family<ReasonLabel, Counter>,
+    circuits_active: Gauge,
+    circuits: Counter,
+    circuits_denied: Family<ReasonLabel, Counter>,
+    connections_active: Family<TransportLabel, Gauge>,
+    connections: Family<TransportLabel, Counter>,
+    connections_now: AtomicI64,
+}
+
+/// Which transport a connection runs over, as a metric label.
+pub fn transport_of(endpoint: &ConnectedPoint) -> &'static str {
+    let addr: &Multiaddr = match endpoint {
+        ConnectedPoint::Dialer { address, .. } => address,
+        ConnectedPoint::Listener { local_addr, .. } => local_addr,
+    };
+    let mut kind = "other";
+    for p in addr.iter() {
+        kind = match p {
+            Protocol::P2pCircuit => return "relayed",
+            Protocol::Ws(_) | Protocol::Wss(_) => "websocket",
+            Protocol::QuicV1 => "quic",
+            Protocol::Tcp(_) if kind == "other" => "tcp",
+            _ => kind,
+        };
+    }
+    kind
+}
+
+impl RelayMetrics {
+    /// Creates the metrics and registers them in `registry`.
+    pub fn register(registry: &mut Registry) -> Self {
+        let m = RelayMetrics::default();
+        let r = registry.sub_registry_with_prefix("darkswap_relay");
+        r.register("reservations_active", "Reservations currently held", m.reservations_active.clone());
+        r.register("reservations", "Reservations accepted (renewals excluded)", m.reservations.clone());
+        r.register("reservations_denied", "Reservation requests denied, by reason", m.reservations_denied.clone());
+        r.register("circuits_active", "Circuits currently open", m.circuits_active.clone());
+        r.register("circuits", "Circuits accepted", m.circuits.clone());
+        r.register("circuits_denied", "Circuit requests denied, by reason", m.circuits_denied.clone());
+        r.register("connections_active", "Open connections, by transport", m.connections_active.clone());
+        r.register("connections", "Connections established, by transport", m.connections.clone());
+        m
+    }
+
+    /// Updates the relay gauges and counters from a relay event.
+    pub fn record_relay(&self, event: &relay::Event) {
+        match event {
+            relay::Event::ReservationReqAccepted { renewed: false, .. } => {
+                self.reservations.inc();
+                self.reservations_active.inc();
+            }
+            relay::Event::ReservationReqDenied { status, .. } => {
+                self.reservations_denied.get_or_create(&ReasonLabel { reason: format!("{status:?}") }).inc();
+            }
+            relay::Event::ReservationClosed { .. } | relay::Event::ReservationTimedOut { .. } => {
+                self.reservations_active.dec();
+            }
+            relay::Event::CircuitReqAccepted { .. } => {
+                self.circuits.inc();
+                self.circuits_active.inc();
+            }
+            relay::Event::CircuitReqDenied { status, .. } => {
+                self.circuits_denied.get_or_create(&ReasonLabel { reason: format!("{status:?}") }).inc();
+            }
+            relay::Event::CircuitClosed { .. } => {
+                self.circuits_active.dec();
+            }
+            _ => {}
+        }
+    }
+
+    /// A connection was established.
+    pub fn connection_opened(&self, endpoint: &ConnectedPoint) {
+        let label = TransportLabel { transport: transport_of(endpoint) };
+        self.connections.get_or_create(&label).inc();
+        self.connections_active.get_or_create(&label).inc();
+        self.connections_now.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A connection closed.
+    pub fn connection_closed(&self, endpoint: &ConnectedPoint) {
+        let label = TransportLabel { transport: transport_of(endpoint) };
+        self.connections_active.get_or_create(&label).dec();
+        self.connections_now.fetch_sub(1, Ordering::Relaxed);
+    }
+
+    /// Reservations held now.
+    pub fn reservations_now(&self) -> i64 {
+        self.reservations_active.get()
+    }
+
+    /// Circuits open now.
+    pub fn circuits_now(&self) -> i64 {
+        self.circuits_active.get()
+    }
+
+    /// Connections open now.
+    pub fn connections_now(&self) -> i64 {
+        self.connections_now.load(Ordering::Relaxed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use libp2p::{PeerId, core::Endpoint, core::transport::PortUse};
+    use prometheus_client::encoding::text::encode;
+
+    fn dialer(addr: &str) -> ConnectedPoint {
+        ConnectedPoint::Dialer { address: addr.parse().unwrap(), role_override: Endpoint::Dialer, port_use: PortUse::Reuse }
+    }
+
+    #[test]
+    fn transports_are_labelled() {
+        assert_eq!(transport_of(&dialer("/ip4/1.2.3.4/tcp/1")), "tcp");
+        assert_eq!(transport_of(&dialer("/ip4/1.2.3.4/tcp/1/ws")), "websocket");
+        assert_eq!(transport_of(&dialer("/ip4/1.2.3.4/udp/1/quic-v1")), "quic");
+        let relayed = format!("/ip4/1.2.3.4/tcp/1/p2p/{}/p2p-circuit", PeerId::random());
+        assert_eq!(transport_of(&dialer(&relayed)), "relayed");
+    }
+
+    #[test]
+    fn relay_events_move_the_metrics() {
+        let mut registry = Registry::default();
+        let m = RelayMetrics::register(&mut registry);
+        let (a, b) = (PeerId::random(), PeerId::random());
+        m.record_relay(&relay::Event::ReservationReqAccepted { src_peer_id: a, renewed: false });
+        m.record_relay(&relay::Event::ReservationReqAccepted { src_peer_id: a, renewed: true });
+        m.record_relay(&relay::Event::CircuitReqAccepted { src_peer_id: a, dst_peer_id: b });
+        m.record_relay(&relay::Event::CircuitReqDenied {
+            src_peer_id: a,
+            dst_peer_id: b,
+            status: relay::StatusCode::ResourceLimitExceeded,
+        });
+        assert_eq!((m.reservations_now(), m.circuits_now()), (1, 1));
+        m.record_relay(&relay::Event::CircuitClosed { src_peer_id: a, dst_peer_id: b, error: None });
+        m.record_relay(&relay::Event::ReservationTimedOut { src_peer_id: a });
+        assert_eq!((m.reservations_now(), m.circuits_now()), (0, 0));
+        let mut text = String::new();
+        encode(&mut text, &registry).unwrap();
+        assert!(text.contains("darkswap_relay_reservations_total 1"), "{text}");
+        assert!(text.contains("darkswap_relay_circuits_total 1"), "{text}");
+        assert!(text.contains("darkswap_relay_circuits_denied_total{reason=\"ResourceLimitExceeded\"} 1"), "{text}");
+    }
+}

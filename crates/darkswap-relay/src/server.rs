@@ -1,0 +1,379 @@
+//! The relay server: one coordinator owning the libp2p swarm task and the
+//! HTTP task, stopped together by one cancellation token.
+
+use std::{
+    net::SocketAddr,
+    path::Path,
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
+    time::{Duration, Instant},
+};
+
+use darkswap_p2p::{KAD_PROTOCOL, validate_gossip};
+use futures::StreamExt;
+use libp2p::{
+    Multiaddr, PeerId, Swarm, autonat, gossipsub, identify,
+    identity::Keypair,
+    kad,
+    metrics::{Metrics, Recorder},
+    multiaddr::Protocol,
+    noise, ping, relay,
+    swarm::{NetworkBehaviour, SwarmEvent},
+    tcp, yamux,
+};
+use prometheus_client::registry::Registry;
+use tokio_util::sync::CancellationToken;
+
+use crate::{RelayConfig, http, metrics::RelayMetrics};
+
+/// File in the data dir holding the relay's identity key.
+pub const KEY_FILE: &str = "identity.key";
+/// How long start-up waits for each listener to come up.
+const LISTEN_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long shutdown waits for connections to close before dropping them.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(3);
+
+/// Why the relay could not start. Each renders as one line.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StartError {
+    /// The identity key could not be read or created.
+    #[error("identity: {0}")]
+    Identity(String),
+    /// The libp2p stack could not be built.
+    #[error("libp2p: {0}")]
+    Build(String),
+    /// A listen address could not be bound.
+    #[error("cannot listen on {addr}: {reason}")]
+    Listen {
+        /// The address.
+        addr: Multiaddr,
+        /// Why.
+        reason: String,
+    },
+    /// The metrics server could not bind.
+    #[error("cannot serve metrics on {addr}: {reason}")]
+    Metrics {
+        /// The address.
+        addr: SocketAddr,
+        /// Why.
+        reason: String,
+    },
+}
+
+/// Loads (or creates, mode 0600) the relay's key in `data_dir`.
+pub fn load_identity(data_dir: &Path) -> Result<Keypair, StartError> {
+    darkswap_p2p::load_or_create_keypair(&data_dir.join(KEY_FILE)).map_err(|e| StartError::Identity(e.to_string()))
+}
+
+#[derive(NetworkBehaviour)]
+struct Behaviour {
+    relay: relay::Behaviour,
+    identify: identify::Behaviour,
+    ping: ping::Behaviour,
+    autonat: autonat::Behaviour,
+    kad: kad::Behaviour<kad::store::MemoryStore>,
+    gossipsub: gossipsub::Behaviour,
+}
+
+fn relay_config(c: &crate::config::RelaySection) -> relay::Config {
+    relay::Config {
+        max_reservations: c.max_reservations,
+        max_reservations_per_peer: c.max_reservations_per_peer,
+        reservation_duration: Duration::from_secs(c.reservation_duration_secs),
+        max_circuits: c.max_circuits,
+        max_circuits_per_peer: c.max_circuits_per_peer,
+        max_circuit_duration: Duration::from_secs(c.max_circuit_duration_secs),
+        max_circuit_bytes: c.max_circuit_bytes,
+        ..relay::Config::default()
+    }
+    .reservation_rate_per_peer(c.reservation_rate_per_peer.limit, c.reservation_rate_per_peer.interval())
+    .reservation_rate_per_ip(c.reservation_rate_per_ip.limit, c.reservation_rate_per_ip.interval())
+    .circuit_src_per_peer(c.circuit_rate_per_peer.limit, c.circuit_rate_per_peer.interval())
+    .circuit_src_per_ip(c.circuit_rate_per_ip.limit, c.circuit_rate_per_ip.interval())
+}
+
+fn build_behaviour(key: &Keypair, config: &RelayConfig) -> Result<Behaviour, StartError> {
+    let peer_id = key.public().to_peer_id();
+    let mut kad = kad::Behaviour::with_config(
+        peer_id,
+        kad::store::MemoryStore::new(peer_id),
+        kad::Config::new(KAD_PROTOCOL),
+    );
+    // Relays are the DHT's stable backbone.
+    kad.set_mode(Some(kad::Mode::Server));
+    let mut gossipsub = darkswap_p2p::gossipsub_behaviour(key, darkswap_proto_limit())
+        .map_err(|e| StartError::Build(e.to_string()))?;
+    for topic in &config.network.topics {
+        gossipsub
+            .subscribe(&gossipsub::IdentTopic::new(topic))
+            .map_err(|e| StartError::Build(format!("subscribe {topic}: {e}")))?;
+    }
+    Ok(Behaviour {
+        relay: relay::Behaviour::new(peer_id, relay_config(&config.relay)),
+        identify: identify::Behaviour::new(
+            identify::Config::new(darkswap_p2p::IDENTIFY_PROTOCOL_VERSION.to_owned(), key.public())
+                .with_agent_version(format!("darkswap-relay/{}", env!("CARGO_PKG_VERSION"))),
+        ),
+        ping: ping::Behaviour::new(ping::Config::new()),
+        autonat: autonat::Behaviour::new(peer_id, autonat::Config::default()),
+        kad,
+        gossipsub,
+    })
+}
+
+fn darkswap_proto_limit() -> usize {
+    darkswap_p2p::NetworkConfig::default().max_message_size
+}
+
+/// Shared between the swarm task and the HTTP server.
+#[derive(Debug)]
+pub(crate) struct State {
+    pub(crate) peer_id: PeerId,
+    pub(crate) started: Instant,
+    pub(crate) registry: Registry,
+    pub(crate) relay_metrics: Arc<RelayMetrics>,
+    pub(crate) swarm_alive: AtomicBool,
+}
+
+/// A running relay.
+#[derive(Debug)]
+pub struct RelayServer {
+    peer_id: PeerId,
+    listen_addrs: Vec<Multiaddr>,
+    metrics_addr: Option<SocketAddr>,
+    cancel: CancellationToken,
+    swarm_task: tokio::task::JoinHandle<()>,
+    http_task: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl RelayServer {
+    /// Starts every component, or fails with the first that cannot start.
+    /// Returns once all listeners are bound.
+    pub async fn spawn(config: RelayConfig) -> Result<Self, StartError> {
+        let key = load_identity(&config.data_dir)?;
+        let peer_id = key.public().to_peer_id();
+        let mut registry = Registry::default();
+        let libp2p_metrics = Metrics::new(&mut registry);
+        let relay_metrics = Arc::new(RelayMetrics::register(&mut registry));
+        let build = |e: &dyn std::fmt::Display| StartError::Build(e.to_string());
+        let mut swarm = libp2p::SwarmBuilder::with_existing_identity(key)
+            .with_tokio()
+            .with_tcp(tcp::Config::default().nodelay(true), noise::Config::new, yamux::Config::default)
+            .map_err(|e| build(&e))?
+            .with_quic()
+            .with_dns()
+            .map_err(|e| build(&e))?
+            .with_websocket(noise::Config::new, yamux::Config::default)
+            .await
+            .map_err(|e| build(&e))?
+            .with_bandwidth_metrics(&mut registry)
+            .with_behaviour(|key| build_behaviour(key, &config).map_err(Box::from))
+            .map_err(|e| build(&e))?
+            .with_swarm_config(|c| {
+                c.with_idle_connection_timeout(Duration::from_secs(config.network.idle_connection_timeout_secs))
+            })
+            .build();
+
+        for addr in &config.network.external_addresses {
+            swarm.add_external_address(addr.clone());
+        }
+        let announce_listen = config.network.external_addresses.is_empty();
+        let listen_addrs = listen_all(&mut swarm, &config.network.listen_addresses, announce_listen).await?;
+
+        let cancel = CancellationToken::new();
+        let state = Arc::new(State {
+            peer_id,
+            started: Instant::now(),
+            registry,
+            relay_metrics: relay_metrics.clone(),
+            swarm_alive: AtomicBool::new(true),
+        });
+        let (metrics_addr, http_task) = if config.metrics.enabled {
+            let addr = config.metrics.listen;
+            let listener = tokio::net::TcpListener::bind(addr)
+                .await
+                .map_err(|e| StartError::Metrics { addr, reason: e.to_string() })?;
+            let local = listener.local_addr().map_err(|e| StartError::Metrics { addr, reason: e.to_string() })?;
+            tracing::info!(addr = %local, "metrics server listening");
+            let task = tokio::spawn(http::serve(listener, state.clone(), cancel.clone()));
+            (Some(local), Some(task))
+        } else {
+            (None, None)
+        };
+
+        let task = SwarmTask { swarm, libp2p_metrics, relay_metrics, state, announce_listen };
+        let swarm_task = tokio::spawn(task.run(cancel.clone()));
+        Ok(RelayServer { peer_id, listen_addrs, metrics_addr, cancel, swarm_task, http_task })
+    }
+
+    /// The relay's peer id.
+    pub fn peer_id(&self) -> PeerId {
+        self.peer_id
+    }
+
+    /// The addresses bound at start, each ending in `/p2p/<peer id>`.
+    pub fn listen_addrs(&self) -> &[Multiaddr] {
+        &self.listen_addrs
+    }
+
+    /// The metrics server's bound address, if enabled.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics_addr
+    }
+
+    /// A token that stops the server when cancelled.
+    pub fn cancellation_token(&self) -> CancellationToken {
+        self.cancel.clone()
+    }
+
+    /// Stops accepting, closes circuits and connections, and waits for every
+    /// task to end.
+    pub async fn shutdown(self) {
+        self.cancel.cancel();
+        let _ = self.swarm_task.await;
+        if let Some(http) = self.http_task {
+            let _ = http.await;
+        }
+        tracing::info!("relay stopped");
+    }
+}
+
+async fn listen_all(
+    swarm: &mut Swarm<Behaviour>,
+    addrs: &[Multiaddr],
+    announce: bool,
+) -> Result<Vec<Multiaddr>, StartError> {
+    let peer_id = *swarm.local_peer_id();
+    let mut pending = std::collections::HashMap::new();
+    for addr in addrs {
+        let fail = |reason: String| StartError::Listen { addr: addr.clone(), reason };
+        darkswap_p2p::ensure_tcp_port_free(addr).map_err(fail)?;
+        let id = swarm.listen_on(addr.clone()).map_err(|e| fail(e.to_string()))?;
+        pending.insert(id, addr.clone());
+    }
+    let mut bound = Vec::new();
+    let deadline = tokio::time::Instant::now() + LISTEN_TIMEOUT;
+    while !pending.is_empty() {
+        let event = tokio::time::timeout_at(deadline, swarm.select_next_some()).await.map_err(|_| {
+            let addr = pending.values().next().cloned().unwrap_or_else(Multiaddr::empty);
+            StartError::Listen { addr, reason: "timed out".to_owned() }
+        })?;
+        match event {
+            SwarmEvent::NewListenAddr { listener_id, address } => {
+                on_new_listen_addr(swarm, &address, announce);
+                bound.push(address.with(Protocol::P2p(peer_id)));
+                pending.remove(&listener_id);
+            }
+            SwarmEvent::ListenerClosed { listener_id, reason: Err(e), .. } => {
+                if let Some(addr) = pending.remove(&listener_id) {
+                    return Err(StartError::Listen { addr, reason: e.to_string() });
+                }
+            }
+            _ => {}
+        }
+    }
+    Ok(bound)
+}
+
+fn on_new_listen_addr(swarm: &mut Swarm<Behaviour>, address: &Multiaddr, announce: bool) {
+    let full = address.clone().with(Protocol::P2p(*swarm.local_peer_id()));
+    tracing::info!(address = %full, "listening");
+    if announce {
+        // A relay refuses reservations until it has an external address.
+        swarm.add_external_address(address.clone());
+    }
+}
+
+struct SwarmTask {
+    swarm: Swarm<Behaviour>,
+    libp2p_metrics: Metrics,
+    relay_metrics: Arc<RelayMetrics>,
+    state: Arc<State>,
+    announce_listen: bool,
+}
+
+impl SwarmTask {
+    async fn run(mut self, cancel: CancellationToken) {
+        loop {
+            tokio::select! {
+                () = cancel.cancelled() => break,
+                event = self.swarm.select_next_some() => self.on_event(event),
+            }
+        }
+        self.close().await;
+        self.state.swarm_alive.store(false, Ordering::Relaxed);
+    }
+
+    async fn close(&mut self) {
+        let listeners: Vec<_> = self.swarm.listeners().cloned().collect();
+        tracing::info!(listeners = listeners.len(), "stopping: closing listeners and connections");
+        // `remove_listener` needs ids; closing via the transport happens when
+        // the swarm drops, so disconnect peers first and give them a moment.
+        let peers: Vec<PeerId> = self.swarm.connected_peers().copied().collect();
+        for peer in peers {
+            let _ = self.swarm.disconnect_peer_id(peer);
+        }
+        let deadline = tokio::time::Instant::now() + SHUTDOWN_GRACE;
+        while self.swarm.connected_peers().next().is_some() {
+            match tokio::time::timeout_at(deadline, self.swarm.select_next_some()).await {
+                Ok(event) => self.on_event(event),
+                Err(_) => break,
+            }
+        }
+    }
+
+    fn on_event(&mut self, event: SwarmEvent<BehaviourEvent>) {
+        self.libp2p_metrics.record(&event);
+        match event {
+            SwarmEvent::NewListenAddr { address, .. } => {
+                on_new_listen_addr(&mut self.swarm, &address, self.announce_listen);
+            }
+            SwarmEvent::ConnectionEstablished { endpoint, .. } => self.relay_metrics.connection_opened(&endpoint),
+            SwarmEvent::ConnectionClosed { endpoint, .. } => self.relay_metrics.connection_closed(&endpoint),
+            SwarmEvent::Behaviour(BehaviourEvent::Relay(e)) => {
+                tracing::debug!(event = ?e, "relay");
+                self.libp2p_metrics.record(&e);
+                self.relay_metrics.record_relay(&e);
+            }
+            SwarmEvent::Behaviour(BehaviourEvent::Identify(e)) => {
+                self.libp2p_metrics.record(&e);
+                if let identify::Event::Received { peer_id, info, .. } = e
+                    && info.protocols.contains(&KAD_PROTOCOL)
+                {
+                    for addr in info.listen_addrs {
+                        self.swarm.behaviour_mut().kad.add_address(&peer_id, addr);
+                    }
+                }
+            }
+            SwarmEvent::Behaviour(BehaviourEvent::Ping(e)) => self.libp2p_metrics.record(&e),
+            SwarmEvent::Behaviour(BehaviourEvent::Kad(e)) => self.libp2p_metrics.record(&e),
+            SwarmEvent::Behaviour(BehaviourEvent::Gossipsub(e)) => {
+                self.libp2p_metrics.record(&e);
+                if let gossipsub::Event::Message { propagation_source, message_id, message } = e {
+                    let now = std::time::SystemTime::now()
+                        .duration_since(std::time::UNIX_EPOCH)
+                        .map(|d| d.as_secs())
+                        .unwrap_or(0);
+                    let verdict =
+                        validate_gossip(message.topic.as_str(), &message.data, darkswap_proto_limit(), now);
+                    let acceptance = match &verdict {
+                        Ok(_) => gossipsub::MessageAcceptance::Accept,
+                        Err(error) => {
+                            tracing::debug!(peer = %propagation_source, %error, "rejected gossip");
+                            gossipsub::MessageAcceptance::Reject
+                        }
+                    };
+                    self.swarm.behaviour_mut().gossipsub.report_message_validation_result(
+                        &message_id,
+                        &propagation_source,
+                        acceptance,
+                    );
+                }
+            }
+            _ => {}
+        }
+    }
+}
