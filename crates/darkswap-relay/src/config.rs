@@ -79,7 +79,10 @@ impl RateLimit {
             Some(l) => l,
             None => NonZeroU32::MIN,
         };
-        RateLimit { limit, interval_secs }
+        RateLimit {
+            limit,
+            interval_secs,
+        }
     }
 
     /// The interval as a duration.
@@ -186,7 +189,10 @@ impl Default for NetworkSection {
                 addr("/ip4/0.0.0.0/tcp/9002/ws"),
             ],
             external_addresses: Vec::new(),
-            topics: vec![darkswap_p2p::ORDERBOOK_TOPIC.to_owned(), darkswap_p2p::TRADE_TOPIC.to_owned()],
+            topics: vec![
+                darkswap_p2p::ORDERBOOK_TOPIC.to_owned(),
+                darkswap_p2p::TRADE_TOPIC.to_owned(),
+            ],
             idle_connection_timeout_secs: 60,
         }
     }
@@ -212,13 +218,19 @@ impl Default for RelaySection {
 
 impl Default for MetricsSection {
     fn default() -> Self {
-        MetricsSection { enabled: true, listen: SocketAddr::from(([127, 0, 0, 1], 9090)) }
+        MetricsSection {
+            enabled: true,
+            listen: SocketAddr::from(([127, 0, 0, 1], 9090)),
+        }
     }
 }
 
 impl Default for LogSection {
     fn default() -> Self {
-        LogSection { level: "info".to_owned(), format: LogFormat::Text }
+        LogSection {
+            level: "info".to_owned(),
+            format: LogFormat::Text,
+        }
     }
 }
 
@@ -226,15 +238,23 @@ impl RelayConfig {
     /// Merges defaults, the TOML file (if any), the environment and
     /// `overrides` (typically from the command line, as a partial tree of
     /// the same shape), then validates the result.
-    pub fn load(file: Option<&std::path::Path>, overrides: impl Serialize) -> Result<Self, ConfigError> {
+    pub fn load(
+        file: Option<&std::path::Path>,
+        overrides: impl Serialize,
+    ) -> Result<Self, ConfigError> {
         let mut figment = Figment::from(Serialized::defaults(RelayConfig::default()));
         if let Some(file) = file {
             if !file.is_file() {
-                return Err(ConfigError(format!("config file {} does not exist", file.display())));
+                return Err(ConfigError(format!(
+                    "config file {} does not exist",
+                    file.display()
+                )));
             }
             figment = figment.merge(Toml::file(file));
         }
-        figment = figment.merge(Env::prefixed(ENV_PREFIX).split("__")).merge(Serialized::defaults(overrides));
+        figment = figment
+            .merge(Env::prefixed(ENV_PREFIX).split("__"))
+            .merge(Serialized::defaults(overrides));
         let config: RelayConfig = figment.extract().map_err(|e| ConfigError(describe(e)))?;
         config.validate()?;
         Ok(config)
@@ -245,13 +265,28 @@ impl RelayConfig {
         let r = &self.relay;
         let positive = [
             ("relay.max_reservations", r.max_reservations as u64),
-            ("relay.max_reservations_per_peer", r.max_reservations_per_peer as u64),
-            ("relay.reservation_duration_secs", r.reservation_duration_secs),
+            (
+                "relay.max_reservations_per_peer",
+                r.max_reservations_per_peer as u64,
+            ),
+            (
+                "relay.reservation_duration_secs",
+                r.reservation_duration_secs,
+            ),
             ("relay.max_circuits", r.max_circuits as u64),
-            ("relay.max_circuits_per_peer", r.max_circuits_per_peer as u64),
-            ("relay.max_circuit_duration_secs", r.max_circuit_duration_secs),
+            (
+                "relay.max_circuits_per_peer",
+                r.max_circuits_per_peer as u64,
+            ),
+            (
+                "relay.max_circuit_duration_secs",
+                r.max_circuit_duration_secs,
+            ),
             ("relay.max_circuit_bytes", r.max_circuit_bytes),
-            ("network.idle_connection_timeout_secs", self.network.idle_connection_timeout_secs),
+            (
+                "network.idle_connection_timeout_secs",
+                self.network.idle_connection_timeout_secs,
+            ),
         ];
         for (key, value) in positive {
             if value == 0 {
@@ -259,10 +294,19 @@ impl RelayConfig {
             }
         }
         if self.network.listen_addresses.is_empty() {
-            return Err(ConfigError("network.listen_addresses must not be empty".to_owned()));
+            return Err(ConfigError(
+                "network.listen_addresses must not be empty".to_owned(),
+            ));
         }
-        if self.network.listen_addresses.iter().any(|a| a.iter().next().is_none()) {
-            return Err(ConfigError("network.listen_addresses has an empty address".to_owned()));
+        if self
+            .network
+            .listen_addresses
+            .iter()
+            .any(|a| a.iter().next().is_none())
+        {
+            return Err(ConfigError(
+                "network.listen_addresses has an empty address".to_owned(),
+            ));
         }
         tracing_subscriber::EnvFilter::try_new(&self.log.level)
             .map_err(|e| ConfigError(format!("log.level {:?}: {e}", self.log.level)))?;
@@ -280,8 +324,16 @@ fn describe(error: figment::Error) -> String {
     error
         .into_iter()
         .map(|e| {
-            let key = if e.path.is_empty() { String::new() } else { format!("key `{}`: ", e.path.join(".")) };
-            let source = e.metadata.as_ref().map(|m| format!(" (from {})", m.name)).unwrap_or_default();
+            let key = if e.path.is_empty() {
+                String::new()
+            } else {
+                format!("key `{}`: ", e.path.join("."))
+            };
+            let source = e
+                .metadata
+                .as_ref()
+                .map(|m| format!(" (from {})", m.name))
+                .unwrap_or_default();
             format!("{key}{}{source}", e.kind)
         })
         .collect::<Vec<_>>()
@@ -289,6 +341,8 @@ fn describe(error: figment::Error) -> String {
 }
 
 #[cfg(test)]
+// figment's Jail API returns its (large) error type; fine in tests.
+#[allow(clippy::result_large_err)]
 mod tests {
     use super::*;
     use figment::Jail;
@@ -304,8 +358,20 @@ mod tests {
         assert_eq!(c.relay.max_circuits, 256);
         assert!(c.relay.max_circuit_duration_secs > 120);
         assert!(c.relay.max_circuit_bytes > 128 * 1024);
-        let listen: Vec<String> = c.network.listen_addresses.iter().map(|a| a.to_string()).collect();
-        assert_eq!(listen, ["/ip4/0.0.0.0/tcp/9000", "/ip4/0.0.0.0/udp/9000/quic-v1", "/ip4/0.0.0.0/tcp/9002/ws"]);
+        let listen: Vec<String> = c
+            .network
+            .listen_addresses
+            .iter()
+            .map(|a| a.to_string())
+            .collect();
+        assert_eq!(
+            listen,
+            [
+                "/ip4/0.0.0.0/tcp/9000",
+                "/ip4/0.0.0.0/udp/9000/quic-v1",
+                "/ip4/0.0.0.0/tcp/9002/ws"
+            ]
+        );
         assert_eq!(c.metrics.listen.to_string(), "127.0.0.1:9090");
         c.validate().unwrap();
     }
@@ -350,23 +416,39 @@ mod tests {
     fn unknown_keys_and_bad_values_name_the_key() {
         Jail::expect_with(|jail| {
             jail.create_file("a.toml", "[relay]\nmax_circuitz = 3\n")?;
-            let e = RelayConfig::load(Some("a.toml".as_ref()), no_overrides()).unwrap_err().to_string();
+            let e = RelayConfig::load(Some("a.toml".as_ref()), no_overrides())
+                .unwrap_err()
+                .to_string();
             assert!(e.contains("max_circuitz"), "{e}");
 
             jail.create_file("b.toml", "[metrics]\nlisten = \"127.0.0.1:99999\"\n")?;
-            let e = RelayConfig::load(Some("b.toml".as_ref()), no_overrides()).unwrap_err().to_string();
+            let e = RelayConfig::load(Some("b.toml".as_ref()), no_overrides())
+                .unwrap_err()
+                .to_string();
             assert!(e.contains("metrics.listen"), "{e}");
 
-            jail.create_file("c.toml", "[network]\nlisten_addresses = [\"/ip4/0.0.0.0/tcp/70000\"]\n")?;
-            let e = RelayConfig::load(Some("c.toml".as_ref()), no_overrides()).unwrap_err().to_string();
+            jail.create_file(
+                "c.toml",
+                "[network]\nlisten_addresses = [\"/ip4/0.0.0.0/tcp/70000\"]\n",
+            )?;
+            let e = RelayConfig::load(Some("c.toml".as_ref()), no_overrides())
+                .unwrap_err()
+                .to_string();
             assert!(e.contains("network.listen_addresses"), "{e}");
 
             jail.create_file("d.toml", "[relay]\nmax_circuits = 0\n")?;
-            let e = RelayConfig::load(Some("d.toml".as_ref()), no_overrides()).unwrap_err().to_string();
-            assert!(e.contains("relay.max_circuits must be greater than 0"), "{e}");
+            let e = RelayConfig::load(Some("d.toml".as_ref()), no_overrides())
+                .unwrap_err()
+                .to_string();
+            assert!(
+                e.contains("relay.max_circuits must be greater than 0"),
+                "{e}"
+            );
 
             jail.set_env("DARKSWAP_RELAY_RELAY__NOPE", "1");
-            let e = RelayConfig::load(None, no_overrides()).unwrap_err().to_string();
+            let e = RelayConfig::load(None, no_overrides())
+                .unwrap_err()
+                .to_string();
             assert!(e.contains("nope"), "{e}");
             Ok(())
         });
@@ -374,7 +456,8 @@ mod tests {
 
     #[test]
     fn a_missing_file_is_an_error() {
-        let e = RelayConfig::load(Some("/nonexistent/relay.toml".as_ref()), no_overrides()).unwrap_err();
+        let e = RelayConfig::load(Some("/nonexistent/relay.toml".as_ref()), no_overrides())
+            .unwrap_err();
         assert!(e.to_string().contains("does not exist"));
     }
 }

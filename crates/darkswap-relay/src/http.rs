@@ -30,10 +30,17 @@ async fn metrics(AxumState(state): AxumState<Arc<State>>) -> impl IntoResponse {
     match prometheus_client::encoding::text::encode(&mut body, &state.registry) {
         Ok(()) => (
             StatusCode::OK,
-            [(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")],
+            [(
+                header::CONTENT_TYPE,
+                "application/openmetrics-text; version=1.0.0; charset=utf-8",
+            )],
             body,
         ),
-        Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, [(header::CONTENT_TYPE, "text/plain")], e.to_string()),
+        Err(e) => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            [(header::CONTENT_TYPE, "text/plain")],
+            e.to_string(),
+        ),
     }
 }
 
@@ -48,16 +55,29 @@ async fn health(AxumState(state): AxumState<Arc<State>>) -> impl IntoResponse {
         circuits: m.circuits_now(),
         connections: m.connections_now(),
     };
-    let code = if alive { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    let code = if alive {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
     (code, Json(body))
 }
 
 pub(crate) fn router(state: Arc<State>) -> Router {
-    Router::new().route("/metrics", get(metrics)).route("/health", get(health)).with_state(state)
+    Router::new()
+        .route("/metrics", get(metrics))
+        .route("/health", get(health))
+        .with_state(state)
 }
 
-pub(crate) async fn serve(listener: tokio::net::TcpListener, state: Arc<State>, cancel: CancellationToken) {
-    let result = axum::serve(listener, router(state)).with_graceful_shutdown(cancel.cancelled_owned()).await;
+pub(crate) async fn serve(
+    listener: tokio::net::TcpListener,
+    state: Arc<State>,
+    cancel: CancellationToken,
+) {
+    let result = axum::serve(listener, router(state))
+        .with_graceful_shutdown(cancel.cancelled_owned())
+        .await;
     if let Err(e) = result {
         tracing::error!(error = %e, "metrics server failed");
     }

@@ -15,6 +15,7 @@ pub mod config;
 mod http;
 pub mod metrics;
 mod server;
+mod transport;
 
 pub use config::{ConfigError, LogFormat, RelayConfig};
 pub use server::{KEY_FILE, RelayServer, StartError, load_identity};

@@ -59,10 +59,23 @@ impl Cli {
             }
         };
         if !self.listen.is_empty() {
-            section("network", "listen_addresses", json!(self.listen.iter().map(|a| a.to_string()).collect::<Vec<_>>()));
+            section(
+                "network",
+                "listen_addresses",
+                json!(
+                    self.listen
+                        .iter()
+                        .map(|a| a.to_string())
+                        .collect::<Vec<_>>()
+                ),
+            );
         }
         if !self.external_address.is_empty() {
-            let addrs: Vec<String> = self.external_address.iter().map(|a| a.to_string()).collect();
+            let addrs: Vec<String> = self
+                .external_address
+                .iter()
+                .map(|a| a.to_string())
+                .collect();
             section("network", "external_addresses", json!(addrs));
         }
         if let Some(addr) = self.metrics_listen {
@@ -86,7 +99,9 @@ fn init_logging(config: &RelayConfig) {
         .ok()
         .and_then(|v| tracing_subscriber::EnvFilter::try_new(v).ok())
         .unwrap_or_else(|| tracing_subscriber::EnvFilter::new(&config.log.level));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     match config.log.format {
         LogFormat::Json => builder.json().init(),
         LogFormat::Text => builder.init(),
@@ -135,7 +150,10 @@ async fn run(config: RelayConfig) -> anyhow::Result<()> {
     tracing::info!(peer_id = %server.peer_id(), "relay started");
     wait_for_signal().await?;
     tracing::info!("shutdown signal received");
-    if tokio::time::timeout(SHUTDOWN_DEADLINE, server.shutdown()).await.is_err() {
+    if tokio::time::timeout(SHUTDOWN_DEADLINE, server.shutdown())
+        .await
+        .is_err()
+    {
         anyhow::bail!("shutdown took longer than {SHUTDOWN_DEADLINE:?}");
     }
     Ok(())

@@ -32,6 +32,7 @@ pub struct RelayMetrics {
     connections_active: Family<TransportLabel, Gauge>,
     connections: Family<TransportLabel, Counter>,
     connections_now: AtomicI64,
+    bytes_relayed: Counter,
 }
 
 /// Which transport a connection runs over, as a metric label.
@@ -58,14 +59,47 @@ impl RelayMetrics {
     pub fn register(registry: &mut Registry) -> Self {
         let m = RelayMetrics::default();
         let r = registry.sub_registry_with_prefix("darkswap_relay");
-        r.register("reservations_active", "Reservations currently held", m.reservations_active.clone());
-        r.register("reservations", "Reservations accepted (renewals excluded)", m.reservations.clone());
-        r.register("reservations_denied", "Reservation requests denied, by reason", m.reservations_denied.clone());
-        r.register("circuits_active", "Circuits currently open", m.circuits_active.clone());
+        r.register(
+            "reservations_active",
+            "Reservations currently held",
+            m.reservations_active.clone(),
+        );
+        r.register(
+            "reservations",
+            "Reservations accepted (renewals excluded)",
+            m.reservations.clone(),
+        );
+        r.register(
+            "reservations_denied",
+            "Reservation requests denied, by reason",
+            m.reservations_denied.clone(),
+        );
+        r.register(
+            "circuits_active",
+            "Circuits currently open",
+            m.circuits_active.clone(),
+        );
         r.register("circuits", "Circuits accepted", m.circuits.clone());
-        r.register("circuits_denied", "Circuit requests denied, by reason", m.circuits_denied.clone());
-        r.register("connections_active", "Open connections, by transport", m.connections_active.clone());
-        r.register("connections", "Connections established, by transport", m.connections.clone());
+        r.register(
+            "circuits_denied",
+            "Circuit requests denied, by reason",
+            m.circuits_denied.clone(),
+        );
+        r.register(
+            "connections_active",
+            "Open connections, by transport",
+            m.connections_active.clone(),
+        );
+        r.register(
+            "connections",
+            "Connections established, by transport",
+            m.connections.clone(),
+        );
+        r.register(
+            "bytes_relayed",
+            "Bytes carried by circuits, both directions together",
+            m.bytes_relayed.clone(),
+        );
         m
     }
 
@@ -77,7 +111,11 @@ impl RelayMetrics {
                 self.reservations_active.inc();
             }
             relay::Event::ReservationReqDenied { status, .. } => {
-                self.reservations_denied.get_or_create(&ReasonLabel { reason: format!("{status:?}") }).inc();
+                self.reservations_denied
+                    .get_or_create(&ReasonLabel {
+                        reason: format!("{status:?}"),
+                    })
+                    .inc();
             }
             relay::Event::ReservationClosed { .. } | relay::Event::ReservationTimedOut { .. } => {
                 self.reservations_active.dec();
@@ -87,7 +125,11 @@ impl RelayMetrics {
                 self.circuits_active.inc();
             }
             relay::Event::CircuitReqDenied { status, .. } => {
-                self.circuits_denied.get_or_create(&ReasonLabel { reason: format!("{status:?}") }).inc();
+                self.circuits_denied
+                    .get_or_create(&ReasonLabel {
+                        reason: format!("{status:?}"),
+                    })
+                    .inc();
             }
             relay::Event::CircuitClosed { .. } => {
                 self.circuits_active.dec();
@@ -98,7 +140,9 @@ impl RelayMetrics {
 
     /// A connection was established.
     pub fn connection_opened(&self, endpoint: &ConnectedPoint) {
-        let label = TransportLabel { transport: transport_of(endpoint) };
+        let label = TransportLabel {
+            transport: transport_of(endpoint),
+        };
         self.connections.get_or_create(&label).inc();
         self.connections_active.get_or_create(&label).inc();
         self.connections_now.fetch_add(1, Ordering::Relaxed);
@@ -106,9 +150,16 @@ impl RelayMetrics {
 
     /// A connection closed.
     pub fn connection_closed(&self, endpoint: &ConnectedPoint) {
-        let label = TransportLabel { transport: transport_of(endpoint) };
+        let label = TransportLabel {
+            transport: transport_of(endpoint),
+        };
         self.connections_active.get_or_create(&label).dec();
         self.connections_now.fetch_sub(1, Ordering::Relaxed);
+    }
+
+    /// The counter the transport adds relayed bytes to.
+    pub(crate) fn bytes_relayed_counter(&self) -> Counter {
+        self.bytes_relayed.clone()
     }
 
     /// Reservations held now.
@@ -134,7 +185,11 @@ mod tests {
     use prometheus_client::encoding::text::encode;
 
     fn dialer(addr: &str) -> ConnectedPoint {
-        ConnectedPoint::Dialer { address: addr.parse().unwrap(), role_override: Endpoint::Dialer, port_use: PortUse::Reuse }
+        ConnectedPoint::Dialer {
+            address: addr.parse().unwrap(),
+            role_override: Endpoint::Dialer,
+            port_use: PortUse::Reuse,
+        }
     }
 
     #[test]
@@ -151,22 +206,43 @@ mod tests {
         let mut registry = Registry::default();
         let m = RelayMetrics::register(&mut registry);
         let (a, b) = (PeerId::random(), PeerId::random());
-        m.record_relay(&relay::Event::ReservationReqAccepted { src_peer_id: a, renewed: false });
-        m.record_relay(&relay::Event::ReservationReqAccepted { src_peer_id: a, renewed: true });
-        m.record_relay(&relay::Event::CircuitReqAccepted { src_peer_id: a, dst_peer_id: b });
+        m.record_relay(&relay::Event::ReservationReqAccepted {
+            src_peer_id: a,
+            renewed: false,
+        });
+        m.record_relay(&relay::Event::ReservationReqAccepted {
+            src_peer_id: a,
+            renewed: true,
+        });
+        m.record_relay(&relay::Event::CircuitReqAccepted {
+            src_peer_id: a,
+            dst_peer_id: b,
+        });
         m.record_relay(&relay::Event::CircuitReqDenied {
             src_peer_id: a,
             dst_peer_id: b,
             status: relay::StatusCode::ResourceLimitExceeded,
         });
         assert_eq!((m.reservations_now(), m.circuits_now()), (1, 1));
-        m.record_relay(&relay::Event::CircuitClosed { src_peer_id: a, dst_peer_id: b, error: None });
+        m.record_relay(&relay::Event::CircuitClosed {
+            src_peer_id: a,
+            dst_peer_id: b,
+            error: None,
+        });
         m.record_relay(&relay::Event::ReservationTimedOut { src_peer_id: a });
         assert_eq!((m.reservations_now(), m.circuits_now()), (0, 0));
         let mut text = String::new();
         encode(&mut text, &registry).unwrap();
-        assert!(text.contains("darkswap_relay_reservations_total 1"), "{text}");
+        assert!(
+            text.contains("darkswap_relay_reservations_total 1"),
+            "{text}"
+        );
         assert!(text.contains("darkswap_relay_circuits_total 1"), "{text}");
-        assert!(text.contains("darkswap_relay_circuits_denied_total{reason=\"ResourceLimitExceeded\"} 1"), "{text}");
+        assert!(
+            text.contains(
+                "darkswap_relay_circuits_denied_total{reason=\"ResourceLimitExceeded\"} 1"
+            ),
+            "{text}"
+        );
     }
 }

@@ -14,14 +14,15 @@ use std::{
 use darkswap_p2p::{KAD_PROTOCOL, validate_gossip};
 use futures::StreamExt;
 use libp2p::{
-    Multiaddr, PeerId, Swarm, autonat, gossipsub, identify,
+    Multiaddr, PeerId, Swarm, autonat,
+    core::transport::ListenerId,
+    gossipsub, identify,
     identity::Keypair,
     kad,
     metrics::{Metrics, Recorder},
     multiaddr::Protocol,
-    noise, ping, relay,
+    ping, relay,
     swarm::{NetworkBehaviour, SwarmEvent},
-    tcp, yamux,
 };
 use prometheus_client::registry::Registry;
 use tokio_util::sync::CancellationToken;
@@ -65,7 +66,8 @@ pub enum StartError {
 
 /// Loads (or creates, mode 0600) the relay's key in `data_dir`.
 pub fn load_identity(data_dir: &Path) -> Result<Keypair, StartError> {
-    darkswap_p2p::load_or_create_keypair(&data_dir.join(KEY_FILE)).map_err(|e| StartError::Identity(e.to_string()))
+    darkswap_p2p::load_or_create_keypair(&data_dir.join(KEY_FILE))
+        .map_err(|e| StartError::Identity(e.to_string()))
 }
 
 #[derive(NetworkBehaviour)]
@@ -89,10 +91,22 @@ fn relay_config(c: &crate::config::RelaySection) -> relay::Config {
         max_circuit_bytes: c.max_circuit_bytes,
         ..relay::Config::default()
     }
-    .reservation_rate_per_peer(c.reservation_rate_per_peer.limit, c.reservation_rate_per_peer.interval())
-    .reservation_rate_per_ip(c.reservation_rate_per_ip.limit, c.reservation_rate_per_ip.interval())
-    .circuit_src_per_peer(c.circuit_rate_per_peer.limit, c.circuit_rate_per_peer.interval())
-    .circuit_src_per_ip(c.circuit_rate_per_ip.limit, c.circuit_rate_per_ip.interval())
+    .reservation_rate_per_peer(
+        c.reservation_rate_per_peer.limit,
+        c.reservation_rate_per_peer.interval(),
+    )
+    .reservation_rate_per_ip(
+        c.reservation_rate_per_ip.limit,
+        c.reservation_rate_per_ip.interval(),
+    )
+    .circuit_src_per_peer(
+        c.circuit_rate_per_peer.limit,
+        c.circuit_rate_per_peer.interval(),
+    )
+    .circuit_src_per_ip(
+        c.circuit_rate_per_ip.limit,
+        c.circuit_rate_per_ip.interval(),
+    )
 }
 
 fn build_behaviour(key: &Keypair, config: &RelayConfig) -> Result<Behaviour, StartError> {
@@ -114,8 +128,11 @@ fn build_behaviour(key: &Keypair, config: &RelayConfig) -> Result<Behaviour, Sta
     Ok(Behaviour {
         relay: relay::Behaviour::new(peer_id, relay_config(&config.relay)),
         identify: identify::Behaviour::new(
-            identify::Config::new(darkswap_p2p::IDENTIFY_PROTOCOL_VERSION.to_owned(), key.public())
-                .with_agent_version(format!("darkswap-relay/{}", env!("CARGO_PKG_VERSION"))),
+            identify::Config::new(
+                darkswap_p2p::IDENTIFY_PROTOCOL_VERSION.to_owned(),
+                key.public(),
+            )
+            .with_agent_version(format!("darkswap-relay/{}", env!("CARGO_PKG_VERSION"))),
         ),
         ping: ping::Behaviour::new(ping::Config::new()),
         autonat: autonat::Behaviour::new(peer_id, autonat::Config::default()),
@@ -158,30 +175,28 @@ impl RelayServer {
         let mut registry = Registry::default();
         let libp2p_metrics = Metrics::new(&mut registry);
         let relay_metrics = Arc::new(RelayMetrics::register(&mut registry));
-        let build = |e: &dyn std::fmt::Display| StartError::Build(e.to_string());
-        let mut swarm = libp2p::SwarmBuilder::with_existing_identity(key)
-            .with_tokio()
-            .with_tcp(tcp::Config::default().nodelay(true), noise::Config::new, yamux::Config::default)
-            .map_err(|e| build(&e))?
-            .with_quic()
-            .with_dns()
-            .map_err(|e| build(&e))?
-            .with_websocket(noise::Config::new, yamux::Config::default)
-            .await
-            .map_err(|e| build(&e))?
-            .with_bandwidth_metrics(&mut registry)
-            .with_behaviour(|key| build_behaviour(key, &config).map_err(Box::from))
-            .map_err(|e| build(&e))?
-            .with_swarm_config(|c| {
-                c.with_idle_connection_timeout(Duration::from_secs(config.network.idle_connection_timeout_secs))
-            })
-            .build();
+        let transport =
+            crate::transport::build(&key, &mut registry, relay_metrics.bytes_relayed_counter())?;
+        let behaviour = build_behaviour(&key, &config)?;
+        let mut swarm = Swarm::new(
+            transport,
+            behaviour,
+            peer_id,
+            libp2p::swarm::Config::with_tokio_executor().with_idle_connection_timeout(
+                Duration::from_secs(config.network.idle_connection_timeout_secs),
+            ),
+        );
 
         for addr in &config.network.external_addresses {
             swarm.add_external_address(addr.clone());
         }
         let announce_listen = config.network.external_addresses.is_empty();
-        let listen_addrs = listen_all(&mut swarm, &config.network.listen_addresses, announce_listen).await?;
+        let (listen_addrs, listeners) = listen_all(
+            &mut swarm,
+            &config.network.listen_addresses,
+            announce_listen,
+        )
+        .await?;
 
         let cancel = CancellationToken::new();
         let state = Arc::new(State {
@@ -193,10 +208,17 @@ impl RelayServer {
         });
         let (metrics_addr, http_task) = if config.metrics.enabled {
             let addr = config.metrics.listen;
-            let listener = tokio::net::TcpListener::bind(addr)
-                .await
-                .map_err(|e| StartError::Metrics { addr, reason: e.to_string() })?;
-            let local = listener.local_addr().map_err(|e| StartError::Metrics { addr, reason: e.to_string() })?;
+            let listener =
+                tokio::net::TcpListener::bind(addr)
+                    .await
+                    .map_err(|e| StartError::Metrics {
+                        addr,
+                        reason: e.to_string(),
+                    })?;
+            let local = listener.local_addr().map_err(|e| StartError::Metrics {
+                addr,
+                reason: e.to_string(),
+            })?;
             tracing::info!(addr = %local, "metrics server listening");
             let task = tokio::spawn(http::serve(listener, state.clone(), cancel.clone()));
             (Some(local), Some(task))
@@ -204,9 +226,23 @@ impl RelayServer {
             (None, None)
         };
 
-        let task = SwarmTask { swarm, libp2p_metrics, relay_metrics, state, announce_listen };
+        let task = SwarmTask {
+            swarm,
+            listeners,
+            libp2p_metrics,
+            relay_metrics,
+            state,
+            announce_listen,
+        };
         let swarm_task = tokio::spawn(task.run(cancel.clone()));
-        Ok(RelayServer { peer_id, listen_addrs, metrics_addr, cancel, swarm_task, http_task })
+        Ok(RelayServer {
+            peer_id,
+            listen_addrs,
+            metrics_addr,
+            cancel,
+            swarm_task,
+            http_task,
+        })
     }
 
     /// The relay's peer id.
@@ -245,37 +281,62 @@ async fn listen_all(
     swarm: &mut Swarm<Behaviour>,
     addrs: &[Multiaddr],
     announce: bool,
-) -> Result<Vec<Multiaddr>, StartError> {
+) -> Result<(Vec<Multiaddr>, Vec<ListenerId>), StartError> {
     let peer_id = *swarm.local_peer_id();
     let mut pending = std::collections::HashMap::new();
     for addr in addrs {
-        let fail = |reason: String| StartError::Listen { addr: addr.clone(), reason };
+        let fail = |reason: String| StartError::Listen {
+            addr: addr.clone(),
+            reason,
+        };
         darkswap_p2p::ensure_tcp_port_free(addr).map_err(fail)?;
-        let id = swarm.listen_on(addr.clone()).map_err(|e| fail(e.to_string()))?;
+        let id = swarm
+            .listen_on(addr.clone())
+            .map_err(|e| fail(e.to_string()))?;
         pending.insert(id, addr.clone());
     }
+    let ids: Vec<ListenerId> = pending.keys().copied().collect();
     let mut bound = Vec::new();
     let deadline = tokio::time::Instant::now() + LISTEN_TIMEOUT;
     while !pending.is_empty() {
-        let event = tokio::time::timeout_at(deadline, swarm.select_next_some()).await.map_err(|_| {
-            let addr = pending.values().next().cloned().unwrap_or_else(Multiaddr::empty);
-            StartError::Listen { addr, reason: "timed out".to_owned() }
-        })?;
+        let event = tokio::time::timeout_at(deadline, swarm.select_next_some())
+            .await
+            .map_err(|_| {
+                let addr = pending
+                    .values()
+                    .next()
+                    .cloned()
+                    .unwrap_or_else(Multiaddr::empty);
+                StartError::Listen {
+                    addr,
+                    reason: "timed out".to_owned(),
+                }
+            })?;
         match event {
-            SwarmEvent::NewListenAddr { listener_id, address } => {
+            SwarmEvent::NewListenAddr {
+                listener_id,
+                address,
+            } => {
                 on_new_listen_addr(swarm, &address, announce);
                 bound.push(address.with(Protocol::P2p(peer_id)));
                 pending.remove(&listener_id);
             }
-            SwarmEvent::ListenerClosed { listener_id, reason: Err(e), .. } => {
+            SwarmEvent::ListenerClosed {
+                listener_id,
+                reason: Err(e),
+                ..
+            } => {
                 if let Some(addr) = pending.remove(&listener_id) {
-                    return Err(StartError::Listen { addr, reason: e.to_string() });
+                    return Err(StartError::Listen {
+                        addr,
+                        reason: e.to_string(),
+                    });
                 }
             }
             _ => {}
         }
     }
-    Ok(bound)
+    Ok((bound, ids))
 }
 
 fn on_new_listen_addr(swarm: &mut Swarm<Behaviour>, address: &Multiaddr, announce: bool) {
@@ -289,6 +350,7 @@ fn on_new_listen_addr(swarm: &mut Swarm<Behaviour>, address: &Multiaddr, announc
 
 struct SwarmTask {
     swarm: Swarm<Behaviour>,
+    listeners: Vec<ListenerId>,
     libp2p_metrics: Metrics,
     relay_metrics: Arc<RelayMetrics>,
     state: Arc<State>,
@@ -308,10 +370,11 @@ impl SwarmTask {
     }
 
     async fn close(&mut self) {
-        let listeners: Vec<_> = self.swarm.listeners().cloned().collect();
-        tracing::info!(listeners = listeners.len(), "stopping: closing listeners and connections");
-        // `remove_listener` needs ids; closing via the transport happens when
-        // the swarm drops, so disconnect peers first and give them a moment.
+        tracing::info!("stopping: closing listeners, circuits and connections");
+        // Stop accepting first, then close what is open.
+        for id in self.listeners.drain(..) {
+            self.swarm.remove_listener(id);
+        }
         let peers: Vec<PeerId> = self.swarm.connected_peers().copied().collect();
         for peer in peers {
             let _ = self.swarm.disconnect_peer_id(peer);
@@ -331,8 +394,12 @@ impl SwarmTask {
             SwarmEvent::NewListenAddr { address, .. } => {
                 on_new_listen_addr(&mut self.swarm, &address, self.announce_listen);
             }
-            SwarmEvent::ConnectionEstablished { endpoint, .. } => self.relay_metrics.connection_opened(&endpoint),
-            SwarmEvent::ConnectionClosed { endpoint, .. } => self.relay_metrics.connection_closed(&endpoint),
+            SwarmEvent::ConnectionEstablished { endpoint, .. } => {
+                self.relay_metrics.connection_opened(&endpoint)
+            }
+            SwarmEvent::ConnectionClosed { endpoint, .. } => {
+                self.relay_metrics.connection_closed(&endpoint)
+            }
             SwarmEvent::Behaviour(BehaviourEvent::Relay(e)) => {
                 tracing::debug!(event = ?e, "relay");
                 self.libp2p_metrics.record(&e);
@@ -352,13 +419,22 @@ impl SwarmTask {
             SwarmEvent::Behaviour(BehaviourEvent::Kad(e)) => self.libp2p_metrics.record(&e),
             SwarmEvent::Behaviour(BehaviourEvent::Gossipsub(e)) => {
                 self.libp2p_metrics.record(&e);
-                if let gossipsub::Event::Message { propagation_source, message_id, message } = e {
+                if let gossipsub::Event::Message {
+                    propagation_source,
+                    message_id,
+                    message,
+                } = e
+                {
                     let now = std::time::SystemTime::now()
                         .duration_since(std::time::UNIX_EPOCH)
                         .map(|d| d.as_secs())
                         .unwrap_or(0);
-                    let verdict =
-                        validate_gossip(message.topic.as_str(), &message.data, darkswap_proto_limit(), now);
+                    let verdict = validate_gossip(
+                        message.topic.as_str(),
+                        &message.data,
+                        darkswap_proto_limit(),
+                        now,
+                    );
                     let acceptance = match &verdict {
                         Ok(_) => gossipsub::MessageAcceptance::Accept,
                         Err(error) => {
@@ -366,11 +442,14 @@ impl SwarmTask {
                             gossipsub::MessageAcceptance::Reject
                         }
                     };
-                    self.swarm.behaviour_mut().gossipsub.report_message_validation_result(
-                        &message_id,
-                        &propagation_source,
-                        acceptance,
-                    );
+                    self.swarm
+                        .behaviour_mut()
+                        .gossipsub
+                        .report_message_validation_result(
+                            &message_id,
+                            &propagation_source,
+                            acceptance,
+                        );
                 }
             }
             _ => {}

@@ -1,0 +1,491 @@
+//! The real `darkswap-relay` binary, run as a process on 127.0.0.1 with
+//! ports chosen by the OS, driven by real `darkswap-p2p` nodes.
+
+use std::{
+    io::{BufRead, BufReader},
+    net::SocketAddr,
+    path::Path,
+    process::{Child, Command, ExitStatus, Stdio},
+    sync::mpsc,
+    time::{Duration, Instant},
+};
+
+use darkswap_p2p::{
+    Error, Identity, Keypair, Multiaddr, Network, NetworkConfig, NetworkEvent, ORDERBOOK_TOPIC,
+    PeerId,
+};
+use darkswap_proto::{Asset, Message, NewOrder, OrderCreate, PRICE_SCALE, Side};
+use darkswap_testkit::{EVENT_TIMEOUT, test_config, wait_for};
+use libp2p::multiaddr::Protocol;
+
+const BIN: &str = env!("CARGO_BIN_EXE_darkswap-relay");
+const START_TIMEOUT: Duration = Duration::from_secs(20);
+
+struct Relay {
+    child: Child,
+    peer_id: PeerId,
+    tcp_addr: Multiaddr,
+    metrics: SocketAddr,
+    _logs: mpsc::Receiver<serde_json::Value>,
+}
+
+fn base_args(data_dir: &Path) -> Vec<String> {
+    [
+        "--data-dir",
+        data_dir.to_str().unwrap(),
+        "--listen",
+        "/ip4/127.0.0.1/tcp/0",
+        "--metrics-listen",
+        "127.0.0.1:0",
+        "--log-format",
+        "json",
+    ]
+    .map(String::from)
+    .to_vec()
+}
+
+/// Starts the relay and reads its JSON logs until it reports "relay started".
+fn start(args: &[String], env: &[(&str, &str)]) -> Relay {
+    let mut cmd = Command::new(BIN);
+    cmd.args(args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .env_remove("RUST_LOG");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let mut child = cmd.spawn().expect("spawn darkswap-relay");
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if let Ok(v) = serde_json::from_str::<serde_json::Value>(&line)
+                && tx.send(v).is_err()
+            {
+                break;
+            }
+        }
+    });
+    let (mut tcp_addr, mut metrics, mut peer_id) = (None, None, None);
+    let deadline = Instant::now() + START_TIMEOUT;
+    while peer_id.is_none() {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let v = rx.recv_timeout(left).expect("relay did not report start");
+        let fields = &v["fields"];
+        match fields["message"].as_str() {
+            Some("listening") => {
+                let a: Multiaddr = fields["address"].as_str().unwrap().parse().unwrap();
+                if a.iter().any(|p| matches!(p, Protocol::Tcp(_)))
+                    && !a.iter().any(|p| matches!(p, Protocol::Ws(_)))
+                {
+                    tcp_addr = Some(a);
+                }
+            }
+            Some("metrics server listening") => {
+                metrics = Some(fields["addr"].as_str().unwrap().parse().unwrap())
+            }
+            Some("relay started") => {
+                peer_id = Some(fields["peer_id"].as_str().unwrap().parse().unwrap())
+            }
+            _ => {}
+        }
+    }
+    Relay {
+        child,
+        peer_id: peer_id.unwrap(),
+        tcp_addr: tcp_addr.expect("tcp listen address"),
+        metrics: metrics.expect("metrics address"),
+        _logs: rx,
+    }
+}
+
+impl Relay {
+    fn sigterm(&self) {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+
+    /// Waits (bounded) for the process to exit.
+    fn wait_exit(&mut self, limit: Duration) -> (ExitStatus, Duration) {
+        let start = Instant::now();
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return (status, start.elapsed());
+            }
+            assert!(
+                start.elapsed() < limit + Duration::from_secs(5),
+                "relay did not exit"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    async fn get(&self, path: &str) -> (u16, String) {
+        let resp = reqwest::get(format!("http://{}{path}", self.metrics))
+            .await
+            .unwrap();
+        (resp.status().as_u16(), resp.text().await.unwrap())
+    }
+}
+
+impl Drop for Relay {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn run_to_end(args: &[&str], env: &[(&str, &str)]) -> (i32, String, String) {
+    let mut cmd = Command::new(BIN);
+    cmd.args(args).env_remove("RUST_LOG");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into(),
+        String::from_utf8_lossy(&out.stderr).into(),
+    )
+}
+
+fn order(key: &Keypair) -> Message {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let order = NewOrder {
+        side: Side::Buy,
+        base: Asset::Btc,
+        quote: "alkane:2:1".parse().unwrap(),
+        amount: 10_000,
+        price: 7 * PRICE_SCALE,
+        created_at: now,
+        expires_at: now + 300,
+        nonce: 9,
+    }
+    .sign(key)
+    .unwrap();
+    Message::OrderCreate(OrderCreate { order: Some(order) })
+}
+
+async fn relayed_pair(relay: &Relay, perf: bool) -> (Network, Network, Keypair) {
+    let key_b = Keypair::generate_ed25519();
+    let mut b = Network::new(NetworkConfig {
+        relay_peers: vec![relay.tcp_addr.clone()],
+        identity: Identity::Keypair(key_b.clone()),
+        enable_perf: perf,
+        ..test_config()
+    })
+    .await
+    .unwrap();
+    wait_for(&mut b, "RelayReserved", EVENT_TIMEOUT, |e| {
+        matches!(e, NetworkEvent::RelayReserved { relay_peer_id, .. } if *relay_peer_id == relay.peer_id).then_some(())
+    })
+    .await;
+    // a listens nowhere either: the circuit is the only path between them.
+    let a = Network::new(NetworkConfig {
+        enable_perf: perf,
+        ..test_config()
+    })
+    .await
+    .unwrap();
+    let circuit = relay
+        .tcp_addr
+        .clone()
+        .with(Protocol::P2pCircuit)
+        .with(Protocol::P2p(b.local_peer_id()));
+    assert_eq!(a.dial(circuit).await.unwrap(), b.local_peer_id());
+    (a, b, key_b)
+}
+
+fn metric(text: &str, name: &str) -> f64 {
+    text.lines()
+        .find_map(|l| l.strip_prefix(name).and_then(|rest| rest.strip_prefix(' ')))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("metric {name} missing in:\n{text}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn starts_without_config_answers_health_and_keeps_its_peer_id() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut relay = start(&base_args(dir.path()), &[]);
+    let (code, body) = relay.get("/health").await;
+    assert_eq!(code, 200);
+    let health: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(health["status"], "ok");
+    assert_eq!(health["peer_id"], relay.peer_id.to_string());
+    for key in ["uptime_seconds", "reservations", "circuits", "connections"] {
+        assert!(health[key].is_number(), "{key} in {body}");
+    }
+    let first = relay.peer_id;
+    relay.sigterm();
+    assert!(relay.wait_exit(Duration::from_secs(5)).0.success());
+
+    let relay = start(&base_args(dir.path()), &[]);
+    assert_eq!(relay.peer_id, first, "same key after restart");
+    drop(relay);
+    let (code, out, _) = run_to_end(
+        &[
+            "--data-dir",
+            dir.path().to_str().unwrap(),
+            "--print-peer-id",
+        ],
+        &[],
+    );
+    assert_eq!((code, out.trim()), (0, first.to_string().as_str()));
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(dir.path().join("identity.key"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nodes_reserve_meet_through_the_relay_and_gossip() {
+    let dir = tempfile::tempdir().unwrap();
+    let relay = start(&base_args(dir.path()), &[]);
+    let (mut a, b, key_b) = relayed_pair(&relay, false).await;
+    let (a_id, b_id) = (a.local_peer_id(), b.local_peer_id());
+    wait_for(&mut a, "ConnectedThroughRelay", EVENT_TIMEOUT, |e| {
+        matches!(e, NetworkEvent::ConnectedThroughRelay { dst_peer_id, .. } if *dst_peer_id == b_id)
+            .then_some(())
+    })
+    .await;
+    wait_for(&mut a, "b on the orderbook topic", EVENT_TIMEOUT, |e| {
+        matches!(e, NetworkEvent::PeerSubscribed { peer_id, topic } if *peer_id == b_id && topic == ORDERBOOK_TOPIC)
+            .then_some(())
+    })
+    .await;
+    let msg = order(&key_b);
+    b.publish(ORDERBOOK_TOPIC, &msg).await.unwrap();
+    let got = wait_for(&mut a, "order from b", EVENT_TIMEOUT, |e| match e {
+        NetworkEvent::MessageReceived {
+            peer_id, message, ..
+        } if *peer_id == b_id => Some(message.clone()),
+        _ => None,
+    })
+    .await;
+    assert_eq!(got, msg);
+
+    let (_, text) = relay.get("/metrics").await;
+    assert_eq!(metric(&text, "darkswap_relay_reservations_total"), 1.0);
+    assert_eq!(metric(&text, "darkswap_relay_reservations_active"), 1.0);
+    assert!(metric(&text, "darkswap_relay_circuits_total") >= 1.0);
+    assert!(metric(&text, "darkswap_relay_circuits_active") >= 1.0);
+    assert!(
+        text.contains("darkswap_relay_connections_total{transport=\"tcp\"}"),
+        "{text}"
+    );
+    assert!(
+        text.contains("libp2p_relay_events"),
+        "libp2p's own relay metrics: {text}"
+    );
+    let (_, health) = relay.get("/health").await;
+    let health: serde_json::Value = serde_json::from_str(&health).unwrap();
+    assert_eq!(health["reservations"], 1);
+    let _ = a_id;
+    a.shutdown().await.unwrap();
+    b.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_circuit_carries_a_mebibyte_each_way_with_default_limits() {
+    let dir = tempfile::tempdir().unwrap();
+    let relay = start(&base_args(dir.path()), &[]);
+    let (a, b, _) = relayed_pair(&relay, true).await;
+    let report = a.perf(b.local_peer_id(), 1 << 20, 1 << 20).await.unwrap();
+    assert_eq!((report.uploaded, report.downloaded), (1 << 20, 1 << 20));
+    // Every byte went through the relay process.
+    let (_, text) = relay.get("/metrics").await;
+    assert!(
+        metric(&text, "darkswap_relay_bytes_relayed_total") >= 2.0 * (1 << 20) as f64,
+        "{text}"
+    );
+    a.shutdown().await.unwrap();
+    b.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_circuit_is_closed_at_its_configured_byte_limit() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("relay.toml");
+    std::fs::write(&config, "[relay]\nmax_circuit_bytes = 65536\n").unwrap();
+    let mut args = base_args(dir.path());
+    args.extend(["--config".to_owned(), config.to_str().unwrap().to_owned()]);
+    let relay = start(&args, &[]);
+    let (a, b, _) = relayed_pair(&relay, true).await;
+    let result = a.perf(b.local_peer_id(), 1 << 20, 1 << 20).await;
+    assert!(matches!(result, Err(Error::Perf(_))), "{result:?}");
+    let (_, text) = relay.get("/metrics").await;
+    let relayed = metric(&text, "darkswap_relay_bytes_relayed_total");
+    assert!(
+        relayed > 0.0 && relayed < (1 << 20) as f64,
+        "cut off early: {relayed}"
+    );
+    a.shutdown().await.unwrap();
+    b.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_during_an_active_circuit_exits_zero_within_five_seconds() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut relay = start(&base_args(dir.path()), &[]);
+    let (a, b, _) = relayed_pair(&relay, false).await;
+    let (_, text) = relay.get("/metrics").await;
+    assert!(metric(&text, "darkswap_relay_circuits_active") >= 1.0);
+    relay.sigterm();
+    let (status, took) = relay.wait_exit(Duration::from_secs(5));
+    assert!(status.success(), "{status:?}");
+    assert!(took < Duration::from_secs(5), "took {took:?}");
+    a.shutdown().await.unwrap();
+    b.shutdown().await.unwrap();
+}
+
+#[test]
+fn toml_and_env_overrides_take_effect() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("relay.toml");
+    std::fs::write(&config, "[relay]\nmax_circuits = 7\nmax_reservations = 8\n").unwrap();
+    let (code, out, err) = run_to_end(
+        &[
+            "--config",
+            config.to_str().unwrap(),
+            "--check-config",
+            "--metrics-listen",
+            "127.0.0.1:7777",
+        ],
+        &[
+            ("DARKSWAP_RELAY_RELAY__MAX_RESERVATIONS", "9"),
+            ("DARKSWAP_RELAY_LOG__FORMAT", "json"),
+        ],
+    );
+    assert_eq!(code, 0, "{err}");
+    let effective: toml::Value = toml::from_str(&out).unwrap();
+    assert_eq!(
+        effective["relay"]["max_circuits"].as_integer(),
+        Some(7),
+        "TOML"
+    );
+    assert_eq!(
+        effective["relay"]["max_reservations"].as_integer(),
+        Some(9),
+        "env beats TOML"
+    );
+    assert_eq!(effective["log"]["format"].as_str(), Some("json"), "env");
+    assert_eq!(
+        effective["metrics"]["listen"].as_str(),
+        Some("127.0.0.1:7777"),
+        "flag"
+    );
+    assert_eq!(
+        effective["relay"]["max_circuits_per_peer"].as_integer(),
+        Some(16),
+        "default"
+    );
+}
+
+#[test]
+fn bad_configuration_is_refused_with_one_clear_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let unknown = dir.path().join("unknown.toml");
+    std::fs::write(&unknown, "[relay]\nmax_circuitz = 3\n").unwrap();
+    let (code, _, err) = run_to_end(
+        &["--config", unknown.to_str().unwrap(), "--check-config"],
+        &[],
+    );
+    assert_eq!(code, 2);
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert!(err.contains("relay.max_circuitz"), "{err}");
+
+    let bad_port = dir.path().join("port.toml");
+    std::fs::write(&bad_port, "[metrics]\nlisten = \"127.0.0.1:70000\"\n").unwrap();
+    let (code, _, err) = run_to_end(&["--config", bad_port.to_str().unwrap()], &[]);
+    assert_eq!(code, 2);
+    assert!(err.contains("metrics.listen"), "{err}");
+
+    let (code, _, err) = run_to_end(
+        &["--check-config"],
+        &[(
+            "DARKSWAP_RELAY_NETWORK__LISTEN_ADDRESSES",
+            "[\"/ip4/0.0.0.0/tcp/99999\"]",
+        )],
+    );
+    assert_eq!(code, 2);
+    assert!(err.contains("network.listen_addresses"), "{err}");
+}
+
+#[test]
+fn a_port_in_use_fails_start_with_a_one_line_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port();
+    let data = dir.path().to_str().unwrap();
+    let listen = format!("/ip4/127.0.0.1/tcp/{port}");
+    let (code, _, err) = run_to_end(
+        &[
+            "--data-dir",
+            data,
+            "--listen",
+            &listen,
+            "--metrics-listen",
+            "127.0.0.1:0",
+        ],
+        &[],
+    );
+    assert_ne!(code, 0);
+    assert!(
+        err.contains("cannot listen on") && err.contains(&port.to_string()),
+        "{err}"
+    );
+    assert!(!err.contains("panicked"), "{err}");
+
+    // The metrics port too.
+    let metrics = format!("127.0.0.1:{port}");
+    let (code, _, err) = run_to_end(
+        &[
+            "--data-dir",
+            data,
+            "--listen",
+            "/ip4/127.0.0.1/tcp/0",
+            "--metrics-listen",
+            &metrics,
+        ],
+        &[],
+    );
+    assert_ne!(code, 0);
+    assert!(err.contains("cannot serve metrics"), "{err}");
+
+    // An unreadable key.
+    std::fs::write(dir.path().join("identity.key"), b"garbage").unwrap();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(
+            dir.path().join("identity.key"),
+            std::fs::Permissions::from_mode(0o600),
+        )
+        .unwrap();
+    }
+    let (code, _, err) = run_to_end(
+        &[
+            "--data-dir",
+            data,
+            "--listen",
+            "/ip4/127.0.0.1/tcp/0",
+            "--metrics-listen",
+            "127.0.0.1:0",
+        ],
+        &[],
+    );
+    assert_ne!(code, 0);
+    assert!(err.contains("identity"), "{err}");
+    drop(taken);
+}
