@@ -21,8 +21,8 @@ cargo fmt --all -- --check
 step "cargo clippy (all targets, warnings are errors)"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
-step "cargo test (unit, integration and doc tests)"
-cargo test --workspace --locked
-
 step "examples"
 cargo run --locked -q -p darkswap-p2p --example simple_node
+
+step "cargo test (unit, integration and doc tests)"
+cargo test --workspace --locked

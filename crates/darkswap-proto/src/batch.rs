@@ -22,23 +22,12 @@ pub enum Priority {
 impl Message {
     /// The priority class of this message.
     pub fn priority(&self) -> Priority {
-        match self {
-            Message::Ping(_) | Message::Pong(_) | Message::Disconnect(_) => Priority::Low,
-            Message::OrderCreate(_)
-            | Message::OrderUpdate(_)
-            | Message::OrderbookRequest(_)
-            | Message::OrderbookResponse(_) => Priority::Medium,
-            Message::OrderCancel(_)
-            | Message::TradePropose(_)
-            | Message::TradeAccept(_)
-            | Message::TradeReject(_)
-            | Message::TradeCancel(_)
-            | Message::TradeSignature(_)
-            | Message::PsbtCreate(_)
-            | Message::PsbtUpdate(_)
-            | Message::PsbtSign(_)
-            | Message::PsbtFinalize(_)
-            | Message::PsbtBroadcast(_) => Priority::High,
+        if self.is_trade() || matches!(self, Message::OrderCancel(_)) {
+            Priority::High
+        } else if self.is_orderbook() {
+            Priority::Medium
+        } else {
+            Priority::Low
         }
     }
 }

@@ -146,9 +146,12 @@ async fn main() -> ExitCode {
 }
 
 async fn run(config: RelayConfig) -> anyhow::Result<()> {
+    // Handlers go in before anything starts: a signal that arrives while the
+    // relay is starting must still mean "stop cleanly", not the default kill.
+    let signals = Signals::install()?;
     let server = RelayServer::spawn(config).await?;
     tracing::info!(peer_id = %server.peer_id(), "relay started");
-    wait_for_signal().await?;
+    signals.wait().await;
     tracing::info!("shutdown signal received");
     if tokio::time::timeout(SHUTDOWN_DEADLINE, server.shutdown())
         .await
@@ -159,18 +162,35 @@ async fn run(config: RelayConfig) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn wait_for_signal() -> anyhow::Result<()> {
+/// SIGTERM and SIGINT (Ctrl-C).
+struct Signals {
     #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        let mut term = signal(SignalKind::terminate())?;
-        let mut int = signal(SignalKind::interrupt())?;
-        tokio::select! {
-            _ = term.recv() => {}
-            _ = int.recv() => {}
+    term: tokio::signal::unix::Signal,
+    #[cfg(unix)]
+    int: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn install() -> anyhow::Result<Self> {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            Ok(Signals {
+                term: signal(SignalKind::terminate())?,
+                int: signal(SignalKind::interrupt())?,
+            })
         }
+        #[cfg(not(unix))]
+        Ok(Signals {})
     }
-    #[cfg(not(unix))]
-    tokio::signal::ctrl_c().await?;
-    Ok(())
+
+    async fn wait(mut self) {
+        #[cfg(unix)]
+        tokio::select! {
+            _ = self.term.recv() => {}
+            _ = self.int.recv() => {}
+        }
+        #[cfg(not(unix))]
+        let _ = tokio::signal::ctrl_c().await;
+    }
 }

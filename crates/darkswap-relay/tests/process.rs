@@ -172,7 +172,7 @@ fn order(key: &Keypair) -> Message {
     Message::OrderCreate(OrderCreate { order: Some(order) })
 }
 
-async fn relayed_pair(relay: &Relay, perf: bool) -> (Network, Network, Keypair) {
+async fn relayed_pair(relay: &Relay, perf: bool) -> (Network, Network, Keypair, Keypair) {
     let key_b = Keypair::generate_ed25519();
     let mut b = Network::new(NetworkConfig {
         relay_peers: vec![relay.tcp_addr.clone()],
@@ -187,8 +187,10 @@ async fn relayed_pair(relay: &Relay, perf: bool) -> (Network, Network, Keypair) 
     })
     .await;
     // a listens nowhere either: the circuit is the only path between them.
+    let key_a = Keypair::generate_ed25519();
     let a = Network::new(NetworkConfig {
         enable_perf: perf,
+        identity: Identity::Keypair(key_a.clone()),
         ..test_config()
     })
     .await
@@ -199,7 +201,7 @@ async fn relayed_pair(relay: &Relay, perf: bool) -> (Network, Network, Keypair) 
         .with(Protocol::P2pCircuit)
         .with(Protocol::P2p(b.local_peer_id()));
     assert_eq!(a.dial(circuit).await.unwrap(), b.local_peer_id());
-    (a, b, key_b)
+    (a, b, key_b, key_a)
 }
 
 fn metric(text: &str, name: &str) -> f64 {
@@ -252,7 +254,7 @@ async fn starts_without_config_answers_health_and_keeps_its_peer_id() {
 async fn nodes_reserve_meet_through_the_relay_and_gossip() {
     let dir = tempfile::tempdir().unwrap();
     let relay = start(&base_args(dir.path()), &[]);
-    let (mut a, b, key_b) = relayed_pair(&relay, false).await;
+    let (mut a, mut b, key_b, key_a) = relayed_pair(&relay, false).await;
     let (a_id, b_id) = (a.local_peer_id(), b.local_peer_id());
     wait_for(&mut a, "ConnectedThroughRelay", EVENT_TIMEOUT, |e| {
         matches!(e, NetworkEvent::ConnectedThroughRelay { dst_peer_id, .. } if *dst_peer_id == b_id)
@@ -274,6 +276,22 @@ async fn nodes_reserve_meet_through_the_relay_and_gossip() {
     })
     .await;
     assert_eq!(got, msg);
+    // And the other way.
+    wait_for(&mut b, "a on the orderbook topic", EVENT_TIMEOUT, |e| {
+        matches!(e, NetworkEvent::PeerSubscribed { peer_id, topic } if *peer_id == a_id && topic == ORDERBOOK_TOPIC)
+            .then_some(())
+    })
+    .await;
+    let msg = order(&key_a);
+    a.publish(ORDERBOOK_TOPIC, &msg).await.unwrap();
+    let got = wait_for(&mut b, "order from a", EVENT_TIMEOUT, |e| match e {
+        NetworkEvent::MessageReceived {
+            peer_id, message, ..
+        } if *peer_id == a_id => Some(message.clone()),
+        _ => None,
+    })
+    .await;
+    assert_eq!(got, msg);
 
     let (_, text) = relay.get("/metrics").await;
     assert_eq!(metric(&text, "darkswap_relay_reservations_total"), 1.0);
@@ -291,7 +309,6 @@ async fn nodes_reserve_meet_through_the_relay_and_gossip() {
     let (_, health) = relay.get("/health").await;
     let health: serde_json::Value = serde_json::from_str(&health).unwrap();
     assert_eq!(health["reservations"], 1);
-    let _ = a_id;
     a.shutdown().await.unwrap();
     b.shutdown().await.unwrap();
 }
@@ -300,7 +317,7 @@ async fn nodes_reserve_meet_through_the_relay_and_gossip() {
 async fn a_circuit_carries_a_mebibyte_each_way_with_default_limits() {
     let dir = tempfile::tempdir().unwrap();
     let relay = start(&base_args(dir.path()), &[]);
-    let (a, b, _) = relayed_pair(&relay, true).await;
+    let (a, b, _, _) = relayed_pair(&relay, true).await;
     let report = a.perf(b.local_peer_id(), 1 << 20, 1 << 20).await.unwrap();
     assert_eq!((report.uploaded, report.downloaded), (1 << 20, 1 << 20));
     // Every byte went through the relay process.
@@ -321,7 +338,7 @@ async fn a_circuit_is_closed_at_its_configured_byte_limit() {
     let mut args = base_args(dir.path());
     args.extend(["--config".to_owned(), config.to_str().unwrap().to_owned()]);
     let relay = start(&args, &[]);
-    let (a, b, _) = relayed_pair(&relay, true).await;
+    let (a, b, _, _) = relayed_pair(&relay, true).await;
     let result = a.perf(b.local_peer_id(), 1 << 20, 1 << 20).await;
     assert!(matches!(result, Err(Error::Perf(_))), "{result:?}");
     let (_, text) = relay.get("/metrics").await;
@@ -338,7 +355,7 @@ async fn a_circuit_is_closed_at_its_configured_byte_limit() {
 async fn sigterm_during_an_active_circuit_exits_zero_within_five_seconds() {
     let dir = tempfile::tempdir().unwrap();
     let mut relay = start(&base_args(dir.path()), &[]);
-    let (a, b, _) = relayed_pair(&relay, false).await;
+    let (a, b, _, _) = relayed_pair(&relay, false).await;
     let (_, text) = relay.get("/metrics").await;
     assert!(metric(&text, "darkswap_relay_circuits_active") >= 1.0);
     relay.sigterm();
