@@ -74,6 +74,8 @@ pub struct NetworkConfig {
     /// Largest DarkSwap message accepted or published. Default:
     /// [`darkswap_proto::MAX_MESSAGE_SIZE`].
     pub max_message_size: usize,
+    /// Orderbook replication policy (refresh interval, TTL, limits).
+    pub orderbook: crate::OrderbookConfig,
     /// Capacity of the event queue from the swarm task to the handle. When it
     /// is full the swarm task waits, which backpressures the network. Default: 1024.
     pub event_buffer: usize,
@@ -97,6 +99,7 @@ impl Default for NetworkConfig {
             relay_retry_max: Duration::from_secs(30),
             max_message_size: darkswap_proto::MAX_MESSAGE_SIZE,
             event_buffer: 1024,
+            orderbook: crate::OrderbookConfig::default(),
         }
     }
 }

@@ -67,6 +67,12 @@ pub enum Error {
     /// The message breaks the rules of the topic it is published on.
     #[error("message refused: {0}")]
     InvalidMessage(crate::ValidationError),
+    /// An order operation was refused.
+    #[error("order refused: {0}")]
+    Order(#[from] crate::OrderbookError),
+    /// The order is not one of this node's own.
+    #[error("order {0} is not one of this node's orders")]
+    NotOwnOrder(darkswap_proto::OrderId),
     /// A perf measurement failed.
     #[error("perf: {0}")]
     Perf(String),

@@ -31,19 +31,25 @@ mod config;
 mod error;
 mod identity;
 pub mod network;
+mod orderbook;
 mod perf;
 mod relay_reservations;
 mod swarm_task;
+mod sync;
 mod validation;
 
-pub use behaviour::{IDENTIFY_PROTOCOL_VERSION, KAD_PROTOCOL, gossipsub_behaviour};
+pub use behaviour::{
+    DEFAULT_SEEN_TTL, IDENTIFY_PROTOCOL_VERSION, KAD_PROTOCOL, gossipsub_behaviour,
+};
 pub use config::{Identity, KadMode, NetworkConfig, ORDERBOOK_TOPIC, TRADE_TOPIC};
 pub use error::Error;
 pub use identity::load_or_create_keypair;
 pub use network::{NatStatus, Network, NetworkEvent, NetworkHandle, ReservationId};
+pub use orderbook::{Book, Orderbook, OrderbookChange, OrderbookConfig, OrderbookError};
 pub use perf::{PERF_PROTOCOL, PerfReport};
 pub use relay_reservations::RelayStatus;
 pub use swarm_task::ensure_tcp_port_free;
+pub use sync::SYNC_PROTOCOL;
 pub use validation::{ValidationError, validate_gossip, verify_signed_parts};
 
 /// Re-exports of the libp2p and wire types that appear in this crate's API.

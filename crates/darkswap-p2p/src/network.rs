@@ -2,11 +2,14 @@
 
 use std::{fmt, time::Duration};
 
-use darkswap_proto::Message;
+use darkswap_proto::{Asset, Message, NewOrder, Order, OrderId, SignedOrder};
 use libp2p::{Multiaddr, PeerId};
 use tokio::sync::{mpsc, oneshot};
 
-use crate::{Error, NetworkConfig, PerfReport, RelayStatus, ValidationError, perf, swarm_task};
+use crate::{
+    Book, Error, NetworkConfig, OrderbookChange, OrderbookError, PerfReport, RelayStatus,
+    ValidationError, perf, swarm_task,
+};
 
 /// Id of one relay reservation made by this node, unique per [`Network`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -117,6 +120,25 @@ pub enum NetworkEvent {
         /// The new status.
         status: NatStatus,
     },
+    /// The replicated orderbook changed.
+    OrderbookChanged(OrderbookChange),
+    /// A valid, signed order message was refused by the orderbook rules
+    /// (a cancel by someone other than the maker, a stale update, ...).
+    OrderbookRejected {
+        /// The peer that sent it (for gossip, the forwarder).
+        peer_id: PeerId,
+        /// Why.
+        error: OrderbookError,
+    },
+    /// A peer's orderbook snapshot was merged.
+    OrderbookSynced {
+        /// The peer that answered.
+        peer_id: PeerId,
+        /// Changes the snapshot brought.
+        changes: usize,
+        /// Entries of the snapshot that were refused.
+        rejected: usize,
+    },
     /// The event queue was full and this many events were dropped since the
     /// last one delivered. Read events faster or enlarge `event_buffer`.
     EventsDropped {
@@ -159,6 +181,26 @@ pub(crate) enum Command {
     },
     RelayStatus {
         reply: oneshot::Sender<Vec<RelayStatus>>,
+    },
+    CreateOrder {
+        order: Box<NewOrder>,
+        reply: oneshot::Sender<Result<Order, Error>>,
+    },
+    CancelOrder {
+        id: OrderId,
+        reply: oneshot::Sender<Result<(), Error>>,
+    },
+    RestoreOrders {
+        orders: Vec<SignedOrder>,
+        reply: oneshot::Sender<Vec<Result<Order, Error>>>,
+    },
+    GetBook {
+        base: Asset,
+        quote: Asset,
+        reply: oneshot::Sender<Book>,
+    },
+    OwnOrders {
+        reply: oneshot::Sender<Vec<(Order, SignedOrder)>>,
     },
     Shutdown {
         reply: oneshot::Sender<()>,
@@ -327,6 +369,44 @@ impl NetworkHandle {
         self.request(|reply| Command::RelayStatus { reply }).await
     }
 
+    /// Signs `order` with this node's identity key, puts it in the local
+    /// book and publishes it. The node re-announces it every refresh interval
+    /// until it expires or is cancelled. Publishing without any peer is not
+    /// an error: peers get the order by sync or at the next refresh.
+    pub async fn create_order(&self, order: NewOrder) -> Result<Order, Error> {
+        let order = Box::new(order);
+        self.request(|reply| Command::CreateOrder { order, reply })
+            .await?
+    }
+
+    /// Cancels one of this node's own orders and publishes the signed cancel.
+    pub async fn cancel_order(&self, id: OrderId) -> Result<(), Error> {
+        self.request(|reply| Command::CancelOrder { id, reply })
+            .await?
+    }
+
+    /// Takes back this node's own signed orders (e.g. from storage after a
+    /// restart): each one still valid and signed by this node returns to
+    /// the book and to the re-announcement schedule.
+    pub async fn restore_orders(
+        &self,
+        orders: Vec<SignedOrder>,
+    ) -> Result<Vec<Result<Order, Error>>, Error> {
+        self.request(|reply| Command::RestoreOrders { orders, reply })
+            .await
+    }
+
+    /// The bids and asks of a pair in the local replica of the book.
+    pub async fn orderbook(&self, base: Asset, quote: Asset) -> Result<Book, Error> {
+        self.request(|reply| Command::GetBook { base, quote, reply })
+            .await
+    }
+
+    /// This node's own open orders, as they stand and as signed.
+    pub async fn own_orders(&self) -> Result<Vec<(Order, SignedOrder)>, Error> {
+        self.request(|reply| Command::OwnOrders { reply }).await
+    }
+
     /// Measures throughput to `peer` with `/perf/1.0.0`: sends `upload`
     /// bytes, then receives `download` bytes. Needs `enable_perf`.
     pub async fn perf(
@@ -343,7 +423,8 @@ impl NetworkHandle {
 /// A DarkSwap P2P node.
 ///
 /// The libp2p swarm runs in its own task; `Network` is the handle to it plus
-/// the stream of [`NetworkEvent`]s. Dropping it stops the swarm task;
+/// the stream of [`NetworkEvent`]s. It dereferences to its [`NetworkHandle`],
+/// so every command method is called on it directly. Dropping it stops the swarm task;
 /// [`Network::shutdown`] does so gracefully and waits for it.
 ///
 /// ```no_run
@@ -400,77 +481,9 @@ impl Network {
         self.handle.clone()
     }
 
-    /// This node's peer id.
-    pub fn local_peer_id(&self) -> PeerId {
-        self.handle.local_peer_id
-    }
-
     /// The next event; `None` once the swarm task has stopped.
     pub async fn next_event(&mut self) -> Option<NetworkEvent> {
         self.events.recv().await
-    }
-
-    /// See [`NetworkHandle::listen_on`].
-    pub async fn listen_on<A>(&self, addr: A) -> Result<Multiaddr, Error>
-    where
-        A: TryInto<Multiaddr> + fmt::Debug + Clone,
-        A::Error: fmt::Display,
-    {
-        self.handle.listen_on(addr).await
-    }
-
-    /// See [`NetworkHandle::dial`].
-    pub async fn dial<A>(&self, addr: A) -> Result<PeerId, Error>
-    where
-        A: TryInto<Multiaddr> + fmt::Debug + Clone,
-        A::Error: fmt::Display,
-    {
-        self.handle.dial(addr).await
-    }
-
-    /// See [`NetworkHandle::subscribe`].
-    pub fn subscribe(&self, topic: &str) -> Result<(), Error> {
-        self.handle.subscribe(topic)
-    }
-
-    /// See [`NetworkHandle::unsubscribe`].
-    pub fn unsubscribe(&self, topic: &str) -> Result<(), Error> {
-        self.handle.unsubscribe(topic)
-    }
-
-    /// See [`NetworkHandle::publish`].
-    pub async fn publish(&self, topic: &str, message: &Message) -> Result<(), Error> {
-        self.handle.publish(topic, message).await
-    }
-
-    /// See [`NetworkHandle::connected_peers`].
-    pub async fn connected_peers(&self) -> Result<Vec<PeerId>, Error> {
-        self.handle.connected_peers().await
-    }
-
-    /// See [`NetworkHandle::listen_addrs`].
-    pub async fn listen_addrs(&self) -> Result<Vec<Multiaddr>, Error> {
-        self.handle.listen_addrs().await
-    }
-
-    /// See [`NetworkHandle::find_peer`].
-    pub async fn find_peer(&self, peer: PeerId) -> Result<Vec<Multiaddr>, Error> {
-        self.handle.find_peer(peer).await
-    }
-
-    /// See [`NetworkHandle::relay_status`].
-    pub async fn relay_status(&self) -> Result<Vec<RelayStatus>, Error> {
-        self.handle.relay_status().await
-    }
-
-    /// See [`NetworkHandle::perf`].
-    pub async fn perf(
-        &self,
-        peer: PeerId,
-        upload: u64,
-        download: u64,
-    ) -> Result<PerfReport, Error> {
-        self.handle.perf(peer, upload, download).await
     }
 
     /// Closes every connection and listener, stops the swarm task and waits
@@ -490,6 +503,16 @@ impl Network {
             task.await.map_err(|_| Error::Shutdown)?;
         }
         Ok(())
+    }
+}
+
+/// Every command of [`NetworkHandle`] (`listen_on`, `dial`, `subscribe`,
+/// `publish`, `create_order`, ...) is available on the `Network` itself.
+impl std::ops::Deref for Network {
+    type Target = NetworkHandle;
+
+    fn deref(&self) -> &NetworkHandle {
+        &self.handle
     }
 }
 

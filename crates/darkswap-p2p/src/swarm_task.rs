@@ -2,10 +2,13 @@
 //! turns swarm events into [`NetworkEvent`]s, and keeps relay reservations.
 
 use std::{
-    collections::HashMap,
+    collections::{HashMap, HashSet},
     time::{Duration, Instant, SystemTime, UNIX_EPOCH},
 };
 
+use darkswap_proto::{
+    Asset, Message, OrderCancel, OrderCreate, OrderId, OrderbookRequest, SignedOrder,
+};
 use futures::StreamExt;
 use libp2p::{
     Multiaddr, PeerId, Swarm, autonat,
@@ -13,14 +16,15 @@ use libp2p::{
     core::transport::ListenerId,
     dcutr, gossipsub, identify, kad, mdns,
     multiaddr::Protocol,
-    noise, relay,
+    noise, relay, request_response,
     swarm::{ConnectionId, DialError, SwarmEvent, dial_opts::DialOpts, dial_opts::PeerCondition},
     tcp, yamux,
 };
 use tokio::sync::{mpsc, oneshot};
 
 use crate::{
-    Error, Identity, NatStatus, NetworkConfig, NetworkEvent, ReservationId,
+    Error, Identity, NatStatus, NetworkConfig, NetworkEvent, ORDERBOOK_TOPIC, Orderbook,
+    OrderbookError, ReservationId,
     behaviour::{Behaviour, BehaviourEvent, KAD_PROTOCOL},
     identity::load_or_create_keypair,
     network::Command,
@@ -31,6 +35,11 @@ use crate::{
 
 /// How long a graceful shutdown waits for connections to close.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
+/// Orders (and as many cancels) in one sync response: keeps it well under
+/// the 1 MiB message limit.
+const SNAPSHOT_LIMIT: usize = 2000;
+/// How often expired and unrefreshed orders are dropped.
+const PRUNE_INTERVAL: Duration = Duration::from_secs(1);
 
 pub(crate) fn unix_now() -> u64 {
     SystemTime::now()
@@ -83,7 +92,7 @@ pub(crate) async fn spawn(
         Identity::File(path) => load_or_create_keypair(path)?,
     };
     let build_err = |e: &dyn std::fmt::Display| Error::Build(e.to_string());
-    let swarm = libp2p::SwarmBuilder::with_existing_identity(key)
+    let swarm = libp2p::SwarmBuilder::with_existing_identity(key.clone())
         .with_tokio()
         .with_tcp(
             tcp::Config::default().nodelay(true),
@@ -118,7 +127,22 @@ pub(crate) async fn spawn(
         None => None,
     };
 
+    let mut refresh = tokio::time::interval(
+        config
+            .orderbook
+            .refresh_interval
+            .max(Duration::from_millis(100)),
+    );
+    refresh.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut prune = tokio::time::interval(PRUNE_INTERVAL);
+    prune.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut task = SwarmTask {
+        key,
+        orderbook: Orderbook::new(config.orderbook.clone()),
+        own_orders: HashMap::new(),
+        synced_peers: HashSet::new(),
+        refresh,
+        prune,
         relays: RelayReservations::new(config.relay_retry_initial, config.relay_retry_max),
         swarm,
         commands,
@@ -155,6 +179,13 @@ impl Drop for AbortOnDrop {
 }
 
 struct SwarmTask {
+    key: libp2p::identity::Keypair,
+    orderbook: Orderbook,
+    own_orders: HashMap<OrderId, SignedOrder>,
+    /// Peers asked for their book during their current connection.
+    synced_peers: HashSet<PeerId>,
+    refresh: tokio::time::Interval,
+    prune: tokio::time::Interval,
     swarm: Swarm<Behaviour>,
     commands: mpsc::Receiver<Command>,
     events: mpsc::Sender<NetworkEvent>,
@@ -223,6 +254,12 @@ impl SwarmTask {
                 },
                 event = self.swarm.select_next_some() => self.on_swarm_event(event),
                 () = sleep => self.retry_relays(),
+                _ = self.refresh.tick() => self.refresh_own_orders(),
+                _ = self.prune.tick() => {
+                    if let Some(change) = self.orderbook.prune(unix_now()) {
+                        self.emit(NetworkEvent::OrderbookChanged(change));
+                    }
+                }
             }
         }
     }
@@ -355,6 +392,27 @@ impl SwarmTask {
             Command::RelayStatus { reply } => {
                 let _ = reply.send(self.relays.status());
             }
+            Command::CreateOrder { order, reply } => {
+                let _ = reply.send(self.create_order(&order));
+            }
+            Command::CancelOrder { id, reply } => {
+                let _ = reply.send(self.cancel_order(id));
+            }
+            Command::RestoreOrders { orders, reply } => {
+                let results = orders.into_iter().map(|o| self.restore_order(o)).collect();
+                let _ = reply.send(results);
+            }
+            Command::GetBook { base, quote, reply } => {
+                let _ = reply.send(self.orderbook.book(base, quote));
+            }
+            Command::OwnOrders { reply } => {
+                let own = self
+                    .own_orders
+                    .iter()
+                    .filter_map(|(id, signed)| Some((self.orderbook.get(id)?, signed.clone())))
+                    .collect();
+                let _ = reply.send(own);
+            }
             Command::Shutdown { .. } => unreachable!("handled in run"),
         }
     }
@@ -431,6 +489,8 @@ impl SwarmTask {
             } => {
                 tracing::debug!(%peer_id, ?cause, "connection closed");
                 if num_established == 0 {
+                    // Re-sync after a reconnect: the book may have moved on.
+                    self.synced_peers.remove(&peer_id);
                     self.emit(NetworkEvent::PeerDisconnected(peer_id));
                 }
             }
@@ -453,6 +513,7 @@ impl SwarmTask {
     fn on_behaviour_event(&mut self, event: BehaviourEvent) {
         match event {
             BehaviourEvent::Gossipsub(event) => self.on_gossipsub(event),
+            BehaviourEvent::Sync(event) => self.on_sync(event),
             BehaviourEvent::RelayClient(relay::client::Event::ReservationReqAccepted {
                 relay_peer_id,
                 renewal,
@@ -579,40 +640,194 @@ impl SwarmTask {
                 message,
             } => {
                 let topic = message.topic.as_str().to_owned();
-                let verdict =
-                    validate_gossip(&topic, &message.data, self.max_message_size, unix_now());
-                let acceptance = match &verdict {
-                    Ok(_) => gossipsub::MessageAcceptance::Accept,
-                    Err(_) => gossipsub::MessageAcceptance::Reject,
+                let now = unix_now();
+                let verdict = validate_gossip(&topic, &message.data, self.max_message_size, now);
+                let (acceptance, event, change) = match verdict {
+                    Err(error) => {
+                        tracing::debug!(peer = %propagation_source, %topic, %error, "rejected gossip message");
+                        let event = NetworkEvent::InvalidMessage {
+                            peer_id: propagation_source,
+                            topic,
+                            error,
+                        };
+                        (gossipsub::MessageAcceptance::Reject, event, None)
+                    }
+                    Ok(msg) => {
+                        let applied = if topic == ORDERBOOK_TOPIC {
+                            self.orderbook.apply(&msg, now)
+                        } else {
+                            Ok(None)
+                        };
+                        match applied {
+                            Ok(change) => {
+                                let event = NetworkEvent::MessageReceived {
+                                    // Strict validation guarantees a signed source.
+                                    peer_id: message.source.unwrap_or(propagation_source),
+                                    topic,
+                                    message: msg,
+                                };
+                                (gossipsub::MessageAcceptance::Accept, event, change)
+                            }
+                            Err(error) => {
+                                // A cancel by a non-maker is an attack; a stale
+                                // update or a late create can happen honestly.
+                                let acceptance = match error {
+                                    OrderbookError::NotMaker | OrderbookError::Invalid(_) => {
+                                        gossipsub::MessageAcceptance::Reject
+                                    }
+                                    _ => gossipsub::MessageAcceptance::Ignore,
+                                };
+                                let event = NetworkEvent::OrderbookRejected {
+                                    peer_id: propagation_source,
+                                    error,
+                                };
+                                (acceptance, event, None)
+                            }
+                        }
+                    }
                 };
                 self.swarm
                     .behaviour_mut()
                     .gossipsub
                     .report_message_validation_result(&message_id, &propagation_source, acceptance);
-                match verdict {
-                    Ok(msg) => self.emit(NetworkEvent::MessageReceived {
-                        // Strict validation guarantees a signed source.
-                        peer_id: message.source.unwrap_or(propagation_source),
-                        topic,
-                        message: msg,
-                    }),
-                    Err(error) => {
-                        tracing::debug!(peer = %propagation_source, %topic, %error, "rejected gossip message");
-                        self.emit(NetworkEvent::InvalidMessage {
-                            peer_id: propagation_source,
-                            topic,
-                            error,
-                        });
-                    }
+                self.emit(event);
+                if let Some(change) = change {
+                    self.emit(NetworkEvent::OrderbookChanged(change));
                 }
             }
             gossipsub::Event::Subscribed { peer_id, topic, .. } => {
-                self.emit(NetworkEvent::PeerSubscribed {
-                    peer_id,
-                    topic: topic.into_string(),
-                });
+                let topic = topic.into_string();
+                if topic == ORDERBOOK_TOPIC && self.synced_peers.insert(peer_id) {
+                    self.swarm
+                        .behaviour_mut()
+                        .sync
+                        .send_request(&peer_id, OrderbookRequest::default());
+                }
+                self.emit(NetworkEvent::PeerSubscribed { peer_id, topic });
             }
             _ => {}
+        }
+    }
+
+    fn on_sync(
+        &mut self,
+        event: request_response::Event<OrderbookRequest, darkswap_proto::OrderbookResponse>,
+    ) {
+        match event {
+            request_response::Event::Message { peer, message, .. } => match message {
+                request_response::Message::Request {
+                    request, channel, ..
+                } => {
+                    let pair = match (
+                        request.base.parse::<Asset>(),
+                        request.quote.parse::<Asset>(),
+                    ) {
+                        (Ok(b), Ok(q)) => Some((b, q)),
+                        _ => None,
+                    };
+                    let snapshot = self.orderbook.snapshot(pair, SNAPSHOT_LIMIT);
+                    let _ = self
+                        .swarm
+                        .behaviour_mut()
+                        .sync
+                        .send_response(channel, snapshot);
+                }
+                request_response::Message::Response { response, .. } => {
+                    let (changes, rejected) = self.orderbook.merge(&response, unix_now());
+                    let n = changes.len();
+                    for change in changes {
+                        self.emit(NetworkEvent::OrderbookChanged(change));
+                    }
+                    tracing::debug!(%peer, changes = n, rejected, "orderbook synced");
+                    self.emit(NetworkEvent::OrderbookSynced {
+                        peer_id: peer,
+                        changes: n,
+                        rejected,
+                    });
+                }
+            },
+            request_response::Event::OutboundFailure { peer, error, .. } => {
+                tracing::debug!(%peer, %error, "orderbook sync failed");
+                self.synced_peers.remove(&peer);
+            }
+            request_response::Event::InboundFailure { peer, error, .. } => {
+                tracing::debug!(%peer, %error, "orderbook sync request failed");
+            }
+            request_response::Event::ResponseSent { .. } => {}
+        }
+    }
+
+    fn publish_local(&mut self, message: &Message) {
+        let data = darkswap_proto::encode(message);
+        if let Err(e) = self
+            .swarm
+            .behaviour_mut()
+            .gossipsub
+            .publish(gossipsub::IdentTopic::new(ORDERBOOK_TOPIC), data)
+        {
+            // No peers yet, or a re-announcement still in the duplicate
+            // cache: peers get the order by sync or at the next refresh.
+            tracing::debug!(error = %e, kind = message.kind(), "order message not published now");
+        }
+    }
+
+    fn apply_local(&mut self, message: &Message) -> Result<(), Error> {
+        if let Some(change) = self.orderbook.apply(message, unix_now())? {
+            self.emit(NetworkEvent::OrderbookChanged(change));
+        }
+        Ok(())
+    }
+
+    fn create_order(
+        &mut self,
+        order: &darkswap_proto::NewOrder,
+    ) -> Result<darkswap_proto::Order, Error> {
+        let signed = order
+            .sign(&self.key)
+            .map_err(|e| Error::Order(OrderbookError::Invalid(e)))?;
+        self.restore_order(signed)
+    }
+
+    fn restore_order(&mut self, signed: SignedOrder) -> Result<darkswap_proto::Order, Error> {
+        let order = signed
+            .verify()
+            .map_err(|e| Error::Order(OrderbookError::Invalid(e)))?;
+        if order.maker != *self.swarm.local_peer_id() {
+            return Err(Error::NotOwnOrder(order.id));
+        }
+        let message = Message::OrderCreate(OrderCreate {
+            order: Some(signed.clone()),
+        });
+        self.apply_local(&message)?;
+        self.own_orders.insert(order.id, signed);
+        self.publish_local(&message);
+        Ok(order)
+    }
+
+    fn cancel_order(&mut self, id: OrderId) -> Result<(), Error> {
+        if !self.own_orders.contains_key(&id) {
+            return Err(Error::NotOwnOrder(id));
+        }
+        let cancel = OrderCancel::sign(id, unix_now(), &self.key)
+            .map_err(|e| Error::Order(OrderbookError::Invalid(e)))?;
+        let message = Message::OrderCancel(cancel);
+        self.apply_local(&message)?;
+        self.own_orders.remove(&id);
+        self.publish_local(&message);
+        Ok(())
+    }
+
+    /// Re-announces every open own order, so peers keep them past their TTL.
+    fn refresh_own_orders(&mut self) {
+        let now = unix_now();
+        self.own_orders
+            .retain(|id, _| self.orderbook.get(id).is_some_and(|o| !o.is_expired(now)));
+        let own: Vec<SignedOrder> = self.own_orders.values().cloned().collect();
+        for signed in own {
+            self.orderbook.touch(&signed.id(), now);
+            self.publish_local(&Message::OrderCreate(OrderCreate {
+                order: Some(signed),
+            }));
         }
     }
 }

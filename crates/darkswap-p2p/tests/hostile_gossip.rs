@@ -27,7 +27,9 @@ async fn forged_and_malformed_gossip_is_rejected() {
             yamux::Config::default,
         )
         .unwrap()
-        .with_behaviour(|key| gossipsub_behaviour(key, MAX_MESSAGE_SIZE).unwrap())
+        .with_behaviour(|key| {
+            gossipsub_behaviour(key, MAX_MESSAGE_SIZE, darkswap_p2p::DEFAULT_SEEN_TTL).unwrap()
+        })
         .unwrap()
         .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(60)))
         .build();

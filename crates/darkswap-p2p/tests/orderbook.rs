@@ -1,0 +1,286 @@
+//! Orderbook replication between real nodes: signed orders and cancels
+//! travel on `darkswap/orderbook/v1`, late joiners sync over
+//! `/darkswap/orderbook-sync/1.0.0`, only makers cancel, and the orders of a
+//! maker that went away drop out after the TTL.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use darkswap_p2p::{
+    Error, Keypair, Network, NetworkConfig, NetworkEvent, ORDERBOOK_TOPIC, OrderbookChange,
+    OrderbookConfig, OrderbookError, PeerId,
+};
+use darkswap_proto::{Asset, Message, NewOrder, OrderCancel, OrderId, PRICE_SCALE, Side};
+use darkswap_testkit::{EVENT_TIMEOUT, spawn_node, test_config, wait_for};
+
+fn pair() -> (Asset, Asset) {
+    ("rune:840000:3".parse().unwrap(), Asset::Btc)
+}
+
+fn new_order(side: Side, price: u64, nonce: u64) -> NewOrder {
+    let now = now();
+    NewOrder {
+        side,
+        base: pair().0,
+        quote: pair().1,
+        amount: 1_000,
+        price,
+        created_at: now,
+        expires_at: now + 600,
+        nonce,
+    }
+}
+
+async fn wait_added(net: &mut Network, id: OrderId) {
+    wait_for(net, &format!("order {id} added"), EVENT_TIMEOUT, |e| {
+        matches!(e, NetworkEvent::OrderbookChanged(OrderbookChange::Added(o)) if o.id == id)
+            .then_some(())
+    })
+    .await
+}
+
+async fn wait_cancelled(net: &mut Network, id: OrderId) {
+    wait_for(net, &format!("order {id} cancelled"), EVENT_TIMEOUT, |e| {
+        matches!(e, NetworkEvent::OrderbookChanged(OrderbookChange::Cancelled { order_id, .. }) if *order_id == id)
+            .then_some(())
+    })
+    .await
+}
+
+async fn connected_pair(config: impl Fn() -> NetworkConfig) -> (Network, Network) {
+    let (mut a, a_addr) = spawn_node(config()).await;
+    let (mut b, _) = spawn_node(config()).await;
+    let (a_id, b_id): (PeerId, PeerId) = (a.local_peer_id(), b.local_peer_id());
+    b.dial(a_addr).await.unwrap();
+    wait_subscribed(&mut a, b_id).await;
+    wait_subscribed(&mut b, a_id).await;
+    (a, b)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn orders_replicate_and_cancels_propagate() {
+    let (a, mut b) = connected_pair(test_config).await;
+    let order = a
+        .create_order(new_order(Side::Sell, 3 * PRICE_SCALE, 1))
+        .await
+        .unwrap();
+    assert_eq!(order.maker, a.local_peer_id());
+    wait_added(&mut b, order.id).await;
+    let book = b.orderbook(pair().0, pair().1).await.unwrap();
+    assert_eq!(
+        book.asks.iter().map(|o| o.id).collect::<Vec<_>>(),
+        vec![order.id]
+    );
+    assert_eq!(
+        a.orderbook(pair().0, pair().1).await.unwrap(),
+        book,
+        "same book on both nodes"
+    );
+    assert_eq!(a.own_orders().await.unwrap().len(), 1);
+
+    // Only the maker's node can cancel through the API...
+    assert!(matches!(
+        b.cancel_order(order.id).await,
+        Err(Error::NotOwnOrder(_))
+    ));
+    // ...and the maker's cancel propagates.
+    a.cancel_order(order.id).await.unwrap();
+    wait_cancelled(&mut b, order.id).await;
+    assert!(
+        b.orderbook(pair().0, pair().1)
+            .await
+            .unwrap()
+            .asks
+            .is_empty()
+    );
+    assert!(a.own_orders().await.unwrap().is_empty());
+
+    // Invalid terms never leave the node.
+    let bad = NewOrder {
+        amount: 0,
+        ..new_order(Side::Buy, 1, 2)
+    };
+    assert!(matches!(a.create_order(bad).await, Err(Error::Order(_))));
+    a.shutdown().await.unwrap();
+    b.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cancel_signed_by_someone_else_is_refused() {
+    let key_b = Keypair::generate_ed25519();
+    let with_b_key = || NetworkConfig {
+        identity: darkswap_p2p::Identity::Keypair(key_b.clone()),
+        ..test_config()
+    };
+    let (mut a, a_addr) = spawn_node(test_config()).await;
+    let (b, _) = spawn_node(with_b_key()).await;
+    let b_id = b.local_peer_id();
+    b.dial(a_addr).await.unwrap();
+    wait_subscribed(&mut a, b_id).await;
+    let order = a
+        .create_order(new_order(Side::Buy, PRICE_SCALE, 1))
+        .await
+        .unwrap();
+
+    // b signs a cancel of a's order with its own (valid) key and gossips it.
+    let forged = Message::OrderCancel(OrderCancel::sign(order.id, now(), &key_b).unwrap());
+    b.publish(ORDERBOOK_TOPIC, &forged).await.unwrap();
+    let error = wait_for(
+        &mut a,
+        "forged cancel refused",
+        EVENT_TIMEOUT,
+        |e| match e {
+            NetworkEvent::OrderbookRejected { peer_id, error } if *peer_id == b_id => {
+                Some(error.clone())
+            }
+            _ => None,
+        },
+    )
+    .await;
+    assert_eq!(error, OrderbookError::NotMaker);
+    assert_eq!(
+        a.orderbook(pair().0, pair().1).await.unwrap().bids.len(),
+        1,
+        "order still there"
+    );
+    a.shutdown().await.unwrap();
+    b.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_late_joiner_gets_the_whole_book_by_sync() {
+    let (a, mut b) = connected_pair(test_config).await;
+    let o1 = a
+        .create_order(new_order(Side::Sell, 5 * PRICE_SCALE, 1))
+        .await
+        .unwrap();
+    let o2 = b
+        .create_order(new_order(Side::Buy, 4 * PRICE_SCALE, 2))
+        .await
+        .unwrap();
+    let cancelled = a
+        .create_order(new_order(Side::Sell, 6 * PRICE_SCALE, 3))
+        .await
+        .unwrap();
+    wait_added(&mut b, cancelled.id).await;
+    a.cancel_order(cancelled.id).await.unwrap();
+    wait_cancelled(&mut b, cancelled.id).await;
+
+    // c joins later, knowing only b.
+    let (mut c, _) = spawn_node(test_config()).await;
+    let b_addr = b.listen_addrs().await.unwrap()[0]
+        .clone()
+        .with(libp2p::multiaddr::Protocol::P2p(b.local_peer_id()));
+    c.dial(b_addr).await.unwrap();
+    let b_id = b.local_peer_id();
+    let changes = wait_for(&mut c, "sync from b", EVENT_TIMEOUT, |e| match e {
+        NetworkEvent::OrderbookSynced {
+            peer_id,
+            changes,
+            rejected: 0,
+        } if *peer_id == b_id => Some(*changes),
+        _ => None,
+    })
+    .await;
+    assert_eq!(
+        changes, 2,
+        "both open orders, and the cancelled one not resurrected"
+    );
+    let book = c.orderbook(pair().0, pair().1).await.unwrap();
+    assert_eq!(book, b.orderbook(pair().0, pair().1).await.unwrap());
+    assert_eq!((book.asks[0].id, book.bids[0].id), (o1.id, o2.id));
+    for n in [a, b, c] {
+        n.shutdown().await.unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_live_maker_keeps_its_orders_and_a_gone_one_loses_them() {
+    let ttl = Duration::from_secs(2);
+    let config = || NetworkConfig {
+        orderbook: OrderbookConfig {
+            refresh_interval: Duration::from_millis(500),
+            ttl,
+            ..Default::default()
+        },
+        ..test_config()
+    };
+    let (a, mut b) = connected_pair(config).await;
+    let a_id = a.local_peer_id();
+    let order = a
+        .create_order(new_order(Side::Sell, PRICE_SCALE, 1))
+        .await
+        .unwrap();
+    wait_added(&mut b, order.id).await;
+
+    // Re-announcements keep it in b's book well past the TTL.
+    let start = std::time::Instant::now();
+    while start.elapsed() < ttl * 2 {
+        wait_for(&mut b, "re-announcement", EVENT_TIMEOUT, |e| match e {
+            NetworkEvent::OrderbookChanged(OrderbookChange::Expired(ids))
+                if ids.contains(&order.id) =>
+            {
+                panic!("a live maker's order expired")
+            }
+            NetworkEvent::MessageReceived { peer_id, .. } if *peer_id == a_id => Some(()),
+            _ => None,
+        })
+        .await;
+    }
+    assert_eq!(b.orderbook(pair().0, pair().1).await.unwrap().asks.len(), 1);
+
+    // The maker goes away: the order drops out within the TTL.
+    a.shutdown().await.unwrap();
+    wait_for(&mut b, "ghost order dropped", EVENT_TIMEOUT, |e| {
+        matches!(e, NetworkEvent::OrderbookChanged(OrderbookChange::Expired(ids)) if ids.contains(&order.id))
+            .then_some(())
+    })
+    .await;
+    assert!(
+        b.orderbook(pair().0, pair().1)
+            .await
+            .unwrap()
+            .asks
+            .is_empty()
+    );
+    b.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restored_orders_come_back_and_foreign_ones_are_refused() {
+    let key = Keypair::generate_ed25519();
+    let config = || NetworkConfig {
+        identity: darkswap_p2p::Identity::Keypair(key.clone()),
+        ..test_config()
+    };
+    let first = Network::new(config()).await.unwrap();
+    let order = first
+        .create_order(new_order(Side::Buy, PRICE_SCALE, 7))
+        .await
+        .unwrap();
+    let saved: Vec<_> = first
+        .own_orders()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|(_, s)| s)
+        .collect();
+    first.shutdown().await.unwrap();
+
+    // Same identity after a restart: the saved orders are its own again.
+    let second = Network::new(config()).await.unwrap();
+    let results = second.restore_orders(saved.clone()).await.unwrap();
+    assert_eq!(results.len(), 1);
+    assert_eq!(results[0].as_ref().unwrap().id, order.id);
+    assert_eq!(second.own_orders().await.unwrap().len(), 1);
+    // Another node cannot adopt them.
+    let other = Network::new(test_config()).await.unwrap();
+    assert!(matches!(
+        other.restore_orders(saved).await.unwrap()[0],
+        Err(Error::NotOwnOrder(_))
+    ));
+    second.shutdown().await.unwrap();
+    other.shutdown().await.unwrap();
+}
