@@ -101,14 +101,14 @@ async fn demo() -> Result<(), Box<dyn std::error::Error>> {
         nonce: 1,
     }
     .sign(&maker_key)?;
-    let message = Message::OrderCreate(OrderCreate { order: Some(order) });
+    let message = Message::OrderCreate(OrderCreate::from_order(order));
     maker_events.publish(ORDERBOOK_TOPIC, &message).await?;
 
     loop {
         match tokio::time::timeout(Duration::from_secs(20), taker.next_event()).await? {
             Some(NetworkEvent::MessageReceived {
                 peer_id,
-                message: Message::OrderCreate(OrderCreate { order: Some(o) }),
+                message: Message::OrderCreate(OrderCreate { order: Some(o), .. }),
                 ..
             }) => {
                 let o = o.verify()?;

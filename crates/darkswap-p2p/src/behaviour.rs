@@ -14,9 +14,6 @@ use crate::{Error, KadMode, NetworkConfig, ORDERBOOK_TOPIC, TRADE_TOPIC};
 
 /// Kademlia protocol of the DarkSwap DHT, apart from the public IPFS DHT.
 pub const KAD_PROTOCOL: StreamProtocol = StreamProtocol::new("/darkswap/kad/1.0.0");
-/// How long gossipsub remembers a message as seen, unless the refresh
-/// interval needs shorter: 60 s.
-pub const DEFAULT_SEEN_TTL: Duration = Duration::from_secs(60);
 /// Identify protocol version string of DarkSwap nodes.
 pub const IDENTIFY_PROTOCOL_VERSION: &str = "/darkswap/1.0.0";
 
@@ -37,15 +34,9 @@ pub(crate) struct Behaviour {
 /// Gossipsub as DarkSwap runs it: signed messages, strict validation,
 /// content-addressed ids, our validator in the loop, and peer scoring that
 /// penalises invalid messages on the DarkSwap topics.
-///
-/// `seen_ttl` is how long a message id is remembered as seen. Makers
-/// re-announce the very same signed order to keep it alive, so it must be
-/// shorter than the orderbook refresh interval, or re-announcements would be
-/// dropped as duplicates.
 pub fn gossipsub_behaviour(
     key: &Keypair,
     max_message_size: usize,
-    seen_ttl: Duration,
 ) -> Result<gossipsub::Behaviour, Error> {
     let config = gossipsub::ConfigBuilder::default()
         .validation_mode(gossipsub::ValidationMode::Strict)
@@ -56,7 +47,6 @@ pub fn gossipsub_behaviour(
         // Room for the gossipsub framing and signature around our largest message.
         .max_transmit_size(max_message_size + 4096)
         .heartbeat_interval(Duration::from_secs(1))
-        .duplicate_cache_time(seen_ttl)
         .build()
         .map_err(|e| Error::Build(format!("gossipsub config: {e}")))?;
     let mut gossipsub =
@@ -116,11 +106,7 @@ pub(crate) fn build(
                 .with_agent_version(format!("darkswap-p2p/{}", env!("CARGO_PKG_VERSION")))
                 .with_push_listen_addr_updates(true),
         ),
-        gossipsub: gossipsub_behaviour(
-            key,
-            config.max_message_size,
-            (config.orderbook.refresh_interval / 2).min(DEFAULT_SEEN_TTL),
-        )?,
+        gossipsub: gossipsub_behaviour(key, config.max_message_size)?,
         kad: kad.into(),
         mdns: mdns.into(),
         dcutr: dcutr::Behaviour::new(peer_id),

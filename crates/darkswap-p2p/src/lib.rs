@@ -38,9 +38,7 @@ mod swarm_task;
 mod sync;
 mod validation;
 
-pub use behaviour::{
-    DEFAULT_SEEN_TTL, IDENTIFY_PROTOCOL_VERSION, KAD_PROTOCOL, gossipsub_behaviour,
-};
+pub use behaviour::{IDENTIFY_PROTOCOL_VERSION, KAD_PROTOCOL, gossipsub_behaviour};
 pub use config::{Identity, KadMode, NetworkConfig, ORDERBOOK_TOPIC, TRADE_TOPIC};
 pub use error::Error;
 pub use identity::load_or_create_keypair;

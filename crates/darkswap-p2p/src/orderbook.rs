@@ -17,8 +17,8 @@
 use std::{collections::HashMap, time::Duration};
 
 use darkswap_proto::{
-    Asset, Cancel, Message, Order, OrderCancel, OrderError, OrderId, OrderUpdate,
-    OrderbookResponse, Side, SignedOrder, Update,
+    Asset, Cancel, Message, Order, OrderCancel, OrderCreate, OrderError, OrderId, OrderUpdate,
+    OrderbookResponse, Side, Update,
 };
 use libp2p::PeerId;
 
@@ -100,7 +100,8 @@ pub enum OrderbookError {
 
 #[derive(Debug, Clone)]
 struct Entry {
-    signed: SignedOrder,
+    /// The order with its newest announcement.
+    create: OrderCreate,
     order: Order,
     update: Option<(OrderUpdate, Update)>,
     last_seen: u64,
@@ -168,13 +169,7 @@ impl Orderbook {
         now: u64,
     ) -> Result<Option<OrderbookChange>, OrderbookError> {
         match message {
-            Message::OrderCreate(create) => {
-                let signed = create
-                    .order
-                    .as_ref()
-                    .ok_or(OrderbookError::NotAnOrderMessage)?;
-                self.apply_order(signed, now)
-            }
+            Message::OrderCreate(create) => self.apply_order(create, now),
             Message::OrderCancel(cancel) => self.apply_cancel(cancel, now),
             Message::OrderUpdate(update) => self.apply_update(update, now),
             _ => Err(OrderbookError::NotAnOrderMessage),
@@ -183,16 +178,26 @@ impl Orderbook {
 
     fn apply_order(
         &mut self,
-        signed: &SignedOrder,
+        create: &OrderCreate,
         now: u64,
     ) -> Result<Option<OrderbookChange>, OrderbookError> {
-        let order = signed.verify()?;
-        order.check_time(now)?;
+        if create.order.is_none() {
+            return Err(OrderbookError::NotAnOrderMessage);
+        }
+        let announced = create.verify()?;
+        announced.check_time(now)?;
+        // Only the maker's own signature vouches for liveness: a replayed old
+        // announcement cannot keep a ghost order alive.
+        let vouched = announced.last_vouched().min(now);
+        let order = announced.order;
         if self.tombstones.contains_key(&order.id) {
             return Err(OrderbookError::Cancelled(order.id));
         }
         if let Some(entry) = self.entries.get_mut(&order.id) {
-            entry.last_seen = entry.last_seen.max(now);
+            if vouched > entry.last_seen {
+                entry.last_seen = vouched;
+                entry.create = create.clone();
+            }
             return Ok(None);
         }
         let per_maker = self
@@ -208,10 +213,10 @@ impl Orderbook {
         self.entries.insert(
             order.id,
             Entry {
-                signed: signed.clone(),
+                create: create.clone(),
                 order: order.clone(),
                 update: None,
-                last_seen: now,
+                last_seen: vouched,
             },
         );
         Ok(Some(OrderbookChange::Added(order)))
@@ -283,8 +288,8 @@ impl Orderbook {
                 })
             };
         }
+        entry.last_seen = entry.last_seen.max(verified.fields.updated_at.min(now));
         entry.update = Some((update.clone(), verified));
-        entry.last_seen = entry.last_seen.max(now);
         Ok(Some(OrderbookChange::Updated(entry.current())))
     }
 
@@ -306,13 +311,6 @@ impl Orderbook {
         (!gone.is_empty()).then_some(OrderbookChange::Expired(gone))
     }
 
-    /// Marks an order as just seen (its maker is alive), without a message.
-    pub fn touch(&mut self, id: &OrderId, now: u64) {
-        if let Some(e) = self.entries.get_mut(id) {
-            e.last_seen = e.last_seen.max(now);
-        }
-    }
-
     /// Everything a peer needs to reach this book: orders, their latest
     /// updates and the tombstones, optionally for one pair. At most `limit`
     /// orders, newest first, so the response stays under the size limit.
@@ -325,7 +323,7 @@ impl Orderbook {
         entries.sort_by_key(|e| std::cmp::Reverse((e.order.created_at, e.order.id)));
         entries.truncate(limit);
         OrderbookResponse {
-            orders: entries.iter().map(|e| e.signed.clone()).collect(),
+            orders: entries.iter().map(|e| e.create.clone()).collect(),
             updates: entries
                 .iter()
                 .filter_map(|e| e.update.as_ref().map(|(u, _)| u.clone()))
@@ -353,11 +351,12 @@ impl Orderbook {
             .cancels
             .iter()
             .map(|c| Message::OrderCancel(c.clone()))
-            .chain(response.orders.iter().map(|o| {
-                Message::OrderCreate(darkswap_proto::OrderCreate {
-                    order: Some(o.clone()),
-                })
-            }))
+            .chain(
+                response
+                    .orders
+                    .iter()
+                    .map(|o| Message::OrderCreate(o.clone())),
+            )
             .chain(
                 response
                     .updates
@@ -379,9 +378,9 @@ impl Orderbook {
         self.entries.get(id).map(Entry::current)
     }
 
-    /// The signed order as its maker published it.
-    pub fn signed(&self, id: &OrderId) -> Option<&SignedOrder> {
-        self.entries.get(id).map(|e| &e.signed)
+    /// The order as its maker published it, with its newest announcement.
+    pub fn create_message(&self, id: &OrderId) -> Option<&OrderCreate> {
+        self.entries.get(id).map(|e| &e.create)
     }
 
     /// Number of orders in the book.
@@ -427,7 +426,7 @@ impl Orderbook {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use darkswap_proto::{NewOrder, OrderCreate, PRICE_SCALE, UpdateFields, identity::Keypair};
+    use darkswap_proto::{NewOrder, PRICE_SCALE, UpdateFields, identity::Keypair};
 
     const NOW: u64 = 1_800_000_000;
 
@@ -447,12 +446,7 @@ mod tests {
     fn create(key: &Keypair, side: Side, price: u64, nonce: u64) -> (Message, OrderId) {
         let signed = new_order(side, price, nonce).sign(key).unwrap();
         let id = signed.id();
-        (
-            Message::OrderCreate(OrderCreate {
-                order: Some(signed),
-            }),
-            id,
-        )
+        (Message::OrderCreate(OrderCreate::from_order(signed)), id)
     }
 
     fn book() -> Orderbook {
@@ -570,10 +564,21 @@ mod tests {
         let (ghost, ghost_id) = create(&key, Side::Sell, PRICE_SCALE, 2);
         b.apply(&alive, NOW).unwrap();
         b.apply(&ghost, NOW).unwrap();
-        // The maker re-announces one of them.
-        b.apply(&alive, NOW + 500).unwrap();
+        // Someone replays the ghost: no maker signature, no new life.
+        b.apply(&ghost, NOW + 500).unwrap();
+        // The maker re-announces the other one.
+        let Message::OrderCreate(OrderCreate {
+            order: Some(signed),
+            ..
+        }) = alive
+        else {
+            unreachable!()
+        };
+        let announced = OrderCreate::announce(signed, NOW + 500, &key).unwrap();
+        b.apply(&Message::OrderCreate(announced), NOW + 500)
+            .unwrap();
         assert_eq!(
-            b.prune(NOW + 601),
+            b.prune(NOW + 603),
             Some(OrderbookChange::Expired(vec![ghost_id]))
         );
         assert!(b.get(&alive_id).is_some());
@@ -593,11 +598,14 @@ mod tests {
             b.apply(&msg, NOW + 3600),
             Err(OrderbookError::Invalid(OrderError::Expired { .. }))
         ));
-        let Message::OrderCreate(OrderCreate { order: Some(mut s) }) = msg else {
+        let Message::OrderCreate(OrderCreate {
+            order: Some(mut s), ..
+        }) = msg
+        else {
             unreachable!()
         };
         s.signature[0] ^= 1;
-        let forged = Message::OrderCreate(OrderCreate { order: Some(s) });
+        let forged = Message::OrderCreate(OrderCreate::from_order(s));
         assert_eq!(
             b.apply(&forged, NOW),
             Err(OrderbookError::Invalid(OrderError::BadSignature))

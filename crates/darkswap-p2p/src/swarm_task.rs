@@ -795,13 +795,17 @@ impl SwarmTask {
         if order.maker != *self.swarm.local_peer_id() {
             return Err(Error::NotOwnOrder(order.id));
         }
-        let message = Message::OrderCreate(OrderCreate {
-            order: Some(signed.clone()),
-        });
+        let message = Message::OrderCreate(self.announce(signed.clone())?);
         self.apply_local(&message)?;
         self.own_orders.insert(order.id, signed);
         self.publish_local(&message);
         Ok(order)
+    }
+
+    /// The order with a fresh announcement signed by this node.
+    fn announce(&self, signed: SignedOrder) -> Result<OrderCreate, Error> {
+        OrderCreate::announce(signed, unix_now(), &self.key)
+            .map_err(|e| Error::Order(OrderbookError::Invalid(e)))
     }
 
     fn cancel_order(&mut self, id: OrderId) -> Result<(), Error> {
@@ -824,10 +828,13 @@ impl SwarmTask {
             .retain(|id, _| self.orderbook.get(id).is_some_and(|o| !o.is_expired(now)));
         let own: Vec<SignedOrder> = self.own_orders.values().cloned().collect();
         for signed in own {
-            self.orderbook.touch(&signed.id(), now);
-            self.publish_local(&Message::OrderCreate(OrderCreate {
-                order: Some(signed),
-            }));
+            let Ok(create) = self.announce(signed) else {
+                continue;
+            };
+            let message = Message::OrderCreate(create);
+            // Keeps our own replica alive too.
+            let _ = self.apply_local(&message);
+            self.publish_local(&message);
         }
     }
 }

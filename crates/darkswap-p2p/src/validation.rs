@@ -75,10 +75,11 @@ pub fn verify_signed_parts(message: &Message, now: u64) -> Result<(), Validation
     let kind = message.kind();
     let wrap = |error| ValidationError::Order { kind, error };
     match message {
-        Message::OrderCreate(OrderCreate { order: None }) => Err(ValidationError::MissingOrder),
-        Message::OrderCreate(OrderCreate { order: Some(order) }) => {
-            order.verify().and_then(|o| o.check_time(now)).map_err(wrap)
-        }
+        Message::OrderCreate(OrderCreate { order: None, .. }) => Err(ValidationError::MissingOrder),
+        Message::OrderCreate(create) => create
+            .verify()
+            .and_then(|a| a.check_time(now))
+            .map_err(wrap),
         Message::OrderCancel(cancel) => cancel
             .verify()
             .and_then(|c| c.check_time(now))
@@ -114,9 +115,7 @@ mod tests {
         }
         .sign(key)
         .unwrap();
-        Message::OrderCreate(OrderCreate {
-            order: Some(signed),
-        })
+        Message::OrderCreate(OrderCreate::from_order(signed))
     }
 
     #[test]
@@ -139,21 +138,20 @@ mod tests {
             validate_gossip(ORDERBOOK_TOPIC, &encode(&ping), 1 << 20, NOW),
             Err(ValidationError::WrongTopic { kind: "ping", .. })
         ));
-        let empty = Message::OrderCreate(OrderCreate { order: None });
+        let empty = Message::OrderCreate(OrderCreate::default());
         assert_eq!(
             validate_gossip(ORDERBOOK_TOPIC, &encode(&empty), 1 << 20, NOW),
             Err(ValidationError::MissingOrder)
         );
         let Message::OrderCreate(OrderCreate {
             order: Some(mut forged),
+            ..
         }) = msg
         else {
             unreachable!()
         };
         forged.signature[3] ^= 0x40;
-        let forged = Message::OrderCreate(OrderCreate {
-            order: Some(forged),
-        });
+        let forged = Message::OrderCreate(OrderCreate::from_order(forged));
         assert!(matches!(
             validate_gossip(ORDERBOOK_TOPIC, &encode(&forged), 1 << 20, NOW),
             Err(ValidationError::Order {

@@ -1,10 +1,8 @@
 //! Two real nodes on 127.0.0.1 exchange DarkSwap gossip both ways.
 
-mod common;
-
-use common::*;
 use darkswap_p2p::{Error, Identity, Keypair, NetworkConfig, ORDERBOOK_TOPIC, TRADE_TOPIC};
 use darkswap_proto::{Message, OrderCreate, TradeAccept};
+use darkswap_testkit::{order_message, wait_message, wait_subscribed};
 use darkswap_testkit::{spawn_node, test_config};
 
 fn config_with(key: &Keypair) -> NetworkConfig {
@@ -61,12 +59,13 @@ async fn publishing_refuses_what_receivers_would_reject() {
     // A tampered order.
     let Message::OrderCreate(OrderCreate {
         order: Some(mut order),
+        ..
     }) = order_message(&key, 1)
     else {
         unreachable!()
     };
     order.signature[0] ^= 1;
-    let forged = Message::OrderCreate(OrderCreate { order: Some(order) });
+    let forged = Message::OrderCreate(OrderCreate::from_order(order));
     assert!(matches!(
         a.publish(ORDERBOOK_TOPIC, &forged).await,
         Err(Error::InvalidMessage(_))

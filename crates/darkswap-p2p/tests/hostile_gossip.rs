@@ -2,13 +2,11 @@
 //! forged messages: the node rejects them, never reports them as received,
 //! and still accepts the valid message that follows on the same connection.
 
-mod common;
-
 use std::time::Duration;
 
-use common::*;
 use darkswap_p2p::{Keypair, NetworkEvent, ORDERBOOK_TOPIC, gossipsub_behaviour};
 use darkswap_proto::{MAX_MESSAGE_SIZE, Message, OrderCreate, encode};
+use darkswap_testkit::order_message;
 use darkswap_testkit::{EVENT_TIMEOUT, spawn_node, test_config, wait_for};
 use futures::StreamExt;
 use libp2p::{gossipsub, noise, swarm::SwarmEvent, tcp, yamux};
@@ -27,9 +25,7 @@ async fn forged_and_malformed_gossip_is_rejected() {
             yamux::Config::default,
         )
         .unwrap()
-        .with_behaviour(|key| {
-            gossipsub_behaviour(key, MAX_MESSAGE_SIZE, darkswap_p2p::DEFAULT_SEEN_TTL).unwrap()
-        })
+        .with_behaviour(|key| gossipsub_behaviour(key, MAX_MESSAGE_SIZE).unwrap())
         .unwrap()
         .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(60)))
         .build();
@@ -55,14 +51,13 @@ async fn forged_and_malformed_gossip_is_rejected() {
 
     let Message::OrderCreate(OrderCreate {
         order: Some(mut forged),
+        ..
     }) = order_message(&hostile_key, 1)
     else {
         unreachable!()
     };
     forged.signature[0] ^= 0x01;
-    let forged = Message::OrderCreate(OrderCreate {
-        order: Some(forged),
-    });
+    let forged = Message::OrderCreate(OrderCreate::from_order(forged));
     let valid = order_message(&hostile_key, 2);
     for data in [
         b"\x08\x01\x52\xff\xff".to_vec(),

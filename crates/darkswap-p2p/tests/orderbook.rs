@@ -3,17 +3,15 @@
 //! `/darkswap/orderbook-sync/1.0.0`, only makers cancel, and the orders of a
 //! maker that went away drop out after the TTL.
 
-mod common;
-
 use std::time::Duration;
 
-use common::*;
 use darkswap_p2p::{
     Error, Keypair, Network, NetworkConfig, NetworkEvent, ORDERBOOK_TOPIC, OrderbookChange,
     OrderbookConfig, OrderbookError, PeerId,
 };
 use darkswap_proto::{Asset, Message, NewOrder, OrderCancel, OrderId, PRICE_SCALE, Side};
 use darkswap_testkit::{EVENT_TIMEOUT, spawn_node, test_config, wait_for};
+use darkswap_testkit::{now, wait_subscribed};
 
 fn pair() -> (Asset, Asset) {
     ("rune:840000:3".parse().unwrap(), Asset::Btc)

@@ -2,13 +2,11 @@
 //! is reached through the circuit, exchanges gossip, and keeps its
 //! reservation across a relay restart. DCUtR then upgrades to direct.
 
-mod common;
-
-use common::*;
 use darkswap_p2p::{
     Identity, Keypair, Network, NetworkConfig, NetworkEvent, ORDERBOOK_TOPIC, PeerId,
 };
 use darkswap_testkit::{EVENT_TIMEOUT, TestRelay, spawn_node, test_config, wait_for};
+use darkswap_testkit::{order_message, wait_message, wait_subscribed};
 use libp2p::multiaddr::Protocol;
 
 async fn wait_reserved(net: &mut Network, relay: PeerId) -> darkswap_p2p::ReservationId {

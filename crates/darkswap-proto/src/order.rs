@@ -5,8 +5,8 @@ use prost::Message as _;
 use sha2::{Digest, Sha256};
 
 use crate::{
-    Asset, AssetError, CancelBody, OrderBody, OrderCancel, OrderUpdate, SignedOrder, UpdateBody,
-    pb, signing,
+    Asset, AssetError, CancelBody, OrderBody, OrderCancel, OrderCreate, OrderUpdate, SignedOrder,
+    UpdateBody, pb, signing,
 };
 
 /// Prices are quote smallest units per `PRICE_SCALE` base smallest units,
@@ -19,6 +19,7 @@ pub const MAX_CLOCK_SKEW_SECS: u64 = 300;
 const ORDER_TAG: &[u8] = b"darkswap/order/v1";
 const CANCEL_TAG: &[u8] = b"darkswap/order-cancel/v1";
 const UPDATE_TAG: &[u8] = b"darkswap/order-update/v1";
+const ANNOUNCE_TAG: &[u8] = b"darkswap/order-announce/v1";
 
 /// Why an order, cancel or update is not acceptable.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -486,5 +487,97 @@ impl Cancel {
     /// Refuses a cancel dated too far in the future.
     pub fn check_time(&self, now: u64) -> Result<(), OrderError> {
         check_not_future(self.cancelled_at, now)
+    }
+}
+
+fn announcement_bytes(id: &OrderId, announced_at: u64) -> Vec<u8> {
+    let mut bytes = id.as_bytes().to_vec();
+    bytes.extend_from_slice(&announced_at.to_be_bytes());
+    bytes
+}
+
+/// A verified order create: the order and, if present, the time its maker
+/// last announced it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Announced {
+    /// The verified order.
+    pub order: Order,
+    /// When the maker (re)announced it, unix seconds.
+    pub announced_at: Option<u64>,
+}
+
+impl OrderCreate {
+    /// An order create without an announcement.
+    pub fn from_order(order: SignedOrder) -> Self {
+        OrderCreate {
+            order: Some(order),
+            announced_at: 0,
+            announcement_signature: Vec::new(),
+        }
+    }
+
+    /// An order create carrying the maker's announcement at `announced_at`.
+    /// `keypair` must be the maker's.
+    pub fn announce(
+        order: SignedOrder,
+        announced_at: u64,
+        keypair: &Keypair,
+    ) -> Result<Self, OrderError> {
+        let (_, signature) = signing::sign(
+            ANNOUNCE_TAG,
+            &announcement_bytes(&order.id(), announced_at),
+            keypair,
+        )?;
+        Ok(OrderCreate {
+            order: Some(order),
+            announced_at,
+            announcement_signature: signature,
+        })
+    }
+
+    /// Verifies the order and, if present, its announcement (signed by the
+    /// same maker). Time-dependent checks are [`Announced::check_time`].
+    pub fn verify(&self) -> Result<Announced, OrderError> {
+        let signed = self.order.as_ref().ok_or(OrderError::MalformedBody(
+            "order_create without order".into(),
+        ))?;
+        let order = signed.verify()?;
+        if self.announced_at == 0 && self.announcement_signature.is_empty() {
+            return Ok(Announced {
+                order,
+                announced_at: None,
+            });
+        }
+        signing::verify(
+            ANNOUNCE_TAG,
+            &announcement_bytes(&order.id, self.announced_at),
+            &signed.public_key,
+            &self.announcement_signature,
+            &order.maker.to_bytes(),
+        )?;
+        Ok(Announced {
+            order,
+            announced_at: Some(self.announced_at),
+        })
+    }
+}
+
+impl Announced {
+    /// Refuses an expired order or one (or an announcement) dated too far
+    /// in the future.
+    pub fn check_time(&self, now: u64) -> Result<(), OrderError> {
+        self.order.check_time(now)?;
+        match self.announced_at {
+            Some(t) => check_not_future(t, now),
+            None => Ok(()),
+        }
+    }
+
+    /// The latest time the maker vouched for the order: its announcement,
+    /// or else its creation.
+    pub fn last_vouched(&self) -> u64 {
+        self.announced_at
+            .unwrap_or(self.order.created_at)
+            .max(self.order.created_at)
     }
 }

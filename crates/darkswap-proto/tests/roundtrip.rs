@@ -45,14 +45,26 @@ fn message() -> impl Strategy<Value = Message> {
             timestamp_ms
         })),
         ".{0,40}".prop_map(|reason| Message::Disconnect(Disconnect { reason })),
-        proptest::option::of(signed_order())
-            .prop_map(|order| Message::OrderCreate(OrderCreate { order })),
+        proptest::option::of(signed_order()).prop_map(|order| Message::OrderCreate(OrderCreate {
+            order,
+            announced_at: 0,
+            announcement_signature: vec![]
+        })),
+        (signed_order(), any::<u64>(), bytes()).prop_map(
+            |(o, announced_at, announcement_signature)| {
+                Message::OrderCreate(OrderCreate {
+                    order: Some(o),
+                    announced_at,
+                    announcement_signature,
+                })
+            }
+        ),
         cancel().prop_map(Message::OrderCancel),
         update().prop_map(Message::OrderUpdate),
         ("[a-z0-9:]{0,20}", "[a-z0-9:]{0,20}")
             .prop_map(|(base, quote)| Message::OrderbookRequest(OrderbookRequest { base, quote })),
         (
-            vec(signed_order(), 0..4),
+            vec(signed_order().prop_map(OrderCreate::from_order), 0..4),
             vec(update(), 0..3),
             vec(cancel(), 0..3)
         )

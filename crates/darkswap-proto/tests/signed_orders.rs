@@ -41,10 +41,10 @@ fn a_signed_order_verifies_with_its_terms() {
     );
     order.check_time(NOW + 10).unwrap();
     // Survives the wire.
-    let msg = Message::OrderCreate(OrderCreate {
-        order: Some(signed.clone()),
-    });
-    let Message::OrderCreate(OrderCreate { order: Some(back) }) = decode(&encode(&msg)).unwrap()
+    let msg = Message::OrderCreate(OrderCreate::from_order(signed.clone()));
+    let Message::OrderCreate(OrderCreate {
+        order: Some(back), ..
+    }) = decode(&encode(&msg)).unwrap()
     else {
         panic!("wrong variant")
     };
@@ -348,4 +348,40 @@ fn updates_are_signed_and_checked() {
         ),
         Err(OrderError::ZeroAmount)
     );
+}
+
+#[test]
+fn announcements_are_signed_by_the_maker() {
+    let key = Keypair::generate_ed25519();
+    let other = Keypair::generate_ed25519();
+    let signed = new_order().sign(&key).unwrap();
+    let bare = OrderCreate::from_order(signed.clone()).verify().unwrap();
+    assert_eq!(bare.announced_at, None);
+    assert_eq!(bare.last_vouched(), NOW);
+
+    let announced = OrderCreate::announce(signed.clone(), NOW + 100, &key).unwrap();
+    let v = announced.verify().unwrap();
+    assert_eq!(v.announced_at, Some(NOW + 100));
+    assert_eq!(v.last_vouched(), NOW + 100);
+    v.check_time(NOW + 100).unwrap();
+    assert!(matches!(v.check_time(NOW), Ok(())), "within the clock skew");
+    assert!(matches!(
+        v.check_time(NOW - 1000),
+        Err(OrderError::FromTheFuture { .. })
+    ));
+
+    // A replayer cannot move the announcement forward...
+    let moved = OrderCreate {
+        announced_at: NOW + 200,
+        ..announced.clone()
+    };
+    assert_eq!(moved.verify(), Err(OrderError::BadSignature));
+    // ...nor announce someone else's order.
+    let foreign = OrderCreate::announce(signed.clone(), NOW + 100, &other).unwrap();
+    assert_eq!(foreign.verify(), Err(OrderError::BadSignature));
+    let half = OrderCreate {
+        announcement_signature: vec![],
+        ..announced
+    };
+    assert_eq!(half.verify(), Err(OrderError::BadSignature));
 }

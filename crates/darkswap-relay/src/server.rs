@@ -118,12 +118,8 @@ fn build_behaviour(key: &Keypair, config: &RelayConfig) -> Result<Behaviour, Sta
     );
     // Relays are the DHT's stable backbone.
     kad.set_mode(Some(kad::Mode::Server));
-    let mut gossipsub = darkswap_p2p::gossipsub_behaviour(
-        key,
-        darkswap_proto_limit(),
-        darkswap_p2p::DEFAULT_SEEN_TTL,
-    )
-    .map_err(|e| StartError::Build(e.to_string()))?;
+    let mut gossipsub = darkswap_p2p::gossipsub_behaviour(key, darkswap_proto_limit())
+        .map_err(|e| StartError::Build(e.to_string()))?;
     for topic in &config.network.topics {
         gossipsub
             .subscribe(&gossipsub::IdentTopic::new(topic))

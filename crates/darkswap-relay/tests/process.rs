@@ -169,7 +169,7 @@ fn order(key: &Keypair) -> Message {
     }
     .sign(key)
     .unwrap();
-    Message::OrderCreate(OrderCreate { order: Some(order) })
+    Message::OrderCreate(OrderCreate::from_order(order))
 }
 
 async fn relayed_pair(relay: &Relay, perf: bool) -> (Network, Network, Keypair, Keypair) {
