@@ -42,7 +42,7 @@ pub use behaviour::{IDENTIFY_PROTOCOL_VERSION, KAD_PROTOCOL, gossipsub_behaviour
 pub use config::{Identity, KadMode, NetworkConfig, ORDERBOOK_TOPIC, TRADE_TOPIC};
 pub use error::Error;
 pub use identity::load_or_create_keypair;
-pub use network::{NatStatus, Network, NetworkEvent, NetworkHandle, ReservationId};
+pub use network::{NatStatus, Network, NetworkEvent, NetworkHandle, PeerInfo, ReservationId};
 pub use orderbook::{Book, Orderbook, OrderbookChange, OrderbookConfig, OrderbookError};
 pub use perf::{PERF_PROTOCOL, PerfReport};
 pub use relay_reservations::RelayStatus;

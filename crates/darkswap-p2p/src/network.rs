@@ -147,6 +147,20 @@ pub enum NetworkEvent {
     },
 }
 
+/// A connected peer, as [`NetworkHandle::peers`] reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct PeerInfo {
+    /// The peer.
+    pub peer_id: PeerId,
+    /// The remote address of its first open connection.
+    pub address: Multiaddr,
+    /// Whether every open connection to it runs through a relay circuit.
+    pub relayed: bool,
+    /// Round-trip time measured by the last successful ping, if any yet.
+    pub rtt: Option<Duration>,
+}
+
 /// Commands from handles to the swarm task.
 #[derive(Debug)]
 pub(crate) enum Command {
@@ -171,6 +185,9 @@ pub(crate) enum Command {
     },
     ConnectedPeers {
         reply: oneshot::Sender<Vec<PeerId>>,
+    },
+    Peers {
+        reply: oneshot::Sender<Vec<PeerInfo>>,
     },
     ListenAddrs {
         reply: oneshot::Sender<Vec<Multiaddr>>,
@@ -351,6 +368,12 @@ impl NetworkHandle {
     pub async fn connected_peers(&self) -> Result<Vec<PeerId>, Error> {
         self.request(|reply| Command::ConnectedPeers { reply })
             .await
+    }
+
+    /// Connected peers with their address, path (direct or relayed) and
+    /// latest round-trip time, sorted by peer id.
+    pub async fn peers(&self) -> Result<Vec<PeerInfo>, Error> {
+        self.request(|reply| Command::Peers { reply }).await
     }
 
     /// Addresses the node listens on, relayed ones included.

@@ -141,6 +141,8 @@ pub(crate) async fn spawn(
         orderbook: Orderbook::new(config.orderbook.clone()),
         own_orders: HashMap::new(),
         synced_peers: HashSet::new(),
+        connections: HashMap::new(),
+        rtts: HashMap::new(),
         refresh,
         prune,
         relays: RelayReservations::new(config.relay_retry_initial, config.relay_retry_max),
@@ -182,6 +184,9 @@ struct SwarmTask {
     key: libp2p::identity::Keypair,
     orderbook: Orderbook,
     own_orders: HashMap<OrderId, SignedOrder>,
+    /// Open connections per peer: remote address and whether relayed.
+    connections: HashMap<PeerId, Vec<(ConnectionId, Multiaddr, bool)>>,
+    rtts: HashMap<PeerId, Duration>,
     /// Peers asked for their book during their current connection.
     synced_peers: HashSet<PeerId>,
     refresh: tokio::time::Interval,
@@ -377,6 +382,23 @@ impl SwarmTask {
             Command::ConnectedPeers { reply } => {
                 let _ = reply.send(self.swarm.connected_peers().copied().collect());
             }
+            Command::Peers { reply } => {
+                let mut peers: Vec<crate::PeerInfo> = self
+                    .connections
+                    .iter()
+                    .filter_map(|(peer, conns)| {
+                        let (_, address, _) = conns.first()?;
+                        Some(crate::PeerInfo {
+                            peer_id: *peer,
+                            address: address.clone(),
+                            relayed: conns.iter().all(|(_, _, relayed)| *relayed),
+                            rtt: self.rtts.get(peer).copied(),
+                        })
+                    })
+                    .collect();
+                peers.sort_by_key(|p| p.peer_id);
+                let _ = reply.send(peers);
+            }
             Command::ListenAddrs { reply } => {
                 let _ = reply.send(self.swarm.listeners().cloned().collect());
             }
@@ -474,6 +496,15 @@ impl SwarmTask {
                 if num_established.get() == 1 {
                     self.emit(NetworkEvent::PeerConnected(peer_id));
                 }
+                let remote = match &endpoint {
+                    ConnectedPoint::Dialer { address, .. } => address.clone(),
+                    ConnectedPoint::Listener { send_back_addr, .. } => send_back_addr.clone(),
+                };
+                self.connections.entry(peer_id).or_default().push((
+                    connection_id,
+                    remote,
+                    relay_of(&endpoint).is_some(),
+                ));
                 if let Some(relay) = relay_of(&endpoint) {
                     self.emit(NetworkEvent::ConnectedThroughRelay {
                         relay_peer_id: relay,
@@ -483,12 +514,18 @@ impl SwarmTask {
             }
             SwarmEvent::ConnectionClosed {
                 peer_id,
+                connection_id,
                 num_established,
                 cause,
                 ..
             } => {
                 tracing::debug!(%peer_id, ?cause, "connection closed");
+                if let Some(conns) = self.connections.get_mut(&peer_id) {
+                    conns.retain(|(id, _, _)| *id != connection_id);
+                }
                 if num_established == 0 {
+                    self.connections.remove(&peer_id);
+                    self.rtts.remove(&peer_id);
                     // Re-sync after a reconnect: the book may have moved on.
                     self.synced_peers.remove(&peer_id);
                     self.emit(NetworkEvent::PeerDisconnected(peer_id));
@@ -513,6 +550,13 @@ impl SwarmTask {
     fn on_behaviour_event(&mut self, event: BehaviourEvent) {
         match event {
             BehaviourEvent::Gossipsub(event) => self.on_gossipsub(event),
+            BehaviourEvent::Ping(libp2p::ping::Event {
+                peer,
+                result: Ok(rtt),
+                ..
+            }) => {
+                self.rtts.insert(peer, rtt);
+            }
             BehaviourEvent::Sync(event) => self.on_sync(event),
             BehaviourEvent::RelayClient(relay::client::Event::ReservationReqAccepted {
                 relay_peer_id,

@@ -23,6 +23,9 @@ async fn two_nodes_exchange_gossip_both_ways() {
     wait_subscribed(&mut a, b_id).await;
     wait_subscribed(&mut b, a_id).await;
     assert_eq!(a.connected_peers().await.unwrap(), vec![b_id]);
+    let peers = b.peers().await.unwrap();
+    assert_eq!(peers.len(), 1);
+    assert_eq!((peers[0].peer_id, peers[0].relayed), (a_id, false));
 
     // a → b: a signed order on the orderbook topic.
     let order = order_message(&key_a, 1);

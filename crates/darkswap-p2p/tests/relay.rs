@@ -72,6 +72,13 @@ async fn relay_only_node_is_reached_through_its_circuit() {
     assert_eq!(a.dial(circuit).await.unwrap(), b_id);
     wait_through_relay(&mut a, relay.peer_id, b_id).await;
     wait_through_relay(&mut b, relay.peer_id, a_id).await;
+    let peers = a.peers().await.unwrap();
+    let b_info = peers
+        .iter()
+        .find(|p| p.peer_id == b_id)
+        .expect("b in peers");
+    assert!(b_info.relayed, "{b_info:?}");
+    assert!(b_info.address.iter().any(|p| p == Protocol::P2pCircuit));
 
     wait_subscribed(&mut a, b_id).await;
     wait_subscribed(&mut b, a_id).await;
