@@ -1,0 +1,231 @@
+//! `darkswap daemon`: a DarkSwap node with a local HTTP API.
+
+use std::{
+    net::SocketAddr,
+    path::PathBuf,
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::{SystemTime, UNIX_EPOCH},
+};
+
+use darkswap_p2p::{
+    Identity, Multiaddr, NatStatus, Network, NetworkConfig, NetworkEvent, NetworkHandle,
+    OrderbookChange,
+};
+use serde_json::{Value, json};
+use tokio::sync::broadcast;
+
+use crate::{
+    api::{self, ApiError},
+    store::{Store, StoreError},
+};
+
+/// Unix seconds now.
+pub fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// What `darkswap daemon` was asked to run.
+#[derive(Debug, Clone)]
+pub struct DaemonOptions {
+    /// Identity key and database.
+    pub data_dir: PathBuf,
+    /// API address (loopback by default).
+    pub api: SocketAddr,
+    /// libp2p listen addresses.
+    pub listen: Vec<Multiaddr>,
+    /// Relays to reserve on.
+    pub relays: Vec<Multiaddr>,
+    /// Bootstrap peers.
+    pub bootstrap: Vec<Multiaddr>,
+    /// mDNS on or off.
+    pub mdns: bool,
+}
+
+/// State shared by the API handlers and the event loop.
+#[derive(Debug)]
+pub struct Shared {
+    pub(crate) network: NetworkHandle,
+    store: Mutex<Store>,
+    pub(crate) events: broadcast::Sender<Value>,
+    nat: Mutex<String>,
+    rejected: AtomicU64,
+    nonce: AtomicU64,
+}
+
+impl Shared {
+    pub(crate) fn store<T>(
+        &self,
+        f: impl FnOnce(&Store) -> Result<T, StoreError>,
+    ) -> Result<T, ApiError> {
+        let store = self
+            .store
+            .lock()
+            .map_err(|_| ApiError::internal("store lock poisoned"))?;
+        f(&store).map_err(ApiError::from)
+    }
+
+    pub(crate) fn nat_status(&self) -> String {
+        self.nat.lock().map(|s| s.clone()).unwrap_or_default()
+    }
+
+    pub(crate) fn rejected(&self) -> u64 {
+        self.rejected.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn next_nonce(&self) -> u64 {
+        // Time-seeded so orders made after a restart get fresh ids.
+        self.nonce.fetch_add(1, Ordering::Relaxed)
+    }
+}
+
+fn event_json(event: &NetworkEvent) -> Value {
+    let order = |o: &darkswap_proto::Order| {
+        serde_json::to_value(api::OrderJson::from(o)).unwrap_or(Value::Null)
+    };
+    match event {
+        NetworkEvent::PeerConnected(p) => {
+            json!({ "type": "peer_connected", "peer_id": p.to_string() })
+        }
+        NetworkEvent::PeerDisconnected(p) => {
+            json!({ "type": "peer_disconnected", "peer_id": p.to_string() })
+        }
+        NetworkEvent::OrderbookChanged(OrderbookChange::Added(o)) => {
+            json!({ "type": "order_added", "order": order(o) })
+        }
+        NetworkEvent::OrderbookChanged(OrderbookChange::Updated(o)) => {
+            json!({ "type": "order_updated", "order": order(o) })
+        }
+        NetworkEvent::OrderbookChanged(OrderbookChange::Cancelled { order_id, maker }) => {
+            json!({ "type": "order_cancelled", "id": order_id.to_string(), "maker": maker.to_string() })
+        }
+        NetworkEvent::OrderbookChanged(OrderbookChange::Expired(ids)) => {
+            json!({ "type": "orders_expired", "ids": ids.iter().map(|i| i.to_string()).collect::<Vec<_>>() })
+        }
+        NetworkEvent::RelayReserved {
+            relay_peer_id,
+            reservation_id,
+        } => {
+            json!({ "type": "relay_reserved", "relay_peer_id": relay_peer_id.to_string(), "reservation_id": reservation_id.to_string() })
+        }
+        NetworkEvent::InvalidMessage {
+            peer_id,
+            topic,
+            error,
+        } => {
+            json!({ "type": "invalid_message", "peer_id": peer_id.to_string(), "topic": topic, "error": error.to_string() })
+        }
+        NetworkEvent::OrderbookRejected { peer_id, error } => {
+            json!({ "type": "order_rejected", "peer_id": peer_id.to_string(), "error": error.to_string() })
+        }
+        other => json!({ "type": "network", "event": format!("{other:?}") }),
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        tracing::error!(error = %e, "store failed");
+        ApiError::internal(e.to_string())
+    }
+}
+
+/// Runs the daemon until SIGINT or SIGTERM.
+pub async fn run(opts: DaemonOptions) -> anyhow::Result<()> {
+    let store = Store::open(&opts.data_dir)?;
+    let saved = store.all()?;
+    let mut network = Network::new(NetworkConfig {
+        identity: Identity::File(opts.data_dir.join("identity.key")),
+        listen_addresses: opts.listen.clone(),
+        relay_peers: opts.relays.clone(),
+        bootstrap_peers: opts.bootstrap.clone(),
+        enable_mdns: opts.mdns,
+        ..NetworkConfig::default()
+    })
+    .await?;
+    // Own orders from before a restart: back into the book and re-announced;
+    // the ones that expired meanwhile are dropped from storage.
+    for (signed, result) in saved
+        .iter()
+        .zip(network.restore_orders(saved.clone()).await?)
+    {
+        if let Err(e) = result {
+            tracing::info!(order = %signed.id(), error = %e, "dropping stored order");
+            store.remove(&signed.id())?;
+        }
+    }
+    let (events, _) = broadcast::channel(1024);
+    let shared = Arc::new(Shared {
+        network: network.handle(),
+        store: Mutex::new(store),
+        events,
+        nat: Mutex::new("unknown".to_owned()),
+        rejected: AtomicU64::new(0),
+        nonce: AtomicU64::new(unix_now() << 16),
+    });
+    let listener = tokio::net::TcpListener::bind(opts.api)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot serve the API on {}: {e}", opts.api))?;
+    let api_addr = listener.local_addr()?;
+    tracing::info!(peer_id = %network.local_peer_id(), api = %api_addr, "daemon started");
+    let stop = tokio_util::sync::CancellationToken::new();
+    let server = tokio::spawn({
+        let router = api::router(shared.clone());
+        let stop = stop.clone();
+        async move {
+            axum::serve(listener, router)
+                .with_graceful_shutdown(stop.cancelled_owned())
+                .await
+        }
+    });
+
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    loop {
+        tokio::select! {
+            event = network.next_event() => {
+                let Some(event) = event else { break };
+                on_event(&shared, &event);
+                let _ = shared.events.send(event_json(&event));
+            }
+            _ = tokio::signal::ctrl_c() => break,
+            _ = term.recv() => break,
+        }
+    }
+    tracing::info!("stopping");
+    stop.cancel();
+    let _ = server.await;
+    network.shutdown().await?;
+    Ok(())
+}
+
+fn on_event(shared: &Shared, event: &NetworkEvent) {
+    match event {
+        NetworkEvent::InvalidMessage { .. } | NetworkEvent::OrderbookRejected { .. } => {
+            shared.rejected.fetch_add(1, Ordering::Relaxed);
+        }
+        NetworkEvent::OrderbookSynced { rejected, .. } => {
+            shared
+                .rejected
+                .fetch_add(*rejected as u64, Ordering::Relaxed);
+        }
+        NetworkEvent::NatStatusChanged { status } => {
+            if let Ok(mut nat) = shared.nat.lock() {
+                *nat = match status {
+                    NatStatus::Public(addr) => format!("public {addr}"),
+                    NatStatus::Private => "private".to_owned(),
+                    _ => "unknown".to_owned(),
+                };
+            }
+        }
+        NetworkEvent::OrderbookChanged(OrderbookChange::Expired(ids)) => {
+            for id in ids {
+                let _ = shared.store(|s| s.remove(id));
+            }
+        }
+        _ => {}
+    }
+}

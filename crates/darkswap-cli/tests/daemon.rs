@@ -1,0 +1,372 @@
+//! Real `darkswap` daemon processes, a real relay server, the real CLI.
+
+use std::{
+    io::{BufRead, BufReader},
+    net::SocketAddr,
+    path::Path,
+    process::{Child, Command, Output, Stdio},
+    sync::mpsc,
+    time::Duration,
+};
+
+use darkswap_p2p::Multiaddr;
+use darkswap_relay::{RelayConfig, RelayServer};
+use futures::StreamExt;
+use serde_json::Value;
+
+const BIN: &str = env!("CARGO_BIN_EXE_darkswap");
+const TIMEOUT: Duration = Duration::from_secs(20);
+
+struct Daemon {
+    child: Child,
+    api: SocketAddr,
+    _logs: mpsc::Receiver<String>,
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start_daemon(data_dir: &Path, extra: &[String]) -> Daemon {
+    let mut args: Vec<String> = ["--api", "127.0.0.1:0", "daemon", "--no-mdns", "--data-dir"]
+        .map(String::from)
+        .to_vec();
+    args.push(data_dir.to_str().unwrap().to_owned());
+    args.extend_from_slice(extra);
+    let mut child = Command::new(BIN)
+        .args(&args)
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let api = loop {
+        let line = rx.recv_timeout(TIMEOUT).expect("daemon did not start");
+        if line.contains("daemon started")
+            && let Some(rest) = line.split("api=").nth(1)
+        {
+            // Strip ANSI colour codes around the value.
+            let clean: String = rest
+                .chars()
+                .filter(|c| c.is_ascii_digit() || *c == '.' || *c == ':')
+                .collect();
+            break clean.parse().unwrap();
+        }
+    };
+    Daemon {
+        child,
+        api,
+        _logs: rx,
+    }
+}
+
+fn cli(api: SocketAddr, args: &[&str]) -> Output {
+    Command::new(BIN)
+        .arg("--api")
+        .arg(api.to_string())
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+fn cli_json(api: SocketAddr, args: &[&str]) -> Value {
+    let mut all = vec!["--json"];
+    all.extend_from_slice(args);
+    let out = cli(api, &all);
+    assert!(
+        out.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// Whether an event says the daemon holds its relay reservation: the
+/// `hello` snapshot sent on subscription, or a later `relay_reserved`.
+fn reserved(v: &Value) -> bool {
+    v["type"] == "relay_reserved"
+        || (v["type"] == "hello"
+            && v["relays"]
+                .as_array()
+                .is_some_and(|r| !r.is_empty() && r.iter().all(|r| r["reserved"] == true)))
+}
+
+/// Subscribes to a daemon's event stream; `wait` returns the first event
+/// matching `pick`, within the timeout.
+type ByteStream = std::pin::Pin<Box<dyn futures::Stream<Item = reqwest::Result<Vec<u8>>> + Send>>;
+
+struct Events(ByteStream, String);
+
+impl Events {
+    async fn subscribe(api: SocketAddr) -> Self {
+        let resp = reqwest::get(format!("http://{api}/v1/events"))
+            .await
+            .unwrap();
+        assert!(resp.status().is_success());
+        Events(
+            Box::pin(resp.bytes_stream().map(|r| r.map(|b| b.to_vec()))),
+            String::new(),
+        )
+    }
+
+    async fn wait(&mut self, what: &str, pick: impl Fn(&Value) -> bool) -> Value {
+        let fut = async {
+            loop {
+                while let Some(end) = self.1.find("\n\n") {
+                    let frame: String = self.1.drain(..end + 2).collect();
+                    for line in frame.lines() {
+                        if let Some(data) = line.strip_prefix("data:")
+                            && let Ok(v) = serde_json::from_str::<Value>(data.trim())
+                            && pick(&v)
+                        {
+                            return v;
+                        }
+                    }
+                }
+                let chunk = self.0.next().await.expect("event stream ended").unwrap();
+                self.1.push_str(&String::from_utf8_lossy(&chunk));
+            }
+        };
+        tokio::time::timeout(TIMEOUT, fut)
+            .await
+            .unwrap_or_else(|_| panic!("timed out waiting for {what}"))
+    }
+}
+
+async fn relay() -> RelayServer {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = RelayConfig::default();
+    config.data_dir = dir.path().to_owned();
+    config.network.listen_addresses = vec!["/ip4/127.0.0.1/tcp/0".parse().unwrap()];
+    config.metrics.enabled = false;
+    let server = RelayServer::spawn(config).await.unwrap();
+    std::mem::forget(dir);
+    server
+}
+
+fn relay_tcp(server: &RelayServer) -> Multiaddr {
+    server.listen_addrs()[0].clone()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_daemons_share_orders_through_a_relay() {
+    let relay = relay().await;
+    let relay_addr = relay_tcp(&relay).to_string();
+    let (dir_a, dir_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let a = start_daemon(
+        dir_a.path(),
+        &[
+            "--listen".into(),
+            "/ip4/127.0.0.1/tcp/0".into(),
+            "--relay".into(),
+            relay_addr.clone(),
+        ],
+    );
+    // b listens nowhere: only reachable through the relay.
+    let mut b = start_daemon(dir_b.path(), &["--relay".into(), relay_addr.clone()]);
+    let mut b_events = Events::subscribe(b.api).await;
+    b_events.wait("b's reservation", reserved).await;
+    let b_id = cli_json(b.api, &["status"])["peer_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    let mut a_events = Events::subscribe(a.api).await;
+    let circuit = format!("{relay_addr}/p2p-circuit/p2p/{b_id}");
+    let connected = cli_json(a.api, &["connect", &circuit]);
+    assert_eq!(connected["peer_id"], b_id.as_str());
+    let peers = cli_json(a.api, &["peers"]);
+    let b_peer = peers
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["peer_id"] == b_id.as_str())
+        .expect("b in peers");
+    // The hole punch may already have added a direct connection on loopback;
+    // what matters is that b is connected and listed with a path.
+    assert!(
+        b_peer["path"] == "relayed" || b_peer["path"] == "direct",
+        "{b_peer}"
+    );
+
+    // An order made with the CLI on b shows up in a's orderbook.
+    let created = cli_json(
+        b.api,
+        &[
+            "order",
+            "create",
+            "--side",
+            "sell",
+            "--base",
+            "rune:840000:3",
+            "--quote",
+            "BTC",
+            "--amount",
+            "5000",
+            "--price",
+            "300000",
+            "--expires-in",
+            "1h",
+        ],
+    );
+    let id = created["id"].as_str().unwrap().to_owned();
+    a_events
+        .wait("order added on a", |v| {
+            v["type"] == "order_added" && v["order"]["id"] == id.as_str()
+        })
+        .await;
+    let book = cli_json(
+        a.api,
+        &["orderbook", "--base", "rune:840000:3", "--quote", "BTC"],
+    );
+    assert_eq!(book["asks"][0]["id"], id.as_str());
+    assert_eq!(book["asks"][0]["maker"], b_id.as_str());
+    let human = cli(
+        a.api,
+        &["orderbook", "--base", "rune:840000:3", "--quote", "BTC"],
+    );
+    assert!(String::from_utf8_lossy(&human.stdout).contains(&id));
+
+    // a cannot cancel b's order.
+    let refused = cli(a.api, &["order", "cancel", &id]);
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("not one of this node's orders"));
+
+    // b's own orders survive a kill -9.
+    b.child.kill().unwrap();
+    b.child.wait().unwrap();
+    drop(b);
+    let b = start_daemon(dir_b.path(), &["--relay".into(), relay_addr.clone()]);
+    let own = cli_json(b.api, &["order", "list"]);
+    assert_eq!(own[0]["id"], id.as_str(), "{own}");
+
+    // The cancel propagates.
+    let mut b_events = Events::subscribe(b.api).await;
+    b_events.wait("b's reservation again", reserved).await;
+    cli_json(a.api, &["connect", &circuit]);
+    let out = cli(b.api, &["order", "cancel", &id]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    a_events
+        .wait("cancel on a", |v| {
+            v["type"] == "order_cancelled" && v["id"] == id.as_str()
+        })
+        .await;
+    assert!(
+        cli_json(
+            a.api,
+            &["orderbook", "--base", "rune:840000:3", "--quote", "BTC"]
+        )["asks"]
+            .as_array()
+            .unwrap()
+            .is_empty()
+    );
+    relay.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_api_refuses_bad_requests_and_keeps_running() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = start_daemon(dir.path(), &[]);
+    let http = reqwest::Client::new();
+    let url = format!("http://{}/v1/orders", d.api);
+    let post = |body: String| {
+        http.post(&url)
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+    };
+
+    let r = post("{not json".into()).await.unwrap();
+    assert_eq!(r.status(), 400);
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["error"]["code"], "invalid_request");
+
+    let r =
+        post(r#"{"base":"BTC","quote":"rune:1:0","amount":1,"price":1,"expires_in":60}"#.into())
+            .await
+            .unwrap();
+    assert_eq!(r.status(), 400);
+    let v: Value = r.json().await.unwrap();
+    assert!(
+        v["error"]["message"].as_str().unwrap().contains("side"),
+        "{v}"
+    );
+
+    for (body, field) in [
+        (
+            r#"{"side":"buy","base":"DOGE","quote":"BTC","amount":1,"price":1,"expires_in":60}"#,
+            "base",
+        ),
+        (
+            r#"{"side":"buy","base":"BTC","quote":"rune:1:0","amount":-5,"price":1,"expires_in":60}"#,
+            "amount",
+        ),
+        (
+            r#"{"side":"buy","base":"BTC","quote":"rune:1:0","amount":0,"price":1,"expires_in":60}"#,
+            "amount",
+        ),
+        (
+            r#"{"side":"hold","base":"BTC","quote":"rune:1:0","amount":1,"price":1,"expires_in":60}"#,
+            "side",
+        ),
+    ] {
+        let r = post(body.into()).await.unwrap();
+        assert_eq!(r.status(), 400, "{body}");
+        let v: Value = r.json().await.unwrap();
+        assert!(
+            v["error"]["message"].as_str().unwrap().contains(field),
+            "{body}: {v}"
+        );
+    }
+
+    let r = post(format!("{{\"pad\":\"{}\"}}", "x".repeat(200_000)))
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 413);
+    // The server closes a connection whose body it refused: use a fresh one.
+    let http = reqwest::Client::new();
+    let r = http
+        .delete(format!("http://{}/v1/orders/zz", d.api))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    let r = http
+        .get(format!("http://{}/v1/nope", d.api))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404);
+
+    // Still serving.
+    assert!(cli_json(d.api, &["status"])["peer_id"].is_string());
+}
+
+#[test]
+fn commands_without_a_daemon_say_so_in_one_line() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let out = cli(port, &["status"]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert!(err.contains("no darkswap daemon is running"), "{err}");
+}
