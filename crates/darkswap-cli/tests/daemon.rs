@@ -370,3 +370,68 @@ fn commands_without_a_daemon_say_so_in_one_line() {
     assert_eq!(err.trim().lines().count(), 1, "{err}");
     assert!(err.contains("no darkswap daemon is running"), "{err}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_late_daemon_gets_the_book_and_a_killed_maker_comes_back() {
+    let dirs: Vec<_> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
+    let listen = || vec!["--listen".to_owned(), "/ip4/127.0.0.1/tcp/0".to_owned()];
+    let a = start_daemon(dirs[0].path(), &listen());
+    let a_status = cli_json(a.api, &["status"]);
+    let a_addr = format!(
+        "{}/p2p/{}",
+        a_status["listen_addrs"][0].as_str().unwrap(),
+        a_status["peer_id"].as_str().unwrap()
+    );
+    let mut b = start_daemon(dirs[1].path(), &listen());
+    let mut a_events = Events::subscribe(a.api).await;
+    cli_json(b.api, &["connect", &a_addr]);
+    let order = cli_json(
+        b.api,
+        &[
+            "order",
+            "create",
+            "--side",
+            "buy",
+            "--base",
+            "BTC",
+            "--quote",
+            "alkane:2:1",
+            "--amount",
+            "7",
+            "--price",
+            "9",
+        ],
+    );
+    let id = order["id"].as_str().unwrap().to_owned();
+    a_events
+        .wait("order on a", |v| {
+            v["type"] == "order_added" && v["order"]["id"] == id.as_str()
+        })
+        .await;
+
+    // c joins late, knowing only a, and gets b's order by sync.
+    let c = start_daemon(dirs[2].path(), &listen());
+    let mut c_events = Events::subscribe(c.api).await;
+    cli_json(c.api, &["connect", &a_addr]);
+    c_events
+        .wait("order on c by sync", |v| {
+            v["type"] == "order_added" && v["order"]["id"] == id.as_str()
+        })
+        .await;
+
+    // b is killed and restarted: its order is back in its own list and,
+    // re-announced, still in everyone's book.
+    b.child.kill().unwrap();
+    b.child.wait().unwrap();
+    drop(b);
+    let b = start_daemon(dirs[1].path(), &listen());
+    assert_eq!(cli_json(b.api, &["order", "list"])[0]["id"], id.as_str());
+    cli_json(b.api, &["connect", &a_addr]);
+    for api in [a.api, b.api, c.api] {
+        let book = cli_json(
+            api,
+            &["orderbook", "--base", "BTC", "--quote", "alkane:2:1"],
+        );
+        assert_eq!(book["bids"][0]["id"], id.as_str(), "{book}");
+    }
+}
