@@ -238,7 +238,7 @@ async fn create_order(
             "expires_in: must be greater than zero",
         ));
     }
-    let now = crate::daemon::unix_now();
+    let now = darkswap_p2p::unix_now();
     let new = NewOrder {
         side,
         base: parse_asset("base", &c.base)?,

@@ -7,7 +7,6 @@ use std::{
         Arc, Mutex,
         atomic::{AtomicU64, Ordering},
     },
-    time::{SystemTime, UNIX_EPOCH},
 };
 
 use darkswap_p2p::{
@@ -21,14 +20,6 @@ use crate::{
     api::{self, ApiError},
     store::{Store, StoreError},
 };
-
-/// Unix seconds now.
-pub fn unix_now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
-}
 
 /// What `darkswap daemon` was asked to run.
 #[derive(Debug, Clone)]
@@ -79,7 +70,6 @@ impl Shared {
     }
 
     pub(crate) fn next_nonce(&self) -> u64 {
-        // Time-seeded so orders made after a restart get fresh ids.
         self.nonce.fetch_add(1, Ordering::Relaxed)
     }
 }
@@ -165,7 +155,8 @@ pub async fn run(opts: DaemonOptions) -> anyhow::Result<()> {
         events,
         nat: Mutex::new("unknown".to_owned()),
         rejected: AtomicU64::new(0),
-        nonce: AtomicU64::new(unix_now() << 16),
+        // Time-seeded so orders made after a restart get fresh ids.
+        nonce: AtomicU64::new(darkswap_p2p::unix_now() << 16),
     });
     let listener = tokio::net::TcpListener::bind(opts.api)
         .await

@@ -46,7 +46,7 @@ pub use network::{NatStatus, Network, NetworkEvent, NetworkHandle, PeerInfo, Res
 pub use orderbook::{Book, Orderbook, OrderbookChange, OrderbookConfig, OrderbookError};
 pub use perf::{PERF_PROTOCOL, PerfReport};
 pub use relay_reservations::RelayStatus;
-pub use swarm_task::ensure_tcp_port_free;
+pub use swarm_task::{ensure_tcp_port_free, unix_now};
 pub use sync::SYNC_PROTOCOL;
 pub use validation::{ValidationError, validate_gossip, verify_signed_parts};
 

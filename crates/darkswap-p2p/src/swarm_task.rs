@@ -41,7 +41,8 @@ const SNAPSHOT_LIMIT: usize = 2000;
 /// How often expired and unrefreshed orders are dropped.
 const PRUNE_INTERVAL: Duration = Duration::from_secs(1);
 
-pub(crate) fn unix_now() -> u64 {
+/// The wall clock in unix seconds, the time base of every order rule.
+pub fn unix_now() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs())

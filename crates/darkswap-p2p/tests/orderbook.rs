@@ -113,10 +113,12 @@ async fn a_cancel_signed_by_someone_else_is_refused() {
         ..test_config()
     };
     let (mut a, a_addr) = spawn_node(test_config()).await;
-    let (b, _) = spawn_node(with_b_key()).await;
-    let b_id = b.local_peer_id();
+    let (mut b, _) = spawn_node(with_b_key()).await;
+    let (a_id, b_id) = (a.local_peer_id(), b.local_peer_id());
     b.dial(a_addr).await.unwrap();
     wait_subscribed(&mut a, b_id).await;
+    // b may only publish once it knows a is on the topic.
+    wait_subscribed(&mut b, a_id).await;
     let order = a
         .create_order(new_order(Side::Buy, PRICE_SCALE, 1))
         .await

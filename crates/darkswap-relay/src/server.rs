@@ -11,7 +11,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use darkswap_p2p::{KAD_PROTOCOL, validate_gossip};
+use darkswap_p2p::{KAD_PROTOCOL, proto::MAX_MESSAGE_SIZE, validate_gossip};
 use futures::StreamExt;
 use libp2p::{
     Multiaddr, PeerId, Swarm, autonat,
@@ -118,7 +118,7 @@ fn build_behaviour(key: &Keypair, config: &RelayConfig) -> Result<Behaviour, Sta
     );
     // Relays are the DHT's stable backbone.
     kad.set_mode(Some(kad::Mode::Server));
-    let mut gossipsub = darkswap_p2p::gossipsub_behaviour(key, darkswap_proto_limit())
+    let mut gossipsub = darkswap_p2p::gossipsub_behaviour(key, MAX_MESSAGE_SIZE)
         .map_err(|e| StartError::Build(e.to_string()))?;
     for topic in &config.network.topics {
         gossipsub
@@ -139,10 +139,6 @@ fn build_behaviour(key: &Keypair, config: &RelayConfig) -> Result<Behaviour, Sta
         kad,
         gossipsub,
     })
-}
-
-fn darkswap_proto_limit() -> usize {
-    darkswap_p2p::NetworkConfig::default().max_message_size
 }
 
 /// Shared between the swarm task and the HTTP server.
@@ -425,15 +421,11 @@ impl SwarmTask {
                     message,
                 } = e
                 {
-                    let now = std::time::SystemTime::now()
-                        .duration_since(std::time::UNIX_EPOCH)
-                        .map(|d| d.as_secs())
-                        .unwrap_or(0);
                     let verdict = validate_gossip(
                         message.topic.as_str(),
                         &message.data,
-                        darkswap_proto_limit(),
-                        now,
+                        MAX_MESSAGE_SIZE,
+                        darkswap_p2p::unix_now(),
                     );
                     let acceptance = match &verdict {
                         Ok(_) => gossipsub::MessageAcceptance::Accept,

@@ -14,8 +14,9 @@ use darkswap_p2p::{
     Error, Identity, Keypair, Multiaddr, Network, NetworkConfig, NetworkEvent, ORDERBOOK_TOPIC,
     PeerId,
 };
-use darkswap_proto::{Asset, Message, NewOrder, OrderCreate, PRICE_SCALE, Side};
-use darkswap_testkit::{EVENT_TIMEOUT, test_config, wait_for};
+use darkswap_testkit::{
+    EVENT_TIMEOUT, order_message, test_config, wait_for, wait_message, wait_subscribed,
+};
 use libp2p::multiaddr::Protocol;
 
 const BIN: &str = env!("CARGO_BIN_EXE_darkswap-relay");
@@ -152,26 +153,6 @@ fn run_to_end(args: &[&str], env: &[(&str, &str)]) -> (i32, String, String) {
     )
 }
 
-fn order(key: &Keypair) -> Message {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs();
-    let order = NewOrder {
-        side: Side::Buy,
-        base: Asset::Btc,
-        quote: "alkane:2:1".parse().unwrap(),
-        amount: 10_000,
-        price: 7 * PRICE_SCALE,
-        created_at: now,
-        expires_at: now + 300,
-        nonce: 9,
-    }
-    .sign(key)
-    .unwrap();
-    Message::OrderCreate(OrderCreate::from_order(order))
-}
-
 async fn relayed_pair(relay: &Relay, perf: bool) -> (Network, Network, Keypair, Keypair) {
     let key_b = Keypair::generate_ed25519();
     let mut b = Network::new(NetworkConfig {
@@ -261,37 +242,15 @@ async fn nodes_reserve_meet_through_the_relay_and_gossip() {
             .then_some(())
     })
     .await;
-    wait_for(&mut a, "b on the orderbook topic", EVENT_TIMEOUT, |e| {
-        matches!(e, NetworkEvent::PeerSubscribed { peer_id, topic } if *peer_id == b_id && topic == ORDERBOOK_TOPIC)
-            .then_some(())
-    })
-    .await;
-    let msg = order(&key_b);
+    wait_subscribed(&mut a, b_id).await;
+    let msg = order_message(&key_b, 1);
     b.publish(ORDERBOOK_TOPIC, &msg).await.unwrap();
-    let got = wait_for(&mut a, "order from b", EVENT_TIMEOUT, |e| match e {
-        NetworkEvent::MessageReceived {
-            peer_id, message, ..
-        } if *peer_id == b_id => Some(message.clone()),
-        _ => None,
-    })
-    .await;
-    assert_eq!(got, msg);
+    assert_eq!(wait_message(&mut a, b_id, ORDERBOOK_TOPIC).await, msg);
     // And the other way.
-    wait_for(&mut b, "a on the orderbook topic", EVENT_TIMEOUT, |e| {
-        matches!(e, NetworkEvent::PeerSubscribed { peer_id, topic } if *peer_id == a_id && topic == ORDERBOOK_TOPIC)
-            .then_some(())
-    })
-    .await;
-    let msg = order(&key_a);
+    wait_subscribed(&mut b, a_id).await;
+    let msg = order_message(&key_a, 2);
     a.publish(ORDERBOOK_TOPIC, &msg).await.unwrap();
-    let got = wait_for(&mut b, "order from a", EVENT_TIMEOUT, |e| match e {
-        NetworkEvent::MessageReceived {
-            peer_id, message, ..
-        } if *peer_id == a_id => Some(message.clone()),
-        _ => None,
-    })
-    .await;
-    assert_eq!(got, msg);
+    assert_eq!(wait_message(&mut b, a_id, ORDERBOOK_TOPIC).await, msg);
 
     let (_, text) = relay.get("/metrics").await;
     assert_eq!(metric(&text, "darkswap_relay_reservations_total"), 1.0);
