@@ -195,7 +195,7 @@ async fn status(State(s): State<Arc<Shared>>) -> Result<Json<Value>, ApiError> {
         "relays": relays,
         "peers": net.connected_peers().await?.len(),
         "own_orders": net.own_orders().await?.len(),
-        "rejected_messages": s.rejected(),
+        "rejected_messages": s.metrics.rejected_total(),
     })))
 }
 
@@ -332,6 +332,21 @@ async fn events(
     Sse::new(first.chain(rest)).keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
 }
 
+async fn metrics(State(s): State<Arc<Shared>>) -> Result<Response, ApiError> {
+    let m = &s.metrics;
+    m.peers.set(s.network.connected_peers().await?.len() as i64);
+    m.own_orders.set(s.network.own_orders().await?.len() as i64);
+    let body = m.encode().map_err(|e| ApiError::internal(e.to_string()))?;
+    Ok((
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        body,
+    )
+        .into_response())
+}
+
 async fn not_found() -> ApiError {
     ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such endpoint")
 }
@@ -346,6 +361,7 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .route("/v1/orders/{id}", delete(cancel_order))
         .route("/v1/orderbook", get(orderbook))
         .route("/v1/events", get(events))
+        .route("/metrics", get(metrics))
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .with_state(shared)

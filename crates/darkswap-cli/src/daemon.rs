@@ -5,19 +5,21 @@ use std::{
     path::PathBuf,
     sync::{
         Arc, Mutex,
-        atomic::{AtomicU64, Ordering},
+        atomic::{AtomicBool, AtomicU64, Ordering},
     },
+    time::Duration,
 };
 
 use darkswap_p2p::{
     Identity, Multiaddr, NatStatus, Network, NetworkConfig, NetworkEvent, NetworkHandle,
-    OrderbookChange,
+    OrderbookChange, OrderbookConfig,
 };
 use serde_json::{Value, json};
 use tokio::sync::broadcast;
 
 use crate::{
     api::{self, ApiError},
+    metrics::DaemonMetrics,
     store::{Store, StoreError},
 };
 
@@ -36,7 +38,14 @@ pub struct DaemonOptions {
     pub bootstrap: Vec<Multiaddr>,
     /// mDNS on or off.
     pub mdns: bool,
+    /// How often own open orders are re-announced.
+    pub order_refresh: Duration,
+    /// How long an order lives in the book without a re-announcement.
+    pub order_ttl: Duration,
 }
+
+/// How often the book is written to the database when it changed.
+const BOOK_SAVE_INTERVAL: Duration = Duration::from_secs(2);
 
 /// State shared by the API handlers and the event loop.
 #[derive(Debug)]
@@ -45,28 +54,26 @@ pub struct Shared {
     store: Mutex<Store>,
     pub(crate) events: broadcast::Sender<Value>,
     nat: Mutex<String>,
-    rejected: AtomicU64,
+    pub(crate) metrics: DaemonMetrics,
+    /// The book changed since it was last saved.
+    book_dirty: AtomicBool,
     nonce: AtomicU64,
 }
 
 impl Shared {
     pub(crate) fn store<T>(
         &self,
-        f: impl FnOnce(&Store) -> Result<T, StoreError>,
+        f: impl FnOnce(&mut Store) -> Result<T, StoreError>,
     ) -> Result<T, ApiError> {
-        let store = self
+        let mut store = self
             .store
             .lock()
             .map_err(|_| ApiError::internal("store lock poisoned"))?;
-        f(&store).map_err(ApiError::from)
+        f(&mut store).map_err(ApiError::from)
     }
 
     pub(crate) fn nat_status(&self) -> String {
         self.nat.lock().map(|s| s.clone()).unwrap_or_default()
-    }
-
-    pub(crate) fn rejected(&self) -> u64 {
-        self.rejected.load(Ordering::Relaxed)
     }
 
     pub(crate) fn next_nonce(&self) -> u64 {
@@ -126,17 +133,31 @@ impl From<StoreError> for ApiError {
 
 /// Runs the daemon until SIGINT or SIGTERM.
 pub async fn run(opts: DaemonOptions) -> anyhow::Result<()> {
+    if opts.order_ttl <= opts.order_refresh {
+        anyhow::bail!(
+            "--order-ttl ({:?}) must be longer than --order-refresh ({:?})",
+            opts.order_ttl,
+            opts.order_refresh
+        );
+    }
     let store = Store::open(&opts.data_dir)?;
     let saved = store.all()?;
+    let (stored_book, unreadable) = store.load_book()?;
     let mut network = Network::new(NetworkConfig {
         identity: Identity::File(opts.data_dir.join("identity.key")),
         listen_addresses: opts.listen.clone(),
         relay_peers: opts.relays.clone(),
         bootstrap_peers: opts.bootstrap.clone(),
         enable_mdns: opts.mdns,
+        orderbook: OrderbookConfig {
+            refresh_interval: opts.order_refresh,
+            ttl: opts.order_ttl,
+            ..OrderbookConfig::default()
+        },
         ..NetworkConfig::default()
     })
     .await?;
+    let metrics = DaemonMetrics::default();
     // Own orders from before a restart: back into the book and re-announced;
     // the ones that expired meanwhile are dropped from storage.
     for (signed, result) in saved
@@ -148,13 +169,26 @@ pub async fn run(opts: DaemonOptions) -> anyhow::Result<()> {
             store.remove(&signed.id())?;
         }
     }
+    // The rest of the book as it was, under the same rules as a peer's
+    // snapshot: orders whose makers stopped re-announcing them stay out.
+    let (restored, refused) = network.import_book(stored_book).await?;
+    for error in &refused {
+        metrics.order_rejected("store", error.reason());
+    }
+    tracing::info!(
+        restored,
+        refused = refused.len(),
+        unreadable,
+        "book loaded from the database"
+    );
     let (events, _) = broadcast::channel(1024);
     let shared = Arc::new(Shared {
         network: network.handle(),
         store: Mutex::new(store),
         events,
         nat: Mutex::new("unknown".to_owned()),
-        rejected: AtomicU64::new(0),
+        metrics,
+        book_dirty: AtomicBool::new(false),
         // Time-seeded so orders made after a restart get fresh ids.
         nonce: AtomicU64::new(darkswap_p2p::unix_now() << 16),
     });
@@ -173,6 +207,7 @@ pub async fn run(opts: DaemonOptions) -> anyhow::Result<()> {
                 .await
         }
     });
+    let saver = tokio::spawn(save_book_periodically(shared.clone(), stop.clone()));
 
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     loop {
@@ -189,20 +224,58 @@ pub async fn run(opts: DaemonOptions) -> anyhow::Result<()> {
     tracing::info!("stopping");
     stop.cancel();
     let _ = server.await;
+    let _ = saver.await;
+    save_book(&shared).await;
     network.shutdown().await?;
     Ok(())
 }
 
+/// Writes the book to the database every [`BOOK_SAVE_INTERVAL`] if it
+/// changed, and tells event subscribers (`book_saved`).
+async fn save_book_periodically(shared: Arc<Shared>, stop: tokio_util::sync::CancellationToken) {
+    let mut tick = tokio::time::interval(BOOK_SAVE_INTERVAL);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = tick.tick() => {
+                if shared.book_dirty.load(Ordering::Relaxed) {
+                    save_book(&shared).await;
+                }
+            }
+        }
+    }
+}
+
+async fn save_book(shared: &Arc<Shared>) {
+    shared.book_dirty.store(false, Ordering::Relaxed);
+    let book = match shared.network.export_book().await {
+        Ok(book) => book,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot read the book to save it");
+            return;
+        }
+    };
+    let orders = book.orders.len();
+    let shared2 = shared.clone();
+    let saved = tokio::task::spawn_blocking(move || shared2.store(|s| s.save_book(&book))).await;
+    match saved {
+        Ok(Ok(())) => {
+            let _ = shared
+                .events
+                .send(json!({ "type": "book_saved", "orders": orders }));
+        }
+        Ok(Err(e)) => {
+            tracing::error!(error = ?e, "cannot save the book");
+            shared.book_dirty.store(true, Ordering::Relaxed);
+        }
+        Err(e) => tracing::error!(error = %e, "book save task failed"),
+    }
+}
+
 fn on_event(shared: &Shared, event: &NetworkEvent) {
+    shared.metrics.observe(event);
     match event {
-        NetworkEvent::InvalidMessage { .. } | NetworkEvent::OrderbookRejected { .. } => {
-            shared.rejected.fetch_add(1, Ordering::Relaxed);
-        }
-        NetworkEvent::OrderbookSynced { rejected, .. } => {
-            shared
-                .rejected
-                .fetch_add(*rejected as u64, Ordering::Relaxed);
-        }
         NetworkEvent::NatStatusChanged { status } => {
             if let Ok(mut nat) = shared.nat.lock() {
                 *nat = match status {
@@ -212,9 +285,12 @@ fn on_event(shared: &Shared, event: &NetworkEvent) {
                 };
             }
         }
-        NetworkEvent::OrderbookChanged(OrderbookChange::Expired(ids)) => {
-            for id in ids {
-                let _ = shared.store(|s| s.remove(id));
+        NetworkEvent::OrderbookChanged(change) => {
+            shared.book_dirty.store(true, Ordering::Relaxed);
+            if let OrderbookChange::Expired(ids) = change {
+                for id in ids {
+                    let _ = shared.store(|s| s.remove(id));
+                }
             }
         }
         _ => {}

@@ -8,6 +8,7 @@
 mod api;
 mod client;
 mod daemon;
+mod metrics;
 mod store;
 
 use std::{net::SocketAddr, path::PathBuf, process::ExitCode, time::Duration};
@@ -52,6 +53,13 @@ enum Command {
         /// Turn local network discovery off.
         #[arg(long)]
         no_mdns: bool,
+        /// How often this node re-announces its open orders (e.g. 3m, 30s).
+        #[arg(long, default_value = "3m", value_parser = humantime::parse_duration)]
+        order_refresh: Duration,
+        /// Orders not re-announced by their maker for this long drop out of
+        /// the book (e.g. 10m). Must exceed --order-refresh.
+        #[arg(long, default_value = "10m", value_parser = humantime::parse_duration)]
+        order_ttl: Duration,
     },
     /// Node status: peer id, addresses, NAT, relays.
     Status,
@@ -120,6 +128,8 @@ async fn main() -> ExitCode {
             relay,
             bootstrap,
             no_mdns,
+            order_refresh,
+            order_ttl,
         } => {
             tracing_subscriber::fmt()
                 .with_env_filter(
@@ -141,6 +151,8 @@ async fn main() -> ExitCode {
                         relays: relay,
                         bootstrap,
                         mdns: !no_mdns,
+                        order_refresh,
+                        order_ttl,
                     })
                     .await
                 }

@@ -1,10 +1,11 @@
 //! The daemon's embedded database: its own open orders, so a restart (even
-//! a kill -9) brings them back. SQLite in WAL mode; every write is a
-//! transaction, so a crash never leaves half an order.
+//! a kill -9) brings them back, and its replica of the book, so it has the
+//! book before any peer answers a sync. SQLite in WAL mode; every write is a
+//! transaction, so a crash never leaves half an order or half a book.
 
 use std::path::Path;
 
-use darkswap_proto::{OrderId, SignedOrder};
+use darkswap_proto::{Message, OrderId, OrderbookResponse, SignedOrder, decode, encode};
 use rusqlite::{Connection, params};
 
 /// Storage errors.
@@ -37,6 +38,10 @@ impl Store {
                 body BLOB NOT NULL,
                 public_key BLOB NOT NULL,
                 signature BLOB NOT NULL
+            );
+            CREATE TABLE IF NOT EXISTS book (
+                seq INTEGER PRIMARY KEY,
+                message BLOB NOT NULL
             );",
         )?;
         Ok(Store { conn })
@@ -58,6 +63,45 @@ impl Store {
             params![id.as_bytes().to_vec()],
         )?;
         Ok(())
+    }
+
+    /// Replaces the stored book with `book`: each order, update and cancel
+    /// is kept as the signed message its maker published.
+    pub fn save_book(&mut self, book: &OrderbookResponse) -> Result<(), StoreError> {
+        let tx = self.conn.transaction()?;
+        tx.execute("DELETE FROM book", [])?;
+        {
+            let mut insert = tx.prepare("INSERT INTO book (message) VALUES (?1)")?;
+            let messages = book
+                .cancels
+                .iter()
+                .map(|c| Message::OrderCancel(c.clone()))
+                .chain(book.orders.iter().map(|o| Message::OrderCreate(o.clone())))
+                .chain(book.updates.iter().map(|u| Message::OrderUpdate(u.clone())));
+            for m in messages {
+                insert.execute(params![encode(&m)])?;
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// The stored book. Rows that no longer decode are skipped and counted
+    /// (the second value), never fatal: peers resync what they held.
+    pub fn load_book(&self) -> Result<(OrderbookResponse, usize), StoreError> {
+        let mut stmt = self.conn.prepare("SELECT message FROM book ORDER BY seq")?;
+        let rows = stmt.query_map([], |r| r.get::<_, Vec<u8>>(0))?;
+        let mut book = OrderbookResponse::default();
+        let mut unreadable = 0;
+        for row in rows {
+            match decode(&row?) {
+                Ok(Message::OrderCreate(o)) => book.orders.push(o),
+                Ok(Message::OrderUpdate(u)) => book.updates.push(u),
+                Ok(Message::OrderCancel(c)) => book.cancels.push(c),
+                _ => unreadable += 1,
+            }
+        }
+        Ok((book, unreadable))
     }
 
     /// Every stored own order.
@@ -106,5 +150,48 @@ mod tests {
         assert_eq!(store.all().unwrap(), vec![order.clone()]);
         store.remove(&order.id()).unwrap();
         assert!(store.all().unwrap().is_empty());
+    }
+
+    #[test]
+    fn the_book_is_replaced_whole_and_bad_rows_are_skipped() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = Keypair::generate_ed25519();
+        let order = |nonce| {
+            NewOrder {
+                side: Side::Sell,
+                base: Asset::Btc,
+                quote: "alkane:2:1".parse().unwrap(),
+                amount: 5,
+                price: 9,
+                created_at: 10,
+                expires_at: 20,
+                nonce,
+            }
+            .sign(&key)
+            .unwrap()
+        };
+        let (first, second) = (order(1), order(2));
+        let cancel = darkswap_proto::OrderCancel::sign(first.id(), 11, &key).unwrap();
+        let book = OrderbookResponse {
+            orders: vec![darkswap_proto::OrderCreate::from_order(second.clone())],
+            updates: vec![],
+            cancels: vec![cancel],
+        };
+        {
+            let mut store = Store::open(dir.path()).unwrap();
+            store
+                .save_book(&OrderbookResponse {
+                    orders: vec![darkswap_proto::OrderCreate::from_order(first)],
+                    ..Default::default()
+                })
+                .unwrap();
+            store.save_book(&book).unwrap();
+            store
+                .conn
+                .execute("INSERT INTO book (message) VALUES (x'ffff')", [])
+                .unwrap();
+        }
+        let store = Store::open(dir.path()).unwrap();
+        assert_eq!(store.load_book().unwrap(), (book, 1));
     }
 }

@@ -1,4 +1,5 @@
-//! Real `darkswap` daemon processes, a real relay server, the real CLI.
+//! Real `darkswap` daemon processes, a real `darkswap-relay` process, the
+//! real CLI.
 
 use std::{
     io::{BufRead, BufReader},
@@ -9,8 +10,9 @@ use std::{
     time::Duration,
 };
 
-use darkswap_p2p::Multiaddr;
-use darkswap_relay::{RelayConfig, RelayServer};
+use darkswap_p2p::{ORDERBOOK_TOPIC, PeerId};
+use darkswap_proto::{Message, OrderBody, OrderCreate, encode};
+use darkswap_testkit::{RawGossip, RelayProcess, order_body, sign_raw_order};
 use futures::StreamExt;
 use serde_json::Value;
 
@@ -121,7 +123,7 @@ impl Events {
         )
     }
 
-    async fn wait(&mut self, what: &str, pick: impl Fn(&Value) -> bool) -> Value {
+    async fn wait(&mut self, what: &str, mut pick: impl FnMut(&Value) -> bool) -> Value {
         let fut = async {
             loop {
                 while let Some(end) = self.1.find("\n\n") {
@@ -145,25 +147,44 @@ impl Events {
     }
 }
 
-async fn relay() -> RelayServer {
+/// A `darkswap-relay` process on loopback; its TCP address ends in /p2p/<id>.
+fn relay() -> (RelayProcess, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
-    let mut config = RelayConfig::default();
-    config.data_dir = dir.path().to_owned();
-    config.network.listen_addresses = vec!["/ip4/127.0.0.1/tcp/0".parse().unwrap()];
-    config.metrics.enabled = false;
-    let server = RelayServer::spawn(config).await.unwrap();
-    std::mem::forget(dir);
-    server
+    (RelayProcess::spawn(dir.path(), &[]), dir)
 }
 
-fn relay_tcp(server: &RelayServer) -> Multiaddr {
-    server.listen_addrs()[0].clone()
+/// A daemon's first listen address with its peer id.
+fn full_addr(api: SocketAddr) -> (String, PeerId) {
+    let status = cli_json(api, &["status"]);
+    let id: PeerId = status["peer_id"].as_str().unwrap().parse().unwrap();
+    let addr = format!("{}/p2p/{id}", status["listen_addrs"][0].as_str().unwrap());
+    (addr, id)
+}
+
+/// The value of one sample of the daemon's `/metrics`, 0 if absent.
+async fn metric(api: SocketAddr, sample: &str) -> f64 {
+    let text = reqwest::get(format!("http://{api}/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    text.lines()
+        .find_map(|l| l.strip_prefix(sample)?.trim().parse().ok())
+        .unwrap_or(0.0)
+}
+
+fn order_args<'a>(side: &'a str, base: &'a str, quote: &'a str) -> Vec<&'a str> {
+    vec![
+        "order", "create", "--side", side, "--base", base, "--quote", quote, "--amount", "5",
+        "--price", "9",
+    ]
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_daemons_share_orders_through_a_relay() {
-    let relay = relay().await;
-    let relay_addr = relay_tcp(&relay).to_string();
+    let (relay, _relay_dir) = relay();
+    let relay_addr = relay.tcp_addr.to_string();
     let (dir_a, dir_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     let a = start_daemon(
         dir_a.path(),
@@ -276,7 +297,7 @@ async fn two_daemons_share_orders_through_a_relay() {
             .unwrap()
             .is_empty()
     );
-    relay.shutdown().await;
+    drop(relay);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -434,4 +455,237 @@ async fn a_late_daemon_gets_the_book_and_a_killed_maker_comes_back() {
         );
         assert_eq!(book["bids"][0]["id"], id.as_str(), "{book}");
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tampered_orders_are_rejected_by_every_daemon_and_counted() {
+    let dirs: Vec<_> = (0..2).map(|_| tempfile::tempdir().unwrap()).collect();
+    let listen = || vec!["--listen".to_owned(), "/ip4/127.0.0.1/tcp/0".to_owned()];
+    let daemons: Vec<Daemon> = dirs
+        .iter()
+        .map(|d| start_daemon(d.path(), &listen()))
+        .collect();
+    let addrs: Vec<(String, PeerId)> = daemons.iter().map(|d| full_addr(d.api)).collect();
+    cli_json(daemons[1].api, &["connect", &addrs[0].0]);
+    let mut events = Vec::new();
+    for d in &daemons {
+        events.push(Events::subscribe(d.api).await);
+    }
+
+    // Two hostile makers (a peer's gossip score drops with each invalid
+    // message; two keep every message above the graylist threshold). Each
+    // sends one valid order first, then hand-signed bad ones.
+    let targets: Vec<_> = addrs.iter().map(|(a, _)| a.parse().unwrap()).collect();
+    let ids: Vec<PeerId> = addrs.iter().map(|(_, id)| *id).collect();
+    let now = darkswap_testkit::now();
+    let mut valid_ids = Vec::new();
+    let mut drivers = Vec::new();
+    type Tamper = Box<dyn Fn(&mut OrderBody)>;
+    let bad_orders: [Vec<(&str, Tamper)>; 2] = [
+        vec![
+            ("bad signature", Box::new(|_| {})),
+            ("negative amount", Box::new(|b| b.amount = (-5i64) as u64)),
+            ("zero amount", Box::new(|b| b.amount = 0)),
+        ],
+        vec![
+            ("unknown asset", Box::new(|b| b.base = "DOGE".into())),
+            (
+                "expired",
+                Box::new(move |b| {
+                    b.created_at = now - 120;
+                    b.expires_at = now - 60;
+                }),
+            ),
+        ],
+    ];
+    for (n, bad) in bad_orders.iter().enumerate() {
+        let mut hostile = RawGossip::new(&[ORDERBOOK_TOPIC]);
+        hostile.connect(&targets, &ids, ORDERBOOK_TOPIC).await;
+        let key = hostile.key.clone();
+        let valid = sign_raw_order(&key, &order_body(&key, n as u64));
+        valid_ids.push(valid.id().to_string());
+        hostile.publish(
+            ORDERBOOK_TOPIC,
+            encode(&Message::OrderCreate(OrderCreate::from_order(valid))),
+        );
+        for (i, (what, tamper)) in bad.iter().enumerate() {
+            let mut body = order_body(&key, 100 + i as u64);
+            tamper(&mut body);
+            let mut signed = sign_raw_order(&key, &body);
+            if *what == "bad signature" {
+                signed.signature[7] ^= 0x20;
+            }
+            hostile.publish(
+                ORDERBOOK_TOPIC,
+                encode(&Message::OrderCreate(OrderCreate::from_order(signed))),
+            );
+        }
+        drivers.push(hostile.run());
+    }
+
+    // Every daemon takes both valid orders and judges all five bad ones.
+    for ev in &mut events {
+        let (mut added, mut invalid) = (0, 0);
+        ev.wait("2 valid and 5 rejected orders", |v| {
+            if v["type"] == "order_added"
+                && valid_ids.iter().any(|id| v["order"]["id"] == id.as_str())
+            {
+                added += 1;
+            }
+            if v["type"] == "invalid_message" {
+                invalid += 1;
+            }
+            added == 2 && invalid == 5
+        })
+        .await;
+    }
+    for d in &daemons {
+        for (reason, count) in [
+            ("bad_signature", 1.0),
+            ("invalid_amount", 2.0),
+            ("invalid_asset", 1.0),
+            ("expired", 1.0),
+        ] {
+            let sample =
+                format!("darkswap_orders_rejected_total{{source=\"gossip\",reason=\"{reason}\"}}");
+            assert_eq!(metric(d.api, &sample).await, count, "{sample}");
+        }
+        let book = cli_json(
+            d.api,
+            &["orderbook", "--base", "rune:840000:3", "--quote", "BTC"],
+        );
+        assert_eq!(book["asks"].as_array().unwrap().len(), 2, "{book}");
+        assert_eq!(cli_json(d.api, &["status"])["rejected_messages"], 5);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_daemon_keeps_the_book_and_a_dead_makers_orders_drop_out() {
+    // Short refresh and TTL so a dead maker's order leaves within the test;
+    // the TTL leaves room for a restart under load.
+    let timing = || {
+        vec![
+            "--listen".to_owned(),
+            "/ip4/127.0.0.1/tcp/0".to_owned(),
+            "--order-refresh".to_owned(),
+            "1s".to_owned(),
+            "--order-ttl".to_owned(),
+            "10s".to_owned(),
+        ]
+    };
+    let (dir_a, dir_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let mut a = start_daemon(dir_a.path(), &timing());
+    let mut b = start_daemon(dir_b.path(), &timing());
+    let (a_addr, _) = full_addr(a.api);
+    let mut a_events = Events::subscribe(a.api).await;
+    cli_json(b.api, &["connect", &a_addr]);
+    let id = cli_json(b.api, &order_args("sell", "BTC", "rune:1:0"))["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    a_events
+        .wait("order on a", |v| {
+            v["type"] == "order_added" && v["order"]["id"] == id.as_str()
+        })
+        .await;
+    a_events
+        .wait("a saved its book", |v| {
+            v["type"] == "book_saved" && v["orders"].as_u64() >= Some(1)
+        })
+        .await;
+
+    // a dies hard and comes back alone: the book is there before any peer
+    // could have sent it.
+    a.child.kill().unwrap();
+    a.child.wait().unwrap();
+    drop(a);
+    a = start_daemon(dir_a.path(), &timing());
+    assert!(cli_json(a.api, &["peers"]).as_array().unwrap().is_empty());
+    let book = cli_json(
+        a.api,
+        &["orderbook", "--base", "BTC", "--quote", "rune:1:0"],
+    );
+    assert_eq!(book["bids"].as_array().unwrap().len(), 0, "{book}");
+    assert_eq!(book["asks"][0]["id"], id.as_str(), "{book}");
+
+    // b, the maker, dies for good: its order drops out of a's book after
+    // the TTL, and stays out after another restart of a.
+    let mut a_events = Events::subscribe(a.api).await;
+    b.child.kill().unwrap();
+    b.child.wait().unwrap();
+    a_events
+        .wait("the dead maker's order expired", |v| {
+            v["type"] == "orders_expired"
+                && v["ids"]
+                    .as_array()
+                    .is_some_and(|ids| ids.iter().any(|i| i == id.as_str()))
+        })
+        .await;
+    a_events
+        .wait("a saved the empty book", |v| {
+            v["type"] == "book_saved" && v["orders"] == 0
+        })
+        .await;
+    drop(a);
+    let a = start_daemon(dir_a.path(), &timing());
+    let book = cli_json(
+        a.api,
+        &["orderbook", "--base", "BTC", "--quote", "rune:1:0"],
+    );
+    assert!(book["asks"].as_array().unwrap().is_empty(), "{book}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn daemons_bootstrapped_on_a_relay_share_orders_through_it() {
+    let (relay, _relay_dir) = relay();
+    // A publish made before the relay's subscription is known reaches nobody;
+    // the next re-announcement (1 s here) carries the order then.
+    let args = || {
+        [
+            "--bootstrap",
+            &relay.tcp_addr.to_string(),
+            "--order-refresh",
+            "1s",
+            "--order-ttl",
+            "30s",
+        ]
+        .map(String::from)
+        .to_vec()
+    };
+    let (dir_a, dir_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let a = start_daemon(dir_a.path(), &args());
+    let b = start_daemon(dir_b.path(), &args());
+    let relay_id = relay.peer_id.to_string();
+    // Neither listens anywhere: the relay's gossip carries the order.
+    let mut a_events = None;
+    for d in [&a, &b] {
+        // Subscribe before looking, so a connection made in between is an event.
+        let mut events = Events::subscribe(d.api).await;
+        let peers = cli_json(d.api, &["peers"]);
+        if !peers
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|p| p["peer_id"] == relay_id.as_str())
+        {
+            events
+                .wait("connected to the bootstrap relay", |v| {
+                    v["type"] == "peer_connected" && v["peer_id"] == relay_id.as_str()
+                })
+                .await;
+        }
+        let status = cli_json(d.api, &["status"]);
+        assert!(status["nat_status"].is_string(), "{status}");
+        a_events.get_or_insert(events);
+    }
+    let mut a_events = a_events.unwrap();
+    let id = cli_json(b.api, &order_args("buy", "alkane:2:1", "BTC"))["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    a_events
+        .wait("b's order on a, through the relay's gossip", |v| {
+            v["type"] == "order_added" && v["order"]["id"] == id.as_str()
+        })
+        .await;
 }

@@ -2,7 +2,7 @@
 
 use std::{fmt, time::Duration};
 
-use darkswap_proto::{Asset, Message, NewOrder, Order, OrderId, SignedOrder};
+use darkswap_proto::{Asset, Message, NewOrder, Order, OrderId, OrderbookResponse, SignedOrder};
 use libp2p::{Multiaddr, PeerId};
 use tokio::sync::{mpsc, oneshot};
 
@@ -136,8 +136,8 @@ pub enum NetworkEvent {
         peer_id: PeerId,
         /// Changes the snapshot brought.
         changes: usize,
-        /// Entries of the snapshot that were refused.
-        rejected: usize,
+        /// Why each refused entry of the snapshot was refused.
+        rejected: Vec<OrderbookError>,
     },
     /// The event queue was full and this many events were dropped since the
     /// last one delivered. Read events faster or enlarge `event_buffer`.
@@ -218,6 +218,13 @@ pub(crate) enum Command {
     },
     OwnOrders {
         reply: oneshot::Sender<Vec<(Order, SignedOrder)>>,
+    },
+    ExportBook {
+        reply: oneshot::Sender<OrderbookResponse>,
+    },
+    ImportBook {
+        book: Box<OrderbookResponse>,
+        reply: oneshot::Sender<(usize, Vec<OrderbookError>)>,
     },
     Shutdown {
         reply: oneshot::Sender<()>,
@@ -428,6 +435,28 @@ impl NetworkHandle {
     /// This node's own open orders, as they stand and as signed.
     pub async fn own_orders(&self) -> Result<Vec<(Order, SignedOrder)>, Error> {
         self.request(|reply| Command::OwnOrders { reply }).await
+    }
+
+    /// The whole local replica as signed messages (orders with their newest
+    /// announcements, updates, cancels), e.g. to store it. It carries only
+    /// what makers signed, so [`import_book`](Self::import_book) verifies it
+    /// like any peer's snapshot.
+    pub async fn export_book(&self) -> Result<OrderbookResponse, Error> {
+        self.request(|reply| Command::ExportBook { reply }).await
+    }
+
+    /// Merges a snapshot (e.g. a stored one after a restart) under the same
+    /// rules as a peer's sync response: every entry is verified, expired and
+    /// unrefreshed orders are refused, cancels win. Emits
+    /// [`NetworkEvent::OrderbookChanged`] for what it adds and returns how
+    /// many changes it made and why each refused entry was refused.
+    pub async fn import_book(
+        &self,
+        book: OrderbookResponse,
+    ) -> Result<(usize, Vec<OrderbookError>), Error> {
+        let book = Box::new(book);
+        self.request(|reply| Command::ImportBook { book, reply })
+            .await
     }
 
     /// Measures throughput to `peer` with `/perf/1.0.0`: sends `upload`

@@ -96,6 +96,33 @@ pub enum OrderbookError {
     /// The book or the maker's share of it is full.
     #[error("orderbook full")]
     Full,
+    /// An order whose newest maker-signed announcement is older than the
+    /// TTL: its maker is presumed gone, so it would be dropped at once.
+    #[error("order {order_id} not re-announced since {last_vouched} (TTL passed)")]
+    NotRefreshed {
+        /// The order.
+        order_id: OrderId,
+        /// Unix seconds of its newest announcement.
+        last_vouched: u64,
+    },
+}
+
+impl OrderbookError {
+    /// A short, stable label for metrics: `not_order_message`, `not_maker`,
+    /// `unknown_order`, `stale_update`, `cancelled`, `full`, `not_refreshed`,
+    /// or the [`OrderError::reason`] of a failed signature or term check.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            OrderbookError::NotAnOrderMessage => "not_order_message",
+            OrderbookError::Invalid(e) => e.reason(),
+            OrderbookError::NotMaker => "not_maker",
+            OrderbookError::UnknownOrder(_) => "unknown_order",
+            OrderbookError::StaleUpdate { .. } => "stale_update",
+            OrderbookError::Cancelled(_) => "cancelled",
+            OrderbookError::Full => "full",
+            OrderbookError::NotRefreshed { .. } => "not_refreshed",
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -192,6 +219,12 @@ impl Orderbook {
         let order = announced.order;
         if self.tombstones.contains_key(&order.id) {
             return Err(OrderbookError::Cancelled(order.id));
+        }
+        if now.saturating_sub(vouched) > self.config.ttl.as_secs() {
+            return Err(OrderbookError::NotRefreshed {
+                order_id: order.id,
+                last_vouched: vouched,
+            });
         }
         if let Some(entry) = self.entries.get_mut(&order.id) {
             if vouched > entry.last_seen {
@@ -338,15 +371,15 @@ impl Orderbook {
     }
 
     /// Applies a sync response: cancels first (so nothing cancelled is
-    /// resurrected), then orders, then updates. Returns the changes and how
-    /// many entries were rejected.
+    /// resurrected), then orders, then updates. Returns the changes and why
+    /// each refused entry was refused.
     pub fn merge(
         &mut self,
         response: &OrderbookResponse,
         now: u64,
-    ) -> (Vec<OrderbookChange>, usize) {
+    ) -> (Vec<OrderbookChange>, Vec<OrderbookError>) {
         let mut changes = Vec::new();
-        let mut rejected = 0;
+        let mut rejected = Vec::new();
         let messages = response
             .cancels
             .iter()
@@ -367,7 +400,7 @@ impl Orderbook {
             match self.apply(&m, now) {
                 Ok(Some(change)) => changes.push(change),
                 Ok(None) => {}
-                Err(_) => rejected += 1,
+                Err(e) => rejected.push(e),
             }
         }
         (changes, rejected)
@@ -582,6 +615,16 @@ mod tests {
             Some(OrderbookChange::Expired(vec![ghost_id]))
         );
         assert!(b.get(&alive_id).is_some());
+        // Replayed after it dropped out (by gossip, a sync or an old
+        // database), the ghost's stale announcement does not bring it back.
+        assert_eq!(
+            b.apply(&ghost, NOW + 604),
+            Err(OrderbookError::NotRefreshed {
+                order_id: ghost_id,
+                last_vouched: NOW + 2,
+            })
+        );
+        assert!(b.get(&ghost_id).is_none());
         assert_eq!(
             b.prune(NOW + 3600),
             Some(OrderbookChange::Expired(vec![alive_id]))
@@ -698,7 +741,7 @@ mod tests {
         b.apply(&o3, NOW).unwrap();
         let snap = a.snapshot(None, 100);
         let (changes, rejected) = b.merge(&snap, NOW + 1);
-        assert_eq!(rejected, 0);
+        assert!(rejected.is_empty(), "{rejected:?}");
         assert!(
             changes.iter().any(
                 |c| matches!(c, OrderbookChange::Cancelled { order_id, .. } if *order_id == id3)
@@ -709,6 +752,6 @@ mod tests {
         let pair = (Asset::Btc, "rune:840000:3".parse().unwrap());
         assert_eq!(a.book(pair.0, pair.1), b.book(pair.0, pair.1));
         // Merging again changes nothing.
-        assert_eq!(b.merge(&snap, NOW + 2), (vec![], 0));
+        assert_eq!(b.merge(&snap, NOW + 2), (vec![], vec![]));
     }
 }

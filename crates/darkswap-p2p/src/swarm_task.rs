@@ -436,6 +436,17 @@ impl SwarmTask {
                     .collect();
                 let _ = reply.send(own);
             }
+            Command::ExportBook { reply } => {
+                let _ = reply.send(self.orderbook.snapshot(None, usize::MAX));
+            }
+            Command::ImportBook { book, reply } => {
+                let (changes, rejected) = self.orderbook.merge(&book, unix_now());
+                let n = changes.len();
+                for change in changes {
+                    self.emit(NetworkEvent::OrderbookChanged(change));
+                }
+                let _ = reply.send((n, rejected));
+            }
             Command::Shutdown { .. } => unreachable!("handled in run"),
         }
     }
@@ -783,7 +794,7 @@ impl SwarmTask {
                     for change in changes {
                         self.emit(NetworkEvent::OrderbookChanged(change));
                     }
-                    tracing::debug!(%peer, changes = n, rejected, "orderbook synced");
+                    tracing::debug!(%peer, changes = n, rejected = rejected.len(), "orderbook synced");
                     self.emit(NetworkEvent::OrderbookSynced {
                         peer_id: peer,
                         changes: n,

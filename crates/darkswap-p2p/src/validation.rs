@@ -33,6 +33,19 @@ pub enum ValidationError {
     },
 }
 
+impl ValidationError {
+    /// A short, stable label for metrics: `undecodable`, `wrong_topic`,
+    /// `malformed`, or the [`OrderError::reason`] of a failed order check.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            ValidationError::Decode(_) => "undecodable",
+            ValidationError::WrongTopic { .. } => "wrong_topic",
+            ValidationError::MissingOrder => "malformed",
+            ValidationError::Order { error, .. } => error.reason(),
+        }
+    }
+}
+
 impl From<DecodeError> for ValidationError {
     fn from(e: DecodeError) -> Self {
         ValidationError::Decode(e.to_string())

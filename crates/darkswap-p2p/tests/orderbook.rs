@@ -179,8 +179,8 @@ async fn a_late_joiner_gets_the_whole_book_by_sync() {
         NetworkEvent::OrderbookSynced {
             peer_id,
             changes,
-            rejected: 0,
-        } if *peer_id == b_id => Some(*changes),
+            rejected,
+        } if *peer_id == b_id && rejected.is_empty() => Some(*changes),
         _ => None,
     })
     .await;
@@ -283,4 +283,58 @@ async fn restored_orders_come_back_and_foreign_ones_are_refused() {
     ));
     second.shutdown().await.unwrap();
     other.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_exported_book_imports_elsewhere_under_the_same_rules() {
+    let (a, mut b) = connected_pair(test_config).await;
+    let kept = a
+        .create_order(new_order(Side::Sell, 3 * PRICE_SCALE, 1))
+        .await
+        .unwrap();
+    let cancelled = a
+        .create_order(new_order(Side::Buy, PRICE_SCALE, 2))
+        .await
+        .unwrap();
+    wait_added(&mut b, cancelled.id).await;
+    a.cancel_order(cancelled.id).await.unwrap();
+    wait_cancelled(&mut b, cancelled.id).await;
+    let saved = b.export_book().await.unwrap();
+    assert_eq!((saved.orders.len(), saved.cancels.len()), (1, 1));
+
+    // A node that never met a takes the saved book: same book, and the
+    // cancel keeps the cancelled order out.
+    let (c, _) = spawn_node(test_config()).await;
+    let (changes, rejected) = c.import_book(saved.clone()).await.unwrap();
+    assert_eq!((changes, rejected.len()), (1, 0));
+    assert_eq!(
+        c.orderbook(pair().0, pair().1).await.unwrap(),
+        b.orderbook(pair().0, pair().1).await.unwrap()
+    );
+    assert_eq!(
+        c.orderbook(pair().0, pair().1).await.unwrap().asks[0].id,
+        kept.id
+    );
+    // Importing again changes nothing.
+    assert_eq!(c.import_book(saved.clone()).await.unwrap(), (0, vec![]));
+
+    // A tampered entry is refused, not imported.
+    let (d, _) = spawn_node(test_config()).await;
+    let mut forged = saved;
+    forged.cancels.clear();
+    forged.orders[0].order.as_mut().unwrap().signature[0] ^= 1;
+    let (changes, rejected) = d.import_book(forged).await.unwrap();
+    assert_eq!(changes, 0);
+    assert_eq!(rejected.len(), 1);
+    assert_eq!(rejected[0].reason(), "bad_signature");
+    assert!(
+        d.orderbook(pair().0, pair().1)
+            .await
+            .unwrap()
+            .asks
+            .is_empty()
+    );
+    for n in [a, b, c, d] {
+        n.shutdown().await.unwrap();
+    }
 }

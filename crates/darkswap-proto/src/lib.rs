@@ -43,8 +43,8 @@ pub use codec::{
     DecodeError, MAX_MESSAGE_SIZE, PROTOCOL_VERSION, decode, decode_with_limit, encode,
 };
 pub use order::{
-    Announced, Cancel, MAX_CLOCK_SKEW_SECS, NewOrder, Order, OrderError, OrderId, PRICE_SCALE,
-    Side, Update, UpdateFields,
+    Announced, Cancel, MAX_AMOUNT, MAX_CLOCK_SKEW_SECS, NewOrder, Order, OrderError, OrderId,
+    PRICE_SCALE, Side, Update, UpdateFields,
 };
 pub use pb::envelope::Payload as Message;
 pub use pb::{

@@ -13,6 +13,11 @@ use crate::{
 /// so a price keeps 8 decimal places without floats.
 pub const PRICE_SCALE: u64 = 100_000_000;
 
+/// Largest amount or price accepted: `i64::MAX`. A client that writes a
+/// negative number as a signed integer puts a value above this on the wire,
+/// so the range check is what refuses negative amounts.
+pub const MAX_AMOUNT: u64 = i64::MAX as u64;
+
 /// How far in the future a timestamp may lie before it is refused (5 min).
 pub const MAX_CLOCK_SKEW_SECS: u64 = 300;
 
@@ -58,6 +63,15 @@ pub enum OrderError {
     /// Price is zero.
     #[error("price must be greater than zero")]
     ZeroPrice,
+    /// Amount or price above [`MAX_AMOUNT`] (a negative number sent as a
+    /// signed integer lands here).
+    #[error("{field} {value} is out of range (negative, or above {MAX_AMOUNT})")]
+    OutOfRange {
+        /// `amount` or `price`.
+        field: &'static str,
+        /// The value received.
+        value: u64,
+    },
     /// `expires_at` is not after `created_at`.
     #[error("expiry must be after creation")]
     InvalidExpiry,
@@ -80,6 +94,32 @@ pub enum OrderError {
     /// An order id is not 32 bytes.
     #[error("order id must be 32 bytes")]
     InvalidOrderId,
+}
+
+impl OrderError {
+    /// A short, stable label for the kind of failure, for metrics and logs:
+    /// `malformed`, `bad_signature`, `invalid_asset`, `invalid_side`,
+    /// `invalid_amount`, `invalid_price`, `invalid_expiry`, `expired`,
+    /// `future_timestamp`, or `signing_failed` (local only).
+    pub fn reason(&self) -> &'static str {
+        match self {
+            OrderError::MalformedBody(_) | OrderError::InvalidOrderId => "malformed",
+            OrderError::InvalidMaker
+            | OrderError::InvalidPublicKey
+            | OrderError::MakerMismatch
+            | OrderError::BadSignature => "bad_signature",
+            OrderError::SigningFailed => "signing_failed",
+            OrderError::InvalidAsset(_) | OrderError::SameAsset => "invalid_asset",
+            OrderError::UnspecifiedSide => "invalid_side",
+            OrderError::ZeroAmount => "invalid_amount",
+            OrderError::ZeroPrice => "invalid_price",
+            OrderError::OutOfRange { field, .. } if *field == "amount" => "invalid_amount",
+            OrderError::OutOfRange { .. } => "invalid_price",
+            OrderError::InvalidExpiry => "invalid_expiry",
+            OrderError::Expired { .. } => "expired",
+            OrderError::FromTheFuture { .. } => "future_timestamp",
+        }
+    }
 }
 
 /// The id of an order: SHA-256 of its signed body.
@@ -227,11 +267,20 @@ fn check_terms(base: Asset, quote: Asset, amount: u64, price: u64) -> Result<(),
     if base == quote {
         return Err(OrderError::SameAsset);
     }
+    check_amount_price(amount, price)
+}
+
+fn check_amount_price(amount: u64, price: u64) -> Result<(), OrderError> {
     if amount == 0 {
         return Err(OrderError::ZeroAmount);
     }
     if price == 0 {
         return Err(OrderError::ZeroPrice);
+    }
+    for (field, value) in [("amount", amount), ("price", price)] {
+        if value > MAX_AMOUNT {
+            return Err(OrderError::OutOfRange { field, value });
+        }
     }
     Ok(())
 }
@@ -458,12 +507,7 @@ impl OrderUpdate {
 }
 
 fn check_update(fields: &UpdateFields) -> Result<(), OrderError> {
-    if fields.amount == 0 {
-        return Err(OrderError::ZeroAmount);
-    }
-    if fields.price == 0 {
-        return Err(OrderError::ZeroPrice);
-    }
+    check_amount_price(fields.amount, fields.price)?;
     if fields.expires_at <= fields.updated_at {
         return Err(OrderError::InvalidExpiry);
     }

@@ -242,10 +242,40 @@ fn invalid_terms_are_refused_at_signing_and_verification() {
             },
             OrderError::SameAsset,
         ),
+        (
+            // -5 written by a client that uses signed integers.
+            OrderBody {
+                amount: (-5i64) as u64,
+                ..good.clone()
+            },
+            OrderError::OutOfRange {
+                field: "amount",
+                value: (-5i64) as u64,
+            },
+        ),
+        (
+            OrderBody {
+                price: MAX_AMOUNT + 1,
+                ..good.clone()
+            },
+            OrderError::OutOfRange {
+                field: "price",
+                value: MAX_AMOUNT + 1,
+            },
+        ),
     ];
     for (body, want) in cases {
         assert_eq!(sign_raw(body).verify(), Err(want));
     }
+    // The largest amount is fine.
+    assert!(
+        sign_raw(OrderBody {
+            amount: MAX_AMOUNT,
+            ..good.clone()
+        })
+        .verify()
+        .is_ok()
+    );
     let bad_asset = sign_raw(OrderBody {
         base: "doge".into(),
         ..good.clone()
@@ -254,6 +284,28 @@ fn invalid_terms_are_refused_at_signing_and_verification() {
         bad_asset.verify(),
         Err(OrderError::InvalidAsset(AssetError::Unknown(_)))
     ));
+    assert_eq!(bad_asset.verify().unwrap_err().reason(), "invalid_asset");
+}
+
+#[test]
+fn rejections_have_stable_reason_labels() {
+    let key = Keypair::generate_ed25519();
+    let signed = new_order().sign(&key).unwrap();
+    let mut forged = signed.clone();
+    forged.signature[3] ^= 0x10;
+    assert_eq!(forged.verify().unwrap_err().reason(), "bad_signature");
+    let negative = OrderError::OutOfRange {
+        field: "amount",
+        value: u64::MAX,
+    };
+    assert_eq!(negative.reason(), "invalid_amount");
+    assert_eq!(OrderError::ZeroAmount.reason(), "invalid_amount");
+    assert_eq!(OrderError::ZeroPrice.reason(), "invalid_price");
+    let order = signed.verify().unwrap();
+    assert_eq!(
+        order.check_time(order.expires_at).unwrap_err().reason(),
+        "expired"
+    );
 }
 
 #[test]

@@ -1,142 +1,35 @@
 //! The real `darkswap-relay` binary, run as a process on 127.0.0.1 with
 //! ports chosen by the OS, driven by real `darkswap-p2p` nodes.
 
-use std::{
-    io::{BufRead, BufReader},
-    net::SocketAddr,
-    path::Path,
-    process::{Child, Command, ExitStatus, Stdio},
-    sync::mpsc,
-    time::{Duration, Instant},
-};
+use std::{path::Path, process::Command, time::Duration};
 
 use darkswap_p2p::{
-    Error, Identity, Keypair, Multiaddr, Network, NetworkConfig, NetworkEvent, ORDERBOOK_TOPIC,
-    PeerId,
+    Error, Identity, Keypair, Network, NetworkConfig, NetworkEvent, ORDERBOOK_TOPIC,
 };
 use darkswap_testkit::{
-    EVENT_TIMEOUT, order_message, test_config, wait_for, wait_message, wait_subscribed,
+    EVENT_TIMEOUT, RelayProcess, order_message, test_config, wait_for, wait_message,
+    wait_subscribed,
 };
 use libp2p::multiaddr::Protocol;
 
 const BIN: &str = env!("CARGO_BIN_EXE_darkswap-relay");
-const START_TIMEOUT: Duration = Duration::from_secs(20);
 
-struct Relay {
-    child: Child,
-    peer_id: PeerId,
-    tcp_addr: Multiaddr,
-    metrics: SocketAddr,
-    _logs: mpsc::Receiver<serde_json::Value>,
-}
+type Relay = RelayProcess;
 
 fn base_args(data_dir: &Path) -> Vec<String> {
-    [
-        "--data-dir",
-        data_dir.to_str().unwrap(),
-        "--listen",
-        "/ip4/127.0.0.1/tcp/0",
-        "--metrics-listen",
-        "127.0.0.1:0",
-        "--log-format",
-        "json",
-    ]
-    .map(String::from)
-    .to_vec()
+    RelayProcess::loopback_args(data_dir)
 }
 
-/// Starts the relay and reads its JSON logs until it reports "relay started".
 fn start(args: &[String], env: &[(&str, &str)]) -> Relay {
-    let mut cmd = Command::new(BIN);
-    cmd.args(args)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .env_remove("RUST_LOG");
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    let mut child = cmd.spawn().expect("spawn darkswap-relay");
-    let stderr = child.stderr.take().unwrap();
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if let Ok(v) = serde_json::from_str::<serde_json::Value>(&line)
-                && tx.send(v).is_err()
-            {
-                break;
-            }
-        }
-    });
-    let (mut tcp_addr, mut metrics, mut peer_id) = (None, None, None);
-    let deadline = Instant::now() + START_TIMEOUT;
-    while peer_id.is_none() {
-        let left = deadline.saturating_duration_since(Instant::now());
-        let v = rx.recv_timeout(left).expect("relay did not report start");
-        let fields = &v["fields"];
-        match fields["message"].as_str() {
-            Some("listening") => {
-                let a: Multiaddr = fields["address"].as_str().unwrap().parse().unwrap();
-                if a.iter().any(|p| matches!(p, Protocol::Tcp(_)))
-                    && !a.iter().any(|p| matches!(p, Protocol::Ws(_)))
-                {
-                    tcp_addr = Some(a);
-                }
-            }
-            Some("metrics server listening") => {
-                metrics = Some(fields["addr"].as_str().unwrap().parse().unwrap())
-            }
-            Some("relay started") => {
-                peer_id = Some(fields["peer_id"].as_str().unwrap().parse().unwrap())
-            }
-            _ => {}
-        }
-    }
-    Relay {
-        child,
-        peer_id: peer_id.unwrap(),
-        tcp_addr: tcp_addr.expect("tcp listen address"),
-        metrics: metrics.expect("metrics address"),
-        _logs: rx,
-    }
+    RelayProcess::start(Path::new(BIN), args, env)
 }
 
-impl Relay {
-    fn sigterm(&self) {
-        let status = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status()
-            .unwrap();
-        assert!(status.success());
-    }
-
-    /// Waits (bounded) for the process to exit.
-    fn wait_exit(&mut self, limit: Duration) -> (ExitStatus, Duration) {
-        let start = Instant::now();
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                return (status, start.elapsed());
-            }
-            assert!(
-                start.elapsed() < limit + Duration::from_secs(5),
-                "relay did not exit"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    async fn get(&self, path: &str) -> (u16, String) {
-        let resp = reqwest::get(format!("http://{}{path}", self.metrics))
-            .await
-            .unwrap();
-        (resp.status().as_u16(), resp.text().await.unwrap())
-    }
-}
-
-impl Drop for Relay {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+async fn get(relay: &Relay, path: &str) -> (u16, String) {
+    let metrics = relay.metrics.expect("metrics enabled");
+    let resp = reqwest::get(format!("http://{metrics}{path}"))
+        .await
+        .unwrap();
+    (resp.status().as_u16(), resp.text().await.unwrap())
 }
 
 fn run_to_end(args: &[&str], env: &[(&str, &str)]) -> (i32, String, String) {
@@ -196,7 +89,7 @@ fn metric(text: &str, name: &str) -> f64 {
 async fn starts_without_config_answers_health_and_keeps_its_peer_id() {
     let dir = tempfile::tempdir().unwrap();
     let mut relay = start(&base_args(dir.path()), &[]);
-    let (code, body) = relay.get("/health").await;
+    let (code, body) = get(&relay, "/health").await;
     assert_eq!(code, 200);
     let health: serde_json::Value = serde_json::from_str(&body).unwrap();
     assert_eq!(health["status"], "ok");
@@ -252,7 +145,7 @@ async fn nodes_reserve_meet_through_the_relay_and_gossip() {
     a.publish(ORDERBOOK_TOPIC, &msg).await.unwrap();
     assert_eq!(wait_message(&mut b, a_id, ORDERBOOK_TOPIC).await, msg);
 
-    let (_, text) = relay.get("/metrics").await;
+    let (_, text) = get(&relay, "/metrics").await;
     assert_eq!(metric(&text, "darkswap_relay_reservations_total"), 1.0);
     assert_eq!(metric(&text, "darkswap_relay_reservations_active"), 1.0);
     assert!(metric(&text, "darkswap_relay_circuits_total") >= 1.0);
@@ -265,7 +158,7 @@ async fn nodes_reserve_meet_through_the_relay_and_gossip() {
         text.contains("libp2p_relay_events"),
         "libp2p's own relay metrics: {text}"
     );
-    let (_, health) = relay.get("/health").await;
+    let (_, health) = get(&relay, "/health").await;
     let health: serde_json::Value = serde_json::from_str(&health).unwrap();
     assert_eq!(health["reservations"], 1);
     a.shutdown().await.unwrap();
@@ -280,7 +173,7 @@ async fn a_circuit_carries_a_mebibyte_each_way_with_default_limits() {
     let report = a.perf(b.local_peer_id(), 1 << 20, 1 << 20).await.unwrap();
     assert_eq!((report.uploaded, report.downloaded), (1 << 20, 1 << 20));
     // Every byte went through the relay process.
-    let (_, text) = relay.get("/metrics").await;
+    let (_, text) = get(&relay, "/metrics").await;
     assert!(
         metric(&text, "darkswap_relay_bytes_relayed_total") >= 2.0 * (1 << 20) as f64,
         "{text}"
@@ -300,7 +193,7 @@ async fn a_circuit_is_closed_at_its_configured_byte_limit() {
     let (a, b, _, _) = relayed_pair(&relay, true).await;
     let result = a.perf(b.local_peer_id(), 1 << 20, 1 << 20).await;
     assert!(matches!(result, Err(Error::Perf(_))), "{result:?}");
-    let (_, text) = relay.get("/metrics").await;
+    let (_, text) = get(&relay, "/metrics").await;
     let relayed = metric(&text, "darkswap_relay_bytes_relayed_total");
     assert!(
         relayed > 0.0 && relayed < (1 << 20) as f64,
@@ -315,7 +208,7 @@ async fn sigterm_during_an_active_circuit_exits_zero_within_five_seconds() {
     let dir = tempfile::tempdir().unwrap();
     let mut relay = start(&base_args(dir.path()), &[]);
     let (a, b, _, _) = relayed_pair(&relay, false).await;
-    let (_, text) = relay.get("/metrics").await;
+    let (_, text) = get(&relay, "/metrics").await;
     assert!(metric(&text, "darkswap_relay_circuits_active") >= 1.0);
     relay.sigterm();
     let (status, took) = relay.wait_exit(Duration::from_secs(5));

@@ -1,0 +1,147 @@
+//! The daemon's Prometheus metrics (`darkswap_*`), served at `GET /metrics`
+//! on the API address.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use darkswap_p2p::{NetworkEvent, ORDERBOOK_TOPIC, OrderbookChange};
+use prometheus_client::{
+    encoding::EncodeLabelSet,
+    metrics::{counter::Counter, family::Family, gauge::Gauge},
+    registry::Registry,
+};
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OrderRejectLabels {
+    /// `gossip`, `sync` or `store`.
+    source: &'static str,
+    reason: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct GossipRejectLabels {
+    topic: String,
+    reason: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ChangeLabels {
+    kind: &'static str,
+}
+
+/// Counters fed from the node's events, gauges set at scrape time.
+#[derive(Debug)]
+pub struct DaemonMetrics {
+    registry: Registry,
+    orders_rejected: Family<OrderRejectLabels, Counter>,
+    gossip_rejected: Family<GossipRejectLabels, Counter>,
+    orderbook_changes: Family<ChangeLabels, Counter>,
+    /// Connected peers, set when scraped.
+    pub peers: Gauge,
+    /// Own open orders, set when scraped.
+    pub own_orders: Gauge,
+    rejected: AtomicU64,
+}
+
+impl Default for DaemonMetrics {
+    fn default() -> Self {
+        let mut registry = Registry::default();
+        let m = DaemonMetrics {
+            registry: Registry::default(),
+            orders_rejected: Family::default(),
+            gossip_rejected: Family::default(),
+            orderbook_changes: Family::default(),
+            peers: Gauge::default(),
+            own_orders: Gauge::default(),
+            rejected: AtomicU64::new(0),
+        };
+        let r = registry.sub_registry_with_prefix("darkswap");
+        r.register(
+            "orders_rejected",
+            "Order creates, cancels and updates refused, by where they came from and why",
+            m.orders_rejected.clone(),
+        );
+        r.register(
+            "gossip_rejected",
+            "Gossip messages that failed validation, by topic and reason",
+            m.gossip_rejected.clone(),
+        );
+        r.register(
+            "orderbook_changes",
+            "Changes to the local orderbook replica, by kind",
+            m.orderbook_changes.clone(),
+        );
+        r.register("peers_connected", "Connected peers", m.peers.clone());
+        r.register(
+            "own_orders",
+            "This node's open orders",
+            m.own_orders.clone(),
+        );
+        DaemonMetrics { registry, ..m }
+    }
+}
+
+impl DaemonMetrics {
+    /// Counts what an event says about rejected messages and book changes.
+    pub fn observe(&self, event: &NetworkEvent) {
+        match event {
+            NetworkEvent::InvalidMessage { topic, error, .. } => {
+                self.gossip_rejected
+                    .get_or_create(&GossipRejectLabels {
+                        topic: topic.clone(),
+                        reason: error.reason(),
+                    })
+                    .inc();
+                if topic == ORDERBOOK_TOPIC {
+                    self.order_rejected("gossip", error.reason());
+                } else {
+                    self.rejected.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+            NetworkEvent::OrderbookRejected { error, .. } => {
+                self.order_rejected("gossip", error.reason())
+            }
+            NetworkEvent::OrderbookSynced { rejected, .. } => {
+                for error in rejected {
+                    self.order_rejected("sync", error.reason());
+                }
+            }
+            NetworkEvent::OrderbookChanged(change) => {
+                let kind = match change {
+                    OrderbookChange::Added(_) => "added",
+                    OrderbookChange::Updated(_) => "updated",
+                    OrderbookChange::Cancelled { .. } => "cancelled",
+                    OrderbookChange::Expired(_) => "expired",
+                    _ => "other",
+                };
+                let n = match change {
+                    OrderbookChange::Expired(ids) => ids.len() as u64,
+                    _ => 1,
+                };
+                self.orderbook_changes
+                    .get_or_create(&ChangeLabels { kind })
+                    .inc_by(n);
+            }
+            _ => {}
+        }
+    }
+
+    /// Counts one refused order message.
+    pub fn order_rejected(&self, source: &'static str, reason: &'static str) {
+        self.rejected.fetch_add(1, Ordering::Relaxed);
+        self.orders_rejected
+            .get_or_create(&OrderRejectLabels { source, reason })
+            .inc();
+    }
+
+    /// Messages refused so far, whatever the reason or topic.
+    pub fn rejected_total(&self) -> u64 {
+        self.rejected.load(Ordering::Relaxed)
+    }
+
+    /// The OpenMetrics text of every metric.
+    pub fn encode(&self) -> Result<String, std::fmt::Error> {
+        let mut body = String::new();
+        prometheus_client::encoding::text::encode(&mut body, &self.registry)?;
+        Ok(body)
+    }
+}
