@@ -12,6 +12,7 @@
 //!   are signed by the maker's libp2p identity key; verification rejects any
 //!   tampered field.
 //! - [`batch_messages`] / [`unbatch_messages`] and [`Priority`].
+//! - [`signaling`]: the JSON messages of the WebSocket signaling plane.
 //!
 //! ```
 //! use darkswap_proto::{decode, encode, Message, Ping};
@@ -27,6 +28,7 @@ mod asset;
 mod batch;
 mod codec;
 mod order;
+pub mod signaling;
 mod signing;
 
 /// Types generated from `proto/darkswap/v1/messages.proto`.

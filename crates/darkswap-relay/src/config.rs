@@ -38,6 +38,11 @@ pub struct RelayConfig {
     pub relay: RelaySection,
     /// The metrics and health HTTP server.
     pub metrics: MetricsSection,
+    /// The WebSocket signaling server for browsers' WebRTC.
+    pub signaling: SignalingSection,
+    /// Relayed circuits over WebSocket (`/relay`), the fallback when WebRTC
+    /// cannot connect.
+    pub ws_relay: WsRelaySection,
     /// Logging.
     pub log: LogSection,
 }
@@ -134,6 +139,64 @@ pub struct MetricsSection {
     pub listen: SocketAddr,
 }
 
+/// The WebSocket signaling server (`/signaling` and `/relay`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+#[non_exhaustive]
+pub struct SignalingSection {
+    /// Serve `/signaling` and `/relay`. Default: true.
+    pub enabled: bool,
+    /// Address of the WebSocket server. Default: `0.0.0.0:9001`.
+    pub listen: SocketAddr,
+    /// Largest text frame accepted on `/signaling`, in bytes; larger ones
+    /// close the socket with 1009. Default: 65536.
+    pub max_message_size: usize,
+    /// Peers registered at once. Default: 10000.
+    pub max_peers: usize,
+    /// Seconds without any message before a socket is closed (4000).
+    /// Default: 60.
+    pub idle_timeout_secs: u64,
+    /// Seconds a new socket has to register before it is closed (4001).
+    /// Default: 10.
+    pub register_timeout_secs: u64,
+    /// Messages per second one socket may send. Default: 20.
+    pub messages_per_second: NonZeroU32,
+    /// Messages one socket may send in a burst above that rate. Default: 50.
+    pub message_burst: NonZeroU32,
+    /// Messages dropped for the rate in a row before the socket is closed
+    /// (1008). Default: 50.
+    pub max_rate_violations: u32,
+}
+
+/// Relayed circuits over WebSocket.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+#[non_exhaustive]
+pub struct WsRelaySection {
+    /// Circuits pending or open at once, all peers together. Default: 256.
+    pub max_circuits: usize,
+    /// Circuits one peer may have pending or open at once. Default: 8.
+    pub max_circuits_per_peer: usize,
+    /// Bytes per second one circuit may carry, both directions together;
+    /// faster senders are slowed, not cut. Default: 1 MiB/s.
+    pub bandwidth_per_circuit: u64,
+    /// Bytes per second one peer may send over all its circuits. Default: 2 MiB/s.
+    pub bandwidth_per_peer: u64,
+    /// Bytes a circuit may carry in all, both directions; then it closes
+    /// (`byte_limit`). Default: 64 MiB.
+    pub max_circuit_bytes: u64,
+    /// Seconds a circuit may stay open (`duration_limit`). Default: 3600.
+    pub max_circuit_duration_secs: u64,
+    /// Seconds without a frame in either direction before a circuit closes
+    /// (`idle_timeout`). Default: 60.
+    pub idle_timeout_secs: u64,
+    /// Seconds for a request to be accepted and both ends to attach
+    /// (`accept_timeout`). Default: 15.
+    pub accept_timeout_secs: u64,
+    /// Largest binary frame on `/relay`, in bytes (1009 above). Default: 262144.
+    pub max_frame_size: usize,
+}
+
 /// Log output format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
@@ -175,7 +238,41 @@ impl Default for RelayConfig {
             network: NetworkSection::default(),
             relay: RelaySection::default(),
             metrics: MetricsSection::default(),
+            signaling: SignalingSection::default(),
+            ws_relay: WsRelaySection::default(),
             log: LogSection::default(),
+        }
+    }
+}
+
+impl Default for SignalingSection {
+    fn default() -> Self {
+        SignalingSection {
+            enabled: true,
+            listen: SocketAddr::from(([0, 0, 0, 0], 9001)),
+            max_message_size: 64 * 1024,
+            max_peers: 10_000,
+            idle_timeout_secs: 60,
+            register_timeout_secs: 10,
+            messages_per_second: NonZeroU32::new(20).unwrap_or(NonZeroU32::MIN),
+            message_burst: NonZeroU32::new(50).unwrap_or(NonZeroU32::MIN),
+            max_rate_violations: 50,
+        }
+    }
+}
+
+impl Default for WsRelaySection {
+    fn default() -> Self {
+        WsRelaySection {
+            max_circuits: 256,
+            max_circuits_per_peer: 8,
+            bandwidth_per_circuit: 1024 * 1024,
+            bandwidth_per_peer: 2 * 1024 * 1024,
+            max_circuit_bytes: 64 * 1024 * 1024,
+            max_circuit_duration_secs: 3600,
+            idle_timeout_secs: 60,
+            accept_timeout_secs: 15,
+            max_frame_size: 256 * 1024,
         }
     }
 }
@@ -287,6 +384,56 @@ impl RelayConfig {
                 "network.idle_connection_timeout_secs",
                 self.network.idle_connection_timeout_secs,
             ),
+            (
+                "signaling.max_message_size",
+                self.signaling.max_message_size as u64,
+            ),
+            ("signaling.max_peers", self.signaling.max_peers as u64),
+            (
+                "signaling.idle_timeout_secs",
+                self.signaling.idle_timeout_secs,
+            ),
+            (
+                "signaling.register_timeout_secs",
+                self.signaling.register_timeout_secs,
+            ),
+            (
+                "signaling.max_rate_violations",
+                self.signaling.max_rate_violations as u64,
+            ),
+            ("ws_relay.max_circuits", self.ws_relay.max_circuits as u64),
+            (
+                "ws_relay.max_circuits_per_peer",
+                self.ws_relay.max_circuits_per_peer as u64,
+            ),
+            (
+                "ws_relay.bandwidth_per_circuit",
+                self.ws_relay.bandwidth_per_circuit,
+            ),
+            (
+                "ws_relay.bandwidth_per_peer",
+                self.ws_relay.bandwidth_per_peer,
+            ),
+            (
+                "ws_relay.max_circuit_bytes",
+                self.ws_relay.max_circuit_bytes,
+            ),
+            (
+                "ws_relay.max_circuit_duration_secs",
+                self.ws_relay.max_circuit_duration_secs,
+            ),
+            (
+                "ws_relay.idle_timeout_secs",
+                self.ws_relay.idle_timeout_secs,
+            ),
+            (
+                "ws_relay.accept_timeout_secs",
+                self.ws_relay.accept_timeout_secs,
+            ),
+            (
+                "ws_relay.max_frame_size",
+                self.ws_relay.max_frame_size as u64,
+            ),
         ];
         for (key, value) in positive {
             if value == 0 {
@@ -373,6 +520,9 @@ mod tests {
             ]
         );
         assert_eq!(c.metrics.listen.to_string(), "127.0.0.1:9090");
+        assert_eq!(c.signaling.listen.to_string(), "0.0.0.0:9001");
+        assert_eq!(c.signaling.max_message_size, 65536);
+        assert_eq!(c.ws_relay.max_circuits, 256);
         c.validate().unwrap();
     }
 

@@ -15,7 +15,9 @@ pub mod config;
 mod http;
 pub mod metrics;
 mod server;
+pub mod signaling;
 mod transport;
 
 pub use config::{ConfigError, LogFormat, RelayConfig};
 pub use server::{KEY_FILE, RelayServer, StartError, load_identity};
+pub use signaling::SignalingServer;

@@ -34,6 +34,9 @@ struct Cli {
     /// Address of the metrics and health server.
     #[arg(long, value_name = "ADDR")]
     metrics_listen: Option<SocketAddr>,
+    /// Address of the WebSocket signaling server (/signaling and /relay).
+    #[arg(long, value_name = "ADDR")]
+    signaling_listen: Option<SocketAddr>,
     /// Log level filter (RUST_LOG wins when set).
     #[arg(long, value_name = "LEVEL")]
     log_level: Option<String>,
@@ -80,6 +83,9 @@ impl Cli {
         }
         if let Some(addr) = self.metrics_listen {
             section("metrics", "listen", json!(addr.to_string()));
+        }
+        if let Some(addr) = self.signaling_listen {
+            section("signaling", "listen", json!(addr.to_string()));
         }
         if let Some(level) = &self.log_level {
             section("log", "level", json!(level));

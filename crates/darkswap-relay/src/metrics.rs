@@ -246,3 +246,118 @@ mod tests {
         );
     }
 }
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct TypeLabel {
+    r#type: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct CodeLabel {
+    code: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct StaticReasonLabel {
+    reason: &'static str,
+}
+
+/// Metrics of the WebSocket signaling server and its relayed circuits
+/// (`darkswap_relay_signaling_*`, `darkswap_relay_ws_*`).
+#[derive(Debug, Default)]
+pub struct SignalingMetrics {
+    /// Peers registered now.
+    pub(crate) peers: Gauge,
+    /// `/signaling` sockets accepted.
+    pub(crate) connections: Counter,
+    messages: Family<TypeLabel, Counter>,
+    errors: Family<CodeLabel, Counter>,
+    /// Circuits open now.
+    pub(crate) circuits_active: Gauge,
+    /// Circuits opened (both ends attached).
+    pub(crate) circuits_total: Counter,
+    circuits_denied: Family<StaticReasonLabel, Counter>,
+    circuits_closed: Family<StaticReasonLabel, Counter>,
+    /// Bytes forwarded through circuits, both directions.
+    pub(crate) bytes_forwarded: Counter,
+}
+
+impl SignalingMetrics {
+    /// Creates the metrics and registers them in `registry`.
+    pub fn register(registry: &mut Registry) -> Self {
+        let m = SignalingMetrics::default();
+        let r = registry.sub_registry_with_prefix("darkswap_relay");
+        r.register(
+            "signaling_peers",
+            "Peers registered on the signaling server",
+            m.peers.clone(),
+        );
+        r.register(
+            "signaling_connections",
+            "Signaling WebSocket connections accepted",
+            m.connections.clone(),
+        );
+        r.register(
+            "signaling_messages",
+            "Messages routed by the signaling server, by type",
+            m.messages.clone(),
+        );
+        r.register(
+            "signaling_errors",
+            "Errors sent to signaling clients, by code",
+            m.errors.clone(),
+        );
+        r.register(
+            "ws_circuits_active",
+            "Relayed WebSocket circuits open now",
+            m.circuits_active.clone(),
+        );
+        r.register(
+            "ws_circuits",
+            "Relayed WebSocket circuits opened",
+            m.circuits_total.clone(),
+        );
+        r.register(
+            "ws_circuits_denied",
+            "Relayed circuit requests refused, by reason",
+            m.circuits_denied.clone(),
+        );
+        r.register(
+            "ws_circuits_closed",
+            "Relayed circuits ended, by reason",
+            m.circuits_closed.clone(),
+        );
+        r.register(
+            "ws_bytes_forwarded",
+            "Bytes forwarded through relayed WebSocket circuits",
+            m.bytes_forwarded.clone(),
+        );
+        m
+    }
+
+    pub(crate) fn message(&self, kind: &'static str) {
+        self.messages
+            .get_or_create(&TypeLabel { r#type: kind })
+            .inc();
+    }
+
+    pub(crate) fn error(&self, code: darkswap_proto::signaling::ErrorCode) {
+        self.errors
+            .get_or_create(&CodeLabel {
+                code: code.as_str(),
+            })
+            .inc();
+    }
+
+    pub(crate) fn circuit_denied(&self, reason: &'static str) {
+        self.circuits_denied
+            .get_or_create(&StaticReasonLabel { reason })
+            .inc();
+    }
+
+    pub(crate) fn circuit_closed(&self, reason: &'static str) {
+        self.circuits_closed
+            .get_or_create(&StaticReasonLabel { reason })
+            .inc();
+    }
+}

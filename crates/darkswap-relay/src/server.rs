@@ -27,7 +27,10 @@ use libp2p::{
 use prometheus_client::registry::Registry;
 use tokio_util::sync::CancellationToken;
 
-use crate::{RelayConfig, http, metrics::RelayMetrics};
+use crate::{
+    RelayConfig, SignalingServer, http,
+    metrics::{RelayMetrics, SignalingMetrics},
+};
 
 /// File in the data dir holding the relay's identity key.
 pub const KEY_FILE: &str = "identity.key";
@@ -57,6 +60,14 @@ pub enum StartError {
     /// The metrics server could not bind.
     #[error("cannot serve metrics on {addr}: {reason}")]
     Metrics {
+        /// The address.
+        addr: SocketAddr,
+        /// Why.
+        reason: String,
+    },
+    /// The signaling server could not bind.
+    #[error("cannot serve signaling on {addr}: {reason}")]
+    Signaling {
         /// The address.
         addr: SocketAddr,
         /// Why.
@@ -157,6 +168,7 @@ pub struct RelayServer {
     peer_id: PeerId,
     listen_addrs: Vec<Multiaddr>,
     metrics_addr: Option<SocketAddr>,
+    signaling: Option<SignalingServer>,
     cancel: CancellationToken,
     swarm_task: tokio::task::JoinHandle<()>,
     http_task: Option<tokio::task::JoinHandle<()>>,
@@ -171,6 +183,7 @@ impl RelayServer {
         let mut registry = Registry::default();
         let libp2p_metrics = Metrics::new(&mut registry);
         let relay_metrics = Arc::new(RelayMetrics::register(&mut registry));
+        let signaling_metrics = Arc::new(SignalingMetrics::register(&mut registry));
         let transport =
             crate::transport::build(&key, &mut registry, relay_metrics.bytes_relayed_counter())?;
         let behaviour = build_behaviour(&key, &config)?;
@@ -195,6 +208,26 @@ impl RelayServer {
         .await?;
 
         let cancel = CancellationToken::new();
+        let signaling = if config.signaling.enabled {
+            let addr = config.signaling.listen;
+            let fail = |e: std::io::Error| StartError::Signaling {
+                addr,
+                reason: e.to_string(),
+            };
+            let listener = tokio::net::TcpListener::bind(addr).await.map_err(fail)?;
+            Some(
+                SignalingServer::serve(
+                    listener,
+                    &config.signaling,
+                    &config.ws_relay,
+                    signaling_metrics,
+                    cancel.child_token(),
+                )
+                .map_err(fail)?,
+            )
+        } else {
+            None
+        };
         let state = Arc::new(State {
             peer_id,
             started: Instant::now(),
@@ -235,6 +268,7 @@ impl RelayServer {
             peer_id,
             listen_addrs,
             metrics_addr,
+            signaling,
             cancel,
             swarm_task,
             http_task,
@@ -256,6 +290,11 @@ impl RelayServer {
         self.metrics_addr
     }
 
+    /// The signaling server's bound address (`/signaling`, `/relay`), if enabled.
+    pub fn signaling_addr(&self) -> Option<SocketAddr> {
+        self.signaling.as_ref().map(SignalingServer::local_addr)
+    }
+
     /// A token that stops the server when cancelled.
     pub fn cancellation_token(&self) -> CancellationToken {
         self.cancel.clone()
@@ -268,6 +307,9 @@ impl RelayServer {
         let _ = self.swarm_task.await;
         if let Some(http) = self.http_task {
             let _ = http.await;
+        }
+        if let Some(signaling) = self.signaling {
+            signaling.stopped().await;
         }
         tracing::info!("relay stopped");
     }

@@ -306,6 +306,8 @@ fn a_port_in_use_fails_start_with_a_one_line_reason() {
             &listen,
             "--metrics-listen",
             "127.0.0.1:0",
+            "--signaling-listen",
+            "127.0.0.1:0",
         ],
         &[],
     );
@@ -326,11 +328,31 @@ fn a_port_in_use_fails_start_with_a_one_line_reason() {
             "/ip4/127.0.0.1/tcp/0",
             "--metrics-listen",
             &metrics,
+            "--signaling-listen",
+            "127.0.0.1:0",
         ],
         &[],
     );
     assert_ne!(code, 0);
     assert!(err.contains("cannot serve metrics"), "{err}");
+
+    // And the signaling port.
+    let (code, _, err) = run_to_end(
+        &[
+            "--data-dir",
+            data,
+            "--listen",
+            "/ip4/127.0.0.1/tcp/0",
+            "--metrics-listen",
+            "127.0.0.1:0",
+            "--signaling-listen",
+            &metrics,
+        ],
+        &[],
+    );
+    assert_ne!(code, 0);
+    assert!(err.contains("cannot serve signaling"), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
 
     // An unreadable key.
     std::fs::write(dir.path().join("identity.key"), b"garbage").unwrap();
@@ -351,10 +373,42 @@ fn a_port_in_use_fails_start_with_a_one_line_reason() {
             "/ip4/127.0.0.1/tcp/0",
             "--metrics-listen",
             "127.0.0.1:0",
+            "--signaling-listen",
+            "127.0.0.1:0",
         ],
         &[],
     );
     assert_ne!(code, 0);
     assert!(err.contains("identity"), "{err}");
     drop(taken);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_binary_serves_signaling_and_counts_it_in_metrics() {
+    use futures::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
+
+    let dir = tempfile::tempdir().unwrap();
+    let relay = start(&base_args(dir.path()), &[]);
+    let addr = relay.signaling.expect("signaling enabled by default");
+    let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/signaling"))
+        .await
+        .unwrap();
+    let challenge: serde_json::Value = match ws.next().await.unwrap().unwrap() {
+        Message::Text(t) => serde_json::from_str(t.as_str()).unwrap(),
+        other => panic!("{other:?}"),
+    };
+    let key = Keypair::generate_ed25519();
+    let register =
+        darkswap_proto::signaling::sign_registration(&key, challenge["nonce"].as_str().unwrap())
+            .unwrap();
+    ws.send(Message::text(register.to_json())).await.unwrap();
+    let registered: serde_json::Value = match ws.next().await.unwrap().unwrap() {
+        Message::Text(t) => serde_json::from_str(t.as_str()).unwrap(),
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(registered["type"], "registered");
+    assert_eq!(registered["peer_id"], key.public().to_peer_id().to_string());
+    let (_, text) = get(&relay, "/metrics").await;
+    assert!(text.contains("darkswap_relay_signaling_peers 1"), "{text}");
 }

@@ -68,6 +68,8 @@ impl RelayProcess {
             "/ip4/127.0.0.1/tcp/0",
             "--metrics-listen",
             "127.0.0.1:0",
+            "--signaling-listen",
+            "127.0.0.1:0",
             "--log-format",
             "json",
         ]

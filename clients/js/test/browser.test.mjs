@@ -1,0 +1,363 @@
+// Browser tests: example.html in Debian's headless Chromium against the real darkswap-relay.
+//
+// Run (the relay binary is built by cargo beforehand; the netns keeps every ICE
+// candidate on 127.0.0.1):
+//
+//   ip netns add dswjs && ip -n dswjs link set lo up
+//   DARKSWAP_RELAY_BIN=~/.cache/darkswap-target/debug/darkswap-relay \
+//     ip netns exec dswjs node --test clients/js/test/
+//   ip netns del dswjs
+//
+// What Chromium needs for WebRTC between two pages on loopback (measured with
+// Chromium 156 in a network namespace whose only interface is `lo`, pages served
+// from http://127.0.0.1, `iceServers: []`):
+//
+// - `--allow-loopback-in-peer-connection` AND `--use-fake-ui-for-media-stream`
+//   together: each page gathers plain host candidates `127.0.0.1 <port> typ host`
+//   (udp, plus a `tcptype active` one) and the data channel opens in a few ms.
+// - Either flag alone, or neither: not a single candidate is gathered, ICE
+//   gathering never completes, nothing connects. Disabling mDNS host-name
+//   obfuscation (`--disable-features=WebRtcHideLocalIpsWithMdns`) or forcing
+//   `--force-webrtc-ip-handling-policy=default` instead of the fake-UI flag does
+//   not help either.
+// - No getUserMedia() call is needed: with the fake-UI flag the page counts as
+//   having media permission, which is what makes Chromium enumerate (loopback)
+//   interfaces instead of only the default-route one (there is no default route
+//   in the namespace). Calling getUserMedia({audio: true}) without
+//   `--use-fake-device-for-media-stream` fails with NotFoundError (no device) and
+//   changes nothing; without the fake-UI flag it is denied and changes nothing.
+//   So the client has no "request media permission" option.
+// - `iceTransportPolicy: 'relay'` with no TURN server gathers no candidate at all,
+//   which is how `policy=relay` forces the relayed path.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { createReadStream, mkdtempSync, rmSync, statSync } from 'node:fs';
+import http from 'node:http';
+import { tmpdir } from 'node:os';
+import { dirname, extname, join, resolve, sep } from 'node:path';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+import { chromium } from 'playwright-core';
+
+const CLIENT_DIR = resolve(dirname(fileURLToPath(import.meta.url)), '..');
+const RELAY_BIN = process.env.DARKSWAP_RELAY_BIN
+  ?? `${process.env.CARGO_TARGET_DIR ?? `${process.env.HOME}/.cache/darkswap-target`}/debug/darkswap-relay`;
+const CHROMIUM = process.env.CHROMIUM_BIN ?? '/usr/bin/chromium';
+const CHROMIUM_ARGS = [
+  '--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+  '--disable-background-networking', '--disable-component-update', '--disable-sync',
+  '--allow-loopback-in-peer-connection', '--use-fake-ui-for-media-stream',
+];
+/** Bound of every wait on a page. */
+const WAIT_MS = 20_000;
+const TEST_TIMEOUT_MS = 90_000;
+
+const tempDirs = [];
+function tempDir(prefix) {
+  const dir = mkdtempSync(join(tmpdir(), prefix));
+  tempDirs.push(dir);
+  return dir;
+}
+
+// ── the relay ──
+
+let relay;
+let signalingUrl;
+/** Last lines of the relay's log, shown when something fails. */
+const relayLog = [];
+
+/**
+ * The relay reads `DARKSWAP_RELAY_<SECTION>__<KEY>` variables as configuration and
+ * refuses unknown ones, `DARKSWAP_RELAY_BIN` included: run it on its defaults.
+ */
+function relayEnv() {
+  return Object.fromEntries(Object.entries(process.env).filter(([name]) => !name.startsWith('DARKSWAP_RELAY_')));
+}
+
+function startRelay() {
+  const child = spawn(RELAY_BIN, [
+    '--data-dir', tempDir('dsw-relay-'),
+    '--listen', '/ip4/127.0.0.1/tcp/0',
+    '--metrics-listen', '127.0.0.1:0',
+    '--signaling-listen', '127.0.0.1:0',
+    '--log-format', 'json',
+  ], { stdio: ['ignore', 'pipe', 'pipe'], env: relayEnv() });
+  return new Promise((resolvePromise, reject) => {
+    let addr = null;
+    let started = false;
+    const timer = setTimeout(() => fail(new Error('relay did not start within 30 s')), 30_000);
+    function fail(error) {
+      clearTimeout(timer);
+      child.kill('SIGKILL');
+      reject(new Error(`${error.message}\n${relayLog.slice(-30).join('\n')}`));
+    }
+    function onLine(line) {
+      relayLog.push(line);
+      if (relayLog.length > 500) relayLog.shift();
+      let entry;
+      try { entry = JSON.parse(line); } catch { return; }
+      const fields = entry?.fields ?? {};
+      if (fields.message === 'signaling server listening' && typeof fields.addr === 'string') addr = fields.addr;
+      if (fields.message === 'relay started') started = true;
+      if (addr && started && timer) {
+        clearTimeout(timer);
+        resolvePromise({ child, addr });
+      }
+    }
+    createInterface({ input: child.stdout }).on('line', onLine);
+    createInterface({ input: child.stderr }).on('line', onLine);
+    child.once('error', fail);
+    child.once('exit', (code, signal) => { if (!started) fail(new Error(`relay exited (${code ?? signal})`)); });
+  });
+}
+
+async function stopRelay() {
+  if (!relay || relay.child.exitCode !== null || relay.child.signalCode !== null) return;
+  const exited = new Promise((done) => relay.child.once('exit', done));
+  relay.child.kill('SIGTERM');
+  const timer = setTimeout(() => relay.child.kill('SIGKILL'), 10_000);
+  await exited;
+  clearTimeout(timer);
+}
+
+// ── static files ──
+
+const MIME = {
+  '.html': 'text/html; charset=utf-8',
+  '.js': 'text/javascript; charset=utf-8',
+  '.mjs': 'text/javascript; charset=utf-8',
+  '.css': 'text/css; charset=utf-8',
+  '.json': 'application/json',
+  '.ts': 'text/plain; charset=utf-8',
+};
+let httpServer;
+let baseUrl;
+
+function startStaticServer() {
+  httpServer = http.createServer((req, res) => {
+    const path = decodeURIComponent(new URL(req.url ?? '/', 'http://x').pathname);
+    const file = resolve(CLIENT_DIR, `.${path}`);
+    let ok = file.startsWith(CLIENT_DIR + sep) && !file.includes(`${sep}node_modules${sep}`);
+    try { ok &&= statSync(file).isFile(); } catch { ok = false; }
+    if (!ok) {
+      res.writeHead(404, { 'content-type': 'text/plain' }).end('not found');
+      return;
+    }
+    res.writeHead(200, { 'content-type': MIME[extname(file)] ?? 'application/octet-stream', 'cache-control': 'no-store' });
+    createReadStream(file).pipe(res);
+  });
+  return new Promise((done) => httpServer.listen(0, '127.0.0.1', () => {
+    baseUrl = `http://127.0.0.1:${httpServer.address().port}`;
+    done();
+  }));
+}
+
+// ── pages ──
+
+/**
+ * Opens example.html in its own browser context (own profile, own IndexedDB).
+ * @param {import('node:test').TestContext} t
+ * @param {Record<string, string>} [query]
+ */
+async function openPage(t, query = {}) {
+  const context = await chromium.launchPersistentContext(tempDir('dsw-chromium-'), {
+    executablePath: CHROMIUM, headless: true, args: CHROMIUM_ARGS,
+  });
+  t.after(() => context.close());
+  const page = context.pages()[0] ?? await context.newPage();
+  const errors = [];
+  page.on('pageerror', (error) => errors.push(error));
+  t.after(() => assert.deepEqual(errors.map(String), [], 'uncaught errors in the page'));
+  const params = new URLSearchParams({ signaling: signalingUrl, ...query });
+  await page.goto(`${baseUrl}/example.html?${params}`);
+  const peerId = await registeredPeerId(page);
+  return { context, page, peerId };
+}
+
+/** Waits for the page to be registered and returns its peer id. */
+async function registeredPeerId(page) {
+  await waitText(page, '[data-testid="signaling-state"]', 'open');
+  const peerId = await page.locator('[data-testid="my-peer-id"]').textContent();
+  assert.match(peerId ?? '', /^12D3KooW[1-9A-HJ-NP-Za-km-z]{44}$/);
+  return /** @type {string} */ (peerId);
+}
+
+/** Waits until the element matching `selector` has exactly `text` as its text. */
+async function waitText(page, selector, text) {
+  try {
+    await page.waitForFunction(
+      ([sel, expected]) => document.querySelector(sel)?.textContent === expected,
+      [selector, text], { timeout: WAIT_MS, polling: 50 },
+    );
+  } catch (error) {
+    const actual = await page.locator(selector).first().textContent({ timeout: 1000 }).catch(() => '<absent>');
+    throw new Error(`${selector}: expected "${text}", got "${actual}"\n${error.message}`);
+  }
+}
+
+const peerSelector = (peerId, testId) => `[data-testid="peer-list"] li[data-peer="${peerId}"] [data-testid="${testId}"]`;
+
+async function waitForPeer(page, peerId) {
+  await page.locator(`[data-testid="peer-list"] li[data-peer="${peerId}"]`).waitFor({ state: 'visible', timeout: WAIT_MS });
+}
+
+async function waitPath(page, peerId, path) {
+  await waitText(page, peerSelector(peerId, 'path'), path);
+}
+
+/** Waits until the RTT of the connection with `peerId` is shown as a number of ms. */
+async function waitRtt(page, peerId) {
+  await page.waitForFunction(
+    (sel) => /^\d+(\.\d+)? ms$/.test(document.querySelector(sel)?.textContent ?? ''),
+    peerSelector(peerId, 'rtt'), { timeout: WAIT_MS, polling: 100 },
+  );
+}
+
+/** Sends `text` from `from` to `to` through the chat form and waits for `to` to show it. */
+async function chat(from, to, text) {
+  await from.page.locator('[data-testid="chat-target"]').selectOption(to.peerId, { timeout: WAIT_MS });
+  await from.page.locator('[data-testid="chat-input"]').fill(text);
+  await from.page.locator('[data-testid="chat-send"]').click();
+  await to.page.locator(`[data-testid="chat-log"] [data-from="${from.peerId}"]`, { hasText: text })
+    .waitFor({ state: 'visible', timeout: WAIT_MS });
+  const received = await to.page.locator(`[data-testid="chat-log"] [data-from="${from.peerId}"]`).allTextContents();
+  assert.equal(received.at(-1), text);
+}
+
+/** Path of the page's connection with `peerId`, as the API reports it. */
+function apiPath(page, peerId) {
+  return page.evaluate((id) => {
+    const conn = window.darkswap.getConnection(id);
+    return conn ? `${conn.state}/${conn.path}` : 'none';
+  }, peerId);
+}
+
+// ── lifecycle ──
+
+before(async () => {
+  await startStaticServer();
+  relay = await startRelay();
+  signalingUrl = `ws://${relay.addr}/signaling`;
+});
+
+after(async () => {
+  await stopRelay();
+  await new Promise((done) => httpServer?.close(done));
+  for (const dir of tempDirs) rmSync(dir, { recursive: true, force: true });
+});
+
+// ── tests ──
+
+test('two pages connect over a direct data channel and chat both ways', { timeout: TEST_TIMEOUT_MS }, async (t) => {
+  const a = await openPage(t);
+  const b = await openPage(t);
+  assert.notEqual(a.peerId, b.peerId);
+  await waitForPeer(a.page, b.peerId);
+  await waitForPeer(b.page, a.peerId);
+
+  await a.page.locator(`[data-testid="peer-list"] li[data-peer="${b.peerId}"] [data-testid="connect"]`).click();
+  await waitPath(a.page, b.peerId, 'direct');
+  await waitPath(b.page, a.peerId, 'direct');
+  assert.equal(await apiPath(a.page, b.peerId), 'open/direct');
+  assert.equal(await apiPath(b.page, a.peerId), 'open/direct');
+  assert.equal(await a.page.evaluate((id) => window.darkswap.getConnection(id).initiator, b.peerId), true);
+  assert.equal(await b.page.evaluate((id) => window.darkswap.getConnection(id).initiator, a.peerId), false);
+
+  await chat(a, b, 'hello from A');
+  await chat(b, a, 'hello back from B');
+  await chat(a, b, 'ünïcødé ✓ "quotes"');
+  await waitRtt(a.page, b.peerId);
+  await waitRtt(b.page, a.peerId);
+});
+
+test('a page that cannot use WebRTC still chats through a relayed circuit', { timeout: TEST_TIMEOUT_MS }, async (t) => {
+  const a = await openPage(t, { iceTimeout: '2000' });
+  const b = await openPage(t, { iceTimeout: '2000', policy: 'relay' });
+  await waitForPeer(a.page, b.peerId);
+  await waitForPeer(b.page, a.peerId);
+
+  // The normal page offers; the relay-only page gathers no candidate, so the
+  // offer times out and the offering side falls back to a circuit.
+  await a.page.locator(`[data-testid="peer-list"] li[data-peer="${b.peerId}"] [data-testid="connect"]`).click();
+  await waitPath(a.page, b.peerId, 'relayed');
+  await waitPath(b.page, a.peerId, 'relayed');
+  assert.equal(await apiPath(a.page, b.peerId), 'open/relayed');
+  assert.equal(await apiPath(b.page, a.peerId), 'open/relayed');
+
+  await chat(a, b, 'relayed hello from A');
+  await chat(b, a, 'relayed hello back from B');
+  await sendBinary(a, b);
+  await sendBinary(b, a);
+  await waitRtt(a.page, b.peerId);
+  await waitRtt(b.page, a.peerId);
+});
+
+test('a reloaded page keeps its peer id, re-registers and is reconnected', { timeout: TEST_TIMEOUT_MS }, async (t) => {
+  const a = await openPage(t);
+  const b = await openPage(t, { key: 'reload-test-identity' });
+  await waitForPeer(a.page, b.peerId);
+  await a.page.locator(`[data-testid="peer-list"] li[data-peer="${b.peerId}"] [data-testid="connect"]`).click();
+  await waitPath(a.page, b.peerId, 'direct');
+  await waitPath(b.page, a.peerId, 'direct');
+  await chat(a, b, 'before reload');
+
+  await b.page.reload();
+  assert.equal(await registeredPeerId(b.page), b.peerId, 'same IndexedDB identity after reload');
+
+  // A saw B leave and come back...
+  await a.page.waitForFunction((peerId) => {
+    const events = [...document.querySelectorAll(`[data-testid="event-log"] li[data-peer="${peerId}"]`)]
+      .map((item) => item.getAttribute('data-event'));
+    const left = events.indexOf('peer-left');
+    return left >= 0 && events.indexOf('peer-joined', left) > left;
+  }, b.peerId, { timeout: WAIT_MS, polling: 100 });
+  await waitForPeer(a.page, b.peerId);
+  // ...and, as the side that initiated the lost connection, reconnected by itself.
+  await waitPath(a.page, b.peerId, 'direct');
+  await waitPath(b.page, a.peerId, 'direct');
+  assert.equal(await b.page.evaluate((id) => window.darkswap.getConnection(id).initiator, a.peerId), false);
+
+  await chat(b, a, 'after reload from B');
+  await chat(a, b, 'after reload from A');
+});
+
+test('simultaneous connects from both sides end in one direct connection', { timeout: TEST_TIMEOUT_MS }, async (t) => {
+  const a = await openPage(t);
+  const b = await openPage(t);
+  await waitForPeer(a.page, b.peerId);
+  await waitForPeer(b.page, a.peerId);
+
+  // Both sides call connect() at once; if both offers cross, the smaller peer id yields.
+  await Promise.all([
+    a.page.evaluate((id) => { window.glare = window.darkswap.connect(id).then((c) => c.path); }, b.peerId),
+    b.page.evaluate((id) => { window.glare = window.darkswap.connect(id).then((c) => c.path); }, a.peerId),
+  ]);
+  assert.equal(await a.page.evaluate(() => window.glare), 'direct');
+  assert.equal(await b.page.evaluate(() => window.glare), 'direct');
+  const initiators = await Promise.all([
+    a.page.evaluate((id) => window.darkswap.getConnection(id).initiator, b.peerId),
+    b.page.evaluate((id) => window.darkswap.getConnection(id).initiator, a.peerId),
+  ]);
+  // Exactly one side initiated the connection both ended up with (with true glare:
+  // the larger peer id, whose offer the smaller one answered).
+  assert.equal(initiators.filter(Boolean).length, 1, `initiators: ${initiators}`);
+  await chat(a, b, 'after glare from A');
+  await chat(b, a, 'after glare from B');
+});
+
+/** Sends 256 bytes 0..255 through the API and checks they arrive unchanged. */
+async function sendBinary(from, to) {
+  await to.page.evaluate((peer) => {
+    window.binaryReceived = null;
+    const off = window.darkswap.onMessage((sender, message) => {
+      if (sender === peer && message instanceof Uint8Array) { off(); window.binaryReceived = [...message]; }
+    });
+  }, from.peerId);
+  await from.page.evaluate((peer) => {
+    const bytes = new Uint8Array(256).map((_, i) => i);
+    return window.darkswap.sendMessage(peer, bytes);
+  }, to.peerId);
+  const received = await (await to.page.waitForFunction(() => window.binaryReceived, null, { timeout: WAIT_MS })).jsonValue();
+  assert.deepEqual(received, Array.from({ length: 256 }, (_, i) => i));
+}
