@@ -67,6 +67,8 @@ const MAX_SIGNALING_FRAME = 64 * 1024;
 const MAX_RELAY_FRAME = 256 * 1024;
 const SEND_HIGH_WATER = 1024 * 1024;
 const SEND_LOW_WATER = 256 * 1024;
+/** Messages that may wait for buffer space on one connection. */
+const MAX_QUEUED_SENDS = 1024;
 const DRAIN_POLL_MS = 20;
 
 /** Relayed payload kinds (first byte of every binary frame on `/relay`). */
@@ -90,9 +92,10 @@ const INTERNAL = Symbol('darkswap-relay-client.internal');
  * Error raised by this module: a standard `Error` with a machine-readable `code`
  * (a server error code from docs/signaling.md such as `bad_signature`, or one of
  * this client's: `closed`, `signaling_unavailable`, `unknown_peer`, `invalid_peer`,
- * `ice_timeout`, `circuit_rejected`, `circuit_timeout`, `circuit_closed`,
- * `relay_closed`, `peer_left`, `signaling_closed`, `not_open`, `message_too_large`,
- * `webrtc_error`, `replaced`).
+ * `ice_timeout`, `ice_failed`, `channel_closed`, `webrtc_error`, `circuit_rejected`,
+ * `circuit_timeout`, `circuit_closed`, `relay_closed`, `relay_unavailable`,
+ * `peer_left`, `signaling_closed`, `replaced`, `not_open`, `message_too_large`,
+ * `send_queue_full`).
  * @typedef {Error & { code: string }} DarkSwapError
  */
 
@@ -404,6 +407,8 @@ export class WebRtcConnection {
   /** @internal @type {ReturnType<typeof setInterval> | null} */ _keepAlive = null;
   /** @internal @type {Map<string, { sentAt: number, resolve: (rtt: number | null) => void, timer: ReturnType<typeof setTimeout> }>} */
   _pings = new Map();
+  /** @internal @type {Promise<void>} tail of the send queue */ _sendQueue = Promise.resolve();
+  /** @internal */ _queuedSends = 0;
 
   /**
    * @internal
@@ -425,8 +430,26 @@ export class WebRtcConnection {
    * @param {unknown} message
    * @returns {Promise<void>}
    */
-  async send(message) {
-    const encoded = encodeMessage(message);
+  send(message) {
+    /** @type {ReturnType<typeof encodeMessage>} */
+    let encoded;
+    try { encoded = encodeMessage(message); } catch (error) { return Promise.reject(error); }
+    if (this.state !== 'open') return Promise.reject(makeError('not_open', `connection to ${this.peerId} is ${this.state}`));
+    if (this._queuedSends >= MAX_QUEUED_SENDS) {
+      return Promise.reject(makeError('send_queue_full', `${MAX_QUEUED_SENDS} messages already wait to be sent`));
+    }
+    // One send at a time, so that messages waiting for buffer space keep their order.
+    this._queuedSends++;
+    const sent = this._sendQueue.then(() => this._sendNow(encoded));
+    this._sendQueue = sent.then(() => { this._queuedSends--; }, () => { this._queuedSends--; });
+    return sent;
+  }
+
+  /**
+   * @internal
+   * @param {ReturnType<typeof encodeMessage>} encoded
+   */
+  async _sendNow(encoded) {
     if (this.state !== 'open') throw makeError('not_open', `connection to ${this.peerId} is ${this.state}`);
     if (this._direct?.dc) {
       const dc = this._direct.dc;
@@ -486,9 +509,17 @@ export class WebRtcConnection {
   async _startOffer() {
     this._teardownAttempt();
     this._setPath('direct');
-    const attempt = this._newDirectAttempt(true, randomId());
+    /** @type {DirectAttempt} */
+    let attempt;
+    try {
+      attempt = this._newDirectAttempt(true, randomId());
+      this._bindDataChannel(attempt, attempt.pc.createDataChannel(DATA_CHANNEL_LABEL));
+    } catch {
+      // No usable WebRTC here (disabled, invalid rtcConfig): go straight to a circuit.
+      this._startCircuitRequest();
+      return;
+    }
     const { pc } = attempt;
-    this._bindDataChannel(attempt, pc.createDataChannel(DATA_CHANNEL_LABEL));
     try {
       await pc.setLocalDescription(await pc.createOffer());
       if (this._direct !== attempt) return;
@@ -507,7 +538,14 @@ export class WebRtcConnection {
     this._teardownAttempt();
     this.initiator = false;
     this._setPath('direct');
-    const attempt = this._newDirectAttempt(false, session);
+    /** @type {DirectAttempt} */
+    let attempt;
+    try {
+      attempt = this._newDirectAttempt(false, session);
+    } catch (error) {
+      this._close({ intentional: false, code: 'webrtc_error', message: describe(error) });
+      return;
+    }
     const { pc } = attempt;
     pc.ondatachannel = (event) => {
       if (this._direct !== attempt || event.channel.label !== DATA_CHANNEL_LABEL || attempt.dc) {
@@ -1034,6 +1072,7 @@ export class WebRtcConnectionManager extends EventTarget {
   #pingCounter = 0;
   #awaitingPong = false;
   /** @type {Set<string>} */ #peers = new Set();
+  /** @type {Deferred<void> | null} pending list_peers */ #peersRefresh = null;
 
   // connections
   /** @type {Map<string, WebRtcConnection>} */ #connections = new Map();
@@ -1147,7 +1186,11 @@ export class WebRtcConnectionManager extends EventTarget {
     const existing = this.#connections.get(peerId);
     if (existing) return existing._ready.promise;
     if (!this.#wsRegistered) throw makeError('signaling_unavailable', 'not registered with the signaling server');
+    // A peer that registered a moment ago may not have been announced to us yet: ask.
+    if (!this.#peers.has(peerId)) await this.#refreshPeers();
     if (!this.#peers.has(peerId)) throw makeError('unknown_peer', `${peerId} is not registered`);
+    const raced = this.#connections.get(peerId); // it may have connected to us meanwhile
+    if (raced) return raced._ready.promise;
     const conn = this.#createConnection(peerId, true);
     conn._startOffer();
     return conn._ready.promise;
@@ -1255,6 +1298,8 @@ export class WebRtcConnectionManager extends EventTarget {
 
   /** Stops listening to the current socket and clears its timers. */
   #detachSocket() {
+    this.#peersRefresh?.resolve();
+    this.#peersRefresh = null;
     const ws = this.#ws;
     if (ws) ws.onopen = ws.onmessage = ws.onclose = ws.onerror = null;
     this.#ws = null;
@@ -1296,7 +1341,8 @@ export class WebRtcConnectionManager extends EventTarget {
       this.#scheduleReconnect();
       return;
     }
-    if (initializing && this.#initDeferred) {
+    this.#initPromise = null; // init() may be called again to reconnect by hand
+    if (this.#initDeferred) {
       const error = refusal
         ? makeError(refusal, `registration refused: ${refusal}`)
         : makeError('signaling_unavailable', `signaling socket closed (${code}${reason ? ` ${reason}` : ''})`);
@@ -1332,7 +1378,11 @@ export class WebRtcConnectionManager extends EventTarget {
       case 'registered': this.#onRegistered(ws, message); break;
       case 'peer_joined': if (isNonEmptyString(message.peer_id)) this.#peerJoined(message.peer_id); break;
       case 'peer_left': if (isNonEmptyString(message.peer_id)) this.#peerLeft(message.peer_id); break;
-      case 'peers': this.#replacePeers(peerList(message.peers)); break;
+      case 'peers':
+        this.#replacePeers(peerList(message.peers));
+        this.#peersRefresh?.resolve();
+        this.#peersRefresh = null;
+        break;
       case 'pong': break;
       case 'offer': this.#onOffer(message); break;
       case 'answer': this.#onAnswer(message); break;
@@ -1446,6 +1496,26 @@ export class WebRtcConnectionManager extends EventTarget {
   }
 
   // ── peers ──
+
+  /**
+   * Asks the server for the peer list (`list_peers`); resolves when it arrives,
+   * after `REGISTER_TIMEOUT_MS` or when the socket goes, whichever comes first.
+   * @returns {Promise<void>}
+   */
+  #refreshPeers() {
+    if (!this.#peersRefresh) {
+      if (!this.#send({ type: 'list_peers' })) return Promise.resolve();
+      /** @type {Deferred<void>} */
+      const refresh = deferred();
+      this.#peersRefresh = refresh;
+      const timer = setTimeout(() => refresh.resolve(), REGISTER_TIMEOUT_MS);
+      refresh.promise.finally(() => {
+        clearTimeout(timer);
+        if (this.#peersRefresh === refresh) this.#peersRefresh = null;
+      }).catch(() => {});
+    }
+    return this.#peersRefresh.promise;
+  }
 
   /** @param {string[]} list */
   #replacePeers(list) {
@@ -1613,11 +1683,15 @@ export class WebRtcConnectionManager extends EventTarget {
     if (!isNonEmptyString(circuitId) || !isNonEmptyString(from) || from === this.#peerId) return;
     let accept = false;
     try { accept = this.#acceptRelayed(from) === true; } catch (error) { report(error); }
+    const existing = this.#connections.get(from);
     if (!accept) {
       this.#send({ type: 'circuit_reject', circuit_id: circuitId, reason: 'not accepted' });
+      // The peer asks for a circuit because it gave up on WebRTC: so do we.
+      if (existing?.state === 'connecting' && existing._direct && !existing._direct.offerer) {
+        existing._close({ intentional: false, code: 'circuit_rejected', message: 'relayed circuit not accepted' });
+      }
       return;
     }
-    const existing = this.#connections.get(from);
     // Both sides asked for a circuit: the lexicographically smaller peer id yields.
     if (existing?.state === 'connecting' && existing._relay?.requester && /** @type {string} */ (this.#peerId) > from) {
       this.#send({ type: 'circuit_reject', circuit_id: circuitId, reason: 'glare' });

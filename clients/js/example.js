@@ -110,6 +110,7 @@ function renderConnection(peerId) {
   const rttEl = /** @type {HTMLElement} */ (item.querySelector('[data-testid="rtt"]'));
   stateEl.textContent = conn ? (state === 'connecting' ? `connecting (${conn.path})` : state) : '';
   stateEl.className = `state-${state}`;
+  /** @type {HTMLButtonElement} */ (item.querySelector('[data-testid="connect"]')).disabled = Boolean(conn);
   pathEl.textContent = state === 'open' && conn ? conn.path : '';
   pathEl.className = pathEl.textContent;
   rttEl.textContent = state === 'open' && conn?.rtt != null ? `${conn.rtt.toFixed(1)} ms` : '';

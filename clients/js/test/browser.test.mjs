@@ -4,7 +4,7 @@
 // candidate on 127.0.0.1):
 //
 //   ip netns add dswjs && ip -n dswjs link set lo up
-//   DARKSWAP_RELAY_BIN=~/.cache/darkswap-target/debug/darkswap-relay \
+//   DARKSWAP_TEST_RELAY_BIN=~/.cache/darkswap-target/debug/darkswap-relay \
 //     ip netns exec dswjs node --test clients/js/test/
 //   ip netns del dswjs
 //
@@ -41,7 +41,7 @@ import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
 
 const CLIENT_DIR = resolve(dirname(fileURLToPath(import.meta.url)), '..');
-const RELAY_BIN = process.env.DARKSWAP_RELAY_BIN
+const RELAY_BIN = process.env.DARKSWAP_TEST_RELAY_BIN
   ?? `${process.env.CARGO_TARGET_DIR ?? `${process.env.HOME}/.cache/darkswap-target`}/debug/darkswap-relay`;
 const CHROMIUM = process.env.CHROMIUM_BIN ?? '/usr/bin/chromium';
 const CHROMIUM_ARGS = [
@@ -68,8 +68,8 @@ let signalingUrl;
 const relayLog = [];
 
 /**
- * The relay reads `DARKSWAP_RELAY_<SECTION>__<KEY>` variables as configuration and
- * refuses unknown ones, `DARKSWAP_RELAY_BIN` included: run it on its defaults.
+ * The relay reads `DARKSWAP_RELAY_<SECTION>__<KEY>` variables as configuration
+ * and refuses unknown ones: run it on its defaults whatever this shell set.
  */
 function relayEnv() {
   return Object.fromEntries(Object.entries(process.env).filter(([name]) => !name.startsWith('DARKSWAP_RELAY_')));
@@ -105,6 +105,8 @@ function startRelay() {
         resolvePromise({ child, addr });
       }
     }
+    // Never leave a relay behind, even if this process dies without running after().
+    process.once('exit', () => { if (child.exitCode === null) child.kill('SIGKILL'); });
     createInterface({ input: child.stdout }).on('line', onLine);
     createInterface({ input: child.stderr }).on('line', onLine);
     child.once('error', fail);
@@ -277,6 +279,12 @@ test('a page that cannot use WebRTC still chats through a relayed circuit', { ti
   await waitForPeer(a.page, b.peerId);
   await waitForPeer(b.page, a.peerId);
 
+  // Everything A sends on /relay, to check the wire format of docs/signaling.md.
+  const relayFrames = [];
+  a.page.on('websocket', (ws) => {
+    if (new URL(ws.url()).pathname === '/relay') ws.on('framesent', ({ payload }) => relayFrames.push(payload));
+  });
+
   // The normal page offers; the relay-only page gathers no candidate, so the
   // offer times out and the offering side falls back to a circuit.
   await a.page.locator(`[data-testid="peer-list"] li[data-peer="${b.peerId}"] [data-testid="connect"]`).click();
@@ -291,6 +299,24 @@ test('a page that cannot use WebRTC still chats through a relayed circuit', { ti
   await sendBinary(b, a);
   await waitRtt(a.page, b.peerId);
   await waitRtt(b.page, a.peerId);
+
+  // Wire format: a text attach first, then binary frames whose first byte is the
+  // kind: 0 = UTF-8 JSON, 1 = raw bytes, 2 = ping (+ 8 bytes), 3 = pong.
+  const [attach, ...binary] = relayFrames;
+  assert.equal(typeof attach, 'string');
+  assert.equal(JSON.parse(attach).type, 'attach');
+  assert.ok(binary.every((frame) => Buffer.isBuffer(frame)), 'only binary frames after attach');
+  const json = binary.filter((frame) => frame[0] === 0).map((frame) => JSON.parse(frame.subarray(1).toString('utf8')));
+  assert.deepEqual(json, [{ type: 'chat', text: 'relayed hello from A' }]);
+  const raw = binary.filter((frame) => frame[0] === 1);
+  assert.deepEqual(raw.map((frame) => [...frame.subarray(1)]), [Array.from({ length: 256 }, (_, i) => i)]);
+  assert.ok(binary.some((frame) => frame[0] === 2 && frame.length === 9), 'RTT is measured with 9-byte pings');
+
+  // Closing on purpose closes the circuit for both sides, and nobody reconnects.
+  await a.page.evaluate((id) => window.darkswap.closeConnection(id), b.peerId);
+  await b.page.waitForFunction((id) => window.darkswap.getConnection(id) === undefined, a.peerId, { timeout: WAIT_MS });
+  await waitText(b.page, peerSelector(a.peerId, 'path'), '');
+  assert.equal(await apiPath(a.page, b.peerId), 'none');
 });
 
 test('a reloaded page keeps its peer id, re-registers and is reconnected', { timeout: TEST_TIMEOUT_MS }, async (t) => {

@@ -527,9 +527,13 @@ impl SignalingSocket {
         {
             return;
         }
-        let exit = self.serve(&mut ctl, &kill).await;
-        if let Exit::Close(code, reason) = exit {
-            close(&mut self.ws, code, reason).await;
+        match self.serve(&mut ctl, &kill).await {
+            Exit::Close(code, reason) => close(&mut self.ws, code, reason).await,
+            // Completes the handshake if the client closed first (its reply
+            // is queued in tungstenite); fails fast if the socket is dead.
+            Exit::Gone => {
+                let _ = tokio::time::timeout(Duration::from_secs(1), self.ws.close(None)).await;
+            }
         }
         let _ = self.ctx.hub.send(HubInput::Closed { conn }).await;
     }
@@ -623,6 +627,11 @@ async fn write_loop(
     mut out: mpsc::Receiver<Message>,
 ) {
     while let Some(message) = out.recv().await {
+        if let Message::Close(None) = message {
+            // The client closed first: flush tungstenite's queued reply.
+            let _ = tokio::time::timeout(Duration::from_secs(1), sink.close()).await;
+            break;
+        }
         let last = matches!(message, Message::Close(_));
         let sent = tokio::time::timeout(Duration::from_secs(5), sink.send(message)).await;
         if last || !matches!(sent, Ok(Ok(()))) {

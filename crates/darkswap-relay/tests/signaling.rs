@@ -485,6 +485,21 @@ async fn a_relayed_circuit_carries_frames_both_ways_and_closes_with_either_side(
     );
     assert_eq!(server.metric("darkswap_relay_ws_circuits_active"), 0.0);
 
+    // A client closing its /relay socket gets the close handshake completed.
+    let (id, mut ra, mut rb) = open_circuit(&server, &mut a, &mut b).await;
+    ra.ws.close(None).await.unwrap();
+    let reply = tokio::time::timeout(WAIT, ra.ws.next()).await.unwrap();
+    assert!(
+        matches!(reply, Some(Ok(Message::Close(_))) | None),
+        "{reply:?}"
+    );
+    assert_eq!(
+        rb.closed().await,
+        (close_code::CIRCUIT_CLOSED, "closed".to_owned())
+    );
+    assert_eq!(a.recv_type("circuit_closed").await["circuit_id"], json!(id));
+    b.recv_type("circuit_closed").await;
+
     // A new circuit ends when a peer leaves signaling.
     let (id, mut ra, _rb) = open_circuit(&server, &mut a, &mut b).await;
     drop(b);

@@ -36,11 +36,11 @@ pub struct RelayProcess {
 
 impl RelayProcess {
     /// The `darkswap-relay` binary next to the running test's target
-    /// directory (`target/<profile>/darkswap-relay`), or `$DARKSWAP_RELAY_BIN`.
+    /// directory (`target/<profile>/darkswap-relay`), or `$DARKSWAP_TEST_RELAY_BIN`.
     /// `cargo test --workspace` builds it; a test of another crate run
     /// alone needs `cargo build -p darkswap-relay` first.
     pub fn binary() -> PathBuf {
-        if let Some(bin) = std::env::var_os("DARKSWAP_RELAY_BIN") {
+        if let Some(bin) = std::env::var_os("DARKSWAP_TEST_RELAY_BIN") {
             return bin.into();
         }
         let exe = std::env::current_exe().expect("test executable path");

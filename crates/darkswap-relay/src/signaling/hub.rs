@@ -175,6 +175,11 @@ impl Hub {
 
     /// A text frame arrived on `conn`.
     pub(crate) fn text(&mut self, conn: ConnId, text: &str, now: Instant) {
+        if let Some(Conn::Relay { circuit: Some(_) }) = self.conns.get(&conn) {
+            // After attach only binary frames belong on a relay socket.
+            self.close(conn, close_code::UNSUPPORTED_DATA, "text after attach");
+            return;
+        }
         let message = match ClientToServer::parse(text) {
             Ok(m) => m,
             Err(e) => {
@@ -186,11 +191,7 @@ impl Hub {
         match self.conns.get(&conn) {
             Some(Conn::Signaling { closing: false, .. }) => self.on_signaling(conn, message, now),
             Some(Conn::Relay { circuit: None }) => self.on_relay(conn, message, now),
-            Some(Conn::Relay { circuit: Some(_) }) => {
-                // After attach only binary frames belong on a relay socket.
-                self.close(conn, close_code::UNSUPPORTED_DATA, "text after attach");
-            }
-            Some(Conn::Signaling { closing: true, .. }) | None => {}
+            Some(Conn::Signaling { closing: true, .. }) | Some(Conn::Relay { .. }) | None => {}
         }
     }
 
@@ -1287,7 +1288,7 @@ mod tests {
         let (a, ka) = f.peer();
         let (b, kb) = f.peer();
         let (circuit_id, ra, rb) = open_circuit(&mut f, (a, &ka), (b, &kb));
-        f.hub.text(ra, r#"{"type":"ping"}"#, f.at(T0));
+        f.hub.text(ra, "hello, not even JSON", f.at(T0));
         assert_eq!(
             f.drain(),
             vec![Output::Close(
