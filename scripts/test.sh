@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Runs every check and test of the workspace on a fresh machine: installs
-# what it needs, then formatting, lints, all tests, doc tests and examples.
+# what it needs (Debian's chromium, npm's playwright-core), then formatting,
+# lints, all tests, doc tests, examples and the browser tests. Needs root for
+# the browser tests' network namespace (CI runs as root).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -24,5 +26,8 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 step "examples"
 cargo run --locked -q -p darkswap-p2p --example simple_node
 
-step "cargo test (unit, integration and doc tests)"
+step "cargo test (unit, integration and doc tests; builds every example)"
 cargo test --workspace --locked
+
+step "browser tests (Debian chromium + playwright-core, loopback netns)"
+./scripts/browser-tests.sh

@@ -44,6 +44,8 @@ const CLIENT_DIR = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const RELAY_BIN = process.env.DARKSWAP_TEST_RELAY_BIN
   ?? `${process.env.CARGO_TARGET_DIR ?? `${process.env.HOME}/.cache/darkswap-target`}/debug/darkswap-relay`;
 const CHROMIUM = process.env.CHROMIUM_BIN ?? '/usr/bin/chromium';
+const WEBRTC_EXAMPLE = process.env.DARKSWAP_TEST_WEBRTC_EXAMPLE
+  ?? `${process.env.CARGO_TARGET_DIR ?? `${process.env.HOME}/.cache/darkswap-target`}/debug/examples/webrtc_example`;
 const CHROMIUM_ARGS = [
   '--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
   '--disable-background-networking', '--disable-component-update', '--disable-sync',
@@ -387,3 +389,57 @@ async function sendBinary(from, to) {
   const received = await (await to.page.waitForFunction(() => window.binaryReceived, null, { timeout: WAIT_MS })).jsonValue();
   assert.deepEqual(received, Array.from({ length: 256 }, (_, i) => i));
 }
+
+/**
+ * Starts the native Rust peer (`cargo run --example webrtc_example URL`): it
+ * registers, greets every peer that connects with "hello from rust" and answers
+ * each chat message with "echo: <text>". Resolves with its peer id and a way to
+ * wait for a line of its output.
+ * @param {import('node:test').TestContext} t
+ */
+function startNativePeer(t) {
+  const child = spawn(WEBRTC_EXAMPLE, [signalingUrl, '--loopback'], { stdio: ['ignore', 'pipe', 'pipe'], env: relayEnv() });
+  const lines = [];
+  const waiters = [];
+  const onLine = (line) => {
+    lines.push(line);
+    for (const w of waiters.splice(0)) if (!w(line)) waiters.push(w);
+  };
+  createInterface({ input: child.stdout }).on('line', onLine);
+  createInterface({ input: child.stderr }).on('line', (line) => lines.push(`stderr: ${line}`));
+  t.after(() => { if (child.exitCode === null) child.kill('SIGKILL'); });
+  /** Waits (bounded) for an output line matching `re`. */
+  const waitLine = (re) => new Promise((resolveLine, reject) => {
+    const found = lines.find((l) => re.test(l));
+    if (found) return resolveLine(found);
+    const timer = setTimeout(() => reject(new Error(`native peer never printed ${re}:\n${lines.join('\n')}`)), WAIT_MS);
+    waiters.push((line) => {
+      if (!re.test(line)) return false;
+      clearTimeout(timer);
+      resolveLine(line);
+      return true;
+    });
+  });
+  return waitLine(/^peer id: /).then((line) => ({ peerId: line.slice('peer id: '.length), waitLine }));
+}
+
+test('a native Rust peer and a Chromium page talk over a direct data channel', { timeout: TEST_TIMEOUT_MS }, async (t) => {
+  const native = await startNativePeer(t);
+  const page = await openPage(t);
+  await waitForPeer(page.page, native.peerId);
+  await page.page.locator(peerSelector(native.peerId, 'connect')).click();
+  await waitPath(page.page, native.peerId, 'direct');
+  assert.equal(await apiPath(page.page, native.peerId), 'open/direct');
+  await native.waitLine(new RegExp(`^connected: ${page.peerId}$`));
+
+  // Rust → browser: the greeting shows in the page's chat log.
+  const fromNative = page.page.locator(`[data-testid="chat-log"] [data-from="${native.peerId}"]`);
+  await fromNative.filter({ hasText: 'hello from rust' }).waitFor({ state: 'visible', timeout: WAIT_MS });
+  // Browser → Rust, and Rust's answer back.
+  await page.page.locator('[data-testid="chat-target"]').selectOption(native.peerId, { timeout: WAIT_MS });
+  await page.page.locator('[data-testid="chat-input"]').fill('hello from chromium');
+  await page.page.locator('[data-testid="chat-send"]').click();
+  await native.waitLine(new RegExp(`^received from ${page.peerId}: hello from chromium$`));
+  await fromNative.filter({ hasText: 'echo: hello from chromium' }).waitFor({ state: 'visible', timeout: WAIT_MS });
+  await waitRtt(page.page, native.peerId);
+});

@@ -28,27 +28,42 @@
 
 mod behaviour;
 mod config;
+pub mod connection_pool;
 mod error;
 mod identity;
 pub mod network;
 mod orderbook;
 mod perf;
 mod relay_reservations;
+#[cfg(feature = "webrtc")]
+mod signaling_client;
 mod swarm_task;
 mod sync;
+mod task;
 mod validation;
+#[cfg(feature = "webrtc")]
+pub mod webrtc;
 
 pub use behaviour::{IDENTIFY_PROTOCOL_VERSION, KAD_PROTOCOL, gossipsub_behaviour};
 pub use config::{Identity, KadMode, NetworkConfig, ORDERBOOK_TOPIC, TRADE_TOPIC};
+pub use connection_pool::{
+    ConnectionPool, ConnectionPoolConfig, PoolError, PoolStats, PooledConnection,
+};
 pub use error::Error;
 pub use identity::load_or_create_keypair;
 pub use network::{NatStatus, Network, NetworkEvent, NetworkHandle, PeerInfo, ReservationId};
 pub use orderbook::{Book, Orderbook, OrderbookChange, OrderbookConfig, OrderbookError};
 pub use perf::{PERF_PROTOCOL, PerfReport};
 pub use relay_reservations::RelayStatus;
+#[cfg(feature = "webrtc")]
+pub use signaling_client::{SignalingError, SignalingEvent, WebRtcSignalingClient};
 pub use swarm_task::{ensure_tcp_port_free, unix_now};
 pub use sync::SYNC_PROTOCOL;
 pub use validation::{ValidationError, validate_gossip, verify_signed_parts};
+#[cfg(feature = "webrtc")]
+pub use webrtc::{
+    DataMessage, WebRtcConfig, WebRtcConnection, WebRtcConnectionManager, WebRtcError,
+};
 
 /// Re-exports of the libp2p and wire types that appear in this crate's API.
 pub use darkswap_proto as proto;

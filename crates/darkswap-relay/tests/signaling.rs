@@ -626,3 +626,37 @@ async fn unknown_paths_are_refused_and_shutdown_closes_sockets_with_1001() {
     assert_eq!(a.closed().await.0, close_code::GOING_AWAY);
     server.stop().await;
 }
+
+#[tokio::test]
+async fn the_signaling_server_example_serves_registrations() {
+    let exe = std::env::current_exe().unwrap();
+    let bin = exe
+        .parent()
+        .and_then(|d| d.parent())
+        .unwrap()
+        .join("examples/signaling_server");
+    assert!(
+        bin.exists(),
+        "{} missing: `cargo test -p darkswap-relay` builds it (a --test filter does not)",
+        bin.display()
+    );
+    let mut child = tokio::process::Command::new(bin)
+        .arg("127.0.0.1:0")
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines =
+        tokio::io::AsyncBufReadExt::lines(tokio::io::BufReader::new(child.stdout.take().unwrap()));
+    let first = tokio::time::timeout(WAIT, lines.next_line())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    let url = first.strip_prefix("signaling: ").expect(&first).to_owned();
+    let mut c = Client::connect(&url).await;
+    let challenge = c.recv().await;
+    let register = sign_registration(&c.key, challenge["nonce"].as_str().unwrap()).unwrap();
+    c.send_text(&register.to_json()).await;
+    assert_eq!(c.recv().await["type"], "registered");
+}
