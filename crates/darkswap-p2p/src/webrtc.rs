@@ -336,15 +336,21 @@ impl Shared {
             tracing::warn!(%peer, error = %e, "WebRTC connection not pooled");
         }
         if waiters.is_empty() {
+            // In use by whoever accepts it, until they release it.
             if self.incoming.try_send(conn).is_err() {
-                tracing::debug!(%peer, "incoming WebRTC connection not taken (queue full)");
+                tracing::debug!(%peer, "incoming WebRTC connection refused: nobody accepts");
+                self.pool.close(&peer);
             }
-            self.pool.release(&peer);
             return;
         }
-        // The pool counts one use; further waiters share the connection.
-        for w in waiters {
-            let _ = w.send(Ok(conn.clone()));
+        // The insert counted the first waiter's use; count the others'.
+        for (n, w) in waiters.into_iter().enumerate() {
+            let conn = if n == 0 {
+                Some(conn.clone())
+            } else {
+                self.pool.get(&peer)
+            };
+            let _ = w.send(conn.ok_or(WebRtcError::Closed));
         }
     }
 
@@ -495,7 +501,8 @@ impl WebRtcConnectionManager {
     }
 
     /// The next connection another peer opened to this one, or `None` when
-    /// the manager is gone. Accepted connections are pooled and idle.
+    /// the manager is gone. It is pooled and in use by the caller until
+    /// [`release_connection`](Self::release_connection).
     pub async fn accept(&self) -> Option<WebRtcConnection> {
         self.incoming.lock().await.recv().await
     }

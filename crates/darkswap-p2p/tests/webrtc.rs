@@ -49,6 +49,10 @@ async fn two_native_peers_exchange_text_and_binary_over_a_data_channel() {
     .expect("connected in time");
     assert_eq!(incoming.peer_id(), alice.local_peer_id());
     assert!(conn.is_initiator() && !incoming.is_initiator());
+    // Both ends count their connection in use until they release it.
+    for m in [&alice, &bob] {
+        assert_eq!(m.get_connection_stats().in_use_connections, 1);
+    }
 
     conn.send_text("hello bob").await.unwrap();
     assert_eq!(
