@@ -5,7 +5,6 @@
 
 use std::{
     io::{BufRead, BufReader},
-    path::PathBuf,
     process::{Command, Stdio},
     sync::Arc,
     time::Duration,
@@ -15,7 +14,7 @@ use darkswap_p2p::{
     ConnectionPool, ConnectionPoolConfig, DataMessage, Keypair, PeerId, SignalingError,
     WebRtcConfig, WebRtcConnectionManager, WebRtcError, WebRtcSignalingClient,
 };
-use darkswap_testkit::RelayProcess;
+use darkswap_testkit::{RelayProcess, target_binary};
 
 const WAIT: Duration = Duration::from_secs(20);
 
@@ -125,21 +124,8 @@ async fn unknown_peers_and_stolen_ids_fail_cleanly() {
     ));
 }
 
-/// `target/<profile>/examples/<name>`, built by `cargo test`.
-fn example(name: &str) -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    let bin = exe
-        .parent()
-        .and_then(|d| d.parent())
-        .unwrap()
-        .join("examples")
-        .join(name);
-    assert!(
-        bin.exists(),
-        "{} missing: cargo build --examples",
-        bin.display()
-    );
-    bin
+fn example(name: &str) -> std::path::PathBuf {
+    target_binary(&format!("examples/{name}"))
 }
 
 #[test]

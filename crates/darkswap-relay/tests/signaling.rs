@@ -629,17 +629,7 @@ async fn unknown_paths_are_refused_and_shutdown_closes_sockets_with_1001() {
 
 #[tokio::test]
 async fn the_signaling_server_example_serves_registrations() {
-    let exe = std::env::current_exe().unwrap();
-    let bin = exe
-        .parent()
-        .and_then(|d| d.parent())
-        .unwrap()
-        .join("examples/signaling_server");
-    assert!(
-        bin.exists(),
-        "{} missing: `cargo test -p darkswap-relay` builds it (a --test filter does not)",
-        bin.display()
-    );
+    let bin = darkswap_testkit::target_binary("examples/signaling_server");
     let mut child = tokio::process::Command::new(bin)
         .arg("127.0.0.1:0")
         .stdout(std::process::Stdio::piped())

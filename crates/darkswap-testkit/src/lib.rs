@@ -23,7 +23,7 @@ use tokio::sync::oneshot;
 mod gossip;
 mod process;
 pub use gossip::{AbortOnDrop, RawGossip, order_body, sign_raw_order};
-pub use process::{RelayProcess, START_TIMEOUT};
+pub use process::{RelayProcess, START_TIMEOUT, target_binary};
 
 /// Default bound on waiting for one event.
 pub const EVENT_TIMEOUT: Duration = Duration::from_secs(20);

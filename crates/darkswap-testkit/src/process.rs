@@ -43,19 +43,7 @@ impl RelayProcess {
         if let Some(bin) = std::env::var_os("DARKSWAP_TEST_RELAY_BIN") {
             return bin.into();
         }
-        let exe = std::env::current_exe().expect("test executable path");
-        // target/<profile>/deps/<test> -> target/<profile>/darkswap-relay
-        let bin = exe
-            .parent()
-            .and_then(Path::parent)
-            .expect("target directory")
-            .join("darkswap-relay");
-        assert!(
-            bin.exists(),
-            "{} is missing: run `cargo build -p darkswap-relay` (or the whole workspace's tests) first",
-            bin.display()
-        );
-        bin
+        target_binary("darkswap-relay")
     }
 
     /// Arguments for a relay on loopback with OS-chosen ports, JSON logs and
@@ -175,6 +163,27 @@ impl RelayProcess {
             std::thread::sleep(Duration::from_millis(20));
         }
     }
+}
+
+/// A binary of this workspace built next to the running test
+/// (`target/<profile>/<path>`, e.g. `darkswap-relay` or
+/// `examples/webrtc_example`). `cargo test --workspace` builds binaries and
+/// examples; a test of one crate run alone with `--test` may not: the panic
+/// says what to build.
+pub fn target_binary(path: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("test executable path");
+    // target/<profile>/deps/<test> -> target/<profile>/<path>
+    let bin = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("target directory")
+        .join(path);
+    assert!(
+        bin.exists(),
+        "{} is missing: build it first (`cargo test --workspace` or `cargo build --workspace --all-targets`)",
+        bin.display()
+    );
+    bin
 }
 
 impl Drop for RelayProcess {
