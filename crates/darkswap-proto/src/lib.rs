@@ -28,6 +28,7 @@ mod asset;
 mod batch;
 mod codec;
 mod order;
+pub mod relay_auth;
 pub mod signaling;
 mod signing;
 

@@ -29,12 +29,17 @@ pub mod close_code {
     pub const POLICY: u16 = 1008;
     /// A frame over the size limit.
     pub const TOO_BIG: u16 = 1009;
+    /// Refused by a connection limit (per address or global); retry later.
+    pub const TRY_AGAIN_LATER: u16 = 1013;
     /// No activity within the idle timeout.
     pub const IDLE_TIMEOUT: u16 = 4000;
     /// No valid registration within the registration timeout.
     pub const REGISTER_TIMEOUT: u16 = 4001;
     /// Registration refused (bad signature, id taken, server full).
     pub const REGISTER_REFUSED: u16 = 4003;
+    /// The token is invalid, expired or revoked, names another peer, or its
+    /// role may not register.
+    pub const UNAUTHORIZED: u16 = 4004;
     /// The relayed circuit this `/relay` socket carried closed.
     pub const CIRCUIT_CLOSED: u16 = 4010;
 }
@@ -70,6 +75,11 @@ pub enum ErrorCode {
     UnknownCircuit,
     /// A binary frame on `/relay` before the circuit opened.
     CircuitNotOpen,
+    /// The token is missing where needed, invalid, expired, revoked or
+    /// issued to another peer (the socket is closed with 4004).
+    Unauthorized,
+    /// The connection's role may not do this (the message is dropped).
+    Forbidden,
 }
 
 impl ErrorCode {
@@ -89,6 +99,8 @@ impl ErrorCode {
             ErrorCode::CircuitLimit => "circuit_limit",
             ErrorCode::UnknownCircuit => "unknown_circuit",
             ErrorCode::CircuitNotOpen => "circuit_not_open",
+            ErrorCode::Unauthorized => "unauthorized",
+            ErrorCode::Forbidden => "forbidden",
         }
     }
 }

@@ -9,7 +9,12 @@
 //! The full relay (`cargo run -p darkswap-relay`) serves the same endpoints
 //! beside its libp2p relay, with metrics and configuration.
 
-use darkswap_relay::{SignalingServer, config::RelayConfig};
+use std::sync::Arc;
+
+use darkswap_relay::{
+    SignalingServer, auth::Authority, config::RelayConfig, metrics::SecurityMetrics,
+};
+use libp2p::identity::Keypair;
 use prometheus_client::registry::Registry;
 use tokio_util::sync::CancellationToken;
 
@@ -27,13 +32,15 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         None => "127.0.0.1:9001".parse()?,
     };
     let cancel = CancellationToken::new();
-    let server = SignalingServer::bind(
-        &config.signaling,
-        &config.ws_relay,
-        &mut Registry::default(),
-        cancel.clone(),
-    )
-    .await?;
+    let mut registry = Registry::default();
+    // Tokens from `/auth/token` are signed with this (throwaway) key.
+    let authority = Arc::new(Authority::new(
+        &Keypair::generate_ed25519(),
+        config.auth.clone(),
+        None,
+        Arc::new(SecurityMetrics::register(&mut registry)),
+    )?);
+    let server = SignalingServer::bind(&config, authority, &mut registry, cancel.clone()).await?;
     println!("signaling: ws://{}/signaling", server.local_addr());
     println!("relayed circuits: ws://{}/relay", server.local_addr());
     tokio::signal::ctrl_c().await?;

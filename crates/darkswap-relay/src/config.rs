@@ -7,11 +7,12 @@
 
 use std::{net::SocketAddr, num::NonZeroU32, path::PathBuf, time::Duration};
 
+use darkswap_proto::relay_auth::Role;
 use figment::{
     Figment,
     providers::{Env, Format, Serialized, Toml},
 };
-use libp2p::Multiaddr;
+use libp2p::{Multiaddr, PeerId};
 use serde::{Deserialize, Serialize};
 
 /// Prefix of environment overrides; `__` separates section and key, as in
@@ -43,6 +44,10 @@ pub struct RelayConfig {
     /// Relayed circuits over WebSocket (`/relay`), the fallback when WebRTC
     /// cannot connect.
     pub ws_relay: WsRelaySection,
+    /// Tokens (`/auth/*`) and the roles that decide who may use what.
+    pub auth: AuthSection,
+    /// Connection, request, message and bandwidth ceilings.
+    pub limits: LimitsSection,
     /// Logging.
     pub log: LogSection,
 }
@@ -93,6 +98,15 @@ impl RateLimit {
     /// The interval as a duration.
     pub fn interval(&self) -> Duration {
         Duration::from_secs(self.interval_secs)
+    }
+
+    /// The limit as a `governor` quota: `limit` at once, refilled evenly
+    /// over the interval.
+    pub fn quota(&self) -> governor::Quota {
+        let period = self.interval() / self.limit.get();
+        governor::Quota::with_period(period.max(Duration::from_nanos(1)))
+            .unwrap_or_else(|| governor::Quota::per_second(self.limit))
+            .allow_burst(self.limit)
     }
 }
 
@@ -197,6 +211,85 @@ pub struct WsRelaySection {
     pub max_frame_size: usize,
 }
 
+/// Tokens and roles (`docs/security.md`). A peer's role is `admin` if it is
+/// listed in `admins`, `user` if listed in `users`, else `default_role`; a
+/// WebSocket client that shows no token has `anonymous_role`. libp2p peers
+/// always have proven their key (Noise), so they get the role of their peer id.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+#[non_exhaustive]
+pub struct AuthSection {
+    /// Role of a WebSocket client without a token. Default: `user` (an open
+    /// relay); `guest` makes a token necessary for everything below.
+    pub anonymous_role: Role,
+    /// Role of a peer that proved its key and is not listed. Default: `user`.
+    pub default_role: Role,
+    /// Peers with the `admin` role. Default: none.
+    pub admins: Vec<PeerId>,
+    /// Peers with the `user` role (those allowed in when `default_role` is
+    /// `guest`). Default: none.
+    pub users: Vec<PeerId>,
+    /// Lowest role that may register on `/signaling`. Default: `user`.
+    pub signaling_role: Role,
+    /// Lowest role that may request or accept a relayed WebSocket circuit.
+    /// Default: `user`.
+    pub circuit_role: Role,
+    /// Lowest role that may hold a libp2p relay reservation (others are
+    /// denied with RESOURCE_LIMIT_EXCEEDED). Default: `user`.
+    pub reservation_role: Role,
+    /// Lifetime of the tokens `/auth/token` and `/auth/refresh` issue, in
+    /// seconds. Default: 3600.
+    pub token_ttl_secs: u64,
+    /// Longest lifetime a token may have, however it was minted; longer ones
+    /// are refused. Default: 86400.
+    pub max_token_ttl_secs: u64,
+    /// Seconds a challenge from `/auth/challenge` may be answered in. Default: 60.
+    pub challenge_ttl_secs: u64,
+    /// Challenges outstanding at once, all peers together. Default: 10000.
+    pub max_pending_challenges: usize,
+    /// Clock skew tolerated on `exp` and `nbf`, in seconds. Default: 30.
+    pub clock_skew_secs: u64,
+    /// The `aud` claim tokens are issued for and must carry. The issuer is
+    /// always the relay's peer id. Default: `darkswap-relay`.
+    pub audience: String,
+}
+
+/// Ceilings on the public WebSocket/HTTP port and on libp2p connections.
+/// Over a limit, HTTP answers 429 with `Retry-After`, a WebSocket is closed
+/// with 1013 (try again later), libp2p refuses the connection; every refusal
+/// is counted in `darkswap_relay_rate_limited_total`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+#[non_exhaustive]
+pub struct LimitsSection {
+    /// Connections open at once from one IP address on the public port.
+    /// Default: 64.
+    pub max_connections_per_ip: usize,
+    /// New connections from one IP address. Default: 120 per 60 s.
+    pub connection_rate_per_ip: RateLimit,
+    /// New connections from all addresses together. Default: 2000 per 1 s.
+    pub connection_rate_global: RateLimit,
+    /// `/auth/*` requests from one IP address. Default: 30 per 60 s.
+    pub http_rate_per_ip: RateLimit,
+    /// `/auth/*` requests from all addresses together. Default: 500 per 1 s.
+    pub http_rate_global: RateLimit,
+    /// Signaling messages per second from all sockets together; over it a
+    /// message is dropped with `rate_limited`. Default: 20000.
+    pub messages_per_second_global: NonZeroU32,
+    /// Bytes per second all relayed WebSocket circuits together may carry;
+    /// faster senders are slowed. Default: 256 MiB/s.
+    pub bandwidth_global: u64,
+    /// libp2p connections established at once. Default: 8192.
+    pub max_established_connections: u32,
+    /// libp2p connections established at once with one peer. Default: 8.
+    pub max_connections_per_peer: u32,
+    /// libp2p incoming connections in their handshake at once. Default: 512.
+    pub max_pending_incoming: u32,
+    /// Refuse new libp2p connections while the process uses more than this
+    /// percentage of the system's memory. Default: 90.
+    pub max_memory_percentage: f64,
+}
+
 /// Log output format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
@@ -240,7 +333,60 @@ impl Default for RelayConfig {
             metrics: MetricsSection::default(),
             signaling: SignalingSection::default(),
             ws_relay: WsRelaySection::default(),
+            auth: AuthSection::default(),
+            limits: LimitsSection::default(),
             log: LogSection::default(),
+        }
+    }
+}
+
+impl Default for AuthSection {
+    fn default() -> Self {
+        AuthSection {
+            anonymous_role: Role::User,
+            default_role: Role::User,
+            admins: Vec::new(),
+            users: Vec::new(),
+            signaling_role: Role::User,
+            circuit_role: Role::User,
+            reservation_role: Role::User,
+            token_ttl_secs: 3600,
+            max_token_ttl_secs: 86_400,
+            challenge_ttl_secs: 60,
+            max_pending_challenges: 10_000,
+            clock_skew_secs: 30,
+            audience: "darkswap-relay".to_owned(),
+        }
+    }
+}
+
+impl AuthSection {
+    /// The role of a peer that proved its key.
+    pub fn role_of(&self, peer: &PeerId) -> Role {
+        if self.admins.contains(peer) {
+            Role::Admin
+        } else if self.users.contains(peer) {
+            Role::User
+        } else {
+            self.default_role
+        }
+    }
+}
+
+impl Default for LimitsSection {
+    fn default() -> Self {
+        LimitsSection {
+            max_connections_per_ip: 64,
+            connection_rate_per_ip: RateLimit::new(120, 60),
+            connection_rate_global: RateLimit::new(2000, 1),
+            http_rate_per_ip: RateLimit::new(30, 60),
+            http_rate_global: RateLimit::new(500, 1),
+            messages_per_second_global: NonZeroU32::new(20_000).unwrap_or(NonZeroU32::MIN),
+            bandwidth_global: 256 * 1024 * 1024,
+            max_established_connections: 8192,
+            max_connections_per_peer: 8,
+            max_pending_incoming: 512,
+            max_memory_percentage: 90.0,
         }
     }
 }
@@ -434,6 +580,30 @@ impl RelayConfig {
                 "ws_relay.max_frame_size",
                 self.ws_relay.max_frame_size as u64,
             ),
+            ("auth.token_ttl_secs", self.auth.token_ttl_secs),
+            ("auth.max_token_ttl_secs", self.auth.max_token_ttl_secs),
+            ("auth.challenge_ttl_secs", self.auth.challenge_ttl_secs),
+            (
+                "auth.max_pending_challenges",
+                self.auth.max_pending_challenges as u64,
+            ),
+            (
+                "limits.max_connections_per_ip",
+                self.limits.max_connections_per_ip as u64,
+            ),
+            ("limits.bandwidth_global", self.limits.bandwidth_global),
+            (
+                "limits.max_established_connections",
+                self.limits.max_established_connections.into(),
+            ),
+            (
+                "limits.max_connections_per_peer",
+                self.limits.max_connections_per_peer.into(),
+            ),
+            (
+                "limits.max_pending_incoming",
+                self.limits.max_pending_incoming.into(),
+            ),
         ];
         for (key, value) in positive {
             if value == 0 {
@@ -453,6 +623,51 @@ impl RelayConfig {
         {
             return Err(ConfigError(
                 "network.listen_addresses has an empty address".to_owned(),
+            ));
+        }
+        for (key, limit) in [
+            (
+                "relay.reservation_rate_per_peer",
+                &self.relay.reservation_rate_per_peer,
+            ),
+            (
+                "relay.reservation_rate_per_ip",
+                &self.relay.reservation_rate_per_ip,
+            ),
+            (
+                "relay.circuit_rate_per_peer",
+                &self.relay.circuit_rate_per_peer,
+            ),
+            ("relay.circuit_rate_per_ip", &self.relay.circuit_rate_per_ip),
+            (
+                "limits.connection_rate_per_ip",
+                &self.limits.connection_rate_per_ip,
+            ),
+            (
+                "limits.connection_rate_global",
+                &self.limits.connection_rate_global,
+            ),
+            ("limits.http_rate_per_ip", &self.limits.http_rate_per_ip),
+            ("limits.http_rate_global", &self.limits.http_rate_global),
+        ] {
+            if limit.interval_secs == 0 {
+                return Err(ConfigError(format!(
+                    "{key}.interval_secs must be greater than 0"
+                )));
+            }
+        }
+        if self.auth.token_ttl_secs > self.auth.max_token_ttl_secs {
+            return Err(ConfigError(
+                "auth.token_ttl_secs must not exceed auth.max_token_ttl_secs".to_owned(),
+            ));
+        }
+        if self.auth.audience.is_empty() {
+            return Err(ConfigError("auth.audience must not be empty".to_owned()));
+        }
+        let memory = self.limits.max_memory_percentage;
+        if !(memory > 0.0 && memory <= 100.0) {
+            return Err(ConfigError(
+                "limits.max_memory_percentage must be in (0, 100]".to_owned(),
             ));
         }
         tracing_subscriber::EnvFilter::try_new(&self.log.level)

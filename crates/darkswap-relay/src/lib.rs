@@ -11,9 +11,11 @@
 #![deny(missing_docs)]
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
+pub mod auth;
 pub mod config;
 mod http;
 pub mod metrics;
+mod public_http;
 mod server;
 pub mod signaling;
 mod transport;

@@ -49,6 +49,32 @@ struct Cli {
     /// Validate the configuration, print the effective configuration and exit.
     #[arg(long)]
     check_config: bool,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum Command {
+    /// Tokens for the WebSocket plane, minted offline from the relay's key.
+    #[command(subcommand)]
+    Token(TokenCommand),
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum TokenCommand {
+    /// Prints a token for PEER with ROLE on stdout (its id and expiry on
+    /// stderr, for revoking it later).
+    Issue {
+        /// The peer id the token is for (only that peer can register with it).
+        #[arg(long)]
+        peer: libp2p::PeerId,
+        /// guest, user or admin.
+        #[arg(long)]
+        role: darkswap_proto::relay_auth::Role,
+        /// Lifetime, e.g. 1h, 30m (at most auth.max_token_ttl_secs).
+        #[arg(long, default_value = "1h", value_parser = humantime::parse_duration)]
+        ttl: Duration,
+    },
 }
 
 impl Cli {
@@ -129,6 +155,9 @@ async fn main() -> ExitCode {
         print!("{}", config.to_toml());
         return ExitCode::SUCCESS;
     }
+    if let Some(Command::Token(TokenCommand::Issue { peer, role, ttl })) = &cli.command {
+        return issue_token(&config, peer, *role, *ttl);
+    }
     if cli.print_peer_id {
         return match load_identity(&config.data_dir) {
             Ok(key) => {
@@ -146,6 +175,36 @@ async fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!("{e}");
+            eprintln!("darkswap-relay: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn issue_token(
+    config: &RelayConfig,
+    peer: &libp2p::PeerId,
+    role: darkswap_proto::relay_auth::Role,
+    ttl: Duration,
+) -> ExitCode {
+    let issued = load_identity(&config.data_dir)
+        .map_err(anyhow::Error::from)
+        .and_then(|key| {
+            let metrics = std::sync::Arc::new(darkswap_relay::metrics::SecurityMetrics::default());
+            let authority =
+                darkswap_relay::auth::Authority::new(&key, config.auth.clone(), None, metrics)?;
+            Ok(authority.issue(peer, role, ttl)?)
+        });
+    match issued {
+        Ok((token, claims)) => {
+            println!("{token}");
+            eprintln!(
+                "token id {} for {} ({}), expires at {} (unix seconds)",
+                claims.jti, claims.sub, claims.role, claims.exp
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
             eprintln!("darkswap-relay: {e}");
             ExitCode::FAILURE
         }

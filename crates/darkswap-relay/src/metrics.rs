@@ -16,6 +16,100 @@ struct ReasonLabel {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct LimitLabel {
+    plane: &'static str,
+    limit: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ActionLabel {
+    action: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ViaLabel {
+    via: &'static str,
+}
+
+/// Tokens, roles and limits (`darkswap_relay_auth_*`,
+/// `darkswap_relay_access_denied_total`, `darkswap_relay_rate_limited_total`).
+#[derive(Debug, Default)]
+pub struct SecurityMetrics {
+    tokens_issued: Family<ViaLabel, Counter>,
+    auth_rejected: Family<StaticReasonLabel, Counter>,
+    revocations: Family<ActionLabel, Counter>,
+    access_denied: Family<ActionLabel, Counter>,
+    rate_limited: Family<LimitLabel, Counter>,
+}
+
+impl SecurityMetrics {
+    /// Creates the metrics and registers them in `registry`.
+    pub fn register(registry: &mut Registry) -> Self {
+        let m = SecurityMetrics::default();
+        let r = registry.sub_registry_with_prefix("darkswap_relay");
+        r.register(
+            "auth_tokens_issued",
+            "Tokens issued, by how (challenge, refresh)",
+            m.tokens_issued.clone(),
+        );
+        r.register(
+            "auth_rejected",
+            "Tokens and token requests refused, by reason",
+            m.auth_rejected.clone(),
+        );
+        r.register(
+            "auth_revocations",
+            "Revocations, by kind (token, peer)",
+            m.revocations.clone(),
+        );
+        r.register(
+            "access_denied",
+            "Requests refused for the requester's role, by action",
+            m.access_denied.clone(),
+        );
+        r.register(
+            "rate_limited",
+            "Connections, requests and messages refused by a limit, by plane and limit",
+            m.rate_limited.clone(),
+        );
+        m
+    }
+
+    /// A token was issued.
+    pub fn issued(&self, via: &'static str) {
+        self.tokens_issued.get_or_create(&ViaLabel { via }).inc();
+    }
+
+    /// A token or token request was refused.
+    pub fn rejected(&self, reason: &'static str) {
+        self.auth_rejected
+            .get_or_create(&StaticReasonLabel { reason })
+            .inc();
+    }
+
+    /// A token (`token`) or all of a peer's tokens (`peer`) were revoked.
+    pub fn revoked(&self, kind: &'static str) {
+        self.revocations
+            .get_or_create(&ActionLabel { action: kind })
+            .inc();
+    }
+
+    /// A role was too low for `action` (`signaling`, `circuit`, `reservation`, `revoke`).
+    pub fn denied(&self, action: &'static str) {
+        self.access_denied
+            .get_or_create(&ActionLabel { action })
+            .inc();
+    }
+
+    /// A limit refused something on `plane` (`http`, `ws`, `libp2p`).
+    pub fn limited(&self, plane: &'static str, limit: &'static str) {
+        self.rate_limited
+            .get_or_create(&LimitLabel { plane, limit })
+            .inc();
+    }
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct TransportLabel {
     transport: &'static str,
 }

@@ -14,22 +14,25 @@ use std::{
 use darkswap_p2p::{KAD_PROTOCOL, proto::MAX_MESSAGE_SIZE, validate_gossip};
 use futures::StreamExt;
 use libp2p::{
-    Multiaddr, PeerId, Swarm, autonat,
+    Multiaddr, PeerId, Swarm, autonat, connection_limits,
     core::transport::ListenerId,
     gossipsub, identify,
     identity::Keypair,
-    kad,
+    kad, memory_connection_limits,
     metrics::{Metrics, Recorder},
     multiaddr::Protocol,
     ping, relay,
-    swarm::{NetworkBehaviour, SwarmEvent},
+    swarm::{ListenError, NetworkBehaviour, SwarmEvent},
 };
 use prometheus_client::registry::Registry;
 use tokio_util::sync::CancellationToken;
 
 use crate::{
-    RelayConfig, SignalingServer, http,
-    metrics::{RelayMetrics, SignalingMetrics},
+    RelayConfig, SignalingServer,
+    auth::{Authority, AuthorityError},
+    config::{AuthSection, LimitsSection},
+    http,
+    metrics::{RelayMetrics, SecurityMetrics, SignalingMetrics},
 };
 
 /// File in the data dir holding the relay's identity key.
@@ -65,6 +68,9 @@ pub enum StartError {
         /// Why.
         reason: String,
     },
+    /// The token authority could not start (key, revocations file).
+    #[error("auth: {0}")]
+    Auth(#[from] AuthorityError),
     /// The signaling server could not bind.
     #[error("cannot serve signaling on {addr}: {reason}")]
     Signaling {
@@ -83,6 +89,9 @@ pub fn load_identity(data_dir: &Path) -> Result<Keypair, StartError> {
 
 #[derive(NetworkBehaviour)]
 struct Behaviour {
+    // Limits first: a refused connection never reaches the others.
+    limits: connection_limits::Behaviour,
+    memory: memory_connection_limits::Behaviour,
     relay: relay::Behaviour,
     identify: identify::Behaviour,
     ping: ping::Behaviour,
@@ -91,7 +100,30 @@ struct Behaviour {
     gossipsub: gossipsub::Behaviour,
 }
 
-fn relay_config(c: &crate::config::RelaySection) -> relay::Config {
+/// Relay limits from the configuration, with the role check first: a peer
+/// whose role may not hold a reservation is denied (RESOURCE_LIMIT_EXCEEDED,
+/// the relay protocol's denial status) before it spends any rate budget.
+fn relay_config(
+    c: &crate::config::RelaySection,
+    auth: &AuthSection,
+    security: Arc<SecurityMetrics>,
+) -> relay::Config {
+    let mut config = relay_limits(c);
+    let auth = auth.clone();
+    config.reservation_rate_limiters.insert(
+        0,
+        Box::new(move |peer: PeerId, _: &Multiaddr, _| {
+            let allowed = auth.role_of(&peer) >= auth.reservation_role;
+            if !allowed {
+                security.denied("reservation");
+            }
+            allowed
+        }),
+    );
+    config
+}
+
+fn relay_limits(c: &crate::config::RelaySection) -> relay::Config {
     relay::Config {
         max_reservations: c.max_reservations,
         max_reservations_per_peer: c.max_reservations_per_peer,
@@ -120,7 +152,20 @@ fn relay_config(c: &crate::config::RelaySection) -> relay::Config {
     )
 }
 
-fn build_behaviour(key: &Keypair, config: &RelayConfig) -> Result<Behaviour, StartError> {
+fn connection_limits(l: &LimitsSection) -> connection_limits::Behaviour {
+    connection_limits::Behaviour::new(
+        connection_limits::ConnectionLimits::default()
+            .with_max_established(Some(l.max_established_connections))
+            .with_max_established_per_peer(Some(l.max_connections_per_peer))
+            .with_max_pending_incoming(Some(l.max_pending_incoming)),
+    )
+}
+
+fn build_behaviour(
+    key: &Keypair,
+    config: &RelayConfig,
+    security: Arc<SecurityMetrics>,
+) -> Result<Behaviour, StartError> {
     let peer_id = key.public().to_peer_id();
     let mut kad = kad::Behaviour::with_config(
         peer_id,
@@ -137,7 +182,11 @@ fn build_behaviour(key: &Keypair, config: &RelayConfig) -> Result<Behaviour, Sta
             .map_err(|e| StartError::Build(format!("subscribe {topic}: {e}")))?;
     }
     Ok(Behaviour {
-        relay: relay::Behaviour::new(peer_id, relay_config(&config.relay)),
+        limits: connection_limits(&config.limits),
+        memory: memory_connection_limits::Behaviour::with_max_percentage(
+            config.limits.max_memory_percentage / 100.0,
+        ),
+        relay: relay::Behaviour::new(peer_id, relay_config(&config.relay, &config.auth, security)),
         identify: identify::Behaviour::new(
             identify::Config::new(
                 darkswap_p2p::IDENTIFY_PROTOCOL_VERSION.to_owned(),
@@ -184,9 +233,16 @@ impl RelayServer {
         let libp2p_metrics = Metrics::new(&mut registry);
         let relay_metrics = Arc::new(RelayMetrics::register(&mut registry));
         let signaling_metrics = Arc::new(SignalingMetrics::register(&mut registry));
+        let security_metrics = Arc::new(SecurityMetrics::register(&mut registry));
+        let authority = Arc::new(Authority::new(
+            &key,
+            config.auth.clone(),
+            Some(&config.data_dir),
+            security_metrics.clone(),
+        )?);
         let transport =
             crate::transport::build(&key, &mut registry, relay_metrics.bytes_relayed_counter())?;
-        let behaviour = build_behaviour(&key, &config)?;
+        let behaviour = build_behaviour(&key, &config, security_metrics.clone())?;
         let mut swarm = Swarm::new(
             transport,
             behaviour,
@@ -218,8 +274,8 @@ impl RelayServer {
             Some(
                 SignalingServer::serve(
                     listener,
-                    &config.signaling,
-                    &config.ws_relay,
+                    &config,
+                    authority,
                     signaling_metrics,
                     cancel.child_token(),
                 )
@@ -260,6 +316,7 @@ impl RelayServer {
             listeners,
             libp2p_metrics,
             relay_metrics,
+            security_metrics,
             state,
             announce_listen,
         };
@@ -393,6 +450,29 @@ struct SwarmTask {
     relay_metrics: Arc<RelayMetrics>,
     state: Arc<State>,
     announce_listen: bool,
+    security_metrics: Arc<SecurityMetrics>,
+}
+
+/// The limit that refused a libp2p connection, as a metric label.
+fn denial_reason(cause: &libp2p::swarm::ConnectionDenied) -> &'static str {
+    if let Some(e) = cause.downcast_ref::<connection_limits::Exceeded>() {
+        // The limit's kind is only exposed through its message.
+        let text = e.to_string();
+        if text.contains("pending incoming") {
+            "max_pending_incoming"
+        } else if text.contains("per peer") {
+            "max_connections_per_peer"
+        } else {
+            "max_established_connections"
+        }
+    } else if cause
+        .downcast_ref::<memory_connection_limits::MemoryUsageLimitExceeded>()
+        .is_some()
+    {
+        "max_memory_percentage"
+    } else {
+        "other"
+    }
 }
 
 impl SwarmTask {
@@ -437,6 +517,15 @@ impl SwarmTask {
             }
             SwarmEvent::ConnectionClosed { endpoint, .. } => {
                 self.relay_metrics.connection_closed(&endpoint)
+            }
+            SwarmEvent::IncomingConnectionError {
+                error: ListenError::Denied { cause },
+                send_back_addr,
+                ..
+            } => {
+                let limit = denial_reason(&cause);
+                tracing::debug!(addr = %send_back_addr, limit, "connection refused by a limit");
+                self.security_metrics.limited("libp2p", limit);
             }
             SwarmEvent::Behaviour(BehaviourEvent::Relay(e)) => {
                 tracing::debug!(event = ?e, "relay");

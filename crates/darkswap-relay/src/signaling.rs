@@ -5,6 +5,12 @@
 //! The protocol is `docs/signaling.md`; its messages are
 //! [`darkswap_proto::signaling`].
 //!
+//! The same port serves plain HTTP for the token service (`/auth/*`,
+//! [`crate::public_http`]). A `/signaling` client may show a token (as a
+//! `darkswap-token.<jwt>` subprotocol beside `darkswap.v1`, which browsers
+//! can send, or as `Authorization: Bearer`); its role decides what it may do.
+//! Connections are limited per IP address and globally.
+//!
 //! One task owns the sans-IO [`hub::Hub`]; every socket has a task that
 //! feeds it frames and carries out what it decides. Circuit payload does not
 //! pass through the hub: once paired, the two `/relay` socket tasks forward
@@ -14,7 +20,7 @@ mod hub;
 
 use std::{
     collections::HashMap,
-    net::SocketAddr,
+    net::{IpAddr, SocketAddr},
     num::NonZeroU32,
     sync::{
         Arc, Weak,
@@ -24,9 +30,15 @@ use std::{
 };
 
 use bytes::Bytes;
-use darkswap_proto::signaling::{ErrorCode, ServerToClient, close_code};
+use darkswap_proto::{
+    relay_auth::{Role, WS_PROTOCOL, token_from_ws_protocols},
+    signaling::{ErrorCode, ServerToClient, close_code},
+};
 use futures::{SinkExt, StreamExt};
-use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
+use governor::{
+    DefaultDirectRateLimiter, DefaultKeyedRateLimiter, Quota, RateLimiter,
+    clock::{Clock, DefaultClock},
+};
 use libp2p::PeerId;
 use prometheus_client::registry::Registry;
 use tokio::{net::TcpListener, sync::mpsc};
@@ -35,17 +47,19 @@ use tokio_tungstenite::{
     tungstenite::{
         self, Message,
         handshake::server::{ErrorResponse, Request, Response},
-        http::StatusCode,
+        http::{HeaderValue, StatusCode, header},
         protocol::{CloseFrame, WebSocketConfig, frame::coding::CloseCode},
     },
 };
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
 use crate::{
-    config::{SignalingSection, WsRelaySection},
-    metrics::SignalingMetrics,
+    auth::{Authority, Claims},
+    config::{LimitsSection, RelayConfig, SignalingSection, WsRelaySection},
+    metrics::{SecurityMetrics, SignalingMetrics},
+    public_http::PublicHttp,
 };
-use hub::{ConnId, Hub, HubConfig, Output};
+use hub::{Access, ConnId, Hub, HubConfig, Output};
 
 /// Bound on the HTTP upgrade of a new connection.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -66,27 +80,30 @@ pub struct SignalingServer {
 }
 
 impl SignalingServer {
-    /// Binds `signaling.listen` (port 0 allowed), registers its metrics in
-    /// `registry`, and serves until `cancel` is cancelled.
+    /// Binds `config.signaling.listen` (port 0 allowed), registers its
+    /// metrics in `registry`, and serves until `cancel` is cancelled, with
+    /// `config`'s signaling, circuit, auth and limits sections. Tokens are
+    /// those of `authority`.
     pub async fn bind(
-        signaling: &SignalingSection,
-        ws_relay: &WsRelaySection,
+        config: &RelayConfig,
+        authority: Arc<Authority>,
         registry: &mut Registry,
         cancel: CancellationToken,
     ) -> std::io::Result<Self> {
-        let listener = TcpListener::bind(signaling.listen).await?;
+        let listener = TcpListener::bind(config.signaling.listen).await?;
         let metrics = Arc::new(SignalingMetrics::register(registry));
-        Self::serve(listener, signaling, ws_relay, metrics, cancel)
+        Self::serve(listener, config, authority, metrics, cancel)
     }
 
     /// Serves on an already bound listener.
     pub fn serve(
         listener: TcpListener,
-        signaling: &SignalingSection,
-        ws_relay: &WsRelaySection,
+        config: &RelayConfig,
+        authority: Arc<Authority>,
         metrics: Arc<SignalingMetrics>,
         cancel: CancellationToken,
     ) -> std::io::Result<Self> {
+        let (signaling, ws_relay, limits) = (&config.signaling, &config.ws_relay, &config.limits);
         let local_addr = listener.local_addr()?;
         let hub = Hub::new(
             HubConfig {
@@ -96,14 +113,29 @@ impl SignalingServer {
                 max_circuits_per_peer: ws_relay.max_circuits_per_peer,
                 accept_timeout: Duration::from_secs(ws_relay.accept_timeout_secs),
                 max_circuit_duration: Duration::from_secs(ws_relay.max_circuit_duration_secs),
+                signaling_role: config.auth.signaling_role,
+                circuit_role: config.auth.circuit_role,
             },
             metrics.clone(),
+            authority.metrics().clone(),
             Box::new(rand::rngs::OsRng),
         );
         let (hub_tx, hub_rx) = mpsc::channel(HUB_QUEUE);
         let ctx = Arc::new(Context {
             signaling: signaling.clone(),
             ws_relay: ws_relay.clone(),
+            limits: limits.clone(),
+            anonymous_role: config.auth.anonymous_role,
+            security: authority.metrics().clone(),
+            http: Arc::new(PublicHttp::new(authority.clone(), limits)),
+            authority,
+            ip_conns: std::sync::Mutex::new(HashMap::new()),
+            conn_rate_per_ip: RateLimiter::keyed(limits.connection_rate_per_ip.quota()),
+            conn_rate_global: RateLimiter::direct(limits.connection_rate_global.quota()),
+            messages_global: RateLimiter::direct(Quota::per_second(
+                limits.messages_per_second_global,
+            )),
+            bandwidth_global: byte_limiter(limits.bandwidth_global, ws_relay.max_frame_size),
             metrics,
             hub: hub_tx,
             next_conn: AtomicU64::new(1),
@@ -143,6 +175,18 @@ impl SignalingServer {
 struct Context {
     signaling: SignalingSection,
     ws_relay: WsRelaySection,
+    limits: LimitsSection,
+    anonymous_role: Role,
+    authority: Arc<Authority>,
+    security: Arc<SecurityMetrics>,
+    http: Arc<PublicHttp>,
+    /// Open connections per client address.
+    ip_conns: std::sync::Mutex<HashMap<IpAddr, usize>>,
+    conn_rate_per_ip: DefaultKeyedRateLimiter<IpAddr>,
+    conn_rate_global: DefaultDirectRateLimiter,
+    messages_global: DefaultDirectRateLimiter,
+    /// Bytes per second over all circuits.
+    bandwidth_global: DefaultDirectRateLimiter,
     metrics: Arc<SignalingMetrics>,
     hub: mpsc::Sender<HubInput>,
     next_conn: AtomicU64,
@@ -163,6 +207,7 @@ enum HubInput {
     Signaling {
         conn: ConnId,
         handle: SocketHandle,
+        access: Access,
     },
     Relay {
         conn: ConnId,
@@ -250,9 +295,13 @@ impl HubTask {
 
     fn input(&mut self, input: HubInput) {
         match input {
-            HubInput::Signaling { conn, handle } => {
+            HubInput::Signaling {
+                conn,
+                handle,
+                access,
+            } => {
                 self.conns.insert(conn, handle);
-                self.hub.open_signaling(conn, Instant::now());
+                self.hub.open_signaling(conn, access, Instant::now());
             }
             HubInput::Relay {
                 conn,
@@ -358,13 +407,67 @@ async fn sleep_until(deadline: Option<Instant>) {
     }
 }
 
+/// One connection's slot in the per-address count, given back on drop.
+struct IpSlot {
+    ctx: Arc<Context>,
+    ip: IpAddr,
+}
+
+impl Drop for IpSlot {
+    fn drop(&mut self) {
+        let mut conns = self.ctx.ip_conns.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(n) = conns.get_mut(&self.ip) {
+            *n -= 1;
+            if *n == 0 {
+                conns.remove(&self.ip);
+            }
+        }
+    }
+}
+
+/// Whether a new connection is within the connection limits.
+enum Admission {
+    Admitted(IpSlot),
+    /// Refused by this limit; the client may retry after this long.
+    Refused(&'static str, Duration),
+}
+
+fn admit(ctx: &Arc<Context>, ip: IpAddr) -> Admission {
+    let wait = |n: governor::NotUntil<_>| n.wait_time_from(DefaultClock::default().now());
+    {
+        let mut conns = ctx.ip_conns.lock().unwrap_or_else(|e| e.into_inner());
+        let open = conns.entry(ip).or_insert(0);
+        if *open >= ctx.limits.max_connections_per_ip {
+            return Admission::Refused("max_connections_per_ip", Duration::from_secs(1));
+        }
+        if let Err(n) = ctx.conn_rate_per_ip.check_key(&ip) {
+            return Admission::Refused("connection_rate_per_ip", wait(n));
+        }
+        if let Err(n) = ctx.conn_rate_global.check() {
+            return Admission::Refused("connection_rate_global", wait(n));
+        }
+        *open += 1;
+    }
+    Admission::Admitted(IpSlot {
+        ctx: ctx.clone(),
+        ip,
+    })
+}
+
 async fn accept_loop(listener: TcpListener, ctx: Arc<Context>, tasks: TaskTracker) {
     // Sockets beyond what the limits can ever use are refused at once.
     let max_sockets = ctx.signaling.max_peers + 2 * ctx.ws_relay.max_circuits + 64;
     let permits = Arc::new(tokio::sync::Semaphore::new(max_sockets));
+    let mut forget = tokio::time::interval(Duration::from_secs(60));
     loop {
         let accepted = tokio::select! {
             _ = ctx.cancel.cancelled() => return,
+            _ = forget.tick() => {
+                // Addresses whose buckets are full again need no entry.
+                ctx.conn_rate_per_ip.retain_recent();
+                ctx.http.forget_idle();
+                continue;
+            }
             accepted = listener.accept() => accepted,
         };
         let (stream, remote) = match accepted {
@@ -375,41 +478,165 @@ async fn accept_loop(listener: TcpListener, ctx: Arc<Context>, tasks: TaskTracke
             }
         };
         let Ok(permit) = permits.clone().try_acquire_owned() else {
+            ctx.security.limited("ws", "max_sockets");
             tracing::debug!(%remote, "too many sockets, refusing");
             continue;
         };
         let _ = stream.set_nodelay(true);
+        let admission = admit(&ctx, remote.ip());
         let ctx = ctx.clone();
         tasks.spawn(async move {
-            handle_connection(stream, remote, ctx).await;
+            handle_connection(stream, remote, ctx, admission).await;
             drop(permit);
         });
     }
 }
 
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Endpoint {
     Signaling,
     Relay,
+    /// Anything else is plain HTTP (`/auth/*`, or a 404).
+    Http,
 }
 
-async fn handle_connection(stream: tokio::net::TcpStream, remote: SocketAddr, ctx: Arc<Context>) {
-    let mut endpoint = None;
+/// Reads, without consuming, the request line of a new connection to tell
+/// the WebSocket endpoints from plain HTTP. `None` if the client sends no
+/// complete line in time.
+async fn sniff(stream: &tokio::net::TcpStream) -> Option<Endpoint> {
+    let mut buf = [0u8; 512];
+    let deadline = tokio::time::Instant::now() + HANDSHAKE_TIMEOUT;
+    let mut seen = 0;
+    loop {
+        let n = tokio::time::timeout_at(deadline, stream.peek(&mut buf))
+            .await
+            .ok()?
+            .ok()?;
+        if n == 0 {
+            return None;
+        }
+        if let Some(end) = buf[..n].iter().position(|b| *b == b'\n') {
+            let line = std::str::from_utf8(&buf[..end]).ok()?;
+            let target = line.split(' ').nth(1).unwrap_or("");
+            let path = target.split('?').next().unwrap_or("");
+            return Some(match path {
+                "/signaling" => Endpoint::Signaling,
+                "/relay" => Endpoint::Relay,
+                _ => Endpoint::Http,
+            });
+        }
+        if n == buf.len() {
+            // A request line this long is no request for the WebSocket endpoints.
+            return Some(Endpoint::Http);
+        }
+        if n == seen {
+            // Peeking does not wait for more bytes than it saw; pause briefly
+            // rather than spin while the rest of the line is in flight.
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        seen = n;
+    }
+}
+
+/// What the WebSocket handshake learnt about the client's credentials.
+#[derive(Debug, Default)]
+struct Credentials {
+    token: Option<String>,
+}
+
+async fn handle_connection(
+    stream: tokio::net::TcpStream,
+    remote: SocketAddr,
+    ctx: Arc<Context>,
+    admission: Admission,
+) {
+    let Some(endpoint) = sniff(&stream).await else {
+        return;
+    };
+    let slot = match admission {
+        Admission::Admitted(slot) => slot,
+        Admission::Refused(limit, retry_after) => {
+            let plane = if endpoint == Endpoint::Http {
+                "http"
+            } else {
+                "ws"
+            };
+            ctx.security.limited(plane, limit);
+            tracing::debug!(%remote, limit, "connection refused by a limit");
+            if endpoint == Endpoint::Http {
+                crate::public_http::refuse_connection(stream, retry_after).await;
+            } else if let Some((mut ws, _)) = upgrade(stream, remote, &ctx).await {
+                close(&mut ws, close_code::TRY_AGAIN_LATER, "too many connections").await;
+            }
+            return;
+        }
+    };
+    if endpoint == Endpoint::Http {
+        crate::public_http::serve_connection(
+            stream,
+            remote.ip(),
+            ctx.http.clone(),
+            ctx.cancel.clone(),
+        )
+        .await;
+        drop(slot);
+        return;
+    }
+    let Some((ws, credentials)) = upgrade(stream, remote, &ctx).await else {
+        return;
+    };
+    let conn = ctx.next_conn.fetch_add(1, Ordering::Relaxed);
+    match endpoint {
+        Endpoint::Signaling => SignalingSocket::new(ws, conn, ctx, credentials).run().await,
+        Endpoint::Relay => RelaySocket::new(ws, conn, ctx).run().await,
+        Endpoint::Http => {}
+    }
+    drop(slot);
+}
+
+/// The WebSocket handshake. A client that offers subprotocols gets
+/// `darkswap.v1` selected; the token it may offer beside it is taken, never
+/// echoed and never logged.
+async fn upgrade(
+    stream: tokio::net::TcpStream,
+    remote: SocketAddr,
+    ctx: &Context,
+) -> Option<(Ws, Credentials)> {
+    let mut credentials = Credentials::default();
     // The callback's signature is tungstenite's.
     #[allow(clippy::result_large_err)]
-    let route = |req: &Request, resp: Response| -> Result<Response, ErrorResponse> {
-        endpoint = match req.uri().path() {
-            "/signaling" => Some(Endpoint::Signaling),
-            "/relay" => Some(Endpoint::Relay),
-            _ => None,
-        };
-        if endpoint.is_some() {
-            Ok(resp)
-        } else {
+    let route = |req: &Request, mut resp: Response| -> Result<Response, ErrorResponse> {
+        if !matches!(req.uri().path(), "/signaling" | "/relay") {
             let mut not_found = ErrorResponse::new(Some("no such endpoint".to_owned()));
             *not_found.status_mut() = StatusCode::NOT_FOUND;
-            Err(not_found)
+            return Err(not_found);
         }
+        let offered = req
+            .headers()
+            .get_all(header::SEC_WEBSOCKET_PROTOCOL)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .collect::<Vec<_>>()
+            .join(",");
+        if !offered.is_empty() {
+            credentials.token = token_from_ws_protocols(&offered).map(str::to_owned);
+            if offered.split(',').any(|p| p.trim() == WS_PROTOCOL) {
+                resp.headers_mut().insert(
+                    header::SEC_WEBSOCKET_PROTOCOL,
+                    HeaderValue::from_static(WS_PROTOCOL),
+                );
+            }
+        }
+        if credentials.token.is_none() {
+            credentials.token = req
+                .headers()
+                .get(header::AUTHORIZATION)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.split_once(' '))
+                .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+                .map(|(_, t)| t.trim().to_owned());
+        }
+        Ok(resp)
     };
     // The socket-level bound is the larger of the two; each endpoint then
     // enforces its own.
@@ -421,22 +648,16 @@ async fn handle_connection(stream: tokio::net::TcpStream, remote: SocketAddr, ct
         .max_message_size(Some(max))
         .max_frame_size(Some(max));
     let handshake = tokio_tungstenite::accept_hdr_async_with_config(stream, route, Some(config));
-    let ws = match tokio::time::timeout(HANDSHAKE_TIMEOUT, handshake).await {
-        Ok(Ok(ws)) => ws,
+    match tokio::time::timeout(HANDSHAKE_TIMEOUT, handshake).await {
+        Ok(Ok(ws)) => Some((ws, credentials)),
         Ok(Err(e)) => {
             tracing::debug!(%remote, error = %e, "websocket handshake failed");
-            return;
+            None
         }
         Err(_) => {
             tracing::debug!(%remote, "websocket handshake timed out");
-            return;
+            None
         }
-    };
-    let conn = ctx.next_conn.fetch_add(1, Ordering::Relaxed);
-    match endpoint {
-        Some(Endpoint::Signaling) => SignalingSocket::new(ws, conn, ctx).run().await,
-        Some(Endpoint::Relay) => RelaySocket::new(ws, conn, ctx).run().await,
-        None => {}
     }
 }
 
@@ -503,14 +724,53 @@ struct SignalingSocket {
     ws: Ws,
     conn: ConnId,
     ctx: Arc<Context>,
+    credentials: Credentials,
 }
 
 impl SignalingSocket {
-    fn new(ws: Ws, conn: ConnId, ctx: Arc<Context>) -> Self {
-        SignalingSocket { ws, conn, ctx }
+    fn new(ws: Ws, conn: ConnId, ctx: Arc<Context>, credentials: Credentials) -> Self {
+        SignalingSocket {
+            ws,
+            conn,
+            ctx,
+            credentials,
+        }
+    }
+
+    /// The socket's access from its token, or why the token is refused.
+    fn access(&self) -> Result<(Access, Option<Claims>), String> {
+        match &self.credentials.token {
+            None => Ok((
+                Access {
+                    role: self.ctx.anonymous_role,
+                    subject: None,
+                },
+                None,
+            )),
+            Some(token) => match self.ctx.authority.validate(token) {
+                Ok(claims) => Ok((
+                    Access {
+                        role: claims.role,
+                        subject: claims.peer(),
+                    },
+                    Some(claims),
+                )),
+                Err(e) => Err(e.to_string()),
+            },
+        }
     }
 
     async fn run(mut self) {
+        let (access, claims) = match self.access() {
+            Ok(a) => a,
+            Err(reason) => {
+                self.ctx.metrics.error(ErrorCode::Unauthorized);
+                let _ =
+                    send_bounded(&mut self.ws, error_frame(ErrorCode::Unauthorized, &reason)).await;
+                close(&mut self.ws, close_code::UNAUTHORIZED, "invalid token").await;
+                return;
+            }
+        };
         let (ctl_tx, mut ctl) = mpsc::channel(SOCKET_QUEUE);
         let kill = CancellationToken::new();
         let handle = SocketHandle {
@@ -521,13 +781,17 @@ impl SignalingSocket {
         if self
             .ctx
             .hub
-            .send(HubInput::Signaling { conn, handle })
+            .send(HubInput::Signaling {
+                conn,
+                handle,
+                access,
+            })
             .await
             .is_err()
         {
             return;
         }
-        match self.serve(&mut ctl, &kill).await {
+        match self.serve(&mut ctl, &kill, claims).await {
             Exit::Close(code, reason) => close(&mut self.ws, code, reason).await,
             // Completes the handshake if the client closed first (its reply
             // is queued in tungstenite); fails fast if the socket is dead.
@@ -538,8 +802,19 @@ impl SignalingSocket {
         let _ = self.ctx.hub.send(HubInput::Closed { conn }).await;
     }
 
-    async fn serve(&mut self, ctl: &mut mpsc::Receiver<Ctl>, kill: &CancellationToken) -> Exit {
+    async fn serve(
+        &mut self,
+        ctl: &mut mpsc::Receiver<Ctl>,
+        kill: &CancellationToken,
+        claims: Option<Claims>,
+    ) -> Exit {
         let cfg = &self.ctx.signaling;
+        // A token holder is served until the token expires or is revoked.
+        let expires_at = claims.as_ref().map(|c| {
+            let left = c.exp.saturating_sub(darkswap_p2p::unix_now());
+            Instant::now() + Duration::from_secs(left)
+        });
+        let mut revocations = self.ctx.authority.revocations_changed();
         let limiter = RateLimiter::direct(
             Quota::per_second(cfg.messages_per_second).allow_burst(cfg.message_burst),
         );
@@ -553,6 +828,16 @@ impl SignalingSocket {
                 biased;
                 _ = self.ctx.cancel.cancelled() => return Exit::Close(close_code::GOING_AWAY, "server shutting down"),
                 _ = kill.cancelled() => return Exit::Close(close_code::POLICY, "too slow"),
+                _ = sleep_until(expires_at) => {
+                    return Exit::Close(close_code::UNAUTHORIZED, "token expired");
+                }
+                Ok(()) = revocations.changed(), if claims.is_some() => {
+                    if let Some(token) = &self.credentials.token
+                        && self.ctx.authority.validate(token).is_err()
+                    {
+                        return Exit::Close(close_code::UNAUTHORIZED, "token revoked");
+                    }
+                }
                 ctl = ctl.recv() => match ctl {
                     Some(Ctl::Send(text)) => {
                         if !send_bounded(&mut self.ws, Message::text(text)).await {
@@ -603,6 +888,17 @@ impl SignalingSocket {
                         continue;
                     }
                     violations = 0;
+                    if self.ctx.messages_global.check().is_err() {
+                        // The whole server is over its ceiling: not this
+                        // client's fault, so no violation is counted.
+                        self.ctx.security.limited("ws", "messages_global");
+                        self.ctx.metrics.error(ErrorCode::RateLimited);
+                        let reply = error_frame(ErrorCode::RateLimited, "server busy; this message was dropped");
+                        if !send_bounded(&mut self.ws, reply).await {
+                            return Exit::Gone;
+                        }
+                        continue;
+                    }
                     let input = HubInput::Text { conn: self.conn, text: text.as_str().to_owned() };
                     if self.ctx.hub.send(input).await.is_err() {
                         return Exit::Gone;
@@ -809,6 +1105,7 @@ impl RelayEnd {
             // so waiting cannot fail for lack of capacity.
             let _ = link.circuit.limiter.until_n_ready(cells).await;
             let _ = link.peer_limiter.until_n_ready(cells).await;
+            let _ = self.ctx.bandwidth_global.until_n_ready(cells).await;
         }
         link.circuit
             .last_activity

@@ -412,3 +412,177 @@ async fn the_binary_serves_signaling_and_counts_it_in_metrics() {
     let (_, text) = get(&relay, "/metrics").await;
     assert!(text.contains("darkswap_relay_signaling_peers 1"), "{text}");
 }
+
+/// Polls the relay's `/metrics` until `sample` reaches `at_least` (bounded).
+async fn wait_metric(relay: &Relay, sample: &str, at_least: f64) {
+    let deadline = tokio::time::Instant::now() + EVENT_TIMEOUT;
+    loop {
+        let (_, text) = get(relay, "/metrics").await;
+        let value = text
+            .lines()
+            .find_map(|l| l.strip_prefix(sample)?.trim().parse::<f64>().ok())
+            .unwrap_or(0.0);
+        if value >= at_least {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{sample} stayed below {at_least}:\n{text}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn post_json(relay: &Relay, path: &str, bearer: &str, body: &str) -> (u16, String) {
+    let addr = relay.signaling.expect("signaling enabled");
+    let resp = reqwest::Client::new()
+        .post(format!("http://{addr}{path}"))
+        .header("authorization", format!("Bearer {bearer}"))
+        .header("content-type", "application/json")
+        .body(body.to_owned())
+        .send()
+        .await
+        .unwrap();
+    (resp.status().as_u16(), resp.text().await.unwrap())
+}
+
+fn issue(dir: &Path, peer: &libp2p::PeerId, role: &str, ttl: &str) -> (i32, String, String) {
+    let peer = peer.to_string();
+    run_to_end(
+        &[
+            "--data-dir",
+            dir.to_str().unwrap(),
+            "token",
+            "issue",
+            "--peer",
+            &peer,
+            "--role",
+            role,
+            "--ttl",
+            ttl,
+        ],
+        &[],
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn roles_gate_reservations_and_offline_tokens_and_revocations_survive_restarts() {
+    use futures::StreamExt;
+    use tokio_tungstenite::tungstenite::{Message, client::IntoClientRequest};
+
+    let dir = tempfile::tempdir().unwrap();
+    // Tokens minted offline from the relay's key (created by the first command).
+    let admin = libp2p::PeerId::random();
+    let (code, admin_token, err) = issue(dir.path(), &admin, "admin", "1h");
+    assert_eq!(code, 0, "{err}");
+    let admin_token = admin_token.trim().to_owned();
+    assert!(err.contains("token id"), "{err}");
+    let holder = Keypair::generate_ed25519();
+    let (code, holder_token, _) = issue(dir.path(), &holder.public().to_peer_id(), "user", "1h");
+    assert_eq!(code, 0);
+    let (code, _, err) = issue(dir.path(), &admin, "admin", "3d");
+    assert_ne!(code, 0);
+    assert!(err.contains("max_token_ttl_secs"), "{err}");
+
+    // A closed relay: only listed peers may hold reservations.
+    let allowed = Keypair::generate_ed25519();
+    let users = format!("[\"{}\"]", allowed.public().to_peer_id());
+    let env = [
+        ("DARKSWAP_RELAY_AUTH__DEFAULT_ROLE", "guest"),
+        ("DARKSWAP_RELAY_AUTH__USERS", users.as_str()),
+    ];
+    let mut relay = start(&base_args(dir.path()), &env);
+    let mut ok = Network::new(NetworkConfig {
+        relay_peers: vec![relay.tcp_addr.clone()],
+        identity: Identity::Keypair(allowed),
+        ..test_config()
+    })
+    .await
+    .unwrap();
+    wait_for(&mut ok, "RelayReserved", EVENT_TIMEOUT, |e| {
+        matches!(e, NetworkEvent::RelayReserved { .. }).then_some(())
+    })
+    .await;
+    let refused = Network::new(NetworkConfig {
+        relay_peers: vec![relay.tcp_addr.clone()],
+        ..test_config()
+    })
+    .await
+    .unwrap();
+    wait_metric(
+        &relay,
+        "darkswap_relay_access_denied_total{action=\"reservation\"}",
+        1.0,
+    )
+    .await;
+    let status = refused.relay_status().await.unwrap();
+    assert!(status.iter().all(|r| !r.reserved), "{status:?}");
+    assert!(ok.relay_status().await.unwrap().iter().any(|r| r.reserved));
+
+    // The offline admin token revokes the holder's tokens.
+    let body = format!("{{\"peer_id\":\"{}\"}}", holder.public().to_peer_id());
+    let (status, text) = post_json(&relay, "/auth/revoke", &admin_token, &body).await;
+    assert_eq!(status, 200, "{text}");
+    relay.sigterm();
+    assert!(relay.wait_exit(Duration::from_secs(5)).0.success());
+
+    // After a restart the revocation holds and the admin token still works.
+    // Debug logs on: even they must not carry a token.
+    let mut args = base_args(dir.path());
+    args.extend(["--log-level".to_owned(), "debug".to_owned()]);
+    let mut relay = start(&args, &env);
+    let addr = relay.signaling.unwrap();
+    let mut request = format!("ws://{addr}/signaling")
+        .into_client_request()
+        .unwrap();
+    request.headers_mut().insert(
+        "sec-websocket-protocol",
+        format!("darkswap.v1, darkswap-token.{}", holder_token.trim())
+            .parse()
+            .unwrap(),
+    );
+    let (mut ws, _) = tokio_tungstenite::connect_async(request).await.unwrap();
+    let mut saw_error = false;
+    let close = loop {
+        match tokio::time::timeout(EVENT_TIMEOUT, ws.next())
+            .await
+            .unwrap()
+        {
+            Some(Ok(Message::Text(t))) => {
+                let v: serde_json::Value = serde_json::from_str(t.as_str()).unwrap();
+                assert_eq!(v["code"], "unauthorized", "{v}");
+                assert!(v["message"].as_str().unwrap().contains("revoked"), "{v}");
+                saw_error = true;
+            }
+            Some(Ok(Message::Close(Some(f)))) => break u16::from(f.code),
+            other => panic!("{other:?}"),
+        }
+    };
+    assert!(saw_error);
+    assert_eq!(close, darkswap_proto::signaling::close_code::UNAUTHORIZED);
+    let (status, text) = post_json(&relay, "/auth/refresh", &admin_token, "").await;
+    assert_eq!(status, 200, "{text}");
+    assert!(
+        std::fs::read_to_string(dir.path().join("revocations.json"))
+            .unwrap()
+            .contains(&holder.public().to_peer_id().to_string())
+    );
+    let log_lines = std::mem::replace(&mut relay.logs, std::sync::mpsc::channel().1);
+    drop(relay);
+    let mut logs = Vec::new();
+    while let Ok(line) = log_lines.recv_timeout(EVENT_TIMEOUT) {
+        logs.push(line.to_string());
+    }
+    for token in [admin_token.as_str(), holder_token.trim()] {
+        assert!(
+            !logs.iter().any(|l| l.contains(token)),
+            "a token in the logs"
+        );
+    }
+    assert!(
+        logs.iter().any(|l| l.contains("\"DEBUG\"")),
+        "debug lines were read: {logs:?}"
+    );
+    ok.shutdown().await.unwrap();
+    refused.shutdown().await.unwrap();
+}

@@ -2,12 +2,17 @@
 //! by real WebSocket clients: every documented error and close code, and
 //! proof that one misbehaving client does not disturb the others.
 
-use std::time::Duration;
+use std::{sync::Arc, time::Duration};
 
-use darkswap_proto::signaling::{close_code, sign_registration};
+use darkswap_proto::{
+    relay_auth::{Role, sign_token_request},
+    signaling::{close_code, sign_registration},
+};
 use darkswap_relay::{
     SignalingServer,
-    config::{RelayConfig, SignalingSection, WsRelaySection},
+    auth::Authority,
+    config::{RateLimit, RelayConfig, SignalingSection, WsRelaySection},
+    metrics::SecurityMetrics,
 };
 use futures::{SinkExt, StreamExt};
 use libp2p::identity::Keypair;
@@ -22,26 +27,38 @@ struct Server {
     server: Option<SignalingServer>,
     cancel: CancellationToken,
     registry: Registry,
+    authority: Arc<Authority>,
 }
 
 impl Server {
     async fn start(tune: impl FnOnce(&mut SignalingSection, &mut WsRelaySection)) -> Self {
-        let RelayConfig {
-            mut signaling,
-            mut ws_relay,
-            ..
-        } = RelayConfig::default();
-        signaling.listen = "127.0.0.1:0".parse().unwrap();
-        tune(&mut signaling, &mut ws_relay);
+        Self::start_with(|c| tune(&mut c.signaling, &mut c.ws_relay)).await
+    }
+
+    async fn start_with(tune: impl FnOnce(&mut RelayConfig)) -> Self {
+        let mut config = RelayConfig::default();
+        config.signaling.listen = "127.0.0.1:0".parse().unwrap();
+        tune(&mut config);
         let cancel = CancellationToken::new();
         let mut registry = Registry::default();
-        let server = SignalingServer::bind(&signaling, &ws_relay, &mut registry, cancel.clone())
-            .await
-            .unwrap();
+        let authority = Arc::new(
+            Authority::new(
+                &Keypair::generate_ed25519(),
+                config.auth.clone(),
+                None,
+                Arc::new(SecurityMetrics::register(&mut registry)),
+            )
+            .unwrap(),
+        );
+        let server =
+            SignalingServer::bind(&config, authority.clone(), &mut registry, cancel.clone())
+                .await
+                .unwrap();
         Server {
             server: Some(server),
             cancel,
             registry,
+            authority,
         }
     }
 
@@ -649,4 +666,455 @@ async fn the_signaling_server_example_serves_registrations() {
     let register = sign_registration(&c.key, challenge["nonce"].as_str().unwrap()).unwrap();
     c.send_text(&register.to_json()).await;
     assert_eq!(c.recv().await["type"], "registered");
+}
+
+// ---- Tokens, roles and connection limits --------------------------------
+
+impl Server {
+    fn http_url(&self, path: &str) -> String {
+        let addr = self.server.as_ref().unwrap().local_addr();
+        format!("http://{addr}{path}")
+    }
+
+    /// POSTs JSON; returns status, `Retry-After`/`WWW-Authenticate` and body.
+    async fn post(&self, path: &str, bearer: Option<&str>, body: &str) -> Reply {
+        let mut request = reqwest::Client::new()
+            .post(self.http_url(path))
+            .header("content-type", "application/json")
+            .body(body.to_owned());
+        if let Some(token) = bearer {
+            request = request.header("authorization", format!("Bearer {token}"));
+        }
+        let response = request.send().await.unwrap();
+        let header = |name: &str| {
+            response
+                .headers()
+                .get(name)
+                .map(|v| v.to_str().unwrap().to_owned())
+        };
+        let (retry_after, www_authenticate) = (header("retry-after"), header("www-authenticate"));
+        let status = response.status().as_u16();
+        let text = response.text().await.unwrap();
+        Reply {
+            status,
+            retry_after,
+            www_authenticate,
+            body: serde_json::from_str(&text).unwrap_or_else(|_| panic!("JSON body: {text:?}")),
+        }
+    }
+
+    /// Runs the challenge → token exchange for `key`.
+    async fn token_for(&self, key: &Keypair) -> String {
+        let peer = key.public().to_peer_id().to_string();
+        let challenge = self
+            .post(
+                "/auth/challenge",
+                None,
+                &json!({"peer_id": peer}).to_string(),
+            )
+            .await;
+        assert_eq!(challenge.status, 200, "{:?}", challenge.body);
+        let relay: libp2p::PeerId = challenge.body["relay_peer_id"]
+            .as_str()
+            .unwrap()
+            .parse()
+            .unwrap();
+        let request =
+            sign_token_request(key, &relay, challenge.body["challenge"].as_str().unwrap()).unwrap();
+        let reply = self
+            .post(
+                "/auth/token",
+                None,
+                &serde_json::to_string(&request).unwrap(),
+            )
+            .await;
+        assert_eq!(reply.status, 200, "{:?}", reply.body);
+        reply.body["token"].as_str().unwrap().to_owned()
+    }
+}
+
+#[derive(Debug)]
+struct Reply {
+    status: u16,
+    retry_after: Option<String>,
+    www_authenticate: Option<String>,
+    body: Value,
+}
+
+impl Reply {
+    fn code(&self) -> &str {
+        self.body["error"]["code"].as_str().unwrap_or("")
+    }
+}
+
+impl Client {
+    /// Connects offering a token the way browsers can: as a subprotocol
+    /// beside `darkswap.v1`.
+    async fn with_token(url: &str, key: Keypair, token: &str) -> Self {
+        use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+        let mut request = url.into_client_request().unwrap();
+        request.headers_mut().insert(
+            "sec-websocket-protocol",
+            format!("darkswap.v1, darkswap-token.{token}")
+                .parse()
+                .unwrap(),
+        );
+        let (ws, response) = tokio_tungstenite::connect_async(request).await.unwrap();
+        assert_eq!(
+            response.headers()["sec-websocket-protocol"],
+            "darkswap.v1",
+            "the server selects darkswap.v1 and never echoes the token"
+        );
+        Client { ws, key }
+    }
+
+    /// Answers the challenge with this client's key; returns the reply.
+    async fn register(&mut self) -> Value {
+        let challenge = self.recv().await;
+        let register = sign_registration(&self.key, challenge["nonce"].as_str().unwrap()).unwrap();
+        self.send_text(&register.to_json()).await;
+        self.recv().await
+    }
+}
+
+fn closed_relay(tune: impl FnOnce(&mut RelayConfig)) -> impl FnOnce(&mut RelayConfig) {
+    move |c: &mut RelayConfig| {
+        c.auth.anonymous_role = Role::Guest;
+        tune(c);
+    }
+}
+
+#[tokio::test]
+async fn on_a_closed_relay_only_a_token_holder_registers_and_only_as_itself() {
+    let server = Server::start_with(closed_relay(|_| {})).await;
+    let url = server.url("/signaling");
+
+    // No token: refused at registration with 4004.
+    let mut anonymous = Client::connect(&url).await;
+    let reply = anonymous.register().await;
+    assert_eq!(
+        (&reply["type"], &reply["code"]),
+        (&json!("error"), &json!("unauthorized"))
+    );
+    assert_eq!(anonymous.closed().await.0, close_code::UNAUTHORIZED);
+
+    // A token from /auth/token opens it.
+    let key = Keypair::generate_ed25519();
+    let token = server.token_for(&key).await;
+    let mut honest = Client::with_token(&url, key.clone(), &token).await;
+    assert_eq!(honest.register().await["type"], "registered");
+
+    // The same token with another key: refused, the honest one unaffected.
+    let mut thief = Client::with_token(&url, Keypair::generate_ed25519(), &token).await;
+    let reply = thief.register().await;
+    assert_eq!(reply["code"], "unauthorized", "{reply}");
+    assert!(
+        reply["message"].as_str().unwrap().contains("another peer"),
+        "{reply}"
+    );
+    assert_eq!(thief.closed().await.0, close_code::UNAUTHORIZED);
+
+    // Bad tokens are refused at once, each naming why.
+    let other_relay = Authority::new(
+        &Keypair::generate_ed25519(),
+        Default::default(),
+        None,
+        Arc::new(SecurityMetrics::default()),
+    )
+    .unwrap();
+    let peer = Keypair::generate_ed25519();
+    let (foreign, _) = other_relay
+        .issue(
+            &peer.public().to_peer_id(),
+            Role::Admin,
+            Duration::from_secs(60),
+        )
+        .unwrap();
+    for (bad, why) in [("not-a-jwt", "malformed"), (foreign.as_str(), "signature")] {
+        let mut c = Client::with_token(&url, peer.clone(), bad).await;
+        let reply = c.expect_error("unauthorized").await;
+        assert!(
+            reply["message"].as_str().unwrap().contains(why),
+            "{why}: {reply}"
+        );
+        assert_eq!(
+            c.closed().await,
+            (close_code::UNAUTHORIZED, "invalid token".to_owned())
+        );
+    }
+    // Authorization: Bearer works for native clients too.
+    {
+        use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+        let key = Keypair::generate_ed25519();
+        let token = server.token_for(&key).await;
+        let mut request = url.as_str().into_client_request().unwrap();
+        request
+            .headers_mut()
+            .insert("authorization", format!("Bearer {token}").parse().unwrap());
+        let (ws, _) = tokio_tungstenite::connect_async(request).await.unwrap();
+        let mut native = Client { ws, key };
+        assert_eq!(native.register().await["type"], "registered");
+    }
+    let mut second = Client::with_token(&url, peer.clone(), &server.token_for(&peer).await).await;
+    assert_eq!(second.register().await["type"], "registered");
+    still_routing(&mut honest, &mut second).await;
+    assert!(server.metric("darkswap_relay_auth_rejected_total{reason=\"malformed\"}") >= 1.0);
+    assert!(server.metric("darkswap_relay_auth_rejected_total{reason=\"bad_signature\"}") >= 1.0);
+    assert_eq!(
+        server.metric("darkswap_relay_access_denied_total{action=\"signaling\"}"),
+        1.0
+    );
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn the_token_service_refuses_bad_requests_refreshes_and_revokes() {
+    let admin = Keypair::generate_ed25519();
+    let admin_id = admin.public().to_peer_id();
+    let server = Server::start_with(|c| c.auth.admins = vec![admin_id]).await;
+    let key = Keypair::generate_ed25519();
+    let peer = key.public().to_peer_id().to_string();
+
+    // Malformed bodies and ids.
+    for (body, status) in [
+        ("{", 400),
+        (r#"{"peer_id": 5}"#, 400),
+        (r#"{"peer_id": "x", "extra": 1}"#, 400),
+        (r#"{"peer_id": "not-a-peer"}"#, 400),
+    ] {
+        let reply = server.post("/auth/challenge", None, body).await;
+        assert_eq!(reply.status, status, "{body}: {:?}", reply.body);
+        assert!(
+            !reply.code().is_empty(),
+            "{body}: a JSON error {:?}",
+            reply.body
+        );
+    }
+    assert_eq!(server.post("/auth/nothing", None, "{}").await.status, 404);
+
+    // A proof for another relay, and a replayed challenge.
+    let challenge = server
+        .post(
+            "/auth/challenge",
+            None,
+            &json!({"peer_id": peer}).to_string(),
+        )
+        .await;
+    let c = challenge.body["challenge"].as_str().unwrap();
+    let wrong = sign_token_request(&key, &libp2p::PeerId::random(), c).unwrap();
+    let wrong = serde_json::to_string(&wrong).unwrap();
+    let reply = server.post("/auth/token", None, &wrong).await;
+    assert_eq!(
+        (reply.status, reply.code()),
+        (401, "bad_proof"),
+        "{:?}",
+        reply.body
+    );
+    // The challenge was used up by that attempt.
+    let right = sign_token_request(&key, &server.authority.relay(), c).unwrap();
+    let reply = server
+        .post("/auth/token", None, &serde_json::to_string(&right).unwrap())
+        .await;
+    assert_eq!(
+        (reply.status, reply.code()),
+        (401, "unknown_challenge"),
+        "{:?}",
+        reply.body
+    );
+    let token = server.token_for(&key).await;
+
+    // Refresh: needs a bearer token; gives a new one and retires the old.
+    let reply = server.post("/auth/refresh", None, "").await;
+    assert_eq!((reply.status, reply.code()), (401, "missing_token"));
+    assert!(reply.www_authenticate.unwrap().starts_with("Bearer"));
+    let reply = server.post("/auth/refresh", Some(&token), "").await;
+    assert_eq!(reply.status, 200, "{:?}", reply.body);
+    let fresh = reply.body["token"].as_str().unwrap().to_owned();
+    let reply = server.post("/auth/refresh", Some(&token), "").await;
+    assert_eq!((reply.status, reply.code()), (401, "revoked"));
+
+    // Revoke: admins only.
+    let body = json!({"peer_id": peer}).to_string();
+    let reply = server.post("/auth/revoke", Some(&fresh), &body).await;
+    assert_eq!((reply.status, reply.code()), (403, "forbidden"));
+    let admin_token = server.token_for(&admin).await;
+    let reply = server
+        .post("/auth/revoke", Some(&admin_token), r#"{}"#)
+        .await;
+    assert_eq!((reply.status, reply.code()), (400, "invalid_request"));
+
+    // A socket holding the token is closed when it is revoked.
+    let mut holder = Client::with_token(&server.url("/signaling"), key.clone(), &fresh).await;
+    assert_eq!(holder.register().await["type"], "registered");
+    let reply = server.post("/auth/revoke", Some(&admin_token), &body).await;
+    assert_eq!(reply.status, 200, "{:?}", reply.body);
+    assert_eq!(
+        holder.closed().await,
+        (close_code::UNAUTHORIZED, "token revoked".to_owned())
+    );
+    let reply = server.post("/auth/refresh", Some(&fresh), "").await;
+    assert_eq!((reply.status, reply.code()), (401, "revoked"));
+
+    // The admin's own token still works.
+    let reply = server.post("/auth/refresh", Some(&admin_token), "").await;
+    assert_eq!(reply.status, 200);
+    assert_eq!(reply.body["role"], "admin");
+    assert_eq!(
+        server.metric("darkswap_relay_auth_revocations_total{action=\"peer\"}"),
+        1.0
+    );
+    assert_eq!(
+        server.metric("darkswap_relay_access_denied_total{action=\"revoke\"}"),
+        1.0
+    );
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_token_expiring_on_an_open_socket_closes_it() {
+    let server = Server::start_with(|_| {}).await;
+    let key = Keypair::generate_ed25519();
+    let (token, _) = server
+        .authority
+        .issue(
+            &key.public().to_peer_id(),
+            Role::User,
+            Duration::from_secs(1),
+        )
+        .unwrap();
+    let mut c = Client::with_token(&server.url("/signaling"), key, &token).await;
+    assert_eq!(c.register().await["type"], "registered");
+    assert_eq!(
+        c.closed().await,
+        (close_code::UNAUTHORIZED, "token expired".to_owned())
+    );
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn circuits_need_the_circuit_role() {
+    let server = Server::start_with(|c| c.auth.circuit_role = Role::Admin).await;
+    let mut a = Client::registered(&server).await;
+    let mut b = Client::registered(&server).await;
+    a.send(json!({"type":"circuit_request","to":b.id()})).await;
+    let reply = a.expect_error("forbidden").await;
+    assert!(
+        reply["message"].as_str().unwrap().contains("admin"),
+        "{reply}"
+    );
+    still_routing(&mut a, &mut b).await;
+    assert_eq!(
+        server.metric("darkswap_relay_access_denied_total{action=\"circuit\"}"),
+        1.0
+    );
+    server.stop().await;
+}
+
+/// A TCP connection from `source` (another loopback address than the
+/// flooder's 127.0.0.1, so per-address limits tell them apart).
+async fn connect_from(source: &str, server: &Server, path: &str) -> Result<Client, String> {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind(format!("{source}:0").parse().unwrap()).unwrap();
+    let addr = server.server.as_ref().unwrap().local_addr();
+    let stream = socket.connect(addr).await.map_err(|e| e.to_string())?;
+    let stream = MaybeTlsStream::Plain(stream);
+    let (ws, _) = tokio_tungstenite::client_async(format!("ws://{addr}{path}"), stream)
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok(Client {
+        ws,
+        key: Keypair::generate_ed25519(),
+    })
+}
+
+#[tokio::test]
+async fn a_connection_flood_from_one_address_is_refused_and_others_are_served() {
+    let server = Server::start_with(|c| {
+        c.limits.max_connections_per_ip = 4;
+    })
+    .await;
+    let url = server.url("/signaling");
+    // Four sockets fill 127.0.0.1's allowance...
+    let mut held = Vec::new();
+    for _ in 0..4 {
+        let mut c = Client::connect(&url).await;
+        assert_eq!(c.register().await["type"], "registered");
+        held.push(c);
+    }
+    // ...so a burst of 40 more is refused with 1013, each, within bounds.
+    let flood = tokio::time::timeout(Duration::from_secs(30), async {
+        let mut refused = 0;
+        for _ in 0..40 {
+            let mut c = Client::connect(&url).await;
+            if c.closed().await.0 == close_code::TRY_AGAIN_LATER {
+                refused += 1;
+            }
+        }
+        refused
+    })
+    .await
+    .expect("the flood is answered in time");
+    assert_eq!(flood, 40);
+    // HTTP from the same address: 429 with Retry-After.
+    let reply = server.post("/auth/challenge", None, "{}").await;
+    assert_eq!((reply.status, reply.code()), (429, "rate_limited"));
+    assert!(reply.retry_after.unwrap().parse::<u64>().unwrap() >= 1);
+
+    // Another address is served, and the held sockets still route.
+    let mut other = connect_from("127.0.0.2", &server, "/signaling")
+        .await
+        .unwrap();
+    assert_eq!(other.register().await["type"], "registered");
+    let (first, rest) = held.split_at_mut(1);
+    still_routing(&mut first[0], &mut rest[0]).await;
+    still_routing(&mut other, &mut first[0]).await;
+    assert_eq!(
+        server.metric(
+            "darkswap_relay_rate_limited_total{plane=\"ws\",limit=\"max_connections_per_ip\"}"
+        ),
+        40.0
+    );
+    assert_eq!(
+        server.metric(
+            "darkswap_relay_rate_limited_total{plane=\"http\",limit=\"max_connections_per_ip\"}"
+        ),
+        1.0
+    );
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn the_http_request_rate_per_address_answers_429_with_retry_after() {
+    let server = Server::start_with(|c| {
+        c.limits.http_rate_per_ip = RateLimit {
+            limit: 3.try_into().unwrap(),
+            interval_secs: 60,
+        };
+    })
+    .await;
+    let peer = libp2p::PeerId::random().to_string();
+    let body = json!({"peer_id": peer}).to_string();
+    for _ in 0..3 {
+        assert_eq!(
+            server.post("/auth/challenge", None, &body).await.status,
+            200
+        );
+    }
+    let reply = server.post("/auth/challenge", None, &body).await;
+    assert_eq!((reply.status, reply.code()), (429, "rate_limited"));
+    let retry: u64 = reply.retry_after.unwrap().parse().unwrap();
+    assert!(
+        (1..=20).contains(&retry),
+        "about one refill interval (20 s): {retry}"
+    );
+    assert_eq!(
+        server
+            .metric("darkswap_relay_rate_limited_total{plane=\"http\",limit=\"http_rate_per_ip\"}"),
+        1.0
+    );
+    // WebSocket clients from the same address are not affected by the HTTP limit.
+    let mut a = Client::registered(&server).await;
+    let mut b = Client::registered(&server).await;
+    still_routing(&mut a, &mut b).await;
+    server.stop().await;
 }

@@ -11,6 +11,7 @@ use std::{
     time::{Duration, Instant},
 };
 
+use darkswap_proto::relay_auth::Role;
 use darkswap_proto::signaling::{
     ClientToServer, ErrorCode, MAX_SESSION_LEN, NONCE_LEN, ServerToClient, close_code, encode_b64,
     verify_registration,
@@ -18,7 +19,16 @@ use darkswap_proto::signaling::{
 use libp2p::PeerId;
 use rand::RngCore;
 
-use crate::metrics::SignalingMetrics;
+use crate::metrics::{SecurityMetrics, SignalingMetrics};
+
+/// What a `/signaling` connection may do, from its token (or the anonymous
+/// role without one).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Access {
+    pub(crate) role: Role,
+    /// The peer the token was issued to: only that peer may register here.
+    pub(crate) subject: Option<PeerId>,
+}
 
 /// Identifies one WebSocket, on `/signaling` or `/relay`.
 pub(crate) type ConnId = u64;
@@ -32,6 +42,10 @@ pub(crate) struct HubConfig {
     pub(crate) max_circuits_per_peer: usize,
     pub(crate) accept_timeout: Duration,
     pub(crate) max_circuit_duration: Duration,
+    /// Lowest role that may register.
+    pub(crate) signaling_role: Role,
+    /// Lowest role that may request or accept a circuit.
+    pub(crate) circuit_role: Role,
 }
 
 /// What the server must do.
@@ -60,6 +74,7 @@ enum Conn {
     Signaling {
         nonce: [u8; NONCE_LEN],
         peer: Option<PeerId>,
+        access: Access,
         /// Set once the hub asked for it to close: nothing more is routed there.
         closing: bool,
     },
@@ -105,6 +120,7 @@ enum Timer {
 pub(crate) struct Hub {
     config: HubConfig,
     metrics: Arc<SignalingMetrics>,
+    security: Arc<SecurityMetrics>,
     rng: Box<dyn RngCore + Send>,
     conns: HashMap<ConnId, Conn>,
     peers: HashMap<PeerId, ConnId>,
@@ -128,11 +144,13 @@ impl Hub {
     pub(crate) fn new(
         config: HubConfig,
         metrics: Arc<SignalingMetrics>,
+        security: Arc<SecurityMetrics>,
         rng: Box<dyn RngCore + Send>,
     ) -> Self {
         Hub {
             config,
             metrics,
+            security,
             rng,
             conns: HashMap::new(),
             peers: HashMap::new(),
@@ -144,7 +162,7 @@ impl Hub {
 
     /// A `/signaling` socket opened: it gets a challenge and has until the
     /// registration timeout to answer it.
-    pub(crate) fn open_signaling(&mut self, conn: ConnId, now: Instant) {
+    pub(crate) fn open_signaling(&mut self, conn: ConnId, access: Access, now: Instant) {
         let mut nonce = [0u8; NONCE_LEN];
         self.rng.fill_bytes(&mut nonce);
         self.conns.insert(
@@ -152,6 +170,7 @@ impl Hub {
             Conn::Signaling {
                 nonce,
                 peer: None,
+                access,
                 closing: false,
             },
         );
@@ -348,6 +367,19 @@ impl Hub {
                 };
                 self.route(conn, me, kind, &to, from.as_deref(), msg);
             }
+            (
+                ClientToServer::CircuitRequest { .. } | ClientToServer::CircuitAccept { .. },
+                Some(_),
+            ) if self.role_of(conn) < self.config.circuit_role => {
+                self.security.denied("circuit");
+                let message = format!(
+                    "relayed circuits need the {} role; this connection has {}",
+                    self.config.circuit_role,
+                    self.role_of(conn)
+                );
+                let reply = self.error(ErrorCode::Forbidden, message, Some(kind));
+                self.send(conn, reply);
+            }
             (ClientToServer::CircuitRequest { to }, Some(me)) => {
                 self.circuit_request(conn, me, &to, now)
             }
@@ -375,9 +407,16 @@ impl Hub {
     }
 
     fn register(&mut self, conn: ConnId, peer_id: &str, public_key: &str, signature: &str) {
-        let Some(Conn::Signaling { nonce, peer, .. }) = self.conns.get(&conn) else {
+        let Some(Conn::Signaling {
+            nonce,
+            peer,
+            access,
+            ..
+        }) = self.conns.get(&conn)
+        else {
             return;
         };
+        let access = *access;
         if peer.is_some() {
             // Registering twice on one socket is a client bug, not an attack.
             let reply = self.error(
@@ -388,8 +427,23 @@ impl Hub {
             self.send(conn, reply);
             return;
         }
+        if access.role < self.config.signaling_role {
+            self.security.denied("signaling");
+            let message = format!(
+                "registering needs the {} role; this connection has {} (get a token at /auth/token)",
+                self.config.signaling_role, access.role
+            );
+            let reply = self.error(ErrorCode::Unauthorized, message, Some("register"));
+            self.send(conn, reply);
+            self.close(conn, close_code::UNAUTHORIZED, "role may not register");
+            return;
+        }
         let refused = match verify_registration(peer_id, public_key, signature, nonce) {
             Err(e) => Err((ErrorCode::BadSignature, e.to_string())),
+            Ok(p) if access.subject.is_some_and(|s| s != p) => Err((
+                ErrorCode::Unauthorized,
+                "the token was issued to another peer".to_owned(),
+            )),
             Ok(p) if self.peers.contains_key(&p) => Err((
                 ErrorCode::AlreadyRegistered,
                 format!("{p} is registered on another connection"),
@@ -408,7 +462,12 @@ impl Hub {
             Err((code, message)) => {
                 let reply = self.error(code, message, Some("register"));
                 self.send(conn, reply);
-                self.close(conn, close_code::REGISTER_REFUSED, code.as_str());
+                let close = if code == ErrorCode::Unauthorized {
+                    close_code::UNAUTHORIZED
+                } else {
+                    close_code::REGISTER_REFUSED
+                };
+                self.close(conn, close, code.as_str());
                 return;
             }
         };
@@ -729,6 +788,13 @@ impl Hub {
         self.send(conn, reply);
     }
 
+    fn role_of(&self, conn: ConnId) -> Role {
+        match self.conns.get(&conn) {
+            Some(Conn::Signaling { access, .. }) => access.role,
+            _ => Role::Guest,
+        }
+    }
+
     fn peer_of(&self, conn: ConnId) -> Option<PeerId> {
         match self.conns.get(&conn) {
             Some(Conn::Signaling { peer, .. }) => *peer,
@@ -822,8 +888,15 @@ mod tests {
             max_circuits_per_peer: 1,
             accept_timeout: Duration::from_secs(15),
             max_circuit_duration: Duration::from_secs(3600),
+            signaling_role: Role::User,
+            circuit_role: Role::User,
         }
     }
+
+    const USER: Access = Access {
+        role: Role::User,
+        subject: None,
+    };
 
     struct Fixture {
         hub: Hub,
@@ -834,10 +907,12 @@ mod tests {
     impl Fixture {
         fn new() -> Self {
             let metrics = Arc::new(SignalingMetrics::register(&mut Registry::default()));
+            let security = Arc::new(SecurityMetrics::register(&mut Registry::default()));
             Fixture {
                 hub: Hub::new(
                     config(),
                     metrics,
+                    security,
                     Box::new(rand::rngs::StdRng::seed_from_u64(7)),
                 ),
                 start: Instant::now(),
@@ -864,9 +939,13 @@ mod tests {
         }
 
         fn open(&mut self) -> (ConnId, String) {
+            self.open_as(USER)
+        }
+
+        fn open_as(&mut self, access: Access) -> (ConnId, String) {
             let conn = self.next_conn;
             self.next_conn += 1;
-            self.hub.open_signaling(conn, self.at(T0));
+            self.hub.open_signaling(conn, access, self.at(T0));
             let out = self.drain();
             let Some(ServerToClient::Challenge { nonce }) =
                 Self::sent_to(&out, conn).into_iter().next()
@@ -899,6 +978,67 @@ mod tests {
 
     fn id(key: &Keypair) -> String {
         key.public().to_peer_id().to_string()
+    }
+
+    #[test]
+    fn roles_and_token_subjects_decide_who_registers_and_opens_circuits() {
+        let mut f = Fixture::new();
+        // A guest may not register; the socket closes with 4004.
+        let key = Keypair::generate_ed25519();
+        let (guest, nonce) = f.open_as(Access {
+            role: Role::Guest,
+            subject: None,
+        });
+        let out = f.send(guest, &sign_registration(&key, &nonce).unwrap());
+        assert_eq!(
+            error_code(&Fixture::sent_to(&out, guest)),
+            Some(ErrorCode::Unauthorized)
+        );
+        assert!(out.contains(&Output::Close(
+            guest,
+            close_code::UNAUTHORIZED,
+            "role may not register"
+        )));
+
+        // A token issued to someone else does not register this key.
+        let (stolen, nonce) = f.open_as(Access {
+            role: Role::User,
+            subject: Some(PeerId::random()),
+        });
+        let out = f.send(stolen, &sign_registration(&key, &nonce).unwrap());
+        assert_eq!(
+            error_code(&Fixture::sent_to(&out, stolen)),
+            Some(ErrorCode::Unauthorized)
+        );
+        assert!(out.contains(&Output::Close(
+            stolen,
+            close_code::UNAUTHORIZED,
+            "unauthorized"
+        )));
+
+        // The token's own peer registers.
+        let (own, nonce) = f.open_as(Access {
+            role: Role::User,
+            subject: Some(key.public().to_peer_id()),
+        });
+        let out = f.send(own, &sign_registration(&key, &nonce).unwrap());
+        assert!(matches!(
+            Fixture::sent_to(&out, own)[0],
+            ServerToClient::Registered { .. }
+        ));
+
+        // Circuits need circuit_role: raise it above user.
+        f.hub.config.circuit_role = Role::Admin;
+        let (other_conn, other_key) = f.peer();
+        let out = f.send(own, &ClientToServer::CircuitRequest { to: id(&other_key) });
+        assert_eq!(
+            error_code(&Fixture::sent_to(&out, own)),
+            Some(ErrorCode::Forbidden)
+        );
+        assert!(
+            Fixture::sent_to(&out, other_conn).is_empty(),
+            "nothing reaches the target"
+        );
     }
 
     fn error_code(messages: &[ServerToClient]) -> Option<ErrorCode> {

@@ -1,0 +1,345 @@
+//! Plain HTTP on the public port, beside the WebSocket endpoints: the token
+//! service `/auth/challenge`, `/auth/token`, `/auth/refresh` and
+//! `/auth/revoke` (`docs/security.md`). Requests are rate limited per IP
+//! address and globally; over a limit the answer is 429 with `Retry-After`.
+//! Errors are JSON: `{"error": {"code": "...", "message": "..."}}`.
+//! Tokens are never logged.
+
+use std::{net::IpAddr, sync::Arc, time::Duration};
+
+use axum::{
+    Json, Router,
+    extract::{Extension, State, rejection::JsonRejection},
+    http::{HeaderMap, HeaderValue, StatusCode, header},
+    response::{IntoResponse, Response},
+    routing::post,
+};
+use darkswap_proto::relay_auth::{
+    ChallengeRequest, ChallengeResponse, RevokeRequest, Role, TokenRequest, TokenResponse,
+};
+use governor::{
+    DefaultDirectRateLimiter, DefaultKeyedRateLimiter, RateLimiter,
+    clock::{Clock, DefaultClock},
+};
+use serde_json::json;
+
+use crate::{
+    auth::{Authority, Claims, Revocation, TokenError},
+    config::LimitsSection,
+};
+
+/// Largest request body accepted.
+const MAX_BODY: usize = 16 * 1024;
+/// Bound on reading a request head.
+const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The client's address, set per connection.
+#[derive(Debug, Clone, Copy)]
+struct ClientIp(IpAddr);
+
+/// What the HTTP handlers share.
+#[derive(Debug)]
+pub(crate) struct PublicHttp {
+    authority: Arc<Authority>,
+    per_ip: DefaultKeyedRateLimiter<IpAddr>,
+    global: DefaultDirectRateLimiter,
+}
+
+impl PublicHttp {
+    pub(crate) fn new(authority: Arc<Authority>, limits: &LimitsSection) -> Self {
+        PublicHttp {
+            authority,
+            per_ip: RateLimiter::keyed(limits.http_rate_per_ip.quota()),
+            global: RateLimiter::direct(limits.http_rate_global.quota()),
+        }
+    }
+
+    /// Forgets addresses whose bucket is full again, so the map stays small.
+    pub(crate) fn forget_idle(&self) {
+        self.per_ip.retain_recent();
+    }
+
+    fn admit(&self, ip: IpAddr) -> Result<(), ApiError> {
+        let metrics = self.authority.metrics();
+        let refused = match self.per_ip.check_key(&ip) {
+            Err(not_until) => Some(("http_rate_per_ip", not_until)),
+            Ok(()) => self.global.check().err().map(|n| ("http_rate_global", n)),
+        };
+        match refused {
+            None => Ok(()),
+            Some((limit, not_until)) => {
+                metrics.limited("http", limit);
+                let wait = not_until.wait_time_from(DefaultClock::default().now());
+                Err(ApiError::too_many(wait))
+            }
+        }
+    }
+}
+
+/// A JSON error answer.
+#[derive(Debug)]
+struct ApiError {
+    status: StatusCode,
+    code: &'static str,
+    message: String,
+    retry_after: Option<u64>,
+}
+
+impl ApiError {
+    fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        ApiError {
+            status,
+            code,
+            message: message.into(),
+            retry_after: None,
+        }
+    }
+
+    fn too_many(wait: Duration) -> Self {
+        let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+        ApiError {
+            retry_after: Some(secs.max(1)),
+            ..ApiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "rate_limited",
+                "too many requests; retry later",
+            )
+        }
+    }
+
+    fn unauthorized(code: &'static str, message: impl Into<String>) -> Self {
+        ApiError::new(StatusCode::UNAUTHORIZED, code, message)
+    }
+
+    fn bad_json(rejection: JsonRejection) -> Self {
+        let status = match rejection.status() {
+            StatusCode::PAYLOAD_TOO_LARGE => StatusCode::PAYLOAD_TOO_LARGE,
+            StatusCode::UNSUPPORTED_MEDIA_TYPE => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            _ => StatusCode::BAD_REQUEST,
+        };
+        ApiError::new(status, "invalid_request", rejection.body_text())
+    }
+}
+
+impl From<TokenError> for ApiError {
+    fn from(e: TokenError) -> Self {
+        ApiError::unauthorized(e.reason(), e.to_string())
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = Json(json!({"error": {"code": self.code, "message": self.message}}));
+        let mut response = (self.status, body).into_response();
+        let headers = response.headers_mut();
+        if let Some(secs) = self.retry_after {
+            headers.insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
+        if self.status == StatusCode::UNAUTHORIZED {
+            headers.insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Bearer realm=\"darkswap-relay\""),
+            );
+        }
+        response
+    }
+}
+
+type Answer<T> = Result<Json<T>, ApiError>;
+
+fn token_response(token: String, claims: &Claims) -> TokenResponse {
+    TokenResponse {
+        token,
+        role: claims.role,
+        expires_at: claims.exp,
+    }
+}
+
+/// The bearer token of `Authorization`, if any.
+pub(crate) fn bearer(headers: &HeaderMap) -> Option<&str> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| token.trim())
+        .filter(|t| !t.is_empty())
+}
+
+fn require_bearer(http: &PublicHttp, headers: &HeaderMap) -> Result<Claims, ApiError> {
+    let token = bearer(headers).ok_or_else(|| {
+        ApiError::unauthorized("missing_token", "send the token as Authorization: Bearer")
+    })?;
+    Ok(http.authority.validate(token)?)
+}
+
+async fn challenge(
+    State(http): State<Arc<PublicHttp>>,
+    Extension(ClientIp(ip)): Extension<ClientIp>,
+    body: Result<Json<ChallengeRequest>, JsonRejection>,
+) -> Answer<ChallengeResponse> {
+    http.admit(ip)?;
+    let Json(request) = body.map_err(ApiError::bad_json)?;
+    let challenge = http.authority.challenge(&request.peer_id).map_err(|e| {
+        let status = match e {
+            crate::auth::ChallengeError::Busy => StatusCode::SERVICE_UNAVAILABLE,
+            _ => StatusCode::BAD_REQUEST,
+        };
+        ApiError::new(status, e.reason(), e.to_string())
+    })?;
+    Ok(Json(ChallengeResponse {
+        challenge,
+        relay_peer_id: http.authority.relay().to_string(),
+        expires_in: http.authority.config().challenge_ttl_secs,
+    }))
+}
+
+async fn token(
+    State(http): State<Arc<PublicHttp>>,
+    Extension(ClientIp(ip)): Extension<ClientIp>,
+    body: Result<Json<TokenRequest>, JsonRejection>,
+) -> Answer<TokenResponse> {
+    http.admit(ip)?;
+    let Json(request) = body.map_err(ApiError::bad_json)?;
+    let (token, claims) = http
+        .authority
+        .exchange(&request)
+        .map_err(|e| ApiError::unauthorized(e.reason(), e.to_string()))?;
+    Ok(Json(token_response(token, &claims)))
+}
+
+async fn refresh(
+    State(http): State<Arc<PublicHttp>>,
+    Extension(ClientIp(ip)): Extension<ClientIp>,
+    headers: HeaderMap,
+) -> Answer<TokenResponse> {
+    http.admit(ip)?;
+    let token = bearer(&headers).ok_or_else(|| {
+        ApiError::unauthorized("missing_token", "send the token as Authorization: Bearer")
+    })?;
+    let (token, claims) = http.authority.refresh(token)?;
+    Ok(Json(token_response(token, &claims)))
+}
+
+async fn revoke(
+    State(http): State<Arc<PublicHttp>>,
+    Extension(ClientIp(ip)): Extension<ClientIp>,
+    headers: HeaderMap,
+    body: Result<Json<RevokeRequest>, JsonRejection>,
+) -> Answer<serde_json::Value> {
+    http.admit(ip)?;
+    let caller = require_bearer(&http, &headers)?;
+    if caller.role < Role::Admin {
+        http.authority.metrics().denied("revoke");
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            "revoking needs the admin role",
+        ));
+    }
+    let Json(request) = body.map_err(ApiError::bad_json)?;
+    let config = http.authority.config();
+    let (what, expires) = match (request.token_id, request.peer_id) {
+        (Some(jti), None) if !jti.is_empty() && jti.len() <= 128 => (
+            Revocation::Token(jti),
+            darkswap_p2p::unix_now() + config.max_token_ttl_secs + config.clock_skew_secs,
+        ),
+        (None, Some(peer)) => match peer.parse() {
+            Ok(peer) => (Revocation::Peer(peer), 0),
+            Err(_) => {
+                return Err(ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    "invalid_request",
+                    "peer_id is not a peer id",
+                ));
+            }
+        },
+        _ => {
+            return Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_request",
+                "give exactly one of token_id (1..=128 chars) and peer_id",
+            ));
+        }
+    };
+    let kind = match &what {
+        Revocation::Token(_) => "token",
+        Revocation::Peer(_) => "peer",
+    };
+    http.authority.revoke(what, expires).map_err(|e| {
+        tracing::error!(error = %e, "cannot persist a revocation");
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "the revocation could not be stored",
+        )
+    })?;
+    tracing::info!(by = %caller.sub, kind, "revoked");
+    Ok(Json(json!({ "revoked": kind })))
+}
+
+async fn not_found() -> ApiError {
+    ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such endpoint")
+}
+
+fn router(http: Arc<PublicHttp>) -> Router {
+    Router::new()
+        .route("/auth/challenge", post(challenge))
+        .route("/auth/token", post(token))
+        .route("/auth/refresh", post(refresh))
+        .route("/auth/revoke", post(revoke))
+        .fallback(not_found)
+        .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY))
+        .with_state(http)
+}
+
+/// Serves HTTP/1.1 on one accepted connection until the client is done or
+/// `cancel` fires.
+pub(crate) async fn serve_connection(
+    stream: tokio::net::TcpStream,
+    ip: IpAddr,
+    http: Arc<PublicHttp>,
+    cancel: tokio_util::sync::CancellationToken,
+) {
+    use tower::ServiceExt as _;
+    let app = router(http);
+    let service =
+        hyper::service::service_fn(move |mut request: hyper::Request<hyper::body::Incoming>| {
+            request.extensions_mut().insert(ClientIp(ip));
+            app.clone().oneshot(request.map(axum::body::Body::new))
+        });
+    let connection = hyper::server::conn::http1::Builder::new()
+        .timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(HEADER_TIMEOUT)
+        .serve_connection(hyper_util::rt::TokioIo::new(stream), service);
+    tokio::pin!(connection);
+    tokio::select! {
+        result = connection.as_mut() => {
+            if let Err(e) = result {
+                tracing::debug!(%ip, error = %e, "http connection ended with an error");
+            }
+        }
+        _ = cancel.cancelled() => {
+            connection.as_mut().graceful_shutdown();
+            let _ = tokio::time::timeout(Duration::from_secs(2), connection).await;
+        }
+    }
+}
+
+/// Answers every request on a connection refused by a connection limit
+/// with 429 and `Retry-After`, then closes.
+pub(crate) async fn refuse_connection(stream: tokio::net::TcpStream, retry_after: Duration) {
+    let service =
+        hyper::service::service_fn(move |_request: hyper::Request<hyper::body::Incoming>| {
+            let mut response = ApiError::too_many(retry_after).into_response();
+            response
+                .headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
+            std::future::ready(Ok::<_, std::convert::Infallible>(response))
+        });
+    let connection = hyper::server::conn::http1::Builder::new()
+        .timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(HEADER_TIMEOUT)
+        .keep_alive(false)
+        .serve_connection(hyper_util::rt::TokioIo::new(stream), service);
+    let _ = tokio::time::timeout(HEADER_TIMEOUT, connection).await;
+}
