@@ -27,9 +27,9 @@ use std::sync::LazyLock;
 use darkswap_proto::{
     Asset, BatchedMessage, CancelBody, DecodeError, Disconnect, MAX_AMOUNT, MAX_BATCH_LEN,
     MAX_MESSAGE_SIZE, Message, NewOrder, Order, OrderBody, OrderCancel, OrderCreate, OrderError,
-    OrderId, OrderUpdate, OrderbookRequest, OrderbookResponse, PRICE_SCALE, Ping, PsbtCreate,
-    Side, SignedOrder, TradeAccept, TradePropose, UpdateBody, UpdateFields, batch_messages,
-    decode, decode_batch, decode_with_limit, encode, encode_batch, identity::Keypair,
+    OrderId, OrderUpdate, OrderbookRequest, OrderbookResponse, PRICE_SCALE, Ping, PsbtCreate, Side,
+    SignedOrder, TradeAccept, TradePropose, UpdateBody, UpdateFields, batch_messages, decode,
+    decode_batch, decode_with_limit, encode, encode_batch, identity::Keypair,
 };
 use prost::Message as _;
 
@@ -81,7 +81,11 @@ fn check_message(message: &Message) {
         .unwrap_or_else(|e| panic!("a re-encoded {} does not decode: {e}", message.kind()));
     assert_eq!(&again, message, "decode(encode(m)) != m");
     assert_eq!(encode(&again), bytes, "the encoding is not canonical");
-    let _ = (message.priority(), message.is_orderbook(), message.is_trade());
+    let _ = (
+        message.priority(),
+        message.is_orderbook(),
+        message.is_trade(),
+    );
     match message {
         Message::OrderCreate(create) => check_create(create),
         Message::OrderCancel(cancel) => check_cancel(cancel),
@@ -106,11 +110,13 @@ fn check_batch(messages: Vec<Message>) {
 
 /// Panics if an honestly signed part was refused for its signature.
 fn assert_not_signature_error(kind: &str, result: Result<(), OrderError>) {
-    if let Err(e @ (OrderError::InvalidMaker
-    | OrderError::InvalidPublicKey
-    | OrderError::MakerMismatch
-    | OrderError::BadSignature
-    | OrderError::MalformedBody(_))) = result
+    if let Err(
+        e @ (OrderError::InvalidMaker
+        | OrderError::InvalidPublicKey
+        | OrderError::MakerMismatch
+        | OrderError::BadSignature
+        | OrderError::MalformedBody(_)),
+    ) = result
     {
         panic!("an honestly signed {kind} was refused: {e}");
     }
@@ -129,7 +135,10 @@ fn fuzz_maker_bytes() -> Vec<u8> {
 fn check_create(create: &OrderCreate) {
     if let Ok(announced) = create.verify() {
         let signed = create.order.as_ref();
-        assert!(signed.is_some(), "an order create without an order verified");
+        assert!(
+            signed.is_some(),
+            "an order create without an order verified"
+        );
         if let Some(signed) = signed {
             check_order(&announced.order, signed);
         }
@@ -179,9 +188,18 @@ fn check_order(order: &Order, signed: &SignedOrder) {
     assert_eq!(order.id, OrderId::of_body(&signed.body));
     assert_eq!(order.id.to_string().parse::<OrderId>(), Ok(order.id));
     assert_ne!(order.base, order.quote, "an order between one asset");
-    assert!((1..=MAX_AMOUNT).contains(&order.amount), "amount out of range");
-    assert!((1..=MAX_AMOUNT).contains(&order.price), "price out of range");
-    assert!(order.expires_at > order.created_at, "expiry before creation");
+    assert!(
+        (1..=MAX_AMOUNT).contains(&order.amount),
+        "amount out of range"
+    );
+    assert!(
+        (1..=MAX_AMOUNT).contains(&order.price),
+        "price out of range"
+    );
+    assert!(
+        order.expires_at > order.created_at,
+        "expiry before creation"
+    );
     for asset in [order.base, order.quote] {
         assert_eq!(asset.to_string().parse::<Asset>(), Ok(asset));
     }
@@ -209,7 +227,10 @@ fn check_cancel(cancel: &OrderCancel) {
         body,
     };
     let verified = resigned.verify();
-    assert_not_signature_error("cancel", verified.as_ref().map(|_| ()).map_err(Clone::clone));
+    assert_not_signature_error(
+        "cancel",
+        verified.as_ref().map(|_| ()).map_err(Clone::clone),
+    );
     let Ok(c) = verified else { return };
     assert_eq!(c.maker, FUZZ_MAKER.public().to_peer_id());
     let again = OrderCancel::sign(c.order_id, c.cancelled_at, &FUZZ_MAKER)
@@ -233,7 +254,10 @@ fn check_update(update: &OrderUpdate) {
         body,
     };
     let verified = resigned.verify();
-    assert_not_signature_error("update", verified.as_ref().map(|_| ()).map_err(Clone::clone));
+    assert_not_signature_error(
+        "update",
+        verified.as_ref().map(|_| ()).map_err(Clone::clone),
+    );
     let Ok(u) = verified else { return };
     assert_eq!(u.maker, FUZZ_MAKER.public().to_peer_id());
     let f = u.fields;
@@ -349,7 +373,8 @@ pub fn seeds() -> Vec<(&'static str, Vec<u8>)> {
         .iter()
         .map(|(name, m)| (*name, encode(m)))
         .collect();
-    let batch: BatchedMessage = batch_messages(messages[..3].iter().map(|(_, m)| m.clone()).collect());
+    let batch: BatchedMessage =
+        batch_messages(messages[..3].iter().map(|(_, m)| m.clone()).collect());
     seeds.push(("batch", encode_batch(&batch)));
     // Refused: wrong version, empty, truncated varint.
     seeds.push(("version_2", vec![0x08, 0x02, 0x52, 0x00]));

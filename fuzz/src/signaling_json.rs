@@ -99,8 +99,8 @@ fn assert_server_round_trip(message: &ServerToClient) {
 /// Every client message type (a `register` that answers [`NONCE`]), some
 /// server messages, and refused frames of each error class.
 pub fn seeds() -> Vec<(&'static str, Vec<u8>)> {
-    let key = Keypair::ed25519_from_bytes([0x02; 32])
-        .unwrap_or_else(|e| panic!("ed25519 key: {e}"));
+    let key =
+        Keypair::ed25519_from_bytes([0x02; 32]).unwrap_or_else(|e| panic!("ed25519 key: {e}"));
     let me = key.public().to_peer_id().to_string();
     let other = Keypair::ed25519_from_bytes([0x03; 32])
         .unwrap_or_else(|e| panic!("ed25519 key: {e}"))
@@ -154,7 +154,10 @@ pub fn seeds() -> Vec<(&'static str, Vec<u8>)> {
             },
         ),
         ("ping", ClientToServer::Ping { id: Some(json!(7)) }),
-        ("circuit_request", ClientToServer::CircuitRequest { to: other.clone() }),
+        (
+            "circuit_request",
+            ClientToServer::CircuitRequest { to: other.clone() },
+        ),
         (
             "circuit_accept",
             ClientToServer::CircuitAccept {

@@ -17,8 +17,11 @@
 //!   larger of `signaling.max_message_size` and `ws_relay.max_frame_size`,
 //!   and closes with 1009 on the capacity error);
 //! - control frames carry at most 125 bytes (RFC 6455);
-//! - the server never writes more than the client sent (pong and close
-//!   replies cannot amplify traffic).
+//! - the server writes at most what the client sent plus one close frame:
+//!   pongs are smaller than the pings they answer, and the one close reply
+//!   (which may carry a reason the client did not send, e.g. "Protocol
+//!   violation" for an invalid close code) is at most 127 bytes, so a client
+//!   cannot use the relay to amplify traffic.
 
 use std::io::{self, Read, Write};
 
@@ -37,6 +40,8 @@ use crate::signaling_json;
 
 /// Largest control frame payload (RFC 6455, 5.5).
 const MAX_CONTROL: usize = 125;
+/// Largest close frame a server writes: unmasked header and payload.
+const MAX_CLOSE_FRAME: usize = 2 + MAX_CONTROL;
 
 /// A socket reading from the fuzz input in chunks and counting what the
 /// server writes back.
@@ -79,7 +84,11 @@ pub fn check(data: &[u8]) {
         return;
     };
     let max = limit(*limit_selector);
-    let chunk = if *chunk == 0 { usize::MAX } else { usize::from(*chunk) };
+    let chunk = if *chunk == 0 {
+        usize::MAX
+    } else {
+        usize::from(*chunk)
+    };
     let config = WebSocketConfig::default()
         .max_message_size(Some(max))
         .max_frame_size(Some(max));
@@ -97,7 +106,11 @@ pub fn check(data: &[u8]) {
                 signaling_json::check_client(text.as_str());
             }
             Ok(Message::Binary(payload)) => {
-                assert!(payload.len() <= max, "binary of {} > limit {max}", payload.len());
+                assert!(
+                    payload.len() <= max,
+                    "binary of {} > limit {max}",
+                    payload.len()
+                );
             }
             Ok(Message::Ping(p) | Message::Pong(p)) => {
                 assert!(p.len() <= MAX_CONTROL, "control frame of {} bytes", p.len());
@@ -113,7 +126,7 @@ pub fn check(data: &[u8]) {
     }
     let written = ws.get_ref().written;
     assert!(
-        written <= stream.len(),
+        written <= stream.len() + MAX_CLOSE_FRAME,
         "the server wrote {written} bytes for {} received",
         stream.len()
     );
@@ -162,7 +175,8 @@ fn send(ws: &mut ClientWs, message: Message) {
 /// frames, a close, and a frame over the limit. Masks are random, so
 /// writing the seeds again gives other bytes.
 pub fn seeds() -> Vec<(&'static str, Vec<u8>)> {
-    let attach = r#"{"type":"attach","circuit_id":"0123456789abcdef","token":"AAECAwQFBgcICQoLDA0ODw=="}"#;
+    let attach =
+        r#"{"type":"attach","circuit_id":"0123456789abcdef","token":"AAECAwQFBgcICQoLDA0ODw=="}"#;
     vec![
         (
             "attach_then_binary",

@@ -120,10 +120,12 @@ fn ws_seeds_are_masked_client_streams_that_attach() {
             // Masked as a browser masks: the JSON is not in clear on the wire.
             assert!(!String::from_utf8_lossy(&data).contains("attach"), "{name}");
             // The first data message (a ping may come between fragments).
-            let Some(tungstenite::Message::Text(text)) = messages
-                .iter()
-                .find(|m| matches!(m, tungstenite::Message::Text(_) | tungstenite::Message::Binary(_)))
-            else {
+            let Some(tungstenite::Message::Text(text)) = messages.iter().find(|m| {
+                matches!(
+                    m,
+                    tungstenite::Message::Text(_) | tungstenite::Message::Binary(_)
+                )
+            }) else {
                 panic!("{name}: the first data message is not text: {messages:?}")
             };
             assert!(
