@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs every check and test of the workspace on a fresh machine: installs
-# what it needs (Debian's chromium, npm's playwright-core), then formatting,
-# lints, all tests, doc tests, examples and the browser tests. Needs root for
+# what it needs (Debian's chromium, npm's playwright-core, cargo-fuzz), then
+# formatting, lints, all tests, doc tests, examples, a short run of every
+# fuzz target and the browser tests. Needs root for
 # the browser tests' network namespace (CI runs as root).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -28,6 +29,9 @@ cargo run --locked -q -p darkswap-p2p --example simple_node
 
 step "cargo test (unit, integration and doc tests; builds every example)"
 cargo test --workspace --locked
+
+step "fuzzing (each cargo-fuzz target for ${DARKSWAP_FUZZ_SECONDS:-20} s; scripts/fuzz.sh 600 to run longer)"
+./scripts/fuzz.sh "${DARKSWAP_FUZZ_SECONDS:-20}"
 
 step "browser tests (Debian chromium + playwright-core, loopback netns)"
 ./scripts/browser-tests.sh

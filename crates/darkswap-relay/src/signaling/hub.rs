@@ -670,7 +670,7 @@ impl Hub {
                 self.metrics.circuit_denied("rejected");
                 if let Some(target) = self.peers.get(&requester).copied() {
                     let mut reason = reason.unwrap_or_else(|| "rejected".to_owned());
-                    reason.truncate(256);
+                    truncate_on_char_boundary(&mut reason, 256);
                     self.send(
                         target,
                         ServerToClient::CircuitRejected {
@@ -860,6 +860,18 @@ impl Hub {
         let mut bytes = [0u8; 16];
         self.rng.fill_bytes(&mut bytes);
         encode_b64(&bytes)
+    }
+}
+
+/// Cuts `text` to at most `max` bytes without splitting a character
+/// (`String::truncate` panics inside one, and `text` comes from a client).
+fn truncate_on_char_boundary(text: &mut String, max: usize) {
+    if text.len() > max {
+        let cut = (0..=max)
+            .rev()
+            .find(|&i| text.is_char_boundary(i))
+            .unwrap_or(0);
+        text.truncate(cut);
     }
 }
 
@@ -1345,6 +1357,53 @@ mod tests {
             Fixture::sent_to(&out, c)[0],
             ServerToClient::CircuitPending { .. }
         ));
+    }
+
+    #[test]
+    fn a_long_rejection_reason_is_cut_between_characters() {
+        let mut f = Fixture::new();
+        let (a, ka) = f.peer();
+        let (b, kb) = f.peer();
+        let out = f.send(a, &ClientToServer::CircuitRequest { to: id(&kb) });
+        let Some(ServerToClient::CircuitPending { circuit_id, .. }) =
+            Fixture::sent_to(&out, a).into_iter().next()
+        else {
+            panic!("no circuit_pending: {out:?}")
+        };
+        // Byte 256 falls inside "é": a plain truncate(256) panicked and took
+        // the hub task, and with it all of signaling, down.
+        let reason = format!("{}é and more", "x".repeat(255));
+        let out = f.send(
+            b,
+            &ClientToServer::CircuitReject {
+                circuit_id: circuit_id.clone(),
+                reason: Some(reason),
+            },
+        );
+        assert_eq!(
+            Fixture::sent_to(&out, a),
+            vec![ServerToClient::CircuitRejected {
+                circuit_id,
+                peer: id(&kb),
+                reason: "x".repeat(255),
+            }]
+        );
+        // Both peers are still served.
+        let out = f.send(a, &ClientToServer::ListPeers);
+        assert_eq!(
+            Fixture::sent_to(&out, a),
+            vec![ServerToClient::Peers {
+                peers: vec![id(&kb)]
+            }]
+        );
+        let out = f.send(b, &ClientToServer::CircuitRequest { to: id(&ka) });
+        assert!(
+            matches!(
+                Fixture::sent_to(&out, b)[..],
+                [ServerToClient::CircuitPending { .. }]
+            ),
+            "{out:?}"
+        );
     }
 
     #[test]
