@@ -13,6 +13,7 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+pub mod jwt;
 pub mod proto_envelope;
 pub mod signaling_json;
 pub mod ws_circuit_frame;
@@ -45,6 +46,11 @@ pub const TARGETS: &[Target] = &[
         name: "ws_circuit_frame",
         check: ws_circuit_frame::check,
         seeds: ws_circuit_frame::seeds,
+    },
+    Target {
+        name: "jwt",
+        check: jwt::check,
+        seeds: jwt::seeds,
     },
 ];
 

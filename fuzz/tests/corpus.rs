@@ -145,6 +145,31 @@ fn ws_seeds_are_masked_client_streams_that_attach() {
     }
 }
 
+#[test]
+fn jwt_seeds_are_accepted_only_when_the_relay_signed_them() {
+    use darkswap_proto::{identity::Keypair, relay_auth::TokenValidator};
+    let relay = Keypair::ed25519_from_bytes([0x07; 32]).unwrap();
+    let validator = TokenValidator::new(&relay.public(), "darkswap-relay", 30, 86_400).unwrap();
+    for (name, data) in darkswap_fuzz::jwt::seeds() {
+        let token = String::from_utf8(data).unwrap();
+        let reason = validator
+            .validate_at(&token, darkswap_fuzz::SEED_NOW)
+            .err()
+            .map(|e| e.reason());
+        let expected = match name {
+            "user" | "admin" => None,
+            "expired" => Some("expired"),
+            "other_key" => Some("bad_signature"),
+            "other_audience" => Some("wrong_audience"),
+            "too_long" => Some("too_long"),
+            "alg_none" | "alg_hs256" => Some("wrong_algorithm"),
+            "sub_not_a_peer" | "garbage" => Some("malformed"),
+            other => panic!("unexpected seed {other}"),
+        };
+        assert_eq!(reason, expected, "{name}");
+    }
+}
+
 /// Writes `corpus/<target>/<seed>` for every seed. Run after adding a
 /// target or changing a wire format:
 /// `cargo test --manifest-path fuzz/Cargo.toml -- --ignored write_seed_corpus`.

@@ -13,11 +13,12 @@ use std::{
     time::{Duration, Instant},
 };
 
+pub use darkswap_proto::relay_auth::{Claims, TokenError};
 use darkswap_proto::{
-    relay_auth::{CHALLENGE_LEN, Role, TokenRequest, verify_token_request},
+    relay_auth::{CHALLENGE_LEN, Role, TokenRequest, TokenValidator, verify_token_request},
     signaling::{decode_b64, encode_b64},
 };
-use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation, errors::ErrorKind};
+use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use libp2p::{PeerId, identity::Keypair};
 use rand::RngCore;
 use serde::{Deserialize, Serialize};
@@ -28,84 +29,6 @@ use crate::{config::AuthSection, metrics::SecurityMetrics};
 
 /// File in the data directory holding revocations.
 pub const REVOCATIONS_FILE: &str = "revocations.json";
-
-/// The claims of a relay token.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Claims {
-    /// Issuer: the relay's peer id.
-    pub iss: String,
-    /// Audience: `auth.audience`.
-    pub aud: String,
-    /// Subject: the peer id the token was issued to.
-    pub sub: String,
-    /// The role it grants.
-    pub role: Role,
-    /// Issued at (unix seconds).
-    pub iat: u64,
-    /// Not before (unix seconds).
-    pub nbf: u64,
-    /// Expires (unix seconds).
-    pub exp: u64,
-    /// Token id, the handle for revoking it.
-    pub jti: String,
-}
-
-impl Claims {
-    /// The subject as a peer id.
-    pub fn peer(&self) -> Option<PeerId> {
-        self.sub.parse().ok()
-    }
-}
-
-/// Why a token was refused. Each has a stable [`TokenError::reason`].
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
-pub enum TokenError {
-    /// Not a JWT, or claims missing or of the wrong type.
-    #[error("malformed token: {0}")]
-    Malformed(String),
-    /// Signed with an algorithm other than EdDSA (`none` included).
-    #[error("token algorithm {0} is not accepted (EdDSA only)")]
-    WrongAlgorithm(String),
-    /// The signature is not the relay's.
-    #[error("token signature does not verify")]
-    BadSignature,
-    /// Past `exp`.
-    #[error("token expired")]
-    Expired,
-    /// Before `nbf`.
-    #[error("token not valid yet")]
-    NotYetValid,
-    /// `iss` is not this relay.
-    #[error("token issued by someone else")]
-    WrongIssuer,
-    /// `aud` is not this relay's audience.
-    #[error("token issued for another audience")]
-    WrongAudience,
-    /// Revoked by an admin.
-    #[error("token revoked")]
-    Revoked,
-    /// Lives longer than `auth.max_token_ttl_secs` allows.
-    #[error("token lifetime exceeds the relay's maximum")]
-    TooLong,
-}
-
-impl TokenError {
-    /// Metric label and wire error detail.
-    pub fn reason(&self) -> &'static str {
-        match self {
-            TokenError::Malformed(_) => "malformed",
-            TokenError::WrongAlgorithm(_) => "wrong_algorithm",
-            TokenError::BadSignature => "bad_signature",
-            TokenError::Expired => "expired",
-            TokenError::NotYetValid => "not_yet_valid",
-            TokenError::WrongIssuer => "wrong_issuer",
-            TokenError::WrongAudience => "wrong_audience",
-            TokenError::Revoked => "revoked",
-            TokenError::TooLong => "too_long",
-        }
-    }
-}
 
 /// Why a token request (`/auth/challenge`, `/auth/token`) failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -197,8 +120,7 @@ pub struct Authority {
     relay: PeerId,
     config: AuthSection,
     encoding: EncodingKey,
-    decoding: DecodingKey,
-    validation: Validation,
+    validator: TokenValidator,
     revocations: Mutex<Revocations>,
     revocations_path: Option<PathBuf>,
     /// Bumped on every revocation so open sockets re-check their token.
@@ -222,9 +144,8 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// The key pair's signing key as PKCS#8 (what `jsonwebtoken` takes) and its
-/// raw public key.
-fn jwt_keys(key: &Keypair) -> Result<(EncodingKey, DecodingKey), AuthorityError> {
+/// The key pair's signing key as PKCS#8, what `jsonwebtoken` takes.
+fn signing_key(key: &Keypair) -> Result<EncodingKey, AuthorityError> {
     let ed = key
         .clone()
         .try_into_ed25519()
@@ -234,22 +155,7 @@ fn jwt_keys(key: &Keypair) -> Result<(EncodingKey, DecodingKey), AuthorityError>
         .map_err(|_| AuthorityError::SigningKey)?;
     let pkcs8 = pair.to_pkcs8().map_err(|_| AuthorityError::SigningKey)?;
     let pkcs8 = Zeroizing::new(pkcs8.as_ref().to_vec());
-    Ok((
-        EncodingKey::from_ed_der(&pkcs8),
-        DecodingKey::from_ed_der(&ed.public().to_bytes()),
-    ))
-}
-
-/// The `alg` a token's header names, read only to tell "wrong algorithm"
-/// apart from other failures; `jsonwebtoken` does the real checking.
-fn header_alg(token: &str) -> Option<String> {
-    use base64::Engine as _;
-    let header = token.split('.').next()?;
-    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(header.trim_end_matches('='))
-        .ok()?;
-    let value: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
-    value.get("alg")?.as_str().map(str::to_owned)
+    Ok(EncodingKey::from_ed_der(&pkcs8))
 }
 
 impl Authority {
@@ -262,13 +168,14 @@ impl Authority {
         metrics: Arc<SecurityMetrics>,
     ) -> Result<Self, AuthorityError> {
         let relay = key.public().to_peer_id();
-        let (encoding, decoding) = jwt_keys(key)?;
-        let mut validation = Validation::new(Algorithm::EdDSA);
-        validation.leeway = config.clock_skew_secs;
-        validation.validate_nbf = true;
-        validation.set_issuer(&[relay.to_string()]);
-        validation.set_audience(std::slice::from_ref(&config.audience));
-        validation.set_required_spec_claims(&["exp", "nbf", "iss", "aud", "sub"]);
+        let encoding = signing_key(key)?;
+        let validator = TokenValidator::new(
+            &key.public(),
+            &config.audience,
+            config.clock_skew_secs,
+            config.max_token_ttl_secs,
+        )
+        .ok_or(AuthorityError::NotEd25519)?;
         let revocations_path = data_dir.map(|d| d.join(REVOCATIONS_FILE));
         let revocations = match &revocations_path {
             Some(path) => load_revocations(path)?,
@@ -279,8 +186,7 @@ impl Authority {
             relay,
             config,
             encoding,
-            decoding,
-            validation,
+            validator,
             revocations: Mutex::new(revocations),
             revocations_path,
             revoked_tx,
@@ -359,28 +265,9 @@ impl Authority {
     }
 
     fn check(&self, token: &str) -> Result<Claims, TokenError> {
-        match header_alg(token) {
-            None => return Err(TokenError::Malformed("no readable header".to_owned())),
-            Some(alg) if alg != "EdDSA" => return Err(TokenError::WrongAlgorithm(alg)),
-            Some(_) => {}
-        }
-        let claims = jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation)
-            .map_err(|e| match e.kind() {
-                ErrorKind::ExpiredSignature => TokenError::Expired,
-                ErrorKind::ImmatureSignature => TokenError::NotYetValid,
-                ErrorKind::InvalidIssuer => TokenError::WrongIssuer,
-                ErrorKind::InvalidAudience => TokenError::WrongAudience,
-                ErrorKind::InvalidSignature => TokenError::BadSignature,
-                ErrorKind::InvalidAlgorithm => TokenError::WrongAlgorithm("?".to_owned()),
-                _ => TokenError::Malformed(e.to_string()),
-            })?
-            .claims;
-        if claims.peer().is_none() {
-            return Err(TokenError::Malformed("sub is not a peer id".to_owned()));
-        }
-        if claims.exp.saturating_sub(claims.nbf.min(claims.iat)) > self.config.max_token_ttl_secs {
-            return Err(TokenError::TooLong);
-        }
+        let claims = self
+            .validator
+            .validate_at(token, darkswap_p2p::unix_now())?;
         let revocations = lock(&self.revocations);
         let peer_revoked = revocations
             .peers
