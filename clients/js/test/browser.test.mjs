@@ -383,7 +383,8 @@ test('a relay that alters a handshake or a ciphertext is caught, and honest circ
   await waitPath(a.page, b.peerId, 'relayed');
   // The page measures RTT as soon as a connection opens, so the frame altered
   // may be A's ping or this message; either way B must close, delivering nothing.
-  await a.page.evaluate((id) => window.darkswap.sendMessage(id, { type: 'chat', text: 'altered on the way' }).catch(() => {}), b.peerId);
+  // (Sent on this connection: sendMessage() would open a new one once it is gone.)
+  await a.page.evaluate((id) => window.darkswap.getConnection(id)?.send({ type: 'chat', text: 'altered on the way' }).catch(() => {}), b.peerId);
   await b.page.waitForFunction(() => window.closeCodes.includes('e2e_authentication_failed'), null, { timeout: WAIT_MS });
   assert.equal(tamper.done, 2);
   const shown = await b.page.locator('[data-testid="chat-log"]').textContent();

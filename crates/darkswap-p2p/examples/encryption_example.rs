@@ -62,19 +62,21 @@ fn run(config: EncryptionConfig) -> anyhow::Result<()> {
     alice.accept_signed_key(&bob_id, &from_bob)?;
 
     let frame = alice.encrypt(&bob_id, b"Hello, Bob! This is a secret message from Alice.")?;
-    let plaintext = bob.decrypt(&alice_id, &frame)?;
-    println!(
-        "alice -> bob ({} bytes on the wire): {}",
-        frame.len(),
-        String::from_utf8_lossy(&plaintext)
-    );
 
+    // The relay flips one bit of the ciphertext on its way.
     let mut tampered = frame.clone();
     let last = tampered.len() - 1;
     tampered[last] ^= 0x01;
     println!(
         "tampered frame refused: {}",
         refused(bob.decrypt(&alice_id, &tampered))?
+    );
+
+    let plaintext = bob.decrypt(&alice_id, &frame)?;
+    println!(
+        "alice -> bob ({} bytes on the wire): {}",
+        frame.len(),
+        String::from_utf8_lossy(&plaintext)
     );
     println!(
         "replayed frame refused: {}",
