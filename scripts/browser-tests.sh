@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Browser tests: Debian's Chromium driven by playwright-core against the real
-# darkswap-relay (and, for the native peer test, the webrtc_example binary),
+# darkswap-relay (and, for the native peer test, the webrtc_example binary;
+# for the Rust<->browser encryption test, the e2e_interop example),
 # inside a loopback-only network namespace so every ICE candidate is
 # 127.0.0.1 and nothing leaves the machine. Needs root (ip netns). Installs
 # what it needs: chromium from Debian, playwright-core from npm.
@@ -18,9 +19,10 @@ npm ci --prefix clients/js --no-audit --no-fund --loglevel=error
 
 # Build first: nothing outside the namespace is reachable from inside it.
 cargo build --locked -q -p darkswap-relay --bin darkswap-relay
-cargo build --locked -q -p darkswap-p2p --example webrtc_example
+cargo build --locked -q -p darkswap-p2p --example webrtc_example --example e2e_interop
 export DARKSWAP_TEST_RELAY_BIN="$CARGO_TARGET_DIR/debug/darkswap-relay"
 export DARKSWAP_TEST_WEBRTC_EXAMPLE="$CARGO_TARGET_DIR/debug/examples/webrtc_example"
+export DARKSWAP_TEST_E2E_INTEROP="$CARGO_TARGET_DIR/debug/examples/e2e_interop"
 
 ns="dsw-browser-$$"
 ip netns add "$ns"

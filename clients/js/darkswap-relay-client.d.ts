@@ -15,7 +15,9 @@ export type SignalingState = 'connecting' | 'open' | 'closed';
  * `channel_closed`, `webrtc_error`, `circuit_rejected`, `circuit_timeout`,
  * `circuit_closed`, `relay_closed`, `relay_unavailable`, `peer_left`,
  * `signaling_closed`, `replaced`, `not_open`, `message_too_large`,
- * `send_queue_full`).
+ * `send_queue_full`), or an end-to-end encryption failure on a relayed circuit,
+ * which closes that connection (`e2e_bad_signature`, `e2e_authentication_failed`,
+ * `e2e_replay`, `e2e_too_old`, `e2e_protocol_error`, ...; see darkswap-e2e.d.ts).
  */
 export interface DarkSwapError extends Error {
   code: string;
@@ -74,7 +76,8 @@ export interface WebRtcConnectionManagerEventMap {
   'peer-joined': CustomEvent<{ peerId: string }>;
   'peer-left': CustomEvent<{ peerId: string }>;
   connection: CustomEvent<{ connection: WebRtcConnection }>;
-  'connection-state': CustomEvent<{ peerId: string; state: ConnectionState; path: ConnectionPath }>;
+  /** `code` says why, when a connection closed other than by `close()`/`closeConnection()`. */
+  'connection-state': CustomEvent<{ peerId: string; state: ConnectionState; path: ConnectionPath; code?: string }>;
   /** `message` is a JSON value, or a `Uint8Array` for binary payloads. */
   message: CustomEvent<{ peerId: string; message: unknown }>;
   'signaling-state': CustomEvent<{ state: SignalingState }>;

@@ -34,8 +34,18 @@
  * WebRTC attempt with it; an incoming offer or circuit for a peer we consider
  * connected replaces that connection (the other side evidently lost it).
  *
+ * Relayed circuits are end-to-end encrypted (./darkswap-e2e.js,
+ * docs/security-encryption.md): once the server says `open`, each side sends a
+ * handshake frame with an X25519 key signed by its Ed25519 identity for the
+ * other peer id, and the connection opens only when the other side's
+ * handshake verifies; every later frame is AES-256-GCM ciphertext, so the
+ * relay sees nothing but handshakes and ciphertext. Direct data channels are
+ * DTLS-encrypted end to end by WebRTC itself.
+ *
  * @module darkswap-relay-client
  */
+
+import { E2eError, E2eHandshake, FRAME_OVERHEAD } from './darkswap-e2e.js';
 
 /** Tag signed before the challenge nonce (docs/signaling.md, Registration). */
 const REGISTER_TAG = 'darkswap-signaling/v1/register';
@@ -63,7 +73,7 @@ const MAX_PENDING_CANDIDATES = 64;
 const MAX_PENDING_CIRCUIT_REQUESTS = 32;
 const MAX_OUTSTANDING_PINGS = 8;
 const MAX_SIGNALING_FRAME = 64 * 1024;
-/** `ws_relay.max_frame_size` default; one byte of it is the payload kind. */
+/** `ws_relay.max_frame_size` default; the outer kind byte and the encryption overhead come off it. */
 const MAX_RELAY_FRAME = 256 * 1024;
 const SEND_HIGH_WATER = 1024 * 1024;
 const SEND_LOW_WATER = 256 * 1024;
@@ -71,11 +81,19 @@ const SEND_LOW_WATER = 256 * 1024;
 const MAX_QUEUED_SENDS = 1024;
 const DRAIN_POLL_MS = 20;
 
-/** Relayed payload kinds (first byte of every binary frame on `/relay`). */
+/**
+ * Relayed frame kinds (first byte of every binary frame on `/relay`): on the
+ * wire only HANDSHAKE and SEALED; the others are kinds of the plaintext inside
+ * a SEALED frame.
+ */
 const KIND_JSON = 0;
 const KIND_BINARY = 1;
 const KIND_PING = 2;
 const KIND_PONG = 3;
+const KIND_HANDSHAKE = 4;
+const KIND_SEALED = 5;
+/** Largest plaintext (kind byte included) a SEALED frame can carry. */
+const MAX_SEALED_PLAINTEXT = MAX_RELAY_FRAME - 1 - FRAME_OVERHEAD;
 
 /** Server error codes that refuse a registration (the socket is then closed with 4003). */
 const REGISTER_REFUSALS = new Set(['bad_signature', 'already_registered', 'server_full']);
@@ -95,7 +113,9 @@ const INTERNAL = Symbol('darkswap-relay-client.internal');
  * `ice_timeout`, `ice_failed`, `channel_closed`, `webrtc_error`, `circuit_rejected`,
  * `circuit_timeout`, `circuit_closed`, `relay_closed`, `relay_unavailable`,
  * `peer_left`, `signaling_closed`, `replaced`, `not_open`, `message_too_large`,
- * `send_queue_full`).
+ * `send_queue_full`), or, on a relayed circuit, an end-to-end encryption failure
+ * (`e2e_bad_signature`, `e2e_authentication_failed`, `e2e_replay`,
+ * `e2e_protocol_error`, ... see ./darkswap-e2e.js), which closes the connection.
  * @typedef {Error & { code: string }} DarkSwapError
  */
 
@@ -130,6 +150,7 @@ const INTERNAL = Symbol('darkswap-relay-client.internal');
  * Internal: what a connection needs from its manager.
  * @typedef {object} ConnectionContext
  * @property {() => string} localPeerId
+ * @property {() => CryptoKeyPair | null} identity
  * @property {RTCConfiguration} rtcConfig
  * @property {number} iceTimeoutMs
  * @property {number} pingIntervalMs
@@ -170,6 +191,9 @@ const INTERNAL = Symbol('darkswap-relay-client.internal');
  * @property {string | null} circuitId
  * @property {WebSocket | null} ws
  * @property {ReturnType<typeof setTimeout> | null} timer
+ * @property {Promise<E2eHandshake> | null} handshake ours, made when the server says `open`
+ * @property {import('./darkswap-e2e.js').E2eSession | null} session once the peer's handshake verified
+ * @property {Promise<void>} inbound binary frames are handled one after the other, in order
  */
 
 /**
@@ -462,17 +486,44 @@ export class WebRtcConnection {
       else dc.send(encoded.text);
       return;
     }
-    const ws = this._relay?.ws;
-    if (!ws) throw makeError('not_open', 'connection closed');
-    const frame = 'bytes' in encoded
+    const relay = this._relay;
+    const ws = relay?.ws;
+    if (!relay || !ws || !relay.session) throw makeError('not_open', 'connection closed');
+    const inner = 'bytes' in encoded
       ? concatBytes(Uint8Array.of(KIND_BINARY), encoded.bytes)
       : concatBytes(Uint8Array.of(KIND_JSON), textEncoder.encode(encoded.text));
-    if (frame.byteLength > MAX_RELAY_FRAME) {
-      throw makeError('message_too_large', `${frame.byteLength} bytes exceed ${MAX_RELAY_FRAME}`);
+    if (inner.byteLength > MAX_SEALED_PLAINTEXT) {
+      throw makeError('message_too_large', `${inner.byteLength} bytes exceed ${MAX_SEALED_PLAINTEXT}`);
     }
     await this._drainWebSocket(ws);
     if (this.state !== 'open' || ws.readyState !== WebSocket.OPEN) throw makeError('not_open', 'connection closed');
+    const frame = await this._seal(relay, inner);
+    if (this._relay !== relay || ws.readyState !== WebSocket.OPEN) throw makeError('not_open', 'connection closed');
     ws.send(frame);
+  }
+
+  /**
+   * @internal Encrypts one plaintext frame (kind byte + body) for the circuit.
+   * @param {RelayAttempt} relay
+   * @param {Uint8Array} inner
+   * @returns {Promise<Uint8Array>}
+   */
+  async _seal(relay, inner) {
+    const session = relay.session;
+    if (!session) throw makeError('not_open', 'no end-to-end session');
+    return concatBytes(Uint8Array.of(KIND_SEALED), await session.encrypt(inner));
+  }
+
+  /**
+   * @internal Encrypts and sends a control frame (ping, pong) if the circuit is still up.
+   * @param {Uint8Array} inner
+   */
+  _sendSealed(inner) {
+    const relay = this._relay;
+    if (!relay?.session) return;
+    this._seal(relay, inner).then((frame) => {
+      if (this._relay === relay && relay.ws?.readyState === WebSocket.OPEN) relay.ws.send(frame);
+    }, (error) => this._e2eFailed(relay, error));
   }
 
   /**
@@ -757,7 +808,7 @@ export class WebRtcConnection {
   _startCircuitRequest() {
     this._teardownAttempt();
     /** @type {RelayAttempt} */
-    const relay = { requester: true, circuitId: null, ws: null, timer: null };
+    const relay = newRelayAttempt(true, null);
     this._relay = relay;
     this._setPath('relayed');
     this._armCircuitTimer(relay);
@@ -787,7 +838,7 @@ export class WebRtcConnection {
     this._teardownAttempt();
     this.initiator = false;
     /** @type {RelayAttempt} */
-    const relay = { requester: false, circuitId, ws: null, timer: null };
+    const relay = newRelayAttempt(false, circuitId);
     this._relay = relay;
     this._setPath('relayed');
     this._ctx.bindCircuit(circuitId, this);
@@ -830,8 +881,15 @@ export class WebRtcConnection {
     };
     ws.onmessage = (event) => {
       if (this._relay !== relay) return;
-      if (typeof event.data === 'string') this._onRelayControl(relay, event.data);
-      else if (event.data instanceof ArrayBuffer && this.state === 'open') this._onRelayFrame(new Uint8Array(event.data));
+      if (typeof event.data === 'string') {
+        this._onRelayControl(relay, event.data);
+      } else if (event.data instanceof ArrayBuffer) {
+        // The server forwards binary frames only once the circuit is open, so
+        // a frame racing ahead of the `open` text still starts our handshake.
+        if (!relay.handshake && this.state === 'connecting') this._startHandshake(relay);
+        const frame = new Uint8Array(event.data);
+        relay.inbound = relay.inbound.then(() => this._onRelayBinary(relay, frame));
+      }
     };
     ws.onclose = (event) => {
       if (this._relay !== relay) return;
@@ -851,14 +909,75 @@ export class WebRtcConnection {
     let message;
     try { message = JSON.parse(text); } catch { return; }
     if (!isObject(message)) return;
-    if (message.type === 'open' && this.state === 'connecting') {
-      this._becomeOpen();
+    if (message.type === 'open' && this.state === 'connecting' && !relay.handshake) {
+      this._startHandshake(relay);
     } else if (message.type === 'error') {
       this._ctx.error(String(message.code ?? 'relay_error'), String(message.message ?? 'relay error'));
     }
   }
 
-  /** @internal @param {Uint8Array} frame */
+  /**
+   * @internal Both ends are attached: send our signed key. The connection opens
+   * when the peer's verifies (`_onRelayBinary`).
+   * @param {RelayAttempt} relay
+   */
+  _startHandshake(relay) {
+    const identity = this._ctx.identity();
+    if (!identity) {
+      this._close({ intentional: false, code: 'e2e_unavailable', message: 'no identity key' });
+      return;
+    }
+    relay.handshake = E2eHandshake.create({ identity, localPeerId: this._ctx.localPeerId(), remotePeerId: this.peerId });
+    relay.handshake.then((handshake) => {
+      const ws = relay.ws;
+      if (this._relay === relay && ws?.readyState === WebSocket.OPEN) {
+        ws.send(concatBytes(Uint8Array.of(KIND_HANDSHAKE), handshake.signedKey));
+      }
+    }, (error) => this._e2eFailed(relay, error));
+  }
+
+  /**
+   * @internal One binary frame from the circuit: the peer's handshake first,
+   * then only SEALED frames. Anything else means the relay (or the peer)
+   * breaks the protocol, and closes the connection.
+   * @param {RelayAttempt} relay
+   * @param {Uint8Array} frame
+   */
+  async _onRelayBinary(relay, frame) {
+    if (this._relay !== relay || !relay.handshake || frame.length === 0) return;
+    const kind = frame[0];
+    const body = frame.subarray(1);
+    try {
+      if (!relay.session) {
+        if (kind !== KIND_HANDSHAKE) throw new E2eError('e2e_protocol_error', `frame kind ${kind} before the handshake`);
+        const session = await (await relay.handshake).accept(body);
+        if (this._relay !== relay) return;
+        relay.session = session;
+        if (this.state === 'connecting') this._becomeOpen();
+        return;
+      }
+      if (kind !== KIND_SEALED) throw new E2eError('e2e_protocol_error', `unencrypted frame of kind ${kind}`);
+      const inner = await relay.session.decrypt(body);
+      if (this._relay === relay && this.state === 'open') this._onRelayFrame(inner);
+    } catch (error) {
+      this._e2eFailed(relay, error);
+    }
+  }
+
+  /**
+   * @internal End-to-end encryption failed on this circuit: report and close.
+   * @param {RelayAttempt} relay
+   * @param {unknown} error
+   */
+  _e2eFailed(relay, error) {
+    if (this._relay !== relay) return;
+    const code = error instanceof E2eError ? error.code : 'e2e_unavailable';
+    const message = `end-to-end encryption with ${this.peerId}: ${describe(error)}`;
+    this._ctx.error(code, message);
+    this._close({ intentional: false, code, message });
+  }
+
+  /** @internal A decrypted frame: kind byte, then the payload. @param {Uint8Array} frame */
   _onRelayFrame(frame) {
     if (frame.length === 0) return;
     const kind = frame[0];
@@ -875,7 +994,7 @@ export class WebRtcConnection {
     } else if (kind === KIND_PING) {
       const ws = this._relay?.ws;
       if (ws && ws.readyState === WebSocket.OPEN && ws.bufferedAmount < SEND_HIGH_WATER) {
-        ws.send(concatBytes(Uint8Array.of(KIND_PONG), body.subarray(0, 8)));
+        this._sendSealed(concatBytes(Uint8Array.of(KIND_PONG), body.subarray(0, 8)));
       }
     } else if (kind === KIND_PONG) {
       const key = base64Encode(body.subarray(0, 8));
@@ -908,7 +1027,7 @@ export class WebRtcConnection {
         if (this._pings.delete(key)) resolve(null);
       }, RELAY_PING_TIMEOUT_MS);
       this._pings.set(key, { sentAt: performance.now(), resolve, timer });
-      ws.send(concatBytes(Uint8Array.of(KIND_PING), nonce));
+      this._sendSealed(concatBytes(Uint8Array.of(KIND_PING), nonce));
     });
   }
 
@@ -970,6 +1089,7 @@ export class WebRtcConnection {
     const relay = this._relay;
     if (relay) {
       this._relay = null;
+      relay.session = null;
       if (relay.timer) clearTimeout(relay.timer);
       if (relay.circuitId !== null) {
         this._ctx.unbindCircuit(relay.circuitId, this);
@@ -997,6 +1117,15 @@ export class WebRtcConnection {
     if (!wasOpen) this._ready.reject(makeError(code, message));
     this._ctx.stateChanged(this, { wasOpen, intentional, code });
   }
+}
+
+/**
+ * @param {boolean} requester
+ * @param {string | null} circuitId
+ * @returns {RelayAttempt}
+ */
+function newRelayAttempt(requester, circuitId) {
+  return { requester, circuitId, ws: null, timer: null, handshake: null, session: null, inbound: Promise.resolve() };
 }
 
 /**
@@ -1104,6 +1233,7 @@ export class WebRtcConnectionManager extends EventTarget {
     const self = this;
     this.#ctx = {
       localPeerId: () => self.#peerId ?? '',
+      identity: () => self.#identity,
       rtcConfig: this.#rtcConfig,
       iceTimeoutMs: this.#iceTimeoutMs,
       pingIntervalMs: this.#pingIntervalMs,
@@ -1608,7 +1738,9 @@ export class WebRtcConnectionManager extends EventTarget {
         if (this.#lost.size > 1024) this.#lost.delete(/** @type {string} */ (this.#lost.keys().next().value));
       }
     }
-    this.#emit('connection-state', { peerId, state: conn.state, path: conn.path });
+    this.#emit('connection-state', conn.state === 'closed' && change.code
+      ? { peerId, state: conn.state, path: conn.path, code: change.code }
+      : { peerId, state: conn.state, path: conn.path });
     if (conn.state === 'open') this.#emit('connection', { connection: conn });
   }
 

@@ -302,23 +302,100 @@ test('a page that cannot use WebRTC still chats through a relayed circuit', { ti
   await waitRtt(a.page, b.peerId);
   await waitRtt(b.page, a.peerId);
 
-  // Wire format: a text attach first, then binary frames whose first byte is the
-  // kind: 0 = UTF-8 JSON, 1 = raw bytes, 2 = ping (+ 8 bytes), 3 = pong.
-  const [attach, ...binary] = relayFrames;
+  // Wire format: a text attach first, then one handshake frame (kind 4: version,
+  // algorithm, 64-byte key share, 64-byte Ed25519 signature), then only sealed
+  // frames (kind 5 + an end-to-end encrypted frame): the relay sees no payload.
+  const [attach, handshake, ...sealed] = relayFrames;
   assert.equal(typeof attach, 'string');
   assert.equal(JSON.parse(attach).type, 'attach');
-  assert.ok(binary.every((frame) => Buffer.isBuffer(frame)), 'only binary frames after attach');
-  const json = binary.filter((frame) => frame[0] === 0).map((frame) => JSON.parse(frame.subarray(1).toString('utf8')));
-  assert.deepEqual(json, [{ type: 'chat', text: 'relayed hello from A' }]);
-  const raw = binary.filter((frame) => frame[0] === 1);
-  assert.deepEqual(raw.map((frame) => [...frame.subarray(1)]), [Array.from({ length: 256 }, (_, i) => i)]);
-  assert.ok(binary.some((frame) => frame[0] === 2 && frame.length === 9), 'RTT is measured with 9-byte pings');
+  assert.ok(Buffer.isBuffer(handshake) && handshake[0] === 4 && handshake.length === 131, 'handshake frame');
+  assert.deepEqual([...handshake.subarray(1, 3)], [1, 1], 'version 1, AES-256-GCM');
+  assert.ok(sealed.every((frame) => Buffer.isBuffer(frame) && frame[0] === 5 && frame[1] === 1), 'only sealed frames after the handshake');
+  assert.ok(sealed.length >= 3, `chat, bytes and pings were sent sealed (${sealed.length} frames)`);
+  for (const frame of relayFrames.slice(1)) {
+    assert.ok(!frame.includes('relayed hello'), 'no plaintext on the wire');
+    assert.ok(!frame.includes(Buffer.from(Array.from({ length: 32 }, (_, i) => i))), 'no raw bytes on the wire');
+  }
+  // Sealed plaintext = kind byte + payload; overhead 30 (header 14, tag 16).
+  const chatLength = 1 + Buffer.byteLength(JSON.stringify({ type: 'chat', text: 'relayed hello from A' }));
+  assert.ok(sealed.some((frame) => frame.length === 1 + 30 + chatLength), 'the chat message, sealed');
+  assert.ok(sealed.some((frame) => frame.length === 1 + 30 + 1 + 256), 'the 256 bytes, sealed');
+  assert.ok(sealed.some((frame) => frame.length === 1 + 30 + 9), 'RTT is measured with sealed 9-byte pings');
 
   // Closing on purpose closes the circuit for both sides, and nobody reconnects.
   await a.page.evaluate((id) => window.darkswap.closeConnection(id), b.peerId);
   await b.page.waitForFunction((id) => window.darkswap.getConnection(id) === undefined, a.peerId, { timeout: WAIT_MS });
   await waitText(b.page, peerSelector(a.peerId, 'path'), '');
   assert.equal(await apiPath(a.page, b.peerId), 'none');
+});
+
+/**
+ * Makes the relay, as page `peer` sees it, tamper with the next frame of `kind`
+ * it forwards to that page: `tamper.mode = 4` (handshake) or `5` (sealed).
+ */
+async function tamperingRelay(peer) {
+  const tamper = { mode: 0, done: 0 };
+  await peer.context.routeWebSocket((url) => url.pathname === '/relay', (ws) => {
+    const server = ws.connectToServer();
+    ws.onMessage((message) => server.send(message));
+    server.onMessage((message) => {
+      if (Buffer.isBuffer(message) && tamper.mode !== 0 && message[0] === tamper.mode) {
+        const altered = Buffer.from(message);
+        altered[altered.length - 1] ^= 0x01; // last signature byte, or last tag byte
+        tamper.mode = 0;
+        tamper.done++;
+        ws.send(altered);
+        return;
+      }
+      ws.send(message);
+    });
+  });
+  return tamper;
+}
+
+/** Connects `from` to `to` through the API; resolves with 'open' or the error code. */
+function connectResult(from, to) {
+  return from.page.evaluate((id) => window.darkswap.connect(id).then((c) => `open/${c.path}`, (e) => e.code), to.peerId);
+}
+
+test('a relay that alters a handshake or a ciphertext is caught, and honest circuits still work', { timeout: TEST_TIMEOUT_MS }, async (t) => {
+  const a = await openPage(t, { iceTimeout: '2000' });
+  const b = await openPage(t, { iceTimeout: '2000', policy: 'relay' });
+  await waitForPeer(a.page, b.peerId);
+  await waitForPeer(b.page, a.peerId);
+  const tamper = await tamperingRelay(b);
+  await b.page.evaluate(() => {
+    window.closeCodes = [];
+    window.darkswap.addEventListener('connection-state', (event) => {
+      if (event.detail.state === 'closed') window.closeCodes.push(event.detail.code);
+    });
+  });
+
+  // 1. A's signed key altered on its way to B: B refuses the circuit.
+  tamper.mode = 4;
+  assert.equal(await connectResult(b, a), 'e2e_bad_signature');
+  assert.equal(tamper.done, 1);
+  await a.page.waitForFunction((id) => window.darkswap.getConnection(id) === undefined, b.peerId, { timeout: WAIT_MS });
+
+  // 2. Handshake intact, then one ciphertext from A altered: B closes the connection.
+  tamper.mode = 5;
+  assert.equal(await connectResult(b, a), 'open/relayed');
+  // The page measures RTT as soon as a connection opens, so the frame altered
+  // may be A's ping or this message; either way B must close, delivering nothing.
+  // (Sent on this connection: sendMessage() would open a new one once it is gone.)
+  await a.page.evaluate((id) => window.darkswap.getConnection(id)?.send({ type: 'chat', text: 'altered on the way' }).catch(() => {}), b.peerId);
+  await b.page.waitForFunction(() => window.closeCodes.includes('e2e_authentication_failed'), null, { timeout: WAIT_MS });
+  assert.equal(tamper.done, 2);
+  const shown = await b.page.locator('[data-testid="chat-log"]').textContent();
+  assert.ok(!shown?.includes('altered on the way'), 'nothing of the altered frame was delivered');
+  await a.page.waitForFunction((id) => window.darkswap.getConnection(id) === undefined, b.peerId, { timeout: WAIT_MS });
+
+  // 3. The same peers over the same relay, untouched: works both ways.
+  assert.equal(await connectResult(b, a), 'open/relayed');
+  await waitPath(a.page, b.peerId, 'relayed');
+  await chat(b, a, 'honest circuit from B');
+  await chat(a, b, 'honest circuit from A');
+  assert.equal(tamper.done, 2);
 });
 
 test('a reloaded page keeps its peer id, re-registers and is reconnected', { timeout: TEST_TIMEOUT_MS }, async (t) => {

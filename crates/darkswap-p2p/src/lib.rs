@@ -29,6 +29,7 @@
 mod behaviour;
 mod config;
 pub mod connection_pool;
+pub mod encryption;
 mod error;
 mod identity;
 pub mod network;
@@ -49,6 +50,7 @@ pub use config::{Identity, KadMode, NetworkConfig, ORDERBOOK_TOPIC, TRADE_TOPIC}
 pub use connection_pool::{
     ConnectionPool, ConnectionPoolConfig, PoolError, PoolStats, PooledConnection,
 };
+pub use encryption::{EncryptionConfig, EncryptionError, EncryptionManager};
 pub use error::Error;
 pub use identity::load_or_create_keypair;
 pub use network::{NatStatus, Network, NetworkEvent, NetworkHandle, PeerInfo, ReservationId};
