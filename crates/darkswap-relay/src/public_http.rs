@@ -282,6 +282,15 @@ async fn not_found() -> ApiError {
 }
 
 fn router(http: Arc<PublicHttp>) -> Router {
+    // Browser pages of any origin may ask for tokens: a token is earned by
+    // signing with the peer's key, no cookie or ambient credential is
+    // involved, so there is nothing a foreign origin could ride on.
+    let cors = tower_http::cors::CorsLayer::new()
+        .allow_origin(tower_http::cors::Any)
+        .allow_methods([axum::http::Method::POST])
+        .allow_headers([header::CONTENT_TYPE, header::AUTHORIZATION])
+        .expose_headers([header::RETRY_AFTER, header::WWW_AUTHENTICATE])
+        .max_age(Duration::from_secs(3600));
     Router::new()
         .route("/auth/challenge", post(challenge))
         .route("/auth/token", post(token))
@@ -289,6 +298,7 @@ fn router(http: Arc<PublicHttp>) -> Router {
         .route("/auth/revoke", post(revoke))
         .fallback(not_found)
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY))
+        .layer(cors)
         .with_state(http)
 }
 

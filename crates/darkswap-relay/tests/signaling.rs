@@ -891,6 +891,17 @@ async fn the_token_service_refuses_bad_requests_refreshes_and_revokes() {
         );
     }
     assert_eq!(server.post("/auth/nothing", None, "{}").await.status, 404);
+    // Pages of other origins may call it (CORS preflight answered).
+    let preflight = reqwest::Client::new()
+        .request(reqwest::Method::OPTIONS, server.http_url("/auth/challenge"))
+        .header("origin", "http://page.example")
+        .header("access-control-request-method", "POST")
+        .header("access-control-request-headers", "content-type")
+        .send()
+        .await
+        .unwrap();
+    assert!(preflight.status().is_success(), "{}", preflight.status());
+    assert_eq!(preflight.headers()["access-control-allow-origin"], "*");
 
     // A proof for another relay, and a replayed challenge.
     let challenge = server
