@@ -586,3 +586,66 @@ async fn roles_gate_reservations_and_offline_tokens_and_revocations_survive_rest
     ok.shutdown().await.unwrap();
     refused.shutdown().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn past_the_connection_limit_libp2p_dials_are_refused_and_connected_peers_keep_gossiping() {
+    let dir = tempfile::tempdir().unwrap();
+    let relay = start(
+        &base_args(dir.path()),
+        &[("DARKSWAP_RELAY_LIMITS__MAX_ESTABLISHED_CONNECTIONS", "2")],
+    );
+    let (key_a, key_b) = (Keypair::generate_ed25519(), Keypair::generate_ed25519());
+    let node = |key: &Keypair| {
+        Network::new(NetworkConfig {
+            identity: Identity::Keypair(key.clone()),
+            ..test_config()
+        })
+    };
+    let mut a = node(&key_a).await.unwrap();
+    let mut b = node(&key_b).await.unwrap();
+    assert_eq!(a.dial(relay.tcp_addr.clone()).await.unwrap(), relay.peer_id);
+    assert_eq!(b.dial(relay.tcp_addr.clone()).await.unwrap(), relay.peer_id);
+
+    // A flood of dials past the limit: each refused, none hanging.
+    tokio::time::timeout(Duration::from_secs(60), async {
+        for _ in 0..10 {
+            let mut extra = node(&Keypair::generate_ed25519()).await.unwrap();
+            // The relay refuses the connection once Noise has told it who is
+            // dialing, so the dialer may see it open and then close at once.
+            if extra.dial(relay.tcp_addr.clone()).await.is_ok() {
+                wait_for(
+                    &mut extra,
+                    "the relay drops the connection",
+                    EVENT_TIMEOUT,
+                    |e| {
+                        matches!(e, NetworkEvent::PeerDisconnected(p) if *p == relay.peer_id)
+                            .then_some(())
+                    },
+                )
+                .await;
+            }
+            extra.shutdown().await.unwrap();
+        }
+    })
+    .await
+    .expect("refusals come in time");
+    // Every one of them was refused by the limit, none admitted.
+    wait_metric(
+        &relay,
+        "darkswap_relay_rate_limited_total{plane=\"libp2p\",limit=\"max_established_connections\"}",
+        10.0,
+    )
+    .await;
+
+    // The two admitted peers still gossip through the relay.
+    wait_subscribed(&mut a, relay.peer_id).await;
+    wait_subscribed(&mut b, relay.peer_id).await;
+    let msg = order_message(&key_b, 7);
+    b.publish(ORDERBOOK_TOPIC, &msg).await.unwrap();
+    assert_eq!(
+        wait_message(&mut a, key_b.public().to_peer_id(), ORDERBOOK_TOPIC).await,
+        msg
+    );
+    a.shutdown().await.unwrap();
+    b.shutdown().await.unwrap();
+}
