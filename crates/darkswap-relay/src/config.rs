@@ -23,6 +23,12 @@ pub const ENV_PREFIX: &str = "DARKSWAP_RELAY_";
 #[error("invalid configuration: {0}")]
 pub struct ConfigError(String);
 
+impl ConfigError {
+    pub(crate) fn new(message: impl Into<String>) -> Self {
+        ConfigError(message.into())
+    }
+}
+
 /// The whole relay configuration.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -45,6 +51,8 @@ pub struct RelayConfig {
     pub ws_relay: WsRelaySection,
     /// Logging.
     pub log: LogSection,
+    /// Peer authentication over `/darkswap/auth/1.0.0`.
+    pub peer_auth: crate::peer_auth::PeerAuthSection,
 }
 
 /// libp2p transports and addresses.
@@ -241,6 +249,7 @@ impl Default for RelayConfig {
             signaling: SignalingSection::default(),
             ws_relay: WsRelaySection::default(),
             log: LogSection::default(),
+            peer_auth: crate::peer_auth::PeerAuthSection::default(),
         }
     }
 }
@@ -455,6 +464,7 @@ impl RelayConfig {
                 "network.listen_addresses has an empty address".to_owned(),
             ));
         }
+        self.peer_auth.validate()?;
         tracing_subscriber::EnvFilter::try_new(&self.log.level)
             .map_err(|e| ConfigError(format!("log.level {:?}: {e}", self.log.level)))?;
         Ok(())

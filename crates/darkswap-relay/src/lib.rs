@@ -14,6 +14,7 @@
 pub mod config;
 mod http;
 pub mod metrics;
+pub mod peer_auth;
 mod server;
 pub mod signaling;
 mod transport;
