@@ -48,16 +48,18 @@ fn auth_error(result: Result<impl std::fmt::Debug, Error>) -> AuthError {
     }
 }
 
-/// A verifier and `provers`, each prover connected to the verifier.
+/// A verifier and `provers`, each dialled by the verifier (so the
+/// verifier's swarm knows the connection when the test asks it to
+/// authenticate).
 async fn connected(
     verifier: AuthManagerConfig,
     provers: Vec<NetworkConfig>,
 ) -> (Network, Vec<Network>) {
-    let (v, v_addr) = spawn_node(node_config(verifier)).await;
+    let (v, _) = spawn_node(node_config(verifier)).await;
     let mut out = Vec::new();
     for config in provers {
-        let p = Network::new(config).await.unwrap();
-        p.dial(v_addr.clone()).await.unwrap();
+        let (p, p_addr) = spawn_node(config).await;
+        v.dial(p_addr).await.unwrap();
         out.push(p);
     }
     (v, out)
@@ -228,9 +230,9 @@ fn answer_with_foreign_key(key: &Keypair, c: &Challenge) -> ChallengeResponse {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn forged_signatures_over_the_wire_are_refused_beside_an_honest_peer() {
-    let (v, v_addr) = spawn_node(node_config(AuthManagerConfig::default())).await;
-    let (honest, _) = spawn_node(node_config(AuthManagerConfig::default())).await;
-    honest.dial(v_addr).await.unwrap();
+    let (v, _) = spawn_node(node_config(AuthManagerConfig::default())).await;
+    let (honest, honest_addr) = spawn_node(node_config(AuthManagerConfig::default())).await;
+    v.dial(honest_addr).await.unwrap();
 
     // Flips a bit of an otherwise valid signature.
     let tamper = hostile(Keypair::generate_ed25519(), |key, c| {
@@ -285,14 +287,14 @@ async fn banned_peers_get_no_challenge_and_trusted_peers_need_none() {
         AuthResponse::Proof(honest_answer(key, c))
     })
     .await;
-    let (v, v_addr) = spawn_node(node_config(AuthManagerConfig {
+    let (v, _) = spawn_node(node_config(AuthManagerConfig {
         banned_peers: [banned.peer_id].into(),
         trusted_peers: [trusted.peer_id].into(),
         ..AuthManagerConfig::default()
     }))
     .await;
-    let (honest, _) = spawn_node(node_config(AuthManagerConfig::default())).await;
-    honest.dial(v_addr).await.unwrap();
+    let (honest, honest_addr) = spawn_node(node_config(AuthManagerConfig::default())).await;
+    v.dial(honest_addr).await.unwrap();
     v.dial(banned.addr.clone()).await.unwrap();
     v.dial(trusted.addr.clone()).await.unwrap();
 
