@@ -355,10 +355,7 @@ async fn relay_challenge_api_rejects_each_forgery() {
     let r = honest_answer(&other_key, &c);
     assert_eq!(
         auth_error(node.verify_relay_challenge_response(&relay, &r).await),
-        AuthError::WrongPeer {
-            expected: other,
-            actual: relay
-        }
+        AuthError::WrongPeer(other)
     );
 
     // The honest answer passes, once.
