@@ -29,6 +29,7 @@ pub(crate) struct Behaviour {
     pub(crate) autonat: autonat::Behaviour,
     pub(crate) stream: Toggle<libp2p_stream::Behaviour>,
     pub(crate) sync: request_response::Behaviour<crate::sync::SyncCodec>,
+    pub(crate) auth: crate::auth::Behaviour,
 }
 
 /// Gossipsub as DarkSwap runs it: signed messages, strict validation,
@@ -125,5 +126,6 @@ pub(crate) fn build(
             )],
             request_response::Config::default().with_request_timeout(config.connection_timeout),
         ),
+        auth: crate::auth::protocol::behaviour(config.connection_timeout),
     })
 }

@@ -76,6 +76,21 @@ pub struct NetworkConfig {
     pub max_message_size: usize,
     /// Orderbook replication policy (refresh interval, TTL, limits).
     pub orderbook: crate::OrderbookConfig,
+    /// Authentication of peers over `/darkswap/auth/1.0.0`: how this node
+    /// proves itself to peers that ask (relays that require it), and how it
+    /// verifies relays when `require_relay_auth` is on. Default:
+    /// [`AuthManagerConfig::default`](crate::auth::AuthManagerConfig).
+    pub auth: crate::auth::AuthManagerConfig,
+    /// Authenticate each relay of `relay_peers` over `/darkswap/auth/1.0.0`
+    /// before asking it for a reservation, and refuse (no reservation,
+    /// [`NetworkEvent::RelayAuthFailed`](crate::NetworkEvent::RelayAuthFailed),
+    /// shown in [`RelayStatus`](crate::RelayStatus)) one that fails or whose
+    /// level is below `min_relay_auth_level`. Refused relays are retried with
+    /// the reservation backoff. Default: off.
+    pub require_relay_auth: bool,
+    /// The level a relay must reach with `require_relay_auth`. Default:
+    /// [`AuthorizationLevel::Relay`](crate::auth::AuthorizationLevel::Relay).
+    pub min_relay_auth_level: crate::auth::AuthorizationLevel,
     /// Capacity of the event queue from the swarm task to the handle. When it
     /// is full the swarm task waits, which backpressures the network. Default: 1024.
     pub event_buffer: usize,
@@ -100,6 +115,9 @@ impl Default for NetworkConfig {
             max_message_size: darkswap_proto::MAX_MESSAGE_SIZE,
             event_buffer: 1024,
             orderbook: crate::OrderbookConfig::default(),
+            auth: crate::auth::AuthManagerConfig::default(),
+            require_relay_auth: false,
+            min_relay_auth_level: crate::auth::AuthorizationLevel::Relay,
         }
     }
 }

@@ -82,6 +82,9 @@ pub enum Error {
     /// The swarm task has stopped (after `shutdown`, or it failed).
     #[error("the network has shut down")]
     Shutdown,
+    /// Authentication or authorization failed.
+    #[error("authentication: {0}")]
+    Auth(#[from] crate::auth::AuthError),
     /// The command queue to the swarm task is full.
     #[error("the network is busy: command queue full")]
     Busy,

@@ -26,6 +26,7 @@
 #![deny(missing_docs)]
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
+pub mod auth;
 mod behaviour;
 mod config;
 pub mod connection_pool;
@@ -56,7 +57,7 @@ pub use identity::load_or_create_keypair;
 pub use network::{NatStatus, Network, NetworkEvent, NetworkHandle, PeerInfo, ReservationId};
 pub use orderbook::{Book, Orderbook, OrderbookChange, OrderbookConfig, OrderbookError};
 pub use perf::{PERF_PROTOCOL, PerfReport};
-pub use relay_reservations::RelayStatus;
+pub use relay_reservations::{RelayAuthStatus, RelayStatus};
 #[cfg(feature = "webrtc")]
 pub use signaling_client::{SignalingError, SignalingEvent, WebRtcSignalingClient};
 pub use swarm_task::{ensure_tcp_port_free, unix_now};

@@ -8,7 +8,9 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::{
     Book, Error, NetworkConfig, OrderbookChange, OrderbookError, PerfReport, RelayStatus,
-    ValidationError, perf, swarm_task,
+    ValidationError,
+    auth::{AuthError, AuthToken, AuthorizationLevel, Challenge, ChallengeResponse},
+    perf, swarm_task,
 };
 
 /// Id of one relay reservation made by this node, unique per [`Network`].
@@ -80,6 +82,23 @@ pub enum NetworkEvent {
     RelayReservationLost {
         /// The relay.
         relay_peer_id: PeerId,
+    },
+    /// A relay proved itself over `/darkswap/auth/1.0.0` (or is trusted)
+    /// at a level high enough for `require_relay_auth`; the reservation
+    /// request follows.
+    RelayAuthenticated {
+        /// The relay.
+        relay_peer_id: PeerId,
+        /// The level it has.
+        level: AuthorizationLevel,
+    },
+    /// A relay failed authentication or its level is too low: no
+    /// reservation is asked of it. Retried with backoff.
+    RelayAuthFailed {
+        /// The relay.
+        relay_peer_id: PeerId,
+        /// Why.
+        error: AuthError,
     },
     /// A connection through a relay circuit was established, in either direction.
     ConnectedThroughRelay {
@@ -198,6 +217,28 @@ pub(crate) enum Command {
     },
     RelayStatus {
         reply: oneshot::Sender<Vec<RelayStatus>>,
+    },
+    GenerateRelayChallenge {
+        relay: PeerId,
+        reply: oneshot::Sender<Result<Challenge, Error>>,
+    },
+    VerifyRelayChallengeResponse {
+        relay: PeerId,
+        response: Box<ChallengeResponse>,
+        reply: oneshot::Sender<Result<AuthToken, Error>>,
+    },
+    AuthenticateRelay {
+        relay: PeerId,
+        token: Box<AuthToken>,
+        reply: oneshot::Sender<Result<AuthorizationLevel, Error>>,
+    },
+    AuthenticatePeer {
+        peer: PeerId,
+        reply: oneshot::Sender<Result<AuthToken, Error>>,
+    },
+    PeerAuthLevel {
+        peer: PeerId,
+        reply: oneshot::Sender<AuthorizationLevel>,
     },
     CreateOrder {
         order: Box<NewOrder>,
@@ -397,6 +438,69 @@ impl NetworkHandle {
     /// Reservation state of each configured relay.
     pub async fn relay_status(&self) -> Result<Vec<RelayStatus>, Error> {
         self.request(|reply| Command::RelayStatus { reply }).await
+    }
+
+    /// A fresh challenge for `relay` (the out-of-band half of relay
+    /// authentication: deliver it to the relay however you like, then pass
+    /// its answer to [`verify_relay_challenge_response`](Self::verify_relay_challenge_response)).
+    /// Refused for banned relays before anything is generated.
+    pub async fn generate_relay_challenge(&self, relay: &PeerId) -> Result<Challenge, Error> {
+        let relay = *relay;
+        self.request(|reply| Command::GenerateRelayChallenge { relay, reply })
+            .await?
+    }
+
+    /// Verifies `relay`'s answer to a challenge from
+    /// [`generate_relay_challenge`](Self::generate_relay_challenge). The
+    /// relay must reach `min_relay_auth_level`. On success it counts as
+    /// authenticated (so `require_relay_auth` reserves on it without a new
+    /// challenge) until the returned token expires.
+    pub async fn verify_relay_challenge_response(
+        &self,
+        relay: &PeerId,
+        response: &ChallengeResponse,
+    ) -> Result<AuthToken, Error> {
+        let (relay, response) = (*relay, Box::new(response.clone()));
+        self.request(|reply| Command::VerifyRelayChallengeResponse {
+            relay,
+            response,
+            reply,
+        })
+        .await?
+    }
+
+    /// Re-authenticates `relay` with a token this node issued to it,
+    /// without a challenge. The token's level must reach `min_relay_auth_level`.
+    pub async fn authenticate_relay(
+        &self,
+        relay: &PeerId,
+        token: &AuthToken,
+    ) -> Result<AuthorizationLevel, Error> {
+        let (relay, token) = (*relay, Box::new(token.clone()));
+        self.request(|reply| Command::AuthenticateRelay {
+            relay,
+            token,
+            reply,
+        })
+        .await?
+    }
+
+    /// Authenticates `peer` over `/darkswap/auth/1.0.0` with this node's
+    /// configured method (dialling it if needed, when its address is
+    /// known); trusted peers pass without a challenge. Returns the token
+    /// recording the level it reached.
+    pub async fn authenticate_peer(&self, peer: &PeerId) -> Result<AuthToken, Error> {
+        let peer = *peer;
+        self.request(|reply| Command::AuthenticatePeer { peer, reply })
+            .await?
+    }
+
+    /// The level `peer` has with this node now (see
+    /// [`AuthManager::authorization_level`](crate::auth::AuthManager::authorization_level)).
+    pub async fn peer_auth_level(&self, peer: &PeerId) -> Result<AuthorizationLevel, Error> {
+        let peer = *peer;
+        self.request(|reply| Command::PeerAuthLevel { peer, reply })
+            .await
     }
 
     /// Signs `order` with this node's identity key, puts it in the local

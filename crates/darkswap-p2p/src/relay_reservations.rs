@@ -14,10 +14,14 @@ use std::{
 
 use libp2p::{Multiaddr, PeerId, core::transport::ListenerId};
 
+use crate::auth::AuthorizationLevel;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum State {
     /// No listener; try again at this instant.
     Waiting { retry_at: Instant },
+    /// Authenticating the relay before asking for a reservation.
+    Authenticating,
     /// A `/p2p-circuit` listener exists; no reservation confirmed yet.
     Listening { listener: ListenerId },
     /// The relay accepted the reservation.
@@ -29,6 +33,22 @@ struct Entry {
     circuit_addr: Multiaddr,
     state: State,
     backoff: Duration,
+    auth: RelayAuthStatus,
+}
+
+/// Where a relay stands with `require_relay_auth`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum RelayAuthStatus {
+    /// The node does not require relays to authenticate.
+    NotRequired,
+    /// Not authenticated yet, or authenticating now.
+    Pending,
+    /// Authenticated at this level; reservations may be made.
+    Authenticated(AuthorizationLevel),
+    /// The last attempt failed for this reason; no reservation is asked
+    /// for, and the attempt is retried with backoff.
+    Refused(String),
 }
 
 /// Reservation state of one relay, for status reports.
@@ -40,6 +60,8 @@ pub struct RelayStatus {
     pub circuit_addr: Multiaddr,
     /// Whether a reservation is currently held.
     pub reserved: bool,
+    /// Whether the relay authenticated (with `require_relay_auth`).
+    pub auth: RelayAuthStatus,
 }
 
 #[derive(Debug)]
@@ -59,12 +81,51 @@ impl RelayReservations {
     }
 
     /// Adds a relay to keep a reservation on; the first attempt is due now.
-    pub(crate) fn add(&mut self, relay: PeerId, circuit_addr: Multiaddr, now: Instant) {
+    /// With `auth_required`, each attempt authenticates the relay first.
+    pub(crate) fn add(
+        &mut self,
+        relay: PeerId,
+        circuit_addr: Multiaddr,
+        now: Instant,
+        auth_required: bool,
+    ) {
         self.relays.entry(relay).or_insert(Entry {
             circuit_addr,
             state: State::Waiting { retry_at: now },
             backoff: self.initial_backoff,
+            auth: if auth_required {
+                RelayAuthStatus::Pending
+            } else {
+                RelayAuthStatus::NotRequired
+            },
         });
+    }
+
+    /// The relay is being authenticated: not due again until
+    /// [`Self::auth_succeeded`] or [`Self::auth_failed`].
+    pub(crate) fn authenticating(&mut self, relay: &PeerId) {
+        if let Some(e) = self.relays.get_mut(relay) {
+            e.state = State::Authenticating;
+        }
+    }
+
+    /// The relay authenticated; returns its circuit address to listen on.
+    pub(crate) fn auth_succeeded(
+        &mut self,
+        relay: &PeerId,
+        level: AuthorizationLevel,
+    ) -> Option<Multiaddr> {
+        let e = self.relays.get_mut(relay)?;
+        e.auth = RelayAuthStatus::Authenticated(level);
+        Some(e.circuit_addr.clone())
+    }
+
+    /// The relay failed to authenticate: no reservation; retry with backoff.
+    pub(crate) fn auth_failed(&mut self, relay: &PeerId, reason: String, now: Instant) {
+        if let Some(e) = self.relays.get_mut(relay) {
+            e.auth = RelayAuthStatus::Refused(reason);
+            Self::schedule_retry(e, now, self.max_backoff);
+        }
     }
 
     /// Relays whose next attempt is due: listen on each returned address and
@@ -101,7 +162,7 @@ impl RelayReservations {
                 e.backoff = self.initial_backoff;
                 true
             }
-            State::Reserved { .. } | State::Waiting { .. } => false,
+            State::Reserved { .. } | State::Waiting { .. } | State::Authenticating => false,
         }
     }
 
@@ -150,6 +211,7 @@ impl RelayReservations {
                 relay_peer_id: *p,
                 circuit_addr: e.circuit_addr.clone(),
                 reserved: matches!(e.state, State::Reserved { .. }),
+                auth: e.auth.clone(),
             })
             .collect();
         out.sort_by_key(|s| s.relay_peer_id);
@@ -173,7 +235,7 @@ mod tests {
     #[test]
     fn first_attempt_is_immediate_then_reserved() {
         let (mut r, peer, addr, t0) = setup();
-        r.add(peer, addr.clone(), t0);
+        r.add(peer, addr.clone(), t0, false);
         assert_eq!(r.due(t0), vec![(peer, addr)]);
         let l = ListenerId::next();
         r.listening(&peer, l);
@@ -187,7 +249,7 @@ mod tests {
     #[test]
     fn lost_reservations_are_retried_with_capped_backoff() {
         let (mut r, peer, addr, t0) = setup();
-        r.add(peer, addr, t0);
+        r.add(peer, addr, t0, false);
         let mut now = t0;
         let mut delays = Vec::new();
         for _ in 0..6 {
@@ -212,9 +274,44 @@ mod tests {
     }
 
     #[test]
+    fn a_relay_that_fails_auth_is_not_listened_on_and_is_retried() {
+        let (mut r, peer, addr, t0) = setup();
+        r.add(peer, addr.clone(), t0, true);
+        assert_eq!(r.status()[0].auth, RelayAuthStatus::Pending);
+        assert_eq!(r.due(t0).len(), 1);
+        r.authenticating(&peer);
+        assert!(r.due(t0).is_empty(), "not due while authenticating");
+        assert!(!r.reserved(&peer), "no reservation while authenticating");
+        r.auth_failed(&peer, "bad signature".into(), t0);
+        let status = &r.status()[0];
+        assert_eq!(
+            status.auth,
+            RelayAuthStatus::Refused("bad signature".into())
+        );
+        assert!(!status.reserved);
+        assert_eq!(r.next_deadline(), Some(t0 + Duration::from_secs(1)));
+
+        let later = t0 + Duration::from_secs(1);
+        assert_eq!(r.due(later).len(), 1);
+        r.authenticating(&peer);
+        assert_eq!(
+            r.auth_succeeded(&peer, AuthorizationLevel::Relay),
+            Some(addr)
+        );
+        r.listening(&peer, ListenerId::next());
+        assert!(r.reserved(&peer));
+        let status = &r.status()[0];
+        assert_eq!(
+            status.auth,
+            RelayAuthStatus::Authenticated(AuthorizationLevel::Relay)
+        );
+        assert!(status.reserved);
+    }
+
+    #[test]
     fn unrelated_listeners_are_ignored() {
         let (mut r, peer, addr, t0) = setup();
-        r.add(peer, addr, t0);
+        r.add(peer, addr, t0, false);
         r.listening(&peer, ListenerId::next());
         assert_eq!(r.listener_closed(ListenerId::next(), t0), None);
         assert!(!r.reserved(&PeerId::random()));

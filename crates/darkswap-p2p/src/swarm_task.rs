@@ -25,6 +25,7 @@ use tokio::sync::{mpsc, oneshot};
 use crate::{
     Error, Identity, NatStatus, NetworkConfig, NetworkEvent, ORDERBOOK_TOPIC, Orderbook,
     OrderbookError, ReservationId,
+    auth::{AuthError, AuthManager, AuthRequest, AuthResponse, AuthToken, AuthorizationLevel},
     behaviour::{Behaviour, BehaviourEvent, KAD_PROTOCOL},
     identity::load_or_create_keypair,
     network::Command,
@@ -137,7 +138,12 @@ pub(crate) async fn spawn(
     refresh.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut prune = tokio::time::interval(PRUNE_INTERVAL);
     prune.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let auth = AuthManager::new(config.auth.clone(), key.clone())?;
     let mut task = SwarmTask {
+        auth,
+        require_relay_auth: config.require_relay_auth,
+        min_relay_auth_level: config.min_relay_auth_level,
+        pending_auth: HashMap::new(),
         key,
         orderbook: Orderbook::new(config.orderbook.clone()),
         own_orders: HashMap::new(),
@@ -181,7 +187,19 @@ impl Drop for AbortOnDrop {
     }
 }
 
+/// Who waits for an outbound `/darkswap/auth/1.0.0` challenge.
+enum PendingAuth {
+    /// A configured relay, before its reservation.
+    Relay(PeerId),
+    /// A caller of `authenticate_peer`.
+    Peer(oneshot::Sender<Result<AuthToken, Error>>),
+}
+
 struct SwarmTask {
+    auth: AuthManager,
+    require_relay_auth: bool,
+    min_relay_auth_level: AuthorizationLevel,
+    pending_auth: HashMap<request_response::OutboundRequestId, PendingAuth>,
     key: libp2p::identity::Keypair,
     orderbook: Orderbook,
     own_orders: HashMap<OrderId, SignedOrder>,
@@ -214,8 +232,12 @@ impl SwarmTask {
         for addr in &config.relay_peers {
             let (relay, _) =
                 split_peer_id(addr).ok_or_else(|| Error::MissingPeerId(addr.clone()))?;
-            self.relays
-                .add(relay, addr.clone().with(Protocol::P2pCircuit), now);
+            self.relays.add(
+                relay,
+                addr.clone().with(Protocol::P2pCircuit),
+                now,
+                config.require_relay_auth,
+            );
         }
         for addr in &config.bootstrap_peers {
             let (peer, base) =
@@ -262,6 +284,7 @@ impl SwarmTask {
                 () = sleep => self.retry_relays(),
                 _ = self.refresh.tick() => self.refresh_own_orders(),
                 _ = self.prune.tick() => {
+                    self.auth.prune(SystemTime::now());
                     if let Some(change) = self.orderbook.prune(unix_now()) {
                         self.emit(NetworkEvent::OrderbookChanged(change));
                     }
@@ -322,18 +345,237 @@ impl SwarmTask {
     }
 
     fn retry_relays(&mut self) {
-        let now = Instant::now();
-        for (relay, circuit_addr) in self.relays.due(now) {
-            match self.swarm.listen_on(circuit_addr.clone()) {
-                Ok(listener) => {
-                    tracing::debug!(%relay, %circuit_addr, "requesting relay reservation");
-                    self.relays.listening(&relay, listener);
+        for (relay, circuit_addr) in self.relays.due(Instant::now()) {
+            if !self.require_relay_auth {
+                self.listen_through_relay(relay, circuit_addr);
+            } else if let Some(level) = self.relay_session_level(&relay) {
+                self.relays.auth_succeeded(&relay, level);
+                self.listen_through_relay(relay, circuit_addr);
+            } else {
+                self.start_relay_auth(relay, &circuit_addr);
+            }
+        }
+    }
+
+    fn listen_through_relay(&mut self, relay: PeerId, circuit_addr: Multiaddr) {
+        match self.swarm.listen_on(circuit_addr.clone()) {
+            Ok(listener) => {
+                tracing::debug!(%relay, %circuit_addr, "requesting relay reservation");
+                self.relays.listening(&relay, listener);
+            }
+            Err(e) => {
+                tracing::warn!(%relay, error = %e, "cannot listen through relay");
+                self.relays.listen_failed(&relay, Instant::now());
+            }
+        }
+    }
+
+    /// An earlier authentication (challenge or token) still holds at the
+    /// level relays need.
+    fn relay_session_level(&self, relay: &PeerId) -> Option<AuthorizationLevel> {
+        let now = SystemTime::now();
+        let level = self.auth.authorization_level(relay, now);
+        (self.auth.is_authenticated(relay, now) && level >= self.min_relay_auth_level)
+            .then_some(level)
+    }
+
+    /// Authenticates a configured relay before any reservation request:
+    /// trusted relays pass at once, others get a challenge over the wire.
+    fn start_relay_auth(&mut self, relay: PeerId, circuit_addr: &Multiaddr) {
+        self.relays.authenticating(&relay);
+        let now = SystemTime::now();
+        match self.auth.authenticate_trusted(relay, now) {
+            Err(e) => return self.relay_auth_failed(relay, e),
+            Ok(Some(token)) => return self.relay_auth_done(relay, token.level),
+            Ok(None) => {}
+        }
+        match self.auth.generate_challenge(relay, now) {
+            Ok(challenge) => {
+                let mut addr = circuit_addr.clone();
+                addr.pop(); // p2p-circuit
+                let addrs = split_peer_id(&addr).map(|(_, base)| base).into_iter();
+                let id = self.swarm.behaviour_mut().auth.send_request_with_addresses(
+                    &relay,
+                    AuthRequest::Challenge(challenge),
+                    addrs.collect(),
+                );
+                self.pending_auth.insert(id, PendingAuth::Relay(relay));
+            }
+            Err(e) => self.relay_auth_failed(relay, e),
+        }
+    }
+
+    fn relay_auth_done(&mut self, relay: PeerId, level: AuthorizationLevel) {
+        if level < self.min_relay_auth_level {
+            return self.relay_auth_failed(
+                relay,
+                AuthError::InsufficientLevel {
+                    have: level,
+                    need: self.min_relay_auth_level,
+                },
+            );
+        }
+        tracing::info!(%relay, %level, "relay authenticated");
+        self.emit(NetworkEvent::RelayAuthenticated {
+            relay_peer_id: relay,
+            level,
+        });
+        if let Some(circuit_addr) = self.relays.auth_succeeded(&relay, level) {
+            self.listen_through_relay(relay, circuit_addr);
+        }
+    }
+
+    fn relay_auth_failed(&mut self, relay: PeerId, error: AuthError) {
+        tracing::warn!(%relay, %error, "relay refused: authentication failed");
+        self.relays
+            .auth_failed(&relay, error.to_string(), Instant::now());
+        self.emit(NetworkEvent::RelayAuthFailed {
+            relay_peer_id: relay,
+            error,
+        });
+    }
+
+    /// The level a relay reached through the manual API, checked against
+    /// the minimum for relays.
+    fn check_relay_level(&self, level: AuthorizationLevel) -> Result<AuthorizationLevel, Error> {
+        if level < self.min_relay_auth_level {
+            return Err(Error::Auth(AuthError::InsufficientLevel {
+                have: level,
+                need: self.min_relay_auth_level,
+            }));
+        }
+        Ok(level)
+    }
+
+    fn on_auth_command(&mut self, command: Command) {
+        let now = SystemTime::now();
+        match command {
+            Command::GenerateRelayChallenge { relay, reply } => {
+                let _ = reply.send(
+                    self.auth
+                        .generate_challenge(relay, now)
+                        .map_err(Error::Auth),
+                );
+            }
+            Command::VerifyRelayChallengeResponse {
+                relay,
+                response,
+                reply,
+            } => {
+                let result = self
+                    .auth
+                    .verify_response(relay, &response, now)
+                    .map_err(Error::Auth)
+                    .and_then(|token| self.check_relay_level(token.level).map(|_| token));
+                let _ = reply.send(result);
+            }
+            Command::AuthenticateRelay {
+                relay,
+                token,
+                reply,
+            } => {
+                let result = self
+                    .auth
+                    .authenticate(relay, &token, now)
+                    .map_err(Error::Auth)
+                    .and_then(|level| self.check_relay_level(level));
+                let _ = reply.send(result);
+            }
+            Command::AuthenticatePeer { peer, reply } => {
+                match self.auth.authenticate_trusted(peer, now) {
+                    Ok(Some(token)) => {
+                        let _ = reply.send(Ok(token));
+                        return;
+                    }
+                    Ok(None) => {}
+                    Err(e) => {
+                        let _ = reply.send(Err(Error::Auth(e)));
+                        return;
+                    }
                 }
-                Err(e) => {
-                    tracing::warn!(%relay, error = %e, "cannot listen through relay");
-                    self.relays.listen_failed(&relay, now);
+                match self.auth.generate_challenge(peer, now) {
+                    Ok(challenge) => {
+                        let id = self
+                            .swarm
+                            .behaviour_mut()
+                            .auth
+                            .send_request(&peer, AuthRequest::Challenge(challenge));
+                        self.pending_auth.insert(id, PendingAuth::Peer(reply));
+                    }
+                    Err(e) => {
+                        let _ = reply.send(Err(Error::Auth(e)));
+                    }
                 }
             }
+            Command::PeerAuthLevel { peer, reply } => {
+                let _ = reply.send(self.auth.authorization_level(&peer, now));
+            }
+            _ => unreachable!("only auth commands are routed here"),
+        }
+    }
+
+    fn on_auth(&mut self, event: request_response::Event<AuthRequest, AuthResponse>) {
+        let now = SystemTime::now();
+        let (request_id, result) = match event {
+            request_response::Event::Message {
+                peer,
+                message:
+                    request_response::Message::Request {
+                        request, channel, ..
+                    },
+                ..
+            } => {
+                let response = match request {
+                    AuthRequest::Challenge(challenge) => {
+                        match self.auth.respond(&challenge, peer, now) {
+                            Ok(answer) => AuthResponse::Proof(answer),
+                            Err(error) => {
+                                tracing::debug!(%peer, %error, "refused to answer an auth challenge");
+                                AuthResponse::Refused(error.to_string())
+                            }
+                        }
+                    }
+                };
+                let _ = self
+                    .swarm
+                    .behaviour_mut()
+                    .auth
+                    .send_response(channel, response);
+                return;
+            }
+            request_response::Event::Message {
+                peer,
+                message:
+                    request_response::Message::Response {
+                        request_id,
+                        response,
+                    },
+                ..
+            } => {
+                let result = match response {
+                    AuthResponse::Proof(answer) => self.auth.verify_response(peer, &answer, now),
+                    AuthResponse::Refused(reason) => Err(AuthError::Refused(reason)),
+                };
+                (request_id, result)
+            }
+            request_response::Event::OutboundFailure {
+                request_id, error, ..
+            } => (request_id, Err(AuthError::Protocol(error.to_string()))),
+            request_response::Event::InboundFailure { peer, error, .. } => {
+                tracing::debug!(%peer, %error, "inbound auth request failed");
+                return;
+            }
+            request_response::Event::ResponseSent { .. } => return,
+        };
+        match self.pending_auth.remove(&request_id) {
+            Some(PendingAuth::Relay(relay)) => match result {
+                Ok(token) => self.relay_auth_done(relay, token.level),
+                Err(error) => self.relay_auth_failed(relay, error),
+            },
+            Some(PendingAuth::Peer(reply)) => {
+                let _ = reply.send(result.map_err(Error::Auth));
+            }
+            None => {}
         }
     }
 
@@ -447,6 +689,11 @@ impl SwarmTask {
                 }
                 let _ = reply.send((n, rejected));
             }
+            command @ (Command::GenerateRelayChallenge { .. }
+            | Command::VerifyRelayChallengeResponse { .. }
+            | Command::AuthenticateRelay { .. }
+            | Command::AuthenticatePeer { .. }
+            | Command::PeerAuthLevel { .. }) => self.on_auth_command(command),
             Command::Shutdown { .. } => unreachable!("handled in run"),
         }
     }
@@ -570,6 +817,7 @@ impl SwarmTask {
                 self.rtts.insert(peer, rtt);
             }
             BehaviourEvent::Sync(event) => self.on_sync(event),
+            BehaviourEvent::Auth(event) => self.on_auth(event),
             BehaviourEvent::RelayClient(relay::client::Event::ReservationReqAccepted {
                 relay_peer_id,
                 renewal,

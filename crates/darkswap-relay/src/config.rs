@@ -24,6 +24,12 @@ pub const ENV_PREFIX: &str = "DARKSWAP_RELAY_";
 #[error("invalid configuration: {0}")]
 pub struct ConfigError(String);
 
+impl ConfigError {
+    pub(crate) fn new(message: impl Into<String>) -> Self {
+        ConfigError(message.into())
+    }
+}
+
 /// The whole relay configuration.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -50,6 +56,8 @@ pub struct RelayConfig {
     pub limits: LimitsSection,
     /// Logging.
     pub log: LogSection,
+    /// Peer authentication over `/darkswap/auth/1.0.0`.
+    pub peer_auth: crate::peer_auth::PeerAuthSection,
 }
 
 /// libp2p transports and addresses.
@@ -336,6 +344,7 @@ impl Default for RelayConfig {
             auth: AuthSection::default(),
             limits: LimitsSection::default(),
             log: LogSection::default(),
+            peer_auth: crate::peer_auth::PeerAuthSection::default(),
         }
     }
 }
@@ -670,6 +679,7 @@ impl RelayConfig {
                 "limits.max_memory_percentage must be in (0, 100]".to_owned(),
             ));
         }
+        self.peer_auth.validate()?;
         tracing_subscriber::EnvFilter::try_new(&self.log.level)
             .map_err(|e| ConfigError(format!("log.level {:?}: {e}", self.log.level)))?;
         Ok(())

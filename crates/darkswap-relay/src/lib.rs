@@ -15,6 +15,7 @@ pub mod auth;
 pub mod config;
 mod http;
 pub mod metrics;
+pub mod peer_auth;
 mod public_http;
 mod server;
 pub mod signaling;

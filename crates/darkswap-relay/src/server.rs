@@ -22,7 +22,7 @@ use libp2p::{
     metrics::{Metrics, Recorder},
     multiaddr::Protocol,
     ping, relay,
-    swarm::{ListenError, NetworkBehaviour, SwarmEvent},
+    swarm::{ListenError, NetworkBehaviour, SwarmEvent, behaviour::toggle::Toggle},
 };
 use prometheus_client::registry::Registry;
 use tokio_util::sync::CancellationToken;
@@ -41,6 +41,8 @@ pub const KEY_FILE: &str = "identity.key";
 const LISTEN_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long shutdown waits for connections to close before dropping them.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(3);
+/// Bound on one `/darkswap/auth/1.0.0` exchange.
+const PEER_AUTH_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Why the relay could not start. Each renders as one line.
 #[derive(Debug, thiserror::Error)]
@@ -98,6 +100,7 @@ struct Behaviour {
     autonat: autonat::Behaviour,
     kad: kad::Behaviour<kad::store::MemoryStore>,
     gossipsub: gossipsub::Behaviour,
+    auth: Toggle<darkswap_p2p::auth::Behaviour>,
 }
 
 /// Relay limits from the configuration, with the role check first: a peer
@@ -198,6 +201,11 @@ fn build_behaviour(
         autonat: autonat::Behaviour::new(peer_id, autonat::Config::default()),
         kad,
         gossipsub,
+        auth: config
+            .peer_auth
+            .enabled
+            .then(|| darkswap_p2p::auth::protocol::behaviour(PEER_AUTH_TIMEOUT))
+            .into(),
     })
 }
 
@@ -243,6 +251,8 @@ impl RelayServer {
         let transport =
             crate::transport::build(&key, &mut registry, relay_metrics.bytes_relayed_counter())?;
         let behaviour = build_behaviour(&key, &config, security_metrics.clone())?;
+        let peer_auth = crate::peer_auth::PeerAuth::new(&config.peer_auth, key.clone())
+            .map_err(StartError::Build)?;
         let mut swarm = Swarm::new(
             transport,
             behaviour,
@@ -319,6 +329,7 @@ impl RelayServer {
             security_metrics,
             state,
             announce_listen,
+            peer_auth,
         };
         let swarm_task = tokio::spawn(task.run(cancel.clone()));
         Ok(RelayServer {
@@ -450,6 +461,7 @@ struct SwarmTask {
     relay_metrics: Arc<RelayMetrics>,
     state: Arc<State>,
     announce_listen: bool,
+    peer_auth: crate::peer_auth::PeerAuth,
     security_metrics: Arc<SecurityMetrics>,
 }
 
@@ -512,8 +524,26 @@ impl SwarmTask {
             SwarmEvent::NewListenAddr { address, .. } => {
                 on_new_listen_addr(&mut self.swarm, &address, self.announce_listen);
             }
-            SwarmEvent::ConnectionEstablished { endpoint, .. } => {
-                self.relay_metrics.connection_opened(&endpoint)
+            SwarmEvent::ConnectionEstablished {
+                peer_id,
+                endpoint,
+                num_established,
+                ..
+            } => {
+                self.relay_metrics.connection_opened(&endpoint);
+                if num_established.get() == 1
+                    && let Some(auth) = self.swarm.behaviour_mut().auth.as_mut()
+                    && self.peer_auth.on_connected(peer_id, auth)
+                {
+                    let _ = self.swarm.disconnect_peer_id(peer_id);
+                }
+            }
+            SwarmEvent::Behaviour(BehaviourEvent::Auth(e)) => {
+                if let Some(auth) = self.swarm.behaviour_mut().auth.as_mut()
+                    && let Some(peer) = self.peer_auth.on_event(e, auth)
+                {
+                    let _ = self.swarm.disconnect_peer_id(peer);
+                }
             }
             SwarmEvent::ConnectionClosed { endpoint, .. } => {
                 self.relay_metrics.connection_closed(&endpoint)
