@@ -79,6 +79,9 @@ pub struct NetworkConfig {
     /// Capacity of the event queue from the swarm task to the handle. When it
     /// is full the swarm task waits, which backpressures the network. Default: 1024.
     pub event_buffer: usize,
+    /// Peer scoring and bans, and the bans in force at start.
+    /// Default: [`ReputationConfig::default`](crate::ReputationConfig::default).
+    pub reputation: crate::ReputationConfig,
 }
 
 impl Default for NetworkConfig {
@@ -100,6 +103,7 @@ impl Default for NetworkConfig {
             max_message_size: darkswap_proto::MAX_MESSAGE_SIZE,
             event_buffer: 1024,
             orderbook: crate::OrderbookConfig::default(),
+            reputation: crate::ReputationConfig::default(),
         }
     }
 }
