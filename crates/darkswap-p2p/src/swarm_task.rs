@@ -1055,7 +1055,10 @@ fn dial_error(target: String, error: &DialError) -> Error {
     let reason = match error {
         // libp2p's text is just "Dial error"; the cause says which rule
         // refused it (e.g. "peer ... is in the block list").
-        DialError::Denied { cause } => format!("denied: {cause}"),
+        DialError::Denied { cause } => match std::error::Error::source(cause) {
+            Some(rule) => format!("denied: {rule}"),
+            None => format!("denied: {cause}"),
+        },
         other => other.to_string(),
     };
     Error::Dial { target, reason }
