@@ -131,7 +131,12 @@ impl Store {
                     let secs = d.as_secs() + u64::from(d.subsec_nanos() > 0);
                     i64::try_from(secs).unwrap_or(i64::MAX)
                 });
-                insert.execute(params![b.peer_id.to_string(), until, b.reason.as_str(), b.bans])?;
+                insert.execute(params![
+                    b.peer_id.to_string(),
+                    until,
+                    b.reason.as_str(),
+                    b.bans
+                ])?;
             }
         }
         tx.commit()?;
