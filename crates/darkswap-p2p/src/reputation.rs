@@ -240,19 +240,19 @@ pub struct InvalidReputationConfig(&'static str);
 impl ReputationConfig {
     fn validate(&self) -> Result<(), InvalidReputationConfig> {
         let bad = |m| Err(InvalidReputationConfig(m));
-        if !(self.ban_threshold < 0.0) {
-            return bad("ban_threshold must be negative");
+        if !self.ban_threshold.is_finite() || self.ban_threshold >= 0.0 {
+            return bad("ban_threshold must be negative and finite");
         }
-        if PenaltyReason::ALL
-            .iter()
-            .any(|r| !(self.penalties.weight(*r) >= 0.0) || self.penalties.weight(*r).is_infinite())
-        {
+        if PenaltyReason::ALL.iter().any(|r| {
+            let w = self.penalties.weight(*r);
+            !w.is_finite() || w < 0.0
+        }) {
             return bad("penalty weights must be finite and not negative");
         }
         if self.score_half_life.is_zero() {
             return bad("score_half_life must be greater than zero");
         }
-        if !(self.ban_escalation >= 1.0) || self.ban_escalation.is_infinite() {
+        if !self.ban_escalation.is_finite() || self.ban_escalation < 1.0 {
             return bad("ban_escalation must be finite and at least 1");
         }
         if self.max_ban_duration < self.base_ban_duration {

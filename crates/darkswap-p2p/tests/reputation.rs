@@ -127,7 +127,11 @@ async fn a_peer_sending_forged_orders_is_banned_while_an_honest_peer_keeps_tradi
     let hostile_key = hostile.key.clone();
     let hostile_id = hostile.peer_id();
     hostile
-        .connect(&[victim_addr.clone()], &[victim_id], ORDERBOOK_TOPIC)
+        .connect(
+            std::slice::from_ref(&victim_addr),
+            &[victim_id],
+            ORDERBOOK_TOPIC,
+        )
         .await;
     for nonce in 0..4 {
         let Message::OrderCreate(OrderCreate {
@@ -248,7 +252,7 @@ async fn a_ban_expires_and_a_repeat_offender_gets_a_longer_one() {
         ..ReputationConfig::default()
     }))
     .await;
-    let (mut peer, _) = spawn_node(test_config()).await;
+    let (peer, _) = spawn_node(test_config()).await;
     let peer_id = peer.local_peer_id();
     peer.dial(victim_addr.clone()).await.unwrap();
     wait_connected(&mut victim, peer_id).await;
