@@ -1,6 +1,10 @@
 //! The daemon's local HTTP API (`/v1/...`), JSON in and out.
 
-use std::{convert::Infallible, sync::Arc, time::Duration};
+use std::{
+    convert::Infallible,
+    sync::Arc,
+    time::{Duration, SystemTime, UNIX_EPOCH},
+};
 
 use axum::{
     Json, Router,
@@ -14,7 +18,7 @@ use axum::{
     },
     routing::{delete, get, post},
 };
-use darkswap_p2p::Error as NetError;
+use darkswap_p2p::{BannedPeer, Error as NetError, PeerId};
 use darkswap_proto::{Asset, NewOrder, Order, OrderId, Side};
 use futures::{Stream, StreamExt};
 use serde::{Deserialize, Serialize};
@@ -163,6 +167,77 @@ struct Connect {
 }
 
 #[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Ban {
+    peer_id: String,
+    /// Seconds; absent for a ban until lifted.
+    duration_secs: Option<u64>,
+}
+
+/// Unix seconds of `t`, rounded up (a ban shown never ends earlier than
+/// it does).
+pub(crate) fn unix_secs(t: SystemTime) -> u64 {
+    let d = t.duration_since(UNIX_EPOCH).unwrap_or_default();
+    d.as_secs() + u64::from(d.subsec_nanos() > 0)
+}
+
+fn ban_json(b: &BannedPeer) -> Value {
+    json!({
+        "peer_id": b.peer_id.to_string(),
+        "until": b.until.map(unix_secs),
+        "reason": b.reason.as_str(),
+        "bans": b.bans,
+    })
+}
+
+fn parse_peer(value: &str) -> Result<PeerId, ApiError> {
+    value
+        .parse()
+        .map_err(|e| ApiError::bad_request(format!("peer_id: {e}")))
+}
+
+async fn bans(State(s): State<Arc<Shared>>) -> Result<Json<Value>, ApiError> {
+    let bans = s.network.banned_peers().await?;
+    Ok(Json(Value::Array(bans.iter().map(ban_json).collect())))
+}
+
+async fn ban(
+    State(s): State<Arc<Shared>>,
+    ApiJson(b): ApiJson<Ban>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let peer = parse_peer(&b.peer_id)?;
+    if peer == s.network.local_peer_id() {
+        return Err(ApiError::bad_request("peer_id: this node's own id"));
+    }
+    if b.duration_secs == Some(0) {
+        return Err(ApiError::bad_request(
+            "duration_secs: must be greater than zero",
+        ));
+    }
+    let ban = s
+        .network
+        .ban_peer(peer, b.duration_secs.map(Duration::from_secs))
+        .await?;
+    Ok((StatusCode::CREATED, Json(ban_json(&ban))))
+}
+
+async fn unban(
+    State(s): State<Arc<Shared>>,
+    Path(peer): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    let peer = parse_peer(&peer)?;
+    if s.network.unban_peer(peer).await? {
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not_banned",
+            format!("{peer} is not banned"),
+        ))
+    }
+}
+
+#[derive(Debug, Deserialize)]
 struct Pair {
     base: String,
     quote: String,
@@ -196,6 +271,7 @@ async fn status(State(s): State<Arc<Shared>>) -> Result<Json<Value>, ApiError> {
         "peers": net.connected_peers().await?.len(),
         "own_orders": net.own_orders().await?.len(),
         "rejected_messages": s.metrics.rejected_total(),
+        "banned_peers": net.banned_peers().await?.iter().map(ban_json).collect::<Vec<_>>(),
     })))
 }
 
@@ -336,6 +412,7 @@ async fn metrics(State(s): State<Arc<Shared>>) -> Result<Response, ApiError> {
     let m = &s.metrics;
     m.peers.set(s.network.connected_peers().await?.len() as i64);
     m.own_orders.set(s.network.own_orders().await?.len() as i64);
+    m.banned.set(s.network.banned_peers().await?.len() as i64);
     let body = m.encode().map_err(|e| ApiError::internal(e.to_string()))?;
     Ok((
         [(
@@ -360,6 +437,8 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .route("/v1/orders", post(create_order).get(own_orders))
         .route("/v1/orders/{id}", delete(cancel_order))
         .route("/v1/orderbook", get(orderbook))
+        .route("/v1/bans", get(bans).post(ban))
+        .route("/v1/bans/{peer}", delete(unban))
         .route("/v1/events", get(events))
         .route("/metrics", get(metrics))
         .fallback(not_found)

@@ -12,10 +12,10 @@ use std::{
 
 use darkswap_p2p::{
     Identity, Multiaddr, NatStatus, Network, NetworkConfig, NetworkEvent, NetworkHandle,
-    OrderbookChange, OrderbookConfig,
+    OrderbookChange, OrderbookConfig, ReputationConfig,
 };
 use serde_json::{Value, json};
-use tokio::sync::broadcast;
+use tokio::sync::{Notify, broadcast};
 
 use crate::{
     api::{self, ApiError},
@@ -42,6 +42,10 @@ pub struct DaemonOptions {
     pub order_refresh: Duration,
     /// How long an order lives in the book without a re-announcement.
     pub order_ttl: Duration,
+    /// Length of a first automatic ban; repeat offenders get longer ones.
+    pub ban_duration: Duration,
+    /// Longest automatic ban.
+    pub max_ban_duration: Duration,
 }
 
 /// How often the book is written to the database when it changed.
@@ -57,6 +61,8 @@ pub struct Shared {
     pub(crate) metrics: DaemonMetrics,
     /// The book changed since it was last saved.
     book_dirty: AtomicBool,
+    /// A ban began or ended: the ban list is to be saved.
+    bans_changed: Notify,
     nonce: AtomicU64,
 }
 
@@ -120,6 +126,23 @@ fn event_json(event: &NetworkEvent) -> Value {
         NetworkEvent::OrderbookRejected { peer_id, error } => {
             json!({ "type": "order_rejected", "peer_id": peer_id.to_string(), "error": error.to_string() })
         }
+        NetworkEvent::PeerPenalized {
+            peer_id,
+            reason,
+            score,
+        } => {
+            json!({ "type": "peer_penalized", "peer_id": peer_id.to_string(), "reason": reason.as_str(), "score": score })
+        }
+        NetworkEvent::PeerBanned {
+            peer_id,
+            until,
+            reason,
+        } => {
+            json!({ "type": "peer_banned", "peer_id": peer_id.to_string(), "until": until.map(api::unix_secs), "reason": reason.as_str() })
+        }
+        NetworkEvent::PeerUnbanned { peer_id } => {
+            json!({ "type": "peer_unbanned", "peer_id": peer_id.to_string() })
+        }
         other => json!({ "type": "network", "event": format!("{other:?}") }),
     }
 }
@@ -143,6 +166,13 @@ pub async fn run(opts: DaemonOptions) -> anyhow::Result<()> {
     let store = Store::open(&opts.data_dir)?;
     let saved = store.all()?;
     let (stored_book, unreadable) = store.load_book()?;
+    // Bans from before a restart are in force before the first connection.
+    let (stored_bans, unreadable_bans) = store.load_bans()?;
+    tracing::info!(
+        bans = stored_bans.len(),
+        unreadable = unreadable_bans,
+        "bans loaded from the database"
+    );
     let mut network = Network::new(NetworkConfig {
         identity: Identity::File(opts.data_dir.join("identity.key")),
         listen_addresses: opts.listen.clone(),
@@ -153,6 +183,12 @@ pub async fn run(opts: DaemonOptions) -> anyhow::Result<()> {
             refresh_interval: opts.order_refresh,
             ttl: opts.order_ttl,
             ..OrderbookConfig::default()
+        },
+        reputation: ReputationConfig {
+            base_ban_duration: opts.ban_duration,
+            max_ban_duration: opts.max_ban_duration,
+            initial_bans: stored_bans,
+            ..ReputationConfig::default()
         },
         ..NetworkConfig::default()
     })
@@ -189,6 +225,7 @@ pub async fn run(opts: DaemonOptions) -> anyhow::Result<()> {
         nat: Mutex::new("unknown".to_owned()),
         metrics,
         book_dirty: AtomicBool::new(false),
+        bans_changed: Notify::new(),
         // Time-seeded so orders made after a restart get fresh ids.
         nonce: AtomicU64::new(darkswap_p2p::unix_now() << 16),
     });
@@ -208,6 +245,7 @@ pub async fn run(opts: DaemonOptions) -> anyhow::Result<()> {
         }
     });
     let saver = tokio::spawn(save_book_periodically(shared.clone(), stop.clone()));
+    let ban_saver = tokio::spawn(save_bans_on_change(shared.clone(), stop.clone()));
 
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     loop {
@@ -225,7 +263,9 @@ pub async fn run(opts: DaemonOptions) -> anyhow::Result<()> {
     stop.cancel();
     let _ = server.await;
     let _ = saver.await;
+    let _ = ban_saver.await;
     save_book(&shared).await;
+    save_bans(&shared).await;
     network.shutdown().await?;
     Ok(())
 }
@@ -273,6 +313,41 @@ async fn save_book(shared: &Arc<Shared>) {
     }
 }
 
+/// Writes the ban list to the database each time a ban begins or ends, so
+/// a ban survives even a kill -9 right after it, and tells event
+/// subscribers (`bans_saved`).
+async fn save_bans_on_change(shared: Arc<Shared>, stop: tokio_util::sync::CancellationToken) {
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            () = shared.bans_changed.notified() => save_bans(&shared).await,
+        }
+    }
+}
+
+async fn save_bans(shared: &Arc<Shared>) {
+    let bans = match shared.network.banned_peers().await {
+        Ok(bans) => bans,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot read the ban list to save it");
+            return;
+        }
+    };
+    let count = bans.len();
+    let shared2 = shared.clone();
+    let saved = tokio::task::spawn_blocking(move || shared2.store(|s| s.save_bans(&bans))).await;
+    match saved {
+        Ok(Ok(())) => {
+            let _ = shared
+                .events
+                .send(json!({ "type": "bans_saved", "bans": count }));
+        }
+        // The next ban change, or the shutdown, tries again.
+        Ok(Err(e)) => tracing::error!(error = ?e, "cannot save the ban list"),
+        Err(e) => tracing::error!(error = %e, "ban save task failed"),
+    }
+}
+
 fn on_event(shared: &Shared, event: &NetworkEvent) {
     shared.metrics.observe(event);
     match event {
@@ -284,6 +359,9 @@ fn on_event(shared: &Shared, event: &NetworkEvent) {
                     _ => "unknown".to_owned(),
                 };
             }
+        }
+        NetworkEvent::PeerBanned { .. } | NetworkEvent::PeerUnbanned { .. } => {
+            shared.bans_changed.notify_one();
         }
         NetworkEvent::OrderbookChanged(change) => {
             shared.book_dirty.store(true, Ordering::Relaxed);

@@ -60,6 +60,13 @@ enum Command {
         /// the book (e.g. 10m). Must exceed --order-refresh.
         #[arg(long, default_value = "10m", value_parser = humantime::parse_duration)]
         order_ttl: Duration,
+        /// How long a peer whose reputation falls to the threshold is first
+        /// banned; each repeat ban lasts twice as long.
+        #[arg(long, default_value = "10m", value_parser = humantime::parse_duration)]
+        ban_duration: Duration,
+        /// Longest automatic ban.
+        #[arg(long, default_value = "24h", value_parser = humantime::parse_duration)]
+        max_ban_duration: Duration,
     },
     /// Node status: peer id, addresses, NAT, relays.
     Status,
@@ -84,6 +91,30 @@ enum Command {
     },
     /// Follow network and orderbook events.
     Events,
+    /// Banned peers; ban or unban one.
+    Bans {
+        #[command(subcommand)]
+        action: Option<BanCommand>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum BanCommand {
+    /// List the bans in force (the default).
+    List,
+    /// Ban a peer: close its connections and refuse new ones.
+    Add {
+        /// The peer id.
+        peer: String,
+        /// How long, e.g. 1h; without it, until `darkswap bans remove`.
+        #[arg(long, value_parser = humantime::parse_duration)]
+        duration: Option<Duration>,
+    },
+    /// Lift a peer's ban.
+    Remove {
+        /// The peer id.
+        peer: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -130,6 +161,8 @@ async fn main() -> ExitCode {
             no_mdns,
             order_refresh,
             order_ttl,
+            ban_duration,
+            max_ban_duration,
         } => {
             tracing_subscriber::fmt()
                 .with_env_filter(
@@ -153,6 +186,8 @@ async fn main() -> ExitCode {
                         mdns: !no_mdns,
                         order_refresh,
                         order_ttl,
+                        ban_duration,
+                        max_ban_duration,
                     })
                     .await
                 }
@@ -168,6 +203,29 @@ async fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// A ban's end for people: RFC 3339 UTC, or `until lifted`.
+fn until_text(until: &Value) -> String {
+    match until.as_u64() {
+        Some(secs) => {
+            humantime::format_rfc3339_seconds(std::time::UNIX_EPOCH + Duration::from_secs(secs))
+                .to_string()
+        }
+        None => "until lifted".to_owned(),
+    }
+}
+
+fn ban_line(b: &Value) -> String {
+    let until = match b["until"] {
+        Value::Null => "until lifted".to_owned(),
+        ref t => format!("until {}", until_text(t)),
+    };
+    format!(
+        "{} {until} ({})",
+        b["peer_id"].as_str().unwrap_or(""),
+        b["reason"].as_str().unwrap_or("")
+    )
 }
 
 fn dirs_data() -> Option<PathBuf> {
@@ -209,8 +267,51 @@ async fn run_client(client: &Client, command: Command, json_out: bool) -> anyhow
                         r["reserved"]
                     );
                 }
+                let bans = v["banned_peers"]
+                    .as_array()
+                    .map_or(&[][..], |b| b.as_slice());
+                println!("banned:    {}", bans.len());
+                for b in bans {
+                    println!("banned:    {}", ban_line(b));
+                }
             });
         }
+        Command::Bans { action } => match action.unwrap_or(BanCommand::List) {
+            BanCommand::List => {
+                let v = client.get("/v1/bans").await?;
+                print(json_out, &v, |v| {
+                    let rows = v
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .map(|b| {
+                            vec![
+                                b["peer_id"].as_str().unwrap_or("").to_owned(),
+                                until_text(&b["until"]),
+                                b["reason"].as_str().unwrap_or("").to_owned(),
+                                b["bans"].to_string(),
+                            ]
+                        })
+                        .collect();
+                    table(&["PEER", "UNTIL", "REASON", "BANS"], rows);
+                });
+            }
+            BanCommand::Add { peer, duration } => {
+                let v = client
+                    .post(
+                        "/v1/bans",
+                        json!({ "peer_id": peer, "duration_secs": duration.map(|d| d.as_secs().max(1)) }),
+                    )
+                    .await?;
+                print(json_out, &v, |v| println!("banned {}", ban_line(v)));
+            }
+            BanCommand::Remove { peer } => {
+                client.delete(&format!("/v1/bans/{peer}")).await?;
+                print(json_out, &json!({ "unbanned": peer }), |_| {
+                    println!("unbanned {peer}")
+                });
+            }
+        },
         Command::Peers => {
             let v = client.get("/v1/peers").await?;
             print(json_out, &v, |v| {

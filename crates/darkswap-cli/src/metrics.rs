@@ -28,6 +28,11 @@ struct ChangeLabels {
     kind: &'static str,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct PenaltyLabels {
+    reason: &'static str,
+}
+
 /// Counters fed from the node's events, gauges set at scrape time.
 #[derive(Debug)]
 pub struct DaemonMetrics {
@@ -35,6 +40,10 @@ pub struct DaemonMetrics {
     orders_rejected: Family<OrderRejectLabels, Counter>,
     gossip_rejected: Family<GossipRejectLabels, Counter>,
     orderbook_changes: Family<ChangeLabels, Counter>,
+    penalties: Family<PenaltyLabels, Counter>,
+    bans: Counter,
+    /// Peers banned now, set when scraped.
+    pub banned: Gauge,
     /// Connected peers, set when scraped.
     pub peers: Gauge,
     /// Own open orders, set when scraped.
@@ -50,6 +59,9 @@ impl Default for DaemonMetrics {
             orders_rejected: Family::default(),
             gossip_rejected: Family::default(),
             orderbook_changes: Family::default(),
+            penalties: Family::default(),
+            bans: Counter::default(),
+            banned: Gauge::default(),
             peers: Gauge::default(),
             own_orders: Gauge::default(),
             rejected: AtomicU64::new(0),
@@ -71,6 +83,17 @@ impl Default for DaemonMetrics {
             m.orderbook_changes.clone(),
         );
         r.register("peers_connected", "Connected peers", m.peers.clone());
+        r.register(
+            "reputation_penalties",
+            "Misbehaviour reports that cost a peer reputation, by reason",
+            m.penalties.clone(),
+        );
+        r.register(
+            "bans",
+            "Peers banned, automatically or by hand",
+            m.bans.clone(),
+        );
+        r.register("peers_banned", "Peers banned now", m.banned.clone());
         r.register(
             "own_orders",
             "This node's open orders",
@@ -104,6 +127,16 @@ impl DaemonMetrics {
                 for error in rejected {
                     self.order_rejected("sync", error.reason());
                 }
+            }
+            NetworkEvent::PeerPenalized { reason, .. } => {
+                self.penalties
+                    .get_or_create(&PenaltyLabels {
+                        reason: reason.as_str(),
+                    })
+                    .inc();
+            }
+            NetworkEvent::PeerBanned { .. } => {
+                self.bans.inc();
             }
             NetworkEvent::OrderbookChanged(change) => {
                 let kind = match change {

@@ -1,10 +1,15 @@
 //! The daemon's embedded database: its own open orders, so a restart (even
-//! a kill -9) brings them back, and its replica of the book, so it has the
-//! book before any peer answers a sync. SQLite in WAL mode; every write is a
-//! transaction, so a crash never leaves half an order or half a book.
+//! a kill -9) brings them back, its replica of the book, so it has the
+//! book before any peer answers a sync, and the bans in force, so a banned
+//! peer stays out across restarts. SQLite in WAL mode; every write is a
+//! transaction, so a crash never leaves half an order, a book or a ban list.
 
-use std::path::Path;
+use std::{
+    path::Path,
+    time::{Duration, UNIX_EPOCH},
+};
 
+use darkswap_p2p::{BannedPeer, PeerId};
 use darkswap_proto::{Message, OrderId, OrderbookResponse, SignedOrder, decode, encode};
 use rusqlite::{Connection, params};
 
@@ -42,6 +47,12 @@ impl Store {
             CREATE TABLE IF NOT EXISTS book (
                 seq INTEGER PRIMARY KEY,
                 message BLOB NOT NULL
+            );
+            CREATE TABLE IF NOT EXISTS bans (
+                peer_id TEXT PRIMARY KEY,
+                until INTEGER,
+                reason TEXT NOT NULL,
+                bans INTEGER NOT NULL
             );",
         )?;
         Ok(Store { conn })
@@ -102,6 +113,70 @@ impl Store {
             }
         }
         Ok((book, unreadable))
+    }
+
+    /// Replaces the stored bans with `bans`. `until` is kept in unix
+    /// seconds, rounded up so a restored ban never ends early; NULL is a ban
+    /// until lifted.
+    pub fn save_bans(&mut self, bans: &[BannedPeer]) -> Result<(), StoreError> {
+        let tx = self.conn.transaction()?;
+        tx.execute("DELETE FROM bans", [])?;
+        {
+            let mut insert = tx.prepare(
+                "INSERT INTO bans (peer_id, until, reason, bans) VALUES (?1, ?2, ?3, ?4)",
+            )?;
+            for b in bans {
+                let until = b.until.map(|t| {
+                    let d = t.duration_since(UNIX_EPOCH).unwrap_or_default();
+                    let secs = d.as_secs() + u64::from(d.subsec_nanos() > 0);
+                    i64::try_from(secs).unwrap_or(i64::MAX)
+                });
+                insert.execute(params![
+                    b.peer_id.to_string(),
+                    until,
+                    b.reason.as_str(),
+                    b.bans
+                ])?;
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// The stored bans. Rows that no longer parse are skipped and counted
+    /// (the second value), never fatal.
+    pub fn load_bans(&self) -> Result<(Vec<BannedPeer>, usize), StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT peer_id, until, reason, bans FROM bans ORDER BY peer_id")?;
+        let rows = stmt.query_map([], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, Option<i64>>(1)?,
+                r.get::<_, String>(2)?,
+                r.get::<_, i64>(3)?,
+            ))
+        })?;
+        let (mut bans, mut unreadable) = (Vec::new(), 0);
+        for row in rows {
+            let (peer, until, reason, count) = row?;
+            let parsed = (|| {
+                Some(BannedPeer {
+                    peer_id: peer.parse::<PeerId>().ok()?,
+                    until: match until {
+                        Some(s) => Some(UNIX_EPOCH + Duration::from_secs(u64::try_from(s).ok()?)),
+                        None => None,
+                    },
+                    reason: reason.parse().ok()?,
+                    bans: u32::try_from(count).ok()?,
+                })
+            })();
+            match parsed {
+                Some(b) => bans.push(b),
+                None => unreadable += 1,
+            }
+        }
+        Ok((bans, unreadable))
     }
 
     /// Every stored own order.
@@ -193,5 +268,54 @@ mod tests {
         }
         let store = Store::open(dir.path()).unwrap();
         assert_eq!(store.load_book().unwrap(), (book, 1));
+    }
+
+    #[test]
+    fn bans_are_replaced_whole_and_bad_rows_are_skipped() {
+        use darkswap_p2p::{BanReason, PenaltyReason};
+        let dir = tempfile::tempdir().unwrap();
+        let timed = BannedPeer {
+            peer_id: PeerId::random(),
+            until: Some(UNIX_EPOCH + Duration::from_secs(1_800_000_000)),
+            reason: BanReason::Misbehaviour(PenaltyReason::InvalidSignature),
+            bans: 3,
+        };
+        let forever = BannedPeer {
+            peer_id: PeerId::random(),
+            until: None,
+            reason: BanReason::Manual,
+            bans: 0,
+        };
+        {
+            let mut store = Store::open(dir.path()).unwrap();
+            store.save_bans(std::slice::from_ref(&timed)).unwrap();
+            store.save_bans(&[timed.clone(), forever.clone()]).unwrap();
+            store
+                .conn
+                .execute(
+                    "INSERT INTO bans (peer_id, until, reason, bans) VALUES ('nope', 1, 'manual', 0)",
+                    [],
+                )
+                .unwrap();
+        }
+        let store = Store::open(dir.path()).unwrap();
+        let (mut bans, unreadable) = store.load_bans().unwrap();
+        bans.sort_by_key(|b| b.peer_id);
+        let mut want = vec![timed.clone(), forever];
+        want.sort_by_key(|b| b.peer_id);
+        assert_eq!((bans, unreadable), (want, 1));
+        // A sub-second expiry is rounded up, never down.
+        let mut store = store;
+        let t = UNIX_EPOCH + Duration::from_millis(1_800_000_000_001);
+        store
+            .save_bans(&[BannedPeer {
+                until: Some(t),
+                ..timed
+            }])
+            .unwrap();
+        assert_eq!(
+            store.load_bans().unwrap().0[0].until,
+            Some(UNIX_EPOCH + Duration::from_secs(1_800_000_001))
+        );
     }
 }

@@ -689,3 +689,125 @@ async fn daemons_bootstrapped_on_a_relay_share_orders_through_it() {
         })
         .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_forger_is_banned_and_the_ban_survives_a_kill_9() {
+    let dirs: Vec<_> = (0..2).map(|_| tempfile::tempdir().unwrap()).collect();
+    let listen = || vec!["--listen".to_owned(), "/ip4/127.0.0.1/tcp/0".to_owned()];
+    let mut a = start_daemon(dirs[0].path(), &listen());
+    let honest = start_daemon(dirs[1].path(), &listen());
+    let (a_addr, a_id) = full_addr(a.api);
+    cli_json(honest.api, &["connect", &a_addr]);
+    let mut a_events = Events::subscribe(a.api).await;
+
+    // Four forged orders cross the default threshold.
+    let mut hostile = RawGossip::new(&[ORDERBOOK_TOPIC]);
+    hostile
+        .connect(&[a_addr.parse().unwrap()], &[a_id], ORDERBOOK_TOPIC)
+        .await;
+    let key = hostile.key.clone();
+    let hostile_id = hostile.peer_id().to_string();
+    for nonce in 0..4 {
+        let mut signed = sign_raw_order(&key, &order_body(&key, nonce));
+        signed.signature[5] ^= 0x10;
+        hostile.publish(
+            ORDERBOOK_TOPIC,
+            encode(&Message::OrderCreate(OrderCreate::from_order(signed))),
+        );
+    }
+    let driver = hostile.run();
+    let banned = a_events
+        .wait("the forger banned", |v| v["type"] == "peer_banned")
+        .await;
+    assert_eq!(banned["peer_id"], hostile_id.as_str(), "{banned}");
+    assert_eq!(banned["reason"], "invalid_signature");
+    let until = banned["until"].as_u64().unwrap();
+    let now = darkswap_testkit::now();
+    assert!(until > now + 500 && until <= now + 601, "{until} vs {now}");
+    a_events
+        .wait("the ban list saved", |v| {
+            v["type"] == "bans_saved" && v["bans"] == 1
+        })
+        .await;
+
+    // The honest peer keeps trading with a.
+    let id = cli_json(honest.api, &order_args("sell", "BTC", "rune:1:0"))["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    a_events
+        .wait("the honest order on a", |v| {
+            v["type"] == "order_added" && v["order"]["id"] == id.as_str()
+        })
+        .await;
+
+    let check = |api: SocketAddr| {
+        let status = cli_json(api, &["status"]);
+        let bans = status["banned_peers"].as_array().unwrap();
+        assert_eq!(bans.len(), 1, "{status}");
+        assert_eq!(bans[0]["peer_id"], hostile_id.as_str());
+        assert_eq!(bans[0]["until"], until);
+        assert_eq!(bans[0]["reason"], "invalid_signature");
+        let human = String::from_utf8_lossy(&cli(api, &["status"]).stdout).into_owned();
+        assert!(human.contains(&hostile_id), "{human}");
+        let listed = String::from_utf8_lossy(&cli(api, &["bans"]).stdout).into_owned();
+        assert!(
+            listed.contains(&hostile_id) && listed.contains("invalid_signature"),
+            "{listed}"
+        );
+    };
+    check(a.api);
+    assert_eq!(metric(a.api, "darkswap_peers_banned").await, 1.0);
+    assert_eq!(metric(a.api, "darkswap_bans_total").await, 1.0);
+    assert_eq!(
+        metric(
+            a.api,
+            "darkswap_reputation_penalties_total{reason=\"invalid_signature\"}"
+        )
+        .await,
+        4.0
+    );
+    drop(driver);
+
+    // kill -9 and back: the ban is still in force and shown.
+    a.child.kill().unwrap();
+    a.child.wait().unwrap();
+    drop(a);
+    let a = start_daemon(dirs[0].path(), &listen());
+    check(a.api);
+    assert_eq!(metric(a.api, "darkswap_peers_banned").await, 1.0);
+    // The forger's identity cannot be dialled.
+    let (comeback, comeback_addr) = darkswap_testkit::spawn_node(darkswap_p2p::NetworkConfig {
+        identity: darkswap_p2p::Identity::Keypair(key),
+        ..darkswap_testkit::test_config()
+    })
+    .await;
+    let refused = cli(a.api, &["connect", &comeback_addr.to_string()]);
+    assert!(!refused.status.success());
+    let err = String::from_utf8_lossy(&refused.stderr);
+    assert!(err.contains("block list"), "{err}");
+
+    // The operator lifts it, bans someone else by hand, and unknown or
+    // malformed peers are refused with their own errors.
+    let out = cli(a.api, &["bans", "remove", &hostile_id]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        cli_json(a.api, &["connect", &comeback_addr.to_string()])["peer_id"],
+        hostile_id.as_str()
+    );
+    let again = cli(a.api, &["bans", "remove", &hostile_id]);
+    assert!(String::from_utf8_lossy(&again.stderr).contains("is not banned"));
+    let bad = cli(a.api, &["bans", "add", "not-a-peer"]);
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("peer_id"));
+    let other = PeerId::random().to_string();
+    let manual = cli_json(a.api, &["bans", "add", &other, "--duration", "1h"]);
+    assert_eq!(manual["reason"], "manual");
+    let listed = cli_json(a.api, &["bans"]);
+    assert_eq!(listed.as_array().unwrap().len(), 1, "{listed}");
+    assert_eq!(listed[0]["peer_id"], other.as_str());
+    comeback.shutdown().await.unwrap();
+}

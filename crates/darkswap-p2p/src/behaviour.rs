@@ -3,7 +3,7 @@
 use std::{collections::HashMap, time::Duration};
 
 use libp2p::{
-    StreamProtocol, autonat, dcutr, gossipsub, identify,
+    StreamProtocol, allow_block_list, autonat, dcutr, gossipsub, identify,
     identity::Keypair,
     kad, mdns, ping, relay, request_response,
     swarm::{NetworkBehaviour, behaviour::toggle::Toggle},
@@ -19,6 +19,9 @@ pub const IDENTIFY_PROTOCOL_VERSION: &str = "/darkswap/1.0.0";
 
 #[derive(NetworkBehaviour)]
 pub(crate) struct Behaviour {
+    /// Banned peers. First, so their connections are refused before any
+    /// other behaviour spends work on them.
+    pub(crate) blocked: allow_block_list::Behaviour<allow_block_list::BlockedPeers>,
     pub(crate) relay_client: relay::client::Behaviour,
     pub(crate) ping: ping::Behaviour,
     pub(crate) identify: identify::Behaviour,
@@ -100,6 +103,7 @@ pub(crate) fn build(
         None
     };
     Ok(Behaviour {
+        blocked: allow_block_list::Behaviour::default(),
         relay_client,
         ping: ping::Behaviour::new(ping::Config::new()),
         identify: identify::Behaviour::new(

@@ -94,6 +94,9 @@ pub struct NetworkConfig {
     /// Capacity of the event queue from the swarm task to the handle. When it
     /// is full the swarm task waits, which backpressures the network. Default: 1024.
     pub event_buffer: usize,
+    /// Peer scoring and bans, and the bans in force at start.
+    /// Default: [`ReputationConfig::default`](crate::ReputationConfig::default).
+    pub reputation: crate::ReputationConfig,
 }
 
 impl Default for NetworkConfig {
@@ -118,6 +121,7 @@ impl Default for NetworkConfig {
             auth: crate::auth::AuthManagerConfig::default(),
             require_relay_auth: false,
             min_relay_auth_level: crate::auth::AuthorizationLevel::Relay,
+            reputation: crate::ReputationConfig::default(),
         }
     }
 }

@@ -37,6 +37,7 @@ pub mod network;
 mod orderbook;
 mod perf;
 mod relay_reservations;
+mod reputation;
 #[cfg(feature = "webrtc")]
 mod signaling_client;
 mod swarm_task;
@@ -58,6 +59,10 @@ pub use network::{NatStatus, Network, NetworkEvent, NetworkHandle, PeerInfo, Res
 pub use orderbook::{Book, Orderbook, OrderbookChange, OrderbookConfig, OrderbookError};
 pub use perf::{PERF_PROTOCOL, PerfReport};
 pub use relay_reservations::{RelayAuthStatus, RelayStatus};
+pub use reputation::{
+    BanReason, BannedPeer, InvalidReputationConfig, PeerReputation, Penalty, PenaltyReason,
+    PenaltyWeights, ReputationConfig, ReputationManager, UnknownReason,
+};
 #[cfg(feature = "webrtc")]
 pub use signaling_client::{SignalingError, SignalingEvent, WebRtcSignalingClient};
 pub use swarm_task::{ensure_tcp_port_free, unix_now};

@@ -1,14 +1,17 @@
 //! The [`Network`] handle and the events it reports.
 
-use std::{fmt, time::Duration};
+use std::{
+    fmt,
+    time::{Duration, SystemTime},
+};
 
 use darkswap_proto::{Asset, Message, NewOrder, Order, OrderId, OrderbookResponse, SignedOrder};
 use libp2p::{Multiaddr, PeerId};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::{
-    Book, Error, NetworkConfig, OrderbookChange, OrderbookError, PerfReport, RelayStatus,
-    ValidationError,
+    BanReason, BannedPeer, Book, Error, NetworkConfig, OrderbookChange, OrderbookError,
+    PeerReputation, PenaltyReason, PerfReport, RelayStatus, ValidationError,
     auth::{AuthError, AuthToken, AuthorizationLevel, Challenge, ChallengeResponse},
     perf, swarm_task,
 };
@@ -164,6 +167,30 @@ pub enum NetworkEvent {
         /// Events lost.
         count: u64,
     },
+    /// A peer lost reputation for misbehaving (see [`crate::ReputationConfig`]).
+    PeerPenalized {
+        /// The peer.
+        peer_id: PeerId,
+        /// What it did.
+        reason: PenaltyReason,
+        /// Its score now (0 is a clean record).
+        score: f64,
+    },
+    /// A peer was banned: its connections are closed and new ones, in either
+    /// direction, are refused until `until`.
+    PeerBanned {
+        /// The peer.
+        peer_id: PeerId,
+        /// When the ban ends; `None` if only [`NetworkHandle::unban_peer`] ends it.
+        until: Option<SystemTime>,
+        /// Why.
+        reason: BanReason,
+    },
+    /// A ban ended (it expired or was lifted): the peer may connect again.
+    PeerUnbanned {
+        /// The peer.
+        peer_id: PeerId,
+    },
 }
 
 /// A connected peer, as [`NetworkHandle::peers`] reports it.
@@ -266,6 +293,31 @@ pub(crate) enum Command {
     ImportBook {
         book: Box<OrderbookResponse>,
         reply: oneshot::Sender<(usize, Vec<OrderbookError>)>,
+    },
+    ReportPeer {
+        peer: PeerId,
+        reason: PenaltyReason,
+        reply: oneshot::Sender<Option<crate::Penalty>>,
+    },
+    BanPeer {
+        peer: PeerId,
+        duration: Option<Duration>,
+        reply: oneshot::Sender<BannedPeer>,
+    },
+    UnbanPeer {
+        peer: PeerId,
+        reply: oneshot::Sender<bool>,
+    },
+    BannedPeers {
+        reply: oneshot::Sender<Vec<BannedPeer>>,
+    },
+    PeerReputation {
+        peer: PeerId,
+        reply: oneshot::Sender<PeerReputation>,
+    },
+    ImportBans {
+        bans: Vec<BannedPeer>,
+        reply: oneshot::Sender<usize>,
     },
     Shutdown {
         reply: oneshot::Sender<()>,
@@ -560,6 +612,67 @@ impl NetworkHandle {
     ) -> Result<(usize, Vec<OrderbookError>), Error> {
         let book = Box::new(book);
         self.request(|reply| Command::ImportBook { book, reply })
+            .await
+    }
+
+    /// Reports a misbehaviour of `peer` seen outside the swarm (a failed
+    /// authentication, a limit violation, ...). Its score drops by the
+    /// reason's weight; at the threshold it is banned and disconnected.
+    /// Returns what the report did, or `None` if it counted for nothing
+    /// (scoring is off, or the peer is banned already).
+    pub async fn report_peer(
+        &self,
+        peer: PeerId,
+        reason: PenaltyReason,
+    ) -> Result<Option<crate::Penalty>, Error> {
+        self.request(|reply| Command::ReportPeer {
+            peer,
+            reason,
+            reply,
+        })
+        .await
+    }
+
+    /// Bans `peer` for `duration`, or until [`unban_peer`](Self::unban_peer)
+    /// with `None`: closes its connections and refuses new ones in either
+    /// direction. Replaces any ban in force.
+    pub async fn ban_peer(
+        &self,
+        peer: PeerId,
+        duration: Option<Duration>,
+    ) -> Result<BannedPeer, Error> {
+        self.request(|reply| Command::BanPeer {
+            peer,
+            duration,
+            reply,
+        })
+        .await
+    }
+
+    /// Lifts `peer`'s ban and clears its score. Returns whether it was banned.
+    pub async fn unban_peer(&self, peer: PeerId) -> Result<bool, Error> {
+        self.request(|reply| Command::UnbanPeer { peer, reply })
+            .await
+    }
+
+    /// The bans in force, with their expiry and reason, sorted by peer id.
+    /// This is the list to store and give back after a restart, with
+    /// [`import_bans`](Self::import_bans) or in
+    /// [`ReputationConfig::initial_bans`](crate::ReputationConfig::initial_bans).
+    pub async fn banned_peers(&self) -> Result<Vec<BannedPeer>, Error> {
+        self.request(|reply| Command::BannedPeers { reply }).await
+    }
+
+    /// `peer`'s score, ban and ban count.
+    pub async fn peer_reputation(&self, peer: PeerId) -> Result<PeerReputation, Error> {
+        self.request(|reply| Command::PeerReputation { peer, reply })
+            .await
+    }
+
+    /// Puts stored bans in force (expired entries are skipped; a longer ban
+    /// in force wins) and disconnects the peers. Returns how many apply.
+    pub async fn import_bans(&self, bans: Vec<BannedPeer>) -> Result<usize, Error> {
+        self.request(|reply| Command::ImportBans { bans, reply })
             .await
     }
 

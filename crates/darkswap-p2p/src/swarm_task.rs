@@ -23,14 +23,15 @@ use libp2p::{
 use tokio::sync::{mpsc, oneshot};
 
 use crate::{
-    Error, Identity, NatStatus, NetworkConfig, NetworkEvent, ORDERBOOK_TOPIC, Orderbook,
-    OrderbookError, ReservationId,
+    BannedPeer, Error, Identity, NatStatus, NetworkConfig, NetworkEvent, ORDERBOOK_TOPIC,
+    Orderbook, OrderbookError, PenaltyReason, ReputationManager, ReservationId,
     auth::{AuthError, AuthManager, AuthRequest, AuthResponse, AuthToken, AuthorizationLevel},
     behaviour::{Behaviour, BehaviourEvent, KAD_PROTOCOL},
     identity::load_or_create_keypair,
     network::Command,
     perf,
     relay_reservations::RelayReservations,
+    reputation,
     validation::validate_gossip,
 };
 
@@ -136,6 +137,8 @@ pub(crate) async fn spawn(
             .max(Duration::from_millis(100)),
     );
     refresh.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let reputation = ReputationManager::new(config.reputation.clone(), SystemTime::now())
+        .map_err(|e| build_err(&e))?;
     let mut prune = tokio::time::interval(PRUNE_INTERVAL);
     prune.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let auth = AuthManager::new(config.auth.clone(), key.clone())?;
@@ -162,8 +165,12 @@ pub(crate) async fn spawn(
         pending_finds: HashMap::new(),
         next_reservation: 0,
         max_message_size: config.max_message_size,
+        reputation,
         _perf_server: perf_server,
     };
+    for ban in task.reputation.bans(SystemTime::now()) {
+        task.swarm.behaviour_mut().blocked.block_peer(ban.peer_id);
+    }
     task.start(&config)?;
     Ok((local_peer_id, perf_control, tokio::spawn(task.run())))
 }
@@ -220,6 +227,7 @@ struct SwarmTask {
     pending_finds: HashMap<kad::QueryId, (PeerId, FindReply)>,
     next_reservation: u64,
     max_message_size: usize,
+    reputation: ReputationManager,
     _perf_server: Option<AbortOnDrop>,
 }
 
@@ -266,6 +274,18 @@ impl SwarmTask {
                     None => futures::future::pending().await,
                 }
             };
+            // Bans end on the wall clock (they survive restarts); the timer
+            // runs on the monotonic one.
+            let ban_expiry = self.reputation.next_expiry().map(|until| {
+                tokio::time::Instant::now()
+                    + until.duration_since(SystemTime::now()).unwrap_or_default()
+            });
+            let ban_sleep = async {
+                match ban_expiry {
+                    Some(d) => tokio::time::sleep_until(d).await,
+                    None => futures::future::pending().await,
+                }
+            };
             tokio::select! {
                 command = self.commands.recv() => match command {
                     Some(Command::Shutdown { reply }) => {
@@ -282,6 +302,7 @@ impl SwarmTask {
                 },
                 event = self.swarm.select_next_some() => self.on_swarm_event(event),
                 () = sleep => self.retry_relays(),
+                () = ban_sleep => self.expire_bans(),
                 _ = self.refresh.tick() => self.refresh_own_orders(),
                 _ = self.prune.tick() => {
                     self.auth.prune(SystemTime::now());
@@ -694,6 +715,41 @@ impl SwarmTask {
             | Command::AuthenticateRelay { .. }
             | Command::AuthenticatePeer { .. }
             | Command::PeerAuthLevel { .. }) => self.on_auth_command(command),
+            Command::ReportPeer {
+                peer,
+                reason,
+                reply,
+            } => {
+                let _ = reply.send(self.penalize(peer, reason));
+            }
+            Command::BanPeer {
+                peer,
+                duration,
+                reply,
+            } => {
+                let ban = self.reputation.ban(peer, duration, SystemTime::now());
+                self.enforce_ban(&ban);
+                let _ = reply.send(ban);
+            }
+            Command::UnbanPeer { peer, reply } => {
+                let was_banned = self.reputation.unban(&peer, SystemTime::now());
+                // Also when the ban ran out but its timer has not fired yet.
+                self.lift_ban(peer);
+                let _ = reply.send(was_banned);
+            }
+            Command::BannedPeers { reply } => {
+                let _ = reply.send(self.reputation.bans(SystemTime::now()));
+            }
+            Command::PeerReputation { peer, reply } => {
+                let _ = reply.send(self.reputation.reputation(&peer, SystemTime::now()));
+            }
+            Command::ImportBans { bans, reply } => {
+                let applied = self.reputation.import(bans, SystemTime::now());
+                for ban in &applied {
+                    self.swarm.behaviour_mut().blocked.block_peer(ban.peer_id);
+                }
+                let _ = reply.send(applied.len());
+            }
             Command::Shutdown { .. } => unreachable!("handled in run"),
         }
     }
@@ -994,7 +1050,21 @@ impl SwarmTask {
                     .behaviour_mut()
                     .gossipsub
                     .report_message_validation_result(&message_id, &propagation_source, acceptance);
+                // The forwarder answers for what it forwards: honest nodes
+                // validate before forwarding.
+                let penalty = match &event {
+                    NetworkEvent::InvalidMessage { error, .. } => {
+                        reputation::validation_penalty(error)
+                    }
+                    NetworkEvent::OrderbookRejected { error, .. } => {
+                        reputation::orderbook_penalty(error)
+                    }
+                    _ => None,
+                };
                 self.emit(event);
+                if let Some(reason) = penalty {
+                    self.penalize(propagation_source, reason);
+                }
                 if let Some(change) = change {
                     self.emit(NetworkEvent::OrderbookChanged(change));
                 }
@@ -1038,6 +1108,8 @@ impl SwarmTask {
                 }
                 request_response::Message::Response { response, .. } => {
                     let (changes, rejected) = self.orderbook.merge(&response, unix_now());
+                    let penalty =
+                        reputation::sync_penalty(&rejected, &self.reputation.config().penalties);
                     let n = changes.len();
                     for change in changes {
                         self.emit(NetworkEvent::OrderbookChanged(change));
@@ -1048,16 +1120,76 @@ impl SwarmTask {
                         changes: n,
                         rejected,
                     });
+                    if let Some(reason) = penalty {
+                        self.penalize(peer, reason);
+                    }
                 }
             },
             request_response::Event::OutboundFailure { peer, error, .. } => {
                 tracing::debug!(%peer, %error, "orderbook sync failed");
                 self.synced_peers.remove(&peer);
+                // Our codec says InvalidData for an oversized, undecodable or
+                // wrong-typed frame; closed streams and timeouts are not
+                // the peer's fault for sure.
+                if let request_response::OutboundFailure::Io(e) = &error
+                    && e.kind() == std::io::ErrorKind::InvalidData
+                {
+                    self.penalize(peer, PenaltyReason::ProtocolViolation);
+                }
             }
             request_response::Event::InboundFailure { peer, error, .. } => {
                 tracing::debug!(%peer, %error, "orderbook sync request failed");
+                if let request_response::InboundFailure::Io(e) = &error
+                    && e.kind() == std::io::ErrorKind::InvalidData
+                {
+                    self.penalize(peer, PenaltyReason::ProtocolViolation);
+                }
             }
             request_response::Event::ResponseSent { .. } => {}
+        }
+    }
+
+    /// Scores `peer` down for `reason`, and bans it if that crosses the
+    /// threshold. The hook for every misbehaviour signal.
+    pub(crate) fn penalize(
+        &mut self,
+        peer: PeerId,
+        reason: PenaltyReason,
+    ) -> Option<crate::Penalty> {
+        let penalty = self.reputation.penalize(peer, reason, SystemTime::now())?;
+        tracing::debug!(%peer, %reason, score = penalty.score, "peer penalized");
+        self.emit(NetworkEvent::PeerPenalized {
+            peer_id: peer,
+            reason,
+            score: penalty.score,
+        });
+        if let Some(ban) = &penalty.ban {
+            self.enforce_ban(ban);
+        }
+        Some(penalty)
+    }
+
+    /// Disconnects a banned peer and refuses its connections.
+    fn enforce_ban(&mut self, ban: &BannedPeer) {
+        tracing::info!(peer = %ban.peer_id, reason = %ban.reason, until = ?ban.until, "peer banned");
+        self.swarm.behaviour_mut().blocked.block_peer(ban.peer_id);
+        self.emit(NetworkEvent::PeerBanned {
+            peer_id: ban.peer_id,
+            until: ban.until,
+            reason: ban.reason,
+        });
+    }
+
+    fn lift_ban(&mut self, peer: PeerId) {
+        if self.swarm.behaviour_mut().blocked.unblock_peer(peer) {
+            tracing::info!(%peer, "peer unbanned");
+            self.emit(NetworkEvent::PeerUnbanned { peer_id: peer });
+        }
+    }
+
+    fn expire_bans(&mut self) {
+        for peer in self.reputation.expire(SystemTime::now()) {
+            self.lift_ban(peer);
         }
     }
 
@@ -1168,8 +1300,14 @@ pub fn ensure_tcp_port_free(addr: &Multiaddr) -> Result<(), String> {
 }
 
 fn dial_error(target: String, error: &DialError) -> Error {
-    Error::Dial {
-        target,
-        reason: error.to_string(),
-    }
+    let reason = match error {
+        // libp2p's text is just "Dial error"; the cause says which rule
+        // refused it (e.g. "peer ... is in the block list").
+        DialError::Denied { cause } => match std::error::Error::source(cause) {
+            Some(rule) => format!("denied: {rule}"),
+            None => format!("denied: {cause}"),
+        },
+        other => other.to_string(),
+    };
+    Error::Dial { target, reason }
 }
