@@ -1842,7 +1842,7 @@ export class WebRtcConnectionManager extends EventTarget {
 
   /**
    * Gives up on signaling until `init()` is called again: rejects a pending
-   * `init()` with `error`, or reports it as an `error` event.
+   * `init()` with `error`, or else reports it as an `error` event.
    * @param {DarkSwapError} error
    */
   #authFailed(error) {
@@ -1851,8 +1851,9 @@ export class WebRtcConnectionManager extends EventTarget {
     if (this.#initDeferred) {
       this.#initDeferred.reject(error);
       this.#initDeferred = null;
+    } else {
+      this.#emit('error', { code: error.code, message: error.message });
     }
-    this.#emit('error', { code: error.code, message: error.message });
   }
 
   // ── tokens ──

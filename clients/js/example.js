@@ -199,5 +199,5 @@ manager.onMessage((peerId, message) => {
 
 manager.init().catch((error) => {
   signalingState.textContent = `failed: ${error.code ?? error.message}`;
-  logEvent('error', `init: ${error.message}`);
+  logEvent('error', `init: ${error.message}`, undefined, { 'data-code': error.code ?? 'init' });
 });
