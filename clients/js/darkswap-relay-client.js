@@ -42,6 +42,13 @@
  * relay sees nothing but handshakes and ciphertext. Direct data channels are
  * DTLS-encrypted end to end by WebRTC itself.
  *
+ * On relays that require a token (docs/signaling.md, Tokens), `auth: 'auto'`
+ * earns one with the identity key ({@link fetchRelayToken}), shows it as the
+ * `darkswap-token.<jwt>` subprotocol, refreshes it before it expires and
+ * reconnects with the new one when the relay closes the socket (4004) that
+ * showed the retired or expired token. Any other 4004 is final: it is
+ * reported as `unauthorized` and not retried. Tokens are never logged.
+ *
  * @module darkswap-relay-client
  */
 
