@@ -15,7 +15,9 @@ export type SignalingState = 'connecting' | 'open' | 'closed';
  * `channel_closed`, `webrtc_error`, `circuit_rejected`, `circuit_timeout`,
  * `circuit_closed`, `relay_closed`, `relay_unavailable`, `peer_left`,
  * `signaling_closed`, `replaced`, `not_open`, `message_too_large`,
- * `send_queue_full`), or an end-to-end encryption failure on a relayed circuit,
+ * `send_queue_full`), a token service error (`unauthorized`, `bad_proof`,
+ * `unknown_challenge`, `expired`, `revoked`, `rate_limited`, `auth_unavailable`,
+ * `auth_protocol_error`, ...; see {@link RelayTokenError}), or an end-to-end encryption failure on a relayed circuit,
  * which closes that connection (`e2e_bad_signature`, `e2e_authentication_failed`,
  * `e2e_replay`, `e2e_too_old`, `e2e_protocol_error`, ...; see darkswap-e2e.d.ts).
  */
@@ -42,6 +44,42 @@ export interface ManagerOptions {
   autoReconnect?: boolean;
   /** Keep-alive interval on `/signaling` and on relayed circuits, in ms (default 20000). */
   pingIntervalMs?: number;
+  /**
+   * How the `/signaling` socket is authorised (docs/signaling.md, Tokens):
+   * - `'none'` (default): no token, for open relays;
+   * - `'auto'`: earn a token with the identity key (`fetchRelayToken`) before
+   *   connecting, refresh it after 3/4 of its lifetime (the relay then closes the
+   *   socket that showed the old one, and the manager reconnects at once with the
+   *   new one), and earn a new one if it expired anyway;
+   * - a function: called for the token to show before every new socket.
+   * A socket closed with 4004 for any other reason (no token on a closed relay, a
+   * role that may not register, a token for another peer, revoked by an admin)
+   * is not retried: `init()` rejects, or an `error` event says `unauthorized`.
+   */
+  auth?: 'none' | 'auto' | TokenProvider;
+  /** Base of the token service; default: `signalingUrl` with `ws(s):` → `http(s):` and `/signaling` → `/auth`. */
+  authUrl?: string;
+}
+
+/** Supplies the token a new `/signaling` socket shows (e.g. one minted with `darkswap-relay token issue`). */
+export type TokenProvider = (request: { peerId: string }) => string | Promise<string>;
+
+/** A token of the relay's token service. `token` is a bearer credential: keep it out of logs and URLs. */
+export interface RelayToken {
+  /** The JWT. */
+  token: string;
+  /** `'guest'`, `'user'` or `'admin'`. */
+  role: string;
+  /** Unix seconds (the relay's clock) after which the relay refuses it. */
+  expiresAt: number;
+}
+
+/** Error of `fetchRelayToken`/`refreshRelayToken`. */
+export interface RelayTokenError extends DarkSwapError {
+  /** HTTP status; 0 when the service did not answer (`auth_unavailable`). */
+  status: number;
+  /** With `rate_limited` (429): the relay's `Retry-After`, in ms. */
+  retryAfterMs?: number;
 }
 
 /** Result of {@link WebRtcConnection.getQuality}. */
@@ -81,6 +119,8 @@ export interface WebRtcConnectionManagerEventMap {
   /** `message` is a JSON value, or a `Uint8Array` for binary payloads. */
   message: CustomEvent<{ peerId: string; message: unknown }>;
   'signaling-state': CustomEvent<{ state: SignalingState }>;
+  /** `auth: 'auto'` earned (`challenge`) or refreshed (`refresh`) a token; the token itself is not in the event. */
+  token: CustomEvent<{ role: string; expiresAt: number; via: 'challenge' | 'refresh' }>;
   error: CustomEvent<{ code: string; message: string }>;
 }
 
@@ -128,6 +168,16 @@ export class WebRtcConnectionManager extends EventTarget {
   ): void;
   removeEventListener(type: string, listener: EventListenerOrEventListenerObject | null, options?: boolean | EventListenerOptions): void;
 }
+
+/**
+ * Earns a token: `POST /auth/challenge`, an Ed25519 signature by `identity` over
+ * `"darkswap-relay/v1/auth-token" || relay peer id bytes || challenge`, `POST /auth/token`.
+ * Rejects with a {@link RelayTokenError}. Never logs the token.
+ */
+export function fetchRelayToken(options: { signalingUrl?: string; authUrl?: string; identity: CryptoKeyPair }): Promise<RelayToken>;
+
+/** Trades a valid token for a fresh one (`POST /auth/refresh`); the relay revokes the old one. */
+export function refreshRelayToken(options: { signalingUrl?: string; authUrl?: string; token: string }): Promise<RelayToken>;
 
 /** libp2p peer id (`12D3KooW...`) of a raw 32-byte Ed25519 public key. */
 export function peerIdFromPublicKey(rawEd25519PublicKey: Uint8Array): string;

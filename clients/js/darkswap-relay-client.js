@@ -42,6 +42,13 @@
  * relay sees nothing but handshakes and ciphertext. Direct data channels are
  * DTLS-encrypted end to end by WebRTC itself.
  *
+ * On relays that require a token (docs/signaling.md, Tokens), `auth: 'auto'`
+ * earns one with the identity key ({@link fetchRelayToken}), shows it as the
+ * `darkswap-token.<jwt>` subprotocol, refreshes it before it expires and
+ * reconnects with the new one when the relay closes the socket (4004) that
+ * showed the retired or expired token. Any other 4004 is final: it is
+ * reported as `unauthorized` and not retried. Tokens are never logged.
+ *
  * @module darkswap-relay-client
  */
 
@@ -98,6 +105,23 @@ const MAX_SEALED_PLAINTEXT = MAX_RELAY_FRAME - 1 - FRAME_OVERHEAD;
 /** Server error codes that refuse a registration (the socket is then closed with 4003). */
 const REGISTER_REFUSALS = new Set(['bad_signature', 'already_registered', 'server_full']);
 
+/** Tag signed before the relay's peer id and the token challenge (docs/signaling.md, Tokens). */
+const AUTH_TAG = 'darkswap-relay/v1/auth-token';
+/** Subprotocol offered on `/signaling` beside the token, and the one the server selects. */
+const WS_PROTOCOL = 'darkswap.v1';
+/** A token travels as the subprotocol `darkswap-token.<jwt>`: browsers cannot set headers on a WebSocket. */
+const WS_TOKEN_PROTOCOL_PREFIX = 'darkswap-token.';
+/** Close code: invalid, expired or revoked token, or a role that may not register. */
+const CLOSE_UNAUTHORIZED = 4004;
+/** Close code: refused by a connection limit; retry later. */
+const CLOSE_TRY_AGAIN_LATER = 1013;
+/** Bound of one `/auth/*` request. */
+const AUTH_TIMEOUT_MS = 15_000;
+/** Share of a token's lifetime after which `auth: 'auto'` refreshes it. */
+const TOKEN_REFRESH_AT = 0.75;
+/** Backoff of a refresh that failed for a transient reason (network, 429, 5xx). */
+const TOKEN_RETRY_MIN_MS = 1_000;
+
 const textEncoder = new TextEncoder();
 const textDecoder = new TextDecoder('utf-8', { fatal: true });
 
@@ -131,6 +155,25 @@ const INTERNAL = Symbol('darkswap-relay-client.internal');
  * @property {(peerId: string) => boolean} [acceptRelayed] Whether to accept an incoming relayed circuit from that peer (default: accept all).
  * @property {boolean} [autoReconnect] Reconnect the signaling socket and lost connections automatically (default true).
  * @property {number} [pingIntervalMs] Keep-alive interval on `/signaling` and on relayed circuits (default 20000).
+ * @property {'none' | 'auto' | TokenProvider} [auth] How the `/signaling` socket is authorised (docs/signaling.md, Tokens):
+ *   `'none'` (default) shows no token, as on an open relay; `'auto'` earns a token from the relay's token
+ *   service with the identity key before connecting, refreshes it before it expires and earns a new one
+ *   when it has expired; a function is called for the token to show before every new socket.
+ * @property {string} [authUrl] Base of the token service; default: `signalingUrl` with `ws(s):` → `http(s):` and `/signaling` → `/auth`.
+ */
+
+/**
+ * Supplies the token a new `/signaling` socket shows (for tokens obtained
+ * elsewhere, e.g. minted with `darkswap-relay token issue`). Called before
+ * every socket; a token the relay refuses right away is not asked for again.
+ * @callback TokenProvider
+ * @param {{ peerId: string }} request
+ * @returns {string | Promise<string>}
+ */
+
+/**
+ * A token held by the manager, with when to replace it (`performance.now()` ms).
+ * @typedef {RelayToken & { refreshAt: number, deadline: number }} HeldToken
  */
 
 /**
@@ -286,6 +329,43 @@ function base58btcEncode(bytes) {
   return out;
 }
 
+/**
+ * Decodes bitcoin-alphabet base58; `null` if `text` is not base58.
+ * @param {string} text
+ * @returns {Uint8Array | null}
+ */
+function base58btcDecode(text) {
+  /** @type {number[]} little-endian bytes */
+  const bytes = [];
+  for (const char of text) {
+    let carry = BASE58_ALPHABET.indexOf(char);
+    if (carry < 0) return null;
+    for (let i = 0; i < bytes.length; i++) {
+      carry += bytes[i] * 58;
+      bytes[i] = carry & 0xff;
+      carry >>= 8;
+    }
+    while (carry > 0) { bytes.push(carry & 0xff); carry >>= 8; }
+  }
+  let zeros = 0;
+  while (zeros < text.length && text[zeros] === '1') zeros++;
+  return Uint8Array.from([...new Array(zeros).fill(0), ...bytes.reverse()]);
+}
+
+/**
+ * The bytes of a libp2p peer id (its multihash), as the relay signs them
+ * into a token challenge; `null` if `peerId` is not one.
+ * @param {unknown} peerId
+ * @returns {Uint8Array | null}
+ */
+function peerIdBytes(peerId) {
+  if (typeof peerId !== 'string' || peerId.length === 0 || peerId.length > 128) return null;
+  const bytes = base58btcDecode(peerId);
+  // A multihash: code, then digest length, then the digest (identity 0x00 or sha2-256 0x12).
+  if (!bytes || bytes.length < 3 || (bytes[0] !== 0x00 && bytes[0] !== 0x12) || bytes[1] !== bytes.length - 2) return null;
+  return bytes;
+}
+
 /** libp2p protobuf encoding of an Ed25519 public key: `08 01 12 20 || key`. @param {Uint8Array} raw */
 function ed25519PublicKeyProtobuf(raw) {
   if (!(raw instanceof Uint8Array) || raw.length !== 32) {
@@ -404,6 +484,195 @@ export async function loadOrCreateIdentity(storageKey = DEFAULT_STORAGE_KEY) {
     db.close();
   }
 }
+
+// ───────────────────────────── relay tokens ─────────────────────────────
+
+/**
+ * A token of the relay's token service (docs/signaling.md, Tokens). `token`
+ * is a bearer credential: whoever holds it may register as its peer (with
+ * that peer's key) until it expires, so keep it out of logs and URLs.
+ * @typedef {object} RelayToken
+ * @property {string} token the JWT
+ * @property {string} role `'guest'`, `'user'` or `'admin'`
+ * @property {number} expiresAt unix seconds (the relay's clock) after which the relay refuses it
+ */
+
+/**
+ * Where the token service is: `authUrl` if given, else `signalingUrl` with
+ * `ws(s):` → `http(s):` and `/signaling` → `/auth` (query and fragment dropped).
+ * @param {{ signalingUrl?: string, authUrl?: string }} options
+ * @returns {string} without a trailing slash
+ */
+function resolveAuthUrl({ signalingUrl, authUrl }) {
+  if (isNonEmptyString(authUrl)) return authUrl.replace(/\/+$/, '');
+  if (!isNonEmptyString(signalingUrl)) throw new TypeError('give signalingUrl or authUrl');
+  const url = new URL(signalingUrl);
+  if (url.protocol === 'ws:') url.protocol = 'http:';
+  else if (url.protocol === 'wss:') url.protocol = 'https:';
+  url.pathname = `${url.pathname.replace(/\/signaling\/?$/, '').replace(/\/+$/, '')}/auth`;
+  url.search = '';
+  url.hash = '';
+  return url.toString();
+}
+
+/**
+ * @param {string} code
+ * @param {string} message
+ * @param {number} status HTTP status, 0 if there was no answer
+ * @param {number} [retryAfterMs]
+ * @returns {DarkSwapError & { status: number, retryAfterMs?: number }}
+ */
+function authError(code, message, status, retryAfterMs) {
+  const error = /** @type {DarkSwapError & { status: number, retryAfterMs?: number }} */ (makeError(code, message));
+  error.status = status;
+  if (retryAfterMs !== undefined) error.retryAfterMs = retryAfterMs;
+  return error;
+}
+
+/**
+ * A failure worth retrying later: no answer, rate limited, or a server error.
+ * @param {unknown} error
+ */
+function isTransientAuthError(error) {
+  const e = /** @type {{ code?: unknown, status?: unknown }} */ (error);
+  return e?.code === 'auth_unavailable' || e?.code === 'rate_limited'
+    || (typeof e?.status === 'number' && e.status >= 500);
+}
+
+/**
+ * One `POST` to the token service. Errors carry the service's code
+ * (`bad_proof`, `unknown_challenge`, `expired`, `revoked`, `rate_limited`, ...),
+ * `auth_unavailable` when there is no answer, or `auth_protocol_error`.
+ * @param {string} base
+ * @param {'challenge' | 'token' | 'refresh'} endpoint
+ * @param {Record<string, unknown> | null} body
+ * @param {string} [bearer]
+ * @returns {Promise<Record<string, unknown>>}
+ */
+async function authRequest(base, endpoint, body, bearer) {
+  /** @type {Record<string, string>} */
+  const headers = {};
+  if (body !== null) headers['content-type'] = 'application/json';
+  if (bearer !== undefined) headers.authorization = `Bearer ${bearer}`;
+  const controller = new AbortController();
+  const timer = setTimeout(() => controller.abort(), AUTH_TIMEOUT_MS);
+  /** @type {Response} */
+  let response;
+  /** @type {string} */
+  let text;
+  try {
+    // No cookies or other ambient credentials: a token is earned by signature only.
+    response = await fetch(`${base}/${endpoint}`, {
+      method: 'POST', headers, body: body === null ? undefined : JSON.stringify(body),
+      signal: controller.signal, credentials: 'omit', referrerPolicy: 'no-referrer',
+    });
+    text = await response.text();
+  } catch (error) {
+    const why = controller.signal.aborted ? `no answer within ${AUTH_TIMEOUT_MS} ms` : describe(error);
+    throw authError('auth_unavailable', `/auth/${endpoint}: ${why}`, 0);
+  } finally {
+    clearTimeout(timer);
+  }
+  /** @type {unknown} */
+  let json = null;
+  try { json = JSON.parse(text); } catch { /* reported below */ }
+  if (!response.ok) {
+    const detail = isObject(json) && isObject(json.error) ? json.error : {};
+    const code = isNonEmptyString(detail.code) ? detail.code : `http_${response.status}`;
+    const message = typeof detail.message === 'string' ? detail.message : `HTTP ${response.status}`;
+    const seconds = Number(response.headers.get('retry-after'));
+    const retryAfterMs = Number.isFinite(seconds) && seconds > 0 ? Math.min(seconds, 3600) * 1000 : undefined;
+    throw authError(code, `/auth/${endpoint}: ${message}`, response.status, retryAfterMs);
+  }
+  if (!isObject(json)) throw authError('auth_protocol_error', `/auth/${endpoint}: the answer is not a JSON object`, response.status);
+  return json;
+}
+
+/**
+ * @param {Record<string, unknown>} answer
+ * @returns {RelayToken}
+ */
+function relayTokenFrom(answer) {
+  const { token, role, expires_at: expiresAt } = answer;
+  if (!isNonEmptyString(token) || !isNonEmptyString(role) || typeof expiresAt !== 'number') {
+    throw authError('auth_protocol_error', 'the token answer lacks token, role or expires_at', 200);
+  }
+  return { token, role, expiresAt };
+}
+
+/**
+ * Earns a token from the relay's token service: asks `/auth/challenge` for a
+ * challenge, signs `"darkswap-relay/v1/auth-token" || relay peer id bytes ||
+ * challenge` with the identity key, and trades the signature at `/auth/token`.
+ * The token's role is whatever the relay's configuration gives this peer id.
+ * Rejects with a {@link DarkSwapError} whose `code` is the service's
+ * (`bad_proof`, `unknown_challenge`, `rate_limited` with `retryAfterMs`, ...)
+ * or `auth_unavailable`. Never logs the token.
+ * @param {{ signalingUrl?: string, authUrl?: string, identity: CryptoKeyPair }} options
+ *   `identity` is the WebCrypto Ed25519 key pair the client registers with;
+ *   `authUrl` defaults to `signalingUrl` with `ws(s):` → `http(s):` and `/signaling` → `/auth`.
+ * @returns {Promise<RelayToken>}
+ */
+export async function fetchRelayToken(options) {
+  if (!isObject(options) || !isKeyPair(options.identity)) {
+    throw new TypeError('fetchRelayToken needs { signalingUrl or authUrl, identity: Ed25519 CryptoKeyPair }');
+  }
+  const base = resolveAuthUrl(options);
+  const { identity } = options;
+  const raw = new Uint8Array(await crypto.subtle.exportKey('raw', identity.publicKey));
+  const peerId = peerIdFromPublicKey(raw);
+  const issued = await authRequest(base, 'challenge', { peer_id: peerId });
+  const relay = peerIdBytes(issued.relay_peer_id);
+  /** @type {Uint8Array | null} */
+  let challenge = null;
+  try { challenge = typeof issued.challenge === 'string' ? base64Decode(issued.challenge) : null; } catch { /* below */ }
+  if (!relay || !challenge || challenge.length === 0) {
+    throw authError('auth_protocol_error', '/auth/challenge: the answer lacks a challenge or a relay peer id', 200);
+  }
+  const signed = concatBytes(textEncoder.encode(AUTH_TAG), relay, challenge);
+  const signature = new Uint8Array(await crypto.subtle.sign({ name: 'Ed25519' }, identity.privateKey, signed));
+  return relayTokenFrom(await authRequest(base, 'token', {
+    peer_id: peerId,
+    public_key: base64Encode(ed25519PublicKeyProtobuf(raw)),
+    challenge: issued.challenge,
+    signature: base64Encode(signature),
+  }));
+}
+
+/**
+ * Trades a valid token for a fresh one (`POST /auth/refresh`); the relay
+ * revokes the old one, which closes a `/signaling` socket that showed it.
+ * Rejects like {@link fetchRelayToken} (`expired`, `revoked`, ... once the
+ * old token is no longer valid: earn a new one then).
+ * @param {{ signalingUrl?: string, authUrl?: string, token: string }} options
+ * @returns {Promise<RelayToken>}
+ */
+export async function refreshRelayToken(options) {
+  if (!isObject(options) || !isNonEmptyString(options.token)) {
+    throw new TypeError('refreshRelayToken needs { signalingUrl or authUrl, token }');
+  }
+  return relayTokenFrom(await authRequest(resolveAuthUrl(options), 'refresh', null, options.token));
+}
+
+/**
+ * Lifetime of a token in ms from its own claims (`exp - nbf`), so that
+ * scheduling does not depend on this machine's clock agreeing with the
+ * relay's; falls back to `expiresAt` against the local clock.
+ * @param {RelayToken} relayToken
+ */
+function tokenLifetimeMs({ token, expiresAt }) {
+  try {
+    const payload = token.split('.')[1].replace(/-/g, '+').replace(/_/g, '/');
+    const claims = JSON.parse(textDecoder.decode(base64Decode(payload.padEnd(Math.ceil(payload.length / 4) * 4, '='))));
+    if (typeof claims.exp === 'number' && typeof claims.nbf === 'number' && claims.exp >= claims.nbf) {
+      return (claims.exp - claims.nbf) * 1000;
+    }
+  } catch { /* not a JWT we can read: use expiresAt */ }
+  return Math.max(0, expiresAt * 1000 - Date.now());
+}
+
+/** Characters a WebSocket subprotocol may hold (an RFC 7230 token). */
+const SUBPROTOCOL_TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
 
 // ───────────────────────────── connection ─────────────────────────────
 
@@ -1179,6 +1448,9 @@ export class WebRtcConnectionManager extends EventTarget {
   /** @type {boolean} */ #autoReconnect;
   /** @type {number} */ #pingIntervalMs;
   /** @type {string | null} */ #storageKey;
+  /** @type {'none' | 'auto' | 'provider'} */ #authMode;
+  /** @type {TokenProvider | null} */ #tokenProvider = null;
+  /** @type {string | null} token service base, resolved on first use */ #authUrl;
 
   // identity
   /** @type {CryptoKeyPair | null} */ #identity;
@@ -1202,6 +1474,18 @@ export class WebRtcConnectionManager extends EventTarget {
   #awaitingPong = false;
   /** @type {Set<string>} */ #peers = new Set();
   /** @type {Deferred<void> | null} pending list_peers */ #peersRefresh = null;
+
+  // tokens
+  /** @type {HeldToken | null} the token `auth: 'auto'` shows */ #token = null;
+  /** @type {Promise<HeldToken> | null} a refresh or challenge under way */ #tokenTask = null;
+  /** @type {string | null} the token a refresh under way retires */ #refreshing = null;
+  /** @type {string | null} the last token our own refresh retired */ #retiredToken = null;
+  /** @type {ReturnType<typeof setTimeout> | null} */ #refreshTimer = null;
+  #refreshFailures = 0;
+  /** waiting for a token before opening a socket */ #opening = false;
+  /** @type {string | null} the token the current socket showed */ #wsToken = null;
+  /** the current socket's token was earned (or supplied) for it, not reused */ #wsTokenFresh = false;
+  /** @type {string | null} why the server refused the current socket's token or role */ #wsAuthMessage = null;
 
   // connections
   /** @type {Map<string, WebRtcConnection>} */ #connections = new Map();
@@ -1230,6 +1514,16 @@ export class WebRtcConnectionManager extends EventTarget {
     this.#pingIntervalMs = options.pingIntervalMs ?? 20_000;
     this.#storageKey = options.storageKey === undefined ? DEFAULT_STORAGE_KEY : options.storageKey;
     this.#identity = options.identity ?? null;
+    const auth = options.auth ?? 'none';
+    if (typeof auth === 'function') {
+      this.#authMode = 'provider';
+      this.#tokenProvider = auth;
+    } else if (auth === 'auto' || auth === 'none') {
+      this.#authMode = auth;
+    } else {
+      throw new TypeError("auth must be 'none', 'auto' or a function returning a token");
+    }
+    this.#authUrl = options.authUrl ?? null;
     const self = this;
     this.#ctx = {
       localPeerId: () => self.#peerId ?? '',
@@ -1298,7 +1592,7 @@ export class WebRtcConnectionManager extends EventTarget {
     /** @type {Deferred<void>} */
     const ready = deferred();
     this.#initDeferred = ready;
-    if (!this.#ws && !this.#reconnectTimer) this.#openSocket();
+    if (!this.#reconnectTimer) this.#connectSocket();
     return ready.promise;
   }
 
@@ -1389,6 +1683,8 @@ export class WebRtcConnectionManager extends EventTarget {
     this.#circuits.clear();
     this.#circuitRequests = [];
     if (this.#reconnectTimer) { clearTimeout(this.#reconnectTimer); this.#reconnectTimer = null; }
+    this.#stopRefreshing();
+    this.#token = null;
     const ws = this.#ws;
     this.#detachSocket();
     if (ws) {
@@ -1402,12 +1698,36 @@ export class WebRtcConnectionManager extends EventTarget {
 
   // ── signaling socket ──
 
-  #openSocket() {
+  /** Opens the signaling socket, with a token first unless `auth` is `'none'`. */
+  #connectSocket() {
+    if (this.#closed || this.#ws || this.#opening) return;
+    if (this.#authMode === 'none') {
+      this.#openSocket(null, false);
+      return;
+    }
+    this.#opening = true;
+    this.#setSignalingState('connecting');
+    this.#tokenForSocket().then(({ token, fresh }) => {
+      this.#opening = false;
+      if (!this.#closed && !this.#ws && !this.#reconnectTimer) this.#openSocket(token, fresh);
+    }, (error) => {
+      this.#opening = false;
+      if (!this.#closed) this.#onNoToken(error);
+    });
+  }
+
+  /**
+   * @param {string | null} token shown as the `darkswap-token.<jwt>` subprotocol
+   * @param {boolean} fresh the token was earned or supplied for this socket
+   */
+  #openSocket(token, fresh) {
     this.#setSignalingState('connecting');
     /** @type {WebSocket} */
     let ws;
     try {
-      ws = new WebSocket(this.#signalingUrl);
+      ws = token === null
+        ? new WebSocket(this.#signalingUrl)
+        : new WebSocket(this.#signalingUrl, [WS_PROTOCOL, `${WS_TOKEN_PROTOCOL_PREFIX}${token}`]);
     } catch (error) {
       this.#onSocketGone(null, 0, describe(error));
       return;
@@ -1415,6 +1735,9 @@ export class WebRtcConnectionManager extends EventTarget {
     this.#ws = ws;
     this.#wsRegistered = false;
     this.#wsRefusal = null;
+    this.#wsToken = token;
+    this.#wsTokenFresh = fresh;
+    this.#wsAuthMessage = null;
     ws.onmessage = (event) => {
       try { this.#onSignalingFrame(ws, event.data); } catch (error) { report(error); }
     };
@@ -1457,15 +1780,45 @@ export class WebRtcConnectionManager extends EventTarget {
     if (ws !== null && ws !== this.#ws) return;
     const wasRegistered = this.#wsRegistered;
     const refusal = this.#wsRefusal;
+    const token = this.#wsToken;
+    const fresh = this.#wsTokenFresh;
+    const authMessage = this.#wsAuthMessage;
     this.#detachSocket();
     this.#wsRegistered = false;
     this.#wsRefusal = null;
+    this.#wsToken = null;
+    this.#wsAuthMessage = null;
     this.#circuitRequests = [];
     if (wasRegistered) this.#onSignalingLost();
     this.#setSignalingState('closed');
     if (this.#closed) return;
 
     const initializing = !this.#everRegistered;
+    if (code === CLOSE_UNAUTHORIZED) {
+      if (token !== null && this.#renewable(token, fresh, reason, authMessage)) {
+        // Our token ran out, our own refresh retired it, or a reused one went
+        // stale: connect again with a new one.
+        if (this.#token?.token === token) this.#token = null;
+        if (this.#autoReconnect || initializing) {
+          this.#reconnectAttempt = 0;
+          this.#scheduleReconnect();
+        }
+        return;
+      }
+      // Refused for who we are (no token on a closed relay, a role below
+      // signaling_role, a token for another peer, revoked by an admin):
+      // retrying cannot help, so do not.
+      this.#stopRefreshing();
+      this.#authFailed(makeError('unauthorized', authMessage ?? (reason || 'unauthorized')));
+      return;
+    }
+    if (code === CLOSE_TRY_AGAIN_LATER && this.#autoReconnect) {
+      // A connection limit: back off for at least a second or so.
+      this.#reconnectAttempt = Math.max(this.#reconnectAttempt, 2);
+      this.#scheduleReconnect();
+      return;
+    }
+
     const retry = this.#autoReconnect && (!initializing || refusal === 'already_registered');
     if (retry) {
       this.#scheduleReconnect();
@@ -1481,16 +1834,174 @@ export class WebRtcConnectionManager extends EventTarget {
     }
   }
 
-  #scheduleReconnect() {
+  /** @param {number} [minDelayMs] e.g. a `Retry-After` */
+  #scheduleReconnect(minDelayMs = 0) {
     if (this.#reconnectTimer || this.#closed) return;
     const base = Math.min(BACKOFF_MAX_MS, BACKOFF_MIN_MS * 2 ** this.#reconnectAttempt);
     this.#reconnectAttempt = Math.min(this.#reconnectAttempt + 1, 16);
-    const delay = base / 2 + Math.random() * base / 2;
+    const delay = Math.max(minDelayMs, base / 2 + Math.random() * base / 2);
     this.#setSignalingState('connecting');
     this.#reconnectTimer = setTimeout(() => {
       this.#reconnectTimer = null;
-      if (!this.#closed && !this.#ws) this.#openSocket();
+      if (!this.#closed && !this.#ws) this.#connectSocket();
     }, delay);
+  }
+
+  /**
+   * Gives up on signaling until `init()` is called again: rejects a pending
+   * `init()` with `error`, or else reports it as an `error` event.
+   * @param {DarkSwapError} error
+   */
+  #authFailed(error) {
+    this.#setSignalingState('closed');
+    this.#initPromise = null;
+    if (this.#initDeferred) {
+      this.#initDeferred.reject(error);
+      this.#initDeferred = null;
+    } else {
+      this.#emit('error', { code: error.code, message: error.message });
+    }
+  }
+
+  // ── tokens ──
+
+  /**
+   * Whether a socket closed with 4004 failed for a reason a new token cures.
+   * @param {string} token the token the socket showed
+   * @param {boolean} fresh it was earned or supplied for that socket
+   * @param {string} reason close reason
+   * @param {string | null} authMessage the server's `unauthorized` error, if it sent one
+   */
+  #renewable(token, fresh, reason, authMessage) {
+    if (reason === 'token expired') return true; // accepted, then ran out
+    if (this.#authMode !== 'auto') return false;
+    if (reason === 'token revoked') return token === this.#retiredToken || token === this.#refreshing;
+    // Refused at once: a token we had kept went stale meanwhile (expired while
+    // asleep, the relay's key changed). Not a revocation, and never twice.
+    return reason === 'invalid token' && !fresh && authMessage !== 'token revoked';
+  }
+
+  /**
+   * The token for a new socket.
+   * @returns {Promise<{ token: string, fresh: boolean }>}
+   */
+  async #tokenForSocket() {
+    if (this.#authMode === 'provider') {
+      const provider = /** @type {TokenProvider} */ (this.#tokenProvider);
+      const token = await provider({ peerId: /** @type {string} */ (this.#peerId) });
+      if (!isNonEmptyString(token) || !SUBPROTOCOL_TOKEN.test(token)) {
+        throw makeError('unauthorized', 'the auth callback returned no usable token');
+      }
+      return { token, fresh: true };
+    }
+    const held = this.#token;
+    if (held && performance.now() < held.refreshAt) return { token: held.token, fresh: false };
+    try {
+      return { token: (await this.#renewToken()).token, fresh: true };
+    } catch (error) {
+      // The service is unreachable for now, but the token we hold still works.
+      if (held && this.#token === held && isTransientAuthError(error) && performance.now() < held.deadline) {
+        return { token: held.token, fresh: false };
+      }
+      throw error;
+    }
+  }
+
+  /**
+   * Refreshes the token we hold while it is valid, otherwise (or if the relay
+   * refuses the refresh) earns a new one with a challenge. One at a time.
+   * @returns {Promise<HeldToken>}
+   */
+  #renewToken() {
+    if (!this.#tokenTask) {
+      const task = this.#earnToken();
+      this.#tokenTask = task;
+      task.finally(() => { if (this.#tokenTask === task) this.#tokenTask = null; }).catch(() => {});
+    }
+    return this.#tokenTask;
+  }
+
+  /** @returns {Promise<HeldToken>} */
+  async #earnToken() {
+    const authUrl = this.#authUrl ?? resolveAuthUrl({ signalingUrl: this.#signalingUrl });
+    this.#authUrl = authUrl;
+    const held = this.#token;
+    /** @type {RelayToken | null} */
+    let next = null;
+    let via = 'challenge';
+    if (held && performance.now() < held.deadline) {
+      this.#refreshing = held.token;
+      try {
+        next = await refreshRelayToken({ authUrl, token: held.token });
+        this.#retiredToken = held.token;
+        via = 'refresh';
+      } catch (error) {
+        if (isTransientAuthError(error)) throw error;
+        // expired, revoked, ...: earn a new one below.
+      } finally {
+        this.#refreshing = null;
+      }
+    }
+    if (!next) {
+      const identity = this.#identity;
+      if (!identity) throw makeError('unauthorized', 'no identity key to earn a token with');
+      next = await fetchRelayToken({ authUrl, identity });
+    }
+    if (this.#closed) throw makeError('closed', 'manager is closed');
+    const now = performance.now();
+    const lifetime = tokenLifetimeMs(next);
+    /** @type {HeldToken} */
+    const token = { ...next, refreshAt: now + lifetime * TOKEN_REFRESH_AT, deadline: now + lifetime };
+    this.#token = token;
+    this.#refreshFailures = 0;
+    this.#scheduleRefresh(token.refreshAt - now);
+    this.#emit('token', { role: token.role, expiresAt: token.expiresAt, via });
+    return token;
+  }
+
+  /** @param {number} delayMs */
+  #scheduleRefresh(delayMs) {
+    if (this.#refreshTimer) clearTimeout(this.#refreshTimer);
+    this.#refreshTimer = null;
+    if (this.#closed || this.#authMode !== 'auto') return;
+    this.#refreshTimer = setTimeout(() => {
+      this.#refreshTimer = null;
+      if (this.#closed || !this.#token) return;
+      const held = this.#token;
+      this.#renewToken().catch((error) => {
+        if (this.#closed || this.#token !== held) return;
+        this.#emit('error', { code: error?.code ?? 'auth_unavailable', message: `refreshing the relay token: ${describe(error)}` });
+        // Retry transient failures while the token lasts; after that the
+        // socket closes with "token expired" and a new one is earned.
+        const left = held.deadline - performance.now();
+        if (!isTransientAuthError(error) || left <= 0) return;
+        const backoff = Math.min(BACKOFF_MAX_MS, TOKEN_RETRY_MIN_MS * 2 ** this.#refreshFailures++);
+        this.#scheduleRefresh(Math.min(left / 2, Math.max(backoff, error?.retryAfterMs ?? 0)));
+      });
+    }, Math.max(0, delayMs));
+  }
+
+  #stopRefreshing() {
+    if (this.#refreshTimer) clearTimeout(this.#refreshTimer);
+    this.#refreshTimer = null;
+  }
+
+  /**
+   * No token for a new socket. Transient failures after we have been
+   * registered are retried with backoff; anything else ends the attempt.
+   * @param {unknown} error
+   */
+  #onNoToken(error) {
+    const failure = /** @type {DarkSwapError & { retryAfterMs?: number }} */ (
+      error instanceof Error && 'code' in error ? error : makeError('auth_unavailable', describe(error)));
+    if (isTransientAuthError(failure) && this.#autoReconnect && this.#everRegistered) {
+      this.#setSignalingState('closed');
+      this.#emit('error', { code: failure.code, message: failure.message });
+      this.#scheduleReconnect(failure.retryAfterMs ?? 0);
+      return;
+    }
+    this.#stopRefreshing();
+    this.#authFailed(failure);
   }
 
   /**
@@ -1864,8 +2375,22 @@ export class WebRtcConnectionManager extends EventTarget {
   #onServerError(message) {
     const code = typeof message.code === 'string' ? message.code : 'unknown_error';
     const text = typeof message.message === 'string' ? message.message : code;
+    if (!this.#wsRegistered && code === 'unauthorized') {
+      // The server closes the socket with 4004 next, which decides whether to
+      // renew the token (silently) or to give up (reported then).
+      this.#wsRefusal = code;
+      this.#wsAuthMessage = text;
+      return;
+    }
     if (!this.#wsRegistered && (message.in_reply_to === 'register' || REGISTER_REFUSALS.has(code))) {
       this.#wsRefusal = code; // the server closes the socket (4003) next
+    } else if (message.in_reply_to === 'circuit_accept' && code === 'forbidden') {
+      // Our role may not accept circuits: none we were about to accept will open.
+      for (const conn of new Set(this.#circuits.values())) {
+        if (conn.state === 'connecting' && conn._relay && !conn._relay.requester && !conn._relay.ws) {
+          conn._close({ intentional: false, code, message: `circuit accept refused: ${text}` });
+        }
+      }
     } else if (message.in_reply_to === 'circuit_request' && this.#circuitRequests.length > 0) {
       const request = /** @type {{ conn: WebRtcConnection, relay: RelayAttempt }} */ (this.#circuitRequests.shift());
       if (request.conn._relay === request.relay && request.conn.state === 'connecting') {

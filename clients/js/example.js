@@ -7,6 +7,8 @@
 //   iceTimeout=ms                        WebRTC attempt timeout before falling back (default 5000)
 //   key=name                             IndexedDB key of the identity (default 'darkswap-identity';
 //                                        empty = ephemeral identity)
+//   auth=none|auto                       auto: earn a token from the relay's token service (needed on
+//                                        a relay whose anonymous role may not register; default none)
 import { WebRtcConnectionManager } from './darkswap-relay-client.js';
 
 const params = new URLSearchParams(location.search);
@@ -14,10 +16,11 @@ const signalingUrl = params.get('signaling') ?? `ws://${location.hostname || '12
 const relayOnly = params.get('policy') === 'relay';
 const iceTimeoutMs = Number(params.get('iceTimeout')) || 5000;
 const storageKey = params.has('key') ? (params.get('key') || null) : 'darkswap-identity';
+const auth = params.get('auth') === 'auto' ? 'auto' : 'none';
 
 /** @type {RTCConfiguration} */
 const rtcConfig = relayOnly ? { iceServers: [], iceTransportPolicy: 'relay' } : { iceServers: [] };
-const manager = new WebRtcConnectionManager({ signalingUrl, rtcConfig, iceTimeoutMs, storageKey });
+const manager = new WebRtcConnectionManager({ signalingUrl, rtcConfig, iceTimeoutMs, storageKey, auth });
 // For tests and the console.
 Object.assign(window, { darkswap: manager });
 
@@ -31,6 +34,7 @@ const target = /** @type {HTMLSelectElement} */ (byTestId('chat-target'));
 const input = /** @type {HTMLInputElement} */ (byTestId('chat-input'));
 const chatLog = byTestId('chat-log');
 const eventLog = byTestId('event-log');
+const tokenInfo = byTestId('token');
 /** @type {HTMLElement} */ (document.getElementById('server-url')).textContent = signalingUrl;
 
 /** @param {string} id */
@@ -52,9 +56,10 @@ function el(tag, attributes = {}, text = '') {
  * @param {string} event
  * @param {string} text
  * @param {string} [peerId]
+ * @param {Record<string, string>} [attributes]
  */
-function logEvent(event, text, peerId) {
-  const item = el('li', peerId ? { 'data-event': event, 'data-peer': peerId } : { 'data-event': event },
+function logEvent(event, text, peerId, attributes = {}) {
+  const item = el('li', { 'data-event': event, ...(peerId ? { 'data-peer': peerId } : {}), ...attributes },
     `${new Date().toLocaleTimeString([], { hour12: false })} ${text}`);
   eventLog.append(item);
   while (eventLog.childElementCount > 200) eventLog.firstElementChild?.remove();
@@ -147,7 +152,16 @@ manager.addEventListener('connection', (event) => {
 });
 manager.addEventListener('error', (event) => {
   const { code, message } = /** @type {CustomEvent} */ (event).detail;
-  logEvent('error', `error ${code}: ${message}`);
+  logEvent('error', `error ${code}: ${message}`, undefined, { 'data-code': code });
+});
+let tokens = 0;
+manager.addEventListener('token', (event) => {
+  // The event carries the role and expiry, never the token itself.
+  const { role, expiresAt, via } = /** @type {CustomEvent} */ (event).detail;
+  tokens++;
+  tokenInfo.textContent = `${role}, expires ${new Date(expiresAt * 1000).toLocaleTimeString([], { hour12: false })}`;
+  Object.assign(tokenInfo.dataset, { role, via, count: String(tokens) });
+  logEvent('token', `token for role ${role} (${via})`, undefined, { 'data-via': via });
 });
 
 // Refresh round-trip times of open connections.
@@ -185,5 +199,5 @@ manager.onMessage((peerId, message) => {
 
 manager.init().catch((error) => {
   signalingState.textContent = `failed: ${error.code ?? error.message}`;
-  logEvent('error', `init: ${error.message}`);
+  logEvent('error', `init: ${error.message}`, undefined, { 'data-code': error.code ?? 'init' });
 });

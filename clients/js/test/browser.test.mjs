@@ -8,247 +8,43 @@
 //     ip netns exec dswjs node --test clients/js/test/
 //   ip netns del dswjs
 //
-// What Chromium needs for WebRTC between two pages on loopback (measured with
-// Chromium 156 in a network namespace whose only interface is `lo`, pages served
-// from http://127.0.0.1, `iceServers: []`):
-//
-// - `--allow-loopback-in-peer-connection` AND `--use-fake-ui-for-media-stream`
-//   together: each page gathers plain host candidates `127.0.0.1 <port> typ host`
-//   (udp, plus a `tcptype active` one) and the data channel opens in a few ms.
-// - Either flag alone, or neither: not a single candidate is gathered, ICE
-//   gathering never completes, nothing connects. Disabling mDNS host-name
-//   obfuscation (`--disable-features=WebRtcHideLocalIpsWithMdns`) or forcing
-//   `--force-webrtc-ip-handling-policy=default` instead of the fake-UI flag does
-//   not help either.
-// - No getUserMedia() call is needed: with the fake-UI flag the page counts as
-//   having media permission, which is what makes Chromium enumerate (loopback)
-//   interfaces instead of only the default-route one (there is no default route
-//   in the namespace). Calling getUserMedia({audio: true}) without
-//   `--use-fake-device-for-media-stream` fails with NotFoundError (no device) and
-//   changes nothing; without the fake-UI flag it is denied and changes nothing.
-//   So the client has no "request media permission" option.
-// - `iceTransportPolicy: 'relay'` with no TURN server gathers no candidate at all,
-//   which is how `policy=relay` forces the relayed path.
+// (What Chromium needs for WebRTC on loopback: see ./harness.mjs.)
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { createReadStream, mkdtempSync, rmSync, statSync } from 'node:fs';
-import http from 'node:http';
-import { tmpdir } from 'node:os';
-import { dirname, extname, join, resolve, sep } from 'node:path';
 import { createInterface } from 'node:readline';
-import { fileURLToPath } from 'node:url';
-import { chromium } from 'playwright-core';
+import {
+  Relay, TEST_TIMEOUT_MS, WAIT_MS, WEBRTC_EXAMPLE, apiPath, chat, connectResult, openPage as openExamplePage,
+  peerSelector, registeredPeerId, relayEnv, removeTempDirs, startStaticServer, waitForPeer, waitPath, waitRtt, waitText,
+} from './harness.mjs';
 
-const CLIENT_DIR = resolve(dirname(fileURLToPath(import.meta.url)), '..');
-const RELAY_BIN = process.env.DARKSWAP_TEST_RELAY_BIN
-  ?? `${process.env.CARGO_TARGET_DIR ?? `${process.env.HOME}/.cache/darkswap-target`}/debug/darkswap-relay`;
-const CHROMIUM = process.env.CHROMIUM_BIN ?? '/usr/bin/chromium';
-const WEBRTC_EXAMPLE = process.env.DARKSWAP_TEST_WEBRTC_EXAMPLE
-  ?? `${process.env.CARGO_TARGET_DIR ?? `${process.env.HOME}/.cache/darkswap-target`}/debug/examples/webrtc_example`;
-const CHROMIUM_ARGS = [
-  '--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-  '--disable-background-networking', '--disable-component-update', '--disable-sync',
-  '--allow-loopback-in-peer-connection', '--use-fake-ui-for-media-stream',
-];
-/** Bound of every wait on a page. */
-const WAIT_MS = 20_000;
-const TEST_TIMEOUT_MS = 90_000;
-
-const tempDirs = [];
-function tempDir(prefix) {
-  const dir = mkdtempSync(join(tmpdir(), prefix));
-  tempDirs.push(dir);
-  return dir;
-}
-
-// ── the relay ──
-
+/** @type {Relay} */
 let relay;
 let signalingUrl;
-/** Last lines of the relay's log, shown when something fails. */
-const relayLog = [];
+/** @type {{ baseUrl: string, close: () => Promise<void> }} */
+let files;
 
 /**
- * The relay reads `DARKSWAP_RELAY_<SECTION>__<KEY>` variables as configuration
- * and refuses unknown ones: run it on its defaults whatever this shell set.
- */
-function relayEnv() {
-  return Object.fromEntries(Object.entries(process.env).filter(([name]) => !name.startsWith('DARKSWAP_RELAY_')));
-}
-
-function startRelay() {
-  const child = spawn(RELAY_BIN, [
-    '--data-dir', tempDir('dsw-relay-'),
-    '--listen', '/ip4/127.0.0.1/tcp/0',
-    '--metrics-listen', '127.0.0.1:0',
-    '--signaling-listen', '127.0.0.1:0',
-    '--log-format', 'json',
-  ], { stdio: ['ignore', 'pipe', 'pipe'], env: relayEnv() });
-  return new Promise((resolvePromise, reject) => {
-    let addr = null;
-    let started = false;
-    const timer = setTimeout(() => fail(new Error('relay did not start within 30 s')), 30_000);
-    function fail(error) {
-      clearTimeout(timer);
-      child.kill('SIGKILL');
-      reject(new Error(`${error.message}\n${relayLog.slice(-30).join('\n')}`));
-    }
-    function onLine(line) {
-      relayLog.push(line);
-      if (relayLog.length > 500) relayLog.shift();
-      let entry;
-      try { entry = JSON.parse(line); } catch { return; }
-      const fields = entry?.fields ?? {};
-      if (fields.message === 'signaling server listening' && typeof fields.addr === 'string') addr = fields.addr;
-      if (fields.message === 'relay started') started = true;
-      if (addr && started && timer) {
-        clearTimeout(timer);
-        resolvePromise({ child, addr });
-      }
-    }
-    // Never leave a relay behind, even if this process dies without running after().
-    process.once('exit', () => { if (child.exitCode === null) child.kill('SIGKILL'); });
-    createInterface({ input: child.stdout }).on('line', onLine);
-    createInterface({ input: child.stderr }).on('line', onLine);
-    child.once('error', fail);
-    child.once('exit', (code, signal) => { if (!started) fail(new Error(`relay exited (${code ?? signal})`)); });
-  });
-}
-
-async function stopRelay() {
-  if (!relay || relay.child.exitCode !== null || relay.child.signalCode !== null) return;
-  const exited = new Promise((done) => relay.child.once('exit', done));
-  relay.child.kill('SIGTERM');
-  const timer = setTimeout(() => relay.child.kill('SIGKILL'), 10_000);
-  await exited;
-  clearTimeout(timer);
-}
-
-// ── static files ──
-
-const MIME = {
-  '.html': 'text/html; charset=utf-8',
-  '.js': 'text/javascript; charset=utf-8',
-  '.mjs': 'text/javascript; charset=utf-8',
-  '.css': 'text/css; charset=utf-8',
-  '.json': 'application/json',
-  '.ts': 'text/plain; charset=utf-8',
-};
-let httpServer;
-let baseUrl;
-
-function startStaticServer() {
-  httpServer = http.createServer((req, res) => {
-    const path = decodeURIComponent(new URL(req.url ?? '/', 'http://x').pathname);
-    const file = resolve(CLIENT_DIR, `.${path}`);
-    let ok = file.startsWith(CLIENT_DIR + sep) && !file.includes(`${sep}node_modules${sep}`);
-    try { ok &&= statSync(file).isFile(); } catch { ok = false; }
-    if (!ok) {
-      res.writeHead(404, { 'content-type': 'text/plain' }).end('not found');
-      return;
-    }
-    res.writeHead(200, { 'content-type': MIME[extname(file)] ?? 'application/octet-stream', 'cache-control': 'no-store' });
-    createReadStream(file).pipe(res);
-  });
-  return new Promise((done) => httpServer.listen(0, '127.0.0.1', () => {
-    baseUrl = `http://127.0.0.1:${httpServer.address().port}`;
-    done();
-  }));
-}
-
-// ── pages ──
-
-/**
- * Opens example.html in its own browser context (own profile, own IndexedDB).
+ * Opens example.html against this file's relay (an open one, on its defaults).
  * @param {import('node:test').TestContext} t
  * @param {Record<string, string>} [query]
  */
-async function openPage(t, query = {}) {
-  const context = await chromium.launchPersistentContext(tempDir('dsw-chromium-'), {
-    executablePath: CHROMIUM, headless: true, args: CHROMIUM_ARGS,
-  });
-  t.after(() => context.close());
-  const page = context.pages()[0] ?? await context.newPage();
-  const errors = [];
-  page.on('pageerror', (error) => errors.push(error));
-  t.after(() => assert.deepEqual(errors.map(String), [], 'uncaught errors in the page'));
-  const params = new URLSearchParams({ signaling: signalingUrl, ...query });
-  await page.goto(`${baseUrl}/example.html?${params}`);
-  const peerId = await registeredPeerId(page);
-  return { context, page, peerId };
-}
-
-/** Waits for the page to be registered and returns its peer id. */
-async function registeredPeerId(page) {
-  await waitText(page, '[data-testid="signaling-state"]', 'open');
-  const peerId = await page.locator('[data-testid="my-peer-id"]').textContent();
-  assert.match(peerId ?? '', /^12D3KooW[1-9A-HJ-NP-Za-km-z]{44}$/);
-  return /** @type {string} */ (peerId);
-}
-
-/** Waits until the element matching `selector` has exactly `text` as its text. */
-async function waitText(page, selector, text) {
-  try {
-    await page.waitForFunction(
-      ([sel, expected]) => document.querySelector(sel)?.textContent === expected,
-      [selector, text], { timeout: WAIT_MS, polling: 50 },
-    );
-  } catch (error) {
-    const actual = await page.locator(selector).first().textContent({ timeout: 1000 }).catch(() => '<absent>');
-    throw new Error(`${selector}: expected "${text}", got "${actual}"\n${error.message}`);
-  }
-}
-
-const peerSelector = (peerId, testId) => `[data-testid="peer-list"] li[data-peer="${peerId}"] [data-testid="${testId}"]`;
-
-async function waitForPeer(page, peerId) {
-  await page.locator(`[data-testid="peer-list"] li[data-peer="${peerId}"]`).waitFor({ state: 'visible', timeout: WAIT_MS });
-}
-
-async function waitPath(page, peerId, path) {
-  await waitText(page, peerSelector(peerId, 'path'), path);
-}
-
-/** Waits until the RTT of the connection with `peerId` is shown as a number of ms. */
-async function waitRtt(page, peerId) {
-  await page.waitForFunction(
-    (sel) => /^\d+(\.\d+)? ms$/.test(document.querySelector(sel)?.textContent ?? ''),
-    peerSelector(peerId, 'rtt'), { timeout: WAIT_MS, polling: 100 },
-  );
-}
-
-/** Sends `text` from `from` to `to` through the chat form and waits for `to` to show it. */
-async function chat(from, to, text) {
-  await from.page.locator('[data-testid="chat-target"]').selectOption(to.peerId, { timeout: WAIT_MS });
-  await from.page.locator('[data-testid="chat-input"]').fill(text);
-  await from.page.locator('[data-testid="chat-send"]').click();
-  await to.page.locator(`[data-testid="chat-log"] [data-from="${from.peerId}"]`, { hasText: text })
-    .waitFor({ state: 'visible', timeout: WAIT_MS });
-  const received = await to.page.locator(`[data-testid="chat-log"] [data-from="${from.peerId}"]`).allTextContents();
-  assert.equal(received.at(-1), text);
-}
-
-/** Path of the page's connection with `peerId`, as the API reports it. */
-function apiPath(page, peerId) {
-  return page.evaluate((id) => {
-    const conn = window.darkswap.getConnection(id);
-    return conn ? `${conn.state}/${conn.path}` : 'none';
-  }, peerId);
+function openPage(t, query = {}) {
+  return openExamplePage(t, { baseUrl: files.baseUrl, signalingUrl, query });
 }
 
 // ── lifecycle ──
 
 before(async () => {
-  await startStaticServer();
-  relay = await startRelay();
-  signalingUrl = `ws://${relay.addr}/signaling`;
+  files = await startStaticServer();
+  relay = await Relay.start();
+  signalingUrl = relay.signalingUrl;
 });
 
 after(async () => {
-  await stopRelay();
-  await new Promise((done) => httpServer?.close(done));
-  for (const dir of tempDirs) rmSync(dir, { recursive: true, force: true });
+  await relay?.stop();
+  await files?.close();
+  removeTempDirs();
 });
 
 // ── tests ──
@@ -351,11 +147,6 @@ async function tamperingRelay(peer) {
     });
   });
   return tamper;
-}
-
-/** Connects `from` to `to` through the API; resolves with 'open' or the error code. */
-function connectResult(from, to) {
-  return from.page.evaluate((id) => window.darkswap.connect(id).then((c) => `open/${c.path}`, (e) => e.code), to.peerId);
 }
 
 test('a relay that alters a handshake or a ciphertext is caught, and honest circuits still work', { timeout: TEST_TIMEOUT_MS }, async (t) => {
