@@ -1873,7 +1873,7 @@ export class WebRtcConnectionManager extends EventTarget {
    * @param {string | null} authMessage the server's `unauthorized` error, if it sent one
    */
   #renewable(token, fresh, reason, authMessage) {
-    if (reason === 'token expired') return true; // accepted, then ran out
+    if (reason === 'token expired') return true; // accepted, then ran out (older relays)
     if (this.#authMode !== 'auto') return false;
     if (reason === 'token revoked') return token === this.#retiredToken || token === this.#refreshing;
     // Refused at once: a token we had kept went stale meanwhile (expired while
@@ -1972,7 +1972,7 @@ export class WebRtcConnectionManager extends EventTarget {
         if (this.#closed || this.#token !== held) return;
         this.#emit('error', { code: error?.code ?? 'auth_unavailable', message: `refreshing the relay token: ${describe(error)}` });
         // Retry transient failures while the token lasts; after that the
-        // socket closes with "token expired" and a new one is earned.
+        // next connection finds it expired and earns a new one.
         const left = held.deadline - performance.now();
         if (!isTransientAuthError(error) || left <= 0) return;
         const backoff = Math.min(BACKOFF_MAX_MS, TOKEN_RETRY_MIN_MS * 2 ** this.#refreshFailures++);

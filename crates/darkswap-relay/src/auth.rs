@@ -103,8 +103,13 @@ pub enum Revocation {
 #[derive(Debug, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct Revocations {
-    /// Revoked token ids and their expiry (after which the entry goes).
+    /// Token ids revoked by an admin, and their expiry (after which the
+    /// entry goes).
     tokens: BTreeMap<String, u64>,
+    /// Token ids replaced by a refresh: refused for new connections and
+    /// refreshes, while sockets opened with them stay open.
+    #[serde(default)]
+    superseded: BTreeMap<String, u64>,
     /// Peers whose tokens issued at or before this second are revoked.
     peers: BTreeMap<String, u64>,
 }
@@ -273,10 +278,24 @@ impl Authority {
             .peers
             .get(&claims.sub)
             .is_some_and(|at| claims.iat <= *at);
-        if peer_revoked || revocations.tokens.contains_key(&claims.jti) {
+        if peer_revoked
+            || revocations.tokens.contains_key(&claims.jti)
+            || revocations.superseded.contains_key(&claims.jti)
+        {
             return Err(TokenError::Revoked);
         }
         Ok(claims)
+    }
+
+    /// Whether an admin revoked this token, or every token of its peer
+    /// issued until it: what closes a socket opened with the token.
+    pub fn revoked_by_admin(&self, claims: &Claims) -> bool {
+        let revocations = lock(&self.revocations);
+        revocations.tokens.contains_key(&claims.jti)
+            || revocations
+                .peers
+                .get(&claims.sub)
+                .is_some_and(|at| claims.iat <= *at)
     }
 
     /// Issues a challenge for `peer_id`.
@@ -338,7 +357,8 @@ impl Authority {
             .map_err(|e| ChallengeError::BadProof(e.to_string()))
     }
 
-    /// A fresh token for the holder of a valid one; the old one is revoked.
+    /// A fresh token for the holder of a valid one; the old one can no
+    /// longer open connections or be refreshed (sockets it opened stay).
     /// The new token never carries more than the configuration gives the
     /// peer today.
     pub fn refresh(&self, token: &str) -> Result<(String, Claims), TokenError> {
@@ -350,7 +370,7 @@ impl Authority {
         let issued = self
             .issue(&peer, role, Duration::from_secs(self.config.token_ttl_secs))
             .map_err(|e| TokenError::Malformed(e.to_string()))?;
-        self.revoke(Revocation::Token(claims.jti.clone()), claims.exp)
+        self.supersede(&claims)
             .map_err(|e| TokenError::Malformed(e.to_string()))?;
         self.metrics.issued("refresh");
         Ok(issued)
@@ -381,11 +401,25 @@ impl Authority {
         Ok(())
     }
 
+    fn supersede(&self, claims: &Claims) -> Result<(), AuthorityError> {
+        let now = darkswap_p2p::unix_now();
+        let mut revocations = lock(&self.revocations);
+        revocations
+            .superseded
+            .insert(claims.jti.clone(), claims.exp);
+        self.prune(&mut revocations, now);
+        if let Some(path) = &self.revocations_path {
+            save_revocations(path, &revocations)?;
+        }
+        Ok(())
+    }
+
     /// Drops entries no token can match any more.
     fn prune(&self, revocations: &mut Revocations, now: u64) {
         let skew = self.config.clock_skew_secs;
         let max_ttl = self.config.max_token_ttl_secs;
         revocations.tokens.retain(|_, exp| *exp + skew >= now);
+        revocations.superseded.retain(|_, exp| *exp + skew >= now);
         revocations
             .peers
             .retain(|_, at| *at + max_ttl + 2 * skew >= now);
@@ -622,10 +656,14 @@ mod tests {
     fn refresh_replaces_the_token_and_never_raises_the_role() {
         let (_, a) = authority(AuthSection::default(), None);
         let peer = PeerId::random();
-        let (old, _) = a
+        let (old, old_claims) = a
             .issue(&peer, Role::Admin, Duration::from_secs(60))
             .unwrap();
         let (new, claims) = a.refresh(&old).unwrap();
+        assert!(
+            !a.revoked_by_admin(&old_claims),
+            "sockets opened with it stay open"
+        );
         assert_eq!(
             claims.role,
             Role::User,

@@ -809,11 +809,10 @@ impl SignalingSocket {
         claims: Option<Claims>,
     ) -> Exit {
         let cfg = &self.ctx.signaling;
-        // A token holder is served until the token expires or is revoked.
-        let expires_at = claims.as_ref().map(|c| {
-            let left = c.exp.saturating_sub(darkswap_p2p::unix_now());
-            Instant::now() + Duration::from_secs(left)
-        });
+        // The token is checked when the socket opens; the socket then lives
+        // until it closes or an admin revokes the token (or all of the
+        // peer's), not until the token expires: a client renews its token
+        // for its next connection without dropping this one.
         let mut revocations = self.ctx.authority.revocations_changed();
         let limiter = RateLimiter::direct(
             Quota::per_second(cfg.messages_per_second).allow_burst(cfg.message_burst),
@@ -828,12 +827,9 @@ impl SignalingSocket {
                 biased;
                 _ = self.ctx.cancel.cancelled() => return Exit::Close(close_code::GOING_AWAY, "server shutting down"),
                 _ = kill.cancelled() => return Exit::Close(close_code::POLICY, "too slow"),
-                _ = sleep_until(expires_at) => {
-                    return Exit::Close(close_code::UNAUTHORIZED, "token expired");
-                }
                 Ok(()) = revocations.changed(), if claims.is_some() => {
-                    if let Some(token) = &self.credentials.token
-                        && self.ctx.authority.validate(token).is_err()
+                    if let Some(claims) = &claims
+                        && self.ctx.authority.revoked_by_admin(claims)
                     {
                         return Exit::Close(close_code::UNAUTHORIZED, "token revoked");
                     }

@@ -982,23 +982,45 @@ async fn the_token_service_refuses_bad_requests_refreshes_and_revokes() {
 }
 
 #[tokio::test]
-async fn a_token_expiring_on_an_open_socket_closes_it() {
-    let server = Server::start_with(|_| {}).await;
+async fn a_refresh_keeps_the_open_socket_and_retires_the_old_token() {
+    let server = Server::start_with(closed_relay(|_| {})).await;
+    let url = server.url("/signaling");
     let key = Keypair::generate_ed25519();
-    let (token, _) = server
-        .authority
-        .issue(
-            &key.public().to_peer_id(),
-            Role::User,
-            Duration::from_secs(1),
-        )
-        .unwrap();
-    let mut c = Client::with_token(&server.url("/signaling"), key, &token).await;
+    let old = server.token_for(&key).await;
+    let mut c = Client::with_token(&url, key.clone(), &old).await;
     assert_eq!(c.register().await["type"], "registered");
+    let reply = server.post("/auth/refresh", Some(&old), "").await;
+    assert_eq!(reply.status, 200, "{:?}", reply.body);
+    let new = reply.body["token"].as_str().unwrap().to_owned();
+
+    // The socket opened with the old token is still served...
+    let mut other = Client::with_token(
+        &url,
+        Keypair::generate_ed25519(),
+        &server.token_for(&Keypair::generate_ed25519()).await,
+    )
+    .await;
+    let reply = other.register().await;
     assert_eq!(
-        c.closed().await,
-        (close_code::UNAUTHORIZED, "token expired".to_owned())
+        reply["code"], "unauthorized",
+        "a token of another peer: {reply}"
     );
+    let peer = Keypair::generate_ed25519();
+    let mut peer_socket =
+        Client::with_token(&url, peer.clone(), &server.token_for(&peer).await).await;
+    assert_eq!(peer_socket.register().await["type"], "registered");
+    still_routing(&mut c, &mut peer_socket).await;
+
+    // ...but the old token opens nothing new; the new one does.
+    let mut again = Client::with_token(&url, key.clone(), &old).await;
+    let reply = again.expect_error("unauthorized").await;
+    assert!(
+        reply["message"].as_str().unwrap().contains("revoked"),
+        "{reply}"
+    );
+    drop(c);
+    let mut renewed = Client::with_token(&url, key, &new).await;
+    assert_eq!(renewed.register().await["type"], "registered");
     server.stop().await;
 }
 
