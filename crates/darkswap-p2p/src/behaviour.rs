@@ -3,9 +3,9 @@
 use std::{collections::HashMap, time::Duration};
 
 use libp2p::{
-    StreamProtocol, allow_block_list, autonat, dcutr, gossipsub, identify,
+    StreamProtocol, allow_block_list, autonat, connection_limits, dcutr, gossipsub, identify,
     identity::Keypair,
-    kad, mdns, ping, relay, request_response,
+    kad, mdns, memory_connection_limits, ping, relay, request_response,
     swarm::{NetworkBehaviour, behaviour::toggle::Toggle},
 };
 use sha2::{Digest, Sha256};
@@ -22,6 +22,8 @@ pub(crate) struct Behaviour {
     /// Banned peers. First, so their connections are refused before any
     /// other behaviour spends work on them.
     pub(crate) blocked: allow_block_list::Behaviour<allow_block_list::BlockedPeers>,
+    pub(crate) limits: connection_limits::Behaviour,
+    pub(crate) memory: memory_connection_limits::Behaviour,
     pub(crate) relay_client: relay::client::Behaviour,
     pub(crate) ping: ping::Behaviour,
     pub(crate) identify: identify::Behaviour,
@@ -81,6 +83,17 @@ pub(crate) fn build(
     relay_client: relay::client::Behaviour,
     config: &NetworkConfig,
 ) -> Result<Behaviour, Error> {
+    let limits = &config.connection_limits;
+    if !(limits.max_memory_fraction > 0.0 && limits.max_memory_fraction <= 1.0) {
+        return Err(Error::Build(
+            "connection_limits.max_memory_fraction must be in (0, 1]".to_owned(),
+        ));
+    }
+    if limits.max_established == 0 || limits.max_established_per_peer == 0 {
+        return Err(Error::Build(
+            "connection_limits: established limits must be greater than 0".to_owned(),
+        ));
+    }
     let peer_id = key.public().to_peer_id();
     let kad = config.enable_kad.then(|| {
         let mut cfg = kad::Config::new(KAD_PROTOCOL);
@@ -104,6 +117,18 @@ pub(crate) fn build(
     };
     Ok(Behaviour {
         blocked: allow_block_list::Behaviour::default(),
+        limits: connection_limits::Behaviour::new(
+            connection_limits::ConnectionLimits::default()
+                .with_max_established(Some(config.connection_limits.max_established))
+                .with_max_established_per_peer(Some(
+                    config.connection_limits.max_established_per_peer,
+                ))
+                .with_max_pending_incoming(Some(config.connection_limits.max_pending_incoming))
+                .with_max_pending_outgoing(Some(config.connection_limits.max_pending_outgoing)),
+        ),
+        memory: memory_connection_limits::Behaviour::with_max_percentage(
+            config.connection_limits.max_memory_fraction,
+        ),
         relay_client,
         ping: ping::Behaviour::new(ping::Config::new()),
         identify: identify::Behaviour::new(

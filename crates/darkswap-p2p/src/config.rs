@@ -97,6 +97,39 @@ pub struct NetworkConfig {
     /// Peer scoring and bans, and the bans in force at start.
     /// Default: [`ReputationConfig::default`](crate::ReputationConfig::default).
     pub reputation: crate::ReputationConfig,
+    /// Ceilings on libp2p connections and on memory use.
+    /// Default: [`ConnectionLimits::default`].
+    pub connection_limits: ConnectionLimits,
+}
+
+/// How many libp2p connections a node keeps, and the memory use above which
+/// it accepts no more. Connections over a limit are refused (an incoming one
+/// is closed as soon as the peer is known; a dial fails with `denied`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ConnectionLimits {
+    /// Connections established at once, all peers together. Default: 512.
+    pub max_established: u32,
+    /// Connections established at once with one peer. Default: 4.
+    pub max_established_per_peer: u32,
+    /// Incoming connections in their handshake at once. Default: 128.
+    pub max_pending_incoming: u32,
+    /// Outgoing connections being dialled at once. Default: 128.
+    pub max_pending_outgoing: u32,
+    /// Refuse new connections while the process uses more than this
+    /// fraction of the system's memory (0 < x ≤ 1). Default: 0.9.
+    pub max_memory_fraction: f64,
+}
+
+impl Default for ConnectionLimits {
+    fn default() -> Self {
+        ConnectionLimits {
+            max_established: 512,
+            max_established_per_peer: 4,
+            max_pending_incoming: 128,
+            max_pending_outgoing: 128,
+            max_memory_fraction: 0.9,
+        }
+    }
 }
 
 impl Default for NetworkConfig {
@@ -122,6 +155,7 @@ impl Default for NetworkConfig {
             require_relay_auth: false,
             min_relay_auth_level: crate::auth::AuthorizationLevel::Relay,
             reputation: crate::ReputationConfig::default(),
+            connection_limits: ConnectionLimits::default(),
         }
     }
 }

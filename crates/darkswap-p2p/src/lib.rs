@@ -48,7 +48,9 @@ mod validation;
 pub mod webrtc;
 
 pub use behaviour::{IDENTIFY_PROTOCOL_VERSION, KAD_PROTOCOL, gossipsub_behaviour};
-pub use config::{Identity, KadMode, NetworkConfig, ORDERBOOK_TOPIC, TRADE_TOPIC};
+pub use config::{
+    ConnectionLimits, Identity, KadMode, NetworkConfig, ORDERBOOK_TOPIC, TRADE_TOPIC,
+};
 pub use connection_pool::{
     ConnectionPool, ConnectionPoolConfig, PoolError, PoolStats, PooledConnection,
 };

@@ -127,3 +127,52 @@ async fn listening_on_a_taken_port_is_an_error() {
     a.shutdown().await.unwrap();
     b.shutdown().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_past_the_limit_are_refused_and_admitted_peers_stay() {
+    use darkswap_p2p::ConnectionLimits;
+
+    let (hub, hub_addr) = spawn_node(NetworkConfig {
+        connection_limits: ConnectionLimits {
+            max_established: 2,
+            ..ConnectionLimits::default()
+        },
+        ..test_config()
+    })
+    .await;
+    let hub_id = hub.local_peer_id();
+    let a = Network::new(test_config()).await.unwrap();
+    let b = Network::new(test_config()).await.unwrap();
+    assert_eq!(a.dial(hub_addr.clone()).await.unwrap(), hub_id);
+    assert_eq!(b.dial(hub_addr.clone()).await.unwrap(), hub_id);
+    for _ in 0..5 {
+        let mut extra = Network::new(test_config()).await.unwrap();
+        // Refused once Noise names the dialer: it may see the connection
+        // open and then close at once, never stay.
+        if extra.dial(hub_addr.clone()).await.is_ok() {
+            wait_for(
+                &mut extra,
+                "the hub drops the connection",
+                EVENT_TIMEOUT,
+                |e| matches!(e, NetworkEvent::PeerDisconnected(p) if *p == hub_id).then_some(()),
+            )
+            .await;
+        }
+        extra.shutdown().await.unwrap();
+    }
+    let mut peers = hub.connected_peers().await.unwrap();
+    peers.sort();
+    let mut admitted = vec![a.local_peer_id(), b.local_peer_id()];
+    admitted.sort();
+    assert_eq!(peers, admitted, "only the two admitted peers are connected");
+
+    let bad = Network::new(NetworkConfig {
+        connection_limits: ConnectionLimits {
+            max_memory_fraction: 1.5,
+            ..ConnectionLimits::default()
+        },
+        ..test_config()
+    })
+    .await;
+    assert!(bad.unwrap_err().to_string().contains("max_memory_fraction"));
+}
