@@ -577,6 +577,19 @@ impl SwarmTask {
                     AuthResponse::Proof(answer) => self.auth.verify_response(peer, &answer, now),
                     AuthResponse::Refused(reason) => Err(AuthError::Refused(reason)),
                 };
+                // A proof that does not verify is a forgery or a wrong key,
+                // not bad luck: it costs the peer reputation. A refusal to
+                // answer, or a stale challenge, does not.
+                if let Err(
+                    AuthError::BadMac
+                    | AuthError::BadSignature
+                    | AuthError::KeyMismatch(_)
+                    | AuthError::WrongPeer(..)
+                    | AuthError::WrongMethod { .. },
+                ) = &result
+                {
+                    self.penalize(peer, PenaltyReason::FailedAuth);
+                }
                 (request_id, result)
             }
             request_response::Event::OutboundFailure {

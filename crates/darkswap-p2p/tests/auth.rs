@@ -275,6 +275,18 @@ async fn forged_signatures_over_the_wire_are_refused_beside_an_honest_peer() {
     );
     let token = v.authenticate_peer(&honest.local_peer_id()).await.unwrap();
     assert_eq!(token.level, AuthorizationLevel::Basic);
+    // Forged proofs cost reputation; a stale (reused) one and honesty do not.
+    for forger in [&tamper, &other_key] {
+        assert!(v.peer_reputation(forger.peer_id).await.unwrap().score < 0.0);
+    }
+    assert_eq!(v.peer_reputation(replay.peer_id).await.unwrap().score, 0.0);
+    assert_eq!(
+        v.peer_reputation(honest.local_peer_id())
+            .await
+            .unwrap()
+            .score,
+        0.0
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
