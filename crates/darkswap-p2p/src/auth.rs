@@ -597,6 +597,20 @@ impl AuthManager {
         Ok(challenge)
     }
 
+    /// The response to a `/darkswap/auth/1.0.0` request from `verifier`: a
+    /// proof, or a refusal that names why (see [`AuthManager::respond`]).
+    pub fn answer(&self, request: &AuthRequest, verifier: PeerId, now: SystemTime) -> AuthResponse {
+        match request {
+            AuthRequest::Challenge(challenge) => match self.respond(challenge, verifier, now) {
+                Ok(answer) => AuthResponse::Proof(answer),
+                Err(error) => {
+                    tracing::debug!(peer = %verifier, %error, "refused to answer an auth challenge");
+                    AuthResponse::Refused(error.to_string())
+                }
+            },
+        }
+    }
+
     /// Answers a challenge from `verifier` (the prover's side). Refuses
     /// banned verifiers, challenges bound to other peers (so this node is
     /// never a signing oracle for someone else's handshake), expired ones,

@@ -546,17 +546,7 @@ impl SwarmTask {
                     },
                 ..
             } => {
-                let response = match request {
-                    AuthRequest::Challenge(challenge) => {
-                        match self.auth.respond(&challenge, peer, now) {
-                            Ok(answer) => AuthResponse::Proof(answer),
-                            Err(error) => {
-                                tracing::debug!(%peer, %error, "refused to answer an auth challenge");
-                                AuthResponse::Refused(error.to_string())
-                            }
-                        }
-                    }
-                };
+                let response = self.auth.answer(&request, peer, now);
                 let _ = self
                     .swarm
                     .behaviour_mut()

@@ -208,16 +208,7 @@ impl PeerAuth {
                     },
                 ..
             } => {
-                let response = match request {
-                    AuthRequest::Challenge(challenge) => {
-                        match self.manager.respond(&challenge, peer, now) {
-                            Ok(answer) => AuthResponse::Proof(answer),
-                            Err(error) => AuthResponse::Refused(error.to_string()),
-                        }
-                    }
-                    // A newer request kind this relay does not know.
-                    _ => AuthResponse::Refused("unsupported request".to_owned()),
-                };
+                let response = self.manager.answer(&request, peer, now);
                 let _ = behaviour.send_response(channel, response);
                 return None;
             }
