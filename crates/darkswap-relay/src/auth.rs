@@ -507,84 +507,160 @@ mod tests {
         assert_eq!(checked.role, Role::Admin);
     }
 
+    /// Checks that `token` is refused with `expected` while an honest token
+    /// of the same authority still passes.
+    fn refused(a: &Authority, token: &str, expected: TokenError) {
+        assert_eq!(a.validate(token), Err(expected));
+        let (honest, _) = a
+            .issue(&PeerId::random(), Role::User, Duration::from_secs(60))
+            .unwrap();
+        assert!(a.validate(&honest).is_ok(), "the honest token beside it");
+    }
+
+    fn eddsa() -> serde_json::Value {
+        serde_json::json!({"alg": "EdDSA", "typ": "JWT"})
+    }
+
     #[test]
-    fn every_forgery_and_stale_token_is_refused_with_its_reason() {
+    fn alg_none_is_refused() {
         let (key, a) = authority(AuthSection::default(), None);
-        let peer = PeerId::random();
         let now = darkswap_p2p::unix_now();
-        let eddsa = serde_json::json!({"alg": "EdDSA", "typ": "JWT"});
-
         let none = serde_json::json!({"alg": "none", "typ": "JWT"});
-        let unsigned = {
-            let t = sign_raw(&key, &none, &claims_json(&a, &peer, now, now + 60));
-            let mut parts: Vec<&str> = t.split('.').collect();
-            parts[2] = "";
-            parts.join(".")
-        };
-        assert_eq!(
-            a.validate(&unsigned),
-            Err(TokenError::WrongAlgorithm("none".to_owned()))
+        let signed = sign_raw(
+            &key,
+            &none,
+            &claims_json(&a, &PeerId::random(), now, now + 60),
         );
+        let mut parts: Vec<&str> = signed.split('.').collect();
+        parts[2] = "";
+        refused(
+            &a,
+            &parts.join("."),
+            TokenError::WrongAlgorithm("none".to_owned()),
+        );
+    }
 
+    #[test]
+    fn a_wrong_algorithm_is_refused() {
         // HS256 keyed with the relay's public key: the classic confusion attack.
+        let (key, a) = authority(AuthSection::default(), None);
+        let now = darkswap_p2p::unix_now();
         let hs = jsonwebtoken::encode(
             &Header::new(Algorithm::HS256),
-            &claims_json(&a, &peer, now, now + 60),
+            &claims_json(&a, &PeerId::random(), now, now + 60),
             &EncodingKey::from_secret(&key.public().try_into_ed25519().unwrap().to_bytes()),
         )
         .unwrap();
-        assert_eq!(
-            a.validate(&hs),
-            Err(TokenError::WrongAlgorithm("HS256".to_owned()))
-        );
+        refused(&a, &hs, TokenError::WrongAlgorithm("HS256".to_owned()));
+    }
 
+    #[test]
+    fn a_wrong_key_is_refused() {
+        let (_, a) = authority(AuthSection::default(), None);
+        let now = darkswap_p2p::unix_now();
         let stranger = Keypair::generate_ed25519();
-        let forged = sign_raw(&stranger, &eddsa, &claims_json(&a, &peer, now, now + 60));
-        assert_eq!(a.validate(&forged), Err(TokenError::BadSignature));
-
-        let expired = sign_raw(&key, &eddsa, &claims_json(&a, &peer, now - 600, now - 300));
-        assert_eq!(a.validate(&expired), Err(TokenError::Expired));
-
-        let early = sign_raw(&key, &eddsa, &claims_json(&a, &peer, now + 600, now + 900));
-        assert_eq!(a.validate(&early), Err(TokenError::NotYetValid));
-
-        let mut other_issuer = claims_json(&a, &peer, now, now + 60);
-        other_issuer["iss"] = PeerId::random().to_string().into();
-        assert_eq!(
-            a.validate(&sign_raw(&key, &eddsa, &other_issuer)),
-            Err(TokenError::WrongIssuer)
+        let forged = sign_raw(
+            &stranger,
+            &eddsa(),
+            &claims_json(&a, &PeerId::random(), now, now + 60),
         );
+        refused(&a, &forged, TokenError::BadSignature);
+    }
 
-        let mut other_audience = claims_json(&a, &peer, now, now + 60);
-        other_audience["aud"] = "someone-else".into();
-        assert_eq!(
-            a.validate(&sign_raw(&key, &eddsa, &other_audience)),
-            Err(TokenError::WrongAudience)
+    #[test]
+    fn an_expired_token_is_refused() {
+        let (key, a) = authority(AuthSection::default(), None);
+        let now = darkswap_p2p::unix_now();
+        let expired = sign_raw(
+            &key,
+            &eddsa(),
+            &claims_json(&a, &PeerId::random(), now - 600, now - 300),
         );
+        refused(&a, &expired, TokenError::Expired);
+    }
 
+    #[test]
+    fn a_token_not_yet_valid_is_refused() {
+        let (key, a) = authority(AuthSection::default(), None);
+        let now = darkswap_p2p::unix_now();
+        let early = sign_raw(
+            &key,
+            &eddsa(),
+            &claims_json(&a, &PeerId::random(), now + 600, now + 900),
+        );
+        refused(&a, &early, TokenError::NotYetValid);
+    }
+
+    #[test]
+    fn a_wrong_issuer_is_refused() {
+        let (key, a) = authority(AuthSection::default(), None);
+        let now = darkswap_p2p::unix_now();
+        let mut claims = claims_json(&a, &PeerId::random(), now, now + 60);
+        claims["iss"] = PeerId::random().to_string().into();
+        refused(
+            &a,
+            &sign_raw(&key, &eddsa(), &claims),
+            TokenError::WrongIssuer,
+        );
+    }
+
+    #[test]
+    fn a_wrong_audience_is_refused() {
+        let (key, a) = authority(AuthSection::default(), None);
+        let now = darkswap_p2p::unix_now();
+        let mut claims = claims_json(&a, &PeerId::random(), now, now + 60);
+        claims["aud"] = "someone-else".into();
+        refused(
+            &a,
+            &sign_raw(&key, &eddsa(), &claims),
+            TokenError::WrongAudience,
+        );
+    }
+
+    #[test]
+    fn a_revoked_token_is_refused() {
+        let (_, a) = authority(AuthSection::default(), None);
+        let (token, claims) = a
+            .issue(&PeerId::random(), Role::User, Duration::from_secs(60))
+            .unwrap();
+        a.revoke(Revocation::Token(claims.jti), claims.exp).unwrap();
+        refused(&a, &token, TokenError::Revoked);
+    }
+
+    #[test]
+    fn a_token_living_too_long_is_refused() {
+        let (key, a) = authority(AuthSection::default(), None);
+        let now = darkswap_p2p::unix_now();
         let forever = sign_raw(
             &key,
-            &eddsa,
-            &claims_json(&a, &peer, now, now + 10 * 86_400),
+            &eddsa(),
+            &claims_json(&a, &PeerId::random(), now, now + 10 * 86_400),
         );
-        assert_eq!(a.validate(&forever), Err(TokenError::TooLong));
+        refused(&a, &forever, TokenError::TooLong);
+    }
 
+    #[test]
+    fn malformed_tokens_are_refused() {
+        let (key, a) = authority(AuthSection::default(), None);
+        let now = darkswap_p2p::unix_now();
         for garbage in ["", "abc", "a.b.c", "e30.e30.", "\u{0}.\u{1}.\u{2}"] {
             assert!(
                 matches!(a.validate(garbage), Err(TokenError::Malformed(_))),
                 "{garbage:?}"
             );
         }
-        let mut missing_sub = claims_json(&a, &peer, now, now + 60);
+        let mut missing_sub = claims_json(&a, &PeerId::random(), now, now + 60);
         missing_sub.as_object_mut().unwrap().remove("sub");
-        assert!(matches!(
-            a.validate(&sign_raw(&key, &eddsa, &missing_sub)),
-            Err(TokenError::Malformed(_))
-        ));
-
-        // And the honest token beside them all still passes.
-        let (token, _) = a.issue(&peer, Role::User, Duration::from_secs(60)).unwrap();
-        assert!(a.validate(&token).is_ok());
+        let token = sign_raw(&key, &eddsa(), &missing_sub);
+        assert!(matches!(a.validate(&token), Err(TokenError::Malformed(_))));
+        let mut not_a_peer = claims_json(&a, &PeerId::random(), now, now + 60);
+        not_a_peer["sub"] = "nobody".into();
+        let token = sign_raw(&key, &eddsa(), &not_a_peer);
+        refused(
+            &a,
+            &token,
+            TokenError::Malformed("sub is not a peer id".to_owned()),
+        );
     }
 
     #[test]
