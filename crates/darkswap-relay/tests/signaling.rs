@@ -1151,3 +1151,89 @@ async fn the_http_request_rate_per_address_answers_429_with_retry_after() {
     still_routing(&mut a, &mut b).await;
     server.stop().await;
 }
+
+#[tokio::test]
+async fn the_global_bandwidth_ceiling_slows_circuits_down_without_losing_frames() {
+    let server = Server::start_with(|c| {
+        // Per circuit and per peer far above it: only the global ceiling bites.
+        c.limits.bandwidth_global = 256 * 1024;
+        c.ws_relay.max_frame_size = 64 * 1024;
+    })
+    .await;
+    let mut a = Client::registered(&server).await;
+    let mut b = Client::registered(&server).await;
+    let (_, ra, mut rb) = open_circuit(&server, &mut a, &mut b).await;
+    let start = std::time::Instant::now();
+    let (mut sink, _) = ra.ws.split();
+    let sender = tokio::spawn(async move {
+        for n in 0u8..16 {
+            sink.send(Message::binary(vec![n; 64 * 1024]))
+                .await
+                .unwrap();
+        }
+        sink
+    });
+    for n in 0u8..16 {
+        assert_eq!(rb.recv_binary().await, vec![n; 64 * 1024]);
+    }
+    // 1 MiB at 256 KiB/s with a 256 KiB burst cannot take less than ~3 s.
+    assert!(
+        start.elapsed() >= Duration::from_secs(2),
+        "{:?}",
+        start.elapsed()
+    );
+    drop(sender.await.unwrap());
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn over_the_global_message_ceiling_messages_are_dropped_and_nobody_is_cut_off() {
+    let server = Server::start_with(|c| {
+        c.limits.messages_per_second_global = 10.try_into().unwrap();
+        // The per-socket limit stays out of the way.
+        c.signaling.messages_per_second = 1_000_000.try_into().unwrap();
+        c.signaling.message_burst = 1_000_000.try_into().unwrap();
+        c.signaling.max_rate_violations = 1;
+    })
+    .await;
+    let mut a = Client::registered(&server).await;
+    let mut b = Client::registered(&server).await;
+    // A burst far over the server-wide ceiling from one client...
+    for n in 0..50 {
+        a.send(json!({"type":"ping","id":n})).await;
+    }
+    let mut pongs = 0;
+    let mut dropped = 0;
+    while pongs + dropped < 50 {
+        let v = a.recv().await;
+        match v["type"].as_str() {
+            Some("pong") => pongs += 1,
+            Some("error") => {
+                assert_eq!(v["code"], "rate_limited", "{v}");
+                dropped += 1;
+            }
+            _ => {}
+        }
+    }
+    assert!(dropped > 0 && pongs > 0, "pongs {pongs}, dropped {dropped}");
+    // ...is answered message by message, and nobody is cut off for it
+    // (max_rate_violations = 1 would have closed a): once the server-wide
+    // bucket refills, both are served again. Every ping gets an answer, so
+    // this loop waits on replies, not on time.
+    for c in [&mut a, &mut b] {
+        let mut served = false;
+        for n in 0..1_000_000 {
+            c.send(json!({"type":"ping","id":n})).await;
+            if c.recv().await["type"] == "pong" {
+                served = true;
+                break;
+            }
+        }
+        assert!(served, "served again once the bucket refilled");
+    }
+    assert!(
+        server.metric("darkswap_relay_rate_limited_total{plane=\"ws\",limit=\"messages_global\"}")
+            >= dropped as f64
+    );
+    server.stop().await;
+}
