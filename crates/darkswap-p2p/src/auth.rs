@@ -656,6 +656,20 @@ impl AuthManager {
         })
     }
 
+    /// What a `/darkswap/auth/1.0.0` response from `peer` proves: a verified
+    /// proof gives a token, a refusal or a forgery an error.
+    pub fn check_answer(
+        &mut self,
+        peer: PeerId,
+        response: AuthResponse,
+        now: SystemTime,
+    ) -> Result<AuthToken, AuthError> {
+        match response {
+            AuthResponse::Proof(answer) => self.verify_response(peer, &answer, now),
+            AuthResponse::Refused(reason) => Err(AuthError::Refused(reason)),
+        }
+    }
+
     /// Verifies `peer`'s answer to a challenge this manager issued. On
     /// success the peer is authenticated until the returned token expires.
     ///

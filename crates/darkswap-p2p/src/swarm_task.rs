@@ -563,10 +563,7 @@ impl SwarmTask {
                     },
                 ..
             } => {
-                let result = match response {
-                    AuthResponse::Proof(answer) => self.auth.verify_response(peer, &answer, now),
-                    AuthResponse::Refused(reason) => Err(AuthError::Refused(reason)),
-                };
+                let result = self.auth.check_answer(peer, response, now);
                 // A proof that does not verify is a forgery or a wrong key,
                 // not bad luck: it costs the peer reputation. A refusal to
                 // answer, or a stale challenge, does not.

@@ -221,14 +221,10 @@ impl PeerAuth {
                     },
                 ..
             } => {
-                let result = match response {
-                    AuthResponse::Proof(answer) => self
-                        .manager
-                        .verify_response(peer, &answer, now)
-                        .and_then(|_| self.manager.authorize(&peer, self.min_level, now)),
-                    AuthResponse::Refused(reason) => Err(AuthError::Refused(reason)),
-                    _ => Err(AuthError::Protocol("unknown response".to_owned())),
-                };
+                let result = self
+                    .manager
+                    .check_answer(peer, response, now)
+                    .and_then(|_| self.manager.authorize(&peer, self.min_level, now));
                 (request_id, peer, result)
             }
             request_response::Event::OutboundFailure {

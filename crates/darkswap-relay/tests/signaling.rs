@@ -597,16 +597,12 @@ async fn circuit_limits_bytes_idle_rejection_and_wrong_tokens() {
     server.stop().await;
 }
 
-#[tokio::test]
-async fn bandwidth_limits_slow_a_circuit_down_without_losing_frames() {
-    let server = Server::start(|_, r| {
-        r.bandwidth_per_circuit = 256 * 1024;
-        r.max_frame_size = 64 * 1024;
-    })
-    .await;
-    let mut a = Client::registered(&server).await;
-    let mut b = Client::registered(&server).await;
-    let (_, ra, mut rb) = open_circuit(&server, &mut a, &mut b).await;
+/// Sends 1 MiB in 64 KiB frames over a fresh circuit; checks every frame
+/// arrives intact and in order; returns how long it took.
+async fn send_a_mebibyte(server: &Server) -> Duration {
+    let mut a = Client::registered(server).await;
+    let mut b = Client::registered(server).await;
+    let (_, ra, mut rb) = open_circuit(server, &mut a, &mut b).await;
     let start = std::time::Instant::now();
     let (mut sink, _) = ra.ws.split();
     let sender = tokio::spawn(async move {
@@ -620,13 +616,21 @@ async fn bandwidth_limits_slow_a_circuit_down_without_losing_frames() {
     for n in 0u8..16 {
         assert_eq!(rb.recv_binary().await, vec![n; 64 * 1024]);
     }
-    // 1 MiB at 256 KiB/s with a 256 KiB burst takes about three seconds.
-    assert!(
-        start.elapsed() >= Duration::from_secs(2),
-        "{:?}",
-        start.elapsed()
-    );
+    let elapsed = start.elapsed();
     drop(sender.await.unwrap());
+    elapsed
+}
+
+#[tokio::test]
+async fn bandwidth_limits_slow_a_circuit_down_without_losing_frames() {
+    let server = Server::start(|_, r| {
+        r.bandwidth_per_circuit = 256 * 1024;
+        r.max_frame_size = 64 * 1024;
+    })
+    .await;
+    // 1 MiB at 256 KiB/s with a 256 KiB burst takes about three seconds.
+    let elapsed = send_a_mebibyte(&server).await;
+    assert!(elapsed >= Duration::from_secs(2), "{elapsed:?}");
     server.stop().await;
 }
 
@@ -1160,29 +1164,9 @@ async fn the_global_bandwidth_ceiling_slows_circuits_down_without_losing_frames(
         c.ws_relay.max_frame_size = 64 * 1024;
     })
     .await;
-    let mut a = Client::registered(&server).await;
-    let mut b = Client::registered(&server).await;
-    let (_, ra, mut rb) = open_circuit(&server, &mut a, &mut b).await;
-    let start = std::time::Instant::now();
-    let (mut sink, _) = ra.ws.split();
-    let sender = tokio::spawn(async move {
-        for n in 0u8..16 {
-            sink.send(Message::binary(vec![n; 64 * 1024]))
-                .await
-                .unwrap();
-        }
-        sink
-    });
-    for n in 0u8..16 {
-        assert_eq!(rb.recv_binary().await, vec![n; 64 * 1024]);
-    }
     // 1 MiB at 256 KiB/s with a 256 KiB burst cannot take less than ~3 s.
-    assert!(
-        start.elapsed() >= Duration::from_secs(2),
-        "{:?}",
-        start.elapsed()
-    );
-    drop(sender.await.unwrap());
+    let elapsed = send_a_mebibyte(&server).await;
+    assert!(elapsed >= Duration::from_secs(2), "{elapsed:?}");
     server.stop().await;
 }
 
