@@ -1899,7 +1899,7 @@ export class WebRtcConnectionManager extends EventTarget {
     try {
       return { token: (await this.#renewToken()).token, fresh: true };
     } catch (error) {
-      // The service is unreachable for now, but the token we hold still works.
+      // The token service is unreachable at the moment; the token we hold still works.
       if (held && this.#token === held && isTransientAuthError(error) && performance.now() < held.deadline) {
         return { token: held.token, fresh: false };
       }

@@ -1436,7 +1436,7 @@ mod tests {
             per_epoch.push(a.encrypt(&b_id, b"epoch").unwrap());
             a.rotate_keys().unwrap();
         }
-        // Epochs 0..2 are lost in transit for now; epoch 3 arrives first.
+        // Epochs 0..2 are lost in transit; epoch 3 arrives first.
         let third = a.encrypt(&b_id, b"epoch 3").unwrap();
         assert_eq!(b.decrypt(&a_id, &third).unwrap(), b"epoch 3");
         for frame in &per_epoch {
