@@ -18,7 +18,7 @@ use axum::{
     },
     routing::{delete, get, post},
 };
-use darkswap_p2p::{BannedPeer, Error as NetError, PeerId};
+use darkswap_p2p::{BannedPeer, CommandError, Error as NetError, OrderbookCommandError, PeerId};
 use darkswap_proto::{Asset, NewOrder, Order, OrderId, Side};
 use futures::{Stream, StreamExt};
 use serde::{Deserialize, Serialize};
@@ -67,19 +67,38 @@ impl IntoResponse for ApiError {
 
 impl From<NetError> for ApiError {
     fn from(e: NetError) -> Self {
-        match &e {
-            NetError::NotOwnOrder(_) => {
-                Self::new(StatusCode::FORBIDDEN, "not_own_order", e.to_string())
-            }
-            NetError::Order(_) | NetError::InvalidAddress { .. } | NetError::MissingPeerId(_) => {
+        match e {
+            NetError::InvalidAddress { .. } | NetError::MissingPeerId(_) => {
                 Self::bad_request(e.to_string())
             }
             NetError::Dial { .. } => {
                 Self::new(StatusCode::BAD_GATEWAY, "dial_failed", e.to_string())
             }
-            NetError::Timeout(_) => {
+            NetError::Command(e) => e.into(),
+            _ => Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()),
+        }
+    }
+}
+
+impl From<CommandError> for ApiError {
+    fn from(e: CommandError) -> Self {
+        match e {
+            CommandError::Timeout(_) => {
                 Self::new(StatusCode::GATEWAY_TIMEOUT, "timeout", e.to_string())
             }
+            _ => Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()),
+        }
+    }
+}
+
+impl From<OrderbookCommandError> for ApiError {
+    fn from(e: OrderbookCommandError) -> Self {
+        match e {
+            OrderbookCommandError::NotOwnOrder(_) => {
+                Self::new(StatusCode::FORBIDDEN, "not_own_order", e.to_string())
+            }
+            OrderbookCommandError::Refused(_) => Self::bad_request(e.to_string()),
+            OrderbookCommandError::Command(e) => e.into(),
             _ => Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()),
         }
     }
@@ -197,7 +216,7 @@ fn parse_peer(value: &str) -> Result<PeerId, ApiError> {
 }
 
 async fn bans(State(s): State<Arc<Shared>>) -> Result<Json<Value>, ApiError> {
-    let bans = s.network.banned_peers().await?;
+    let bans = s.network.reputation().banned().await?;
     Ok(Json(Value::Array(bans.iter().map(ban_json).collect())))
 }
 
@@ -216,7 +235,8 @@ async fn ban(
     }
     let ban = s
         .network
-        .ban_peer(peer, b.duration_secs.map(Duration::from_secs))
+        .reputation()
+        .ban(peer, b.duration_secs.map(Duration::from_secs))
         .await?;
     Ok((StatusCode::CREATED, Json(ban_json(&ban))))
 }
@@ -226,7 +246,7 @@ async fn unban(
     Path(peer): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     let peer = parse_peer(&peer)?;
-    if s.network.unban_peer(peer).await? {
+    if s.network.reputation().unban(peer).await? {
         Ok(StatusCode::NO_CONTENT)
     } else {
         Err(ApiError::new(
@@ -269,9 +289,9 @@ async fn status(State(s): State<Arc<Shared>>) -> Result<Json<Value>, ApiError> {
         "nat_status": s.nat_status(),
         "relays": relays,
         "peers": net.connected_peers().await?.len(),
-        "own_orders": net.own_orders().await?.len(),
+        "own_orders": net.orderbook().own_orders().await?.len(),
         "rejected_messages": s.metrics.rejected_total(),
-        "banned_peers": net.banned_peers().await?.iter().map(ban_json).collect::<Vec<_>>(),
+        "banned_peers": net.reputation().banned().await?.iter().map(ban_json).collect::<Vec<_>>(),
     })))
 }
 
@@ -314,7 +334,7 @@ async fn create_order(
             "expires_in: must be greater than zero",
         ));
     }
-    let now = darkswap_p2p::unix_now();
+    let now = crate::daemon::unix_now();
     let new = NewOrder {
         side,
         base: parse_asset("base", &c.base)?,
@@ -325,16 +345,8 @@ async fn create_order(
         expires_at: now.saturating_add(c.expires_in),
         nonce: s.next_nonce(),
     };
-    let order = s.network.create_order(new).await?;
-    if let Some((_, signed)) = s
-        .network
-        .own_orders()
-        .await?
-        .into_iter()
-        .find(|(o, _)| o.id == order.id)
-    {
-        s.store(|st| st.put(&signed))?;
-    }
+    let (order, signed) = s.network.orderbook().create(new).await?;
+    s.store(|st| st.put(&signed))?;
     Ok((StatusCode::CREATED, Json(OrderJson::from(&order))))
 }
 
@@ -345,7 +357,7 @@ async fn cancel_order(
     let id: OrderId = id
         .parse()
         .map_err(|_| ApiError::bad_request("id: expected 64 hex characters"))?;
-    s.network.cancel_order(id).await?;
+    s.network.orderbook().cancel(id).await?;
     s.store(|st| st.remove(&id))?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -353,6 +365,7 @@ async fn cancel_order(
 async fn own_orders(State(s): State<Arc<Shared>>) -> Result<Json<Vec<OrderJson>>, ApiError> {
     let mut orders: Vec<OrderJson> = s
         .network
+        .orderbook()
         .own_orders()
         .await?
         .iter()
@@ -369,7 +382,8 @@ async fn orderbook(
     let Query(pair) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
     let book = s
         .network
-        .orderbook(
+        .orderbook()
+        .book(
             parse_asset("base", &pair.base)?,
             parse_asset("quote", &pair.quote)?,
         )
@@ -411,8 +425,10 @@ async fn events(
 async fn metrics(State(s): State<Arc<Shared>>) -> Result<Response, ApiError> {
     let m = &s.metrics;
     m.peers.set(s.network.connected_peers().await?.len() as i64);
-    m.own_orders.set(s.network.own_orders().await?.len() as i64);
-    m.banned.set(s.network.banned_peers().await?.len() as i64);
+    m.own_orders
+        .set(s.network.orderbook().own_orders().await?.len() as i64);
+    m.banned
+        .set(s.network.reputation().banned().await?.len() as i64);
     let body = m.encode().map_err(|e| ApiError::internal(e.to_string()))?;
     Ok((
         [(

@@ -173,32 +173,32 @@ pub async fn run(opts: DaemonOptions) -> anyhow::Result<()> {
         unreadable = unreadable_bans,
         "bans loaded from the database"
     );
-    let mut network = Network::new(NetworkConfig {
-        identity: Identity::File(opts.data_dir.join("identity.key")),
-        listen_addresses: opts.listen.clone(),
-        relay_peers: opts.relays.clone(),
-        bootstrap_peers: opts.bootstrap.clone(),
-        enable_mdns: opts.mdns,
-        orderbook: OrderbookConfig {
-            refresh_interval: opts.order_refresh,
-            ttl: opts.order_ttl,
-            ..OrderbookConfig::default()
-        },
-        reputation: ReputationConfig {
-            base_ban_duration: opts.ban_duration,
-            max_ban_duration: opts.max_ban_duration,
-            initial_bans: stored_bans,
-            ..ReputationConfig::default()
-        },
-        ..NetworkConfig::default()
-    })
+    let mut network = Network::new(
+        NetworkConfig::default()
+            .with_identity(Identity::File(opts.data_dir.join("identity.key")))
+            .with_listen_addresses(opts.listen.clone())
+            .with_relay_peers(opts.relays.clone())
+            .with_bootstrap_peers(opts.bootstrap.clone())
+            .with_mdns(opts.mdns)
+            .with_orderbook(OrderbookConfig {
+                refresh_interval: opts.order_refresh,
+                ttl: opts.order_ttl,
+                ..OrderbookConfig::default()
+            })
+            .with_reputation(ReputationConfig {
+                base_ban_duration: opts.ban_duration,
+                max_ban_duration: opts.max_ban_duration,
+                initial_bans: stored_bans,
+                ..ReputationConfig::default()
+            }),
+    )
     .await?;
     let metrics = DaemonMetrics::default();
     // Own orders from before a restart: back into the book and re-announced;
     // the ones that expired meanwhile are dropped from storage.
     for (signed, result) in saved
         .iter()
-        .zip(network.restore_orders(saved.clone()).await?)
+        .zip(network.orderbook().restore(saved.clone()).await?)
     {
         if let Err(e) = result {
             tracing::info!(order = %signed.id(), error = %e, "dropping stored order");
@@ -207,7 +207,7 @@ pub async fn run(opts: DaemonOptions) -> anyhow::Result<()> {
     }
     // The rest of the book as it was, under the same rules as a peer's
     // snapshot: orders whose makers stopped re-announcing them stay out.
-    let (restored, refused) = network.import_book(stored_book).await?;
+    let (restored, refused) = network.orderbook().import(stored_book).await?;
     for error in &refused {
         metrics.order_rejected("store", error.reason());
     }
@@ -227,7 +227,7 @@ pub async fn run(opts: DaemonOptions) -> anyhow::Result<()> {
         book_dirty: AtomicBool::new(false),
         bans_changed: Notify::new(),
         // Time-seeded so orders made after a restart get fresh ids.
-        nonce: AtomicU64::new(darkswap_p2p::unix_now() << 16),
+        nonce: AtomicU64::new(unix_now() << 16),
     });
     let listener = tokio::net::TcpListener::bind(opts.api)
         .await
@@ -289,7 +289,7 @@ async fn save_book_periodically(shared: Arc<Shared>, stop: tokio_util::sync::Can
 
 async fn save_book(shared: &Arc<Shared>) {
     shared.book_dirty.store(false, Ordering::Relaxed);
-    let book = match shared.network.export_book().await {
+    let book = match shared.network.orderbook().export().await {
         Ok(book) => book,
         Err(e) => {
             tracing::warn!(error = %e, "cannot read the book to save it");
@@ -326,7 +326,7 @@ async fn save_bans_on_change(shared: Arc<Shared>, stop: tokio_util::sync::Cancel
 }
 
 async fn save_bans(shared: &Arc<Shared>) {
-    let bans = match shared.network.banned_peers().await {
+    let bans = match shared.network.reputation().banned().await {
         Ok(bans) => bans,
         Err(e) => {
             tracing::warn!(error = %e, "cannot read the ban list to save it");
@@ -373,4 +373,12 @@ fn on_event(shared: &Shared, event: &NetworkEvent) {
         }
         _ => {}
     }
+}
+
+/// The wall clock in unix seconds, the time base of order terms.
+pub(crate) fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
 }

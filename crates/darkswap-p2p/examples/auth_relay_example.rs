@@ -55,12 +55,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .shared_key_file
         .ok_or("--shared-key-file is required with --relay")?;
     let key = hex::decode(std::fs::read_to_string(&key_file)?.trim())?;
-    let mut node = Network::new(NetworkConfig {
-        relay_peers: args.relay,
-        require_relay_auth: true,
-        auth: shared_key_auth(key),
-        ..NetworkConfig::default()
-    })
+    let mut node = Network::new(
+        NetworkConfig::default()
+            .with_relay_peers(args.relay)
+            .with_require_relay_auth(true)
+            .with_auth(shared_key_auth(key)),
+    )
     .await?;
     println!("node {}", node.local_peer_id());
     loop {
@@ -87,18 +87,13 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 
 async fn demo() -> Result<(), Box<dyn std::error::Error>> {
     let key = b"operator-issued key, keep secret".to_vec();
-    let local = |auth| NetworkConfig {
-        auth,
-        enable_mdns: false,
-        ..NetworkConfig::default()
-    };
+    let local = |auth| NetworkConfig::default().with_auth(auth).with_mdns(false);
 
     // The relay operator's node proves the shared key when challenged.
     let operator_key = Keypair::generate_ed25519();
-    let operator = Network::new(NetworkConfig {
-        identity: Identity::Keypair(operator_key.clone()),
-        ..local(shared_key_auth(key.clone()))
-    })
+    let operator = Network::new(
+        local(shared_key_auth(key.clone())).with_identity(Identity::Keypair(operator_key.clone())),
+    )
     .await?;
     let operator_id = operator.local_peer_id();
     let addr = operator.listen_on("/ip4/127.0.0.1/tcp/0").await?;
@@ -109,25 +104,30 @@ async fn demo() -> Result<(), Box<dyn std::error::Error>> {
         .await?;
 
     // Over the wire: challenge, HMAC answer, token.
-    let token = client.authenticate_peer(&operator_id).await?;
+    let token = client.auth().authenticate_peer(&operator_id).await?;
     println!(
         "authenticated {operator_id} over /darkswap/auth/1.0.0 at level {}",
         token.level
     );
     // Later: the token restores the level without a new challenge.
-    let level = client.authenticate_relay(&operator_id, &token).await?;
+    let level = client
+        .auth()
+        .authenticate_relay(&operator_id, &token)
+        .await?;
     println!("re-authenticated with its token at level {level}");
 
     // Out of band, as seed 001 shows: the challenge travels by any channel.
-    let challenge = client.generate_relay_challenge(&operator_id).await?;
+    let challenge = client.auth().generate_relay_challenge(&operator_id).await?;
     let operator_auth = AuthManager::new(shared_key_auth(key), operator_key)?;
     let response = operator_auth.respond(&challenge, client.local_peer_id(), SystemTime::now())?;
     let token = client
+        .auth()
         .verify_relay_challenge_response(&operator_id, &response)
         .await?;
     println!("out-of-band challenge verified: level {}", token.level);
     // A second use of the same answer is a replay.
     match client
+        .auth()
         .verify_relay_challenge_response(&operator_id, &response)
         .await
     {

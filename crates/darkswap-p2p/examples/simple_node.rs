@@ -33,11 +33,9 @@ struct Args {
 }
 
 fn config(identity: Identity) -> NetworkConfig {
-    NetworkConfig {
-        identity,
-        enable_mdns: false,
-        ..NetworkConfig::default()
-    }
+    NetworkConfig::default()
+        .with_identity(identity)
+        .with_mdns(false)
 }
 
 #[tokio::main]
@@ -49,11 +47,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     if args.listen.is_empty() && args.dial.is_empty() && args.relay.is_empty() {
         return demo().await;
     }
-    let mut network = Network::new(NetworkConfig {
-        listen_addresses: args.listen,
-        relay_peers: args.relay,
-        ..NetworkConfig::default()
-    })
+    let mut network = Network::new(
+        NetworkConfig::default()
+            .with_listen_addresses(args.listen)
+            .with_relay_peers(args.relay),
+    )
     .await?;
     println!("Local peer ID: {}", network.local_peer_id());
     for addr in args.dial {

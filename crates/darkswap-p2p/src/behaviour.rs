@@ -1,21 +1,28 @@
-//! The composed libp2p behaviour of a DarkSwap node.
+//! The libp2p stack of a DarkSwap node: transports and the composed behaviour.
 
 use std::{collections::HashMap, time::Duration};
 
 use libp2p::{
-    StreamProtocol, allow_block_list, autonat, connection_limits, dcutr, gossipsub, identify,
+    StreamProtocol, Swarm, allow_block_list, autonat, connection_limits, dcutr, gossipsub,
+    identify,
     identity::Keypair,
-    kad, mdns, memory_connection_limits, ping, relay, request_response,
+    kad, mdns, memory_connection_limits, noise, ping, relay, request_response,
     swarm::{NetworkBehaviour, behaviour::toggle::Toggle},
+    tcp, yamux,
 };
 use sha2::{Digest, Sha256};
 
-use crate::{Error, KadMode, NetworkConfig, ORDERBOOK_TOPIC, TRADE_TOPIC};
+use darkswap_core::protocols::{IDENTIFY_PROTOCOL_VERSION, ORDERBOOK_TOPIC, TRADE_TOPIC};
+
+use crate::{
+    config::{KadMode, NetworkConfig},
+    error::Error,
+    sync::{SYNC_PROTOCOL, SyncCodec},
+};
 
 /// Kademlia protocol of the DarkSwap DHT, apart from the public IPFS DHT.
-pub const KAD_PROTOCOL: StreamProtocol = StreamProtocol::new("/darkswap/kad/1.0.0");
-/// Identify protocol version string of DarkSwap nodes.
-pub const IDENTIFY_PROTOCOL_VERSION: &str = "/darkswap/1.0.0";
+pub const KAD_PROTOCOL: StreamProtocol =
+    StreamProtocol::new(darkswap_core::protocols::KAD_PROTOCOL);
 
 #[derive(NetworkBehaviour)]
 pub(crate) struct Behaviour {
@@ -33,7 +40,7 @@ pub(crate) struct Behaviour {
     pub(crate) dcutr: dcutr::Behaviour,
     pub(crate) autonat: autonat::Behaviour,
     pub(crate) stream: Toggle<libp2p_stream::Behaviour>,
-    pub(crate) sync: request_response::Behaviour<crate::sync::SyncCodec>,
+    pub(crate) sync: request_response::Behaviour<SyncCodec>,
     pub(crate) auth: crate::auth::Behaviour,
 }
 
@@ -78,7 +85,7 @@ pub fn gossipsub_behaviour(
     Ok(gossipsub)
 }
 
-pub(crate) fn build(
+fn build(
     key: &Keypair,
     relay_client: relay::client::Behaviour,
     config: &NetworkConfig,
@@ -146,15 +153,44 @@ pub(crate) fn build(
             .then(libp2p_stream::Behaviour::new)
             .into(),
         sync: request_response::Behaviour::with_codec(
-            crate::sync::SyncCodec {
+            SyncCodec {
                 max_size: config.max_message_size,
             },
-            [(
-                crate::sync::SYNC_PROTOCOL,
-                request_response::ProtocolSupport::Full,
-            )],
+            [(SYNC_PROTOCOL, request_response::ProtocolSupport::Full)],
             request_response::Config::default().with_request_timeout(config.connection_timeout),
         ),
-        auth: crate::auth::protocol::behaviour(config.connection_timeout),
+        auth: crate::auth::behaviour(config.connection_timeout),
     })
+}
+
+/// The node's swarm: TCP, QUIC, DNS and WebSocket transports with Noise and
+/// Yamux, the relay client transport, and [`Behaviour`].
+pub(crate) async fn build_swarm(
+    key: &Keypair,
+    config: &NetworkConfig,
+) -> Result<Swarm<Behaviour>, Error> {
+    let build_err = |e: &dyn std::fmt::Display| Error::Build(e.to_string());
+    Ok(libp2p::SwarmBuilder::with_existing_identity(key.clone())
+        .with_tokio()
+        .with_tcp(
+            tcp::Config::default().nodelay(true),
+            noise::Config::new,
+            yamux::Config::default,
+        )
+        .map_err(|e| build_err(&e))?
+        .with_quic()
+        .with_dns()
+        .map_err(|e| build_err(&e))?
+        .with_websocket(noise::Config::new, yamux::Config::default)
+        .await
+        .map_err(|e| build_err(&e))?
+        .with_relay_client(noise::Config::new, yamux::Config::default)
+        .map_err(|e| build_err(&e))?
+        .with_behaviour(|key, relay_client| {
+            build(key, relay_client, config)
+                .map_err(Box::<dyn std::error::Error + Send + Sync>::from)
+        })
+        .map_err(|e| build_err(&e))?
+        .with_swarm_config(|c| c.with_idle_connection_timeout(config.idle_connection_timeout))
+        .build())
 }

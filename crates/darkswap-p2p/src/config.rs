@@ -1,11 +1,14 @@
+//! What a [`Network`](crate::Network) is made of: [`NetworkConfig`] and its parts.
+
 use std::{path::PathBuf, time::Duration};
 
+use darkswap_core::{
+    auth::{AuthManagerConfig, AuthorizationLevel},
+    orderbook::OrderbookConfig,
+    protocols::{ORDERBOOK_TOPIC, TRADE_TOPIC},
+    reputation::ReputationConfig,
+};
 use libp2p::{Multiaddr, identity::Keypair};
-
-/// Gossipsub topic carrying signed order creates, cancels and updates.
-pub const ORDERBOOK_TOPIC: &str = "darkswap/orderbook/v1";
-/// Gossipsub topic carrying trade negotiation and PSBT messages.
-pub const TRADE_TOPIC: &str = "darkswap/trade/v1";
 
 /// Where the node's libp2p identity comes from.
 #[derive(Debug, Clone, Default)]
@@ -35,8 +38,22 @@ pub enum KadMode {
 /// Configuration of a [`Network`](crate::Network).
 ///
 /// `NetworkConfig::default()` gives a node with an ephemeral identity that
-/// listens on nothing, joins both DarkSwap topics, and has mDNS and Kademlia on.
+/// listens on nothing, joins both DarkSwap topics, and has mDNS and Kademlia
+/// on. Change it with the `with_*` builders (each field's doc states its
+/// default); the fields stay readable.
+///
+/// ```
+/// use std::time::Duration;
+/// use darkswap_p2p::{KadMode, NetworkConfig};
+///
+/// let config = NetworkConfig::default()
+///     .with_mdns(false)
+///     .with_kad_mode(KadMode::Server)
+///     .with_connection_timeout(Duration::from_secs(10));
+/// assert!(!config.enable_mdns);
+/// ```
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct NetworkConfig {
     /// Peers dialled at start and used to bootstrap Kademlia. Each address
     /// should end in `/p2p/<peer id>`. Default: none.
@@ -75,12 +92,13 @@ pub struct NetworkConfig {
     /// [`darkswap_proto::MAX_MESSAGE_SIZE`].
     pub max_message_size: usize,
     /// Orderbook replication policy (refresh interval, TTL, limits).
-    pub orderbook: crate::OrderbookConfig,
+    /// Default: [`OrderbookConfig::default`].
+    pub orderbook: OrderbookConfig,
     /// Authentication of peers over `/darkswap/auth/1.0.0`: how this node
     /// proves itself to peers that ask (relays that require it), and how it
     /// verifies relays when `require_relay_auth` is on. Default:
-    /// [`AuthManagerConfig::default`](crate::auth::AuthManagerConfig).
-    pub auth: crate::auth::AuthManagerConfig,
+    /// [`AuthManagerConfig::default`].
+    pub auth: AuthManagerConfig,
     /// Authenticate each relay of `relay_peers` over `/darkswap/auth/1.0.0`
     /// before asking it for a reservation, and refuse (no reservation,
     /// [`NetworkEvent::RelayAuthFailed`](crate::NetworkEvent::RelayAuthFailed),
@@ -89,14 +107,18 @@ pub struct NetworkConfig {
     /// the reservation backoff. Default: off.
     pub require_relay_auth: bool,
     /// The level a relay must reach with `require_relay_auth`. Default:
-    /// [`AuthorizationLevel::Relay`](crate::auth::AuthorizationLevel::Relay).
-    pub min_relay_auth_level: crate::auth::AuthorizationLevel,
-    /// Capacity of the event queue from the swarm task to the handle. When it
-    /// is full the swarm task waits, which backpressures the network. Default: 1024.
+    /// [`AuthorizationLevel::Relay`].
+    pub min_relay_auth_level: AuthorizationLevel,
+    /// Capacity of the event queue from the swarm task to the handle. The
+    /// swarm task never waits on it: when it is full, events are dropped and
+    /// counted, and the next event delivered is
+    /// [`NetworkEvent::EventsDropped`](crate::NetworkEvent::EventsDropped)
+    /// with the count (stalling the swarm would stall pings and gossip
+    /// heartbeats for every peer). Default: 1024.
     pub event_buffer: usize,
     /// Peer scoring and bans, and the bans in force at start.
-    /// Default: [`ReputationConfig::default`](crate::ReputationConfig::default).
-    pub reputation: crate::ReputationConfig,
+    /// Default: [`ReputationConfig::default`].
+    pub reputation: ReputationConfig,
     /// Ceilings on libp2p connections and on memory use.
     /// Default: [`ConnectionLimits::default`].
     pub connection_limits: ConnectionLimits,
@@ -150,12 +172,140 @@ impl Default for NetworkConfig {
             relay_retry_max: Duration::from_secs(30),
             max_message_size: darkswap_proto::MAX_MESSAGE_SIZE,
             event_buffer: 1024,
-            orderbook: crate::OrderbookConfig::default(),
-            auth: crate::auth::AuthManagerConfig::default(),
+            orderbook: OrderbookConfig::default(),
+            auth: AuthManagerConfig::default(),
             require_relay_auth: false,
-            min_relay_auth_level: crate::auth::AuthorizationLevel::Relay,
-            reputation: crate::ReputationConfig::default(),
+            min_relay_auth_level: AuthorizationLevel::Relay,
+            reputation: ReputationConfig::default(),
             connection_limits: ConnectionLimits::default(),
         }
+    }
+}
+
+impl NetworkConfig {
+    /// The peers dialled at start and used to bootstrap Kademlia (`bootstrap_peers`).
+    pub fn with_bootstrap_peers(mut self, peers: impl IntoIterator<Item = Multiaddr>) -> Self {
+        self.bootstrap_peers = peers.into_iter().collect();
+        self
+    }
+
+    /// The gossipsub topics joined at start (`topics`).
+    pub fn with_topics(mut self, topics: impl IntoIterator<Item = impl Into<String>>) -> Self {
+        self.topics = topics.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// The relays to hold reservations on (`relay_peers`).
+    pub fn with_relay_peers(mut self, relays: impl IntoIterator<Item = Multiaddr>) -> Self {
+        self.relay_peers = relays.into_iter().collect();
+        self
+    }
+
+    /// The bound on commands that wait for the network (`connection_timeout`).
+    pub fn with_connection_timeout(mut self, timeout: Duration) -> Self {
+        self.connection_timeout = timeout;
+        self
+    }
+
+    /// The addresses listened on at start (`listen_addresses`).
+    pub fn with_listen_addresses(mut self, addrs: impl IntoIterator<Item = Multiaddr>) -> Self {
+        self.listen_addresses = addrs.into_iter().collect();
+        self
+    }
+
+    /// Where the node's identity comes from (`identity`).
+    pub fn with_identity(mut self, identity: Identity) -> Self {
+        self.identity = identity;
+        self
+    }
+
+    /// mDNS discovery on or off (`enable_mdns`).
+    pub fn with_mdns(mut self, on: bool) -> Self {
+        self.enable_mdns = on;
+        self
+    }
+
+    /// Kademlia on or off (`enable_kad`).
+    pub fn with_kad(mut self, on: bool) -> Self {
+        self.enable_kad = on;
+        self
+    }
+
+    /// The Kademlia mode (`kad_mode`).
+    pub fn with_kad_mode(mut self, mode: KadMode) -> Self {
+        self.kad_mode = mode;
+        self
+    }
+
+    /// Serving and running `/perf/1.0.0` on or off (`enable_perf`).
+    pub fn with_perf(mut self, on: bool) -> Self {
+        self.enable_perf = on;
+        self
+    }
+
+    /// How long an idle connection lives (`idle_connection_timeout`).
+    pub fn with_idle_connection_timeout(mut self, timeout: Duration) -> Self {
+        self.idle_connection_timeout = timeout;
+        self
+    }
+
+    /// The first delay before re-making a lost reservation (`relay_retry_initial`).
+    pub fn with_relay_retry_initial(mut self, delay: Duration) -> Self {
+        self.relay_retry_initial = delay;
+        self
+    }
+
+    /// The longest delay between reservation attempts (`relay_retry_max`).
+    pub fn with_relay_retry_max(mut self, delay: Duration) -> Self {
+        self.relay_retry_max = delay;
+        self
+    }
+
+    /// The largest DarkSwap message accepted or published (`max_message_size`).
+    pub fn with_max_message_size(mut self, bytes: usize) -> Self {
+        self.max_message_size = bytes;
+        self
+    }
+
+    /// The orderbook policy (`orderbook`).
+    pub fn with_orderbook(mut self, config: OrderbookConfig) -> Self {
+        self.orderbook = config;
+        self
+    }
+
+    /// The authentication policy (`auth`).
+    pub fn with_auth(mut self, config: AuthManagerConfig) -> Self {
+        self.auth = config;
+        self
+    }
+
+    /// Whether relays must authenticate before a reservation (`require_relay_auth`).
+    pub fn with_require_relay_auth(mut self, on: bool) -> Self {
+        self.require_relay_auth = on;
+        self
+    }
+
+    /// The level relays must reach (`min_relay_auth_level`).
+    pub fn with_min_relay_auth_level(mut self, level: AuthorizationLevel) -> Self {
+        self.min_relay_auth_level = level;
+        self
+    }
+
+    /// The capacity of the event queue (`event_buffer`).
+    pub fn with_event_buffer(mut self, capacity: usize) -> Self {
+        self.event_buffer = capacity;
+        self
+    }
+
+    /// The scoring and ban policy (`reputation`).
+    pub fn with_reputation(mut self, config: ReputationConfig) -> Self {
+        self.reputation = config;
+        self
+    }
+
+    /// The connection and memory ceilings (`connection_limits`).
+    pub fn with_connection_limits(mut self, limits: ConnectionLimits) -> Self {
+        self.connection_limits = limits;
+        self
     }
 }

@@ -1,8 +1,31 @@
-use std::path::PathBuf;
+//! Why an operation of the SDK failed: one error enum per facet of the
+//! handle, all sharing [`CommandError`] for "the swarm task did not answer".
 
+use std::{path::PathBuf, time::Duration};
+
+use darkswap_core::{
+    auth::AuthError, gossip::ValidationError, orderbook::OrderbookError, own_orders::OwnOrderError,
+    proto::OrderId,
+};
 use libp2p::{Multiaddr, PeerId};
 
-/// Errors of the DarkSwap P2P SDK.
+/// A command did not reach the swarm task, or got no answer in time.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum CommandError {
+    /// The swarm task has stopped (after `shutdown`, or it failed).
+    #[error("the network has shut down")]
+    Shutdown,
+    /// The operation did not finish within the configured timeout.
+    #[error("timed out after {0:?}")]
+    Timeout(Duration),
+    /// The command queue to the swarm task is full.
+    #[error("the network is busy: command queue full")]
+    Busy,
+}
+
+/// Why starting a node, or one of its network operations (listen, dial,
+/// subscribe, publish, find a peer), failed.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
@@ -58,34 +81,76 @@ pub enum Error {
         /// Limit in force.
         max: usize,
     },
+    /// The message breaks the rules of the topic it is published on.
+    #[error("message refused: {0}")]
+    InvalidMessage(ValidationError),
     /// A Kademlia lookup failed or found nothing.
     #[error("peer {0} not found")]
     PeerNotFound(PeerId),
     /// The feature is turned off in the configuration.
     #[error("{0} is disabled in the configuration")]
     Disabled(&'static str),
-    /// The message breaks the rules of the topic it is published on.
-    #[error("message refused: {0}")]
-    InvalidMessage(crate::ValidationError),
-    /// An order operation was refused.
+    /// The swarm task did not take or answer the command.
+    #[error(transparent)]
+    Command(#[from] CommandError),
+}
+
+/// Why an operation of [`OrderbookHandle`](crate::OrderbookHandle) failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum OrderbookCommandError {
+    /// The book refused it (invalid terms, full, cancelled before, ...).
     #[error("order refused: {0}")]
-    Order(#[from] crate::OrderbookError),
+    Refused(#[from] OrderbookError),
     /// The order is not one of this node's own.
     #[error("order {0} is not one of this node's orders")]
-    NotOwnOrder(darkswap_proto::OrderId),
-    /// A perf measurement failed.
-    #[error("perf: {0}")]
-    Perf(String),
-    /// The operation did not finish within the configured timeout.
-    #[error("timed out after {0:?}")]
-    Timeout(std::time::Duration),
-    /// The swarm task has stopped (after `shutdown`, or it failed).
-    #[error("the network has shut down")]
-    Shutdown,
+    NotOwnOrder(OrderId),
+    /// The swarm task did not take or answer the command.
+    #[error(transparent)]
+    Command(#[from] CommandError),
+}
+
+impl From<OwnOrderError> for OrderbookCommandError {
+    fn from(e: OwnOrderError) -> Self {
+        match e {
+            OwnOrderError::Refused(e) => OrderbookCommandError::Refused(e),
+            OwnOrderError::NotOwnOrder(id) => OrderbookCommandError::NotOwnOrder(id),
+        }
+    }
+}
+
+/// Why an operation of [`AuthHandle`](crate::AuthHandle) failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum AuthCommandError {
     /// Authentication or authorization failed.
     #[error("authentication: {0}")]
-    Auth(#[from] crate::auth::AuthError),
-    /// The command queue to the swarm task is full.
-    #[error("the network is busy: command queue full")]
-    Busy,
+    Auth(#[from] AuthError),
+    /// The swarm task did not take or answer the command.
+    #[error(transparent)]
+    Command(#[from] CommandError),
+}
+
+/// Why a `/perf/1.0.0` measurement failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum PerfError {
+    /// The node runs without `enable_perf`.
+    #[error("perf is disabled in the configuration")]
+    Disabled,
+    /// The stream could not be opened (the peer does not serve perf, or is
+    /// not connected).
+    #[error("cannot open a perf stream: {0}")]
+    Open(String),
+    /// Reading or writing the stream failed.
+    #[error("perf stream: {0}")]
+    Io(#[from] std::io::Error),
+    /// The server sent fewer or more bytes than asked for.
+    #[error("asked for {asked} bytes, got {got}")]
+    WrongLength {
+        /// Bytes asked for.
+        asked: u64,
+        /// Bytes received.
+        got: u64,
+    },
 }

@@ -8,7 +8,7 @@ use std::{
 
 use libp2p::identity::Keypair;
 
-use crate::Error;
+use crate::error::Error;
 
 /// Loads the keypair stored at `path`, or creates an Ed25519 keypair there.
 ///

@@ -4,17 +4,22 @@
 //! Noise and Yamux; Identify, Ping, Gossipsub, Kademlia, mDNS, circuit relay
 //! v2 client, DCUtR hole punching and AutoNAT) in its own task, and reports
 //! what happens as [`NetworkEvent`]s carrying decoded, validated
-//! [`darkswap_proto::Message`]s.
+//! [`darkswap_proto::Message`]s. The task is a thin IO shell: what the node
+//! decides (which gossip to accept, when to re-announce, whom to ask for the
+//! book, when to re-reserve on a relay, whom to ban) is `darkswap-core`'s
+//! sans-IO services, re-exported here where the API needs them.
+//!
+//! The handle's commands come in facets: the network itself (listen, dial,
+//! topics, peers) on [`NetworkHandle`], and [`NetworkHandle::orderbook`],
+//! [`NetworkHandle::auth`] and [`NetworkHandle::reputation`], each with its
+//! own error type.
 //!
 //! ```no_run
 //! use darkswap_p2p::{Network, NetworkConfig, NetworkEvent};
 //!
 //! # async fn run() -> Result<(), darkswap_p2p::Error> {
-//! let config = NetworkConfig {
-//!     relay_peers: vec!["/ip4/203.0.113.7/tcp/9000/p2p/12D3KooWRelay...".parse().unwrap()],
-//!     ..NetworkConfig::default()
-//! };
-//! let mut network = Network::new(config).await?;
+//! let relay = "/ip4/203.0.113.7/tcp/9000/p2p/12D3KooWRelay...".parse().unwrap();
+//! let mut network = Network::new(NetworkConfig::default().with_relay_peers([relay])).await?;
 //! network.listen_on("/ip4/0.0.0.0/tcp/0").await?;
 //! while let Some(event) = network.next_event().await {
 //!     if let NetworkEvent::RelayReserved { relay_peer_id, .. } = event {
@@ -28,55 +33,40 @@
 
 pub mod auth;
 mod behaviour;
+mod command;
 mod config;
-pub mod connection_pool;
-pub mod encryption;
 mod error;
 mod identity;
-pub mod network;
-mod orderbook;
+mod network;
 mod perf;
-mod relay_reservations;
-mod reputation;
-#[cfg(feature = "webrtc")]
-mod signaling_client;
 mod swarm_task;
 mod sync;
-mod task;
-mod validation;
-#[cfg(feature = "webrtc")]
-pub mod webrtc;
 
-pub use behaviour::{IDENTIFY_PROTOCOL_VERSION, KAD_PROTOCOL, gossipsub_behaviour};
-pub use config::{
-    ConnectionLimits, Identity, KadMode, NetworkConfig, ORDERBOOK_TOPIC, TRADE_TOPIC,
+pub use behaviour::{KAD_PROTOCOL, gossipsub_behaviour};
+pub use config::{ConnectionLimits, Identity, KadMode, NetworkConfig};
+pub use darkswap_core::{
+    NatStatus, NetworkEvent, ReservationId,
+    gossip::{ValidationError, validate_gossip},
+    orderbook::{Book, OrderbookChange, OrderbookConfig, OrderbookError},
+    protocols::{IDENTIFY_PROTOCOL_VERSION, ORDERBOOK_TOPIC, TRADE_TOPIC},
+    relay_keeper::{RelayAuthStatus, RelayStatus},
+    reputation::{
+        BanReason, BannedPeer, InvalidReputationConfig, PeerReputation, Penalty, PenaltyReason,
+        PenaltyWeights, ReputationConfig, UnknownReason,
+    },
 };
-pub use connection_pool::{
-    ConnectionPool, ConnectionPoolConfig, PoolError, PoolStats, PooledConnection,
-};
-pub use encryption::{EncryptionConfig, EncryptionError, EncryptionManager};
-pub use error::Error;
+pub use error::{AuthCommandError, CommandError, Error, OrderbookCommandError, PerfError};
 pub use identity::load_or_create_keypair;
-pub use network::{NatStatus, Network, NetworkEvent, NetworkHandle, PeerInfo, ReservationId};
-pub use orderbook::{Book, Orderbook, OrderbookChange, OrderbookConfig, OrderbookError};
+pub use network::{
+    AuthHandle, Network, NetworkHandle, OrderbookHandle, PeerInfo, ReputationHandle,
+};
 pub use perf::{PERF_PROTOCOL, PerfReport};
-pub use relay_reservations::{RelayAuthStatus, RelayStatus};
-pub use reputation::{
-    BanReason, BannedPeer, InvalidReputationConfig, PeerReputation, Penalty, PenaltyReason,
-    PenaltyWeights, ReputationConfig, ReputationManager, UnknownReason,
-};
-#[cfg(feature = "webrtc")]
-pub use signaling_client::{SignalingError, SignalingEvent, WebRtcSignalingClient};
-pub use swarm_task::{ensure_tcp_port_free, unix_now};
 pub use sync::SYNC_PROTOCOL;
-pub use validation::{ValidationError, validate_gossip, verify_signed_parts};
-#[cfg(feature = "webrtc")]
-pub use webrtc::{
-    DataMessage, WebRtcConfig, WebRtcConnection, WebRtcConnectionManager, WebRtcError,
-};
 
-/// Re-exports of the libp2p and wire types that appear in this crate's API.
+/// The sans-IO state machines this SDK runs, and the wire crate.
+pub use darkswap_core as core;
 pub use darkswap_proto as proto;
+/// Re-exports of the libp2p types that appear in this crate's API.
 pub use libp2p::{Multiaddr, PeerId, identity::Keypair};
 
 /// The README's SDK example is compiled as a doc test so it stays true.

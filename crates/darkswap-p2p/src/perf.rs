@@ -11,10 +11,11 @@ use std::time::{Duration, Instant};
 use futures::{AsyncReadExt, AsyncWriteExt, StreamExt};
 use libp2p::{PeerId, Stream, StreamProtocol};
 
-use crate::Error;
+use crate::error::PerfError;
 
 /// The perf protocol id.
-pub const PERF_PROTOCOL: StreamProtocol = StreamProtocol::new("/perf/1.0.0");
+pub const PERF_PROTOCOL: StreamProtocol =
+    StreamProtocol::new(darkswap_core::protocols::PERF_PROTOCOL);
 
 const BUF: usize = 64 * 1024;
 /// Perf streams served at once; more wait.
@@ -54,35 +55,29 @@ pub(crate) async fn run_client(
     peer: PeerId,
     upload: u64,
     download: u64,
-) -> Result<PerfReport, Error> {
-    let perf_err = |e: &dyn std::fmt::Display| Error::Perf(e.to_string());
+) -> Result<PerfReport, PerfError> {
     let mut stream = control
         .open_stream(peer, PERF_PROTOCOL)
         .await
-        .map_err(|e| perf_err(&e))?;
+        .map_err(|e| PerfError::Open(e.to_string()))?;
     let start = Instant::now();
-    stream
-        .write_all(&download.to_be_bytes())
-        .await
-        .map_err(|e| perf_err(&e))?;
+    stream.write_all(&download.to_be_bytes()).await?;
     let buf = vec![0u8; BUF];
     let mut left = upload;
     while left > 0 {
         let n = left.min(BUF as u64) as usize;
-        stream
-            .write_all(&buf[..n])
-            .await
-            .map_err(|e| perf_err(&e))?;
+        stream.write_all(&buf[..n]).await?;
         left -= n as u64;
     }
-    stream.close().await.map_err(|e| perf_err(&e))?;
+    stream.close().await?;
     let upload_time = start.elapsed();
-    let downloaded = drain(&mut stream).await.map_err(|e| perf_err(&e))?;
+    let downloaded = drain(&mut stream).await?;
     let download_time = start.elapsed() - upload_time;
     if downloaded != download {
-        return Err(Error::Perf(format!(
-            "asked for {download} bytes, got {downloaded}"
-        )));
+        return Err(PerfError::WrongLength {
+            asked: download,
+            got: downloaded,
+        });
     }
     Ok(PerfReport {
         uploaded: upload,

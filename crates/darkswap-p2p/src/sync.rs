@@ -1,6 +1,6 @@
-//! `/darkswap/orderbook-sync/1.0.0`: a request-response protocol where a node
-//! asks a peer for its orderbook (on join, and after every reconnect) and gets
-//! a snapshot to merge.
+//! The wire of `/darkswap/orderbook-sync/1.0.0`, the request-response
+//! protocol a node asks a peer's orderbook with (when and what to ask, and
+//! what to do with the answer, is `darkswap_core::sync`).
 //!
 //! Framing: a 4-byte big-endian length, then one DarkSwap envelope carrying
 //! an `OrderbookRequest` or `OrderbookResponse`. The length is checked
@@ -13,7 +13,8 @@ use futures::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use libp2p::{StreamProtocol, request_response};
 
 /// The orderbook sync protocol id.
-pub const SYNC_PROTOCOL: StreamProtocol = StreamProtocol::new("/darkswap/orderbook-sync/1.0.0");
+pub const SYNC_PROTOCOL: StreamProtocol =
+    StreamProtocol::new(darkswap_core::protocols::ORDERBOOK_SYNC_PROTOCOL);
 
 #[derive(Debug, Clone)]
 pub(crate) struct SyncCodec {

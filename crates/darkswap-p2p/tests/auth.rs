@@ -12,7 +12,7 @@ use std::{
 };
 
 use darkswap_p2p::{
-    Error, Identity, Keypair, Multiaddr, Network, NetworkConfig, NetworkEvent, PeerId,
+    AuthCommandError, Identity, Keypair, Multiaddr, Network, NetworkConfig, NetworkEvent, PeerId,
     RelayAuthStatus,
     auth::{
         AuthError, AuthManager, AuthManagerConfig, AuthMethod, AuthRequest, AuthResponse,
@@ -26,11 +26,7 @@ use libp2p::{multiaddr::Protocol, noise, request_response, swarm::SwarmEvent, tc
 const SHARED_KEY: &[u8] = b"operator-issued key, 32 bytes ok";
 
 fn node_config(auth: AuthManagerConfig) -> NetworkConfig {
-    NetworkConfig {
-        auth,
-        enable_kad: false,
-        ..test_config()
-    }
+    test_config().with_auth(auth).with_kad(false)
 }
 
 fn shared_key_config(key: &[u8]) -> AuthManagerConfig {
@@ -41,9 +37,9 @@ fn shared_key_config(key: &[u8]) -> AuthManagerConfig {
     }
 }
 
-fn auth_error(result: Result<impl std::fmt::Debug, Error>) -> AuthError {
+fn auth_error(result: Result<impl std::fmt::Debug, AuthCommandError>) -> AuthError {
     match result {
-        Err(Error::Auth(e)) => e,
+        Err(AuthCommandError::Auth(e)) => e,
         other => panic!("expected an auth error, got {other:?}"),
     }
 }
@@ -86,19 +82,17 @@ async fn each_method_authenticates_an_honest_peer() {
                 .authorized_keys
                 .insert(prover_id, AuthorizationLevel::Admin);
         }
-        let prover = NetworkConfig {
-            identity: Identity::Keypair(key),
-            ..node_config(match method {
-                AuthMethod::SharedKey => shared_key_config(SHARED_KEY),
-                _ => AuthManagerConfig::default(),
-            })
-        };
+        let prover = node_config(match method {
+            AuthMethod::SharedKey => shared_key_config(SHARED_KEY),
+            _ => AuthManagerConfig::default(),
+        })
+        .with_identity(Identity::Keypair(key));
         let (v, _p) = connected(verifier, vec![prover]).await;
         assert_eq!(
-            v.peer_auth_level(&prover_id).await.unwrap(),
+            v.auth().peer_level(&prover_id).await.unwrap(),
             AuthorizationLevel::None
         );
-        let token = v.authenticate_peer(&prover_id).await.unwrap();
+        let token = v.auth().authenticate_peer(&prover_id).await.unwrap();
         let expected = match method {
             AuthMethod::PublicKey => AuthorizationLevel::Admin,
             _ => AuthorizationLevel::Basic,
@@ -108,7 +102,7 @@ async fn each_method_authenticates_an_honest_peer() {
             (prover_id, expected),
             "{method:?}"
         );
-        assert_eq!(v.peer_auth_level(&prover_id).await.unwrap(), expected);
+        assert_eq!(v.auth().peer_level(&prover_id).await.unwrap(), expected);
     }
 }
 
@@ -127,17 +121,21 @@ async fn wrong_or_missing_shared_key_is_refused_beside_an_honest_peer() {
         unreachable!()
     };
     assert_eq!(
-        auth_error(v.authenticate_peer(&wrong.local_peer_id()).await),
+        auth_error(v.auth().authenticate_peer(&wrong.local_peer_id()).await),
         AuthError::BadMac
     );
     assert_eq!(
-        auth_error(v.authenticate_peer(&keyless.local_peer_id()).await),
+        auth_error(v.auth().authenticate_peer(&keyless.local_peer_id()).await),
         AuthError::Refused(AuthError::NoSharedKey.to_string())
     );
-    let token = v.authenticate_peer(&honest.local_peer_id()).await.unwrap();
+    let token = v
+        .auth()
+        .authenticate_peer(&honest.local_peer_id())
+        .await
+        .unwrap();
     assert_eq!(token.level, AuthorizationLevel::Basic);
     assert_eq!(
-        v.peer_auth_level(&wrong.local_peer_id()).await.unwrap(),
+        v.auth().peer_level(&wrong.local_peer_id()).await.unwrap(),
         AuthorizationLevel::None
     );
 }
@@ -171,7 +169,7 @@ async fn hostile(
             yamux::Config::default,
         )
         .unwrap()
-        .with_behaviour(|_| darkswap_p2p::auth::protocol::behaviour(Duration::from_secs(10)))
+        .with_behaviour(|_| darkswap_p2p::auth::behaviour(Duration::from_secs(10)))
         .unwrap()
         .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(60)))
         .build();
@@ -261,27 +259,35 @@ async fn forged_signatures_over_the_wire_are_refused_beside_an_honest_peer() {
         v.dial(h.addr.clone()).await.unwrap();
     }
     assert_eq!(
-        auth_error(v.authenticate_peer(&tamper.peer_id).await),
+        auth_error(v.auth().authenticate_peer(&tamper.peer_id).await),
         AuthError::BadSignature
     );
     assert_eq!(
-        auth_error(v.authenticate_peer(&other_key.peer_id).await),
+        auth_error(v.auth().authenticate_peer(&other_key.peer_id).await),
         AuthError::KeyMismatch(other_key.peer_id)
     );
-    v.authenticate_peer(&replay.peer_id).await.unwrap();
+    v.auth().authenticate_peer(&replay.peer_id).await.unwrap();
     assert_eq!(
-        auth_error(v.authenticate_peer(&replay.peer_id).await),
+        auth_error(v.auth().authenticate_peer(&replay.peer_id).await),
         AuthError::ChallengeReused
     );
-    let token = v.authenticate_peer(&honest.local_peer_id()).await.unwrap();
+    let token = v
+        .auth()
+        .authenticate_peer(&honest.local_peer_id())
+        .await
+        .unwrap();
     assert_eq!(token.level, AuthorizationLevel::Basic);
     // Forged proofs cost reputation; a stale (reused) one and honesty do not.
     for forger in [&tamper, &other_key] {
-        assert!(v.peer_reputation(forger.peer_id).await.unwrap().score < 0.0);
+        assert!(v.reputation().peer(forger.peer_id).await.unwrap().score < 0.0);
     }
-    assert_eq!(v.peer_reputation(replay.peer_id).await.unwrap().score, 0.0);
     assert_eq!(
-        v.peer_reputation(honest.local_peer_id())
+        v.reputation().peer(replay.peer_id).await.unwrap().score,
+        0.0
+    );
+    assert_eq!(
+        v.reputation()
+            .peer(honest.local_peer_id())
             .await
             .unwrap()
             .score,
@@ -311,16 +317,19 @@ async fn banned_peers_get_no_challenge_and_trusted_peers_need_none() {
     v.dial(trusted.addr.clone()).await.unwrap();
 
     assert_eq!(
-        auth_error(v.authenticate_peer(&banned.peer_id).await),
+        auth_error(v.auth().authenticate_peer(&banned.peer_id).await),
         AuthError::Banned(banned.peer_id)
     );
     assert_eq!(
-        auth_error(v.generate_relay_challenge(&banned.peer_id).await),
+        auth_error(v.auth().generate_relay_challenge(&banned.peer_id).await),
         AuthError::Banned(banned.peer_id)
     );
-    let token = v.authenticate_peer(&trusted.peer_id).await.unwrap();
+    let token = v.auth().authenticate_peer(&trusted.peer_id).await.unwrap();
     assert_eq!(token.level, AuthorizationLevel::Relay);
-    v.authenticate_peer(&honest.local_peer_id()).await.unwrap();
+    v.auth()
+        .authenticate_peer(&honest.local_peer_id())
+        .await
+        .unwrap();
     assert_eq!(banned.challenges.load(Ordering::SeqCst), 0);
     assert_eq!(trusted.challenges.load(Ordering::SeqCst), 0);
 }
@@ -344,72 +353,97 @@ async fn relay_challenge_api_rejects_each_forgery() {
     let answer = |c: &Challenge| relay_prover.respond(c, me, SystemTime::now()).unwrap();
 
     // Bad signature.
-    let c = node.generate_relay_challenge(&relay).await.unwrap();
+    let c = node.auth().generate_relay_challenge(&relay).await.unwrap();
     let mut r = answer(&c);
     if let Proof::Signature { signature, .. } = &mut r.proof {
         signature[5] ^= 1;
     }
     assert_eq!(
-        auth_error(node.verify_relay_challenge_response(&relay, &r).await),
+        auth_error(
+            node.auth()
+                .verify_relay_challenge_response(&relay, &r)
+                .await
+        ),
         AuthError::BadSignature
     );
     // Signature by another key.
-    let c = node.generate_relay_challenge(&relay).await.unwrap();
+    let c = node.auth().generate_relay_challenge(&relay).await.unwrap();
     let r = answer_with_foreign_key(&Keypair::generate_ed25519(), &c);
     assert_eq!(
-        auth_error(node.verify_relay_challenge_response(&relay, &r).await),
+        auth_error(
+            node.auth()
+                .verify_relay_challenge_response(&relay, &r)
+                .await
+        ),
         AuthError::KeyMismatch(relay)
     );
     // A challenge bound to another peer, answered by that peer.
     let other_key = Keypair::generate_ed25519();
     let other = other_key.public().to_peer_id();
-    let c = node.generate_relay_challenge(&other).await.unwrap();
+    let c = node.auth().generate_relay_challenge(&other).await.unwrap();
     let r = honest_answer(&other_key, &c);
     assert_eq!(
-        auth_error(node.verify_relay_challenge_response(&relay, &r).await),
+        auth_error(
+            node.auth()
+                .verify_relay_challenge_response(&relay, &r)
+                .await
+        ),
         AuthError::WrongPeer(other)
     );
 
     // The honest answer passes, once.
-    let c = node.generate_relay_challenge(&relay).await.unwrap();
+    let c = node.auth().generate_relay_challenge(&relay).await.unwrap();
     let r = answer(&c);
     let token = node
+        .auth()
         .verify_relay_challenge_response(&relay, &r)
         .await
         .unwrap();
     assert_eq!(token.level, AuthorizationLevel::Relay);
     assert_eq!(
-        auth_error(node.verify_relay_challenge_response(&relay, &r).await),
+        auth_error(
+            node.auth()
+                .verify_relay_challenge_response(&relay, &r)
+                .await
+        ),
         AuthError::ChallengeReused
     );
     assert_eq!(
-        node.authenticate_relay(&relay, &token).await.unwrap(),
+        node.auth()
+            .authenticate_relay(&relay, &token)
+            .await
+            .unwrap(),
         AuthorizationLevel::Relay
     );
     // A forged token: a higher level under the old tag.
     let mut forged = token.clone();
     forged.level = AuthorizationLevel::Admin;
     assert_eq!(
-        auth_error(node.authenticate_relay(&relay, &forged).await),
+        auth_error(node.auth().authenticate_relay(&relay, &forged).await),
         AuthError::InvalidToken
     );
 
     // Expiry: answer a challenge (and present a token) after the TTL.
-    let c = node.generate_relay_challenge(&relay).await.unwrap();
+    let c = node.auth().generate_relay_challenge(&relay).await.unwrap();
     let r = answer(&c);
     // Letting the 300 ms TTLs run out is the behaviour under test.
     tokio::time::sleep(Duration::from_millis(400)).await;
     assert_eq!(
-        auth_error(node.verify_relay_challenge_response(&relay, &r).await),
+        auth_error(
+            node.auth()
+                .verify_relay_challenge_response(&relay, &r)
+                .await
+        ),
         AuthError::ChallengeExpired
     );
     assert_eq!(
-        auth_error(node.authenticate_relay(&relay, &token).await),
+        auth_error(node.auth().authenticate_relay(&relay, &token).await),
         AuthError::TokenExpired
     );
     // And an honest exchange still works afterwards.
-    let c = node.generate_relay_challenge(&relay).await.unwrap();
-    node.verify_relay_challenge_response(&relay, &answer(&c))
+    let c = node.auth().generate_relay_challenge(&relay).await.unwrap();
+    node.auth()
+        .verify_relay_challenge_response(&relay, &answer(&c))
         .await
         .unwrap();
 }
@@ -427,10 +461,11 @@ async fn a_relay_below_the_minimum_level_is_refused() {
     }))
     .await
     .unwrap();
-    let c = node.generate_relay_challenge(&relay).await.unwrap();
+    let c = node.auth().generate_relay_challenge(&relay).await.unwrap();
     assert_eq!(
         auth_error(
-            node.verify_relay_challenge_response(&relay, &honest_answer(&relay_key, &c))
+            node.auth()
+                .verify_relay_challenge_response(&relay, &honest_answer(&relay_key, &c))
                 .await
         ),
         AuthError::InsufficientLevel {
@@ -438,8 +473,9 @@ async fn a_relay_below_the_minimum_level_is_refused() {
             need: AuthorizationLevel::Relay
         }
     );
-    let c = node.generate_relay_challenge(&good).await.unwrap();
+    let c = node.auth().generate_relay_challenge(&good).await.unwrap();
     let token = node
+        .auth()
         .verify_relay_challenge_response(&good, &honest_answer(&good_key, &c))
         .await
         .unwrap();
@@ -453,11 +489,11 @@ async fn a_relay_below_the_minimum_level_is_refused() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn require_relay_auth_refuses_a_relay_that_cannot_authenticate() {
     let relay = TestRelay::spawn().await;
-    let mut strict = Network::new(NetworkConfig {
-        relay_peers: vec![relay.addr.clone()],
-        require_relay_auth: true,
-        ..node_config(AuthManagerConfig::default())
-    })
+    let mut strict = Network::new(
+        node_config(AuthManagerConfig::default())
+            .with_relay_peers(vec![relay.addr.clone()])
+            .with_require_relay_auth(true),
+    )
     .await
     .unwrap();
     let error = wait_for(&mut strict, "RelayAuthFailed", EVENT_TIMEOUT, |e| match e {
@@ -488,10 +524,9 @@ async fn require_relay_auth_refuses_a_relay_that_cannot_authenticate() {
             .all(|a| !a.iter().any(|p| p == Protocol::P2pCircuit))
     );
 
-    let mut relaxed = Network::new(NetworkConfig {
-        relay_peers: vec![relay.addr.clone()],
-        ..node_config(AuthManagerConfig::default())
-    })
+    let mut relaxed = Network::new(
+        node_config(AuthManagerConfig::default()).with_relay_peers(vec![relay.addr.clone()]),
+    )
     .await
     .unwrap();
     wait_for(&mut relaxed, "RelayReserved", EVENT_TIMEOUT, |e| {

@@ -6,10 +6,7 @@ use darkswap_testkit::{order_message, wait_message, wait_subscribed};
 use darkswap_testkit::{spawn_node, test_config};
 
 fn config_with(key: &Keypair) -> NetworkConfig {
-    NetworkConfig {
-        identity: Identity::Keypair(key.clone()),
-        ..test_config()
-    }
+    test_config().with_identity(Identity::Keypair(key.clone()))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use darkswap_p2p::{Error, Identity, Network, NetworkConfig, NetworkEvent};
+use darkswap_p2p::{CommandError, Error, Identity, Network, NetworkEvent, PerfError};
 use darkswap_testkit::{EVENT_TIMEOUT, spawn_node, test_config, wait_for};
 use libp2p::multiaddr::Protocol;
 
@@ -22,11 +22,7 @@ fn tcp_port(addr: &libp2p::Multiaddr) -> u16 {
 async fn shutdown_closes_everything_and_leaves_no_task() {
     let metrics = tokio::runtime::Handle::current().metrics();
     let baseline = metrics.num_alive_tasks();
-    let (a, a_addr) = spawn_node(NetworkConfig {
-        enable_perf: true,
-        ..test_config()
-    })
-    .await;
+    let (a, a_addr) = spawn_node(test_config().with_perf(true)).await;
     let (mut b, _) = spawn_node(test_config()).await;
     let a_id = a.local_peer_id();
     b.dial(a_addr.clone()).await.unwrap();
@@ -40,13 +36,13 @@ async fn shutdown_closes_everything_and_leaves_no_task() {
     .await;
     assert!(matches!(
         handle.connected_peers().await,
-        Err(Error::Shutdown)
+        Err(Error::Command(CommandError::Shutdown))
     ));
     assert!(matches!(
         handle
             .publish("t", &darkswap_proto::Message::Ping(Default::default()))
             .await,
-        Err(Error::Shutdown)
+        Err(Error::Command(CommandError::Shutdown))
     ));
     // The listener is gone: its port can be bound again.
     std::net::TcpListener::bind(("127.0.0.1", tcp_port(&a_addr))).expect("port released");
@@ -68,10 +64,7 @@ async fn shutdown_closes_everything_and_leaves_no_task() {
 async fn identity_file_gives_a_stable_peer_id() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("identity.key");
-    let config = || NetworkConfig {
-        identity: Identity::File(path.clone()),
-        ..test_config()
-    };
+    let config = || test_config().with_identity(Identity::File(path.clone()));
     let first = Network::new(config()).await.unwrap();
     let id = first.local_peer_id();
     first.shutdown().await.unwrap();
@@ -90,26 +83,15 @@ async fn identity_file_gives_a_stable_peer_id() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn perf_protocol_measures_both_directions() {
-    let (a, _) = spawn_node(NetworkConfig {
-        enable_perf: true,
-        ..test_config()
-    })
-    .await;
-    let (b, b_addr) = spawn_node(NetworkConfig {
-        enable_perf: true,
-        ..test_config()
-    })
-    .await;
+    let (a, _) = spawn_node(test_config().with_perf(true)).await;
+    let (b, b_addr) = spawn_node(test_config().with_perf(true)).await;
     let b_id = a.dial(b_addr).await.unwrap();
     let report = a.perf(b_id, 1 << 20, 2 << 20).await.unwrap();
     assert_eq!((report.uploaded, report.downloaded), (1 << 20, 2 << 20));
     assert!(report.upload_bps() > 0.0 && report.download_bps() > 0.0);
 
     let (c, _) = spawn_node(test_config()).await;
-    assert!(matches!(
-        c.perf(b_id, 1, 1).await,
-        Err(Error::Disabled("perf"))
-    ));
+    assert!(matches!(c.perf(b_id, 1, 1).await, Err(PerfError::Disabled)));
     for n in [a, b, c] {
         n.shutdown().await.unwrap();
     }
@@ -132,13 +114,10 @@ async fn listening_on_a_taken_port_is_an_error() {
 async fn connections_past_the_limit_are_refused_and_admitted_peers_stay() {
     use darkswap_p2p::ConnectionLimits;
 
-    let (hub, hub_addr) = spawn_node(NetworkConfig {
-        connection_limits: ConnectionLimits {
-            max_established: 2,
-            ..ConnectionLimits::default()
-        },
-        ..test_config()
-    })
+    let (hub, hub_addr) = spawn_node(test_config().with_connection_limits(ConnectionLimits {
+        max_established: 2,
+        ..ConnectionLimits::default()
+    }))
     .await;
     let hub_id = hub.local_peer_id();
     let a = Network::new(test_config()).await.unwrap();
@@ -166,13 +145,10 @@ async fn connections_past_the_limit_are_refused_and_admitted_peers_stay() {
     admitted.sort();
     assert_eq!(peers, admitted, "only the two admitted peers are connected");
 
-    let bad = Network::new(NetworkConfig {
-        connection_limits: ConnectionLimits {
-            max_memory_fraction: 1.5,
-            ..ConnectionLimits::default()
-        },
-        ..test_config()
-    })
+    let bad = Network::new(test_config().with_connection_limits(ConnectionLimits {
+        max_memory_fraction: 1.5,
+        ..ConnectionLimits::default()
+    }))
     .await;
     assert!(bad.unwrap_err().to_string().contains("max_memory_fraction"));
 }

@@ -6,8 +6,8 @@
 use std::time::Duration;
 
 use darkswap_p2p::{
-    Error, Keypair, Network, NetworkConfig, NetworkEvent, ORDERBOOK_TOPIC, OrderbookChange,
-    OrderbookConfig, OrderbookError, PeerId,
+    Keypair, Network, NetworkConfig, NetworkEvent, ORDERBOOK_TOPIC, OrderbookChange,
+    OrderbookCommandError, OrderbookConfig, OrderbookError, PeerId,
 };
 use darkswap_proto::{Asset, Message, NewOrder, OrderCancel, OrderId, PRICE_SCALE, Side};
 use darkswap_testkit::{EVENT_TIMEOUT, spawn_node, test_config, wait_for};
@@ -61,46 +61,52 @@ async fn connected_pair(config: impl Fn() -> NetworkConfig) -> (Network, Network
 async fn orders_replicate_and_cancels_propagate() {
     let (a, mut b) = connected_pair(test_config).await;
     let order = a
-        .create_order(new_order(Side::Sell, 3 * PRICE_SCALE, 1))
+        .orderbook()
+        .create(new_order(Side::Sell, 3 * PRICE_SCALE, 1))
         .await
-        .unwrap();
+        .unwrap()
+        .0;
     assert_eq!(order.maker, a.local_peer_id());
     wait_added(&mut b, order.id).await;
-    let book = b.orderbook(pair().0, pair().1).await.unwrap();
+    let book = b.orderbook().book(pair().0, pair().1).await.unwrap();
     assert_eq!(
         book.asks.iter().map(|o| o.id).collect::<Vec<_>>(),
         vec![order.id]
     );
     assert_eq!(
-        a.orderbook(pair().0, pair().1).await.unwrap(),
+        a.orderbook().book(pair().0, pair().1).await.unwrap(),
         book,
         "same book on both nodes"
     );
-    assert_eq!(a.own_orders().await.unwrap().len(), 1);
+    assert_eq!(a.orderbook().own_orders().await.unwrap().len(), 1);
 
     // Only the maker's node can cancel through the API...
     assert!(matches!(
-        b.cancel_order(order.id).await,
-        Err(Error::NotOwnOrder(_))
+        b.orderbook().cancel(order.id).await,
+        Err(OrderbookCommandError::NotOwnOrder(_))
     ));
     // ...and the maker's cancel propagates.
-    a.cancel_order(order.id).await.unwrap();
+    a.orderbook().cancel(order.id).await.unwrap();
     wait_cancelled(&mut b, order.id).await;
     assert!(
-        b.orderbook(pair().0, pair().1)
+        b.orderbook()
+            .book(pair().0, pair().1)
             .await
             .unwrap()
             .asks
             .is_empty()
     );
-    assert!(a.own_orders().await.unwrap().is_empty());
+    assert!(a.orderbook().own_orders().await.unwrap().is_empty());
 
     // Invalid terms never leave the node.
     let bad = NewOrder {
         amount: 0,
         ..new_order(Side::Buy, 1, 2)
     };
-    assert!(matches!(a.create_order(bad).await, Err(Error::Order(_))));
+    assert!(matches!(
+        a.orderbook().create(bad).await,
+        Err(OrderbookCommandError::Refused(_))
+    ));
     a.shutdown().await.unwrap();
     b.shutdown().await.unwrap();
 }
@@ -108,10 +114,7 @@ async fn orders_replicate_and_cancels_propagate() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_cancel_signed_by_someone_else_is_refused() {
     let key_b = Keypair::generate_ed25519();
-    let with_b_key = || NetworkConfig {
-        identity: darkswap_p2p::Identity::Keypair(key_b.clone()),
-        ..test_config()
-    };
+    let with_b_key = || test_config().with_identity(darkswap_p2p::Identity::Keypair(key_b.clone()));
     let (mut a, a_addr) = spawn_node(test_config()).await;
     let (mut b, _) = spawn_node(with_b_key()).await;
     let (a_id, b_id) = (a.local_peer_id(), b.local_peer_id());
@@ -120,9 +123,11 @@ async fn a_cancel_signed_by_someone_else_is_refused() {
     // b may only publish once it knows a is on the topic.
     wait_subscribed(&mut b, a_id).await;
     let order = a
-        .create_order(new_order(Side::Buy, PRICE_SCALE, 1))
+        .orderbook()
+        .create(new_order(Side::Buy, PRICE_SCALE, 1))
         .await
-        .unwrap();
+        .unwrap()
+        .0;
 
     // b signs a cancel of a's order with its own (valid) key and gossips it.
     let forged = Message::OrderCancel(OrderCancel::sign(order.id, now(), &key_b).unwrap());
@@ -141,7 +146,12 @@ async fn a_cancel_signed_by_someone_else_is_refused() {
     .await;
     assert_eq!(error, OrderbookError::NotMaker);
     assert_eq!(
-        a.orderbook(pair().0, pair().1).await.unwrap().bids.len(),
+        a.orderbook()
+            .book(pair().0, pair().1)
+            .await
+            .unwrap()
+            .bids
+            .len(),
         1,
         "order still there"
     );
@@ -153,19 +163,25 @@ async fn a_cancel_signed_by_someone_else_is_refused() {
 async fn a_late_joiner_gets_the_whole_book_by_sync() {
     let (a, mut b) = connected_pair(test_config).await;
     let o1 = a
-        .create_order(new_order(Side::Sell, 5 * PRICE_SCALE, 1))
+        .orderbook()
+        .create(new_order(Side::Sell, 5 * PRICE_SCALE, 1))
         .await
-        .unwrap();
+        .unwrap()
+        .0;
     let o2 = b
-        .create_order(new_order(Side::Buy, 4 * PRICE_SCALE, 2))
+        .orderbook()
+        .create(new_order(Side::Buy, 4 * PRICE_SCALE, 2))
         .await
-        .unwrap();
+        .unwrap()
+        .0;
     let cancelled = a
-        .create_order(new_order(Side::Sell, 6 * PRICE_SCALE, 3))
+        .orderbook()
+        .create(new_order(Side::Sell, 6 * PRICE_SCALE, 3))
         .await
-        .unwrap();
+        .unwrap()
+        .0;
     wait_added(&mut b, cancelled.id).await;
-    a.cancel_order(cancelled.id).await.unwrap();
+    a.orderbook().cancel(cancelled.id).await.unwrap();
     wait_cancelled(&mut b, cancelled.id).await;
 
     // c joins later, knowing only b.
@@ -188,8 +204,8 @@ async fn a_late_joiner_gets_the_whole_book_by_sync() {
         changes, 2,
         "both open orders, and the cancelled one not resurrected"
     );
-    let book = c.orderbook(pair().0, pair().1).await.unwrap();
-    assert_eq!(book, b.orderbook(pair().0, pair().1).await.unwrap());
+    let book = c.orderbook().book(pair().0, pair().1).await.unwrap();
+    assert_eq!(book, b.orderbook().book(pair().0, pair().1).await.unwrap());
     assert_eq!((book.asks[0].id, book.bids[0].id), (o1.id, o2.id));
     for n in [a, b, c] {
         n.shutdown().await.unwrap();
@@ -199,20 +215,21 @@ async fn a_late_joiner_gets_the_whole_book_by_sync() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_live_maker_keeps_its_orders_and_a_gone_one_loses_them() {
     let ttl = Duration::from_secs(2);
-    let config = || NetworkConfig {
-        orderbook: OrderbookConfig {
+    let config = || {
+        test_config().with_orderbook(OrderbookConfig {
             refresh_interval: Duration::from_millis(500),
             ttl,
             ..Default::default()
-        },
-        ..test_config()
+        })
     };
     let (a, mut b) = connected_pair(config).await;
     let a_id = a.local_peer_id();
     let order = a
-        .create_order(new_order(Side::Sell, PRICE_SCALE, 1))
+        .orderbook()
+        .create(new_order(Side::Sell, PRICE_SCALE, 1))
         .await
-        .unwrap();
+        .unwrap()
+        .0;
     wait_added(&mut b, order.id).await;
 
     // Re-announcements keep it in b's book well past the TTL.
@@ -229,7 +246,15 @@ async fn a_live_maker_keeps_its_orders_and_a_gone_one_loses_them() {
         })
         .await;
     }
-    assert_eq!(b.orderbook(pair().0, pair().1).await.unwrap().asks.len(), 1);
+    assert_eq!(
+        b.orderbook()
+            .book(pair().0, pair().1)
+            .await
+            .unwrap()
+            .asks
+            .len(),
+        1
+    );
 
     // The maker goes away: the order drops out within the TTL.
     a.shutdown().await.unwrap();
@@ -239,7 +264,8 @@ async fn a_live_maker_keeps_its_orders_and_a_gone_one_loses_them() {
     })
     .await;
     assert!(
-        b.orderbook(pair().0, pair().1)
+        b.orderbook()
+            .book(pair().0, pair().1)
             .await
             .unwrap()
             .asks
@@ -251,16 +277,16 @@ async fn a_live_maker_keeps_its_orders_and_a_gone_one_loses_them() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn restored_orders_come_back_and_foreign_ones_are_refused() {
     let key = Keypair::generate_ed25519();
-    let config = || NetworkConfig {
-        identity: darkswap_p2p::Identity::Keypair(key.clone()),
-        ..test_config()
-    };
+    let config = || test_config().with_identity(darkswap_p2p::Identity::Keypair(key.clone()));
     let first = Network::new(config()).await.unwrap();
     let order = first
-        .create_order(new_order(Side::Buy, PRICE_SCALE, 7))
+        .orderbook()
+        .create(new_order(Side::Buy, PRICE_SCALE, 7))
         .await
-        .unwrap();
+        .unwrap()
+        .0;
     let saved: Vec<_> = first
+        .orderbook()
         .own_orders()
         .await
         .unwrap()
@@ -271,15 +297,15 @@ async fn restored_orders_come_back_and_foreign_ones_are_refused() {
 
     // Same identity after a restart: the saved orders are its own again.
     let second = Network::new(config()).await.unwrap();
-    let results = second.restore_orders(saved.clone()).await.unwrap();
+    let results = second.orderbook().restore(saved.clone()).await.unwrap();
     assert_eq!(results.len(), 1);
     assert_eq!(results[0].as_ref().unwrap().id, order.id);
-    assert_eq!(second.own_orders().await.unwrap().len(), 1);
+    assert_eq!(second.orderbook().own_orders().await.unwrap().len(), 1);
     // Another node cannot adopt them.
     let other = Network::new(test_config()).await.unwrap();
     assert!(matches!(
-        other.restore_orders(saved).await.unwrap()[0],
-        Err(Error::NotOwnOrder(_))
+        other.orderbook().restore(saved).await.unwrap()[0],
+        Err(OrderbookCommandError::NotOwnOrder(_))
     ));
     second.shutdown().await.unwrap();
     other.shutdown().await.unwrap();
@@ -289,46 +315,54 @@ async fn restored_orders_come_back_and_foreign_ones_are_refused() {
 async fn an_exported_book_imports_elsewhere_under_the_same_rules() {
     let (a, mut b) = connected_pair(test_config).await;
     let kept = a
-        .create_order(new_order(Side::Sell, 3 * PRICE_SCALE, 1))
+        .orderbook()
+        .create(new_order(Side::Sell, 3 * PRICE_SCALE, 1))
         .await
-        .unwrap();
+        .unwrap()
+        .0;
     let cancelled = a
-        .create_order(new_order(Side::Buy, PRICE_SCALE, 2))
+        .orderbook()
+        .create(new_order(Side::Buy, PRICE_SCALE, 2))
         .await
-        .unwrap();
+        .unwrap()
+        .0;
     wait_added(&mut b, cancelled.id).await;
-    a.cancel_order(cancelled.id).await.unwrap();
+    a.orderbook().cancel(cancelled.id).await.unwrap();
     wait_cancelled(&mut b, cancelled.id).await;
-    let saved = b.export_book().await.unwrap();
+    let saved = b.orderbook().export().await.unwrap();
     assert_eq!((saved.orders.len(), saved.cancels.len()), (1, 1));
 
     // A node that never met a takes the saved book: same book, and the
     // cancel keeps the cancelled order out.
     let (c, _) = spawn_node(test_config()).await;
-    let (changes, rejected) = c.import_book(saved.clone()).await.unwrap();
+    let (changes, rejected) = c.orderbook().import(saved.clone()).await.unwrap();
     assert_eq!((changes, rejected.len()), (1, 0));
     assert_eq!(
-        c.orderbook(pair().0, pair().1).await.unwrap(),
-        b.orderbook(pair().0, pair().1).await.unwrap()
+        c.orderbook().book(pair().0, pair().1).await.unwrap(),
+        b.orderbook().book(pair().0, pair().1).await.unwrap()
     );
     assert_eq!(
-        c.orderbook(pair().0, pair().1).await.unwrap().asks[0].id,
+        c.orderbook().book(pair().0, pair().1).await.unwrap().asks[0].id,
         kept.id
     );
     // Importing again changes nothing.
-    assert_eq!(c.import_book(saved.clone()).await.unwrap(), (0, vec![]));
+    assert_eq!(
+        c.orderbook().import(saved.clone()).await.unwrap(),
+        (0, vec![])
+    );
 
     // A tampered entry is refused, not imported.
     let (d, _) = spawn_node(test_config()).await;
     let mut forged = saved;
     forged.cancels.clear();
     forged.orders[0].order.as_mut().unwrap().signature[0] ^= 1;
-    let (changes, rejected) = d.import_book(forged).await.unwrap();
+    let (changes, rejected) = d.orderbook().import(forged).await.unwrap();
     assert_eq!(changes, 0);
     assert_eq!(rejected.len(), 1);
     assert_eq!(rejected[0].reason(), "bad_signature");
     assert!(
-        d.orderbook(pair().0, pair().1)
+        d.orderbook()
+            .book(pair().0, pair().1)
             .await
             .unwrap()
             .asks

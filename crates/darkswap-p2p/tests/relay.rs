@@ -2,9 +2,7 @@
 //! is reached through the circuit, exchanges gossip, and keeps its
 //! reservation across a relay restart. DCUtR then upgrades to direct.
 
-use darkswap_p2p::{
-    Identity, Keypair, Network, NetworkConfig, NetworkEvent, ORDERBOOK_TOPIC, PeerId,
-};
+use darkswap_p2p::{Identity, Keypair, Network, NetworkEvent, ORDERBOOK_TOPIC, PeerId};
 use darkswap_testkit::{EVENT_TIMEOUT, TestRelay, spawn_node, test_config, wait_for};
 use darkswap_testkit::{order_message, wait_message, wait_subscribed};
 use libp2p::multiaddr::Protocol;
@@ -36,11 +34,11 @@ async fn relay_only_node_is_reached_through_its_circuit() {
     let relay = TestRelay::spawn().await;
     let key_b = Keypair::generate_ed25519();
     // b listens on nothing but its circuit address.
-    let mut b = Network::new(NetworkConfig {
-        relay_peers: vec![relay.addr.clone()],
-        identity: Identity::Keypair(key_b.clone()),
-        ..test_config()
-    })
+    let mut b = Network::new(
+        test_config()
+            .with_relay_peers(vec![relay.addr.clone()])
+            .with_identity(Identity::Keypair(key_b.clone())),
+    )
     .await
     .unwrap();
     let b_id = b.local_peer_id();
@@ -57,12 +55,9 @@ async fn relay_only_node_is_reached_through_its_circuit() {
     );
 
     let key_a = Keypair::generate_ed25519();
-    let mut a = Network::new(NetworkConfig {
-        identity: Identity::Keypair(key_a.clone()),
-        ..test_config()
-    })
-    .await
-    .unwrap();
+    let mut a = Network::new(test_config().with_identity(Identity::Keypair(key_a.clone())))
+        .await
+        .unwrap();
     let a_id = a.local_peer_id();
     let circuit = relay
         .addr
@@ -102,12 +97,9 @@ async fn reservation_is_remade_after_the_relay_restarts() {
         relay.peer_id,
         relay.addr.clone(),
     );
-    let mut b = Network::new(NetworkConfig {
-        relay_peers: vec![relay_addr.clone()],
-        ..test_config()
-    })
-    .await
-    .unwrap();
+    let mut b = Network::new(test_config().with_relay_peers(vec![relay_addr.clone()]))
+        .await
+        .unwrap();
     let first = wait_reserved(&mut b, relay_id).await;
 
     relay.stop().await;
@@ -137,15 +129,8 @@ async fn dcutr_reports_the_hole_punch_outcome_on_loopback() {
     // Both nodes listen on loopback, so their observed addresses are dialable
     // and the hole punch can succeed; b is dialled only through the relay.
     // Kademlia is off so that nothing but DCUtR dials b directly.
-    let no_kad = || NetworkConfig {
-        enable_kad: false,
-        ..test_config()
-    };
-    let (mut b, _) = spawn_node(NetworkConfig {
-        relay_peers: vec![relay.addr.clone()],
-        ..no_kad()
-    })
-    .await;
+    let no_kad = || test_config().with_kad(false);
+    let (mut b, _) = spawn_node(no_kad().with_relay_peers(vec![relay.addr.clone()])).await;
     let b_id = b.local_peer_id();
     wait_reserved(&mut b, relay.peer_id).await;
     let (mut a, _) = spawn_node(no_kad()).await;
@@ -195,18 +180,15 @@ async fn relayed_connections_in_use_survive_the_idle_timeout() {
     let relay = TestRelay::spawn().await;
 
     // With DarkSwap traffic the connection stays up across many idle periods.
-    let busy = |key: &Keypair| NetworkConfig {
-        identity: Identity::Keypair(key.clone()),
-        idle_connection_timeout: idle,
-        ..test_config()
+    let busy = |key: &Keypair| {
+        test_config()
+            .with_identity(Identity::Keypair(key.clone()))
+            .with_idle_connection_timeout(idle)
     };
     let (key_a, key_b) = (Keypair::generate_ed25519(), Keypair::generate_ed25519());
-    let mut b = Network::new(NetworkConfig {
-        relay_peers: vec![relay.addr.clone()],
-        ..busy(&key_b)
-    })
-    .await
-    .unwrap();
+    let mut b = Network::new(busy(&key_b).with_relay_peers(vec![relay.addr.clone()]))
+        .await
+        .unwrap();
     let b_id = b.local_peer_id();
     wait_reserved(&mut b, relay.peer_id).await;
     let mut a = Network::new(busy(&key_a)).await.unwrap();

@@ -16,10 +16,7 @@ use darkswap_testkit::{
 };
 
 fn config_with(reputation: ReputationConfig) -> NetworkConfig {
-    NetworkConfig {
-        reputation,
-        ..test_config()
-    }
+    test_config().with_reputation(reputation)
 }
 
 /// Waits until `net` has banned `peer` and its connection is gone; returns
@@ -112,11 +109,8 @@ async fn a_peer_sending_forged_orders_is_banned_while_an_honest_peer_keeps_tradi
     .await;
     let victim_id = victim.local_peer_id();
     let honest_key = Keypair::generate_ed25519();
-    let (mut honest, _) = spawn_node(NetworkConfig {
-        identity: Identity::Keypair(honest_key.clone()),
-        ..test_config()
-    })
-    .await;
+    let (mut honest, _) =
+        spawn_node(test_config().with_identity(Identity::Keypair(honest_key.clone()))).await;
     let honest_id = honest.local_peer_id();
     honest.dial(victim_addr.clone()).await.unwrap();
     wait_subscribed(&mut victim, honest_id).await;
@@ -205,7 +199,7 @@ async fn a_peer_sending_forged_orders_is_banned_while_an_honest_peer_keeps_tradi
     );
 
     assert_eq!(
-        victim.banned_peers().await.unwrap(),
+        victim.reputation().banned().await.unwrap(),
         vec![BannedPeer {
             peer_id: hostile_id,
             until,
@@ -213,7 +207,7 @@ async fn a_peer_sending_forged_orders_is_banned_while_an_honest_peer_keeps_tradi
             bans: 1,
         }]
     );
-    let rep = victim.peer_reputation(hostile_id).await.unwrap();
+    let rep = victim.reputation().peer(hostile_id).await.unwrap();
     assert_eq!((rep.bans, rep.ban.map(|b| b.until)), (1, Some(until)));
     assert_eq!(victim.connected_peers().await.unwrap(), vec![honest_id]);
 
@@ -224,14 +218,14 @@ async fn a_peer_sending_forged_orders_is_banned_while_an_honest_peer_keeps_tradi
         wait_message(&mut victim, honest_id, ORDERBOOK_TOPIC).await,
         order
     );
-    assert_eq!(victim.peer_reputation(honest_id).await.unwrap().score, 0.0);
+    assert_eq!(
+        victim.reputation().peer(honest_id).await.unwrap().score,
+        0.0
+    );
 
     // The forger's identity cannot come back: not by dialling, not dialled.
-    let (mut comeback, comeback_addr) = spawn_node(NetworkConfig {
-        identity: Identity::Keypair(hostile_key),
-        ..test_config()
-    })
-    .await;
+    let (mut comeback, comeback_addr) =
+        spawn_node(test_config().with_identity(Identity::Keypair(hostile_key))).await;
     dial_is_refused(&victim, comeback_addr).await;
     incoming_is_refused(&mut comeback, &victim, &victim_addr).await;
 
@@ -260,7 +254,8 @@ async fn a_ban_expires_and_a_repeat_offender_gets_a_longer_one() {
     // Other components (auth, rate limits) report through the handle.
     for _ in 0..3 {
         let p = victim
-            .report_peer(peer_id, PenaltyReason::ProtocolViolation)
+            .reputation()
+            .report(peer_id, PenaltyReason::ProtocolViolation)
             .await
             .unwrap()
             .expect("counted");
@@ -268,7 +263,8 @@ async fn a_ban_expires_and_a_repeat_offender_gets_a_longer_one() {
     }
     let before = SystemTime::now();
     let first = victim
-        .report_peer(peer_id, PenaltyReason::ProtocolViolation)
+        .reputation()
+        .report(peer_id, PenaltyReason::ProtocolViolation)
         .await
         .unwrap()
         .and_then(|p| p.ban)
@@ -284,7 +280,8 @@ async fn a_ban_expires_and_a_repeat_offender_gets_a_longer_one() {
     // Reports about a banned peer count for nothing.
     assert_eq!(
         victim
-            .report_peer(peer_id, PenaltyReason::RateLimit)
+            .reputation()
+            .report(peer_id, PenaltyReason::RateLimit)
             .await
             .unwrap(),
         None
@@ -292,7 +289,7 @@ async fn a_ban_expires_and_a_repeat_offender_gets_a_longer_one() {
 
     wait_unbanned(&mut victim, peer_id).await;
     assert!(SystemTime::now() >= first.until.unwrap());
-    assert!(victim.banned_peers().await.unwrap().is_empty());
+    assert!(victim.reputation().banned().await.unwrap().is_empty());
     assert_eq!(
         peer.dial(victim_addr.clone()).await.unwrap(),
         victim.local_peer_id()
@@ -302,7 +299,8 @@ async fn a_ban_expires_and_a_repeat_offender_gets_a_longer_one() {
     // On probation, one more offence bans it again, for twice as long.
     let before = SystemTime::now();
     let second = victim
-        .report_peer(peer_id, PenaltyReason::ProtocolViolation)
+        .reputation()
+        .report(peer_id, PenaltyReason::ProtocolViolation)
         .await
         .unwrap()
         .and_then(|p| p.ban)
@@ -326,17 +324,14 @@ async fn manual_bans_hold_until_lifted_and_carry_over_to_a_restart() {
             ..ReputationConfig::default()
         })
     };
-    let (mut victim, victim_addr) = spawn_node(NetworkConfig {
-        identity: Identity::Keypair(key.clone()),
-        ..node(vec![])
-    })
-    .await;
+    let (mut victim, victim_addr) =
+        spawn_node(node(vec![]).with_identity(Identity::Keypair(key.clone()))).await;
     let (mut peer, peer_addr) = spawn_node(test_config()).await;
     let peer_id = peer.local_peer_id();
     peer.dial(victim_addr.clone()).await.unwrap();
     wait_connected(&mut victim, peer_id).await;
 
-    let ban = victim.ban_peer(peer_id, None).await.unwrap();
+    let ban = victim.reputation().ban(peer_id, None).await.unwrap();
     assert_eq!((ban.until, ban.reason), (None, BanReason::Manual));
     assert_eq!(
         wait_banned(&mut victim, peer_id).await,
@@ -344,24 +339,21 @@ async fn manual_bans_hold_until_lifted_and_carry_over_to_a_restart() {
     );
     dial_is_refused(&victim, peer_addr.clone()).await;
     incoming_is_refused(&mut peer, &victim, &victim_addr).await;
-    let exported = victim.banned_peers().await.unwrap();
+    let exported = victim.reputation().banned().await.unwrap();
     assert_eq!(exported, vec![ban]);
     victim.shutdown().await.unwrap();
 
     // Restarted with the exported list: the ban holds from the first moment.
-    let (mut victim, victim_addr) = spawn_node(NetworkConfig {
-        identity: Identity::Keypair(key),
-        ..node(exported.clone())
-    })
-    .await;
-    assert_eq!(victim.banned_peers().await.unwrap(), exported);
+    let (mut victim, victim_addr) =
+        spawn_node(node(exported.clone()).with_identity(Identity::Keypair(key))).await;
+    assert_eq!(victim.reputation().banned().await.unwrap(), exported);
     dial_is_refused(&victim, peer_addr.clone()).await;
     incoming_is_refused(&mut peer, &victim, &victim_addr).await;
 
     // Lifted by hand: the peer connects again.
-    assert!(victim.unban_peer(peer_id).await.unwrap());
+    assert!(victim.reputation().unban(peer_id).await.unwrap());
     wait_unbanned(&mut victim, peer_id).await;
-    assert!(!victim.unban_peer(peer_id).await.unwrap());
+    assert!(!victim.reputation().unban(peer_id).await.unwrap());
     assert_eq!(
         peer.dial(victim_addr.clone()).await.unwrap(),
         victim.local_peer_id()
@@ -377,7 +369,7 @@ async fn manual_bans_hold_until_lifted_and_carry_over_to_a_restart() {
     };
     let mut list = exported;
     list.push(expired);
-    assert_eq!(victim.import_bans(list).await.unwrap(), 1);
+    assert_eq!(victim.reputation().import(list).await.unwrap(), 1);
     wait_event(
         &mut victim,
         "the re-banned peer disconnected",

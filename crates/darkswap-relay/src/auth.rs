@@ -231,7 +231,7 @@ impl Authority {
         if ttl > max {
             return Err(AuthorityError::TtlTooLong { ttl, max });
         }
-        let now = darkswap_p2p::unix_now();
+        let now = crate::server::unix_now();
         // A token issued in the second a peer's tokens were revoked must
         // not fall under that revocation.
         let revoked_at = lock(&self.revocations)
@@ -272,7 +272,7 @@ impl Authority {
     fn check(&self, token: &str) -> Result<Claims, TokenError> {
         let claims = self
             .validator
-            .validate_at(token, darkswap_p2p::unix_now())?;
+            .validate_at(token, crate::server::unix_now())?;
         let revocations = lock(&self.revocations);
         let peer_revoked = revocations
             .peers
@@ -379,7 +379,7 @@ impl Authority {
     /// Revokes a token (kept until `expires`, its `exp`) or all of a peer's
     /// tokens issued until now; persisted before this returns.
     pub fn revoke(&self, what: Revocation, expires: u64) -> Result<(), AuthorityError> {
-        let now = darkswap_p2p::unix_now();
+        let now = crate::server::unix_now();
         let mut revocations = lock(&self.revocations);
         let kind = match &what {
             Revocation::Token(jti) => {
@@ -402,7 +402,7 @@ impl Authority {
     }
 
     fn supersede(&self, claims: &Claims) -> Result<(), AuthorityError> {
-        let now = darkswap_p2p::unix_now();
+        let now = crate::server::unix_now();
         let mut revocations = lock(&self.revocations);
         revocations
             .superseded
@@ -524,7 +524,7 @@ mod tests {
     #[test]
     fn alg_none_is_refused() {
         let (key, a) = authority(AuthSection::default(), None);
-        let now = darkswap_p2p::unix_now();
+        let now = crate::server::unix_now();
         let none = serde_json::json!({"alg": "none", "typ": "JWT"});
         let signed = sign_raw(
             &key,
@@ -544,7 +544,7 @@ mod tests {
     fn a_wrong_algorithm_is_refused() {
         // HS256 keyed with the relay's public key: the classic confusion attack.
         let (key, a) = authority(AuthSection::default(), None);
-        let now = darkswap_p2p::unix_now();
+        let now = crate::server::unix_now();
         let hs = jsonwebtoken::encode(
             &Header::new(Algorithm::HS256),
             &claims_json(&a, &PeerId::random(), now, now + 60),
@@ -557,7 +557,7 @@ mod tests {
     #[test]
     fn a_wrong_key_is_refused() {
         let (_, a) = authority(AuthSection::default(), None);
-        let now = darkswap_p2p::unix_now();
+        let now = crate::server::unix_now();
         let stranger = Keypair::generate_ed25519();
         let forged = sign_raw(
             &stranger,
@@ -570,7 +570,7 @@ mod tests {
     #[test]
     fn an_expired_token_is_refused() {
         let (key, a) = authority(AuthSection::default(), None);
-        let now = darkswap_p2p::unix_now();
+        let now = crate::server::unix_now();
         let expired = sign_raw(
             &key,
             &eddsa(),
@@ -582,7 +582,7 @@ mod tests {
     #[test]
     fn a_token_not_yet_valid_is_refused() {
         let (key, a) = authority(AuthSection::default(), None);
-        let now = darkswap_p2p::unix_now();
+        let now = crate::server::unix_now();
         let early = sign_raw(
             &key,
             &eddsa(),
@@ -594,7 +594,7 @@ mod tests {
     #[test]
     fn a_wrong_issuer_is_refused() {
         let (key, a) = authority(AuthSection::default(), None);
-        let now = darkswap_p2p::unix_now();
+        let now = crate::server::unix_now();
         let mut claims = claims_json(&a, &PeerId::random(), now, now + 60);
         claims["iss"] = PeerId::random().to_string().into();
         refused(
@@ -607,7 +607,7 @@ mod tests {
     #[test]
     fn a_wrong_audience_is_refused() {
         let (key, a) = authority(AuthSection::default(), None);
-        let now = darkswap_p2p::unix_now();
+        let now = crate::server::unix_now();
         let mut claims = claims_json(&a, &PeerId::random(), now, now + 60);
         claims["aud"] = "someone-else".into();
         refused(
@@ -630,7 +630,7 @@ mod tests {
     #[test]
     fn a_token_living_too_long_is_refused() {
         let (key, a) = authority(AuthSection::default(), None);
-        let now = darkswap_p2p::unix_now();
+        let now = crate::server::unix_now();
         let forever = sign_raw(
             &key,
             &eddsa(),
@@ -642,7 +642,7 @@ mod tests {
     #[test]
     fn malformed_tokens_are_refused() {
         let (key, a) = authority(AuthSection::default(), None);
-        let now = darkswap_p2p::unix_now();
+        let now = crate::server::unix_now();
         for garbage in ["", "abc", "a.b.c", "e30.e30.", "\u{0}.\u{1}.\u{2}"] {
             assert!(
                 matches!(a.validate(garbage), Err(TokenError::Malformed(_))),

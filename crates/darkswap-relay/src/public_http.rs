@@ -241,7 +241,7 @@ async fn revoke(
     let (what, expires) = match (request.token_id, request.peer_id) {
         (Some(jti), None) if !jti.is_empty() && jti.len() <= 128 => (
             Revocation::Token(jti),
-            darkswap_p2p::unix_now() + config.max_token_ttl_secs + config.clock_skew_secs,
+            crate::server::unix_now() + config.max_token_ttl_secs + config.clock_skew_secs,
         ),
         (None, Some(peer)) => match peer.parse() {
             Ok(peer) => (Revocation::Peer(peer), 0),

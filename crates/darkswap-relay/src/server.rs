@@ -204,7 +204,7 @@ fn build_behaviour(
         auth: config
             .peer_auth
             .enabled
-            .then(|| darkswap_p2p::auth::protocol::behaviour(PEER_AUTH_TIMEOUT))
+            .then(|| darkswap_p2p::auth::behaviour(PEER_AUTH_TIMEOUT))
             .into(),
     })
 }
@@ -395,7 +395,7 @@ async fn listen_all(
             addr: addr.clone(),
             reason,
         };
-        darkswap_p2p::ensure_tcp_port_free(addr).map_err(fail)?;
+        ensure_tcp_port_free(addr).map_err(fail)?;
         let id = swarm
             .listen_on(addr.clone())
             .map_err(|e| fail(e.to_string()))?;
@@ -586,7 +586,7 @@ impl SwarmTask {
                         message.topic.as_str(),
                         &message.data,
                         MAX_MESSAGE_SIZE,
-                        darkswap_p2p::unix_now(),
+                        crate::server::unix_now(),
                     );
                     let acceptance = match &verdict {
                         Ok(_) => gossipsub::MessageAcceptance::Accept,
@@ -607,5 +607,34 @@ impl SwarmTask {
             }
             _ => {}
         }
+    }
+}
+
+/// The wall clock in unix seconds.
+pub(crate) fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// libp2p-tcp binds with SO_REUSEPORT, which lets a second process share a
+/// busy port silently; a plain bind first turns that into an error.
+fn ensure_tcp_port_free(addr: &Multiaddr) -> Result<(), String> {
+    use libp2p::multiaddr::Protocol;
+    let (mut ip, mut port) = (None, None);
+    for p in addr.iter() {
+        match p {
+            Protocol::Ip4(a) => ip = Some(std::net::IpAddr::V4(a)),
+            Protocol::Ip6(a) => ip = Some(std::net::IpAddr::V6(a)),
+            Protocol::Tcp(p) if p != 0 => port = Some(p),
+            _ => {}
+        }
+    }
+    match (ip, port) {
+        (Some(ip), Some(port)) => std::net::TcpListener::bind((ip, port))
+            .map(drop)
+            .map_err(|e| format!("{ip}:{port}: {e}")),
+        _ => Ok(()),
     }
 }

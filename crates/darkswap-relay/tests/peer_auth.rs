@@ -33,12 +33,10 @@ async fn relay(tune: impl FnOnce(&mut PeerAuthSection, &std::path::Path)) -> Rel
 }
 
 fn strict_node(relay: &RelayServer, auth: AuthManagerConfig) -> NetworkConfig {
-    NetworkConfig {
-        relay_peers: vec![relay.listen_addrs()[0].clone()],
-        require_relay_auth: true,
-        auth,
-        ..test_config()
-    }
+    test_config()
+        .with_relay_peers(vec![relay.listen_addrs()[0].clone()])
+        .with_require_relay_auth(true)
+        .with_auth(auth)
 }
 
 async fn wait_reserved(net: &mut Network, relay: PeerId) {
@@ -157,20 +155,15 @@ async fn a_relay_requiring_auth_drops_nodes_that_fail() {
     let relay_id = r.server.peer_id();
     let relay_addr = r.server.listen_addrs()[0].clone();
 
-    let mut honest = Network::new(NetworkConfig {
-        relay_peers: vec![relay_addr.clone()],
-        ..test_config()
-    })
-    .await
-    .unwrap();
+    let mut honest = Network::new(test_config().with_relay_peers(vec![relay_addr.clone()]))
+        .await
+        .unwrap();
     wait_reserved(&mut honest, relay_id).await;
 
-    let mut bad = Network::new(NetworkConfig {
-        identity: darkswap_p2p::Identity::Keypair(banned),
-        ..test_config()
-    })
-    .await
-    .unwrap();
+    let mut bad =
+        Network::new(test_config().with_identity(darkswap_p2p::Identity::Keypair(banned)))
+            .await
+            .unwrap();
     let _ = bad.dial(relay_addr).await;
     wait_for(&mut bad, "disconnect by the relay", EVENT_TIMEOUT, |e| {
         matches!(e, NetworkEvent::PeerDisconnected(p) if *p == relay_id).then_some(())

@@ -8,6 +8,7 @@ use darkswap_proto::{MAX_MESSAGE_SIZE, OrderBody, SignedOrder};
 use futures::StreamExt;
 use libp2p::{Multiaddr, PeerId, Swarm, gossipsub, noise, swarm::SwarmEvent, tcp, yamux};
 use prost::Message as _;
+use tokio_util::task::AbortOnDropHandle;
 
 use crate::EVENT_TIMEOUT;
 
@@ -82,22 +83,12 @@ impl RawGossip {
 
     /// Keeps the swarm running in the background (so published messages go
     /// out and connections stay up) until the returned handle is dropped.
-    pub fn run(mut self) -> AbortOnDrop {
-        AbortOnDrop(tokio::spawn(async move {
+    pub fn run(mut self) -> AbortOnDropHandle<()> {
+        AbortOnDropHandle::new(tokio::spawn(async move {
             loop {
                 self.swarm.select_next_some().await;
             }
         }))
-    }
-}
-
-/// Aborts its task when dropped.
-#[derive(Debug)]
-pub struct AbortOnDrop(tokio::task::JoinHandle<()>);
-
-impl Drop for AbortOnDrop {
-    fn drop(&mut self) {
-        self.0.abort();
     }
 }
 

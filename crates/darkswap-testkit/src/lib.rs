@@ -19,10 +19,11 @@ use libp2p::{
     tcp, yamux,
 };
 use tokio::sync::oneshot;
+use tokio_util::task::AbortOnDropHandle;
 
 mod gossip;
 mod process;
-pub use gossip::{AbortOnDrop, RawGossip, order_body, sign_raw_order};
+pub use gossip::{RawGossip, order_body, sign_raw_order};
 pub use process::{RelayProcess, START_TIMEOUT, target_binary};
 
 /// Default bound on waiting for one event.
@@ -32,14 +33,12 @@ pub const EVENT_TIMEOUT: Duration = Duration::from_secs(20);
 /// across the machine), Kademlia in server mode (loopback addresses are
 /// never confirmed external), short timeouts.
 pub fn test_config() -> NetworkConfig {
-    NetworkConfig {
-        enable_mdns: false,
-        kad_mode: KadMode::Server,
-        connection_timeout: Duration::from_secs(15),
-        relay_retry_initial: Duration::from_millis(200),
-        relay_retry_max: Duration::from_secs(2),
-        ..NetworkConfig::default()
-    }
+    NetworkConfig::default()
+        .with_mdns(false)
+        .with_kad_mode(KadMode::Server)
+        .with_connection_timeout(Duration::from_secs(15))
+        .with_relay_retry_initial(Duration::from_millis(200))
+        .with_relay_retry_max(Duration::from_secs(2))
 }
 
 /// Starts a node listening on `127.0.0.1` TCP port 0; returns it and its
@@ -96,7 +95,7 @@ pub struct TestRelay {
     pub addr: Multiaddr,
     /// Its key, to restart it with the same identity.
     pub keypair: Keypair,
-    task: Option<tokio::task::JoinHandle<()>>,
+    task: Option<AbortOnDropHandle<()>>,
 }
 
 impl TestRelay {
@@ -161,7 +160,7 @@ impl TestRelay {
             peer_id,
             addr: addr.with(Protocol::P2p(peer_id)),
             keypair,
-            task: Some(task),
+            task: Some(AbortOnDropHandle::new(task)),
         }
     }
 
@@ -177,14 +176,6 @@ impl TestRelay {
         if let Some(task) = self.task.take() {
             task.abort();
             let _ = task.await;
-        }
-    }
-}
-
-impl Drop for TestRelay {
-    fn drop(&mut self) {
-        if let Some(task) = &self.task {
-            task.abort();
         }
     }
 }

@@ -1,0 +1,281 @@
+//! Which gossip messages a node accepts, and what it does with them: the
+//! policy behind gossipsub's validation callback.
+//!
+//! [`verify_gossip`] decodes and checks one payload against its topic's
+//! rules; [`GossipValidator`] turns that into a [`Verdict`]: whether
+//! gossipsub accepts (and forwards), rejects (and scores the forwarder down)
+//! or ignores it, what the node reports, and the penalty the forwarder pays.
+//! Orderbook messages are applied to the book in the same step, so a cancel
+//! by someone other than the maker is never forwarded.
+
+use darkswap_proto::{DecodeError, Message, OrderError, decode_with_limit};
+
+use crate::{
+    PeerId,
+    event::NetworkEvent,
+    orderbook::{Orderbook, OrderbookError, VerifiedOrderMessage},
+    protocols::{ORDERBOOK_TOPIC, TRADE_TOPIC},
+    reputation::{PenaltyReason, orderbook_penalty, validation_penalty},
+};
+/// Why a gossip message was rejected. The sender is scored down for it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ValidationError {
+    /// Not a well-formed DarkSwap envelope.
+    #[error("undecodable: {0}")]
+    Decode(String),
+    /// A message type that does not belong on this topic.
+    #[error("{kind} is not allowed on topic {topic}")]
+    WrongTopic {
+        /// The message type.
+        kind: &'static str,
+        /// The topic it arrived on.
+        topic: String,
+    },
+    /// An order create without its order.
+    #[error("order_create carries no order")]
+    MissingOrder,
+    /// A signed order message that fails verification.
+    #[error("invalid {kind}: {error}")]
+    Order {
+        /// The message type.
+        kind: &'static str,
+        /// What failed.
+        error: OrderError,
+    },
+}
+
+impl ValidationError {
+    /// A short, stable label for metrics: `undecodable`, `wrong_topic`,
+    /// `malformed`, or the [`OrderError::reason`] of a failed order check.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            ValidationError::Decode(_) => "undecodable",
+            ValidationError::WrongTopic { .. } => "wrong_topic",
+            ValidationError::MissingOrder => "malformed",
+            ValidationError::Order { error, .. } => error.reason(),
+        }
+    }
+}
+
+impl From<DecodeError> for ValidationError {
+    fn from(e: DecodeError) -> Self {
+        ValidationError::Decode(e.to_string())
+    }
+}
+
+/// A gossip payload that passed [`verify_gossip`]: the message, and for
+/// an order message the verified parts the orderbook needs.
+#[derive(Debug, Clone, PartialEq)]
+pub struct VerifiedGossip {
+    message: Message,
+    order: Option<VerifiedOrderMessage>,
+}
+
+impl VerifiedGossip {
+    /// The decoded message.
+    pub fn message(&self) -> &Message {
+        &self.message
+    }
+
+    /// The verified order message, for creates, cancels and updates.
+    pub fn order(&self) -> Option<&VerifiedOrderMessage> {
+        self.order.as_ref()
+    }
+
+    /// The decoded message.
+    pub fn into_message(self) -> Message {
+        self.message
+    }
+}
+
+/// Decodes a gossip payload and checks it against the topic's rules.
+///
+/// - `darkswap/orderbook/v1` carries only order creates, cancels and updates,
+///   each with a valid maker signature, valid terms, and not expired at `now`.
+/// - `darkswap/trade/v1` carries only trade and PSBT messages.
+/// - Other topics carry any well-formed message; signed parts are still verified.
+pub fn verify_gossip(
+    topic: &str,
+    data: &[u8],
+    max_size: usize,
+    now: u64,
+) -> Result<VerifiedGossip, ValidationError> {
+    let message = decode_with_limit(data, max_size)?;
+    let allowed = match topic {
+        ORDERBOOK_TOPIC => matches!(
+            message,
+            Message::OrderCreate(_) | Message::OrderCancel(_) | Message::OrderUpdate(_)
+        ),
+        TRADE_TOPIC => message.is_trade(),
+        _ => true,
+    };
+    if !allowed {
+        return Err(ValidationError::WrongTopic {
+            kind: message.kind(),
+            topic: topic.to_owned(),
+        });
+    }
+    let order = verify_signed_parts(&message, now)?;
+    Ok(VerifiedGossip { message, order })
+}
+
+/// [`verify_gossip`], for callers that only need the message (a relay that
+/// forwards without keeping a book, a node checking what it publishes).
+pub fn validate_gossip(
+    topic: &str,
+    data: &[u8],
+    max_size: usize,
+    now: u64,
+) -> Result<Message, ValidationError> {
+    verify_gossip(topic, data, max_size, now).map(VerifiedGossip::into_message)
+}
+
+/// Verifies every signed part a message carries and its times at `now`;
+/// returns the verified order message for creates, cancels and updates.
+pub fn verify_signed_parts(
+    message: &Message,
+    now: u64,
+) -> Result<Option<VerifiedOrderMessage>, ValidationError> {
+    let kind = message.kind();
+    let verified = match VerifiedOrderMessage::verify(message) {
+        Ok(verified) => verified,
+        Err(OrderbookError::NotAnOrderMessage) => {
+            return match message {
+                Message::OrderCreate(_) => Err(ValidationError::MissingOrder),
+                _ => Ok(None),
+            };
+        }
+        Err(OrderbookError::Invalid(error)) => return Err(ValidationError::Order { kind, error }),
+        Err(other) => {
+            return Err(ValidationError::Order {
+                kind,
+                error: OrderError::MalformedBody(other.to_string()),
+            });
+        }
+    };
+    verified
+        .check_time(now)
+        .map_err(|error| ValidationError::Order { kind, error })?;
+    Ok(Some(verified))
+}
+
+/// What gossipsub is told about a message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Acceptance {
+    /// Valid: deliver and forward it.
+    Accept,
+    /// Invalid: drop it and score the forwarder down in gossipsub.
+    Reject,
+    /// Valid but of no use (late, stale): drop it without scoring.
+    Ignore,
+}
+
+/// One gossip message as it arrived.
+#[derive(Debug, Clone, Copy)]
+pub struct GossipMessage<'a> {
+    /// The topic it was published on.
+    pub topic: &'a str,
+    /// The payload.
+    pub data: &'a [u8],
+    /// Its author, as gossipsub's signature authenticates it.
+    pub author: Option<PeerId>,
+    /// The peer that forwarded it to us. It answers for what it forwards:
+    /// honest nodes validate before forwarding.
+    pub forwarder: PeerId,
+}
+
+/// What to do with one gossip message.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Verdict {
+    /// What gossipsub is told.
+    pub acceptance: Acceptance,
+    /// What the node reports, in order: the message
+    /// ([`NetworkEvent::MessageReceived`]) or why it was refused
+    /// ([`NetworkEvent::InvalidMessage`], [`NetworkEvent::OrderbookRejected`]),
+    /// then the change it made to the book, if any.
+    pub events: Vec<NetworkEvent>,
+    /// What the forwarder pays, if anything.
+    pub penalty: Option<PenaltyReason>,
+}
+
+/// Judges gossip messages: validation against the topic, then the
+/// orderbook's rules for order messages. Stateless apart from its limit;
+/// the book it applies to is passed in.
+#[derive(Debug, Clone)]
+pub struct GossipValidator {
+    max_message_size: usize,
+}
+
+impl GossipValidator {
+    /// A validator refusing payloads over `max_message_size` bytes.
+    pub fn new(max_message_size: usize) -> Self {
+        GossipValidator { max_message_size }
+    }
+
+    /// The verdict on `message` received at `now` (unix seconds); an
+    /// orderbook message that passes is applied to `book`.
+    pub fn handle_message(
+        &self,
+        book: &mut Orderbook,
+        message: GossipMessage<'_>,
+        now: u64,
+    ) -> Verdict {
+        let GossipMessage {
+            topic,
+            data,
+            author,
+            forwarder,
+        } = message;
+        let verified = match verify_gossip(topic, data, self.max_message_size, now) {
+            Ok(verified) => verified,
+            Err(error) => {
+                return Verdict {
+                    acceptance: Acceptance::Reject,
+                    penalty: validation_penalty(&error),
+                    events: vec![NetworkEvent::InvalidMessage {
+                        peer_id: forwarder,
+                        topic: topic.to_owned(),
+                        error,
+                    }],
+                };
+            }
+        };
+        let applied = match (topic, &verified.order) {
+            (ORDERBOOK_TOPIC, Some(order)) => book.apply_verified(order, now),
+            _ => Ok(None),
+        };
+        match applied {
+            Ok(change) => {
+                let mut events = vec![NetworkEvent::MessageReceived {
+                    // Strict validation guarantees a signed source.
+                    peer_id: author.unwrap_or(forwarder),
+                    topic: topic.to_owned(),
+                    message: verified.into_message(),
+                }];
+                events.extend(change.map(NetworkEvent::OrderbookChanged));
+                Verdict {
+                    acceptance: Acceptance::Accept,
+                    events,
+                    penalty: None,
+                }
+            }
+            Err(error) => Verdict {
+                // A cancel by a non-maker is an attack; a stale update or a
+                // late create can happen honestly.
+                acceptance: match error {
+                    OrderbookError::NotMaker | OrderbookError::Invalid(_) => Acceptance::Reject,
+                    _ => Acceptance::Ignore,
+                },
+                penalty: orderbook_penalty(&error),
+                events: vec![NetworkEvent::OrderbookRejected {
+                    peer_id: forwarder,
+                    error,
+                }],
+            },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,514 @@
+//! The replicated orderbook: a sans-IO state machine fed with signed order
+//! messages (from gossip, from a sync response, or local) and the current
+//! time. Every node runs the same rules, so every node converges on the same
+//! book:
+//!
+//! - an order, cancel or update counts only if its maker's signature, its
+//!   terms and its times verify;
+//! - only the maker can cancel or update an order; an update must carry a
+//!   higher sequence than the one applied;
+//! - a cancel that arrives before its order leaves a tombstone, so the late
+//!   create cannot resurrect it;
+//! - duplicates and replays change nothing;
+//! - orders drop out when they expire, and when their maker has not
+//!   re-announced them within `ttl` (orders are bound to a live maker: no
+//!   ghost offers nobody can take).
+
+use std::{collections::HashMap, time::Duration};
+
+use darkswap_proto::identity::PeerId;
+use darkswap_proto::{
+    Announced, Asset, Cancel, Message, Order, OrderCancel, OrderCreate, OrderError, OrderId,
+    OrderUpdate, OrderbookResponse, Side, Update,
+};
+
+/// Orderbook rules that are a matter of policy.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OrderbookConfig {
+    /// How often a maker re-announces its open orders. Default: 3 min.
+    pub refresh_interval: Duration,
+    /// An order not re-announced (or re-synced) for this long is dropped.
+    /// Default: 10 min.
+    pub ttl: Duration,
+    /// Orders kept at most; further new orders are refused. Default: 100 000.
+    pub max_orders: usize,
+    /// Orders one maker may have in the book. Default: 1 000.
+    pub max_orders_per_maker: usize,
+}
+
+impl Default for OrderbookConfig {
+    fn default() -> Self {
+        OrderbookConfig {
+            refresh_interval: Duration::from_secs(180),
+            ttl: Duration::from_secs(600),
+            max_orders: 100_000,
+            max_orders_per_maker: 1_000,
+        }
+    }
+}
+
+/// What an accepted message changed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum OrderbookChange {
+    /// A new order entered the book.
+    Added(Order),
+    /// An order's terms changed (the order as it now stands).
+    Updated(Order),
+    /// An order was cancelled by its maker.
+    Cancelled {
+        /// The order.
+        order_id: OrderId,
+        /// Its maker.
+        maker: PeerId,
+    },
+    /// Orders that expired or whose maker stopped re-announcing them.
+    Expired(Vec<OrderId>),
+}
+
+/// Why a message was not applied.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum OrderbookError {
+    /// Not an orderbook message, or one without its order.
+    #[error("not an order create, cancel or update")]
+    NotAnOrderMessage,
+    /// Signature, terms or times do not verify.
+    #[error(transparent)]
+    Invalid(#[from] OrderError),
+    /// A cancel or update signed by someone other than the order's maker.
+    #[error("only the maker may cancel or update an order")]
+    NotMaker,
+    /// An update for an order this node does not have.
+    #[error("unknown order {0}")]
+    UnknownOrder(OrderId),
+    /// An update whose sequence is not above the one applied.
+    #[error("stale update (sequence {got}, have {have})")]
+    StaleUpdate {
+        /// The update's sequence.
+        got: u64,
+        /// The sequence already applied.
+        have: u64,
+    },
+    /// An order that was cancelled before.
+    #[error("order {0} was cancelled")]
+    Cancelled(OrderId),
+    /// The book or the maker's share of it is full.
+    #[error("orderbook full")]
+    Full,
+    /// An order whose newest maker-signed announcement is older than the
+    /// TTL: its maker is presumed gone, so it would be dropped at once.
+    #[error("order {order_id} not re-announced since {last_vouched} (TTL passed)")]
+    NotRefreshed {
+        /// The order.
+        order_id: OrderId,
+        /// Unix seconds of its newest announcement.
+        last_vouched: u64,
+    },
+}
+
+impl OrderbookError {
+    /// A short, stable label for metrics: `not_order_message`, `not_maker`,
+    /// `unknown_order`, `stale_update`, `cancelled`, `full`, `not_refreshed`,
+    /// or the [`OrderError::reason`] of a failed signature or term check.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            OrderbookError::NotAnOrderMessage => "not_order_message",
+            OrderbookError::Invalid(e) => e.reason(),
+            OrderbookError::NotMaker => "not_maker",
+            OrderbookError::UnknownOrder(_) => "unknown_order",
+            OrderbookError::StaleUpdate { .. } => "stale_update",
+            OrderbookError::Cancelled(_) => "cancelled",
+            OrderbookError::Full => "full",
+            OrderbookError::NotRefreshed { .. } => "not_refreshed",
+        }
+    }
+}
+
+/// An order create, cancel or update whose signatures verified. The
+/// verified parts travel with the message, so the book, handed one by
+/// gossip validation, does not check the signatures a second time. Only
+/// [`VerifiedOrderMessage::verify`] makes one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VerifiedOrderMessage(Verified);
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Verified {
+    Create(OrderCreate, Announced),
+    Cancel(OrderCancel, Cancel),
+    Update(OrderUpdate, Update),
+}
+
+impl VerifiedOrderMessage {
+    /// Verifies every signature `message` carries. Time rules are apart
+    /// ([`VerifiedOrderMessage::check_time`]): a snapshot may carry an old
+    /// cancel that is still worth a tombstone.
+    pub fn verify(message: &Message) -> Result<Self, OrderbookError> {
+        Ok(VerifiedOrderMessage(match message {
+            Message::OrderCreate(create) if create.order.is_some() => {
+                Verified::Create(create.clone(), create.verify()?)
+            }
+            Message::OrderCancel(cancel) => Verified::Cancel(cancel.clone(), cancel.verify()?),
+            Message::OrderUpdate(update) => Verified::Update(update.clone(), update.verify()?),
+            _ => return Err(OrderbookError::NotAnOrderMessage),
+        }))
+    }
+
+    /// Refuses what is expired or dated too far in the future at `now`
+    /// (unix seconds).
+    pub fn check_time(&self, now: u64) -> Result<(), OrderError> {
+        match &self.0 {
+            Verified::Create(_, announced) => announced.check_time(now),
+            Verified::Cancel(_, cancel) => cancel.check_time(now),
+            Verified::Update(_, update) => update.check_time(now),
+        }
+    }
+
+    /// The message as it travels.
+    pub fn message(&self) -> Message {
+        match &self.0 {
+            Verified::Create(m, _) => Message::OrderCreate(m.clone()),
+            Verified::Cancel(m, _) => Message::OrderCancel(m.clone()),
+            Verified::Update(m, _) => Message::OrderUpdate(m.clone()),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+struct Entry {
+    /// The order with its newest announcement.
+    create: OrderCreate,
+    order: Order,
+    update: Option<(OrderUpdate, Update)>,
+    last_seen: u64,
+}
+
+impl Entry {
+    /// The order with its latest update applied.
+    fn current(&self) -> Order {
+        let mut o = self.order.clone();
+        if let Some((_, u)) = &self.update {
+            o.amount = u.fields.amount;
+            o.price = u.fields.price;
+            o.expires_at = u.fields.expires_at;
+        }
+        o
+    }
+}
+
+#[derive(Debug, Clone)]
+struct Tombstone {
+    cancel: OrderCancel,
+    maker: PeerId,
+    /// Kept until then: by that time a late create would be expired too.
+    keep_until: u64,
+}
+
+/// Bids and asks of one pair.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Book {
+    /// Buy orders, best (highest) price first, then oldest first.
+    pub bids: Vec<Order>,
+    /// Sell orders, best (lowest) price first, then oldest first.
+    pub asks: Vec<Order>,
+}
+
+/// The replicated orderbook. See the module docs for its rules.
+#[derive(Debug, Clone)]
+pub struct Orderbook {
+    config: OrderbookConfig,
+    entries: HashMap<OrderId, Entry>,
+    tombstones: HashMap<OrderId, Tombstone>,
+}
+
+impl Orderbook {
+    /// An empty book.
+    pub fn new(config: OrderbookConfig) -> Self {
+        Orderbook {
+            config,
+            entries: HashMap::new(),
+            tombstones: HashMap::new(),
+        }
+    }
+
+    /// The policy in force.
+    pub fn config(&self) -> &OrderbookConfig {
+        &self.config
+    }
+
+    /// Applies an order create, cancel or update received at `now` (unix
+    /// seconds). `Ok(None)` means valid but nothing changed (a duplicate, a
+    /// re-announcement, or a cancel of an order not seen yet).
+    pub fn apply(
+        &mut self,
+        message: &Message,
+        now: u64,
+    ) -> Result<Option<OrderbookChange>, OrderbookError> {
+        self.apply_verified(&VerifiedOrderMessage::verify(message)?, now)
+    }
+
+    /// [`Orderbook::apply`] for a message whose signatures are already
+    /// verified.
+    pub fn apply_verified(
+        &mut self,
+        message: &VerifiedOrderMessage,
+        now: u64,
+    ) -> Result<Option<OrderbookChange>, OrderbookError> {
+        match &message.0 {
+            Verified::Create(create, announced) => self.apply_order(create, announced, now),
+            Verified::Cancel(message, cancel) => self.apply_cancel(message, cancel, now),
+            Verified::Update(message, update) => self.apply_update(message, update, now),
+        }
+    }
+
+    fn apply_order(
+        &mut self,
+        create: &OrderCreate,
+        announced: &Announced,
+        now: u64,
+    ) -> Result<Option<OrderbookChange>, OrderbookError> {
+        announced.check_time(now)?;
+        // Only the maker's own signature vouches for liveness: a replayed old
+        // announcement cannot keep a ghost order alive.
+        let vouched = announced.last_vouched().min(now);
+        let order = announced.order.clone();
+        if self.tombstones.contains_key(&order.id) {
+            return Err(OrderbookError::Cancelled(order.id));
+        }
+        if now.saturating_sub(vouched) > self.config.ttl.as_secs() {
+            return Err(OrderbookError::NotRefreshed {
+                order_id: order.id,
+                last_vouched: vouched,
+            });
+        }
+        if let Some(entry) = self.entries.get_mut(&order.id) {
+            if vouched > entry.last_seen {
+                entry.last_seen = vouched;
+                entry.create = create.clone();
+            }
+            return Ok(None);
+        }
+        let per_maker = self
+            .entries
+            .values()
+            .filter(|e| e.order.maker == order.maker)
+            .count();
+        if self.entries.len() >= self.config.max_orders
+            || per_maker >= self.config.max_orders_per_maker
+        {
+            return Err(OrderbookError::Full);
+        }
+        self.entries.insert(
+            order.id,
+            Entry {
+                create: create.clone(),
+                order: order.clone(),
+                update: None,
+                last_seen: vouched,
+            },
+        );
+        Ok(Some(OrderbookChange::Added(order)))
+    }
+
+    fn apply_cancel(
+        &mut self,
+        cancel: &OrderCancel,
+        verified: &Cancel,
+        now: u64,
+    ) -> Result<Option<OrderbookChange>, OrderbookError> {
+        let (order_id, maker) = (verified.order_id, verified.maker);
+        if let Some(t) = self.tombstones.get(&order_id) {
+            return if t.maker == maker {
+                Ok(None)
+            } else {
+                Err(OrderbookError::NotMaker)
+            };
+        }
+        let keep_until = match self.entries.get(&order_id) {
+            Some(entry) if entry.order.maker != maker => return Err(OrderbookError::NotMaker),
+            Some(entry) => entry.current().expires_at,
+            None => now + self.config.ttl.as_secs(),
+        };
+        self.tombstones.insert(
+            order_id,
+            Tombstone {
+                cancel: cancel.clone(),
+                maker,
+                keep_until,
+            },
+        );
+        Ok(self
+            .entries
+            .remove(&order_id)
+            .map(|_| OrderbookChange::Cancelled { order_id, maker }))
+    }
+
+    fn apply_update(
+        &mut self,
+        update: &OrderUpdate,
+        verified: &Update,
+        now: u64,
+    ) -> Result<Option<OrderbookChange>, OrderbookError> {
+        verified.check_time(now)?;
+        if self.tombstones.contains_key(&verified.order_id) {
+            return Err(OrderbookError::Cancelled(verified.order_id));
+        }
+        let entry = self
+            .entries
+            .get_mut(&verified.order_id)
+            .ok_or(OrderbookError::UnknownOrder(verified.order_id))?;
+        if entry.order.maker != verified.maker {
+            return Err(OrderbookError::NotMaker);
+        }
+        let have = entry
+            .update
+            .as_ref()
+            .map(|(_, u)| u.fields.sequence)
+            .unwrap_or(0);
+        if verified.fields.sequence <= have {
+            return if verified.fields.sequence == have {
+                Ok(None)
+            } else {
+                Err(OrderbookError::StaleUpdate {
+                    got: verified.fields.sequence,
+                    have,
+                })
+            };
+        }
+        entry.last_seen = entry.last_seen.max(verified.fields.updated_at.min(now));
+        entry.update = Some((update.clone(), verified.clone()));
+        Ok(Some(OrderbookChange::Updated(entry.current())))
+    }
+
+    /// Drops expired orders, orders not seen within the TTL, and old
+    /// tombstones. Returns what was dropped, if anything.
+    pub fn prune(&mut self, now: u64) -> Option<OrderbookChange> {
+        let ttl = self.config.ttl.as_secs();
+        let mut gone: Vec<OrderId> = self
+            .entries
+            .iter()
+            .filter(|(_, e)| e.current().is_expired(now) || now.saturating_sub(e.last_seen) > ttl)
+            .map(|(id, _)| *id)
+            .collect();
+        for id in &gone {
+            self.entries.remove(id);
+        }
+        self.tombstones.retain(|_, t| t.keep_until > now);
+        gone.sort();
+        (!gone.is_empty()).then_some(OrderbookChange::Expired(gone))
+    }
+
+    /// Everything a peer needs to reach this book: orders, their latest
+    /// updates and the tombstones, optionally for one pair. At most `limit`
+    /// orders, newest first, so the response stays under the size limit.
+    pub fn snapshot(&self, pair: Option<(Asset, Asset)>, limit: usize) -> OrderbookResponse {
+        let mut entries: Vec<&Entry> = self
+            .entries
+            .values()
+            .filter(|e| pair.is_none_or(|(b, q)| e.order.base == b && e.order.quote == q))
+            .collect();
+        entries.sort_by_key(|e| std::cmp::Reverse((e.order.created_at, e.order.id)));
+        entries.truncate(limit);
+        OrderbookResponse {
+            orders: entries.iter().map(|e| e.create.clone()).collect(),
+            updates: entries
+                .iter()
+                .filter_map(|e| e.update.as_ref().map(|(u, _)| u.clone()))
+                .collect(),
+            cancels: self
+                .tombstones
+                .values()
+                .take(limit)
+                .map(|t| t.cancel.clone())
+                .collect(),
+        }
+    }
+
+    /// Applies a sync response: cancels first (so nothing cancelled is
+    /// resurrected), then orders, then updates. Returns the changes and why
+    /// each refused entry was refused.
+    pub fn merge(
+        &mut self,
+        response: &OrderbookResponse,
+        now: u64,
+    ) -> (Vec<OrderbookChange>, Vec<OrderbookError>) {
+        let mut changes = Vec::new();
+        let mut rejected = Vec::new();
+        let messages = response
+            .cancels
+            .iter()
+            .map(|c| Message::OrderCancel(c.clone()))
+            .chain(
+                response
+                    .orders
+                    .iter()
+                    .map(|o| Message::OrderCreate(o.clone())),
+            )
+            .chain(
+                response
+                    .updates
+                    .iter()
+                    .map(|u| Message::OrderUpdate(u.clone())),
+            );
+        for m in messages {
+            match self.apply(&m, now) {
+                Ok(Some(change)) => changes.push(change),
+                Ok(None) => {}
+                Err(e) => rejected.push(e),
+            }
+        }
+        (changes, rejected)
+    }
+
+    /// An order as it now stands.
+    pub fn get(&self, id: &OrderId) -> Option<Order> {
+        self.entries.get(id).map(Entry::current)
+    }
+
+    /// The order as its maker published it, with its newest announcement.
+    pub fn create_message(&self, id: &OrderId) -> Option<&OrderCreate> {
+        self.entries.get(id).map(|e| &e.create)
+    }
+
+    /// Number of orders in the book.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Whether the book is empty.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// Bids and asks of a pair, best price first, then oldest first.
+    pub fn book(&self, base: Asset, quote: Asset) -> Book {
+        let mut book = Book::default();
+        for o in self
+            .entries
+            .values()
+            .map(Entry::current)
+            .filter(|o| o.base == base && o.quote == quote)
+        {
+            match o.side {
+                Side::Buy => book.bids.push(o),
+                Side::Sell => book.asks.push(o),
+            }
+        }
+        book.bids.sort_by(|a, b| {
+            b.price
+                .cmp(&a.price)
+                .then(a.created_at.cmp(&b.created_at))
+                .then(a.id.cmp(&b.id))
+        });
+        book.asks.sort_by(|a, b| {
+            a.price
+                .cmp(&b.price)
+                .then(a.created_at.cmp(&b.created_at))
+                .then(a.id.cmp(&b.id))
+        });
+        book
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,205 @@
+//! This node's own orders: signed with its identity key, put in the book,
+//! published, re-announced every refresh interval so peers keep them past
+//! their TTL, and cancelled.
+//!
+//! Sans-IO: the shell calls [`OwnOrders::create`], [`OwnOrders::cancel`] and
+//! [`OwnOrders::restore`] for the user, [`OwnOrders::handle_timeout`] when
+//! [`OwnOrders::poll_timeout`] is due, and performs what
+//! [`OwnOrders::poll_output`] yields (publish a message, report a change).
+
+use std::{
+    collections::{HashMap, VecDeque},
+    time::Duration,
+};
+
+use darkswap_proto::{
+    Message, NewOrder, Order, OrderCancel, OrderCreate, OrderId, SignedOrder, identity::Keypair,
+};
+use web_time::Instant;
+
+use crate::{
+    Now, PeerId,
+    event::NetworkEvent,
+    orderbook::{Orderbook, OrderbookError},
+};
+
+/// Shortest re-announcement interval honoured: a smaller setting would turn
+/// the refresh into a busy loop.
+pub const MIN_REFRESH_INTERVAL: Duration = Duration::from_millis(100);
+
+/// Why an operation on an own order failed. Exhaustive on purpose: the
+/// SDK's facet errors mirror it variant for variant.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum OwnOrderError {
+    /// The book refused it (invalid terms, full, cancelled before, ...).
+    #[error("order refused: {0}")]
+    Refused(#[from] OrderbookError),
+    /// The order is not one of this node's own.
+    #[error("order {0} is not one of this node's orders")]
+    NotOwnOrder(OrderId),
+}
+
+/// What the shell must do.
+#[derive(Debug, Clone, PartialEq)]
+pub enum OwnOrdersOutput {
+    /// Publish this message on the orderbook topic. Publishing may fail for
+    /// want of peers: they get the order by sync or at the next refresh.
+    Publish(Message),
+    /// Report this.
+    Event(NetworkEvent),
+}
+
+/// This node's open orders. See the module docs.
+#[derive(Debug)]
+pub struct OwnOrders {
+    key: Keypair,
+    local_peer_id: PeerId,
+    orders: HashMap<OrderId, SignedOrder>,
+    refresh_interval: Duration,
+    next_refresh: Instant,
+    out: VecDeque<OwnOrdersOutput>,
+}
+
+impl OwnOrders {
+    /// Orders signed with `key`, re-announced every `refresh_interval` (at
+    /// least [`MIN_REFRESH_INTERVAL`]) from `now` on.
+    pub fn new(key: Keypair, refresh_interval: Duration, now: Instant) -> Self {
+        let refresh_interval = refresh_interval.max(MIN_REFRESH_INTERVAL);
+        OwnOrders {
+            local_peer_id: key.public().to_peer_id(),
+            key,
+            orders: HashMap::new(),
+            refresh_interval,
+            next_refresh: now + refresh_interval,
+            out: VecDeque::new(),
+        }
+    }
+
+    /// Signs `order`, puts it in `book` and publishes it. Returns the order
+    /// as the book holds it and as signed (what a store keeps).
+    pub fn create(
+        &mut self,
+        book: &mut Orderbook,
+        order: &NewOrder,
+        now: Now,
+    ) -> Result<(Order, SignedOrder), OwnOrderError> {
+        let signed = order.sign(&self.key).map_err(OrderbookError::Invalid)?;
+        let order = self.restore(book, signed.clone(), now)?;
+        Ok((order, signed))
+    }
+
+    /// Takes back one of this node's signed orders (e.g. from storage after
+    /// a restart): if it is still valid and signed by this node, it returns
+    /// to the book and to the re-announcement schedule.
+    pub fn restore(
+        &mut self,
+        book: &mut Orderbook,
+        signed: SignedOrder,
+        now: Now,
+    ) -> Result<Order, OwnOrderError> {
+        let order = signed.verify().map_err(OrderbookError::Invalid)?;
+        if order.maker != self.local_peer_id {
+            return Err(OwnOrderError::NotOwnOrder(order.id));
+        }
+        let message = Message::OrderCreate(self.announce(signed.clone(), now)?);
+        self.apply(book, &message, now)?;
+        self.orders.insert(order.id, signed);
+        self.out.push_back(OwnOrdersOutput::Publish(message));
+        Ok(order)
+    }
+
+    /// Cancels one of this node's orders: a signed cancel goes into the book
+    /// (a tombstone, so no late copy brings it back) and out to peers.
+    pub fn cancel(
+        &mut self,
+        book: &mut Orderbook,
+        id: OrderId,
+        now: Now,
+    ) -> Result<(), OwnOrderError> {
+        if !self.orders.contains_key(&id) {
+            return Err(OwnOrderError::NotOwnOrder(id));
+        }
+        let cancel =
+            OrderCancel::sign(id, now.unix_secs(), &self.key).map_err(OrderbookError::Invalid)?;
+        let message = Message::OrderCancel(cancel);
+        self.apply(book, &message, now)?;
+        self.orders.remove(&id);
+        self.out.push_back(OwnOrdersOutput::Publish(message));
+        Ok(())
+    }
+
+    /// Whether `id` is one of this node's open orders.
+    pub fn contains(&self, id: &OrderId) -> bool {
+        self.orders.contains_key(id)
+    }
+
+    /// The open own orders, as they stand in `book` and as signed.
+    pub fn orders(&self, book: &Orderbook) -> Vec<(Order, SignedOrder)> {
+        let mut own: Vec<_> = self
+            .orders
+            .iter()
+            .filter_map(|(id, signed)| Some((book.get(id)?, signed.clone())))
+            .collect();
+        own.sort_by_key(|(order, _)| (order.created_at, order.id));
+        own
+    }
+
+    /// When [`OwnOrders::handle_timeout`] is next due.
+    pub fn poll_timeout(&self) -> Instant {
+        self.next_refresh
+    }
+
+    /// Re-announces every open own order when the refresh is due, with a
+    /// fresh maker signature, so peers (and this node's own replica) keep
+    /// them past their TTL. Orders that expired or left the book are
+    /// forgotten.
+    pub fn handle_timeout(&mut self, book: &mut Orderbook, now: Now) {
+        if now.instant < self.next_refresh {
+            return;
+        }
+        self.next_refresh = now.instant + self.refresh_interval;
+        let unix = now.unix_secs();
+        self.orders
+            .retain(|id, _| book.get(id).is_some_and(|o| !o.is_expired(unix)));
+        let mut own: Vec<SignedOrder> = self.orders.values().cloned().collect();
+        own.sort_by_key(SignedOrder::id);
+        for signed in own {
+            let Ok(create) = self.announce(signed, now) else {
+                continue;
+            };
+            let message = Message::OrderCreate(create);
+            // A refusal here (the book filled up, say) leaves the order to
+            // peers that still hold it; the next refresh tries again.
+            let _ = self.apply(book, &message, now);
+            self.out.push_back(OwnOrdersOutput::Publish(message));
+        }
+    }
+
+    /// The next thing the shell must do.
+    pub fn poll_output(&mut self) -> Option<OwnOrdersOutput> {
+        self.out.pop_front()
+    }
+
+    /// The order with a fresh announcement signed by this node.
+    fn announce(&self, signed: SignedOrder, now: Now) -> Result<OrderCreate, OrderbookError> {
+        OrderCreate::announce(signed, now.unix_secs(), &self.key).map_err(OrderbookError::Invalid)
+    }
+
+    fn apply(
+        &mut self,
+        book: &mut Orderbook,
+        message: &Message,
+        now: Now,
+    ) -> Result<(), OrderbookError> {
+        if let Some(change) = book.apply(message, now.unix_secs())? {
+            self.out
+                .push_back(OwnOrdersOutput::Event(NetworkEvent::OrderbookChanged(
+                    change,
+                )));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,157 @@
+//! What handles ask of the swarm task, grouped by concern. Every command
+//! that answers carries a oneshot for the reply; the handle bounds the wait.
+
+use std::time::Duration;
+
+use darkswap_core::{
+    auth::{AuthError, AuthToken, AuthorizationLevel, Challenge, ChallengeResponse},
+    orderbook::{Book, OrderbookError},
+    own_orders::OwnOrderError,
+    proto::{Asset, NewOrder, Order, OrderId, OrderbookResponse, SignedOrder},
+    relay_keeper::RelayStatus,
+    reputation::{BannedPeer, PeerReputation, Penalty, PenaltyReason},
+};
+use libp2p::{Multiaddr, PeerId};
+use tokio::sync::oneshot;
+
+use crate::{error::Error, network::PeerInfo};
+
+type Reply<T> = oneshot::Sender<T>;
+
+#[derive(Debug)]
+pub(crate) enum Command {
+    Swarm(SwarmCommand),
+    Orderbook(OrderbookCommand),
+    Auth(AuthCommand),
+    Reputation(ReputationCommand),
+    Shutdown { reply: Reply<()> },
+}
+
+/// Connections, listeners, topics and the DHT.
+#[derive(Debug)]
+pub(crate) enum SwarmCommand {
+    Listen {
+        addr: Multiaddr,
+        reply: Reply<Result<Multiaddr, Error>>,
+    },
+    Dial {
+        addr: Multiaddr,
+        reply: Reply<Result<PeerId, Error>>,
+    },
+    Subscribe {
+        topic: String,
+    },
+    Unsubscribe {
+        topic: String,
+    },
+    Publish {
+        topic: String,
+        data: Vec<u8>,
+        reply: Reply<Result<(), Error>>,
+    },
+    ConnectedPeers {
+        reply: Reply<Vec<PeerId>>,
+    },
+    Peers {
+        reply: Reply<Vec<PeerInfo>>,
+    },
+    ListenAddrs {
+        reply: Reply<Vec<Multiaddr>>,
+    },
+    FindPeer {
+        peer: PeerId,
+        reply: Reply<Result<Vec<Multiaddr>, Error>>,
+    },
+    RelayStatus {
+        reply: Reply<Vec<RelayStatus>>,
+    },
+}
+
+/// The book and this node's own orders.
+#[derive(Debug)]
+pub(crate) enum OrderbookCommand {
+    Create {
+        order: Box<NewOrder>,
+        reply: Reply<Result<(Order, SignedOrder), OwnOrderError>>,
+    },
+    Cancel {
+        id: OrderId,
+        reply: Reply<Result<(), OwnOrderError>>,
+    },
+    Restore {
+        orders: Vec<SignedOrder>,
+        reply: Reply<Vec<Result<Order, OwnOrderError>>>,
+    },
+    Book {
+        base: Asset,
+        quote: Asset,
+        reply: Reply<Book>,
+    },
+    OwnOrders {
+        reply: Reply<Vec<(Order, SignedOrder)>>,
+    },
+    Export {
+        reply: Reply<OrderbookResponse>,
+    },
+    Import {
+        book: Box<OrderbookResponse>,
+        reply: Reply<(usize, Vec<OrderbookError>)>,
+    },
+}
+
+/// Authentication of relays and peers.
+#[derive(Debug)]
+pub(crate) enum AuthCommand {
+    GenerateRelayChallenge {
+        relay: PeerId,
+        reply: Reply<Result<Challenge, AuthError>>,
+    },
+    VerifyRelayChallengeResponse {
+        relay: PeerId,
+        response: Box<ChallengeResponse>,
+        reply: Reply<Result<AuthToken, AuthError>>,
+    },
+    AuthenticateRelay {
+        relay: PeerId,
+        token: Box<AuthToken>,
+        reply: Reply<Result<AuthorizationLevel, AuthError>>,
+    },
+    AuthenticatePeer {
+        peer: PeerId,
+        reply: Reply<Result<AuthToken, AuthError>>,
+    },
+    PeerLevel {
+        peer: PeerId,
+        reply: Reply<AuthorizationLevel>,
+    },
+}
+
+/// Scores and bans.
+#[derive(Debug)]
+pub(crate) enum ReputationCommand {
+    Report {
+        peer: PeerId,
+        reason: PenaltyReason,
+        reply: Reply<Option<Penalty>>,
+    },
+    Ban {
+        peer: PeerId,
+        duration: Option<Duration>,
+        reply: Reply<BannedPeer>,
+    },
+    Unban {
+        peer: PeerId,
+        reply: Reply<bool>,
+    },
+    Banned {
+        reply: Reply<Vec<BannedPeer>>,
+    },
+    Peer {
+        peer: PeerId,
+        reply: Reply<PeerReputation>,
+    },
+    Import {
+        bans: Vec<BannedPeer>,
+        reply: Reply<usize>,
+    },
+}

@@ -1,0 +1,103 @@
+//! The orderbook facet of the handle.
+
+use darkswap_core::{
+    orderbook::{Book, OrderbookError},
+    proto::{Asset, NewOrder, Order, OrderId, OrderbookResponse, SignedOrder},
+};
+use tokio::sync::oneshot;
+
+use crate::{
+    command::{Command, OrderbookCommand},
+    error::{CommandError, OrderbookCommandError},
+    network::NetworkHandle,
+};
+
+/// The node's replica of the book and its own orders: what
+/// [`NetworkHandle::orderbook`] returns.
+#[derive(Debug, Clone, Copy)]
+pub struct OrderbookHandle<'a> {
+    pub(super) handle: &'a NetworkHandle,
+}
+
+impl OrderbookHandle<'_> {
+    async fn request<T>(
+        &self,
+        make: impl FnOnce(oneshot::Sender<T>) -> OrderbookCommand,
+    ) -> Result<T, CommandError> {
+        self.handle
+            .request(|reply| Command::Orderbook(make(reply)))
+            .await
+    }
+
+    /// Signs `order` with this node's identity key, puts it in the local
+    /// book and publishes it; returns the order and its signed form (what a
+    /// store keeps to [`restore`](Self::restore) it). The node re-announces it
+    /// every refresh interval until it expires or is cancelled. Publishing
+    /// without any peer is not an error: peers get the order by sync or at
+    /// the next refresh.
+    pub async fn create(
+        &self,
+        order: NewOrder,
+    ) -> Result<(Order, SignedOrder), OrderbookCommandError> {
+        let order = Box::new(order);
+        Ok(self
+            .request(|reply| OrderbookCommand::Create { order, reply })
+            .await??)
+    }
+
+    /// Cancels one of this node's own orders and publishes the signed cancel.
+    pub async fn cancel(&self, id: OrderId) -> Result<(), OrderbookCommandError> {
+        Ok(self
+            .request(|reply| OrderbookCommand::Cancel { id, reply })
+            .await??)
+    }
+
+    /// Takes back this node's own signed orders (e.g. from storage after a
+    /// restart): each one still valid and signed by this node returns to
+    /// the book and to the re-announcement schedule.
+    pub async fn restore(
+        &self,
+        orders: Vec<SignedOrder>,
+    ) -> Result<Vec<Result<Order, OrderbookCommandError>>, CommandError> {
+        let results = self
+            .request(|reply| OrderbookCommand::Restore { orders, reply })
+            .await?;
+        Ok(results.into_iter().map(|r| r.map_err(Into::into)).collect())
+    }
+
+    /// The bids and asks of a pair in the local replica of the book.
+    pub async fn book(&self, base: Asset, quote: Asset) -> Result<Book, CommandError> {
+        self.request(|reply| OrderbookCommand::Book { base, quote, reply })
+            .await
+    }
+
+    /// This node's own open orders, as they stand and as signed, oldest first.
+    pub async fn own_orders(&self) -> Result<Vec<(Order, SignedOrder)>, CommandError> {
+        self.request(|reply| OrderbookCommand::OwnOrders { reply })
+            .await
+    }
+
+    /// The whole local replica as signed messages (orders with their newest
+    /// announcements, updates, cancels), e.g. to store it. It carries only
+    /// what makers signed, so [`import`](Self::import) verifies it like any
+    /// peer's snapshot.
+    pub async fn export(&self) -> Result<OrderbookResponse, CommandError> {
+        self.request(|reply| OrderbookCommand::Export { reply })
+            .await
+    }
+
+    /// Merges a snapshot (e.g. a stored one after a restart) under the same
+    /// rules as a peer's sync response: every entry is verified, expired and
+    /// unrefreshed orders are refused, cancels win. Emits
+    /// [`NetworkEvent::OrderbookChanged`](crate::NetworkEvent::OrderbookChanged)
+    /// for what it adds and returns how many changes it made and why each
+    /// refused entry was refused.
+    pub async fn import(
+        &self,
+        book: OrderbookResponse,
+    ) -> Result<(usize, Vec<OrderbookError>), CommandError> {
+        let book = Box::new(book);
+        self.request(|reply| OrderbookCommand::Import { book, reply })
+            .await
+    }
+}

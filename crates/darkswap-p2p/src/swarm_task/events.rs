@@ -1,0 +1,420 @@
+//! Swarm events into service inputs and node events.
+
+use darkswap_core::{
+    NatStatus, NetworkEvent,
+    auth::{AuthRequest, AuthResponse},
+    gossip::{Acceptance, GossipMessage},
+    proto::{OrderbookRequest, OrderbookResponse},
+    reputation::auth_penalty,
+    sync::SyncFailure,
+};
+use libp2p::{
+    Multiaddr, PeerId, autonat,
+    core::ConnectedPoint,
+    dcutr, gossipsub, identify, kad, mdns,
+    multiaddr::Protocol,
+    relay, request_response,
+    swarm::{
+        SwarmEvent,
+        dial_opts::{DialOpts, PeerCondition},
+    },
+};
+use web_time::Instant;
+
+use crate::{
+    behaviour::{BehaviourEvent, KAD_PROTOCOL},
+    error::Error,
+    swarm_task::{OpenConnection, PendingAuth, SwarmTask, commands::dial_error, now},
+};
+
+/// The relay a connection runs through, if it is a relayed one.
+fn relay_of(endpoint: &ConnectedPoint) -> Option<PeerId> {
+    let addr = match endpoint {
+        ConnectedPoint::Dialer { address, .. } => address,
+        ConnectedPoint::Listener { local_addr, .. } => local_addr,
+    };
+    let mut relay = None;
+    for p in addr.iter() {
+        match p {
+            Protocol::P2p(id) => relay = Some(id),
+            Protocol::P2pCircuit => return relay,
+            _ => {}
+        }
+    }
+    None
+}
+
+/// Our codec says `InvalidData` for an oversized, undecodable or
+/// wrong-typed frame; closed streams and timeouts are not the peer's fault
+/// for sure.
+fn sync_failure(error: &std::io::Error) -> SyncFailure {
+    if error.kind() == std::io::ErrorKind::InvalidData {
+        SyncFailure::InvalidData
+    } else {
+        SyncFailure::Io
+    }
+}
+
+impl SwarmTask {
+    pub(super) fn on_swarm_event(&mut self, event: SwarmEvent<BehaviourEvent>) {
+        match event {
+            SwarmEvent::NewListenAddr {
+                listener_id,
+                address,
+            } => {
+                tracing::info!(%address, "listening");
+                if let Some(reply) = self.pending_listens.remove(&listener_id) {
+                    let _ = reply.send(Ok(address.clone()));
+                }
+                self.emit(NetworkEvent::NewListenAddr { address });
+            }
+            SwarmEvent::ExpiredListenAddr { address, .. } => {
+                self.emit(NetworkEvent::ExpiredListenAddr { address });
+            }
+            SwarmEvent::ListenerClosed {
+                listener_id,
+                reason,
+                ..
+            } => {
+                if let Some(reply) = self.pending_listens.remove(&listener_id) {
+                    let reason = match &reason {
+                        Ok(()) => "listener closed".to_owned(),
+                        Err(e) => e.to_string(),
+                    };
+                    let _ = reply.send(Err(Error::Listen {
+                        addr: Multiaddr::empty(),
+                        reason,
+                    }));
+                }
+                tracing::debug!(?listener_id, ?reason, "listener closed");
+                self.relays
+                    .handle_listener_closed(listener_id, Instant::now());
+            }
+            SwarmEvent::ListenerError { listener_id, error } => {
+                tracing::debug!(?listener_id, %error, "listener error");
+            }
+            SwarmEvent::ConnectionEstablished {
+                peer_id,
+                connection_id,
+                endpoint,
+                num_established,
+                ..
+            } => {
+                if let Some((_, reply)) = self.pending_dials.remove(&connection_id) {
+                    let _ = reply.send(Ok(peer_id));
+                }
+                if num_established.get() == 1 {
+                    self.emit(NetworkEvent::PeerConnected(peer_id));
+                }
+                let remote = match &endpoint {
+                    ConnectedPoint::Dialer { address, .. } => address.clone(),
+                    ConnectedPoint::Listener { send_back_addr, .. } => send_back_addr.clone(),
+                };
+                let relay = relay_of(&endpoint);
+                self.connections
+                    .entry(peer_id)
+                    .or_default()
+                    .push(OpenConnection {
+                        id: connection_id,
+                        remote,
+                        relayed: relay.is_some(),
+                    });
+                if let Some(relay) = relay {
+                    self.emit(NetworkEvent::ConnectedThroughRelay {
+                        relay_peer_id: relay,
+                        dst_peer_id: peer_id,
+                    });
+                }
+            }
+            SwarmEvent::ConnectionClosed {
+                peer_id,
+                connection_id,
+                num_established,
+                cause,
+                ..
+            } => {
+                tracing::debug!(%peer_id, ?cause, "connection closed");
+                if let Some(conns) = self.connections.get_mut(&peer_id) {
+                    conns.retain(|c| c.id != connection_id);
+                }
+                if num_established == 0 {
+                    self.connections.remove(&peer_id);
+                    self.rtts.remove(&peer_id);
+                    self.sync.handle_disconnected(&peer_id);
+                    self.emit(NetworkEvent::PeerDisconnected(peer_id));
+                }
+            }
+            SwarmEvent::OutgoingConnectionError {
+                connection_id,
+                peer_id,
+                error,
+            } => {
+                if let Some((target, reply)) = self.pending_dials.remove(&connection_id) {
+                    let _ = reply.send(Err(dial_error(target, &error)));
+                } else {
+                    tracing::debug!(?peer_id, %error, "outgoing connection failed");
+                }
+            }
+            SwarmEvent::Behaviour(event) => self.on_behaviour_event(event),
+            _ => {}
+        }
+    }
+
+    fn on_behaviour_event(&mut self, event: BehaviourEvent) {
+        match event {
+            BehaviourEvent::Gossipsub(event) => self.on_gossipsub(event),
+            BehaviourEvent::Ping(libp2p::ping::Event {
+                peer,
+                result: Ok(rtt),
+                ..
+            }) => {
+                self.rtts.insert(peer, rtt);
+            }
+            BehaviourEvent::Sync(event) => self.on_sync(event),
+            BehaviourEvent::Auth(event) => self.on_auth(event),
+            BehaviourEvent::RelayClient(relay::client::Event::ReservationReqAccepted {
+                relay_peer_id,
+                renewal,
+                ..
+            }) => self
+                .relays
+                .handle_reservation_accepted(relay_peer_id, renewal),
+            BehaviourEvent::RelayClient(event) => tracing::debug!(?event, "relay client"),
+            BehaviourEvent::Dcutr(dcutr::Event {
+                remote_peer_id,
+                result,
+            }) => match result {
+                Ok(_) => self.emit(NetworkEvent::HolePunchSucceeded {
+                    peer_id: remote_peer_id,
+                }),
+                Err(e) => self.emit(NetworkEvent::HolePunchFailed {
+                    peer_id: remote_peer_id,
+                    error: e.to_string(),
+                }),
+            },
+            BehaviourEvent::Identify(identify::Event::Received { peer_id, info, .. }) => {
+                if info.protocols.contains(&KAD_PROTOCOL)
+                    && let Some(kad) = self.swarm.behaviour_mut().kad.as_mut()
+                {
+                    for addr in info.listen_addrs {
+                        kad.add_address(&peer_id, addr);
+                    }
+                }
+            }
+            BehaviourEvent::Mdns(mdns::Event::Discovered(found)) => {
+                for (peer, addr) in found {
+                    if let Some(kad) = self.swarm.behaviour_mut().kad.as_mut() {
+                        kad.add_address(&peer, addr.clone());
+                    }
+                    let opts = DialOpts::peer_id(peer)
+                        .addresses(vec![addr])
+                        .condition(PeerCondition::DisconnectedAndNotDialing)
+                        .build();
+                    let _ = self.swarm.dial(opts);
+                }
+            }
+            BehaviourEvent::Kad(kad::Event::OutboundQueryProgressed {
+                id, result, step, ..
+            }) => {
+                self.on_kad_query(id, result, step.last);
+            }
+            BehaviourEvent::Kad(kad::Event::RoutingUpdated { peer, .. }) => {
+                self.emit(NetworkEvent::RoutingUpdated { peer_id: peer });
+            }
+            BehaviourEvent::Autonat(autonat::Event::StatusChanged { new, .. }) => {
+                let status = match new {
+                    autonat::NatStatus::Public(addr) => NatStatus::Public(addr),
+                    autonat::NatStatus::Private => NatStatus::Private,
+                    autonat::NatStatus::Unknown => NatStatus::Unknown,
+                };
+                self.emit(NetworkEvent::NatStatusChanged { status });
+            }
+            _ => {}
+        }
+    }
+
+    fn on_gossipsub(&mut self, event: gossipsub::Event) {
+        match event {
+            gossipsub::Event::Message {
+                propagation_source,
+                message_id,
+                message,
+            } => {
+                let verdict = self.gossip.handle_message(
+                    &mut self.book,
+                    GossipMessage {
+                        topic: message.topic.as_str(),
+                        data: &message.data,
+                        author: message.source,
+                        forwarder: propagation_source,
+                    },
+                    now().unix_secs(),
+                );
+                let acceptance = match verdict.acceptance {
+                    Acceptance::Accept => gossipsub::MessageAcceptance::Accept,
+                    Acceptance::Reject => gossipsub::MessageAcceptance::Reject,
+                    Acceptance::Ignore => gossipsub::MessageAcceptance::Ignore,
+                };
+                if acceptance != gossipsub::MessageAcceptance::Accept {
+                    tracing::debug!(peer = %propagation_source, topic = %message.topic, ?acceptance, "gossip message refused");
+                }
+                self.swarm
+                    .behaviour_mut()
+                    .gossipsub
+                    .report_message_validation_result(&message_id, &propagation_source, acceptance);
+                for event in verdict.events {
+                    self.emit(event);
+                }
+                if let Some(reason) = verdict.penalty {
+                    self.penalize(propagation_source, reason);
+                }
+            }
+            gossipsub::Event::Subscribed { peer_id, topic, .. } => {
+                let topic = topic.into_string();
+                self.sync.handle_subscribed(peer_id, &topic);
+                self.emit(NetworkEvent::PeerSubscribed { peer_id, topic });
+            }
+            _ => {}
+        }
+    }
+
+    fn on_sync(&mut self, event: request_response::Event<OrderbookRequest, OrderbookResponse>) {
+        match event {
+            request_response::Event::Message { peer, message, .. } => match message {
+                request_response::Message::Request {
+                    request, channel, ..
+                } => {
+                    let snapshot = self.sync.handle_request(&self.book, &request);
+                    let _ = self
+                        .swarm
+                        .behaviour_mut()
+                        .sync
+                        .send_response(channel, snapshot);
+                }
+                request_response::Message::Response { response, .. } => {
+                    self.sync.handle_response(
+                        &mut self.book,
+                        peer,
+                        &response,
+                        &self.reputation.config().penalties,
+                        now().unix_secs(),
+                    );
+                }
+            },
+            request_response::Event::OutboundFailure { peer, error, .. } => {
+                tracing::debug!(%peer, %error, "orderbook sync failed");
+                let failure = match &error {
+                    request_response::OutboundFailure::Io(e) => sync_failure(e),
+                    _ => SyncFailure::Io,
+                };
+                self.sync.handle_outbound_failure(peer, failure);
+            }
+            request_response::Event::InboundFailure { peer, error, .. } => {
+                tracing::debug!(%peer, %error, "orderbook sync request failed");
+                let failure = match &error {
+                    request_response::InboundFailure::Io(e) => sync_failure(e),
+                    _ => SyncFailure::Io,
+                };
+                self.sync.handle_inbound_failure(peer, failure);
+            }
+            request_response::Event::ResponseSent { .. } => {}
+        }
+    }
+
+    fn on_auth(&mut self, event: request_response::Event<AuthRequest, AuthResponse>) {
+        let now = now();
+        let (request_id, result) = match event {
+            request_response::Event::Message {
+                peer,
+                message:
+                    request_response::Message::Request {
+                        request, channel, ..
+                    },
+                ..
+            } => {
+                let response = self.auth.answer(&request, peer, now.wall);
+                let _ = self
+                    .swarm
+                    .behaviour_mut()
+                    .auth
+                    .send_response(channel, response);
+                return;
+            }
+            request_response::Event::Message {
+                peer,
+                message:
+                    request_response::Message::Response {
+                        request_id,
+                        response,
+                    },
+                ..
+            } => {
+                let result = self.auth.check_answer(peer, response, now.wall);
+                if let Some(reason) = result.as_ref().err().and_then(auth_penalty) {
+                    self.penalize(peer, reason);
+                }
+                (request_id, result)
+            }
+            request_response::Event::OutboundFailure {
+                request_id, error, ..
+            } => (
+                request_id,
+                Err(darkswap_core::auth::AuthError::Protocol(error.to_string())),
+            ),
+            request_response::Event::InboundFailure { peer, error, .. } => {
+                tracing::debug!(%peer, %error, "inbound auth request failed");
+                return;
+            }
+            request_response::Event::ResponseSent { .. } => return,
+        };
+        match self.pending_auth.remove(&request_id) {
+            Some(PendingAuth::Relay(relay)) => {
+                self.relays.handle_auth_result(relay, result, now.instant)
+            }
+            Some(PendingAuth::Peer(reply)) => {
+                let _ = reply.send(result);
+            }
+            None => {}
+        }
+    }
+
+    fn on_kad_query(&mut self, id: kad::QueryId, result: kad::QueryResult, last: bool) {
+        let kad::QueryResult::GetClosestPeers(result) = result else {
+            return;
+        };
+        let Some((target, _)) = self.pending_finds.get(&id) else {
+            return;
+        };
+        let target = *target;
+        let peers = match result {
+            Ok(ok) => ok.peers,
+            Err(kad::GetClosestPeersError::Timeout { peers, .. }) => peers,
+        };
+        let found = peers
+            .into_iter()
+            .find(|p| p.peer_id == target && !p.addrs.is_empty());
+        if found.is_none() && !last {
+            return;
+        }
+        let Some((_, reply)) = self.pending_finds.remove(&id) else {
+            return;
+        };
+        match found {
+            Some(info) => {
+                let _ = reply.send(Ok(info.addrs));
+                if let Some(mut q) = self
+                    .swarm
+                    .behaviour_mut()
+                    .kad
+                    .as_mut()
+                    .and_then(|k| k.query_mut(&id))
+                {
+                    q.finish();
+                }
+            }
+            None => {
+                let _ = reply.send(Err(Error::PeerNotFound(target)));
+            }
+        }
+    }
+}

@@ -1,0 +1,73 @@
+//! Settings of a [`WebRtcConnectionManager`](crate::WebRtcConnectionManager).
+
+use std::{
+    net::{IpAddr, Ipv4Addr},
+    time::Duration,
+};
+
+/// Label of the data channel DarkSwap peers open.
+pub const DATA_CHANNEL_LABEL: &str = "darkswap";
+
+/// WebRTC settings of a [`WebRtcConnectionManager`].
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct WebRtcConfig {
+    /// Local addresses offered as ICE host candidates, one UDP socket each.
+    /// Default: 127.0.0.1 and, when the machine has one, the address of its
+    /// default route.
+    pub candidate_ips: Vec<IpAddr>,
+    /// Bound on a connection attempt, offer to open data channel. Default: 15 s.
+    pub connect_timeout: Duration,
+    /// Largest message sent or accepted. Default: 256 KiB (what Chromium
+    /// announces as its SCTP max-message-size).
+    pub max_message_size: usize,
+    /// How long a connection whose ICE went `Disconnected` may take to
+    /// recover before it is closed. Default: 5 s.
+    pub disconnect_grace: Duration,
+}
+
+impl Default for WebRtcConfig {
+    fn default() -> Self {
+        let mut candidate_ips = vec![IpAddr::V4(Ipv4Addr::LOCALHOST)];
+        if let Some(ip) = default_route_ip() {
+            candidate_ips.push(ip);
+        }
+        WebRtcConfig {
+            candidate_ips,
+            connect_timeout: Duration::from_secs(15),
+            max_message_size: 256 * 1024,
+            disconnect_grace: Duration::from_secs(5),
+        }
+    }
+}
+
+impl WebRtcConfig {
+    /// Only loopback candidates: for tests and same-host peers.
+    pub fn loopback() -> Self {
+        WebRtcConfig {
+            candidate_ips: vec![IpAddr::V4(Ipv4Addr::LOCALHOST)],
+            ..WebRtcConfig::default()
+        }
+    }
+
+    /// Sets [`connect_timeout`](Self::connect_timeout).
+    pub fn with_connect_timeout(mut self, timeout: Duration) -> Self {
+        self.connect_timeout = timeout;
+        self
+    }
+
+    /// Sets [`candidate_ips`](Self::candidate_ips).
+    pub fn with_candidate_ips(mut self, ips: Vec<IpAddr>) -> Self {
+        self.candidate_ips = ips;
+        self
+    }
+}
+
+/// The address the OS would send from to reach the internet. Connecting a
+/// UDP socket sends nothing; it only picks a route.
+pub(crate) fn default_route_ip() -> Option<IpAddr> {
+    let socket = std::net::UdpSocket::bind("0.0.0.0:0").ok()?;
+    socket.connect("192.0.2.1:9").ok()?;
+    let ip = socket.local_addr().ok()?.ip();
+    (!ip.is_loopback() && !ip.is_unspecified()).then_some(ip)
+}

@@ -1,0 +1,43 @@
+//! Native WebRTC for DarkSwap peers: data channels to browsers running
+//! `darkswap-relay-client.js` and to other native nodes, set up through the
+//! relay's WebSocket signaling server (`docs/signaling.md`).
+//!
+//! - [`WebRtcSignalingClient`]: registers this node's peer id on a relay's
+//!   `/signaling` endpoint (proved with its libp2p identity key) and carries
+//!   offers, answers and ICE candidates.
+//! - [`WebRtcConnectionManager`]: makes and accepts [`WebRtcConnection`]s
+//!   ([str0m](https://docs.rs/str0m): sans-IO ICE, DTLS and SCTP, one task
+//!   per connection over UDP) and keeps them in a [`ConnectionPool`].
+//!
+//! ```no_run
+//! use std::sync::Arc;
+//!
+//! use darkswap_webrtc::{Keypair, WebRtcConfig, WebRtcConnectionManager, WebRtcSignalingClient};
+//! # async fn run() -> Result<(), darkswap_webrtc::WebRtcError> {
+//! let signaling = Arc::new(WebRtcSignalingClient::new(Keypair::generate_ed25519()));
+//! signaling.connect("ws://127.0.0.1:9001/signaling").await?;
+//! let manager = WebRtcConnectionManager::new(signaling, WebRtcConfig::default());
+//! # Ok(()) }
+//! ```
+#![deny(missing_docs)]
+#![cfg_attr(not(test), deny(clippy::unwrap_used))]
+
+mod config;
+mod connection;
+mod connection_pool;
+mod error;
+mod manager;
+mod peer_task;
+mod signaling_client;
+
+pub use config::{DATA_CHANNEL_LABEL, WebRtcConfig};
+pub use connection::{DataMessage, WebRtcConnection};
+pub use connection_pool::{
+    ConnectionPool, ConnectionPoolConfig, PoolError, PoolStats, PooledConnection,
+};
+pub use error::WebRtcError;
+pub use manager::WebRtcConnectionManager;
+pub use signaling_client::{SignalingError, SignalingEvent, WebRtcSignalingClient};
+
+/// The identity types this crate's API uses.
+pub use libp2p_identity::{Keypair, PeerId};
