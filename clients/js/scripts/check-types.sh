@@ -2,9 +2,10 @@
 # TypeScript declarations of the browser client, generated from its JSDoc.
 #
 #   scripts/check-types.sh           checks the JSDoc (tsc --checkJs), regenerates
-#                                    the .d.ts files into a temporary directory and
-#                                    fails with a diff if they differ from the
-#                                    committed ones
+#                                    the .d.ts files into a temporary directory,
+#                                    compiles test/types-usage.ts (what a TypeScript
+#                                    user writes) against them, and fails with a diff
+#                                    if they differ from the committed ones
 #   scripts/check-types.sh --write   regenerates them in place (commit the result)
 #
 # Needs `npm ci` first (the TypeScript compiler is a pinned devDependency).
@@ -28,7 +29,7 @@ fi
 
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
-mkdir -p "$tmp/sources/src" "$tmp/generated" "$tmp/committed/src"
+mkdir -p "$tmp/sources/src" "$tmp/generated" "$tmp/committed/src" "$tmp/usage/src" "$tmp/usage/test"
 cp tsconfig.json tsconfig.types.json ./*.js "$tmp/sources/"
 cp src/*.js "$tmp/sources/src/"
 
@@ -36,6 +37,13 @@ cp src/*.js "$tmp/sources/src/"
 # declarations of the two entry points and every module they import.
 "$tsc" -p "$tmp/sources/tsconfig.json"
 "$tsc" -p "$tmp/sources/tsconfig.types.json" --outDir "$tmp/generated"
+
+# The declarations must be valid and keep their precision for a TypeScript user.
+cp tsconfig.json "$tmp/usage/"
+cp test/tsconfig.json test/types-usage.ts "$tmp/usage/test/"
+cp "$tmp/generated/"*.d.ts "$tmp/usage/"
+cp "$tmp/generated/src/"*.d.ts "$tmp/usage/src/"
+"$tsc" -p "$tmp/usage/test/tsconfig.json"
 
 if $write; then
   rm -f ./*.d.ts src/*.d.ts
