@@ -33,5 +33,9 @@ cargo test --workspace --locked
 step "fuzzing (each cargo-fuzz target for ${DARKSWAP_FUZZ_SECONDS:-20} s; scripts/fuzz.sh 600 to run longer)"
 ./scripts/fuzz.sh "${DARKSWAP_FUZZ_SECONDS:-20}"
 
+step "JS client types (tsc checks the JSDoc; the committed .d.ts files are what it generates)"
+npm ci --prefix clients/js --no-audit --no-fund --loglevel=error
+./clients/js/scripts/check-types.sh
+
 step "browser tests (Debian chromium + playwright-core, loopback netns)"
 ./scripts/browser-tests.sh

@@ -27,10 +27,10 @@ export const ALG_CHACHA20_POLY1305 = 2;
 export const FRAME_HEADER_LEN = 14;
 export const TAG_LEN = 16;
 /** Bytes a frame adds to its plaintext. */
-export const FRAME_OVERHEAD = FRAME_HEADER_LEN + TAG_LEN;
+export const FRAME_OVERHEAD = /** @type {30} */ (FRAME_HEADER_LEN + TAG_LEN);
 export const KEY_SHARE_LEN = 64;
 /** Length of a signed key with an Ed25519 signature. */
-export const SIGNED_KEY_LEN = 2 + KEY_SHARE_LEN + 64;
+export const SIGNED_KEY_LEN = /** @type {130} */ (2 + KEY_SHARE_LEN + 64);
 export const REPLAY_WINDOW = 1024;
 export const MAX_EPOCH_JUMP = 16;
 export const MAX_RETAINED_EPOCHS = 32;
@@ -252,7 +252,7 @@ class ReplayWindow {
  * An established session with one peer. Made by {@link E2eHandshake#accept}.
  */
 export class E2eSession {
-  /** @type {string} */ remotePeerId;
+  /** The peer this session is with. @readonly @type {string} */ remotePeerId;
   // sending
   /** @type {number} */ #sendEpoch = 0;
   /** @type {EpochKeys} */ #sendKeys;
@@ -266,7 +266,7 @@ export class E2eSession {
   /** @type {Promise<unknown>} */ #decrypting = Promise.resolve();
 
   /**
-   * @internal
+   * @private
    * @param {string} remotePeerId
    * @param {{ keys: EpochKeys, next: Uint8Array }} send
    * @param {{ keys: EpochKeys, next: Uint8Array }} recv
@@ -277,6 +277,17 @@ export class E2eSession {
     this.#sendNext = send.next;
     this.#recv = { epoch: 0, keys: recv.keys, window: new ReplayWindow() };
     this.#recvNext = recv.next;
+  }
+
+  /**
+   * @internal Made by {@link E2eHandshake#accept} only.
+   * @param {string} remotePeerId
+   * @param {{ keys: EpochKeys, next: Uint8Array }} send
+   * @param {{ keys: EpochKeys, next: Uint8Array }} recv
+   * @returns {E2eSession}
+   */
+  static _establish(remotePeerId, send, recv) {
+    return new E2eSession(remotePeerId, send, recv);
   }
 
   /** Current sending epoch. */
@@ -430,13 +441,14 @@ function signedMessage(algorithm, share, sender, receiver) {
  * random bytes, signed by this side's Ed25519 identity for that peer.
  */
 export class E2eHandshake {
-  /** The signed key to send to the peer ({@link SIGNED_KEY_LEN} bytes). @type {Uint8Array} */ signedKey;
+  /** The signed key to send to the peer ({@link SIGNED_KEY_LEN} bytes). @readonly @type {Uint8Array} */ signedKey;
   /** @type {string} */ #localPeerId;
   /** @type {string} */ #remotePeerId;
   /** @type {CryptoKey | null} X25519 private key, dropped after use */ #secret;
   /** @type {Uint8Array} */ #share;
 
   /**
+   * @private
    * @param {symbol} token
    * @param {string} localPeerId
    * @param {string} remotePeerId
@@ -527,7 +539,7 @@ export class E2eHandshake {
     const recv = await epochKeys(recvChain);
     sendChain.fill(0);
     recvChain.fill(0);
-    return new E2eSession(this.#remotePeerId, send, recv);
+    return E2eSession._establish(this.#remotePeerId, send, recv);
   }
 }
 

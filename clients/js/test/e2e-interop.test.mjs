@@ -8,7 +8,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import http from 'node:http';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
@@ -28,10 +28,8 @@ const WAIT_MS = 20_000;
 
 // ── a page that loads the two modules ──
 
-const FILES = {
-  '/darkswap-e2e.js': 'darkswap-e2e.js',
-  '/darkswap-relay-client.js': 'darkswap-relay-client.js',
-};
+/** The client's ES modules the page may load: the entry points and the modules under src/. */
+const MODULE_PATH = /^\/(src\/)?[a-z0-9-]+\.js$/;
 const PAGE = `<!doctype html><meta charset="utf-8"><title>e2e interop</title>
 <script type="module">
   import * as e2e from './darkswap-e2e.js';
@@ -76,8 +74,8 @@ before(async () => {
     const path = new URL(req.url ?? '/', 'http://x').pathname;
     if (path === '/') {
       res.writeHead(200, { 'content-type': 'text/html; charset=utf-8' }).end(PAGE);
-    } else if (FILES[path]) {
-      res.writeHead(200, { 'content-type': 'text/javascript; charset=utf-8' }).end(readFileSync(join(CLIENT_DIR, FILES[path])));
+    } else if (MODULE_PATH.test(path) && existsSync(join(CLIENT_DIR, path))) {
+      res.writeHead(200, { 'content-type': 'text/javascript; charset=utf-8' }).end(readFileSync(join(CLIENT_DIR, path)));
     } else {
       res.writeHead(404).end();
     }
