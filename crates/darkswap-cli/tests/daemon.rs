@@ -778,8 +778,7 @@ async fn a_forger_is_banned_and_the_ban_survives_a_kill_9() {
     assert_eq!(metric(a.api, "darkswap_peers_banned").await, 1.0);
     // The forger's identity cannot be dialled.
     let (comeback, comeback_addr) = darkswap_testkit::spawn_node(
-        darkswap_testkit::test_config()
-            .with_identity(darkswap_p2p::Identity::Keypair(key)),
+        darkswap_testkit::test_config().with_identity(darkswap_p2p::Identity::Keypair(key)),
     )
     .await;
     let refused = cli(a.api, &["connect", &comeback_addr.to_string()]);
