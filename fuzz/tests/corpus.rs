@@ -147,7 +147,8 @@ fn ws_seeds_are_masked_client_streams_that_attach() {
 
 #[test]
 fn jwt_seeds_are_accepted_only_when_the_relay_signed_them() {
-    use darkswap_proto::{identity::Keypair, relay_auth::TokenValidator};
+    use darkswap_proto::identity::Keypair;
+    use darkswap_relay::token::TokenValidator;
     let relay = Keypair::ed25519_from_bytes([0x07; 32]).unwrap();
     let validator = TokenValidator::new(&relay.public(), "darkswap-relay", 30, 86_400).unwrap();
     for (name, data) in darkswap_fuzz::jwt::seeds() {

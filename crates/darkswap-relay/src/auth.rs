@@ -13,9 +13,8 @@ use std::{
     time::{Duration, Instant},
 };
 
-pub use darkswap_proto::relay_auth::{Claims, TokenError};
 use darkswap_proto::{
-    relay_auth::{CHALLENGE_LEN, Role, TokenRequest, TokenValidator, verify_token_request},
+    relay_auth::{CHALLENGE_LEN, Role, TokenRequest, verify_token_request},
     signaling::{decode_b64, encode_b64},
 };
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
@@ -25,7 +24,11 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 use zeroize::Zeroizing;
 
-use crate::{config::AuthSection, metrics::SecurityMetrics};
+use crate::{
+    config::AuthSection,
+    metrics::SecurityMetrics,
+    token::{Claims, TokenError, TokenValidator},
+};
 
 /// File in the data directory holding revocations.
 pub const REVOCATIONS_FILE: &str = "revocations.json";

@@ -3,6 +3,7 @@
 
 use std::sync::atomic::{AtomicI64, Ordering};
 
+use crate::signaling::hub::Event as HubEvent;
 use libp2p::{Multiaddr, core::ConnectedPoint, multiaddr::Protocol, relay};
 use prometheus_client::{
     encoding::EncodeLabelSet,
@@ -453,5 +454,32 @@ impl SignalingMetrics {
         self.circuits_closed
             .get_or_create(&StaticReasonLabel { reason })
             .inc();
+    }
+
+    /// Counts what the signaling hub reported, in these metrics and (for
+    /// role refusals) in `security`.
+    pub(crate) fn record_hub_event(&self, event: HubEvent, security: &SecurityMetrics) {
+        match event {
+            HubEvent::SignalingOpened => {
+                self.connections.inc();
+            }
+            HubEvent::PeersChanged(n) => {
+                self.peers.set(n as i64);
+            }
+            HubEvent::Routed(kind) => self.message(kind),
+            HubEvent::ErrorSent(code) => self.error(code),
+            HubEvent::AccessDenied(action) => security.denied(action),
+            HubEvent::CircuitDenied(reason) => self.circuit_denied(reason),
+            HubEvent::CircuitOpened => {
+                self.circuits_total.inc();
+                self.circuits_active.inc();
+            }
+            HubEvent::CircuitEnded { reason, was_open } => {
+                if was_open {
+                    self.circuits_active.dec();
+                }
+                self.circuit_closed(reason);
+            }
+        }
     }
 }

@@ -24,8 +24,9 @@ use governor::{
 use serde_json::json;
 
 use crate::{
-    auth::{Authority, Claims, Revocation, TokenError},
+    auth::{Authority, ChallengeError, Revocation},
     config::LimitsSection,
+    token::{Claims, TokenError},
 };
 
 /// Largest request body accepted.
@@ -181,7 +182,7 @@ async fn challenge(
     let Json(request) = body.map_err(ApiError::bad_json)?;
     let challenge = http.authority.challenge(&request.peer_id).map_err(|e| {
         let status = match e {
-            crate::auth::ChallengeError::Busy => StatusCode::SERVICE_UNAVAILABLE,
+            ChallengeError::Busy => StatusCode::SERVICE_UNAVAILABLE,
             _ => StatusCode::BAD_REQUEST,
         };
         ApiError::new(status, e.reason(), e.to_string())

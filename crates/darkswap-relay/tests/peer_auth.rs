@@ -2,6 +2,7 @@
 //! so nodes with `require_relay_auth` reserve on it, and with `require_auth`
 //! it authenticates the nodes that connect. Real `RelayServer` on
 //! 127.0.0.1 port 0, real SDK nodes.
+#![cfg(feature = "server")]
 
 use darkswap_p2p::{
     Network, NetworkConfig, NetworkEvent, PeerId, RelayAuthStatus,

@@ -1,6 +1,7 @@
 //! The signaling server and relayed circuits, on 127.0.0.1 port 0, driven
 //! by real WebSocket clients: every documented error and close code, and
 //! proof that one misbehaving client does not disturb the others.
+#![cfg(feature = "server")]
 
 use std::{sync::Arc, time::Duration};
 
