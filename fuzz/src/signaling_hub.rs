@@ -151,6 +151,21 @@ struct Harness {
     /// Circuits opened minus open circuits ended, from the events.
     open_circuits: i64,
     peers_reported: usize,
+    reached: Reached,
+}
+
+/// How far a script got, for the corpus tests to check that the seeds reach
+/// what they are meant to.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Reached {
+    /// `registered` answers.
+    pub registrations: usize,
+    /// Offers, answers and candidates delivered (`Routed` events).
+    pub routed: usize,
+    /// Circuits whose two `/relay` sockets were paired.
+    pub pairs: usize,
+    /// Circuits that ended after they opened.
+    pub open_circuits_ended: usize,
 }
 
 impl Harness {
@@ -169,6 +184,7 @@ impl Harness {
             tokens: Vec::new(),
             open_circuits: 0,
             peers_reported: 0,
+            reached: Reached::default(),
         }
     }
 
@@ -343,7 +359,11 @@ impl Harness {
         while let Some(event) = self.hub.poll_event() {
             match event {
                 Event::CircuitOpened => self.open_circuits += 1,
+                Event::Routed(kind) if ["offer", "answer", "candidate"].contains(&kind) => {
+                    self.reached.routed += 1;
+                }
                 Event::CircuitEnded { was_open: true, .. } => {
+                    self.reached.open_circuits_ended += 1;
                     self.open_circuits -= 1;
                     assert!(self.open_circuits >= 0, "more circuits ended than opened");
                 }
@@ -366,6 +386,7 @@ impl Harness {
                         a != b && peer_a != peer_b,
                         "{output:?} pairs one end with itself"
                     );
+                    self.reached.pairs += 1;
                 }
                 Output::EndCircuit { relay_conns, .. } => {
                     for conn in relay_conns {
@@ -421,6 +442,7 @@ impl Harness {
                 assert!(nonce.is_some(), "registered before any challenge");
                 assert!(p.is_none(), "socket {conn} registered twice");
                 *p = Some(peer);
+                self.reached.registrations += 1;
                 if let Some(other) = self.registered.insert(peer, conn) {
                     panic!("{peer} registered on {conn} while it holds {other}");
                 }
@@ -441,6 +463,11 @@ impl Harness {
 
 /// Runs one script.
 pub fn check(data: &[u8]) {
+    run(data);
+}
+
+/// Runs one script; tells how far it got.
+pub fn run(data: &[u8]) -> Reached {
     let mut script = Script(data);
     let (roles, seed) = (script.byte(), script.byte());
     let mut harness = Harness::new(roles, seed);
@@ -452,6 +479,7 @@ pub fn check(data: &[u8]) {
         let op = script.byte();
         harness.step(op, &mut script);
     }
+    harness.reached
 }
 
 /// Scripts that reach each part of the hub: registration (and its

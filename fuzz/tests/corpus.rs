@@ -171,6 +171,26 @@ fn jwt_seeds_are_accepted_only_when_the_relay_signed_them() {
     }
 }
 
+#[test]
+fn hub_seeds_reach_registration_routing_pairing_and_the_end_of_circuits() {
+    let seeds: std::collections::HashMap<_, _> =
+        darkswap_fuzz::signaling_hub::seeds().into_iter().collect();
+    let reached = |name: &str| darkswap_fuzz::signaling_hub::run(&seeds[name]);
+    assert_eq!(reached("register_two").registrations, 2);
+    assert_eq!(reached("route_offer").routed, 1);
+    assert_eq!(
+        reached("route_spoofed").routed,
+        0,
+        "a spoofed sender is refused"
+    );
+    assert_eq!(reached("circuit_open").pairs, 1);
+    for ended in ["circuit_peer_leaves", "circuit_ended"] {
+        assert_eq!(reached(ended).open_circuits_ended, 1, "{ended}");
+    }
+    assert_eq!(reached("guest_refused").registrations, 0);
+    assert_eq!(reached("stolen_subject").registrations, 0);
+}
+
 /// Writes `corpus/<target>/<seed>` for every seed. Run after adding a
 /// target or changing a wire format:
 /// `cargo test --manifest-path fuzz/Cargo.toml -- --ignored write_seed_corpus`.

@@ -5,11 +5,19 @@
 //! Kademlia in server mode and gossipsub on the DarkSwap topics so it is a
 //! bootstrap and propagation point, AutoNAT server, identify and ping. Beside
 //! it, on a public port, the WebSocket signaling server (`/signaling`), the
-//! WebSocket circuits (`/relay`) and the token service (`/auth/*`), and on an
-//! admin port `/metrics` and `/health`.
+//! WebSocket circuits (`/relay`) and the token service (`/auth/*`) of the
+//! token authority (`token_authority`), and on an admin port `/metrics` and
+//! `/health`.
 //!
-//! [`RelayServer::spawn`] starts it from a [`RelayConfig`] (port 0 allowed)
-//! and tells what it bound; [`RelayServer::shutdown`] stops it cleanly.
+//! Three things are called "relay" around here, and the code keeps them
+//! apart: the relay server itself (`RelayServer`); libp2p circuit relay v2,
+//! which it serves as a hop (`config::HopConfig`, the `libp2p_node`
+//! module); and WebSocket circuits on `/relay` for browsers
+//! (`config::WsCircuitConfig`, `signaling::ws_circuit`).
+//!
+//! `RelayServer::spawn` starts it from a `RelayConfig` (port 0 allowed) and
+//! tells what it bound; `RelayServer::shutdown` stops it cleanly. (These
+//! need the `server` feature.)
 //!
 //! # Features
 //!
@@ -26,24 +34,24 @@ pub mod signaling;
 pub mod token;
 
 #[cfg(feature = "server")]
-pub mod auth;
+mod admin_http;
+#[cfg(feature = "server")]
+mod clock;
 #[cfg(feature = "server")]
 pub mod config;
 #[cfg(feature = "server")]
-mod http;
+mod libp2p_node;
 #[cfg(feature = "server")]
 pub mod metrics;
 #[cfg(feature = "server")]
-pub mod peer_auth;
-#[cfg(feature = "server")]
-mod public_http;
-#[cfg(feature = "server")]
 mod server;
 #[cfg(feature = "server")]
-mod transport;
+pub mod token_authority;
+#[cfg(feature = "server")]
+mod token_service;
 
 #[cfg(feature = "server")]
-pub use config::{ConfigError, LogFormat, RelayConfig};
+pub use config::RelayConfig;
 #[cfg(feature = "server")]
 pub use server::{KEY_FILE, RelayServer, StartError, load_identity};
 #[cfg(feature = "server")]

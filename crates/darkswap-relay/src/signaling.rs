@@ -47,7 +47,7 @@ use std::{
     collections::HashMap,
     net::{IpAddr, SocketAddr},
     sync::{Arc, atomic::AtomicU64},
-    time::{Duration, Instant},
+    time::Instant,
 };
 
 #[cfg(feature = "server")]
@@ -70,11 +70,11 @@ use self::{
 };
 #[cfg(feature = "server")]
 use crate::{
-    auth::Authority,
-    config::{LimitsSection, RelayConfig, SignalingSection, WsRelaySection},
+    config::{LimitsConfig, RelayConfig, SignalingConfig, WsCircuitConfig},
     defaults,
     metrics::{SecurityMetrics, SignalingMetrics},
-    public_http::PublicHttp,
+    token_authority::TokenAuthority,
+    token_service::TokenService,
 };
 
 #[cfg(feature = "server")]
@@ -93,7 +93,7 @@ impl SignalingServer {
     /// those of `authority`.
     pub async fn bind(
         config: &RelayConfig,
-        authority: Arc<Authority>,
+        authority: Arc<TokenAuthority>,
         registry: &mut Registry,
         cancel: CancellationToken,
     ) -> std::io::Result<Self> {
@@ -106,33 +106,34 @@ impl SignalingServer {
     pub fn serve(
         listener: TcpListener,
         config: &RelayConfig,
-        authority: Arc<Authority>,
+        authority: Arc<TokenAuthority>,
         metrics: Arc<SignalingMetrics>,
         cancel: CancellationToken,
     ) -> std::io::Result<Self> {
-        let (signaling, ws_relay, limits) = (&config.signaling, &config.ws_relay, &config.limits);
+        let (signaling, ws_circuit, limits) =
+            (&config.signaling, &config.ws_circuit, &config.limits);
         let local_addr = listener.local_addr()?;
         let hub = Hub::new(
             HubConfig {
                 max_peers: signaling.max_peers,
-                register_timeout: Duration::from_secs(signaling.register_timeout_secs),
-                max_circuits: ws_relay.max_circuits,
-                max_circuits_per_peer: ws_relay.max_circuits_per_peer,
-                accept_timeout: Duration::from_secs(ws_relay.accept_timeout_secs),
-                max_circuit_duration: Duration::from_secs(ws_relay.max_circuit_duration_secs),
-                signaling_role: config.auth.signaling_role,
-                circuit_role: config.auth.circuit_role,
+                register_timeout: signaling.register_timeout,
+                max_circuits: ws_circuit.max_circuits,
+                max_circuits_per_peer: ws_circuit.max_circuits_per_peer,
+                accept_timeout: ws_circuit.accept_timeout,
+                max_circuit_duration: ws_circuit.max_circuit_duration,
+                signaling_role: config.tokens.signaling_role,
+                circuit_role: config.tokens.circuit_role,
             },
             Box::new(rand::rngs::OsRng),
         );
         let (hub_tx, hub_rx) = mpsc::channel(defaults::queues::HUB);
         let ctx = Arc::new(Context {
             signaling: signaling.clone(),
-            ws_relay: ws_relay.clone(),
+            ws_circuit: ws_circuit.clone(),
             limits: limits.clone(),
-            anonymous_role: config.auth.anonymous_role,
+            anonymous_role: config.tokens.anonymous_role,
             security: authority.metrics().clone(),
-            http: Arc::new(PublicHttp::new(authority.clone(), limits)),
+            token_service: Arc::new(TokenService::new(authority.clone(), limits)),
             authority,
             ip_conns: std::sync::Mutex::new(HashMap::new()),
             conn_rate_per_ip: RateLimiter::keyed(limits.connection_rate_per_ip.quota()),
@@ -140,7 +141,7 @@ impl SignalingServer {
             messages_global: RateLimiter::direct(Quota::per_second(
                 limits.messages_per_second_global,
             )),
-            bandwidth_global: byte_limiter(limits.bandwidth_global, ws_relay.max_frame_size),
+            bandwidth_global: byte_limiter(limits.bandwidth_global, ws_circuit.max_frame_size),
             metrics,
             hub: hub_tx,
             next_conn: AtomicU64::new(1),
@@ -170,13 +171,13 @@ impl SignalingServer {
 /// What every task of one server shares.
 #[derive(Debug)]
 struct Context {
-    signaling: SignalingSection,
-    ws_relay: WsRelaySection,
-    limits: LimitsSection,
+    signaling: SignalingConfig,
+    ws_circuit: WsCircuitConfig,
+    limits: LimitsConfig,
     anonymous_role: Role,
-    authority: Arc<Authority>,
+    authority: Arc<TokenAuthority>,
     security: Arc<SecurityMetrics>,
-    http: Arc<PublicHttp>,
+    token_service: Arc<TokenService>,
     /// Open connections per client address.
     ip_conns: std::sync::Mutex<HashMap<IpAddr, usize>>,
     conn_rate_per_ip: DefaultKeyedRateLimiter<IpAddr>,

@@ -11,9 +11,9 @@ use darkswap_proto::{
 };
 use darkswap_relay::{
     SignalingServer,
-    auth::Authority,
-    config::{RateLimit, RelayConfig, SignalingSection, WsRelaySection},
+    config::{RateLimit, RelayConfig, SignalingConfig, WsCircuitConfig},
     metrics::SecurityMetrics,
+    token_authority::TokenAuthority,
 };
 use futures::{SinkExt, StreamExt};
 use libp2p::identity::Keypair;
@@ -28,12 +28,12 @@ struct Server {
     server: Option<SignalingServer>,
     cancel: CancellationToken,
     registry: Registry,
-    authority: Arc<Authority>,
+    authority: Arc<TokenAuthority>,
 }
 
 impl Server {
-    async fn start(tune: impl FnOnce(&mut SignalingSection, &mut WsRelaySection)) -> Self {
-        Self::start_with(|c| tune(&mut c.signaling, &mut c.ws_relay)).await
+    async fn start(tune: impl FnOnce(&mut SignalingConfig, &mut WsCircuitConfig)) -> Self {
+        Self::start_with(|c| tune(&mut c.signaling, &mut c.ws_circuit)).await
     }
 
     async fn start_with(tune: impl FnOnce(&mut RelayConfig)) -> Self {
@@ -43,9 +43,9 @@ impl Server {
         let cancel = CancellationToken::new();
         let mut registry = Registry::default();
         let authority = Arc::new(
-            Authority::new(
+            TokenAuthority::new(
                 &Keypair::generate_ed25519(),
-                config.auth.clone(),
+                config.tokens.clone(),
                 None,
                 Arc::new(SecurityMetrics::register(&mut registry)),
             )
@@ -414,8 +414,8 @@ async fn a_flood_is_dropped_then_closed_and_others_are_unaffected() {
 #[tokio::test]
 async fn silent_sockets_are_closed_by_the_registration_and_idle_timeouts() {
     let server = Server::start(|s, _| {
-        s.register_timeout_secs = 1;
-        s.idle_timeout_secs = 1;
+        s.register_timeout = Duration::from_secs(1);
+        s.idle_timeout = Duration::from_secs(1);
     })
     .await;
     let mut lurker = Client::connect(&server.url("/signaling")).await;
@@ -534,7 +534,7 @@ async fn circuit_limits_bytes_idle_rejection_and_wrong_tokens() {
     let server = Server::start(|_, r| {
         r.max_circuits_per_peer = 1;
         r.max_circuit_bytes = 10_000;
-        r.idle_timeout_secs = 1;
+        r.idle_timeout = Duration::from_secs(1);
     })
     .await;
     let mut a = Client::registered(&server).await;
@@ -784,7 +784,7 @@ impl Client {
 
 fn closed_relay(tune: impl FnOnce(&mut RelayConfig)) -> impl FnOnce(&mut RelayConfig) {
     move |c: &mut RelayConfig| {
-        c.auth.anonymous_role = Role::Guest;
+        c.tokens.anonymous_role = Role::Guest;
         tune(c);
     }
 }
@@ -820,7 +820,7 @@ async fn on_a_closed_relay_only_a_token_holder_registers_and_only_as_itself() {
     assert_eq!(thief.closed().await.0, close_code::UNAUTHORIZED);
 
     // Bad tokens are refused at once, each naming why.
-    let other_relay = Authority::new(
+    let other_relay = TokenAuthority::new(
         &Keypair::generate_ed25519(),
         Default::default(),
         None,
@@ -876,7 +876,7 @@ async fn on_a_closed_relay_only_a_token_holder_registers_and_only_as_itself() {
 async fn the_token_service_refuses_bad_requests_refreshes_and_revokes() {
     let admin = Keypair::generate_ed25519();
     let admin_id = admin.public().to_peer_id();
-    let server = Server::start_with(|c| c.auth.admins = vec![admin_id]).await;
+    let server = Server::start_with(|c| c.tokens.admins = vec![admin_id]).await;
     let key = Keypair::generate_ed25519();
     let peer = key.public().to_peer_id().to_string();
 
@@ -1031,7 +1031,7 @@ async fn a_refresh_keeps_the_open_socket_and_retires_the_old_token() {
 
 #[tokio::test]
 async fn circuits_need_the_circuit_role() {
-    let server = Server::start_with(|c| c.auth.circuit_role = Role::Admin).await;
+    let server = Server::start_with(|c| c.tokens.circuit_role = Role::Admin).await;
     let mut a = Client::registered(&server).await;
     let mut b = Client::registered(&server).await;
     a.send(json!({"type":"circuit_request","to":b.id()})).await;
@@ -1126,7 +1126,7 @@ async fn the_http_request_rate_per_address_answers_429_with_retry_after() {
     let server = Server::start_with(|c| {
         c.limits.http_rate_per_ip = RateLimit {
             limit: 3.try_into().unwrap(),
-            interval_secs: 60,
+            interval: Duration::from_secs(60),
         };
     })
     .await;
@@ -1162,7 +1162,7 @@ async fn the_global_bandwidth_ceiling_slows_circuits_down_without_losing_frames(
     let server = Server::start_with(|c| {
         // Per circuit and per peer far above it: only the global ceiling bites.
         c.limits.bandwidth_global = 256 * 1024;
-        c.ws_relay.max_frame_size = 64 * 1024;
+        c.ws_circuit.max_frame_size = 64 * 1024;
     })
     .await;
     // 1 MiB at 256 KiB/s with a 256 KiB burst cannot take less than ~3 s.

@@ -195,7 +195,7 @@ impl HubTask {
             return l;
         }
         self.peer_limiters.retain(|_, w| w.strong_count() > 0);
-        let cfg = &self.ctx.ws_relay;
+        let cfg = &self.ctx.ws_circuit;
         let limiter = Arc::new(byte_limiter(cfg.bandwidth_per_peer, cfg.max_frame_size));
         self.peer_limiters.insert(peer, Arc::downgrade(&limiter));
         limiter

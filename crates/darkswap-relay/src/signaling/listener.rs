@@ -76,7 +76,7 @@ fn admit(ctx: &Arc<Context>, ip: IpAddr) -> Admission {
 pub(super) async fn accept_loop(listener: TcpListener, ctx: Arc<Context>, tasks: TaskTracker) {
     // Sockets beyond what the limits can ever use are refused at once.
     let max_sockets =
-        ctx.signaling.max_peers + 2 * ctx.ws_relay.max_circuits + queues::SPARE_SOCKETS;
+        ctx.signaling.max_peers + 2 * ctx.ws_circuit.max_circuits + queues::SPARE_SOCKETS;
     let permits = Arc::new(tokio::sync::Semaphore::new(max_sockets));
     let mut forget = tokio::time::interval(timeouts::FORGET_IDLE_ADDRESSES);
     loop {
@@ -85,7 +85,7 @@ pub(super) async fn accept_loop(listener: TcpListener, ctx: Arc<Context>, tasks:
             _ = forget.tick() => {
                 // Addresses whose buckets are full again need no entry.
                 ctx.conn_rate_per_ip.retain_recent();
-                ctx.http.forget_idle();
+                ctx.token_service.forget_idle();
                 continue;
             }
             accepted = listener.accept() => accepted,
@@ -132,7 +132,7 @@ async fn handle_connection(
             ctx.security.limited(plane, limit);
             tracing::debug!(%remote, limit, "connection refused by a limit");
             if endpoint == Endpoint::Http {
-                crate::public_http::refuse_connection(stream, retry_after).await;
+                crate::token_service::refuse_connection(stream, retry_after).await;
             } else if let Some((mut ws, _)) = upgrade(stream, remote, &ctx).await {
                 close(&mut ws, close_code::TRY_AGAIN_LATER, "too many connections").await;
             }
@@ -140,10 +140,10 @@ async fn handle_connection(
         }
     };
     if endpoint == Endpoint::Http {
-        crate::public_http::serve_connection(
+        crate::token_service::serve_connection(
             stream,
             remote.ip(),
-            ctx.http.clone(),
+            ctx.token_service.clone(),
             ctx.cancel.clone(),
         )
         .await;

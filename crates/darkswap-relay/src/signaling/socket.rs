@@ -126,9 +126,10 @@ impl SignalingSocket {
         let limiter = RateLimiter::direct(
             Quota::per_second(cfg.messages_per_second).allow_burst(cfg.message_burst),
         );
-        let idle = Duration::from_secs(cfg.idle_timeout_secs);
+        let idle = cfg.idle_timeout;
         let mut last_activity = Instant::now();
-        let mut pings = tokio::time::interval(idle / 3);
+        // A zero idle timeout (a library user's config) must not panic the interval.
+        let mut pings = tokio::time::interval((idle / 3).max(Duration::from_millis(1)));
         pings.tick().await;
         let mut violations = 0u32;
         loop {

@@ -117,7 +117,7 @@ pub(super) async fn upgrade(
     let max = ctx
         .signaling
         .max_message_size
-        .max(ctx.ws_relay.max_frame_size);
+        .max(ctx.ws_circuit.max_frame_size);
     let config = WebSocketConfig::default()
         .max_message_size(Some(max))
         .max_frame_size(Some(max));

@@ -57,7 +57,7 @@ pub(super) struct SharedCircuit {
 impl SharedCircuit {
     /// A circuit opening now, under the server's per-circuit bandwidth.
     pub(super) fn new(id: String, ctx: &Context) -> Self {
-        let cfg = &ctx.ws_relay;
+        let cfg = &ctx.ws_circuit;
         SharedCircuit {
             id,
             bytes: AtomicU64::new(0),
@@ -174,9 +174,9 @@ impl CircuitEnd {
         ctl: &mut mpsc::Receiver<Ctl>,
         kill: &CancellationToken,
     ) -> Exit {
-        let cfg = self.ctx.ws_relay.clone();
-        let idle = Duration::from_secs(cfg.idle_timeout_secs);
-        let attach_by = Instant::now() + Duration::from_secs(cfg.accept_timeout_secs);
+        let cfg = self.ctx.ws_circuit.clone();
+        let idle = cfg.idle_timeout;
+        let attach_by = Instant::now() + cfg.accept_timeout;
         loop {
             let idle_at = match &self.link {
                 Some(l) => {
