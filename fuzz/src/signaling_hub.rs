@@ -448,10 +448,10 @@ impl Harness {
                 }
             }
             ServerToClient::CircuitPending { circuit_id, .. }
-            | ServerToClient::CircuitRequest { circuit_id, .. } => {
-                if !self.circuits.contains(circuit_id) {
-                    self.circuits.push(circuit_id.clone());
-                }
+            | ServerToClient::CircuitRequest { circuit_id, .. }
+                if !self.circuits.contains(circuit_id) =>
+            {
+                self.circuits.push(circuit_id.clone());
             }
             ServerToClient::CircuitReady {
                 circuit_id, token, ..
