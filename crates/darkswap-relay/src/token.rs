@@ -185,3 +185,61 @@ impl TokenValidator {
         Ok(claims)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use base64::{Engine as _, engine::general_purpose::URL_SAFE_NO_PAD as B64};
+    use darkswap_proto::identity::Keypair;
+    use serde_json::json;
+
+    use super::*;
+
+    const NOW: u64 = 1_800_000_000;
+
+    /// A token over `header` and claims expiring at `exp`, signed by `key`.
+    fn token(key: &Keypair, relay: &Keypair, header: &serde_json::Value, exp: u64) -> String {
+        let claims = json!({
+            "iss": relay.public().to_peer_id().to_string(), "aud": "darkswap-relay",
+            "sub": PeerId::random().to_string(), "role": "user",
+            "iat": NOW - 60, "nbf": NOW - 60, "exp": exp, "jti": "00",
+        });
+        let input = format!(
+            "{}.{}",
+            B64.encode(header.to_string()),
+            B64.encode(claims.to_string())
+        );
+        let signature = key.sign(input.as_bytes()).unwrap();
+        format!("{input}.{}", B64.encode(signature))
+    }
+
+    #[test]
+    fn the_time_window_is_checked_against_the_clock_passed_in() {
+        let relay = Keypair::generate_ed25519();
+        let validator = TokenValidator::new(&relay.public(), "darkswap-relay", 30, 86_400).unwrap();
+        let eddsa = json!({"alg": "EdDSA", "typ": "JWT"});
+        let t = token(&relay, &relay, &eddsa, NOW + 60);
+        assert!(validator.validate_at(&t, NOW).is_ok());
+        // Expiry plus the tolerated skew is the last valid second.
+        assert!(validator.validate_at(&t, NOW + 60 + 30).is_ok());
+        assert_eq!(
+            validator.validate_at(&t, NOW + 60 + 31),
+            Err(TokenError::Expired)
+        );
+        assert_eq!(
+            validator.validate_at(&t, NOW - 60 - 31),
+            Err(TokenError::NotYetValid)
+        );
+    }
+
+    #[test]
+    fn another_algorithm_is_refused_before_any_signature_check() {
+        let relay = Keypair::generate_ed25519();
+        let validator = TokenValidator::new(&relay.public(), "darkswap-relay", 30, 86_400).unwrap();
+        let stranger = Keypair::generate_ed25519();
+        let t = token(&stranger, &relay, &json!({"alg": "HS256"}), NOW + 60);
+        assert_eq!(
+            validator.validate_at(&t, NOW),
+            Err(TokenError::WrongAlgorithm("HS256".to_owned()))
+        );
+    }
+}
