@@ -26,6 +26,7 @@
 
 use std::{
     collections::{BTreeMap, HashMap},
+    sync::OnceLock,
     time::{Duration, Instant},
 };
 
@@ -41,9 +42,28 @@ use serde_json::json;
 /// Identities the script registers as, and sends to.
 const KEYS: u8 = 4;
 
-fn key(i: u8) -> Keypair {
-    Keypair::ed25519_from_bytes([0x20 + i % KEYS; 32])
-        .unwrap_or_else(|e| panic!("ed25519 key: {e}"))
+/// The identities, made once: deriving a key and its peer id on every step
+/// would cost more than the hub itself.
+fn identities() -> &'static [(Keypair, PeerId)] {
+    static IDS: OnceLock<Vec<(Keypair, PeerId)>> = OnceLock::new();
+    IDS.get_or_init(|| {
+        (0..KEYS)
+            .map(|i| {
+                let key = Keypair::ed25519_from_bytes([0x20 + i; 32])
+                    .unwrap_or_else(|e| panic!("ed25519 key: {e}"));
+                let peer = key.public().to_peer_id();
+                (key, peer)
+            })
+            .collect()
+    })
+}
+
+fn key(i: u8) -> &'static Keypair {
+    &identities()[usize::from(i % KEYS)].0
+}
+
+fn peer(i: u8) -> PeerId {
+    identities()[usize::from(i % KEYS)].1
 }
 
 /// The hub's limits: small, so the script reaches them.
@@ -219,7 +239,7 @@ impl Harness {
                 let (role, subject) = (s.byte(), s.byte());
                 let access = Access {
                     role: [Role::Guest, Role::User, Role::Admin][usize::from(role % 3)],
-                    subject: (subject != 0).then(|| key(subject - 1).public().to_peer_id()),
+                    subject: (subject != 0).then(|| peer(subject - 1)),
                 };
                 let conn = self.new_conn(Socket::Signaling {
                     nonce: None,
@@ -245,14 +265,14 @@ impl Harness {
                     // No challenge seen: answer an all-zero one.
                     _ => encode_b64(&[0; 32]),
                 };
-                if let Ok(register) = sign_registration(&key(k), &nonce) {
+                if let Ok(register) = sign_registration(key(k), &nonce) {
                     self.text(conn, &register);
                 }
             }
             4 => {
                 let (conn, kind, to, spoof) = (self.conn(s.byte()), s.byte(), s.byte(), s.byte());
-                let to = key(to).public().to_peer_id().to_string();
-                let from = (spoof != 0).then(|| key(spoof - 1).public().to_peer_id().to_string());
+                let to = peer(to).to_string();
+                let from = (spoof != 0).then(|| peer(spoof - 1).to_string());
                 let session = (kind & 0x80 != 0).then(|| "s".repeat(usize::from(kind & 0x7f)));
                 let message = match kind % 3 {
                     0 => ClientToServer::Offer {
@@ -278,7 +298,7 @@ impl Harness {
             }
             5 => {
                 let (conn, to) = (self.conn(s.byte()), s.byte());
-                let to = key(to).public().to_peer_id().to_string();
+                let to = peer(to).to_string();
                 self.text(conn, &ClientToServer::CircuitRequest { to });
             }
             6 => {
@@ -415,7 +435,7 @@ impl Harness {
             );
         }
         for k in 0..KEYS {
-            let peer = key(k).public().to_peer_id();
+            let peer = peer(k);
             assert!(
                 hub.circuits_of(&peer) <= self.config.max_circuits_per_peer,
                 "max_circuits_per_peer"
