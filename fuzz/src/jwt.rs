@@ -11,10 +11,8 @@
 //!   as [`TokenError::WrongAlgorithm`], never checked with another algorithm.
 
 use base64::{Engine as _, engine::general_purpose::URL_SAFE_NO_PAD as B64};
-use darkswap_proto::{
-    identity::Keypair,
-    relay_auth::{Claims, Role, TokenError, TokenValidator},
-};
+use darkswap_proto::{identity::Keypair, relay_auth::Role};
+use darkswap_relay::token::{Claims, TokenError, TokenValidator};
 use serde_json::{Value, json};
 
 /// The relay whose tokens are checked.

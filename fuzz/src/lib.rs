@@ -15,6 +15,7 @@
 
 pub mod jwt;
 pub mod proto_envelope;
+pub mod signaling_hub;
 pub mod signaling_json;
 pub mod ws_circuit_frame;
 
@@ -51,6 +52,11 @@ pub const TARGETS: &[Target] = &[
         name: "jwt",
         check: jwt::check,
         seeds: jwt::seeds,
+    },
+    Target {
+        name: "signaling_hub",
+        check: signaling_hub::check,
+        seeds: signaling_hub::seeds,
     },
 ];
 

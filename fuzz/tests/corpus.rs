@@ -147,7 +147,8 @@ fn ws_seeds_are_masked_client_streams_that_attach() {
 
 #[test]
 fn jwt_seeds_are_accepted_only_when_the_relay_signed_them() {
-    use darkswap_proto::{identity::Keypair, relay_auth::TokenValidator};
+    use darkswap_proto::identity::Keypair;
+    use darkswap_relay::token::TokenValidator;
     let relay = Keypair::ed25519_from_bytes([0x07; 32]).unwrap();
     let validator = TokenValidator::new(&relay.public(), "darkswap-relay", 30, 86_400).unwrap();
     for (name, data) in darkswap_fuzz::jwt::seeds() {
@@ -168,6 +169,26 @@ fn jwt_seeds_are_accepted_only_when_the_relay_signed_them() {
         };
         assert_eq!(reason, expected, "{name}");
     }
+}
+
+#[test]
+fn hub_seeds_reach_registration_routing_pairing_and_the_end_of_circuits() {
+    let seeds: std::collections::HashMap<_, _> =
+        darkswap_fuzz::signaling_hub::seeds().into_iter().collect();
+    let reached = |name: &str| darkswap_fuzz::signaling_hub::run(&seeds[name]);
+    assert_eq!(reached("register_two").registrations, 2);
+    assert_eq!(reached("route_offer").routed, 1);
+    assert_eq!(
+        reached("route_spoofed").routed,
+        0,
+        "a spoofed sender is refused"
+    );
+    assert_eq!(reached("circuit_open").pairs, 1);
+    for ended in ["circuit_peer_leaves", "circuit_ended"] {
+        assert_eq!(reached(ended).open_circuits_ended, 1, "{ended}");
+    }
+    assert_eq!(reached("guest_refused").registrations, 0);
+    assert_eq!(reached("stolen_subject").registrations, 0);
 }
 
 /// Writes `corpus/<target>/<seed>` for every seed. Run after adding a

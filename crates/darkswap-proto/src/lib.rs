@@ -32,8 +32,15 @@ pub mod relay_auth;
 pub mod signaling;
 mod signing;
 
-/// Types generated from `proto/darkswap/v1/messages.proto`.
-#[allow(missing_docs, unreachable_pub, clippy::doc_markdown)]
+/// Types generated from `proto/darkswap/v1/messages.proto`. Their docs are
+/// the schema's comments, which are not rustdoc (`"rune:<block>:<tx>"` reads
+/// as HTML there).
+#[allow(
+    missing_docs,
+    unreachable_pub,
+    clippy::doc_markdown,
+    rustdoc::invalid_html_tags
+)]
 mod pb {
     include!(concat!(env!("OUT_DIR"), "/darkswap.v1.rs"));
 }

@@ -1,4 +1,4 @@
-//! The WebSocket signaling server alone (no libp2p relay): `/signaling` and
+//! The WebSocket signaling server alone (no libp2p node): `/signaling` and
 //! `/relay` as `docs/signaling.md` describes them, with the default limits.
 //!
 //! ```sh
@@ -12,7 +12,7 @@
 use std::sync::Arc;
 
 use darkswap_relay::{
-    SignalingServer, auth::Authority, config::RelayConfig, metrics::SecurityMetrics,
+    SignalingServer, config::RelayConfig, metrics::SecurityMetrics, token_authority::TokenAuthority,
 };
 use libp2p::identity::Keypair;
 use prometheus_client::registry::Registry;
@@ -34,9 +34,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let cancel = CancellationToken::new();
     let mut registry = Registry::default();
     // Tokens from `/auth/token` are signed with this (throwaway) key.
-    let authority = Arc::new(Authority::new(
+    let authority = Arc::new(TokenAuthority::new(
         &Keypair::generate_ed25519(),
-        config.auth.clone(),
+        config.tokens.clone(),
         None,
         Arc::new(SecurityMetrics::register(&mut registry)),
     )?);

@@ -3,6 +3,7 @@
 
 use std::sync::atomic::{AtomicI64, Ordering};
 
+use crate::signaling::hub::Event as HubEvent;
 use libp2p::{Multiaddr, core::ConnectedPoint, multiaddr::Protocol, relay};
 use prometheus_client::{
     encoding::EncodeLabelSet,
@@ -114,9 +115,11 @@ struct TransportLabel {
     transport: &'static str,
 }
 
-/// The relay's own metrics. Counters are exported with the `_total` suffix.
+/// The libp2p node's own metrics: circuit relay v2 (hop) reservations and
+/// circuits, connections by transport, bytes relayed. Counters are exported
+/// with the `_total` suffix.
 #[derive(Debug, Default)]
-pub struct RelayMetrics {
+pub struct Libp2pNodeMetrics {
     reservations_active: Gauge,
     reservations: Counter,
     reservations_denied: Family<ReasonLabel, Counter>,
@@ -148,10 +151,10 @@ pub fn transport_of(endpoint: &ConnectedPoint) -> &'static str {
     kind
 }
 
-impl RelayMetrics {
+impl Libp2pNodeMetrics {
     /// Creates the metrics and registers them in `registry`.
     pub fn register(registry: &mut Registry) -> Self {
-        let m = RelayMetrics::default();
+        let m = Libp2pNodeMetrics::default();
         let r = registry.sub_registry_with_prefix("darkswap_relay");
         r.register(
             "reservations_active",
@@ -197,8 +200,8 @@ impl RelayMetrics {
         m
     }
 
-    /// Updates the relay gauges and counters from a relay event.
-    pub fn record_relay(&self, event: &relay::Event) {
+    /// Updates the hop gauges and counters from a circuit relay v2 event.
+    pub fn record_hop(&self, event: &relay::Event) {
         match event {
             relay::Event::ReservationReqAccepted { renewed: false, .. } => {
                 self.reservations.inc();
@@ -296,34 +299,34 @@ mod tests {
     }
 
     #[test]
-    fn relay_events_move_the_metrics() {
+    fn hop_events_move_the_metrics() {
         let mut registry = Registry::default();
-        let m = RelayMetrics::register(&mut registry);
+        let m = Libp2pNodeMetrics::register(&mut registry);
         let (a, b) = (PeerId::random(), PeerId::random());
-        m.record_relay(&relay::Event::ReservationReqAccepted {
+        m.record_hop(&relay::Event::ReservationReqAccepted {
             src_peer_id: a,
             renewed: false,
         });
-        m.record_relay(&relay::Event::ReservationReqAccepted {
+        m.record_hop(&relay::Event::ReservationReqAccepted {
             src_peer_id: a,
             renewed: true,
         });
-        m.record_relay(&relay::Event::CircuitReqAccepted {
+        m.record_hop(&relay::Event::CircuitReqAccepted {
             src_peer_id: a,
             dst_peer_id: b,
         });
-        m.record_relay(&relay::Event::CircuitReqDenied {
+        m.record_hop(&relay::Event::CircuitReqDenied {
             src_peer_id: a,
             dst_peer_id: b,
             status: relay::StatusCode::ResourceLimitExceeded,
         });
         assert_eq!((m.reservations_now(), m.circuits_now()), (1, 1));
-        m.record_relay(&relay::Event::CircuitClosed {
+        m.record_hop(&relay::Event::CircuitClosed {
             src_peer_id: a,
             dst_peer_id: b,
             error: None,
         });
-        m.record_relay(&relay::Event::ReservationTimedOut { src_peer_id: a });
+        m.record_hop(&relay::Event::ReservationTimedOut { src_peer_id: a });
         assert_eq!((m.reservations_now(), m.circuits_now()), (0, 0));
         let mut text = String::new();
         encode(&mut text, &registry).unwrap();
@@ -453,5 +456,32 @@ impl SignalingMetrics {
         self.circuits_closed
             .get_or_create(&StaticReasonLabel { reason })
             .inc();
+    }
+
+    /// Counts what the signaling hub reported, in these metrics and (for
+    /// role refusals) in `security`.
+    pub(crate) fn record_hub_event(&self, event: HubEvent, security: &SecurityMetrics) {
+        match event {
+            HubEvent::SignalingOpened => {
+                self.connections.inc();
+            }
+            HubEvent::PeersChanged(n) => {
+                self.peers.set(n as i64);
+            }
+            HubEvent::Routed(kind) => self.message(kind),
+            HubEvent::ErrorSent(code) => self.error(code),
+            HubEvent::AccessDenied(action) => security.denied(action),
+            HubEvent::CircuitDenied(reason) => self.circuit_denied(reason),
+            HubEvent::CircuitOpened => {
+                self.circuits_total.inc();
+                self.circuits_active.inc();
+            }
+            HubEvent::CircuitEnded { reason, was_open } => {
+                if was_open {
+                    self.circuits_active.dec();
+                }
+                self.circuit_closed(reason);
+            }
+        }
     }
 }

@@ -2,12 +2,13 @@
 //! so nodes with `require_relay_auth` reserve on it, and with `require_auth`
 //! it authenticates the nodes that connect. Real `RelayServer` on
 //! 127.0.0.1 port 0, real SDK nodes.
+#![cfg(feature = "server")]
 
 use darkswap_p2p::{
     Network, NetworkConfig, NetworkEvent, PeerId, RelayAuthStatus,
     auth::{AuthError, AuthManagerConfig, AuthMethod, AuthorizationLevel},
 };
-use darkswap_relay::{RelayConfig, RelayServer, peer_auth::PeerAuthSection};
+use darkswap_relay::{RelayConfig, RelayServer, config::PeerAuthConfig};
 use darkswap_testkit::{EVENT_TIMEOUT, test_config, wait_for};
 
 const SHARED_KEY: &[u8] = b"operator-issued key, 32 bytes ok";
@@ -17,15 +18,14 @@ struct Relay {
     _dir: tempfile::TempDir,
 }
 
-async fn relay(tune: impl FnOnce(&mut PeerAuthSection, &std::path::Path)) -> Relay {
+async fn relay(tune: impl FnOnce(&mut PeerAuthConfig, &std::path::Path)) -> Relay {
     let dir = tempfile::tempdir().unwrap();
     let mut config = RelayConfig::default();
     config.data_dir = dir.path().to_owned();
-    config.network.listen_addresses = vec!["/ip4/127.0.0.1/tcp/0".parse().unwrap()];
-    config.metrics.enabled = false;
+    config.libp2p.listen_addresses = vec!["/ip4/127.0.0.1/tcp/0".parse().unwrap()];
+    config.admin_http.enabled = false;
     config.signaling.enabled = false;
     tune(&mut config.peer_auth, dir.path());
-    config.validate().unwrap();
     Relay {
         server: RelayServer::spawn(config).await.unwrap(),
         _dir: dir,
@@ -109,7 +109,7 @@ async fn nodes_reserve_only_on_relays_that_authenticate_high_enough() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shared_key_relays_prove_the_operator_key() {
     let with_key = |key: &'static [u8]| {
-        move |s: &mut PeerAuthSection, dir: &std::path::Path| {
+        move |s: &mut PeerAuthConfig, dir: &std::path::Path| {
             let file = dir.join("peer-auth.key");
             std::fs::write(&file, format!("{}\n", hex::encode(key))).unwrap();
             s.shared_key_file = Some(file);
@@ -174,33 +174,4 @@ async fn a_relay_requiring_auth_drops_nodes_that_fail() {
     honest.shutdown().await.unwrap();
     bad.shutdown().await.unwrap();
     r.server.shutdown().await;
-}
-
-#[test]
-fn peer_auth_section_parses_and_validates() {
-    let config: RelayConfig = toml::from_str(
-        r#"
-        [peer_auth]
-        method = "public_key"
-        require_auth = true
-        min_level = "relay"
-        authorized_keys = { "12D3KooWLRPJAA5o6dWFi6XG8ofJsaGAuc5tnvJVBcQxYh3GTn8N" = "admin" }
-        "#,
-    )
-    .unwrap();
-    assert_eq!(config.peer_auth.method, AuthMethod::PublicKey);
-    assert_eq!(config.peer_auth.min_level, AuthorizationLevel::Relay);
-    config.validate().unwrap();
-
-    let mut bad = RelayConfig::default();
-    bad.peer_auth.method = AuthMethod::SharedKey;
-    assert!(
-        bad.validate()
-            .unwrap_err()
-            .to_string()
-            .contains("shared_key_file")
-    );
-    let mut bad = RelayConfig::default();
-    bad.peer_auth.authorized_keys = [("nope".to_owned(), AuthorizationLevel::Admin)].into();
-    assert!(bad.validate().unwrap_err().to_string().contains("nope"));
 }

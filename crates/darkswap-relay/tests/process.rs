@@ -1,5 +1,6 @@
 //! The real `darkswap-relay` binary, run as a process on 127.0.0.1 with
 //! ports chosen by the OS, driven by real `darkswap-p2p` nodes.
+#![cfg(feature = "server")]
 
 use std::{path::Path, process::Command, time::Duration};
 

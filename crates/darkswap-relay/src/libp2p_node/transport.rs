@@ -29,7 +29,7 @@ use libp2p::{
 };
 use prometheus_client::{metrics::counter::Counter, registry::Registry};
 
-use crate::StartError;
+use crate::server::StartError;
 
 const HOP: &[u8] = b"/libp2p/circuit/relay/0.2.0/hop\n";
 const STOP: &[u8] = b"/libp2p/circuit/relay/0.2.0/stop\n";

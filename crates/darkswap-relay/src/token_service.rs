@@ -1,6 +1,7 @@
-//! Plain HTTP on the public port, beside the WebSocket endpoints: the token
-//! service `/auth/challenge`, `/auth/token`, `/auth/refresh` and
-//! `/auth/revoke` (`docs/security.md`). Requests are rate limited per IP
+//! The token service: the token authority's HTTP endpoints
+//! `/auth/challenge`, `/auth/token`, `/auth/refresh` and `/auth/revoke`
+//! (`docs/security.md`), plain HTTP on the public port beside the WebSocket
+//! endpoints. Requests are rate limited per IP
 //! address and globally; over a limit the answer is 429 with `Retry-After`.
 //! Errors are JSON: `{"error": {"code": "...", "message": "..."}}`.
 //! Tokens are never logged.
@@ -24,30 +25,28 @@ use governor::{
 use serde_json::json;
 
 use crate::{
-    auth::{Authority, Claims, Revocation, TokenError},
-    config::LimitsSection,
+    clock::unix_now,
+    config::LimitsConfig,
+    defaults::{queues, timeouts},
+    token::{Claims, TokenError},
+    token_authority::{ChallengeError, Revocation, TokenAuthority},
 };
-
-/// Largest request body accepted.
-const MAX_BODY: usize = 16 * 1024;
-/// Bound on reading a request head.
-const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The client's address, set per connection.
 #[derive(Debug, Clone, Copy)]
 struct ClientIp(IpAddr);
 
-/// What the HTTP handlers share.
+/// The token service: what its HTTP handlers share.
 #[derive(Debug)]
-pub(crate) struct PublicHttp {
-    authority: Arc<Authority>,
+pub(crate) struct TokenService {
+    authority: Arc<TokenAuthority>,
     per_ip: DefaultKeyedRateLimiter<IpAddr>,
     global: DefaultDirectRateLimiter,
 }
 
-impl PublicHttp {
-    pub(crate) fn new(authority: Arc<Authority>, limits: &LimitsSection) -> Self {
-        PublicHttp {
+impl TokenService {
+    pub(crate) fn new(authority: Arc<TokenAuthority>, limits: &LimitsConfig) -> Self {
+        TokenService {
             authority,
             per_ip: RateLimiter::keyed(limits.http_rate_per_ip.quota()),
             global: RateLimiter::direct(limits.http_rate_global.quota()),
@@ -165,7 +164,7 @@ pub(crate) fn bearer(headers: &HeaderMap) -> Option<&str> {
         .filter(|t| !t.is_empty())
 }
 
-fn require_bearer(http: &PublicHttp, headers: &HeaderMap) -> Result<Claims, ApiError> {
+fn require_bearer(http: &TokenService, headers: &HeaderMap) -> Result<Claims, ApiError> {
     let token = bearer(headers).ok_or_else(|| {
         ApiError::unauthorized("missing_token", "send the token as Authorization: Bearer")
     })?;
@@ -173,7 +172,7 @@ fn require_bearer(http: &PublicHttp, headers: &HeaderMap) -> Result<Claims, ApiE
 }
 
 async fn challenge(
-    State(http): State<Arc<PublicHttp>>,
+    State(http): State<Arc<TokenService>>,
     Extension(ClientIp(ip)): Extension<ClientIp>,
     body: Result<Json<ChallengeRequest>, JsonRejection>,
 ) -> Answer<ChallengeResponse> {
@@ -181,7 +180,7 @@ async fn challenge(
     let Json(request) = body.map_err(ApiError::bad_json)?;
     let challenge = http.authority.challenge(&request.peer_id).map_err(|e| {
         let status = match e {
-            crate::auth::ChallengeError::Busy => StatusCode::SERVICE_UNAVAILABLE,
+            ChallengeError::Busy => StatusCode::SERVICE_UNAVAILABLE,
             _ => StatusCode::BAD_REQUEST,
         };
         ApiError::new(status, e.reason(), e.to_string())
@@ -189,12 +188,12 @@ async fn challenge(
     Ok(Json(ChallengeResponse {
         challenge,
         relay_peer_id: http.authority.relay().to_string(),
-        expires_in: http.authority.config().challenge_ttl_secs,
+        expires_in: http.authority.config().challenge_ttl.as_secs(),
     }))
 }
 
 async fn token(
-    State(http): State<Arc<PublicHttp>>,
+    State(http): State<Arc<TokenService>>,
     Extension(ClientIp(ip)): Extension<ClientIp>,
     body: Result<Json<TokenRequest>, JsonRejection>,
 ) -> Answer<TokenResponse> {
@@ -208,7 +207,7 @@ async fn token(
 }
 
 async fn refresh(
-    State(http): State<Arc<PublicHttp>>,
+    State(http): State<Arc<TokenService>>,
     Extension(ClientIp(ip)): Extension<ClientIp>,
     headers: HeaderMap,
 ) -> Answer<TokenResponse> {
@@ -221,7 +220,7 @@ async fn refresh(
 }
 
 async fn revoke(
-    State(http): State<Arc<PublicHttp>>,
+    State(http): State<Arc<TokenService>>,
     Extension(ClientIp(ip)): Extension<ClientIp>,
     headers: HeaderMap,
     body: Result<Json<RevokeRequest>, JsonRejection>,
@@ -241,7 +240,7 @@ async fn revoke(
     let (what, expires) = match (request.token_id, request.peer_id) {
         (Some(jti), None) if !jti.is_empty() && jti.len() <= 128 => (
             Revocation::Token(jti),
-            crate::server::unix_now() + config.max_token_ttl_secs + config.clock_skew_secs,
+            unix_now() + (config.max_token_ttl + config.clock_skew).as_secs(),
         ),
         (None, Some(peer)) => match peer.parse() {
             Ok(peer) => (Revocation::Peer(peer), 0),
@@ -281,7 +280,7 @@ async fn not_found() -> ApiError {
     ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such endpoint")
 }
 
-fn router(http: Arc<PublicHttp>) -> Router {
+fn router(http: Arc<TokenService>) -> Router {
     // Browser pages of any origin may ask for tokens: a token is earned by
     // signing with the peer's key, no cookie or ambient credential is
     // involved, so there is nothing a foreign origin could ride on.
@@ -297,7 +296,7 @@ fn router(http: Arc<PublicHttp>) -> Router {
         .route("/auth/refresh", post(refresh))
         .route("/auth/revoke", post(revoke))
         .fallback(not_found)
-        .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY))
+        .layer(axum::extract::DefaultBodyLimit::max(queues::HTTP_BODY))
         .layer(cors)
         .with_state(http)
 }
@@ -307,7 +306,7 @@ fn router(http: Arc<PublicHttp>) -> Router {
 pub(crate) async fn serve_connection(
     stream: tokio::net::TcpStream,
     ip: IpAddr,
-    http: Arc<PublicHttp>,
+    http: Arc<TokenService>,
     cancel: tokio_util::sync::CancellationToken,
 ) {
     use tower::ServiceExt as _;
@@ -319,7 +318,7 @@ pub(crate) async fn serve_connection(
         });
     let connection = hyper::server::conn::http1::Builder::new()
         .timer(hyper_util::rt::TokioTimer::new())
-        .header_read_timeout(HEADER_TIMEOUT)
+        .header_read_timeout(timeouts::HTTP_HEADER)
         .serve_connection(hyper_util::rt::TokioIo::new(stream), service);
     tokio::pin!(connection);
     tokio::select! {
@@ -348,8 +347,8 @@ pub(crate) async fn refuse_connection(stream: tokio::net::TcpStream, retry_after
         });
     let connection = hyper::server::conn::http1::Builder::new()
         .timer(hyper_util::rt::TokioTimer::new())
-        .header_read_timeout(HEADER_TIMEOUT)
+        .header_read_timeout(timeouts::HTTP_HEADER)
         .keep_alive(false)
         .serve_connection(hyper_util::rt::TokioIo::new(stream), service);
-    let _ = tokio::time::timeout(HEADER_TIMEOUT, connection).await;
+    let _ = tokio::time::timeout(timeouts::HTTP_HEADER, connection).await;
 }

@@ -1,6 +1,13 @@
-//! `/metrics` (Prometheus / OpenMetrics text) and `/health` (JSON).
+//! The admin HTTP server: `/metrics` (Prometheus / OpenMetrics text) and
+//! `/health` (JSON), on its own address (loopback by default).
 
-use std::sync::{Arc, atomic::Ordering};
+use std::{
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
+    time::Instant,
+};
 
 use axum::{
     Json, Router,
@@ -9,10 +16,23 @@ use axum::{
     response::IntoResponse,
     routing::get,
 };
+use libp2p::PeerId;
+use prometheus_client::registry::Registry;
 use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 
-use crate::server::State;
+use crate::metrics::Libp2pNodeMetrics;
+
+/// What the admin server reads, shared with the swarm task.
+#[derive(Debug)]
+pub(crate) struct AdminState {
+    pub(crate) peer_id: PeerId,
+    pub(crate) started: Instant,
+    pub(crate) registry: Registry,
+    pub(crate) node_metrics: Arc<Libp2pNodeMetrics>,
+    /// Cleared when the swarm task ends: `/health` then says `unhealthy`.
+    pub(crate) swarm_alive: AtomicBool,
+}
 
 /// Body of `/health`.
 #[derive(Debug, Serialize)]
@@ -25,7 +45,7 @@ struct Health {
     connections: i64,
 }
 
-async fn metrics(AxumState(state): AxumState<Arc<State>>) -> impl IntoResponse {
+async fn metrics(AxumState(state): AxumState<Arc<AdminState>>) -> impl IntoResponse {
     let mut body = String::new();
     match prometheus_client::encoding::text::encode(&mut body, &state.registry) {
         Ok(()) => (
@@ -44,9 +64,9 @@ async fn metrics(AxumState(state): AxumState<Arc<State>>) -> impl IntoResponse {
     }
 }
 
-async fn health(AxumState(state): AxumState<Arc<State>>) -> impl IntoResponse {
+async fn health(AxumState(state): AxumState<Arc<AdminState>>) -> impl IntoResponse {
     let alive = state.swarm_alive.load(Ordering::Relaxed);
-    let m = &state.relay_metrics;
+    let m = &state.node_metrics;
     let body = Health {
         status: if alive { "ok" } else { "unhealthy" },
         peer_id: state.peer_id.to_string(),
@@ -63,7 +83,7 @@ async fn health(AxumState(state): AxumState<Arc<State>>) -> impl IntoResponse {
     (code, Json(body))
 }
 
-pub(crate) fn router(state: Arc<State>) -> Router {
+pub(crate) fn router(state: Arc<AdminState>) -> Router {
     Router::new()
         .route("/metrics", get(metrics))
         .route("/health", get(health))
@@ -72,7 +92,7 @@ pub(crate) fn router(state: Arc<State>) -> Router {
 
 pub(crate) async fn serve(
     listener: tokio::net::TcpListener,
-    state: Arc<State>,
+    state: Arc<AdminState>,
     cancel: CancellationToken,
 ) {
     let result = axum::serve(listener, router(state))

@@ -1,0 +1,608 @@
+//! `signaling_hub`: the relay's sans-IO signaling hub
+//! ([`darkswap_relay::signaling::hub::Hub`]) driven by a script of
+//! connection events, client frames and time steps, decoded from the input.
+//!
+//! The script speaks as the relay's socket tasks do: it opens `/signaling`
+//! sockets (with a role and maybe a token subject) and `/relay` sockets,
+//! closes them, sends text frames, reports circuits the data plane ended and
+//! moves the clock. So that it reaches past registration, it answers the
+//! challenges the hub sends with a few fixed keys, and it replays the
+//! circuit ids and attach tokens the hub hands out; raw frames and garbage
+//! tokens are in the script too.
+//!
+//! Beyond "no panic" it asserts, after every step:
+//! - every output names a socket that is open (opened and not yet closed),
+//!   and one of the right kind (`/relay` for `Pair` and `EndCircuit`);
+//! - a peer id is registered on at most one open socket, only after a
+//!   challenge on that socket, and the hub agrees on which;
+//! - peers and circuits stay within `max_peers`, `max_circuits` and
+//!   `max_circuits_per_peer`;
+//! - the events add up: circuits opened minus open circuits ended never goes
+//!   below zero nor above the circuits the hub holds, and the last peer count
+//!   reported is the hub's;
+//! - a paired circuit joins two different `/relay` sockets of two different
+//!   peers;
+//! - after `handle_timeout(now)` no deadline at or before `now` is left.
+
+use std::{
+    collections::{BTreeMap, HashMap},
+    sync::OnceLock,
+    time::{Duration, Instant},
+};
+
+use darkswap_proto::{
+    identity::{Keypair, PeerId},
+    relay_auth::Role,
+    signaling::{ClientToServer, ServerToClient, encode_b64, sign_registration},
+};
+use darkswap_relay::signaling::hub::{Access, ConnId, Event, Hub, HubConfig, Output};
+use rand::SeedableRng;
+use serde_json::json;
+
+/// Identities the script registers as, and sends to.
+const KEYS: u8 = 4;
+
+/// The identities, made once: deriving a key and its peer id on every step
+/// would cost more than the hub itself.
+fn identities() -> &'static [(Keypair, PeerId)] {
+    static IDS: OnceLock<Vec<(Keypair, PeerId)>> = OnceLock::new();
+    IDS.get_or_init(|| {
+        (0..KEYS)
+            .map(|i| {
+                let key = Keypair::ed25519_from_bytes([0x20 + i; 32])
+                    .unwrap_or_else(|e| panic!("ed25519 key: {e}"));
+                let peer = key.public().to_peer_id();
+                (key, peer)
+            })
+            .collect()
+    })
+}
+
+fn key(i: u8) -> &'static Keypair {
+    &identities()[usize::from(i % KEYS)].0
+}
+
+fn peer(i: u8) -> PeerId {
+    identities()[usize::from(i % KEYS)].1
+}
+
+/// The hub's limits: small, so the script reaches them.
+fn config(roles: u8) -> HubConfig {
+    let role = |r: u8| [Role::Guest, Role::User, Role::Admin][usize::from(r % 3)];
+    let mut c = HubConfig::default();
+    c.max_peers = 3;
+    c.max_circuits = 2;
+    c.max_circuits_per_peer = 1;
+    c.register_timeout = Duration::from_secs(10);
+    c.accept_timeout = Duration::from_secs(15);
+    c.max_circuit_duration = Duration::from_secs(60);
+    // Mostly `user`, so most scripts get past the role checks.
+    c.signaling_role = if roles & 0x10 == 0 {
+        Role::User
+    } else {
+        role(roles)
+    };
+    c.circuit_role = if roles & 0x20 == 0 {
+        Role::User
+    } else {
+        role(roles >> 2)
+    };
+    c
+}
+
+/// The script's opcodes, one byte each, followed by their argument bytes.
+#[derive(Debug, Clone, Copy)]
+#[repr(u8)]
+pub enum Op {
+    /// `role, subject`: a `/signaling` socket opens (subject 0: no token).
+    OpenSignaling = 0,
+    /// A `/relay` socket opens.
+    OpenRelay,
+    /// `conn`: a socket closes.
+    Close,
+    /// `conn, key`: answers the socket's challenge with a key.
+    Register,
+    /// `conn, kind, to, spoof`: an offer, answer or candidate.
+    Route,
+    /// `conn, to`.
+    CircuitRequest,
+    /// `conn, circuit`.
+    CircuitAccept,
+    /// `conn, circuit, len, reason bytes`.
+    CircuitReject,
+    /// `conn, circuit`.
+    CircuitClose,
+    /// `conn, token`: `attach` with a token the hub handed out (or garbage).
+    Attach,
+    /// `conn, len, bytes`: a raw text frame.
+    RawText,
+    /// `seconds`: the clock moves and deadlines fire.
+    Advance,
+    /// `conn, which`: `list_peers` or `ping`.
+    Query,
+    /// `circuit, reason`: the data plane ended a circuit.
+    CircuitEnded,
+}
+
+const OPS: u8 = Op::CircuitEnded as u8 + 1;
+
+/// Reads the script; missing bytes read as 0.
+struct Script<'a>(&'a [u8]);
+
+impl Script<'_> {
+    fn byte(&mut self) -> u8 {
+        match self.0.split_first() {
+            Some((b, rest)) => {
+                self.0 = rest;
+                *b
+            }
+            None => 0,
+        }
+    }
+
+    fn bytes(&mut self, n: u8) -> &[u8] {
+        let (head, rest) = self.0.split_at(usize::from(n).min(self.0.len()));
+        self.0 = rest;
+        head
+    }
+}
+
+#[derive(Debug)]
+enum Socket {
+    Signaling {
+        nonce: Option<String>,
+        peer: Option<PeerId>,
+    },
+    Relay,
+}
+
+struct Harness {
+    hub: Hub,
+    config: HubConfig,
+    start: Instant,
+    now: Duration,
+    next_conn: ConnId,
+    open: BTreeMap<ConnId, Socket>,
+    /// Who the outputs say is registered where.
+    registered: HashMap<PeerId, ConnId>,
+    /// Circuit ids the hub handed out, and attach tokens.
+    circuits: Vec<String>,
+    tokens: Vec<(String, String)>,
+    /// Circuits opened minus open circuits ended, from the events.
+    open_circuits: i64,
+    peers_reported: usize,
+    reached: Reached,
+}
+
+/// How far a script got, for the corpus tests to check that the seeds reach
+/// what they are meant to.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Reached {
+    /// `registered` answers.
+    pub registrations: usize,
+    /// Offers, answers and candidates delivered (`Routed` events).
+    pub routed: usize,
+    /// Circuits whose two `/relay` sockets were paired.
+    pub pairs: usize,
+    /// Circuits that ended after they opened.
+    pub open_circuits_ended: usize,
+}
+
+impl Harness {
+    fn new(roles: u8, seed: u8) -> Self {
+        let config = config(roles);
+        let rng = rand::rngs::StdRng::seed_from_u64(u64::from(seed));
+        Harness {
+            hub: Hub::new(config.clone(), Box::new(rng)),
+            config,
+            start: Instant::now(),
+            now: Duration::ZERO,
+            next_conn: 1,
+            open: BTreeMap::new(),
+            registered: HashMap::new(),
+            circuits: Vec::new(),
+            tokens: Vec::new(),
+            open_circuits: 0,
+            peers_reported: 0,
+            reached: Reached::default(),
+        }
+    }
+
+    fn at(&self) -> Instant {
+        self.start + self.now
+    }
+
+    /// An open socket chosen by `index`, or (for a few indexes) one that is
+    /// not open, whose frames the hub must ignore.
+    fn conn(&self, index: u8) -> ConnId {
+        if index >= 0xf0 || self.open.is_empty() {
+            return self.next_conn + ConnId::from(index);
+        }
+        let keys: Vec<&ConnId> = self.open.keys().collect();
+        *keys[usize::from(index) % keys.len()]
+    }
+
+    fn text(&mut self, conn: ConnId, message: &ClientToServer) {
+        self.hub.handle_text(conn, &message.to_json(), self.at());
+    }
+
+    fn circuit(&self, index: u8) -> String {
+        match self.circuits.len() {
+            0 => "00".to_owned(),
+            n => self.circuits[usize::from(index) % n].clone(),
+        }
+    }
+
+    fn step(&mut self, op: u8, s: &mut Script<'_>) {
+        match op % OPS {
+            0 => {
+                let (role, subject) = (s.byte(), s.byte());
+                let access = Access {
+                    role: [Role::Guest, Role::User, Role::Admin][usize::from(role % 3)],
+                    subject: (subject != 0).then(|| peer(subject - 1)),
+                };
+                let conn = self.new_conn(Socket::Signaling {
+                    nonce: None,
+                    peer: None,
+                });
+                self.hub.handle_signaling_open(conn, access, self.at());
+            }
+            1 => {
+                let conn = self.new_conn(Socket::Relay);
+                self.hub.handle_relay_open(conn);
+            }
+            2 => {
+                let conn = self.conn(s.byte());
+                if self.open.remove(&conn).is_some() {
+                    self.registered.retain(|_, c| *c != conn);
+                    self.hub.handle_closed(conn);
+                }
+            }
+            3 => {
+                let (conn, k) = (self.conn(s.byte()), s.byte());
+                let nonce = match self.open.get(&conn) {
+                    Some(Socket::Signaling { nonce: Some(n), .. }) => n.clone(),
+                    // No challenge seen: answer an all-zero one.
+                    _ => encode_b64(&[0; 32]),
+                };
+                if let Ok(register) = sign_registration(key(k), &nonce) {
+                    self.text(conn, &register);
+                }
+            }
+            4 => {
+                let (conn, kind, to, spoof) = (self.conn(s.byte()), s.byte(), s.byte(), s.byte());
+                let to = peer(to).to_string();
+                let from = (spoof != 0).then(|| peer(spoof - 1).to_string());
+                let session = (kind & 0x80 != 0).then(|| "s".repeat(usize::from(kind & 0x7f)));
+                let message = match kind % 3 {
+                    0 => ClientToServer::Offer {
+                        to,
+                        sdp: "v=0".into(),
+                        session,
+                        from,
+                    },
+                    1 => ClientToServer::Answer {
+                        to,
+                        sdp: "v=0".into(),
+                        session,
+                        from,
+                    },
+                    _ => ClientToServer::Candidate {
+                        to,
+                        candidate: json!({"candidate": "candidate:1 1 udp 1 127.0.0.1 9 typ host"}),
+                        session,
+                        from,
+                    },
+                };
+                self.text(conn, &message);
+            }
+            5 => {
+                let (conn, to) = (self.conn(s.byte()), s.byte());
+                let to = peer(to).to_string();
+                self.text(conn, &ClientToServer::CircuitRequest { to });
+            }
+            6 => {
+                let (conn, circuit_id) = (self.conn(s.byte()), self.circuit(s.byte()));
+                self.text(conn, &ClientToServer::CircuitAccept { circuit_id });
+            }
+            7 => {
+                let (conn, circuit_id) = (self.conn(s.byte()), self.circuit(s.byte()));
+                let len = s.byte();
+                let reason = Some(String::from_utf8_lossy(s.bytes(len)).into_owned());
+                self.text(conn, &ClientToServer::CircuitReject { circuit_id, reason });
+            }
+            8 => {
+                let (conn, circuit_id) = (self.conn(s.byte()), self.circuit(s.byte()));
+                self.text(conn, &ClientToServer::CircuitClose { circuit_id });
+            }
+            9 => {
+                let (conn, which) = (self.conn(s.byte()), s.byte());
+                let (circuit_id, token) = match self.tokens.len() {
+                    n if n > 0 && which < 0x80 => self.tokens[usize::from(which) % n].clone(),
+                    _ => (self.circuit(which), "AAAAAAAAAAAAAAAAAAAAAA==".to_owned()),
+                };
+                self.text(conn, &ClientToServer::Attach { circuit_id, token });
+            }
+            10 => {
+                let (conn, len) = (self.conn(s.byte()), s.byte());
+                let text = String::from_utf8_lossy(s.bytes(len)).into_owned();
+                self.hub.handle_text(conn, &text, self.at());
+            }
+            11 => {
+                self.now += Duration::from_secs(u64::from(s.byte()));
+                let now = self.at();
+                self.hub.handle_timeout(now);
+                assert!(
+                    self.hub.poll_timeout().is_none_or(|next| next > now),
+                    "a deadline at or before now survived handle_timeout"
+                );
+            }
+            12 => {
+                let (conn, which) = (self.conn(s.byte()), s.byte());
+                let message = match which % 2 {
+                    0 => ClientToServer::ListPeers,
+                    _ => ClientToServer::Ping {
+                        id: Some(json!(which)),
+                    },
+                };
+                self.text(conn, &message);
+            }
+            _ => {
+                let circuit_id = self.circuit(s.byte());
+                let reason = ["byte_limit", "idle_timeout", "closed"][usize::from(s.byte() % 3)];
+                self.hub.handle_circuit_ended(&circuit_id, reason);
+            }
+        }
+        self.drain();
+    }
+
+    fn new_conn(&mut self, socket: Socket) -> ConnId {
+        let conn = self.next_conn;
+        self.next_conn += 1;
+        self.open.insert(conn, socket);
+        conn
+    }
+
+    fn assert_open(&self, conn: ConnId, relay: bool, what: &Output) {
+        match self.open.get(&conn) {
+            None => panic!("{what:?} names socket {conn}, which is not open"),
+            Some(Socket::Relay) if !relay => {}
+            Some(Socket::Signaling { .. }) if relay => {
+                panic!("{what:?} names /signaling socket {conn} as a /relay one")
+            }
+            Some(_) => {}
+        }
+    }
+
+    /// Takes every output and event, checking each, then the hub's counts.
+    fn drain(&mut self) {
+        while let Some(event) = self.hub.poll_event() {
+            match event {
+                Event::CircuitOpened => self.open_circuits += 1,
+                Event::Routed(kind) if ["offer", "answer", "candidate"].contains(&kind) => {
+                    self.reached.routed += 1;
+                }
+                Event::CircuitEnded { was_open: true, .. } => {
+                    self.reached.open_circuits_ended += 1;
+                    self.open_circuits -= 1;
+                    assert!(self.open_circuits >= 0, "more circuits ended than opened");
+                }
+                Event::PeersChanged(n) => self.peers_reported = n,
+                _ => {}
+            }
+        }
+        while let Some(output) = self.hub.poll_output() {
+            match &output {
+                Output::Send(conn, message) => {
+                    self.assert_open(*conn, false, &output);
+                    self.learn(*conn, message);
+                }
+                Output::Close(conn, ..) => self.assert_open(*conn, false, &output),
+                Output::Pair { ends, .. } => {
+                    let [(a, peer_a), (b, peer_b)] = *ends;
+                    self.assert_open(a, true, &output);
+                    self.assert_open(b, true, &output);
+                    assert!(
+                        a != b && peer_a != peer_b,
+                        "{output:?} pairs one end with itself"
+                    );
+                    self.reached.pairs += 1;
+                }
+                Output::EndCircuit { relay_conns, .. } => {
+                    for conn in relay_conns {
+                        self.assert_open(*conn, true, &output);
+                    }
+                }
+                _ => {}
+            }
+        }
+        let hub = &self.hub;
+        assert_eq!(self.peers_reported, hub.peer_count(), "peer count reported");
+        assert!(hub.peer_count() <= self.config.max_peers, "max_peers");
+        assert!(
+            hub.circuit_count() <= self.config.max_circuits,
+            "max_circuits"
+        );
+        assert!(
+            self.open_circuits <= hub.circuit_count() as i64,
+            "more circuits open than the hub holds"
+        );
+        for (peer, conn) in &self.registered {
+            assert_eq!(
+                hub.registered_conn(peer),
+                Some(*conn),
+                "{peer} registration"
+            );
+        }
+        for k in 0..KEYS {
+            let peer = peer(k);
+            assert!(
+                hub.circuits_of(&peer) <= self.config.max_circuits_per_peer,
+                "max_circuits_per_peer"
+            );
+        }
+    }
+
+    /// What a client learns from a message: its challenge, its registration,
+    /// circuit ids and attach tokens.
+    fn learn(&mut self, conn: ConnId, message: &ServerToClient) {
+        match message {
+            ServerToClient::Challenge { nonce } => {
+                if let Some(Socket::Signaling { nonce: n, .. }) = self.open.get_mut(&conn) {
+                    *n = Some(nonce.clone());
+                }
+            }
+            ServerToClient::Registered { peer_id, .. } => {
+                let peer: PeerId = peer_id
+                    .parse()
+                    .unwrap_or_else(|e| panic!("registered a bad peer id {peer_id}: {e}"));
+                let Some(Socket::Signaling { nonce, peer: p }) = self.open.get_mut(&conn) else {
+                    panic!("registered on socket {conn}, not a /signaling one")
+                };
+                assert!(nonce.is_some(), "registered before any challenge");
+                assert!(p.is_none(), "socket {conn} registered twice");
+                *p = Some(peer);
+                self.reached.registrations += 1;
+                if let Some(other) = self.registered.insert(peer, conn) {
+                    panic!("{peer} registered on {conn} while it holds {other}");
+                }
+            }
+            ServerToClient::CircuitPending { circuit_id, .. }
+            | ServerToClient::CircuitRequest { circuit_id, .. }
+                if !self.circuits.contains(circuit_id) =>
+            {
+                self.circuits.push(circuit_id.clone());
+            }
+            ServerToClient::CircuitReady {
+                circuit_id, token, ..
+            } => self.tokens.push((circuit_id.clone(), token.clone())),
+            _ => {}
+        }
+    }
+}
+
+/// Runs one script.
+pub fn check(data: &[u8]) {
+    run(data);
+}
+
+/// Runs one script; tells how far it got.
+pub fn run(data: &[u8]) -> Reached {
+    let mut script = Script(data);
+    let (roles, seed) = (script.byte(), script.byte());
+    let mut harness = Harness::new(roles, seed);
+    // Bounded, so one input cannot take the fuzzer's whole time budget.
+    for _ in 0..512 {
+        if script.0.is_empty() {
+            break;
+        }
+        let op = script.byte();
+        harness.step(op, &mut script);
+    }
+    harness.reached
+}
+
+/// Scripts that reach each part of the hub: registration (and its
+/// refusals), routing, a circuit through to pairing and its end, deadlines.
+pub fn seeds() -> Vec<(&'static str, Vec<u8>)> {
+    use Op::*;
+    let op = |o: Op| o as u8;
+    // Sockets are chosen by index among the open ones, in opening order.
+    let two_peers = vec![
+        op(OpenSignaling),
+        1,
+        0,
+        op(OpenSignaling),
+        1,
+        0,
+        op(Register),
+        0,
+        0,
+        op(Register),
+        1,
+        1,
+    ];
+    let with = |rest: &[u8]| {
+        let mut script = vec![0, 7];
+        script.extend_from_slice(&two_peers);
+        script.extend_from_slice(rest);
+        script
+    };
+    let circuit = [
+        op(CircuitRequest),
+        0,
+        1,
+        op(CircuitAccept),
+        1,
+        0,
+        op(OpenRelay),
+        op(OpenRelay),
+        op(Attach),
+        2,
+        0,
+        op(Attach),
+        3,
+        1,
+    ];
+    let mut circuit_then_close = circuit.to_vec();
+    circuit_then_close.extend_from_slice(&[op(Close), 1]);
+    let mut circuit_then_limit = circuit.to_vec();
+    circuit_then_limit.extend_from_slice(&[op(CircuitEnded), 0, 0, op(Advance), 61]);
+    vec![
+        ("register_two", with(&[op(Query), 0, 0])),
+        ("route_offer", with(&[op(Route), 0, 0, 1, 0])),
+        ("route_spoofed", with(&[op(Route), 0, 2, 1, 2])),
+        ("circuit_open", with(&circuit)),
+        ("circuit_peer_leaves", with(&circuit_then_close)),
+        ("circuit_ended", with(&circuit_then_limit)),
+        (
+            "circuit_rejected",
+            with(&[
+                op(CircuitRequest),
+                0,
+                1,
+                op(CircuitReject),
+                1,
+                0,
+                3,
+                b'n',
+                b'o',
+                b'!',
+            ]),
+        ),
+        (
+            "register_timeout",
+            vec![0, 1, op(OpenSignaling), 1, 0, op(Advance), 11],
+        ),
+        (
+            "guest_refused",
+            vec![0, 2, op(OpenSignaling), 0, 0, op(Register), 0, 0],
+        ),
+        (
+            "stolen_subject",
+            vec![0, 3, op(OpenSignaling), 1, 2, op(Register), 0, 0],
+        ),
+        (
+            "raw_text",
+            vec![
+                0,
+                4,
+                op(OpenSignaling),
+                1,
+                0,
+                op(RawText),
+                0,
+                5,
+                b'{',
+                b'"',
+                b't',
+                b'y',
+                b'p',
+            ],
+        ),
+        (
+            "forged_attach",
+            vec![0, 5, op(OpenRelay), op(Attach), 0, 0xff],
+        ),
+    ]
+}
