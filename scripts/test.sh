@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Runs every check and test of the workspace on a fresh machine: installs
-# what it needs (Debian's chromium, npm's playwright-core, cargo-fuzz), then
-# formatting, lints, all tests, doc tests, examples, a short run of every
-# fuzz target and the browser tests. Needs root for
+# what it needs (Debian's chromium, npm's playwright-core and typescript,
+# cargo-fuzz, the wasm32 Rust target), then formatting, lints (also without
+# default features), the wasm32 build of the sans-IO core, docs, all tests,
+# doc tests, examples, a short run of every fuzz target, the JS types check
+# and the browser tests. Needs root for
 # the browser tests' network namespace (CI runs as root).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -21,8 +23,35 @@ fi
 step "cargo fmt --check"
 cargo fmt --all -- --check
 
+step "no source file over 800 lines (a longer file holds two things; tests may be longer while they stay one topic)"
+too_long=$(git ls-files -z -- '*.rs' '*.js' '*.mjs' '*.ts' ':!:*/tests/*' ':!:*/tests.rs' ':!:*.test.mjs' ':!:*.d.ts' \
+  | xargs -0 wc -l | awk '$2 != "total" && $1 > 800 { print "  " $2 ": " $1 " lines" }')
+if [ -n "$too_long" ]; then
+  printf 'files over 800 lines:\n%s\n' "$too_long"
+  exit 1
+fi
+
 step "cargo clippy (all targets, warnings are errors)"
 cargo clippy --workspace --all-targets --locked -- -D warnings
+
+step "cargo clippy --no-default-features, for every crate that has features"
+for crate in $(cargo metadata --no-deps --format-version 1 --locked | python3 -c '
+import json, sys
+for p in json.load(sys.stdin)["packages"]:
+    if p["features"]:
+        print(p["name"])'); do
+  cargo clippy -p "$crate" --no-default-features --all-targets --locked -- -D warnings
+done
+
+step "darkswap-core builds for wasm32-unknown-unknown (the sans-IO core runs in browsers)"
+if command -v rustup >/dev/null; then
+  rustup target add wasm32-unknown-unknown >/dev/null 2>&1 || true
+fi
+cargo build -p darkswap-core --target wasm32-unknown-unknown --locked -q
+
+step "cargo doc (warnings and broken intra-doc links are errors)"
+RUSTDOCFLAGS="-D warnings -D rustdoc::broken_intra_doc_links" \
+  cargo doc --workspace --no-deps --locked -q
 
 step "examples"
 cargo run --locked -q -p darkswap-p2p --example simple_node

@@ -7,7 +7,7 @@ use darkswap_proto::{
 };
 use web_time::{Instant, UNIX_EPOCH};
 
-use crate::Now;
+use crate::time::Now;
 
 /// The unix second the tests live at.
 pub(crate) const NOW: u64 = 1_800_000_000;

@@ -14,7 +14,7 @@
 //! their expiry must mean the same thing after a restart. A clock that jumps
 //! backwards only makes scores recover more slowly.
 //!
-//! The [`Network`](crate::Network) enforces bans with libp2p's
+//! The SDK's swarm task enforces bans with libp2p's
 //! `allow_block_list`: a banned peer's connections are closed at once and
 //! new ones, in either direction, are refused until the ban ends.
 
@@ -98,7 +98,8 @@ impl FromStr for PenaltyReason {
 pub enum BanReason {
     /// Its score fell to the threshold; this misbehaviour tipped it over.
     Misbehaviour(PenaltyReason),
-    /// An operator banned it ([`NetworkHandle::ban_peer`](crate::NetworkHandle::ban_peer)).
+    /// An operator banned it ([`ReputationManager::ban`]; the SDK's
+    /// `network.reputation().ban`).
     Manual,
 }
 
@@ -205,7 +206,7 @@ pub struct ReputationConfig {
     /// is not banned is forgotten first. Default: 10 000.
     pub max_peers: usize,
     /// Bans in force from the start, e.g. the list a previous run exported
-    /// with [`NetworkHandle::banned_peers`](crate::NetworkHandle::banned_peers).
+    /// with [`ReputationManager::bans`] (the SDK's `network.reputation().banned()`).
     /// Expired entries are ignored. Default: none.
     pub initial_bans: Vec<BannedPeer>,
 }

@@ -54,7 +54,7 @@ impl fmt::Display for EncryptionAlgorithm {
     }
 }
 
-/// Configuration of an [`EncryptionManager`].
+/// Configuration of an [`EncryptionManager`](crate::EncryptionManager).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EncryptionConfig {
     /// Key agreement; default [`KeyExchangeAlgorithm::X25519`].
@@ -62,14 +62,14 @@ pub struct EncryptionConfig {
     /// AEAD of every session; default [`EncryptionAlgorithm::AesGcm256`].
     pub encryption_algorithm: EncryptionAlgorithm,
     /// A session's sending key is rotated (moved to the next epoch) by
-    /// [`EncryptionManager::encrypt`] once it has been in use this long;
+    /// [`EncryptionManager::encrypt`](crate::EncryptionManager::encrypt) once it has been in use this long;
     /// default one hour. Must not be zero.
     pub key_rotation_interval: Duration,
     /// Default `true`. With it, keys of past epochs exist only as long as
     /// messages from them may still be in flight: a receiving epoch is
-    /// dropped [`PREVIOUS_EPOCH_GRACE`] after the peer moved past it, so a
+    /// dropped [`PREVIOUS_EPOCH_GRACE`](crate::PREVIOUS_EPOCH_GRACE) after the peer moved past it, so a
     /// later compromise of this process does not expose that traffic.
-    /// Without it, up to [`MAX_RETAINED_EPOCHS`] past epochs stay usable for
+    /// Without it, up to [`MAX_RETAINED_EPOCHS`](crate::MAX_RETAINED_EPOCHS) past epochs stay usable for
     /// the session's lifetime (arbitrarily late messages still decrypt).
     /// Requires `use_ephemeral_keys`.
     pub use_forward_secrecy: bool,

@@ -4,7 +4,7 @@ use libp2p_identity::PeerId;
 
 use crate::config::EncryptionAlgorithm;
 
-/// Errors of [`EncryptionManager`].
+/// Errors of [`EncryptionManager`](crate::EncryptionManager).
 ///
 /// Everything a peer (or whoever forwards its frames) can cause is an error,
 /// never a panic; after any decryption error the session is unchanged.
@@ -20,7 +20,7 @@ pub enum EncryptionError {
         /// The peer.
         peer: PeerId,
     },
-    /// [`EncryptionManager::perform_key_exchange`] without a key pair
+    /// [`EncryptionManager::perform_key_exchange`](crate::EncryptionManager::perform_key_exchange) without a key pair
     /// generated for this peer (or it expired, or was used already).
     #[error("no pending key exchange with {peer}")]
     NoPendingKeyExchange {
@@ -80,7 +80,7 @@ pub enum EncryptionError {
         /// Its counter.
         counter: u64,
     },
-    /// The frame's counter is more than [`REPLAY_WINDOW`] below the highest
+    /// The frame's counter is more than [`REPLAY_WINDOW`](crate::REPLAY_WINDOW) below the highest
     /// accepted in its epoch: it cannot be told apart from a replay.
     #[error("frame too old (epoch {epoch}, counter {counter}, newest {newest})")]
     TooOld {
@@ -99,7 +99,7 @@ pub enum EncryptionError {
         /// Newest receiving epoch of the session.
         current: u32,
     },
-    /// The frame's epoch is more than [`MAX_EPOCH_JUMP`] ahead of ours.
+    /// The frame's epoch is more than [`MAX_EPOCH_JUMP`](crate::MAX_EPOCH_JUMP) ahead of ours.
     #[error("epoch {epoch} too far ahead of {current}")]
     EpochTooFarAhead {
         /// Epoch of the frame.

@@ -93,7 +93,7 @@ impl SignedKey {
     }
 
     /// Decodes [`Self::to_bytes`]' output (the signature is checked by
-    /// [`EncryptionManager::accept_signed_key`], not here).
+    /// [`EncryptionManager::accept_signed_key`](crate::EncryptionManager::accept_signed_key), not here).
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, EncryptionError> {
         let (&version, rest) = bytes
             .split_first()
@@ -129,13 +129,8 @@ impl fmt::Debug for SignedKey {
     }
 }
 
-/// Encrypts and decrypts messages exchanged with other peers, one session per
-/// peer. Cheap to share between tasks (`Arc<EncryptionManager>`): every
-/// method takes `&self`.
-///
-/// Unlike seed 001's `EncryptionManager::new(config)`, the constructor takes
-/// the node's identity key: session keys are bound to both peer ids, and
-
+/// What a [`SignedKey`] signature covers: the label, the algorithm, the
+/// share and both peer ids, each delimited.
 pub(crate) fn signed_message(
     algorithm: EncryptionAlgorithm,
     share: &KeyShare,

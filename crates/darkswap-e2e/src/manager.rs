@@ -20,6 +20,12 @@ use crate::{
     ratchet::{RecvChain, SendChain, session_chains},
 };
 
+/// Encrypts and decrypts messages exchanged with other peers, one session per
+/// peer. Cheap to share between tasks (`Arc<EncryptionManager>`): every
+/// method takes `&self`.
+///
+/// Unlike seed 001's `EncryptionManager::new(config)`, the constructor takes
+/// the node's identity key: session keys are bound to both peer ids, and
 /// [`Self::signed_ephemeral_key`] signs with it.
 pub struct EncryptionManager {
     identity: Keypair,
@@ -172,7 +178,7 @@ impl EncryptionManager {
 
     /// Decrypts a frame `peer` made with [`Self::encrypt`]. A frame is
     /// accepted at most once; frames may arrive out of order within
-    /// [`REPLAY_WINDOW`], and from the previous epochs while their keys are
+    /// [`REPLAY_WINDOW`](crate::REPLAY_WINDOW), and from the previous epochs while their keys are
     /// kept. On error the session is unchanged.
     pub fn decrypt(&self, peer: &PeerId, frame: &[u8]) -> Result<Vec<u8>, EncryptionError> {
         self.decrypt_at(peer, frame, Instant::now())

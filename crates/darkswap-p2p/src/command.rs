@@ -27,6 +27,22 @@ pub(crate) enum Command {
     Shutdown { reply: Reply<()> },
 }
 
+macro_rules! concern {
+    ($($variant:ident($ty:ident)),*) => {
+        $(impl From<$ty> for Command {
+            fn from(c: $ty) -> Self {
+                Command::$variant(c)
+            }
+        })*
+    };
+}
+concern!(
+    Swarm(SwarmCommand),
+    Orderbook(OrderbookCommand),
+    Auth(AuthCommand),
+    Reputation(ReputationCommand)
+);
+
 /// Connections, listeners, topics and the DHT.
 #[derive(Debug)]
 pub(crate) enum SwarmCommand {

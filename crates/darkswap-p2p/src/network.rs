@@ -107,15 +107,15 @@ impl NetworkHandle {
         ReputationHandle { handle: self }
     }
 
-    /// Sends a command and waits (bounded by `connection_timeout`) for the
-    /// reply it carries.
-    pub(crate) async fn request<T>(
+    /// Sends a command of any concern and waits (bounded by
+    /// `connection_timeout`) for the reply it carries.
+    pub(crate) async fn ask<C: Into<Command>, T>(
         &self,
-        make: impl FnOnce(oneshot::Sender<T>) -> Command,
+        make: impl FnOnce(oneshot::Sender<T>) -> C,
     ) -> Result<T, CommandError> {
         let (tx, rx) = oneshot::channel();
         self.commands
-            .send(make(tx))
+            .send(make(tx).into())
             .await
             .map_err(|_| CommandError::Shutdown)?;
         match tokio::time::timeout(self.timeout, rx).await {
@@ -123,13 +123,6 @@ impl NetworkHandle {
             Ok(Err(_)) => Err(CommandError::Shutdown),
             Err(_) => Err(CommandError::Timeout(self.timeout)),
         }
-    }
-
-    async fn swarm<T>(
-        &self,
-        make: impl FnOnce(oneshot::Sender<T>) -> SwarmCommand,
-    ) -> Result<T, CommandError> {
-        self.request(|reply| Command::Swarm(make(reply))).await
     }
 
     fn try_command(&self, command: SwarmCommand) -> Result<(), Error> {
@@ -150,7 +143,7 @@ impl NetworkHandle {
         A::Error: fmt::Display,
     {
         let addr = parse_addr(addr)?;
-        self.swarm(|reply| SwarmCommand::Listen { addr, reply })
+        self.ask(|reply| SwarmCommand::Listen { addr, reply })
             .await?
     }
 
@@ -161,8 +154,7 @@ impl NetworkHandle {
         A::Error: fmt::Display,
     {
         let addr = parse_addr(addr)?;
-        self.swarm(|reply| SwarmCommand::Dial { addr, reply })
-            .await?
+        self.ask(|reply| SwarmCommand::Dial { addr, reply }).await?
     }
 
     /// Joins a gossipsub topic. Returns at once; the swarm task applies it in
@@ -201,40 +193,40 @@ impl NetworkHandle {
         let now = crate::swarm_task::now().unix_secs();
         validate_gossip(topic, &data, self.max_message_size, now).map_err(Error::InvalidMessage)?;
         let topic = topic.to_owned();
-        self.swarm(|reply| SwarmCommand::Publish { topic, data, reply })
+        self.ask(|reply| SwarmCommand::Publish { topic, data, reply })
             .await?
     }
 
     /// Peers with at least one open connection.
     pub async fn connected_peers(&self) -> Result<Vec<PeerId>, Error> {
         Ok(self
-            .swarm(|reply| SwarmCommand::ConnectedPeers { reply })
+            .ask(|reply| SwarmCommand::ConnectedPeers { reply })
             .await?)
     }
 
     /// Connected peers with their address, path (direct or relayed) and
     /// latest round-trip time, sorted by peer id.
     pub async fn peers(&self) -> Result<Vec<PeerInfo>, Error> {
-        Ok(self.swarm(|reply| SwarmCommand::Peers { reply }).await?)
+        Ok(self.ask(|reply| SwarmCommand::Peers { reply }).await?)
     }
 
     /// Addresses the node listens on, relayed ones included.
     pub async fn listen_addrs(&self) -> Result<Vec<Multiaddr>, Error> {
         Ok(self
-            .swarm(|reply| SwarmCommand::ListenAddrs { reply })
+            .ask(|reply| SwarmCommand::ListenAddrs { reply })
             .await?)
     }
 
     /// Looks a peer up in the Kademlia DHT and returns its addresses.
     pub async fn find_peer(&self, peer: PeerId) -> Result<Vec<Multiaddr>, Error> {
-        self.swarm(|reply| SwarmCommand::FindPeer { peer, reply })
+        self.ask(|reply| SwarmCommand::FindPeer { peer, reply })
             .await?
     }
 
     /// Reservation state of each configured relay.
     pub async fn relay_status(&self) -> Result<Vec<RelayStatus>, Error> {
         Ok(self
-            .swarm(|reply| SwarmCommand::RelayStatus { reply })
+            .ask(|reply| SwarmCommand::RelayStatus { reply })
             .await?)
     }
 

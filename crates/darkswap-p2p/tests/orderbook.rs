@@ -9,7 +9,7 @@ use darkswap_p2p::{
     Keypair, Network, NetworkConfig, NetworkEvent, ORDERBOOK_TOPIC, OrderbookChange,
     OrderbookCommandError, OrderbookConfig, OrderbookError, PeerId,
 };
-use darkswap_proto::{Asset, Message, NewOrder, OrderCancel, OrderId, PRICE_SCALE, Side};
+use darkswap_proto::{Asset, Message, NewOrder, Order, OrderCancel, OrderId, PRICE_SCALE, Side};
 use darkswap_testkit::{EVENT_TIMEOUT, spawn_node, test_config, wait_for};
 use darkswap_testkit::{now, wait_subscribed};
 
@@ -29,6 +29,16 @@ fn new_order(side: Side, price: u64, nonce: u64) -> NewOrder {
         expires_at: now + 600,
         nonce,
     }
+}
+
+/// Has `net` sign and publish an order; returns it as its book holds it.
+async fn create(net: &Network, side: Side, price: u64, nonce: u64) -> Order {
+    let (order, _) = net
+        .orderbook()
+        .create(new_order(side, price, nonce))
+        .await
+        .expect("create order");
+    order
 }
 
 async fn wait_added(net: &mut Network, id: OrderId) {
@@ -60,12 +70,7 @@ async fn connected_pair(config: impl Fn() -> NetworkConfig) -> (Network, Network
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn orders_replicate_and_cancels_propagate() {
     let (a, mut b) = connected_pair(test_config).await;
-    let order = a
-        .orderbook()
-        .create(new_order(Side::Sell, 3 * PRICE_SCALE, 1))
-        .await
-        .unwrap()
-        .0;
+    let order = create(&a, Side::Sell, 3 * PRICE_SCALE, 1).await;
     assert_eq!(order.maker, a.local_peer_id());
     wait_added(&mut b, order.id).await;
     let book = b.orderbook().book(pair().0, pair().1).await.unwrap();
@@ -122,12 +127,7 @@ async fn a_cancel_signed_by_someone_else_is_refused() {
     wait_subscribed(&mut a, b_id).await;
     // b may only publish once it knows a is on the topic.
     wait_subscribed(&mut b, a_id).await;
-    let order = a
-        .orderbook()
-        .create(new_order(Side::Buy, PRICE_SCALE, 1))
-        .await
-        .unwrap()
-        .0;
+    let order = create(&a, Side::Buy, PRICE_SCALE, 1).await;
 
     // b signs a cancel of a's order with its own (valid) key and gossips it.
     let forged = Message::OrderCancel(OrderCancel::sign(order.id, now(), &key_b).unwrap());
@@ -162,24 +162,9 @@ async fn a_cancel_signed_by_someone_else_is_refused() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_late_joiner_gets_the_whole_book_by_sync() {
     let (a, mut b) = connected_pair(test_config).await;
-    let o1 = a
-        .orderbook()
-        .create(new_order(Side::Sell, 5 * PRICE_SCALE, 1))
-        .await
-        .unwrap()
-        .0;
-    let o2 = b
-        .orderbook()
-        .create(new_order(Side::Buy, 4 * PRICE_SCALE, 2))
-        .await
-        .unwrap()
-        .0;
-    let cancelled = a
-        .orderbook()
-        .create(new_order(Side::Sell, 6 * PRICE_SCALE, 3))
-        .await
-        .unwrap()
-        .0;
+    let o1 = create(&a, Side::Sell, 5 * PRICE_SCALE, 1).await;
+    let o2 = create(&b, Side::Buy, 4 * PRICE_SCALE, 2).await;
+    let cancelled = create(&a, Side::Sell, 6 * PRICE_SCALE, 3).await;
     wait_added(&mut b, cancelled.id).await;
     a.orderbook().cancel(cancelled.id).await.unwrap();
     wait_cancelled(&mut b, cancelled.id).await;
@@ -224,12 +209,7 @@ async fn a_live_maker_keeps_its_orders_and_a_gone_one_loses_them() {
     };
     let (a, mut b) = connected_pair(config).await;
     let a_id = a.local_peer_id();
-    let order = a
-        .orderbook()
-        .create(new_order(Side::Sell, PRICE_SCALE, 1))
-        .await
-        .unwrap()
-        .0;
+    let order = create(&a, Side::Sell, PRICE_SCALE, 1).await;
     wait_added(&mut b, order.id).await;
 
     // Re-announcements keep it in b's book well past the TTL.
@@ -279,12 +259,7 @@ async fn restored_orders_come_back_and_foreign_ones_are_refused() {
     let key = Keypair::generate_ed25519();
     let config = || test_config().with_identity(darkswap_p2p::Identity::Keypair(key.clone()));
     let first = Network::new(config()).await.unwrap();
-    let order = first
-        .orderbook()
-        .create(new_order(Side::Buy, PRICE_SCALE, 7))
-        .await
-        .unwrap()
-        .0;
+    let order = create(&first, Side::Buy, PRICE_SCALE, 7).await;
     let saved: Vec<_> = first
         .orderbook()
         .own_orders()
@@ -314,18 +289,8 @@ async fn restored_orders_come_back_and_foreign_ones_are_refused() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_exported_book_imports_elsewhere_under_the_same_rules() {
     let (a, mut b) = connected_pair(test_config).await;
-    let kept = a
-        .orderbook()
-        .create(new_order(Side::Sell, 3 * PRICE_SCALE, 1))
-        .await
-        .unwrap()
-        .0;
-    let cancelled = a
-        .orderbook()
-        .create(new_order(Side::Buy, PRICE_SCALE, 2))
-        .await
-        .unwrap()
-        .0;
+    let kept = create(&a, Side::Sell, 3 * PRICE_SCALE, 1).await;
+    let cancelled = create(&a, Side::Buy, PRICE_SCALE, 2).await;
     wait_added(&mut b, cancelled.id).await;
     a.orderbook().cancel(cancelled.id).await.unwrap();
     wait_cancelled(&mut b, cancelled.id).await;

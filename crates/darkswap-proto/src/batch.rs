@@ -1,6 +1,9 @@
 use prost::Message as _;
 
-use crate::{BatchedMessage, DecodeError, Envelope, Message};
+use crate::{
+    codec::DecodeError,
+    pb::{BatchedMessage, Envelope, envelope::Payload as Message},
+};
 
 /// Most messages one [`BatchedMessage`] may carry.
 pub const MAX_BATCH_LEN: usize = 1024;

@@ -1,6 +1,6 @@
 use prost::Message as _;
 
-use crate::{Envelope, Message};
+use crate::pb::{Envelope, envelope::Payload as Message};
 
 /// Wire format version written into every [`Envelope`].
 pub const PROTOCOL_VERSION: u32 = 1;

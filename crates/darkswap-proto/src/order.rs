@@ -1,12 +1,14 @@
 use std::{fmt, str::FromStr};
 
 use libp2p_identity::{Keypair, PeerId};
-use prost::Message as _;
 use sha2::{Digest, Sha256};
 
 use crate::{
-    Asset, AssetError, CancelBody, OrderBody, OrderCancel, OrderCreate, OrderUpdate, SignedOrder,
-    UpdateBody, pb, signing,
+    asset::{Asset, AssetError},
+    pb::{
+        self, CancelBody, OrderBody, OrderCancel, OrderCreate, OrderUpdate, SignedOrder, UpdateBody,
+    },
+    signing,
 };
 
 /// Prices are quote smallest units per `PRICE_SCALE` base smallest units,
@@ -21,9 +23,9 @@ pub const MAX_AMOUNT: u64 = i64::MAX as u64;
 /// How far in the future a timestamp may lie before it is refused (5 min).
 pub const MAX_CLOCK_SKEW_SECS: u64 = 300;
 
-const ORDER_TAG: &[u8] = b"darkswap/order/v1";
-const CANCEL_TAG: &[u8] = b"darkswap/order-cancel/v1";
-const UPDATE_TAG: &[u8] = b"darkswap/order-update/v1";
+pub(crate) const ORDER_TAG: &[u8] = b"darkswap/order/v1";
+pub(crate) const CANCEL_TAG: &[u8] = b"darkswap/order-cancel/v1";
+pub(crate) const UPDATE_TAG: &[u8] = b"darkswap/order-update/v1";
 const ANNOUNCE_TAG: &[u8] = b"darkswap/order-announce/v1";
 
 /// Why an order, cancel or update is not acceptable.
@@ -252,14 +254,8 @@ impl NewOrder {
             created_at: self.created_at,
             expires_at: self.expires_at,
             nonce: self.nonce,
-        }
-        .encode_to_vec();
-        let (public_key, signature) = signing::sign(ORDER_TAG, &body, keypair)?;
-        Ok(SignedOrder {
-            body,
-            public_key,
-            signature,
-        })
+        };
+        signing::sign_message(&body, keypair)
     }
 }
 
@@ -290,10 +286,6 @@ fn check_not_future(timestamp: u64, now: u64) -> Result<(), OrderError> {
         return Err(OrderError::FromTheFuture { timestamp, now });
     }
     Ok(())
-}
-
-fn decode_body<T: prost::Message + Default>(body: &[u8]) -> Result<T, OrderError> {
-    T::decode(body).map_err(|e| OrderError::MalformedBody(e.to_string()))
 }
 
 /// An order whose signature and terms have been verified.
@@ -348,14 +340,7 @@ impl SignedOrder {
     /// Verifies the signature and the terms (assets, amounts, expiry after
     /// creation). Time-dependent checks are [`Order::check_time`].
     pub fn verify(&self) -> Result<Order, OrderError> {
-        let body: OrderBody = decode_body(&self.body)?;
-        let maker = signing::verify(
-            ORDER_TAG,
-            &self.body,
-            &self.public_key,
-            &self.signature,
-            &body.maker,
-        )?;
+        let (body, maker) = signing::verify_message(self, |b: &OrderBody| &b.maker)?;
         let base: Asset = body.base.parse()?;
         let quote: Asset = body.quote.parse()?;
         let side = Side::from_wire(body.side)?;
@@ -400,26 +385,13 @@ impl OrderCancel {
             order_id: order_id.as_bytes().to_vec(),
             maker: keypair.public().to_peer_id().to_bytes(),
             cancelled_at,
-        }
-        .encode_to_vec();
-        let (public_key, signature) = signing::sign(CANCEL_TAG, &body, keypair)?;
-        Ok(OrderCancel {
-            body,
-            public_key,
-            signature,
-        })
+        };
+        signing::sign_message(&body, keypair)
     }
 
     /// Verifies the signature and returns the cancel it carries.
     pub fn verify(&self) -> Result<Cancel, OrderError> {
-        let body: CancelBody = decode_body(&self.body)?;
-        let maker = signing::verify(
-            CANCEL_TAG,
-            &self.body,
-            &self.public_key,
-            &self.signature,
-            &body.maker,
-        )?;
+        let (body, maker) = signing::verify_message(self, |b: &CancelBody| &b.maker)?;
         Ok(Cancel {
             order_id: OrderId::from_bytes(&body.order_id)?,
             maker,
@@ -470,26 +442,13 @@ impl OrderUpdate {
             price: fields.price,
             expires_at: fields.expires_at,
             updated_at: fields.updated_at,
-        }
-        .encode_to_vec();
-        let (public_key, signature) = signing::sign(UPDATE_TAG, &body, keypair)?;
-        Ok(OrderUpdate {
-            body,
-            public_key,
-            signature,
-        })
+        };
+        signing::sign_message(&body, keypair)
     }
 
     /// Verifies the signature and the new terms.
     pub fn verify(&self) -> Result<Update, OrderError> {
-        let body: UpdateBody = decode_body(&self.body)?;
-        let maker = signing::verify(
-            UPDATE_TAG,
-            &self.body,
-            &self.public_key,
-            &self.signature,
-            &body.maker,
-        )?;
+        let (body, maker) = signing::verify_message(self, |b: &UpdateBody| &b.maker)?;
         let fields = UpdateFields {
             sequence: body.sequence,
             amount: body.amount,

@@ -11,6 +11,23 @@ use prometheus_client::{
     registry::Registry,
 };
 
+/// `$ty::register(registry)`: creates the metrics and registers each field
+/// (cloned: the registry shares it) under its name, with its help text, below
+/// `darkswap_relay_`; one line a metric.
+macro_rules! registered {
+    ($ty:ident; $($name:literal, $help:literal => $field:ident,)*) => {
+        impl $ty {
+            /// Creates the metrics and registers them in `registry`.
+            pub fn register(registry: &mut Registry) -> Self {
+                let m = $ty::default();
+                let r = registry.sub_registry_with_prefix("darkswap_relay");
+                $(r.register($name, $help, m.$field.clone());)*
+                m
+            }
+        }
+    };
+}
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ReasonLabel {
     reason: String,
@@ -43,39 +60,15 @@ pub struct SecurityMetrics {
     rate_limited: Family<LimitLabel, Counter>,
 }
 
-impl SecurityMetrics {
-    /// Creates the metrics and registers them in `registry`.
-    pub fn register(registry: &mut Registry) -> Self {
-        let m = SecurityMetrics::default();
-        let r = registry.sub_registry_with_prefix("darkswap_relay");
-        r.register(
-            "auth_tokens_issued",
-            "Tokens issued, by how (challenge, refresh)",
-            m.tokens_issued.clone(),
-        );
-        r.register(
-            "auth_rejected",
-            "Tokens and token requests refused, by reason",
-            m.auth_rejected.clone(),
-        );
-        r.register(
-            "auth_revocations",
-            "Revocations, by kind (token, peer)",
-            m.revocations.clone(),
-        );
-        r.register(
-            "access_denied",
-            "Requests refused for the requester's role, by action",
-            m.access_denied.clone(),
-        );
-        r.register(
-            "rate_limited",
-            "Connections, requests and messages refused by a limit, by plane and limit",
-            m.rate_limited.clone(),
-        );
-        m
-    }
+registered!(SecurityMetrics;
+    "auth_tokens_issued", "Tokens issued, by how (challenge, refresh)" => tokens_issued,
+    "auth_rejected", "Tokens and token requests refused, by reason" => auth_rejected,
+    "auth_revocations", "Revocations, by kind (token, peer)" => revocations,
+    "access_denied", "Requests refused for the requester's role, by action" => access_denied,
+    "rate_limited", "Connections, requests and messages refused by a limit, by plane and limit" => rate_limited,
+);
 
+impl SecurityMetrics {
     /// A token was issued.
     pub fn issued(&self, via: &'static str) {
         self.tokens_issued.get_or_create(&ViaLabel { via }).inc();
@@ -151,55 +144,19 @@ pub fn transport_of(endpoint: &ConnectedPoint) -> &'static str {
     kind
 }
 
-impl Libp2pNodeMetrics {
-    /// Creates the metrics and registers them in `registry`.
-    pub fn register(registry: &mut Registry) -> Self {
-        let m = Libp2pNodeMetrics::default();
-        let r = registry.sub_registry_with_prefix("darkswap_relay");
-        r.register(
-            "reservations_active",
-            "Reservations currently held",
-            m.reservations_active.clone(),
-        );
-        r.register(
-            "reservations",
-            "Reservations accepted (renewals excluded)",
-            m.reservations.clone(),
-        );
-        r.register(
-            "reservations_denied",
-            "Reservation requests denied, by reason",
-            m.reservations_denied.clone(),
-        );
-        r.register(
-            "circuits_active",
-            "Circuits currently open",
-            m.circuits_active.clone(),
-        );
-        r.register("circuits", "Circuits accepted", m.circuits.clone());
-        r.register(
-            "circuits_denied",
-            "Circuit requests denied, by reason",
-            m.circuits_denied.clone(),
-        );
-        r.register(
-            "connections_active",
-            "Open connections, by transport",
-            m.connections_active.clone(),
-        );
-        r.register(
-            "connections",
-            "Connections established, by transport",
-            m.connections.clone(),
-        );
-        r.register(
-            "bytes_relayed",
-            "Bytes carried by circuits, both directions together",
-            m.bytes_relayed.clone(),
-        );
-        m
-    }
+registered!(Libp2pNodeMetrics;
+    "reservations_active", "Reservations currently held" => reservations_active,
+    "reservations", "Reservations accepted (renewals excluded)" => reservations,
+    "reservations_denied", "Reservation requests denied, by reason" => reservations_denied,
+    "circuits_active", "Circuits currently open" => circuits_active,
+    "circuits", "Circuits accepted" => circuits,
+    "circuits_denied", "Circuit requests denied, by reason" => circuits_denied,
+    "connections_active", "Open connections, by transport" => connections_active,
+    "connections", "Connections established, by transport" => connections,
+    "bytes_relayed", "Bytes carried by circuits, both directions together" => bytes_relayed,
+);
 
+impl Libp2pNodeMetrics {
     /// Updates the hop gauges and counters from a circuit relay v2 event.
     pub fn record_hop(&self, event: &relay::Event) {
         match event {
@@ -379,59 +336,19 @@ pub struct SignalingMetrics {
     pub(crate) bytes_forwarded: Counter,
 }
 
-impl SignalingMetrics {
-    /// Creates the metrics and registers them in `registry`.
-    pub fn register(registry: &mut Registry) -> Self {
-        let m = SignalingMetrics::default();
-        let r = registry.sub_registry_with_prefix("darkswap_relay");
-        r.register(
-            "signaling_peers",
-            "Peers registered on the signaling server",
-            m.peers.clone(),
-        );
-        r.register(
-            "signaling_connections",
-            "Signaling WebSocket connections accepted",
-            m.connections.clone(),
-        );
-        r.register(
-            "signaling_messages",
-            "Messages routed by the signaling server, by type",
-            m.messages.clone(),
-        );
-        r.register(
-            "signaling_errors",
-            "Errors sent to signaling clients, by code",
-            m.errors.clone(),
-        );
-        r.register(
-            "ws_circuits_active",
-            "Relayed WebSocket circuits open now",
-            m.circuits_active.clone(),
-        );
-        r.register(
-            "ws_circuits",
-            "Relayed WebSocket circuits opened",
-            m.circuits_total.clone(),
-        );
-        r.register(
-            "ws_circuits_denied",
-            "Relayed circuit requests refused, by reason",
-            m.circuits_denied.clone(),
-        );
-        r.register(
-            "ws_circuits_closed",
-            "Relayed circuits ended, by reason",
-            m.circuits_closed.clone(),
-        );
-        r.register(
-            "ws_bytes_forwarded",
-            "Bytes forwarded through relayed WebSocket circuits",
-            m.bytes_forwarded.clone(),
-        );
-        m
-    }
+registered!(SignalingMetrics;
+    "signaling_peers", "Peers registered on the signaling server" => peers,
+    "signaling_connections", "Signaling WebSocket connections accepted" => connections,
+    "signaling_messages", "Messages routed by the signaling server, by type" => messages,
+    "signaling_errors", "Errors sent to signaling clients, by code" => errors,
+    "ws_circuits_active", "Relayed WebSocket circuits open now" => circuits_active,
+    "ws_circuits", "Relayed WebSocket circuits opened" => circuits_total,
+    "ws_circuits_denied", "Relayed circuit requests refused, by reason" => circuits_denied,
+    "ws_circuits_closed", "Relayed circuits ended, by reason" => circuits_closed,
+    "ws_bytes_forwarded", "Bytes forwarded through relayed WebSocket circuits" => bytes_forwarded,
+);
 
+impl SignalingMetrics {
     pub(crate) fn message(&self, kind: &'static str) {
         self.messages
             .get_or_create(&TypeLabel { r#type: kind })

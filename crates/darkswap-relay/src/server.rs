@@ -11,8 +11,7 @@ use std::{
 
 use libp2p::{Multiaddr, PeerId, identity::Keypair, metrics::Metrics};
 use prometheus_client::registry::Registry;
-use tokio::task::JoinHandle;
-use tokio_util::sync::CancellationToken;
+use tokio_util::{sync::CancellationToken, task::AbortOnDropHandle};
 
 use crate::{
     admin_http::{self, AdminState},
@@ -71,28 +70,6 @@ pub fn load_identity(data_dir: &Path) -> Result<Keypair, StartError> {
         .map_err(|e| StartError::Identity(e.to_string()))
 }
 
-/// A task that is aborted when its handle is dropped, so no task outlives
-/// the server that spawned it.
-#[derive(Debug)]
-struct AbortOnDrop(JoinHandle<()>);
-
-impl AbortOnDrop {
-    fn spawn(task: impl Future<Output = ()> + Send + 'static) -> Self {
-        AbortOnDrop(tokio::spawn(task))
-    }
-
-    /// Waits for the task to end by itself.
-    async fn join(mut self) {
-        let _ = (&mut self.0).await;
-    }
-}
-
-impl Drop for AbortOnDrop {
-    fn drop(&mut self) {
-        self.0.abort();
-    }
-}
-
 /// A running relay.
 #[derive(Debug)]
 pub struct RelayServer {
@@ -101,8 +78,8 @@ pub struct RelayServer {
     metrics_addr: Option<SocketAddr>,
     signaling: Option<SignalingServer>,
     cancel: CancellationToken,
-    swarm_task: AbortOnDrop,
-    admin_task: Option<AbortOnDrop>,
+    swarm_task: AbortOnDropHandle<()>,
+    admin_task: Option<AbortOnDropHandle<()>>,
 }
 
 impl RelayServer {
@@ -169,13 +146,16 @@ impl RelayServer {
             let listener = tokio::net::TcpListener::bind(addr).await.map_err(fail)?;
             let local = listener.local_addr().map_err(fail)?;
             tracing::info!(addr = %local, "metrics server listening");
-            let task =
-                AbortOnDrop::spawn(admin_http::serve(listener, state.clone(), cancel.clone()));
+            let task = AbortOnDropHandle::new(tokio::spawn(admin_http::serve(
+                listener,
+                state.clone(),
+                cancel.clone(),
+            )));
             (Some(local), Some(task))
         } else {
             (None, None)
         };
-        let swarm_task = AbortOnDrop::spawn(node.run(state, cancel.clone()));
+        let swarm_task = AbortOnDropHandle::new(tokio::spawn(node.run(state, cancel.clone())));
         Ok(RelayServer {
             peer_id,
             listen_addrs,
@@ -217,9 +197,11 @@ impl RelayServer {
     /// task to end.
     pub async fn shutdown(self) {
         self.cancel.cancel();
-        self.swarm_task.join().await;
+        // Each task ends by itself once cancelled; a panic in one has been
+        // logged by then and changes nothing about stopping.
+        let _ = self.swarm_task.await;
         if let Some(admin) = self.admin_task {
-            admin.join().await;
+            let _ = admin.await;
         }
         if let Some(signaling) = self.signaling {
             signaling.stopped().await;

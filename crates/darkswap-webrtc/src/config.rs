@@ -8,7 +8,7 @@ use std::{
 /// Label of the data channel DarkSwap peers open.
 pub const DATA_CHANNEL_LABEL: &str = "darkswap";
 
-/// WebRTC settings of a [`WebRtcConnectionManager`].
+/// WebRTC settings of a [`WebRtcConnectionManager`](crate::WebRtcConnectionManager).
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub struct WebRtcConfig {

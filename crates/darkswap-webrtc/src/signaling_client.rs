@@ -225,13 +225,7 @@ impl WebRtcSignalingClient {
         sdp: &str,
         session: Option<&str>,
     ) -> Result<(), SignalingError> {
-        self.send(ClientToServer::Offer {
-            to: peer.to_string(),
-            sdp: sdp.to_owned(),
-            session: session.map(str::to_owned),
-            from: None,
-        })
-        .await
+        self.send_sdp(Sdp::Offer, peer, sdp, session).await
     }
 
     /// Sends an SDP answer to `peer`.
@@ -241,11 +235,36 @@ impl WebRtcSignalingClient {
         sdp: &str,
         session: Option<&str>,
     ) -> Result<(), SignalingError> {
-        self.send(ClientToServer::Answer {
-            to: peer.to_string(),
-            sdp: sdp.to_owned(),
-            session: session.map(str::to_owned),
-            from: None,
+        self.send_sdp(Sdp::Answer, peer, sdp, session).await
+    }
+
+    async fn send_sdp(
+        &self,
+        kind: Sdp,
+        peer: &PeerId,
+        sdp: &str,
+        session: Option<&str>,
+    ) -> Result<(), SignalingError> {
+        // The server stamps `from` itself.
+        let (to, sdp, session, from) = (
+            peer.to_string(),
+            sdp.to_owned(),
+            session.map(str::to_owned),
+            None,
+        );
+        self.send(match kind {
+            Sdp::Offer => ClientToServer::Offer {
+                to,
+                sdp,
+                session,
+                from,
+            },
+            Sdp::Answer => ClientToServer::Answer {
+                to,
+                sdp,
+                session,
+                from,
+            },
         })
         .await
     }
@@ -411,4 +430,11 @@ fn to_event(message: ServerToClient, peers: &watch::Sender<Vec<PeerId>>) -> Opti
         },
         _ => return None,
     })
+}
+
+/// Which SDP message to send.
+#[derive(Debug, Clone, Copy)]
+enum Sdp {
+    Offer,
+    Answer,
 }

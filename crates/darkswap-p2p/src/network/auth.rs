@@ -1,11 +1,11 @@
 //! The authentication facet of the handle.
 
-use darkswap_core::auth::{AuthToken, AuthorizationLevel, Challenge, ChallengeResponse};
+use darkswap_core::auth::{AuthError, AuthToken, AuthorizationLevel, Challenge, ChallengeResponse};
 use libp2p::PeerId;
-use tokio::sync::oneshot;
+use tokio::sync::oneshot::Sender as Reply;
 
 use crate::{
-    command::{AuthCommand, Command},
+    command::AuthCommand,
     error::{AuthCommandError, CommandError},
     network::NetworkHandle,
 };
@@ -18,13 +18,12 @@ pub struct AuthHandle<'a> {
 }
 
 impl AuthHandle<'_> {
-    async fn request<T>(
+    /// Asks the swarm task; both the command and the authentication may fail.
+    async fn ask<T>(
         &self,
-        make: impl FnOnce(oneshot::Sender<T>) -> AuthCommand,
-    ) -> Result<T, CommandError> {
-        self.handle
-            .request(|reply| Command::Auth(make(reply)))
-            .await
+        make: impl FnOnce(Reply<Result<T, AuthError>>) -> AuthCommand,
+    ) -> Result<T, AuthCommandError> {
+        Ok(self.handle.ask(make).await??)
     }
 
     /// A fresh challenge for `relay` (the out-of-band half of relay
@@ -36,9 +35,8 @@ impl AuthHandle<'_> {
         relay: &PeerId,
     ) -> Result<Challenge, AuthCommandError> {
         let relay = *relay;
-        Ok(self
-            .request(|reply| AuthCommand::GenerateRelayChallenge { relay, reply })
-            .await??)
+        self.ask(|reply| AuthCommand::GenerateRelayChallenge { relay, reply })
+            .await
     }
 
     /// Verifies `relay`'s answer to a challenge from
@@ -51,14 +49,13 @@ impl AuthHandle<'_> {
         relay: &PeerId,
         response: &ChallengeResponse,
     ) -> Result<AuthToken, AuthCommandError> {
-        let (relay, response) = (*relay, Box::new(response.clone()));
-        Ok(self
-            .request(|reply| AuthCommand::VerifyRelayChallengeResponse {
-                relay,
-                response,
-                reply,
-            })
-            .await??)
+        let response = Box::new(response.clone());
+        self.ask(|reply| AuthCommand::VerifyRelayChallengeResponse {
+            relay: *relay,
+            response,
+            reply,
+        })
+        .await
     }
 
     /// Re-authenticates `relay` with a token this node issued to it,
@@ -69,13 +66,12 @@ impl AuthHandle<'_> {
         token: &AuthToken,
     ) -> Result<AuthorizationLevel, AuthCommandError> {
         let (relay, token) = (*relay, Box::new(token.clone()));
-        Ok(self
-            .request(|reply| AuthCommand::AuthenticateRelay {
-                relay,
-                token,
-                reply,
-            })
-            .await??)
+        self.ask(|reply| AuthCommand::AuthenticateRelay {
+            relay,
+            token,
+            reply,
+        })
+        .await
     }
 
     /// Authenticates `peer` over `/darkswap/auth/1.0.0` with this node's
@@ -84,16 +80,16 @@ impl AuthHandle<'_> {
     /// recording the level it reached.
     pub async fn authenticate_peer(&self, peer: &PeerId) -> Result<AuthToken, AuthCommandError> {
         let peer = *peer;
-        Ok(self
-            .request(|reply| AuthCommand::AuthenticatePeer { peer, reply })
-            .await??)
+        self.ask(|reply| AuthCommand::AuthenticatePeer { peer, reply })
+            .await
     }
 
     /// The level `peer` has with this node now (see
     /// [`AuthManager::authorization_level`](crate::auth::AuthManager::authorization_level)).
     pub async fn peer_level(&self, peer: &PeerId) -> Result<AuthorizationLevel, CommandError> {
         let peer = *peer;
-        self.request(|reply| AuthCommand::PeerLevel { peer, reply })
+        self.handle
+            .ask(|reply| AuthCommand::PeerLevel { peer, reply })
             .await
     }
 }

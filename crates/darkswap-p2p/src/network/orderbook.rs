@@ -4,10 +4,9 @@ use darkswap_core::{
     orderbook::{Book, OrderbookError},
     proto::{Asset, NewOrder, Order, OrderId, OrderbookResponse, SignedOrder},
 };
-use tokio::sync::oneshot;
 
 use crate::{
-    command::{Command, OrderbookCommand},
+    command::OrderbookCommand,
     error::{CommandError, OrderbookCommandError},
     network::NetworkHandle,
 };
@@ -20,15 +19,6 @@ pub struct OrderbookHandle<'a> {
 }
 
 impl OrderbookHandle<'_> {
-    async fn request<T>(
-        &self,
-        make: impl FnOnce(oneshot::Sender<T>) -> OrderbookCommand,
-    ) -> Result<T, CommandError> {
-        self.handle
-            .request(|reply| Command::Orderbook(make(reply)))
-            .await
-    }
-
     /// Signs `order` with this node's identity key, puts it in the local
     /// book and publishes it; returns the order and its signed form (what a
     /// store keeps to [`restore`](Self::restore) it). The node re-announces it
@@ -41,14 +31,16 @@ impl OrderbookHandle<'_> {
     ) -> Result<(Order, SignedOrder), OrderbookCommandError> {
         let order = Box::new(order);
         Ok(self
-            .request(|reply| OrderbookCommand::Create { order, reply })
+            .handle
+            .ask(|reply| OrderbookCommand::Create { order, reply })
             .await??)
     }
 
     /// Cancels one of this node's own orders and publishes the signed cancel.
     pub async fn cancel(&self, id: OrderId) -> Result<(), OrderbookCommandError> {
         Ok(self
-            .request(|reply| OrderbookCommand::Cancel { id, reply })
+            .handle
+            .ask(|reply| OrderbookCommand::Cancel { id, reply })
             .await??)
     }
 
@@ -60,20 +52,23 @@ impl OrderbookHandle<'_> {
         orders: Vec<SignedOrder>,
     ) -> Result<Vec<Result<Order, OrderbookCommandError>>, CommandError> {
         let results = self
-            .request(|reply| OrderbookCommand::Restore { orders, reply })
+            .handle
+            .ask(|reply| OrderbookCommand::Restore { orders, reply })
             .await?;
         Ok(results.into_iter().map(|r| r.map_err(Into::into)).collect())
     }
 
     /// The bids and asks of a pair in the local replica of the book.
     pub async fn book(&self, base: Asset, quote: Asset) -> Result<Book, CommandError> {
-        self.request(|reply| OrderbookCommand::Book { base, quote, reply })
+        self.handle
+            .ask(|reply| OrderbookCommand::Book { base, quote, reply })
             .await
     }
 
     /// This node's own open orders, as they stand and as signed, oldest first.
     pub async fn own_orders(&self) -> Result<Vec<(Order, SignedOrder)>, CommandError> {
-        self.request(|reply| OrderbookCommand::OwnOrders { reply })
+        self.handle
+            .ask(|reply| OrderbookCommand::OwnOrders { reply })
             .await
     }
 
@@ -82,7 +77,8 @@ impl OrderbookHandle<'_> {
     /// what makers signed, so [`import`](Self::import) verifies it like any
     /// peer's snapshot.
     pub async fn export(&self) -> Result<OrderbookResponse, CommandError> {
-        self.request(|reply| OrderbookCommand::Export { reply })
+        self.handle
+            .ask(|reply| OrderbookCommand::Export { reply })
             .await
     }
 
@@ -97,7 +93,8 @@ impl OrderbookHandle<'_> {
         book: OrderbookResponse,
     ) -> Result<(usize, Vec<OrderbookError>), CommandError> {
         let book = Box::new(book);
-        self.request(|reply| OrderbookCommand::Import { book, reply })
+        self.handle
+            .ask(|reply| OrderbookCommand::Import { book, reply })
             .await
     }
 }

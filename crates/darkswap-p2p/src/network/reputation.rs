@@ -4,13 +4,8 @@ use std::time::Duration;
 
 use darkswap_core::reputation::{BannedPeer, PeerReputation, Penalty, PenaltyReason};
 use libp2p::PeerId;
-use tokio::sync::oneshot;
 
-use crate::{
-    command::{Command, ReputationCommand},
-    error::CommandError,
-    network::NetworkHandle,
-};
+use crate::{command::ReputationCommand, error::CommandError, network::NetworkHandle};
 
 /// Peer scores and bans: what [`NetworkHandle::reputation`] returns.
 #[derive(Debug, Clone, Copy)]
@@ -19,15 +14,6 @@ pub struct ReputationHandle<'a> {
 }
 
 impl ReputationHandle<'_> {
-    async fn request<T>(
-        &self,
-        make: impl FnOnce(oneshot::Sender<T>) -> ReputationCommand,
-    ) -> Result<T, CommandError> {
-        self.handle
-            .request(|reply| Command::Reputation(make(reply)))
-            .await
-    }
-
     /// Reports a misbehaviour of `peer` seen outside the swarm (a failed
     /// authentication, a limit violation, ...). Its score drops by the
     /// reason's weight; at the threshold it is banned and disconnected.
@@ -38,12 +24,13 @@ impl ReputationHandle<'_> {
         peer: PeerId,
         reason: PenaltyReason,
     ) -> Result<Option<Penalty>, CommandError> {
-        self.request(|reply| ReputationCommand::Report {
-            peer,
-            reason,
-            reply,
-        })
-        .await
+        self.handle
+            .ask(|reply| ReputationCommand::Report {
+                peer,
+                reason,
+                reply,
+            })
+            .await
     }
 
     /// Bans `peer` for `duration`, or until [`unban`](Self::unban) with
@@ -54,17 +41,19 @@ impl ReputationHandle<'_> {
         peer: PeerId,
         duration: Option<Duration>,
     ) -> Result<BannedPeer, CommandError> {
-        self.request(|reply| ReputationCommand::Ban {
-            peer,
-            duration,
-            reply,
-        })
-        .await
+        self.handle
+            .ask(|reply| ReputationCommand::Ban {
+                peer,
+                duration,
+                reply,
+            })
+            .await
     }
 
     /// Lifts `peer`'s ban and clears its score. Returns whether it was banned.
     pub async fn unban(&self, peer: PeerId) -> Result<bool, CommandError> {
-        self.request(|reply| ReputationCommand::Unban { peer, reply })
+        self.handle
+            .ask(|reply| ReputationCommand::Unban { peer, reply })
             .await
     }
 
@@ -73,20 +62,23 @@ impl ReputationHandle<'_> {
     /// [`import`](Self::import) or in
     /// [`ReputationConfig::initial_bans`](crate::ReputationConfig::initial_bans).
     pub async fn banned(&self) -> Result<Vec<BannedPeer>, CommandError> {
-        self.request(|reply| ReputationCommand::Banned { reply })
+        self.handle
+            .ask(|reply| ReputationCommand::Banned { reply })
             .await
     }
 
     /// `peer`'s score, ban and ban count.
     pub async fn peer(&self, peer: PeerId) -> Result<PeerReputation, CommandError> {
-        self.request(|reply| ReputationCommand::Peer { peer, reply })
+        self.handle
+            .ask(|reply| ReputationCommand::Peer { peer, reply })
             .await
     }
 
     /// Puts stored bans in force (expired entries are skipped; a longer ban
     /// in force wins) and disconnects the peers. Returns how many apply.
     pub async fn import(&self, bans: Vec<BannedPeer>) -> Result<usize, CommandError> {
-        self.request(|reply| ReputationCommand::Import { bans, reply })
+        self.handle
+            .ask(|reply| ReputationCommand::Import { bans, reply })
             .await
     }
 }
