@@ -156,11 +156,7 @@ async fn a_forger_is_banned_and_the_ban_survives_a_kill_9() {
         .as_str()
         .unwrap()
         .to_owned();
-    a_events
-        .wait("the honest order on a", |v| {
-            v["type"] == "order_added" && v["order"]["id"] == id.as_str()
-        })
-        .await;
+    a_events.order_added("the honest order on a", &id).await;
 
     let check = |api: SocketAddr| {
         let status = cli_json(api, &["status"]);

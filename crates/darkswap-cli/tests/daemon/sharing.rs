@@ -1,7 +1,7 @@
 //! Orders travel between daemons: through a relay circuit, by sync to a
 //! late joiner, and through a bootstrap relay's gossip.
 
-use crate::support::{Events, cli, cli_json, order_args, relay, reserved, start_daemon};
+use crate::support::{Events, cli, cli_json, order_args, relay, reserved, start_daemon, words};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_daemons_share_orders_through_a_relay() {
@@ -47,29 +47,12 @@ async fn two_daemons_share_orders_through_a_relay() {
     // An order made with the CLI on b shows up in a's orderbook.
     let created = cli_json(
         b.api,
-        &[
-            "order",
-            "create",
-            "--side",
-            "sell",
-            "--base",
-            "rune:840000:3",
-            "--quote",
-            "BTC",
-            "--amount",
-            "5000",
-            "--price",
-            "300000",
-            "--expires-in",
-            "1h",
-        ],
+        &words(
+            "order create --side sell --base rune:840000:3 --quote BTC --amount 5000 --price 300000 --expires-in 1h",
+        ),
     );
     let id = created["id"].as_str().unwrap().to_owned();
-    a_events
-        .wait("order added on a", |v| {
-            v["type"] == "order_added" && v["order"]["id"] == id.as_str()
-        })
-        .await;
+    a_events.order_added("order added on a", &id).await;
     let book = cli_json(
         a.api,
         &["orderbook", "--base", "rune:840000:3", "--quote", "BTC"],
@@ -136,37 +119,16 @@ async fn a_late_daemon_gets_the_book_and_a_killed_maker_comes_back() {
     cli_json(b.api, &["connect", &a_addr]);
     let order = cli_json(
         b.api,
-        &[
-            "order",
-            "create",
-            "--side",
-            "buy",
-            "--base",
-            "BTC",
-            "--quote",
-            "alkane:2:1",
-            "--amount",
-            "7",
-            "--price",
-            "9",
-        ],
+        &words("order create --side buy --base BTC --quote alkane:2:1 --amount 7 --price 9"),
     );
     let id = order["id"].as_str().unwrap().to_owned();
-    a_events
-        .wait("order on a", |v| {
-            v["type"] == "order_added" && v["order"]["id"] == id.as_str()
-        })
-        .await;
+    a_events.order_added("order on a", &id).await;
 
     // c joins late, knowing only a, and gets b's order by sync.
     let c = start_daemon(dirs[2].path(), &listen());
     let mut c_events = Events::subscribe(c.api).await;
     cli_json(c.api, &["connect", &a_addr]);
-    c_events
-        .wait("order on c by sync", |v| {
-            v["type"] == "order_added" && v["order"]["id"] == id.as_str()
-        })
-        .await;
+    c_events.order_added("order on c by sync", &id).await;
 
     // b is killed and restarted: its order is back in its own list and,
     // re-announced, still in everyone's book.
@@ -232,8 +194,6 @@ async fn daemons_bootstrapped_on_a_relay_share_orders_through_it() {
         .unwrap()
         .to_owned();
     a_events
-        .wait("b's order on a, through the relay's gossip", |v| {
-            v["type"] == "order_added" && v["order"]["id"] == id.as_str()
-        })
+        .order_added("b's order on a, through the relay's gossip", &id)
         .await;
 }

@@ -38,6 +38,22 @@ impl Daemon {
         self.child.kill().unwrap();
         self.child.wait().unwrap();
     }
+
+    /// `kill -TERM`, then waits for the daemon to exit (at most the
+    /// timeout); returns whether it exited successfully.
+    pub(crate) fn sigterm(mut self) -> bool {
+        let pid = self.child.id().to_string();
+        let sent = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+        assert!(sent.success());
+        let deadline = std::time::Instant::now() + TIMEOUT;
+        while std::time::Instant::now() < deadline {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status.success();
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("the daemon did not stop within {TIMEOUT:?} of SIGTERM");
+    }
 }
 
 /// Starts a daemon on `data_dir` with its API on a free loopback port.
@@ -156,6 +172,19 @@ impl Events {
             .await
             .unwrap_or_else(|_| panic!("timed out waiting for {what}"))
     }
+
+    /// Waits for the `order_added` event of order `id`.
+    pub(crate) async fn order_added(&mut self, what: &str, id: &str) -> Value {
+        self.wait(what, |v| {
+            v["type"] == "order_added" && v["order"]["id"] == id
+        })
+        .await
+    }
+}
+
+/// The words of a command line, for [`cli`] and [`cli_json`].
+pub(crate) fn words(line: &str) -> Vec<&str> {
+    line.split_whitespace().collect()
 }
 
 /// A `darkswap-relay` process on loopback; its TCP address ends in /p2p/<id>.
