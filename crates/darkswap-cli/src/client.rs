@@ -1,8 +1,38 @@
-//! The commands that call a running daemon's API.
+//! The typed client of a running daemon's API: it sends [`crate::v1`]
+//! requests and reads their answers as the same types the server wrote.
 
-use anyhow::{Context, bail};
 use futures::StreamExt;
-use serde_json::{Value, json};
+use reqwest::StatusCode;
+
+use crate::v1::{self, Endpoint, Verb};
+
+/// Why a call to the daemon failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// Nothing listens at the API address.
+    #[error("no darkswap daemon is running at {0} (start one with `darkswap daemon`)")]
+    NoDaemon(String),
+    /// The request could not be sent or answered.
+    #[error("request to the daemon failed: {0}")]
+    Request(reqwest::Error),
+    /// The answer could not be read.
+    #[error("reading the daemon's answer: {0}")]
+    Read(reqwest::Error),
+    /// The daemon refused: its error message and the HTTP status.
+    #[error("{message} ({status})")]
+    Refused {
+        /// The HTTP status.
+        status: StatusCode,
+        /// The stable error code, e.g. `not_own_order` (empty if the answer
+        /// was not an API error body).
+        code: String,
+        /// The daemon's message.
+        message: String,
+    },
+    /// A success whose body is not what the endpoint answers.
+    #[error("the daemon's answer does not parse: {0}")]
+    Decode(serde_json::Error),
+}
 
 /// Talks to the daemon at `base` (e.g. `http://127.0.0.1:7070`).
 #[derive(Debug)]
@@ -25,127 +55,65 @@ impl Client {
         }
     }
 
-    async fn send(&self, req: reqwest::RequestBuilder) -> anyhow::Result<Value> {
-        let resp = req.send().await.map_err(|e| {
-            if e.is_connect() {
-                anyhow::anyhow!(
-                    "no darkswap daemon is running at {} (start one with `darkswap daemon`)",
-                    self.base
-                )
-            } else {
-                anyhow::anyhow!("request to the daemon failed: {e}")
-            }
-        })?;
-        let status = resp.status();
-        let text = resp.text().await.context("reading the daemon's answer")?;
-        let body: Value = if text.is_empty() {
-            Value::Null
+    fn send_error(&self, e: reqwest::Error) -> ClientError {
+        if e.is_connect() {
+            ClientError::NoDaemon(self.base.clone())
         } else {
-            serde_json::from_str(&text)?
-        };
-        if !status.is_success() {
-            let message = body["error"]["message"]
-                .as_str()
-                .unwrap_or(&text)
-                .to_owned();
-            bail!("{message} ({status})");
+            ClientError::Request(e)
         }
-        Ok(body)
     }
 
-    /// GET a path.
-    pub async fn get(&self, path: &str) -> anyhow::Result<Value> {
-        self.send(self.http.get(format!("{}{path}", self.base)))
-            .await
+    /// Sends `request` and reads its answer.
+    pub async fn call<E: Endpoint>(&self, request: &E) -> Result<E::Response, ClientError> {
+        let url = format!("{}{}", self.base, request.path());
+        let mut builder = self.http.request(E::VERB.method(), url);
+        if E::VERB == Verb::Post {
+            builder = builder.json(request);
+        }
+        let resp = builder.send().await.map_err(|e| self.send_error(e))?;
+        let status = resp.status();
+        let text = resp.text().await.map_err(ClientError::Read)?;
+        if !status.is_success() {
+            return Err(match serde_json::from_str::<v1::ErrorBody>(&text) {
+                Ok(body) => ClientError::Refused {
+                    status,
+                    code: body.error.code,
+                    message: body.error.message,
+                },
+                Err(_) => ClientError::Refused {
+                    status,
+                    code: String::new(),
+                    message: text,
+                },
+            });
+        }
+        // A `204 No Content` carries nothing: the `()` its endpoint answers.
+        let body = if text.is_empty() { "null" } else { &text };
+        serde_json::from_str(body).map_err(ClientError::Decode)
     }
 
-    /// POST JSON to a path.
-    pub async fn post(&self, path: &str, body: Value) -> anyhow::Result<Value> {
-        self.send(self.http.post(format!("{}{path}", self.base)).json(&body))
-            .await
-    }
-
-    /// DELETE a path.
-    pub async fn delete(&self, path: &str) -> anyhow::Result<Value> {
-        self.send(self.http.delete(format!("{}{path}", self.base)))
-            .await
-    }
-
-    /// Prints server-sent events, one JSON object per line, until the daemon stops.
-    pub async fn follow_events(&self) -> anyhow::Result<()> {
+    /// Hands each server-sent event's data (one JSON object) to `each`,
+    /// until the daemon stops.
+    pub async fn follow_events(&self, mut each: impl FnMut(&str)) -> Result<(), ClientError> {
         let resp = self
             .http
-            .get(format!("{}/v1/events", self.base))
+            .get(format!("{}{}", self.base, v1::EVENTS_ROUTE))
             .send()
             .await
-            .map_err(|e| anyhow::anyhow!("no darkswap daemon is running at {} ({e})", self.base))?;
+            .map_err(|e| self.send_error(e))?;
         let mut stream = resp.bytes_stream();
         let mut buf = String::new();
         while let Some(chunk) = stream.next().await {
-            buf.push_str(&String::from_utf8_lossy(&chunk?));
+            buf.push_str(&String::from_utf8_lossy(&chunk.map_err(ClientError::Read)?));
             while let Some(end) = buf.find("\n\n") {
                 let frame: String = buf.drain(..end + 2).collect();
                 for line in frame.lines() {
                     if let Some(data) = line.strip_prefix("data:") {
-                        println!("{}", data.trim());
+                        each(data.trim());
                     }
                 }
             }
         }
         Ok(())
     }
-}
-
-/// Prints rows as aligned columns under a header.
-pub fn table(header: &[&str], rows: Vec<Vec<String>>) {
-    let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
-    for row in &rows {
-        for (w, cell) in widths.iter_mut().zip(row) {
-            *w = (*w).max(cell.len());
-        }
-    }
-    let line = |cells: Vec<String>| {
-        let padded: Vec<String> = cells
-            .iter()
-            .zip(&widths)
-            .map(|(c, w)| format!("{c:<w$}"))
-            .collect();
-        println!("{}", padded.join("  ").trim_end());
-    };
-    line(header.iter().map(|h| h.to_string()).collect());
-    for row in rows {
-        line(row);
-    }
-}
-
-/// The fields of an order as table cells.
-pub fn order_row(o: &Value) -> Vec<String> {
-    let s = |k: &str| match &o[k] {
-        Value::String(v) => v.clone(),
-        v => v.to_string(),
-    };
-    vec![
-        s("id"),
-        s("side"),
-        s("amount"),
-        s("base"),
-        s("price"),
-        s("quote"),
-        s("maker"),
-    ]
-}
-
-/// Header matching [`order_row`].
-pub const ORDER_HEADER: [&str; 7] = ["ID", "SIDE", "AMOUNT", "BASE", "PRICE", "QUOTE", "MAKER"];
-
-/// The JSON body of `POST /v1/orders`.
-pub fn create_body(
-    side: &str,
-    base: &str,
-    quote: &str,
-    amount: u64,
-    price: u64,
-    expires_in: u64,
-) -> Value {
-    json!({ "side": side, "base": base, "quote": quote, "amount": amount, "price": price, "expires_in": expires_in })
 }

@@ -1,40 +1,88 @@
 //! The daemon's embedded database: its own open orders, so a restart (even
-//! a kill -9) brings them back, its replica of the book, so it has the
-//! book before any peer answers a sync, and the bans in force, so a banned
-//! peer stays out across restarts. SQLite in WAL mode; every write is a
-//! transaction, so a crash never leaves half an order, a book or a ban list.
+//! a kill -9) brings them back; the signed cancels of the own orders it
+//! cancelled (tombstones), so a restart never brings those back; its
+//! replica of the book, so it has the book before any peer answers a sync;
+//! and the bans in force, so a banned peer stays out across restarts.
+//!
+//! SQLite in WAL mode with `synchronous=FULL`: a write returns once it is on
+//! disk, and every write is one transaction, so a crash never leaves half an
+//! order, a cancel without its tombstone, half a book or half a ban list.
+//! Only the state owner ([`crate::state`]) holds a [`Store`].
 
 use std::{
-    path::Path,
+    path::{Path, PathBuf},
     time::{Duration, UNIX_EPOCH},
 };
 
 use darkswap_p2p::{BannedPeer, PeerId};
-use darkswap_proto::{Message, OrderId, OrderbookResponse, SignedOrder, decode, encode};
+use darkswap_proto::{
+    Message, OrderCancel, OrderId, OrderbookResponse, SignedOrder, decode, encode,
+};
 use rusqlite::{Connection, params};
 
-/// Storage errors.
-#[derive(Debug, thiserror::Error)]
-#[error("store: {0}")]
-pub struct StoreError(String);
+/// The database file in the data directory.
+pub const FILE_NAME: &str = "orders.sqlite3";
 
-impl From<rusqlite::Error> for StoreError {
-    fn from(e: rusqlite::Error) -> Self {
-        StoreError(e.to_string())
-    }
+/// Why the database could not be opened, read or written.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The data directory could not be created.
+    #[error("store: cannot create {dir}: {source}")]
+    CreateDir {
+        /// The directory.
+        dir: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// SQLite refused or failed.
+    #[error("store: {0}")]
+    Sqlite(#[from] rusqlite::Error),
 }
 
-/// Own open orders, keyed by order id.
+/// The signed cancel of an own order, kept so that no copy of the order
+/// (in the stored book, or from a peer that missed the cancel) can bring
+/// it back after a restart.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Tombstone {
+    /// The cancelled order.
+    pub id: OrderId,
+    /// The cancel, signed by this node as the order's maker.
+    pub cancel: OrderCancel,
+    /// Unix seconds of the cancel: no announcement of the order is younger,
+    /// so once the order TTL has passed since, nothing can revive it and
+    /// the tombstone may go.
+    pub cancelled_at: u64,
+}
+
+/// Everything stored, as read at start.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct Stored {
+    /// Own open orders.
+    pub own_orders: Vec<SignedOrder>,
+    /// Cancelled own orders.
+    pub tombstones: Vec<Tombstone>,
+    /// The replica of the book.
+    pub book: OrderbookResponse,
+    /// The bans in force.
+    pub bans: Vec<BannedPeer>,
+    /// Rows that no longer decode, skipped: book, tombstone and ban rows.
+    pub unreadable: usize,
+}
+
+/// The open database. See the module docs.
 #[derive(Debug)]
 pub struct Store {
     conn: Connection,
 }
 
 impl Store {
-    /// Opens (or creates) `orders.sqlite3` in `dir`.
+    /// Opens (or creates) [`FILE_NAME`] in `dir`.
     pub fn open(dir: &Path) -> Result<Self, StoreError> {
-        std::fs::create_dir_all(dir).map_err(|e| StoreError(e.to_string()))?;
-        let conn = Connection::open(dir.join("orders.sqlite3"))?;
+        std::fs::create_dir_all(dir).map_err(|source| StoreError::CreateDir {
+            dir: dir.to_owned(),
+            source,
+        })?;
+        let conn = Connection::open(dir.join(FILE_NAME))?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "FULL")?;
         conn.execute_batch(
@@ -43,6 +91,11 @@ impl Store {
                 body BLOB NOT NULL,
                 public_key BLOB NOT NULL,
                 signature BLOB NOT NULL
+            );
+            CREATE TABLE IF NOT EXISTS cancelled_orders (
+                id BLOB PRIMARY KEY,
+                message BLOB NOT NULL,
+                cancelled_at INTEGER NOT NULL
             );
             CREATE TABLE IF NOT EXISTS book (
                 seq INTEGER PRIMARY KEY,
@@ -58,6 +111,20 @@ impl Store {
         Ok(Store { conn })
     }
 
+    /// Everything stored.
+    pub fn load(&self) -> Result<Stored, StoreError> {
+        let (book, unreadable_book) = self.load_book()?;
+        let (tombstones, unreadable_tombstones) = self.tombstones()?;
+        let (bans, unreadable_bans) = self.load_bans()?;
+        Ok(Stored {
+            own_orders: self.own_orders()?,
+            tombstones,
+            book,
+            bans,
+            unreadable: unreadable_book + unreadable_tombstones + unreadable_bans,
+        })
+    }
+
     /// Saves an own order.
     pub fn put(&self, order: &SignedOrder) -> Result<(), StoreError> {
         self.conn.execute(
@@ -67,11 +134,76 @@ impl Store {
         Ok(())
     }
 
-    /// Forgets an own order (cancelled or expired).
-    pub fn remove(&self, id: &OrderId) -> Result<(), StoreError> {
+    /// Forgets own orders (expired, or refused at restore).
+    pub fn forget(&mut self, ids: &[OrderId]) -> Result<(), StoreError> {
+        let tx = self.conn.transaction()?;
+        {
+            let mut delete = tx.prepare("DELETE FROM own_orders WHERE id = ?1")?;
+            for id in ids {
+                delete.execute(params![id.as_bytes().to_vec()])?;
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Forgets a cancelled own order and keeps its tombstone, in one
+    /// transaction: once this returns, no restart brings the order back.
+    pub fn cancel(&mut self, tombstone: &Tombstone) -> Result<(), StoreError> {
+        let id = tombstone.id.as_bytes().to_vec();
+        let tx = self.conn.transaction()?;
+        tx.execute("DELETE FROM own_orders WHERE id = ?1", params![id])?;
+        tx.execute(
+            "INSERT OR REPLACE INTO cancelled_orders (id, message, cancelled_at) VALUES (?1, ?2, ?3)",
+            params![
+                id,
+                encode(&Message::OrderCancel(tombstone.cancel.clone())),
+                i64::try_from(tombstone.cancelled_at).unwrap_or(i64::MAX)
+            ],
+        )?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// The stored tombstones. Rows that no longer decode are skipped and
+    /// counted (the second value).
+    pub fn tombstones(&self) -> Result<(Vec<Tombstone>, usize), StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT id, message, cancelled_at FROM cancelled_orders ORDER BY id")?;
+        let rows = stmt.query_map([], |r| {
+            Ok((
+                r.get::<_, Vec<u8>>(0)?,
+                r.get::<_, Vec<u8>>(1)?,
+                r.get::<_, i64>(2)?,
+            ))
+        })?;
+        let (mut tombstones, mut unreadable) = (Vec::new(), 0);
+        for row in rows {
+            let (id, message, cancelled_at) = row?;
+            match (
+                OrderId::from_bytes(&id),
+                decode(&message),
+                u64::try_from(cancelled_at),
+            ) {
+                (Ok(id), Ok(Message::OrderCancel(cancel)), Ok(cancelled_at)) => {
+                    tombstones.push(Tombstone {
+                        id,
+                        cancel,
+                        cancelled_at,
+                    })
+                }
+                _ => unreadable += 1,
+            }
+        }
+        Ok((tombstones, unreadable))
+    }
+
+    /// Forgets the tombstones of cancels made before `unix_secs`.
+    pub fn forget_tombstones_before(&self, unix_secs: u64) -> Result<(), StoreError> {
         self.conn.execute(
-            "DELETE FROM own_orders WHERE id = ?1",
-            params![id.as_bytes().to_vec()],
+            "DELETE FROM cancelled_orders WHERE cancelled_at < ?1",
+            params![i64::try_from(unix_secs).unwrap_or(i64::MAX)],
         )?;
         Ok(())
     }
@@ -180,7 +312,7 @@ impl Store {
     }
 
     /// Every stored own order.
-    pub fn all(&self) -> Result<Vec<SignedOrder>, StoreError> {
+    pub fn own_orders(&self) -> Result<Vec<SignedOrder>, StoreError> {
         let mut stmt = self
             .conn
             .prepare("SELECT body, public_key, signature FROM own_orders")?;
@@ -196,126 +328,4 @@ impl Store {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use darkswap_proto::{Asset, NewOrder, Side, identity::Keypair};
-
-    #[test]
-    fn orders_survive_reopening() {
-        let dir = tempfile::tempdir().unwrap();
-        let key = Keypair::generate_ed25519();
-        let order = NewOrder {
-            side: Side::Buy,
-            base: Asset::Btc,
-            quote: "rune:1:0".parse().unwrap(),
-            amount: 1,
-            price: 1,
-            created_at: 10,
-            expires_at: 20,
-            nonce: 0,
-        }
-        .sign(&key)
-        .unwrap();
-        {
-            let store = Store::open(dir.path()).unwrap();
-            store.put(&order).unwrap();
-            store.put(&order).unwrap();
-        }
-        let store = Store::open(dir.path()).unwrap();
-        assert_eq!(store.all().unwrap(), vec![order.clone()]);
-        store.remove(&order.id()).unwrap();
-        assert!(store.all().unwrap().is_empty());
-    }
-
-    #[test]
-    fn the_book_is_replaced_whole_and_bad_rows_are_skipped() {
-        let dir = tempfile::tempdir().unwrap();
-        let key = Keypair::generate_ed25519();
-        let order = |nonce| {
-            NewOrder {
-                side: Side::Sell,
-                base: Asset::Btc,
-                quote: "alkane:2:1".parse().unwrap(),
-                amount: 5,
-                price: 9,
-                created_at: 10,
-                expires_at: 20,
-                nonce,
-            }
-            .sign(&key)
-            .unwrap()
-        };
-        let (first, second) = (order(1), order(2));
-        let cancel = darkswap_proto::OrderCancel::sign(first.id(), 11, &key).unwrap();
-        let book = OrderbookResponse {
-            orders: vec![darkswap_proto::OrderCreate::from_order(second.clone())],
-            updates: vec![],
-            cancels: vec![cancel],
-        };
-        {
-            let mut store = Store::open(dir.path()).unwrap();
-            store
-                .save_book(&OrderbookResponse {
-                    orders: vec![darkswap_proto::OrderCreate::from_order(first)],
-                    ..Default::default()
-                })
-                .unwrap();
-            store.save_book(&book).unwrap();
-            store
-                .conn
-                .execute("INSERT INTO book (message) VALUES (x'ffff')", [])
-                .unwrap();
-        }
-        let store = Store::open(dir.path()).unwrap();
-        assert_eq!(store.load_book().unwrap(), (book, 1));
-    }
-
-    #[test]
-    fn bans_are_replaced_whole_and_bad_rows_are_skipped() {
-        use darkswap_p2p::{BanReason, PenaltyReason};
-        let dir = tempfile::tempdir().unwrap();
-        let timed = BannedPeer {
-            peer_id: PeerId::random(),
-            until: Some(UNIX_EPOCH + Duration::from_secs(1_800_000_000)),
-            reason: BanReason::Misbehaviour(PenaltyReason::InvalidSignature),
-            bans: 3,
-        };
-        let forever = BannedPeer {
-            peer_id: PeerId::random(),
-            until: None,
-            reason: BanReason::Manual,
-            bans: 0,
-        };
-        {
-            let mut store = Store::open(dir.path()).unwrap();
-            store.save_bans(std::slice::from_ref(&timed)).unwrap();
-            store.save_bans(&[timed.clone(), forever.clone()]).unwrap();
-            store
-                .conn
-                .execute(
-                    "INSERT INTO bans (peer_id, until, reason, bans) VALUES ('nope', 1, 'manual', 0)",
-                    [],
-                )
-                .unwrap();
-        }
-        let store = Store::open(dir.path()).unwrap();
-        let (mut bans, unreadable) = store.load_bans().unwrap();
-        bans.sort_by_key(|b| b.peer_id);
-        let mut want = vec![timed.clone(), forever];
-        want.sort_by_key(|b| b.peer_id);
-        assert_eq!((bans, unreadable), (want, 1));
-        // A sub-second expiry is rounded up, never down.
-        let mut store = store;
-        let t = UNIX_EPOCH + Duration::from_millis(1_800_000_000_001);
-        store
-            .save_bans(&[BannedPeer {
-                until: Some(t),
-                ..timed
-            }])
-            .unwrap();
-        assert_eq!(
-            store.load_bans().unwrap().0[0].until,
-            Some(UNIX_EPOCH + Duration::from_secs(1_800_000_001))
-        );
-    }
-}
+mod tests;

@@ -1,0 +1,126 @@
+//! [`ApiError`]: every refusal and failure as `{"error": {"code",
+//! "message"}}` with its HTTP status, and how the node's and the state
+//! owner's errors map onto them.
+
+use axum::{
+    Json,
+    http::StatusCode,
+    response::{IntoResponse, Response},
+};
+use darkswap_p2p::{CommandError, Error as NetError, OrderbookCommandError};
+
+use crate::{state, v1};
+
+/// An API error: `{"error": {"code", "message"}}` with an HTTP status.
+#[derive(Debug)]
+pub struct ApiError {
+    status: StatusCode,
+    code: &'static str,
+    message: String,
+}
+
+impl ApiError {
+    fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        ApiError {
+            status,
+            code,
+            message: message.into(),
+        }
+    }
+
+    /// `500 internal`.
+    pub fn internal(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", message)
+    }
+
+    /// `400 invalid_request`; the message names the field.
+    pub fn bad_request(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "invalid_request", message)
+    }
+
+    /// `404 not_found`.
+    pub fn not_found(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::NOT_FOUND, "not_found", message)
+    }
+
+    /// `404 not_banned`.
+    pub fn not_banned(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::NOT_FOUND, "not_banned", message)
+    }
+
+    /// `413 body_too_large`.
+    pub fn body_too_large(max: usize) -> Self {
+        Self::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "body_too_large",
+            format!("body over {max} bytes"),
+        )
+    }
+
+    fn timeout(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::GATEWAY_TIMEOUT, "timeout", message)
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = v1::ErrorBody {
+            error: v1::ErrorDetail {
+                code: self.code.to_owned(),
+                message: self.message,
+            },
+        };
+        (self.status, Json(body)).into_response()
+    }
+}
+
+impl From<NetError> for ApiError {
+    fn from(e: NetError) -> Self {
+        match e {
+            NetError::InvalidAddress { .. } | NetError::MissingPeerId(_) => {
+                Self::bad_request(e.to_string())
+            }
+            NetError::Dial { .. } => {
+                Self::new(StatusCode::BAD_GATEWAY, "dial_failed", e.to_string())
+            }
+            NetError::Command(e) => e.into(),
+            _ => Self::internal(e.to_string()),
+        }
+    }
+}
+
+impl From<CommandError> for ApiError {
+    fn from(e: CommandError) -> Self {
+        match e {
+            CommandError::Timeout(_) => Self::timeout(e.to_string()),
+            _ => Self::internal(e.to_string()),
+        }
+    }
+}
+
+impl From<OrderbookCommandError> for ApiError {
+    fn from(e: OrderbookCommandError) -> Self {
+        match e {
+            OrderbookCommandError::NotOwnOrder(_) => {
+                Self::new(StatusCode::FORBIDDEN, "not_own_order", e.to_string())
+            }
+            OrderbookCommandError::Refused(_) => Self::bad_request(e.to_string()),
+            OrderbookCommandError::Command(e) => e.into(),
+            _ => Self::internal(e.to_string()),
+        }
+    }
+}
+
+impl From<state::Error> for ApiError {
+    fn from(e: state::Error) -> Self {
+        match e {
+            state::Error::Orderbook(e) => e.into(),
+            state::Error::Network(e) => e.into(),
+            state::Error::Timeout(_) => Self::timeout(e.to_string()),
+            e => {
+                tracing::error!(error = %e, "the state owner failed");
+                Self::internal(e.to_string())
+            }
+        }
+    }
+}

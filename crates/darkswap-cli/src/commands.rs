@@ -1,0 +1,235 @@
+//! The commands that call a running daemon: each sends one [`crate::v1`]
+//! request and prints its answer, as aligned tables for people or, with
+//! `--json`, as the answer's JSON.
+
+use std::time::{Duration, UNIX_EPOCH};
+
+use serde::Serialize;
+use serde_json::json;
+
+use crate::{
+    cli::{BanCommand, ClientCommand, OrderCommand},
+    client::{Client, ClientError},
+    v1,
+};
+
+/// Runs `command` against the daemon `client` talks to.
+pub async fn run(client: &Client, command: ClientCommand, json: bool) -> Result<(), ClientError> {
+    let out = Output { json };
+    match command {
+        ClientCommand::Status => {
+            let status = client.call(&v1::GetStatus).await?;
+            out.print(&status, print_status);
+        }
+        ClientCommand::Peers => {
+            let peers = client.call(&v1::ListPeers).await?;
+            out.print(&peers, |peers| {
+                let rows = peers
+                    .iter()
+                    .map(|p| {
+                        vec![
+                            p.peer_id.clone(),
+                            p.path.clone(),
+                            p.latency_ms.map_or("null".to_owned(), |l| l.to_string()),
+                            p.address.clone(),
+                        ]
+                    })
+                    .collect();
+                table(&["PEER", "PATH", "LATENCY_MS", "ADDRESS"], rows);
+            });
+        }
+        ClientCommand::Connect { addr } => {
+            let connected = client.call(&v1::Connect { addr }).await?;
+            out.print(&connected, |c| println!("connected to {}", c.peer_id));
+        }
+        ClientCommand::Order(command) => order(client, command, out).await?,
+        ClientCommand::Orderbook { base, quote } => {
+            let book = client.call(&v1::GetOrderbook { base, quote }).await?;
+            out.print(&book, |book| {
+                println!("asks (lowest first)");
+                order_table(&book.asks);
+                println!("bids (highest first)");
+                order_table(&book.bids);
+            });
+        }
+        ClientCommand::Events => client.follow_events(|data| println!("{data}")).await?,
+        ClientCommand::Bans { action } => {
+            bans(client, action.unwrap_or(BanCommand::List), out).await?
+        }
+    }
+    Ok(())
+}
+
+async fn order(client: &Client, command: OrderCommand, out: Output) -> Result<(), ClientError> {
+    match command {
+        OrderCommand::Create {
+            side,
+            base,
+            quote,
+            amount,
+            price,
+            expires_in,
+        } => {
+            let request = v1::CreateOrder {
+                side,
+                base,
+                quote,
+                amount,
+                price,
+                expires_in: expires_in.as_secs(),
+            };
+            let order = client.call(&request).await?;
+            out.print(&order, |o| println!("{}", o.id));
+        }
+        OrderCommand::Cancel { id } => {
+            client.call(&v1::CancelOrder { id: id.clone() }).await?;
+            out.print(&json!({ "cancelled": id }), |_| println!("cancelled {id}"));
+        }
+        OrderCommand::List => {
+            let orders = client.call(&v1::ListOwnOrders).await?;
+            out.print(&orders, |orders| order_table(orders));
+        }
+    }
+    Ok(())
+}
+
+async fn bans(client: &Client, command: BanCommand, out: Output) -> Result<(), ClientError> {
+    match command {
+        BanCommand::List => {
+            let bans = client.call(&v1::ListBans).await?;
+            out.print(&bans, |bans| {
+                let rows = bans
+                    .iter()
+                    .map(|b| {
+                        vec![
+                            b.peer_id.clone(),
+                            until_text(b.until),
+                            b.reason.clone(),
+                            b.bans.to_string(),
+                        ]
+                    })
+                    .collect();
+                table(&["PEER", "UNTIL", "REASON", "BANS"], rows);
+            });
+        }
+        BanCommand::Add { peer, duration } => {
+            let request = v1::BanPeer {
+                peer_id: peer,
+                duration_secs: duration.map(|d| d.as_secs().max(1)),
+            };
+            let ban = client.call(&request).await?;
+            out.print(&ban, |b| println!("banned {}", ban_line(b)));
+        }
+        BanCommand::Remove { peer } => {
+            client
+                .call(&v1::UnbanPeer {
+                    peer_id: peer.clone(),
+                })
+                .await?;
+            out.print(&json!({ "unbanned": peer }), |_| {
+                println!("unbanned {peer}")
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Where an answer goes: JSON or tables.
+#[derive(Debug, Clone, Copy)]
+struct Output {
+    json: bool,
+}
+
+impl Output {
+    /// Prints `value` as pretty JSON with `--json`, else for people. The
+    /// JSON goes through `serde_json::Value`, so object keys come sorted,
+    /// as this command has always printed them.
+    fn print<T: Serialize>(self, value: &T, human: impl FnOnce(&T)) {
+        if self.json {
+            let text = serde_json::to_value(value)
+                .and_then(|v| serde_json::to_string_pretty(&v))
+                .unwrap_or_default();
+            println!("{text}");
+        } else {
+            human(value);
+        }
+    }
+}
+
+fn print_status(s: &v1::Status) {
+    println!("peer id:   {}", s.peer_id);
+    println!("nat:       {}", s.nat_status);
+    println!("peers:     {}", s.peers);
+    println!("own orders:{}", s.own_orders);
+    println!("rejected:  {}", s.rejected_messages);
+    for a in &s.listen_addrs {
+        println!("listening: {a}");
+    }
+    for r in &s.relays {
+        println!("relay:     {} reserved={}", r.peer_id, r.reserved);
+    }
+    println!("banned:    {}", s.banned_peers.len());
+    for b in &s.banned_peers {
+        println!("banned:    {}", ban_line(b));
+    }
+}
+
+/// A ban's end for people: RFC 3339 UTC, or `until lifted`.
+fn until_text(until: Option<u64>) -> String {
+    match until {
+        Some(secs) => {
+            humantime::format_rfc3339_seconds(UNIX_EPOCH + Duration::from_secs(secs)).to_string()
+        }
+        None => "until lifted".to_owned(),
+    }
+}
+
+fn ban_line(b: &v1::Ban) -> String {
+    let until = match b.until {
+        None => "until lifted".to_owned(),
+        t => format!("until {}", until_text(t)),
+    };
+    format!("{} {until} ({})", b.peer_id, b.reason)
+}
+
+/// Header matching [`order_row`].
+const ORDER_HEADER: [&str; 7] = ["ID", "SIDE", "AMOUNT", "BASE", "PRICE", "QUOTE", "MAKER"];
+
+/// The fields of an order as table cells.
+fn order_row(o: &v1::Order) -> Vec<String> {
+    vec![
+        o.id.clone(),
+        o.side.clone(),
+        o.amount.to_string(),
+        o.base.clone(),
+        o.price.to_string(),
+        o.quote.clone(),
+        o.maker.clone(),
+    ]
+}
+
+fn order_table(orders: &[v1::Order]) {
+    table(&ORDER_HEADER, orders.iter().map(order_row).collect());
+}
+
+/// Prints rows as aligned columns under a header.
+fn table(header: &[&str], rows: Vec<Vec<String>>) {
+    let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
+    for row in &rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.len());
+        }
+    }
+    let line = |cells: Vec<String>| {
+        let padded: Vec<String> = cells
+            .iter()
+            .zip(&widths)
+            .map(|(c, w)| format!("{c:<w$}"))
+            .collect();
+        println!("{}", padded.join("  ").trim_end());
+    };
+    line(header.iter().map(|h| h.to_string()).collect());
+    for row in rows {
+        line(row);
+    }
+}

@@ -1,0 +1,198 @@
+//! The event stream, `GET /v1/events`: server-sent events whose `data` is
+//! one [`Event`] as JSON, `{"type": ..., ...}`. The first is always
+//! [`Event::Hello`].
+
+use darkswap_p2p::{NetworkEvent, OrderbookChange};
+use serde::{Deserialize, Serialize};
+
+use super::{Order, unix_secs};
+
+/// Route of the event stream.
+pub const EVENTS_ROUTE: &str = "/v1/events";
+
+/// One event of the stream; `type` names the variant in snake case.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Event {
+    /// The snapshot a subscriber gets first, so it never misses the state.
+    Hello {
+        /// This node's peer id.
+        peer_id: String,
+        /// Its relays and whether each holds a reservation.
+        relays: Vec<HelloRelay>,
+    },
+    /// The first connection to a peer opened.
+    PeerConnected {
+        /// The peer.
+        peer_id: String,
+    },
+    /// The last connection to a peer closed.
+    PeerDisconnected {
+        /// The peer.
+        peer_id: String,
+    },
+    /// A new order entered the book.
+    OrderAdded {
+        /// The order.
+        order: Order,
+    },
+    /// An order's terms changed.
+    OrderUpdated {
+        /// The order as it now stands.
+        order: Order,
+    },
+    /// A maker cancelled an order.
+    OrderCancelled {
+        /// Hex order id.
+        id: String,
+        /// Its maker.
+        maker: String,
+    },
+    /// Orders expired or were not re-announced by their makers in time.
+    OrdersExpired {
+        /// Hex order ids.
+        ids: Vec<String>,
+    },
+    /// A relay accepted a reservation.
+    RelayReserved {
+        /// The relay.
+        relay_peer_id: String,
+        /// The reservation's id, unique per node.
+        reservation_id: String,
+    },
+    /// A gossip message failed validation.
+    InvalidMessage {
+        /// The peer that forwarded it.
+        peer_id: String,
+        /// The topic.
+        topic: String,
+        /// Why.
+        error: String,
+    },
+    /// A valid order message was refused by the book's rules.
+    OrderRejected {
+        /// The peer that sent it.
+        peer_id: String,
+        /// Why.
+        error: String,
+    },
+    /// A peer lost reputation.
+    PeerPenalized {
+        /// The peer.
+        peer_id: String,
+        /// What it did, e.g. `invalid_signature`.
+        reason: String,
+        /// Its score now.
+        score: f64,
+    },
+    /// A peer was banned.
+    PeerBanned {
+        /// The peer.
+        peer_id: String,
+        /// Unix seconds when it ends; `null` until lifted by hand.
+        until: Option<u64>,
+        /// Why.
+        reason: String,
+    },
+    /// A ban ended.
+    PeerUnbanned {
+        /// The peer.
+        peer_id: String,
+    },
+    /// Any other node event, in its debug form.
+    Network {
+        /// The event.
+        event: String,
+    },
+    /// The daemon wrote its replica of the book to its database.
+    BookSaved {
+        /// Orders in it.
+        orders: usize,
+    },
+    /// The daemon wrote the bans in force to its database.
+    BansSaved {
+        /// Bans in it.
+        bans: usize,
+    },
+}
+
+/// A relay in [`Event::Hello`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HelloRelay {
+    /// The relay's peer id.
+    pub peer_id: String,
+    /// Whether a reservation is held now.
+    pub reserved: bool,
+}
+
+impl From<&NetworkEvent> for Event {
+    fn from(event: &NetworkEvent) -> Self {
+        match event {
+            NetworkEvent::PeerConnected(p) => Event::PeerConnected {
+                peer_id: p.to_string(),
+            },
+            NetworkEvent::PeerDisconnected(p) => Event::PeerDisconnected {
+                peer_id: p.to_string(),
+            },
+            NetworkEvent::OrderbookChanged(OrderbookChange::Added(o)) => {
+                Event::OrderAdded { order: o.into() }
+            }
+            NetworkEvent::OrderbookChanged(OrderbookChange::Updated(o)) => {
+                Event::OrderUpdated { order: o.into() }
+            }
+            NetworkEvent::OrderbookChanged(OrderbookChange::Cancelled { order_id, maker }) => {
+                Event::OrderCancelled {
+                    id: order_id.to_string(),
+                    maker: maker.to_string(),
+                }
+            }
+            NetworkEvent::OrderbookChanged(OrderbookChange::Expired(ids)) => Event::OrdersExpired {
+                ids: ids.iter().map(ToString::to_string).collect(),
+            },
+            NetworkEvent::RelayReserved {
+                relay_peer_id,
+                reservation_id,
+            } => Event::RelayReserved {
+                relay_peer_id: relay_peer_id.to_string(),
+                reservation_id: reservation_id.to_string(),
+            },
+            NetworkEvent::InvalidMessage {
+                peer_id,
+                topic,
+                error,
+            } => Event::InvalidMessage {
+                peer_id: peer_id.to_string(),
+                topic: topic.clone(),
+                error: error.to_string(),
+            },
+            NetworkEvent::OrderbookRejected { peer_id, error } => Event::OrderRejected {
+                peer_id: peer_id.to_string(),
+                error: error.to_string(),
+            },
+            NetworkEvent::PeerPenalized {
+                peer_id,
+                reason,
+                score,
+            } => Event::PeerPenalized {
+                peer_id: peer_id.to_string(),
+                reason: reason.as_str().to_owned(),
+                score: *score,
+            },
+            NetworkEvent::PeerBanned {
+                peer_id,
+                until,
+                reason,
+            } => Event::PeerBanned {
+                peer_id: peer_id.to_string(),
+                until: until.map(unix_secs),
+                reason: reason.as_str().to_owned(),
+            },
+            NetworkEvent::PeerUnbanned { peer_id } => Event::PeerUnbanned {
+                peer_id: peer_id.to_string(),
+            },
+            other => Event::Network {
+                event: format!("{other:?}"),
+            },
+        }
+    }
+}

@@ -1,0 +1,115 @@
+//! The node itself: `/v1/status`, `/v1/peers`, `/v1/connect`.
+
+use darkswap_p2p::{PeerInfo, RelayStatus};
+use serde::{Deserialize, Serialize};
+
+use super::{Ban, Endpoint, Verb};
+
+/// `GET /v1/status`: what the node is and how it is doing.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct GetStatus;
+
+impl Endpoint for GetStatus {
+    const VERB: Verb = Verb::Get;
+    const ROUTE: &'static str = "/v1/status";
+    type Response = Status;
+}
+
+/// The answer to [`GetStatus`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Status {
+    /// This node's peer id.
+    pub peer_id: String,
+    /// The addresses it listens on.
+    pub listen_addrs: Vec<String>,
+    /// `unknown`, `private` or `public <address>`, as AutoNAT sees it.
+    pub nat_status: String,
+    /// The relays it keeps a reservation on.
+    pub relays: Vec<Relay>,
+    /// Connected peers.
+    pub peers: usize,
+    /// Own open orders.
+    pub own_orders: usize,
+    /// Messages refused so far, whatever the reason or topic.
+    pub rejected_messages: u64,
+    /// The bans in force.
+    pub banned_peers: Vec<Ban>,
+}
+
+/// A relay in [`Status`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Relay {
+    /// The relay's peer id.
+    pub peer_id: String,
+    /// The circuit address listened on through it.
+    pub circuit_addr: String,
+    /// Whether a reservation is held now.
+    pub reserved: bool,
+}
+
+impl From<&RelayStatus> for Relay {
+    fn from(r: &RelayStatus) -> Self {
+        Relay {
+            peer_id: r.relay_peer_id.to_string(),
+            circuit_addr: r.circuit_addr.to_string(),
+            reserved: r.reserved,
+        }
+    }
+}
+
+/// `GET /v1/peers`: the connected peers.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct ListPeers;
+
+impl Endpoint for ListPeers {
+    const VERB: Verb = Verb::Get;
+    const ROUTE: &'static str = "/v1/peers";
+    type Response = Vec<Peer>;
+}
+
+/// A connected peer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Peer {
+    /// Its peer id.
+    pub peer_id: String,
+    /// The remote address of its first open connection.
+    pub address: String,
+    /// `relayed` when every connection runs through a relay, else `direct`.
+    pub path: String,
+    /// Last ping's round trip, if any yet.
+    pub latency_ms: Option<u64>,
+}
+
+impl From<&PeerInfo> for Peer {
+    fn from(p: &PeerInfo) -> Self {
+        Peer {
+            peer_id: p.peer_id.to_string(),
+            address: p.address.to_string(),
+            path: if p.relayed { "relayed" } else { "direct" }.to_owned(),
+            latency_ms: p
+                .rtt
+                .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
+        }
+    }
+}
+
+/// `POST /v1/connect`: dial a peer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Connect {
+    /// The peer's multiaddr, ending in `/p2p/<peer id>`.
+    pub addr: String,
+}
+
+impl Endpoint for Connect {
+    const VERB: Verb = Verb::Post;
+    const ROUTE: &'static str = "/v1/connect";
+    type Response = Connected;
+}
+
+/// The answer to [`Connect`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Connected {
+    /// The peer now connected.
+    pub peer_id: String,
+}

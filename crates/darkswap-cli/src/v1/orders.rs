@@ -1,0 +1,133 @@
+//! Own orders and the book: `/v1/orders`, `/v1/orders/{id}`,
+//! `/v1/orderbook`.
+
+use axum::http::StatusCode;
+use serde::{Deserialize, Serialize};
+
+use super::{Endpoint, Verb};
+
+/// An order as the API shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Order {
+    /// Hex order id.
+    pub id: String,
+    /// Maker peer id.
+    pub maker: String,
+    /// `buy` or `sell`.
+    pub side: String,
+    /// Base asset.
+    pub base: String,
+    /// Quote asset.
+    pub quote: String,
+    /// Base amount, smallest unit.
+    pub amount: u64,
+    /// Quote units per 10^8 base units.
+    pub price: u64,
+    /// Unix seconds.
+    pub created_at: u64,
+    /// Unix seconds.
+    pub expires_at: u64,
+}
+
+impl From<&darkswap_proto::Order> for Order {
+    fn from(o: &darkswap_proto::Order) -> Self {
+        Order {
+            id: o.id.to_string(),
+            maker: o.maker.to_string(),
+            side: o.side.to_string(),
+            base: o.base.to_string(),
+            quote: o.quote.to_string(),
+            amount: o.amount,
+            price: o.price,
+            created_at: o.created_at,
+            expires_at: o.expires_at,
+        }
+    }
+}
+
+/// `POST /v1/orders`: sign and publish an own order; answers `201` with
+/// the order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateOrder {
+    /// `buy` or `sell`.
+    pub side: String,
+    /// Base asset: `BTC`, `rune:<block>:<tx>` or `alkane:<block>:<tx>`.
+    pub base: String,
+    /// Quote asset.
+    pub quote: String,
+    /// Base amount, smallest unit.
+    pub amount: u64,
+    /// Quote units per 10^8 base units.
+    pub price: u64,
+    /// Seconds until expiry.
+    pub expires_in: u64,
+}
+
+impl Endpoint for CreateOrder {
+    const VERB: Verb = Verb::Post;
+    const ROUTE: &'static str = "/v1/orders";
+    const SUCCESS: StatusCode = StatusCode::CREATED;
+    type Response = Order;
+}
+
+/// `GET /v1/orders`: this node's open orders, oldest first.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct ListOwnOrders;
+
+impl Endpoint for ListOwnOrders {
+    const VERB: Verb = Verb::Get;
+    const ROUTE: &'static str = "/v1/orders";
+    type Response = Vec<Order>;
+}
+
+/// `DELETE /v1/orders/{id}`: cancel an own order; answers `204` once the
+/// cancel is stored.
+#[derive(Debug, Clone, Serialize)]
+pub struct CancelOrder {
+    /// Hex order id.
+    pub id: String,
+}
+
+impl Endpoint for CancelOrder {
+    const VERB: Verb = Verb::Delete;
+    const ROUTE: &'static str = "/v1/orders/{id}";
+    const SUCCESS: StatusCode = StatusCode::NO_CONTENT;
+    type Response = ();
+
+    fn path(&self) -> String {
+        format!("/v1/orders/{}", self.id)
+    }
+}
+
+/// `GET /v1/orderbook?base=&quote=`: the bids and asks of a pair.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct GetOrderbook {
+    /// Base asset.
+    pub base: String,
+    /// Quote asset.
+    pub quote: String,
+}
+
+impl Endpoint for GetOrderbook {
+    const VERB: Verb = Verb::Get;
+    const ROUTE: &'static str = "/v1/orderbook";
+    type Response = Orderbook;
+
+    fn path(&self) -> String {
+        format!("/v1/orderbook?base={}&quote={}", self.base, self.quote)
+    }
+}
+
+/// The answer to [`GetOrderbook`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Orderbook {
+    /// Base asset, as asked.
+    pub base: String,
+    /// Quote asset, as asked.
+    pub quote: String,
+    /// Buy orders, best (highest) price first, then oldest first.
+    pub bids: Vec<Order>,
+    /// Sell orders, best (lowest) price first, then oldest first.
+    pub asks: Vec<Order>,
+}

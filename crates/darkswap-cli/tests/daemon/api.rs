@@ -1,0 +1,98 @@
+//! The API and the CLI at their edges: bad requests are refused with the
+//! documented errors, and a command with no daemon says so.
+
+use serde_json::Value;
+
+use crate::support::{cli, cli_json, start_daemon};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_api_refuses_bad_requests_and_keeps_running() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = start_daemon(dir.path(), &[]);
+    let http = reqwest::Client::new();
+    let url = format!("http://{}/v1/orders", d.api);
+    let post = |body: String| {
+        http.post(&url)
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+    };
+
+    let r = post("{not json".into()).await.unwrap();
+    assert_eq!(r.status(), 400);
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["error"]["code"], "invalid_request");
+
+    let r =
+        post(r#"{"base":"BTC","quote":"rune:1:0","amount":1,"price":1,"expires_in":60}"#.into())
+            .await
+            .unwrap();
+    assert_eq!(r.status(), 400);
+    let v: Value = r.json().await.unwrap();
+    assert!(
+        v["error"]["message"].as_str().unwrap().contains("side"),
+        "{v}"
+    );
+
+    for (body, field) in [
+        (
+            r#"{"side":"buy","base":"DOGE","quote":"BTC","amount":1,"price":1,"expires_in":60}"#,
+            "base",
+        ),
+        (
+            r#"{"side":"buy","base":"BTC","quote":"rune:1:0","amount":-5,"price":1,"expires_in":60}"#,
+            "amount",
+        ),
+        (
+            r#"{"side":"buy","base":"BTC","quote":"rune:1:0","amount":0,"price":1,"expires_in":60}"#,
+            "amount",
+        ),
+        (
+            r#"{"side":"hold","base":"BTC","quote":"rune:1:0","amount":1,"price":1,"expires_in":60}"#,
+            "side",
+        ),
+    ] {
+        let r = post(body.into()).await.unwrap();
+        assert_eq!(r.status(), 400, "{body}");
+        let v: Value = r.json().await.unwrap();
+        assert!(
+            v["error"]["message"].as_str().unwrap().contains(field),
+            "{body}: {v}"
+        );
+    }
+
+    let r = post(format!("{{\"pad\":\"{}\"}}", "x".repeat(200_000)))
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 413);
+    // The server closes a connection whose body it refused: use a fresh one.
+    let http = reqwest::Client::new();
+    let r = http
+        .delete(format!("http://{}/v1/orders/zz", d.api))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    let r = http
+        .get(format!("http://{}/v1/nope", d.api))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404);
+
+    // Still serving.
+    assert!(cli_json(d.api, &["status"])["peer_id"].is_string());
+}
+
+#[test]
+fn commands_without_a_daemon_say_so_in_one_line() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let out = cli(port, &["status"]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert!(err.contains("no darkswap daemon is running"), "{err}");
+}

@@ -1,0 +1,8 @@
+//! Real `darkswap` daemon processes, a real `darkswap-relay` process, the
+//! real CLI: one test binary, one file per topic, the helpers in `support`.
+
+mod api;
+mod hostile_peers;
+mod restart;
+mod sharing;
+mod support;
