@@ -6,7 +6,6 @@ use std::{net::SocketAddr, path::PathBuf, sync::Arc, time::Duration};
 
 use darkswap_p2p::{
     Identity, Multiaddr, Network, NetworkConfig, OrderbookConfig, ReputationConfig,
-    load_or_create_keypair,
 };
 use tokio_util::sync::CancellationToken;
 
@@ -50,11 +49,9 @@ pub async fn run(opts: DaemonOptions) -> anyhow::Result<()> {
     let stored = store.load()?;
     // Bans from before a restart are in force before the first connection.
     tracing::info!(bans = stored.bans.len(), "bans loaded from the database");
-    // The daemon keeps the key too: it signs the tombstones of its cancels.
-    let key = load_or_create_keypair(&opts.data_dir.join("identity.key"))?;
     let network = Network::new(
         NetworkConfig::default()
-            .with_identity(Identity::Keypair(key.clone()))
+            .with_identity(Identity::File(opts.data_dir.join("identity.key")))
             .with_listen_addresses(opts.listen.clone())
             .with_relay_peers(opts.relays.clone())
             .with_bootstrap_peers(opts.bootstrap.clone())
@@ -76,7 +73,7 @@ pub async fn run(opts: DaemonOptions) -> anyhow::Result<()> {
     let network_handle = network.handle();
     let metrics = Arc::new(DaemonMetrics::default());
     let (owner, state) =
-        state::Owner::start(network, store, stored, key, opts.order_ttl, metrics.clone()).await?;
+        state::Owner::start(network, store, stored, opts.order_ttl, metrics.clone()).await?;
     let stop = CancellationToken::new();
     let api = Arc::new(api::Api {
         network: network_handle,

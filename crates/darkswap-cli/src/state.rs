@@ -48,9 +48,10 @@ pub enum Error {
     /// A write to the database panicked and took the connection with it.
     #[error("store: the database connection was lost")]
     StoreLost,
-    /// The cancel kept as a tombstone could not be signed.
-    #[error("signing the cancel to store: {0}")]
-    Sign(#[from] OrderError),
+    /// The cancel the node published does not verify (a bug, not input):
+    /// it cannot be kept as a tombstone.
+    #[error("the published cancel does not verify: {0}")]
+    Cancel(#[from] OrderError),
     /// No answer within the deadline, queueing included.
     #[error("the daemon did not answer within {0:?}")]
     Timeout(Duration),

@@ -110,22 +110,24 @@ impl OwnOrders {
 
     /// Cancels one of this node's orders: a signed cancel goes into the book
     /// (a tombstone, so no late copy brings it back) and out to peers.
+    /// Returns the cancel as published (what a store keeps so that a
+    /// restart does not bring the order back).
     pub fn cancel(
         &mut self,
         book: &mut Orderbook,
         id: OrderId,
         now: Now,
-    ) -> Result<(), OwnOrderError> {
+    ) -> Result<OrderCancel, OwnOrderError> {
         if !self.orders.contains_key(&id) {
             return Err(OwnOrderError::NotOwnOrder(id));
         }
         let cancel =
             OrderCancel::sign(id, now.unix_secs(), &self.key).map_err(OrderbookError::Invalid)?;
-        let message = Message::OrderCancel(cancel);
+        let message = Message::OrderCancel(cancel.clone());
         self.apply(book, &message, now)?;
         self.orders.remove(&id);
         self.out.push_back(OwnOrdersOutput::Publish(message));
-        Ok(())
+        Ok(cancel)
     }
 
     /// Whether `id` is one of this node's open orders.

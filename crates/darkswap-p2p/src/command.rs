@@ -7,7 +7,7 @@ use darkswap_core::{
     auth::{AuthError, AuthToken, AuthorizationLevel, Challenge, ChallengeResponse},
     orderbook::{Book, OrderbookError},
     own_orders::OwnOrderError,
-    proto::{Asset, NewOrder, Order, OrderId, OrderbookResponse, SignedOrder},
+    proto::{Asset, NewOrder, Order, OrderCancel, OrderId, OrderbookResponse, SignedOrder},
     relay_keeper::RelayStatus,
     reputation::{BannedPeer, PeerReputation, Penalty, PenaltyReason},
 };
@@ -92,7 +92,7 @@ pub(crate) enum OrderbookCommand {
     },
     Cancel {
         id: OrderId,
-        reply: Reply<Result<(), OwnOrderError>>,
+        reply: Reply<Result<OrderCancel, OwnOrderError>>,
     },
     Restore {
         orders: Vec<SignedOrder>,

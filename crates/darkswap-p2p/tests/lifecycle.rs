@@ -114,7 +114,7 @@ async fn listening_on_a_taken_port_is_an_error() {
 async fn connections_past_the_limit_are_refused_and_admitted_peers_stay() {
     use darkswap_p2p::ConnectionLimits;
 
-    let (hub, hub_addr) = spawn_node(test_config().with_connection_limits(ConnectionLimits {
+    let (mut hub, hub_addr) = spawn_node(test_config().with_connection_limits(ConnectionLimits {
         max_established: 2,
         ..ConnectionLimits::default()
     }))
@@ -124,6 +124,21 @@ async fn connections_past_the_limit_are_refused_and_admitted_peers_stay() {
     let b = Network::new(test_config()).await.unwrap();
     assert_eq!(a.dial(hub_addr.clone()).await.unwrap(), hub_id);
     assert_eq!(b.dial(hub_addr.clone()).await.unwrap(), hub_id);
+    // A dialer's side is up before the listener's: wait until the hub
+    // counts both, or an extra peer could take a slot first.
+    let mut pending = vec![a.local_peer_id(), b.local_peer_id()];
+    wait_for(
+        &mut hub,
+        "a and b connected to the hub",
+        EVENT_TIMEOUT,
+        |e| {
+            if let NetworkEvent::PeerConnected(p) = e {
+                pending.retain(|q| q != p);
+            }
+            pending.is_empty().then_some(())
+        },
+    )
+    .await;
     for _ in 0..5 {
         let mut extra = Network::new(test_config()).await.unwrap();
         // Refused once Noise names the dialer: it may see the connection

@@ -28,7 +28,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use darkswap_p2p::{Keypair, NetworkEvent, OrderbookChange, core::Now};
+use darkswap_p2p::{NetworkEvent, OrderbookChange, core::Now};
 use darkswap_proto::{OrderCancel, OrderError, OrderId, OrderbookResponse, SignedOrder};
 
 use crate::store::Tombstone;
@@ -73,7 +73,6 @@ pub struct Restore {
 /// The daemon's write policy. See the module docs.
 #[derive(Debug)]
 pub struct Journal {
-    key: Keypair,
     save_interval: Duration,
     order_ttl: Duration,
     /// When the changed book is to be saved; `None` while it is saved.
@@ -84,12 +83,10 @@ pub struct Journal {
 }
 
 impl Journal {
-    /// A journal that signs tombstones with `key` (the node's identity),
-    /// saves a changed book after `save_interval` and keeps tombstones for
-    /// `order_ttl`, the TTL the node's book runs with.
-    pub fn new(key: Keypair, save_interval: Duration, order_ttl: Duration) -> Self {
+    /// A journal that saves a changed book after `save_interval` and keeps
+    /// tombstones for `order_ttl`, the TTL the node's book runs with.
+    pub fn new(save_interval: Duration, order_ttl: Duration) -> Self {
         Journal {
-            key,
             save_interval,
             order_ttl,
             book_due: None,
@@ -146,15 +143,15 @@ impl Journal {
         Write::PutOwnOrder(order)
     }
 
-    /// The node cancelled own order `id` for the API: returns the write the
-    /// answer waits for, with the cancel signed anew by this node for the
-    /// tombstone (the node does not hand out the one it published).
-    pub fn handle_cancelled(&mut self, id: OrderId, now: Now) -> Result<Write, OrderError> {
-        let cancelled_at = now.unix_secs();
+    /// The node cancelled an own order for the API and published `cancel`:
+    /// returns the write the answer waits for, the cancel kept as the
+    /// order's tombstone.
+    pub fn handle_cancelled(&mut self, cancel: OrderCancel) -> Result<Write, OrderError> {
+        let verified = cancel.verify()?;
         Ok(Write::Cancel(Tombstone {
-            id,
-            cancel: OrderCancel::sign(id, cancelled_at, &self.key)?,
-            cancelled_at,
+            id: verified.order_id,
+            cancel,
+            cancelled_at: verified.cancelled_at,
         }))
     }
 

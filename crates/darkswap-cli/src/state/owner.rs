@@ -8,7 +8,7 @@ use std::{
     time::{Duration, Instant, SystemTime},
 };
 
-use darkswap_p2p::{BannedPeer, Keypair, NatStatus, Network, NetworkEvent, PeerId, core::Now};
+use darkswap_p2p::{BannedPeer, NatStatus, Network, NetworkEvent, PeerId, core::Now};
 use darkswap_proto::{Order, OrderId};
 use tokio::sync::{broadcast, mpsc, watch};
 use tokio_util::sync::CancellationToken;
@@ -50,13 +50,11 @@ pub struct Owner {
 impl Owner {
     /// Takes `store` and `network`, gives the node back what `stored`
     /// holds (own orders, then the book with the tombstones) and forgets
-    /// what is no longer valid. `key` is the node's identity; `order_ttl`
-    /// the TTL its book runs with.
+    /// what is no longer valid. `order_ttl` is the TTL its book runs with.
     pub async fn start(
         network: Network,
         store: Store,
         stored: Stored,
-        key: Keypair,
         order_ttl: Duration,
         metrics: Arc<DaemonMetrics>,
     ) -> Result<(Self, Handle), Error> {
@@ -65,7 +63,7 @@ impl Owner {
         let mut owner = Owner {
             network,
             store: Some(store),
-            journal: Journal::new(key, BOOK_SAVE_INTERVAL, order_ttl),
+            journal: Journal::new(BOOK_SAVE_INTERVAL, order_ttl),
             commands,
             events,
             nat: watch::Sender::new("unknown".to_owned()),
@@ -199,8 +197,8 @@ impl Owner {
     }
 
     async fn cancel_order(&mut self, id: OrderId) -> Result<(), Error> {
-        self.network.orderbook().cancel(id).await?;
-        let write = self.journal.handle_cancelled(id, now())?;
+        let cancel = self.network.orderbook().cancel(id).await?;
+        let write = self.journal.handle_cancelled(cancel)?;
         self.write(write).await
     }
 

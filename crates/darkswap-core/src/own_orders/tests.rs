@@ -85,8 +85,9 @@ fn a_cancel_leaves_a_tombstone_so_the_order_cannot_be_restored() {
         .create(&mut book, &new_order(Side::Sell, NOW, 1), t0)
         .unwrap();
     outputs(&mut own);
-    own.cancel(&mut book, order.id, t0).unwrap();
+    let cancel = own.cancel(&mut book, order.id, t0).unwrap();
     let out = outputs(&mut own);
+    assert_eq!(cancel.verify().unwrap().order_id, order.id);
     assert_eq!(
         out[0],
         OwnOrdersOutput::Event(NetworkEvent::OrderbookChanged(OrderbookChange::Cancelled {
@@ -94,7 +95,7 @@ fn a_cancel_leaves_a_tombstone_so_the_order_cannot_be_restored() {
             maker: key.public().to_peer_id()
         }))
     );
-    assert!(matches!(published(&out)[..], [Message::OrderCancel(_)]));
+    assert!(matches!(published(&out)[..], [Message::OrderCancel(c)] if *c == cancel));
     assert!(!own.contains(&order.id));
     assert_eq!(
         own.cancel(&mut book, order.id, t0),

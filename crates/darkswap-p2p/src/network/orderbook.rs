@@ -2,7 +2,7 @@
 
 use darkswap_core::{
     orderbook::{Book, OrderbookError},
-    proto::{Asset, NewOrder, Order, OrderId, OrderbookResponse, SignedOrder},
+    proto::{Asset, NewOrder, Order, OrderCancel, OrderId, OrderbookResponse, SignedOrder},
 };
 
 use crate::{
@@ -36,8 +36,10 @@ impl OrderbookHandle<'_> {
             .await??)
     }
 
-    /// Cancels one of this node's own orders and publishes the signed cancel.
-    pub async fn cancel(&self, id: OrderId) -> Result<(), OrderbookCommandError> {
+    /// Cancels one of this node's own orders and publishes the signed
+    /// cancel; returns it (what a store keeps so that a restart does not
+    /// bring the order back).
+    pub async fn cancel(&self, id: OrderId) -> Result<OrderCancel, OrderbookCommandError> {
         Ok(self
             .handle
             .ask(|reply| OrderbookCommand::Cancel { id, reply })

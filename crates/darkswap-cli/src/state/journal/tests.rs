@@ -7,7 +7,8 @@ use darkswap_p2p::{
     core::{Now, orderbook::Orderbook},
 };
 use darkswap_proto::{
-    Asset, Message, NewOrder, OrderCreate, OrderId, OrderbookResponse, Side, SignedOrder,
+    Asset, Message, NewOrder, OrderCancel, OrderCreate, OrderId, OrderbookResponse, Side,
+    SignedOrder,
 };
 
 use super::{Journal, Write};
@@ -22,8 +23,8 @@ fn start() -> Now {
     Now::new(Instant::now(), UNIX_EPOCH + Duration::from_secs(START))
 }
 
-fn journal(key: &Keypair) -> Journal {
-    Journal::new(key.clone(), INTERVAL, TTL)
+fn journal() -> Journal {
+    Journal::new(INTERVAL, TTL)
 }
 
 fn drain(journal: &mut Journal) -> Vec<Write> {
@@ -69,8 +70,7 @@ fn save_book(now: Now) -> Write {
 
 #[test]
 fn a_changed_book_is_saved_once_one_interval_after_its_first_change() {
-    let key = Keypair::generate_ed25519();
-    let mut j = journal(&key);
+    let mut j = journal();
     let t0 = start();
     j.handle_event(&book_changed(), t0);
     j.handle_event(&book_changed(), t0.after(Duration::from_secs(1)));
@@ -87,8 +87,7 @@ fn a_changed_book_is_saved_once_one_interval_after_its_first_change() {
 
 #[test]
 fn events_that_change_nothing_stored_write_nothing() {
-    let key = Keypair::generate_ed25519();
-    let mut j = journal(&key);
+    let mut j = journal();
     let t0 = start();
     for event in [
         NetworkEvent::PeerConnected(PeerId::random()),
@@ -102,8 +101,7 @@ fn events_that_change_nothing_stored_write_nothing() {
 
 #[test]
 fn a_failed_book_save_is_tried_again_one_interval_later() {
-    let key = Keypair::generate_ed25519();
-    let mut j = journal(&key);
+    let mut j = journal();
     let t0 = start();
     j.handle_event(&book_changed(), t0);
     let due = t0.after(INTERVAL);
@@ -118,8 +116,7 @@ fn a_failed_book_save_is_tried_again_one_interval_later() {
 
 #[test]
 fn a_ban_beginning_or_ending_is_saved_at_once_and_queued_only_once() {
-    let key = Keypair::generate_ed25519();
-    let mut j = journal(&key);
+    let mut j = journal();
     let t0 = start();
     j.handle_event(&banned(), t0);
     j.handle_event(
@@ -134,8 +131,7 @@ fn a_ban_beginning_or_ending_is_saved_at_once_and_queued_only_once() {
 
 #[test]
 fn a_failed_ban_save_is_tried_again_one_interval_later() {
-    let key = Keypair::generate_ed25519();
-    let mut j = journal(&key);
+    let mut j = journal();
     let t0 = start();
     j.handle_event(&banned(), t0);
     let save = drain(&mut j).remove(0);
@@ -147,8 +143,7 @@ fn a_failed_ban_save_is_tried_again_one_interval_later() {
 
 #[test]
 fn a_ban_made_by_hand_is_written_before_its_answer_and_replaces_a_retry() {
-    let key = Keypair::generate_ed25519();
-    let mut j = journal(&key);
+    let mut j = journal();
     let t0 = start();
     j.handle_written(&Write::SaveBans, false, t0);
     assert_eq!(j.handle_bans_changed(), Write::SaveBans);
@@ -158,8 +153,7 @@ fn a_ban_made_by_hand_is_written_before_its_answer_and_replaces_a_retry() {
 
 #[test]
 fn expired_orders_are_forgotten_and_the_book_saved() {
-    let key = Keypair::generate_ed25519();
-    let mut j = journal(&key);
+    let mut j = journal();
     let t0 = start();
     let ids = vec![OrderId::of_body(b"a"), OrderId::of_body(b"b")];
     j.handle_event(
@@ -173,7 +167,7 @@ fn expired_orders_are_forgotten_and_the_book_saved() {
 #[test]
 fn a_created_order_is_written_before_its_answer() {
     let key = Keypair::generate_ed25519();
-    let mut j = journal(&key);
+    let mut j = journal();
     let signed = order(&key, 1);
     assert_eq!(j.handle_created(signed.clone()), Write::PutOwnOrder(signed));
     assert_eq!(drain(&mut j), vec![]);
@@ -182,10 +176,12 @@ fn a_created_order_is_written_before_its_answer() {
 #[test]
 fn a_cancel_is_written_before_its_answer_as_a_tombstone_signed_by_the_maker() {
     let key = Keypair::generate_ed25519();
-    let mut j = journal(&key);
+    let mut j = journal();
     let id = order(&key, 1).id();
     let now = start();
-    let Ok(Write::Cancel(stone)) = j.handle_cancelled(id, now) else {
+    // The cancel the node signed and published, handed to the journal.
+    let cancel = OrderCancel::sign(id, now.unix_secs(), &key).unwrap();
+    let Ok(Write::Cancel(stone)) = j.handle_cancelled(cancel) else {
         panic!("a cancel writes a tombstone");
     };
     assert_eq!((stone.id, stone.cancelled_at), (id, START));
@@ -198,8 +194,7 @@ fn a_cancel_is_written_before_its_answer_as_a_tombstone_signed_by_the_maker() {
 
 #[test]
 fn shutdown_saves_the_book_and_the_bans_once_each_whatever_is_queued() {
-    let key = Keypair::generate_ed25519();
-    let mut j = journal(&key);
+    let mut j = journal();
     let t0 = start();
     j.handle_event(&book_changed(), t0);
     j.handle_event(&banned(), t0);
@@ -219,8 +214,9 @@ fn stored_book(orders: &[&SignedOrder]) -> OrderbookResponse {
     }
 }
 
-fn tombstone(j: &mut Journal, order: &SignedOrder, at: Now) -> Tombstone {
-    match j.handle_cancelled(order.id(), at) {
+fn tombstone(j: &mut Journal, key: &Keypair, order: &SignedOrder, at: Now) -> Tombstone {
+    let cancel = OrderCancel::sign(order.id(), at.unix_secs(), key).unwrap();
+    match j.handle_cancelled(cancel) {
         Ok(Write::Cancel(stone)) => stone,
         other => panic!("{other:?}"),
     }
@@ -229,10 +225,10 @@ fn tombstone(j: &mut Journal, order: &SignedOrder, at: Now) -> Tombstone {
 #[test]
 fn a_cancelled_order_is_not_given_back_at_restart_and_late_copies_are_refused() {
     let (key, other) = (Keypair::generate_ed25519(), Keypair::generate_ed25519());
-    let mut j = journal(&key);
+    let mut j = journal();
     let now = start();
     let (kept, cancelled, theirs) = (order(&key, 1), order(&key, 2), order(&other, 3));
-    let stone = tombstone(&mut j, &cancelled, now);
+    let stone = tombstone(&mut j, &key, &cancelled, now);
 
     let restore = j.restore(
         vec![kept.clone(), cancelled.clone()],
@@ -266,9 +262,9 @@ fn a_cancelled_order_is_not_given_back_at_restart_and_late_copies_are_refused() 
 #[test]
 fn a_tombstone_older_than_the_ttl_is_forgotten_but_its_order_stays_out() {
     let key = Keypair::generate_ed25519();
-    let mut j = journal(&key);
+    let mut j = journal();
     let cancelled = order(&key, 1);
-    let stone = tombstone(&mut j, &cancelled, start());
+    let stone = tombstone(&mut j, &key, &cancelled, start());
     let later = start().after(TTL + Duration::from_secs(1));
 
     let restore = j.restore(
@@ -286,9 +282,9 @@ fn a_tombstone_older_than_the_ttl_is_forgotten_but_its_order_stays_out() {
 #[test]
 fn a_tombstone_exactly_one_ttl_old_still_counts() {
     let key = Keypair::generate_ed25519();
-    let mut j = journal(&key);
+    let mut j = journal();
     let cancelled = order(&key, 1);
-    let stone = tombstone(&mut j, &cancelled, start());
+    let stone = tombstone(&mut j, &key, &cancelled, start());
     let restore = j.restore(
         vec![],
         stored_book(&[]),
