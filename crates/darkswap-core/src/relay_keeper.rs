@@ -400,7 +400,8 @@ impl<L: Copy + Eq> RelayKeeper<L> {
         self.listen(relay);
     }
 
-    /// No reservation on `relay` for now: report why, retry with backoff.
+    /// No reservation on `relay` until a later attempt passes: report why,
+    /// retry with backoff.
     fn auth_failed(&mut self, relay: PeerId, error: AuthError, now: Instant) {
         tracing::warn!(%relay, %error, "relay refused: authentication failed");
         if let Some(e) = self.relays.get_mut(&relay) {
