@@ -375,6 +375,49 @@ async fn circuit_limits_bytes_idle_rejection_and_wrong_tokens() {
 }
 
 #[tokio::test]
+async fn a_one_way_circuit_is_not_idle_and_reaches_its_byte_limit() {
+    // At 64 KiB/s, 12 frames of 16 KiB take two seconds: twice the idle
+    // timeout, during which b's end receives and never sends.
+    let server = Server::start(|_, r| {
+        r.idle_timeout = Duration::from_secs(1);
+        r.bandwidth_per_circuit = 64 * 1024;
+        r.max_frame_size = 16 * 1024;
+        r.max_circuit_bytes = 12 * 16 * 1024;
+    })
+    .await;
+    let mut a = Client::registered(&server).await;
+    let mut b = Client::registered(&server).await;
+    let (id, ra, mut rb) = open_circuit(&server, &mut a, &mut b).await;
+    let (mut sink, _stream) = ra.ws.split();
+    let sender = tokio::spawn(async move {
+        // Until the server stops taking frames: the 13th ends the circuit.
+        for n in 0u8..=12 {
+            if sink
+                .send(Message::binary(vec![n; 16 * 1024]))
+                .await
+                .is_err()
+            {
+                break;
+            }
+        }
+        sink
+    });
+    for n in 0u8..12 {
+        assert_eq!(rb.recv_binary().await, vec![n; 16 * 1024], "frame {n}");
+    }
+    assert_eq!(
+        rb.closed().await,
+        (close_code::CIRCUIT_CLOSED, "byte_limit".to_owned())
+    );
+    assert_eq!(
+        a.recv_type("circuit_closed").await,
+        json!({"type":"circuit_closed","circuit_id":id,"reason":"byte_limit"})
+    );
+    drop(sender.await.unwrap());
+    server.stop().await;
+}
+
+#[tokio::test]
 async fn bandwidth_limits_slow_a_circuit_down_without_losing_frames() {
     let server = Server::start(|_, r| {
         r.bandwidth_per_circuit = 256 * 1024;

@@ -175,16 +175,9 @@ impl CircuitEnd {
         kill: &CancellationToken,
     ) -> Exit {
         let cfg = self.ctx.ws_circuit.clone();
-        let idle = cfg.idle_timeout;
         let attach_by = Instant::now() + cfg.accept_timeout;
         loop {
-            let idle_at = match &self.link {
-                Some(l) => {
-                    let last = l.circuit.last_activity.load(Ordering::Relaxed);
-                    self.ctx.epoch + Duration::from_millis(last) + idle
-                }
-                None => attach_by,
-            };
+            let idle_at = self.deadline(attach_by);
             tokio::select! {
                 biased;
                 _ = self.ctx.cancel.cancelled() => return Exit::Close(close_code::CIRCUIT_CLOSED, "shutdown"),
@@ -206,7 +199,11 @@ impl CircuitEnd {
                     None => return Exit::Close(close_code::CIRCUIT_CLOSED, "shutdown"),
                 },
                 _ = tokio::time::sleep_until(idle_at.into()), if !self.ended => {
-                    if idle_at <= Instant::now() {
+                    // Read the stamp again: frames the other end forwarded
+                    // while this end slept are activity too. On a one-way
+                    // circuit the receiving end reads no frame of its own,
+                    // so its loop does not go round to see them.
+                    if self.deadline(attach_by) <= Instant::now() {
                         match &self.link {
                             Some(l) => {
                                 let id = l.circuit.id.clone();
@@ -257,6 +254,18 @@ impl CircuitEnd {
                     }
                 }
             }
+        }
+    }
+
+    /// When this end gives up: `attach_by` until the circuit opens, then the
+    /// circuit's idle timeout after the last frame either end forwarded.
+    fn deadline(&self, attach_by: Instant) -> Instant {
+        match &self.link {
+            Some(l) => {
+                let last = l.circuit.last_activity.load(Ordering::Relaxed);
+                self.ctx.epoch + Duration::from_millis(last) + self.ctx.ws_circuit.idle_timeout
+            }
+            None => attach_by,
         }
     }
 
