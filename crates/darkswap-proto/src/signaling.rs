@@ -23,8 +23,13 @@ pub mod close_code {
     pub const NORMAL: u16 = 1000;
     /// The server is shutting down.
     pub const GOING_AWAY: u16 = 1001;
+    /// A frame that breaks the WebSocket protocol (reserved bits, a bad
+    /// opcode, an unmasked client frame, ...).
+    pub const PROTOCOL_ERROR: u16 = 1002;
     /// Binary on `/signaling`, or text after `attach` on `/relay`.
     pub const UNSUPPORTED_DATA: u16 = 1003;
+    /// A text frame that is not valid UTF-8.
+    pub const INVALID_PAYLOAD: u16 = 1007;
     /// Sustained flooding past the rate limit.
     pub const POLICY: u16 = 1008;
     /// A frame over the size limit.

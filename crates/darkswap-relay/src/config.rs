@@ -58,6 +58,25 @@ impl Default for RelayConfig {
     }
 }
 
+impl RelayConfig {
+    /// Sockets the public port holds open at once, in any phase: what the
+    /// limits can use (`signaling.max_peers` + 2 × `ws_circuit.max_circuits`)
+    /// and [`SPARE_SOCKETS`](defaults::queues::SPARE_SOCKETS) more for HTTP
+    /// and handshakes. Past it a connection is refused (429 or 1013). One
+    /// address holds at most `limits.max_connections_per_ip` of them, and
+    /// never all: the listener keeps one back from any single address.
+    pub fn max_public_sockets(&self) -> usize {
+        max_public_sockets(self.signaling.max_peers, self.ws_circuit.max_circuits)
+    }
+}
+
+/// See [`RelayConfig::max_public_sockets`].
+pub(crate) fn max_public_sockets(max_peers: usize, max_circuits: usize) -> usize {
+    max_peers
+        .saturating_add(max_circuits.saturating_mul(2))
+        .saturating_add(defaults::queues::SPARE_SOCKETS)
+}
+
 /// The default data directory: the platform data dir + `darkswap-relay`,
 /// or `darkswap-relay-data` where the platform has none.
 pub fn default_data_dir() -> PathBuf {
@@ -236,6 +255,17 @@ pub struct SignalingConfig {
     /// Messages dropped for the rate in a row before the socket is closed
     /// (1008). Default: 50.
     pub max_rate_violations: u32,
+    /// How long a client on the public port has to send a complete request
+    /// head (request line and headers, WebSocket upgrades included): from
+    /// the accept for a connection's first request, from the previous
+    /// answer for the next one on a kept-alive HTTP connection. Then the
+    /// connection is closed (after a 408 where one can still be sent).
+    /// Default: 10 s.
+    pub request_head_timeout: Duration,
+    /// How long an HTTP request (`/auth/*`) has, once its head is in, to
+    /// deliver its body and be answered; then it gets 408 and the
+    /// connection closes. Default: 10 s.
+    pub request_body_timeout: Duration,
 }
 
 impl Default for SignalingConfig {
@@ -251,6 +281,8 @@ impl Default for SignalingConfig {
             messages_per_second: NonZeroU32::new(d::MESSAGES_PER_SECOND).unwrap_or(NonZeroU32::MIN),
             message_burst: NonZeroU32::new(d::MESSAGE_BURST).unwrap_or(NonZeroU32::MIN),
             max_rate_violations: d::MAX_RATE_VIOLATIONS,
+            request_head_timeout: d::REQUEST_HEAD_TIMEOUT,
+            request_body_timeout: d::REQUEST_BODY_TIMEOUT,
         }
     }
 }
@@ -387,8 +419,10 @@ impl TokenConfig {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct LimitsConfig {
-    /// Connections open at once from one IP address on the public port.
-    /// Default: 64.
+    /// Connections open at once from one IP address (an IPv6 /64) on the
+    /// public port, counted in every phase from accept to close; checked
+    /// first, before any global limit. Must stay below
+    /// [`RelayConfig::max_public_sockets`]. Default: 64.
     pub max_connections_per_ip: usize,
     /// New connections from one IP address. Default: 120 per 60 s.
     pub connection_rate_per_ip: RateLimit,

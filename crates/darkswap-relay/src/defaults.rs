@@ -95,6 +95,16 @@ pub mod signaling {
     pub const MESSAGE_BURST: u32 = 50;
     /// Messages dropped for the rate in a row before the socket is closed.
     pub const MAX_RATE_VIOLATIONS: u32 = 50;
+    /// How long a client on the public port has to send a complete request
+    /// head (request line and headers), counted from the accept for the
+    /// first request and from the previous answer for the next one on a
+    /// kept-alive HTTP connection: 10 s. A slow head is the cheapest way to
+    /// hold a socket, so it gets no more.
+    pub const REQUEST_HEAD_TIMEOUT: Duration = Duration::from_secs(10);
+    /// How long an HTTP request on the public port has, once its head is
+    /// in, to deliver its body and get its answer (408 after): 10 s. The
+    /// bodies are at most 16 KiB, a fraction of a second on any link.
+    pub const REQUEST_BODY_TIMEOUT: Duration = Duration::from_secs(10);
 }
 
 /// WebSocket circuits (`/relay`): the fallback when WebRTC cannot connect.
@@ -200,11 +210,17 @@ pub mod peer_auth {
 pub mod timeouts {
     use std::time::Duration;
 
-    /// Bound on the first request line and the WebSocket upgrade of a new
-    /// connection on the public port.
-    pub const HANDSHAKE: Duration = Duration::from_secs(10);
-    /// Bound on reading an HTTP request head on the public port.
-    pub const HTTP_HEADER: Duration = Duration::from_secs(10);
+    /// Bound on writing an answer the public port writes itself (101, 400,
+    /// 426, 429, ...) to a client that may not read: 2 s. A few hundred
+    /// bytes on a fresh connection fit the socket buffer at once; a client
+    /// whose window stays shut is let go.
+    pub const ANSWER: Duration = Duration::from_secs(2);
+    /// How long a connection refused by a connection limit is served, all
+    /// told, to hear its answer: its request head, the 429 or the upgrade
+    /// and close 1013, the close handshake: 1 s. A client that is refused
+    /// gets its answer in a round trip; one that is silent holds its
+    /// refusal place no longer than this (and never a socket slot).
+    pub const REFUSAL: Duration = Duration::from_secs(1);
     /// How long a closing socket waits for the client's half of the close
     /// handshake: dropping the TCP connection before the client read our
     /// close frame can turn it into a reset that loses the frame.
@@ -237,8 +253,20 @@ pub mod queues {
     /// Inputs queued for the hub task.
     pub const HUB: usize = 4096;
     /// Sockets beyond what the limits can use, on top of `max_peers + 2 ×
-    /// max_circuits`; more are refused at accept.
+    /// max_circuits`, for HTTP and connections in their handshake; past
+    /// them a connection is refused (429 or 1013).
     pub const SPARE_SOCKETS: usize = 64;
     /// Largest `/auth/*` request body, in bytes.
     pub const HTTP_BODY: usize = 16 * 1024;
+    /// Largest request head on the public port (request line and headers),
+    /// in bytes: 16 KiB, several times what a browser's upgrade with a
+    /// token needs. Larger is 431.
+    pub const REQUEST_HEAD: usize = 16 * 1024;
+    /// Refused connections being answered at once, all addresses together;
+    /// past it (or past [`REFUSALS_PER_ADDRESS`]) a refused connection is
+    /// reset without an answer.
+    pub const REFUSALS: usize = 256;
+    /// Refused connections of one address being answered at once: a flood
+    /// from one address cannot take the answers others are owed.
+    pub const REFUSALS_PER_ADDRESS: usize = 2;
 }

@@ -316,6 +316,11 @@ struct StaticReasonLabel {
     reason: &'static str,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct CloseCodeLabel {
+    code: u16,
+}
+
 /// Metrics of the WebSocket signaling server and its relayed circuits
 /// (`darkswap_relay_signaling_*`, `darkswap_relay_ws_*`).
 #[derive(Debug, Default)]
@@ -334,6 +339,9 @@ pub struct SignalingMetrics {
     circuits_closed: Family<StaticReasonLabel, Counter>,
     /// Bytes forwarded through circuits, both directions.
     pub(crate) bytes_forwarded: Counter,
+    ws_closes: Family<CloseCodeLabel, Counter>,
+    /// TCP connections open on the public port, in any phase.
+    pub(crate) public_connections: Gauge,
 }
 
 registered!(SignalingMetrics;
@@ -346,6 +354,8 @@ registered!(SignalingMetrics;
     "ws_circuits_denied", "Relayed circuit requests refused, by reason" => circuits_denied,
     "ws_circuits_closed", "Relayed circuits ended, by reason" => circuits_closed,
     "ws_bytes_forwarded", "Bytes forwarded through relayed WebSocket circuits" => bytes_forwarded,
+    "ws_closes", "WebSocket closes the relay sent on /signaling and /relay, by close code" => ws_closes,
+    "public_connections", "TCP connections open on the public port (/signaling, /relay, /auth/*), in any phase" => public_connections,
 );
 
 impl SignalingMetrics {
@@ -361,6 +371,11 @@ impl SignalingMetrics {
                 code: code.as_str(),
             })
             .inc();
+    }
+
+    /// The relay sent a WebSocket close with `code`.
+    pub(crate) fn ws_closed(&self, code: u16) {
+        self.ws_closes.get_or_create(&CloseCodeLabel { code }).inc();
     }
 
     pub(crate) fn circuit_denied(&self, reason: &'static str) {

@@ -13,9 +13,12 @@
 //!
 //! The sans-IO [`hub::Hub`] decides; the IO pieces around it, one file each:
 //! - `listener`: accepts connections and admits them under the per-address
-//!   and global connection limits;
-//! - `upgrade`: tells the endpoints apart from the first request line and
-//!   runs the WebSocket handshake (taking the client's token);
+//!   limits, then the global ones, before they cost anything; answers the
+//!   refused ones within a bound;
+//! - `request`: the first request head, sans IO: its end, its endpoint, a
+//!   valid WebSocket upgrade or the 400/426 it gets instead;
+//! - `upgrade`: reads that head under its deadline and runs the WebSocket
+//!   handshake (taking the client's token);
 //! - `hub_task`: the one task that owns the hub, feeds it, carries out its
 //!   outputs and counts its events in the metrics;
 //! - `socket`: the task of one `/signaling` socket;
@@ -34,6 +37,8 @@ mod hub_task;
 #[cfg(feature = "server")]
 mod listener;
 #[cfg(feature = "server")]
+mod request;
+#[cfg(feature = "server")]
 mod socket;
 #[cfg(feature = "server")]
 mod upgrade;
@@ -44,7 +49,6 @@ mod ws_circuit;
 
 #[cfg(feature = "server")]
 use std::{
-    collections::HashMap,
     net::{IpAddr, SocketAddr},
     sync::{Arc, atomic::AtomicU64},
     time::Instant,
@@ -135,7 +139,6 @@ impl SignalingServer {
             security: authority.metrics().clone(),
             token_service: Arc::new(TokenService::new(authority.clone(), limits)),
             authority,
-            ip_conns: std::sync::Mutex::new(HashMap::new()),
             conn_rate_per_ip: RateLimiter::keyed(limits.connection_rate_per_ip.quota()),
             conn_rate_global: RateLimiter::direct(limits.connection_rate_global.quota()),
             messages_global: RateLimiter::direct(Quota::per_second(
@@ -178,8 +181,6 @@ struct Context {
     authority: Arc<TokenAuthority>,
     security: Arc<SecurityMetrics>,
     token_service: Arc<TokenService>,
-    /// Open connections per client address.
-    ip_conns: std::sync::Mutex<HashMap<IpAddr, usize>>,
     conn_rate_per_ip: DefaultKeyedRateLimiter<IpAddr>,
     conn_rate_global: DefaultDirectRateLimiter,
     messages_global: DefaultDirectRateLimiter,

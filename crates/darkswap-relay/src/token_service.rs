@@ -27,7 +27,7 @@ use serde_json::json;
 use crate::{
     clock::unix_now,
     config::LimitsConfig,
-    defaults::{queues, timeouts},
+    defaults::queues,
     token::{Claims, TokenError},
     token_authority::{ChallengeError, Revocation, TokenAuthority},
 };
@@ -301,24 +301,49 @@ fn router(http: Arc<TokenService>) -> Router {
         .with_state(http)
 }
 
-/// Serves HTTP/1.1 on one accepted connection until the client is done or
-/// `cancel` fires.
-pub(crate) async fn serve_connection(
-    stream: tokio::net::TcpStream,
+/// Deadlines of one HTTP connection on the public port.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Deadlines {
+    /// For each request head after the first (which the listener read).
+    pub(crate) head: Duration,
+    /// For each request's body and answer, once its head is in.
+    pub(crate) body: Duration,
+}
+
+/// Serves HTTP/1.1 on one accepted connection until the client is done,
+/// misses a deadline, or `cancel` fires.
+pub(crate) async fn serve_connection<S>(
+    stream: S,
     ip: IpAddr,
     http: Arc<TokenService>,
+    deadlines: Deadlines,
     cancel: tokio_util::sync::CancellationToken,
-) {
+) where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
     use tower::ServiceExt as _;
     let app = router(http);
     let service =
         hyper::service::service_fn(move |mut request: hyper::Request<hyper::body::Incoming>| {
             request.extensions_mut().insert(ClientIp(ip));
-            app.clone().oneshot(request.map(axum::body::Body::new))
+            let answer = app.clone().oneshot(request.map(axum::body::Body::new));
+            // hyper bounds the head, not the body: a body trickled a byte
+            // at a time would hold the connection for as long as it likes.
+            // Answering before the body is in also ends the connection,
+            // since hyper cannot reuse it with a body half read.
+            async move {
+                match tokio::time::timeout(deadlines.body, answer).await {
+                    Ok(answer) => answer,
+                    Err(_) => Ok(request_timeout()),
+                }
+            }
         });
     let connection = hyper::server::conn::http1::Builder::new()
         .timer(hyper_util::rt::TokioTimer::new())
-        .header_read_timeout(timeouts::HTTP_HEADER)
+        // Also bounds the wait for the next request on a kept-alive
+        // connection: hyper starts it when it begins reading a head.
+        .header_read_timeout(deadlines.head)
+        .max_buf_size(queues::REQUEST_HEAD)
         .serve_connection(hyper_util::rt::TokioIo::new(stream), service);
     tokio::pin!(connection);
     tokio::select! {
@@ -334,21 +359,16 @@ pub(crate) async fn serve_connection(
     }
 }
 
-/// Answers every request on a connection refused by a connection limit
-/// with 429 and `Retry-After`, then closes.
-pub(crate) async fn refuse_connection(stream: tokio::net::TcpStream, retry_after: Duration) {
-    let service =
-        hyper::service::service_fn(move |_request: hyper::Request<hyper::body::Incoming>| {
-            let mut response = ApiError::too_many(retry_after).into_response();
-            response
-                .headers_mut()
-                .insert(header::CONNECTION, HeaderValue::from_static("close"));
-            std::future::ready(Ok::<_, std::convert::Infallible>(response))
-        });
-    let connection = hyper::server::conn::http1::Builder::new()
-        .timer(hyper_util::rt::TokioTimer::new())
-        .header_read_timeout(timeouts::HTTP_HEADER)
-        .keep_alive(false)
-        .serve_connection(hyper_util::rt::TokioIo::new(stream), service);
-    let _ = tokio::time::timeout(timeouts::HTTP_HEADER, connection).await;
+/// 408 for a request whose body did not come in time; the connection closes.
+fn request_timeout() -> Response {
+    let mut response = ApiError::new(
+        StatusCode::REQUEST_TIMEOUT,
+        "request_timeout",
+        "the request body did not arrive in time",
+    )
+    .into_response();
+    response
+        .headers_mut()
+        .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    response
 }

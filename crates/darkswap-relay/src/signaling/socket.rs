@@ -76,7 +76,8 @@ impl SignalingSocket {
                 self.ctx.metrics.error(ErrorCode::Unauthorized);
                 let _ =
                     send_bounded(&mut self.ws, error_frame(ErrorCode::Unauthorized, &reason)).await;
-                close(&mut self.ws, close_code::UNAUTHORIZED, "invalid token").await;
+                let (ws, metrics) = (&mut self.ws, &self.ctx.metrics);
+                close(ws, metrics, close_code::UNAUTHORIZED, "invalid token").await;
                 return;
             }
         };
@@ -101,7 +102,7 @@ impl SignalingSocket {
             return;
         }
         match self.serve(&mut ctl, &kill, claims).await {
-            Exit::Close(code, reason) => close(&mut self.ws, code, reason).await,
+            Exit::Close(code, reason) => close(&mut self.ws, &self.ctx.metrics, code, reason).await,
             // Completes the handshake if the client closed first (its reply
             // is queued in tungstenite); fails fast if the socket is dead.
             Exit::Gone => {
@@ -183,6 +184,7 @@ impl SignalingSocket {
                     }
                     if limiter.check().is_err() {
                         violations += 1;
+                        self.ctx.security.limited("ws", "messages_per_socket");
                         self.ctx.metrics.error(ErrorCode::RateLimited);
                         if violations > cfg.max_rate_violations {
                             return Exit::Close(close_code::POLICY, "rate limit exceeded");

@@ -1,64 +1,82 @@
-//! The first moments of a connection on the public port: its first request
-//! line says which endpoint it wants (`/signaling`, `/relay`, or plain HTTP
-//! for the token service), then the WebSocket handshake takes the token the
-//! client may show.
+//! The first moments of a connection on the public port: its request head,
+//! read under a deadline without ever polling for bytes that are not there,
+//! says which endpoint it wants (`/signaling`, `/relay`, or plain HTTP for
+//! the token service); then the WebSocket handshake, answered here, takes
+//! the token the client may show. What the head means is decided sans IO in
+//! `request.rs`.
 
-use std::{net::SocketAddr, time::Duration};
-
-use darkswap_proto::relay_auth::{WS_PROTOCOL, token_from_ws_protocols};
-use tokio::net::TcpStream;
-use tokio_tungstenite::tungstenite::{
-    handshake::server::{ErrorResponse, Request, Response},
-    http::{HeaderValue, StatusCode, header},
-    protocol::WebSocketConfig,
+use std::{
+    pin::Pin,
+    task::{Context as TaskContext, Poll},
 };
 
-use super::{Context, websocket::Ws};
-use crate::defaults::timeouts;
+use bytes::BufMut as _;
+use tokio::{
+    io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf},
+    net::TcpStream,
+    time::Instant,
+};
+use tokio_tungstenite::{
+    WebSocketStream,
+    tungstenite::protocol::{Role, WebSocketConfig},
+};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Endpoint {
-    Signaling,
-    Relay,
-    /// Anything else is plain HTTP (`/auth/*`, or a 404).
-    Http,
+use super::{
+    Context,
+    request::{Answer, Endpoint, HeadError, RequestHead, check_upgrade, head_end},
+    websocket::Ws,
+};
+use crate::defaults::{queues, timeouts};
+
+/// Bytes read at a time while a head comes in.
+const READ_STEP: usize = 1024;
+
+/// A connection's first request head and every byte read so far.
+#[derive(Debug)]
+pub(super) struct FirstRequest {
+    pub(super) head: RequestHead,
+    /// The head, and whatever the client sent after it.
+    bytes: Vec<u8>,
+    head_len: usize,
 }
 
-/// Reads, without consuming, the request line of a new connection to tell
-/// the WebSocket endpoints from plain HTTP. `None` if the client sends no
-/// complete line in time.
-pub(super) async fn sniff(stream: &TcpStream) -> Option<Endpoint> {
-    let mut buf = [0u8; 512];
-    let deadline = tokio::time::Instant::now() + timeouts::HANDSHAKE;
-    let mut seen = 0;
+/// Reads a request head that must be complete by `deadline`. It waits for
+/// the socket to be readable before each read, so a client that sent a
+/// byte and then nothing costs a timer, not polling, and nothing is
+/// allocated before bytes arrive.
+pub(super) async fn read_head(
+    stream: &mut TcpStream,
+    deadline: Instant,
+) -> Result<FirstRequest, HeadError> {
+    let mut bytes = Vec::new();
     loop {
-        let n = tokio::time::timeout_at(deadline, stream.peek(&mut buf))
-            .await
-            .ok()?
-            .ok()?;
-        if n == 0 {
-            return None;
+        let room = queues::REQUEST_HEAD - bytes.len();
+        if room == 0 {
+            return Err(HeadError::TooLarge);
         }
-        if let Some(end) = buf[..n].iter().position(|b| *b == b'\n') {
-            let line = std::str::from_utf8(&buf[..end]).ok()?;
-            let target = line.split(' ').nth(1).unwrap_or("");
-            let path = target.split('?').next().unwrap_or("");
-            return Some(match path {
-                "/signaling" => Endpoint::Signaling,
-                "/relay" => Endpoint::Relay,
-                _ => Endpoint::Http,
+        match tokio::time::timeout_at(deadline, stream.readable()).await {
+            Err(_) => return Err(HeadError::TimedOut),
+            Ok(Err(e)) => return Err(HeadError::Io(e)),
+            Ok(Ok(())) => {}
+        }
+        let from = bytes.len();
+        let step = room.min(READ_STEP);
+        bytes.reserve(step);
+        match stream.try_read_buf(&mut (&mut bytes).limit(step)) {
+            Ok(0) => return Err(HeadError::Closed),
+            Ok(_) => {}
+            // Readiness can be spurious.
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
+            Err(e) => return Err(HeadError::Io(e)),
+        }
+        if let Some(head_len) = head_end(&bytes, from) {
+            let head = RequestHead::parse(&bytes[..head_len])?;
+            return Ok(FirstRequest {
+                head,
+                bytes,
+                head_len,
             });
         }
-        if n == buf.len() {
-            // A request line this long is no request for the WebSocket endpoints.
-            return Some(Endpoint::Http);
-        }
-        if n == seen {
-            // Peeking does not wait for more bytes than it saw; pause briefly
-            // rather than spin while the rest of the line is in flight.
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
-        seen = n;
     }
 }
 
@@ -68,69 +86,133 @@ pub(super) struct Credentials {
     pub(super) token: Option<String>,
 }
 
-/// The WebSocket handshake. A client that offers subprotocols gets
-/// `darkswap.v1` selected; the token it may offer beside it is taken, never
-/// echoed and never logged.
-pub(super) async fn upgrade(
-    stream: TcpStream,
-    remote: SocketAddr,
+/// The WebSocket handshake of a request for `/signaling` or `/relay`: a
+/// valid upgrade gets 101 and the socket, anything else its 400 or 426.
+/// Writing the answer is bounded by [`timeouts::ANSWER`].
+pub(super) async fn accept_websocket(
+    mut stream: TcpStream,
+    request: FirstRequest,
+    endpoint: Endpoint,
     ctx: &Context,
 ) -> Option<(Ws, Credentials)> {
-    let mut credentials = Credentials::default();
-    // The callback's signature is tungstenite's.
-    #[allow(clippy::result_large_err)]
-    let route = |req: &Request, mut resp: Response| -> Result<Response, ErrorResponse> {
-        if !matches!(req.uri().path(), "/signaling" | "/relay") {
-            let mut not_found = ErrorResponse::new(Some("no such endpoint".to_owned()));
-            *not_found.status_mut() = StatusCode::NOT_FOUND;
-            return Err(not_found);
+    let upgrade = match check_upgrade(&request.head) {
+        Ok(upgrade) => upgrade,
+        Err(refused) => {
+            tracing::debug!(reason = %refused, "not a websocket upgrade");
+            answer_and_close(stream, &refused.answer()).await;
+            return None;
         }
-        let offered = req
-            .headers()
-            .get_all(header::SEC_WEBSOCKET_PROTOCOL)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .collect::<Vec<_>>()
-            .join(",");
-        if !offered.is_empty() {
-            credentials.token = token_from_ws_protocols(&offered).map(str::to_owned);
-            if offered.split(',').any(|p| p.trim() == WS_PROTOCOL) {
-                resp.headers_mut().insert(
-                    header::SEC_WEBSOCKET_PROTOCOL,
-                    HeaderValue::from_static(WS_PROTOCOL),
-                );
-            }
-        }
-        if credentials.token.is_none() {
-            credentials.token = req
-                .headers()
-                .get(header::AUTHORIZATION)
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.split_once(' '))
-                .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
-                .map(|(_, t)| t.trim().to_owned());
-        }
-        Ok(resp)
     };
-    // The socket-level bound is the larger of the two; each endpoint then
-    // enforces its own.
-    let max = ctx
-        .signaling
-        .max_message_size
-        .max(ctx.ws_circuit.max_frame_size);
-    let config = WebSocketConfig::default()
+    let answer = upgrade.switching_protocols();
+    let sent = tokio::time::timeout(timeouts::ANSWER, stream.write_all(&answer)).await;
+    if !matches!(sent, Ok(Ok(()))) {
+        return None;
+    }
+    // A client may send its first frame right behind the request.
+    let early = request.bytes[request.head_len..].to_vec();
+    let config = Some(ws_config(ctx, endpoint));
+    let ws = WebSocketStream::from_partially_read(stream, early, Role::Server, config).await;
+    Some((
+        ws,
+        Credentials {
+            token: upgrade.token,
+        },
+    ))
+}
+
+/// Each endpoint's largest message is the socket's bound, so a `/signaling`
+/// socket never buffers a frame the size `/relay` allows.
+fn ws_config(ctx: &Context, endpoint: Endpoint) -> WebSocketConfig {
+    let text = ctx.signaling.max_message_size;
+    let max = match endpoint {
+        Endpoint::Relay => text.max(ctx.ws_circuit.max_frame_size),
+        Endpoint::Signaling | Endpoint::Http => text,
+    };
+    WebSocketConfig::default()
         .max_message_size(Some(max))
-        .max_frame_size(Some(max));
-    let handshake = tokio_tungstenite::accept_hdr_async_with_config(stream, route, Some(config));
-    match tokio::time::timeout(timeouts::HANDSHAKE, handshake).await {
-        Ok(Ok(ws)) => Some((ws, credentials)),
-        Ok(Err(e)) => {
-            tracing::debug!(%remote, error = %e, "websocket handshake failed");
-            None
+        .max_frame_size(Some(max))
+}
+
+/// Writes `answer` and closes, bounded by [`timeouts::ANSWER`] for the write
+/// and [`timeouts::CLOSE_DRAIN`] for what the client still sends: reading
+/// that rather than closing on it keeps the close a FIN, not a reset that
+/// could lose the answer.
+pub(super) async fn answer_and_close(mut stream: TcpStream, answer: &Answer) {
+    let sent = tokio::time::timeout(timeouts::ANSWER, stream.write_all(&answer.to_bytes())).await;
+    if !matches!(sent, Ok(Ok(()))) {
+        return;
+    }
+    let _ = stream.shutdown().await;
+    let _ = tokio::time::timeout(timeouts::CLOSE_DRAIN, async {
+        let mut sink = [0u8; 512];
+        while matches!(stream.read(&mut sink).await, Ok(n) if n > 0) {}
+    })
+    .await;
+}
+
+/// Writes `answer` only if the socket takes it at once, then closes: for a
+/// client that already used up its time.
+pub(super) fn answer_at_once(stream: TcpStream, answer: &Answer) {
+    let _ = stream.try_write(&answer.to_bytes());
+}
+
+/// A stream that yields the bytes already read from it before reading more:
+/// how the token service's HTTP server gets the head read here.
+#[derive(Debug)]
+pub(crate) struct Replay<S> {
+    read: Vec<u8>,
+    pos: usize,
+    inner: S,
+}
+
+impl Replay<TcpStream> {
+    pub(super) fn new(stream: TcpStream, request: FirstRequest) -> Self {
+        Replay {
+            read: request.bytes,
+            pos: 0,
+            inner: stream,
         }
-        Err(_) => {
-            tracing::debug!(%remote, "websocket handshake timed out");
-            None
+    }
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for Replay<S> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut TaskContext<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        let this = &mut *self;
+        if this.pos < this.read.len() {
+            let n = buf.remaining().min(this.read.len() - this.pos);
+            buf.put_slice(&this.read[this.pos..this.pos + n]);
+            this.pos += n;
+            if this.pos == this.read.len() {
+                this.read = Vec::new();
+                this.pos = 0;
+            }
+            return Poll::Ready(Ok(()));
         }
+        Pin::new(&mut this.inner).poll_read(cx, buf)
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for Replay<S> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut TaskContext<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(
+        mut self: Pin<&mut Self>,
+        cx: &mut TaskContext<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
     }
 }

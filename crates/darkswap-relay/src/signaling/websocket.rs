@@ -11,7 +11,7 @@ use tokio_tungstenite::{
     },
 };
 
-use crate::defaults::timeouts;
+use crate::{defaults::timeouts, metrics::SignalingMetrics};
 
 /// A WebSocket on the public port, after the upgrade.
 pub(super) type Ws = WebSocketStream<tokio::net::TcpStream>;
@@ -25,8 +25,9 @@ pub(super) enum Exit {
 }
 
 /// Sends a close frame and waits (bounded) for the client's half of the
-/// close handshake.
-pub(super) async fn close(ws: &mut Ws, code: u16, reason: &str) {
+/// close handshake; counts the close by its code.
+pub(super) async fn close(ws: &mut Ws, metrics: &SignalingMetrics, code: u16, reason: &str) {
+    metrics.ws_closed(code);
     let frame = CloseFrame {
         code: CloseCode::from(code),
         reason: reason.to_owned().into(),
@@ -47,11 +48,13 @@ where
     .await;
 }
 
-/// Why reading a frame failed, as a close code (None: the connection is gone).
+/// Why reading a frame failed, as a close code (None: the connection is
+/// gone, or failed below the WebSocket layer: nothing can be sent).
 pub(super) fn read_error(e: &tungstenite::Error) -> Option<(u16, &'static str)> {
     match e {
         tungstenite::Error::Capacity(_) => Some((close_code::TOO_BIG, "message too big")),
-        tungstenite::Error::Protocol(_) => Some((1002, "protocol error")),
+        tungstenite::Error::Protocol(_) => Some((close_code::PROTOCOL_ERROR, "protocol error")),
+        tungstenite::Error::Utf8(_) => Some((close_code::INVALID_PAYLOAD, "text is not UTF-8")),
         _ => None,
     }
 }

@@ -135,10 +135,13 @@ impl CircuitSocket {
             };
             let exit = end.serve(&mut stream, &mut ctl, &kill).await;
             let frame = match exit {
-                Exit::Close(code, reason) => Some(CloseFrame {
-                    code: CloseCode::from(code),
-                    reason: reason.to_owned().into(),
-                }),
+                Exit::Close(code, reason) => {
+                    ctx.metrics.ws_closed(code);
+                    Some(CloseFrame {
+                        code: CloseCode::from(code),
+                        reason: reason.to_owned().into(),
+                    })
+                }
                 Exit::Gone => None,
             };
             // The writer may be stuck on a peer that does not read: bounded.

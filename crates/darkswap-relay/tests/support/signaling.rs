@@ -406,3 +406,106 @@ pub(crate) async fn connect_from(
         key: Keypair::generate_ed25519(),
     })
 }
+
+impl Server {
+    pub(crate) fn addr(&self) -> std::net::SocketAddr {
+        self.server.as_ref().unwrap().local_addr()
+    }
+
+    /// Waits (bounded by [`WAIT`]) until `sample` reads `value`.
+    pub(crate) async fn wait_metric(&self, sample: &str, value: f64) {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            let now = self.metric(sample);
+            if now == value {
+                return;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{sample} is {now}, not {value}"
+            );
+            // Metrics have no change notification; poll them, bounded.
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+/// A raw TCP connection to `server` from `source` (a loopback address, so
+/// per-address limits can tell clients apart).
+pub(crate) async fn tcp_from(source: &str, server: &Server) -> tokio::net::TcpStream {
+    tcp_attempt_from(source, server).await.unwrap()
+}
+
+/// [`tcp_from`] for a connection the server may reset as soon as it
+/// accepts it (a refused one), before `connect` even returns.
+pub(crate) async fn tcp_attempt_from(
+    source: &str,
+    server: &Server,
+) -> std::io::Result<tokio::net::TcpStream> {
+    let socket = tokio::net::TcpSocket::new_v4()?;
+    socket.bind(format!("{source}:0").parse().unwrap())?;
+    socket.connect(server.addr()).await
+}
+
+/// Reads until the server closes the connection (end of stream or reset);
+/// returns what it sent. Panics if that takes longer than `limit`.
+pub(crate) async fn closed_within(
+    mut reader: impl tokio::io::AsyncRead + Unpin,
+    limit: Duration,
+    what: &str,
+) -> Vec<u8> {
+    use tokio::io::AsyncReadExt;
+    let mut got = Vec::new();
+    let read = tokio::time::timeout(limit, async {
+        let mut buf = [0u8; 1024];
+        loop {
+            match reader.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => got.extend_from_slice(&buf[..n]),
+            }
+        }
+    })
+    .await;
+    assert!(read.is_ok(), "{what}: still open after {limit:?}");
+    got
+}
+
+/// Writes `bytes` one at a time, `every` apart, until done or the server
+/// closes: a client that is slow on purpose.
+pub(crate) fn trickle(
+    mut writer: impl tokio::io::AsyncWrite + Unpin + Send + 'static,
+    bytes: Vec<u8>,
+    every: Duration,
+) -> tokio::task::JoinHandle<()> {
+    use tokio::io::AsyncWriteExt;
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(every);
+        for b in bytes {
+            tick.tick().await;
+            if writer.write_all(&[b]).await.is_err() {
+                return;
+            }
+        }
+    })
+}
+
+/// A WebSocket upgrade request for `path` with `extra` header lines, and
+/// without the ones `extra` replaces (named before the colon).
+pub(crate) fn upgrade_request(path: &str, extra: &[&str]) -> String {
+    let mut lines = vec![
+        format!("GET {path} HTTP/1.1"),
+        "Host: relay.test".to_owned(),
+        "Upgrade: websocket".to_owned(),
+        "Connection: Upgrade".to_owned(),
+        "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==".to_owned(),
+        "Sec-WebSocket-Version: 13".to_owned(),
+    ];
+    for e in extra {
+        let name = e.split(':').next().unwrap().to_ascii_lowercase();
+        lines.retain(|l| !l.to_ascii_lowercase().starts_with(&format!("{name}:")));
+        if !e.ends_with(':') {
+            lines.push((*e).to_owned());
+        }
+    }
+    lines.join("\r\n") + "\r\n\r\n"
+}

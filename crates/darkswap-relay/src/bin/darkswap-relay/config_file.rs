@@ -106,6 +106,8 @@ pub(crate) struct SignalingSection {
     messages_per_second: NonZeroU32,
     message_burst: NonZeroU32,
     max_rate_violations: u32,
+    request_head_timeout_secs: u64,
+    request_body_timeout_secs: u64,
 }
 
 /// `[ws_relay]`: [`WsCircuitConfig`](darkswap_relay::config::WsCircuitConfig).
@@ -288,6 +290,8 @@ impl Default for ConfigFile {
                 messages_per_second: s.messages_per_second,
                 message_burst: s.message_burst,
                 max_rate_violations: s.max_rate_violations,
+                request_head_timeout_secs: s.request_head_timeout.as_secs(),
+                request_body_timeout_secs: s.request_body_timeout.as_secs(),
             },
             ws_relay: WsCircuitSection {
                 max_circuits: w.max_circuits,
@@ -414,6 +418,14 @@ impl ConfigFile {
             ("signaling.idle_timeout_secs", s.idle_timeout_secs),
             ("signaling.register_timeout_secs", s.register_timeout_secs),
             (
+                "signaling.request_head_timeout_secs",
+                s.request_head_timeout_secs,
+            ),
+            (
+                "signaling.request_body_timeout_secs",
+                s.request_body_timeout_secs,
+            ),
+            (
                 "signaling.max_rate_violations",
                 s.max_rate_violations.into(),
             ),
@@ -488,6 +500,17 @@ impl ConfigFile {
                 "{key}.interval_secs must be greater than 0"
             )));
         }
+        let mut ceiling = RelayConfig::default();
+        ceiling.signaling.max_peers = s.max_peers;
+        ceiling.ws_circuit.max_circuits = w.max_circuits;
+        let sockets = ceiling.max_public_sockets();
+        if l.max_connections_per_ip >= sockets {
+            return Err(ConfigError(format!(
+                "limits.max_connections_per_ip must be below the public port's {sockets} sockets \
+                 (signaling.max_peers + 2 × ws_relay.max_circuits + 64), so that one address \
+                 cannot take them all"
+            )));
+        }
         if a.token_ttl_secs > a.max_token_ttl_secs {
             return Err(ConfigError(
                 "auth.token_ttl_secs must not exceed auth.max_token_ttl_secs".to_owned(),
@@ -547,6 +570,8 @@ impl ConfigFile {
         s.messages_per_second = f.messages_per_second;
         s.message_burst = f.message_burst;
         s.max_rate_violations = f.max_rate_violations;
+        s.request_head_timeout = secs(f.request_head_timeout_secs);
+        s.request_body_timeout = secs(f.request_body_timeout_secs);
 
         let (w, f) = (&mut c.ws_circuit, &self.ws_relay);
         w.max_circuits = f.max_circuits;

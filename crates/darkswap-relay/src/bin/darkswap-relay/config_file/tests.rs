@@ -96,6 +96,47 @@ fn unknown_keys_and_bad_values_name_the_key() {
 }
 
 #[test]
+fn the_public_port_deadlines_load_and_one_address_cannot_hold_every_socket() {
+    Jail::expect_with(|jail| {
+        jail.create_file(
+            "deadlines.toml",
+            "[signaling]\nrequest_head_timeout_secs = 3\nrequest_body_timeout_secs = 4\n",
+        )?;
+        let file = ConfigFile::load(Some("deadlines.toml".as_ref()), no_overrides()).unwrap();
+        let c = file.relay_config().unwrap();
+        assert_eq!(c.signaling.request_head_timeout, Duration::from_secs(3));
+        assert_eq!(c.signaling.request_body_timeout, Duration::from_secs(4));
+
+        jail.create_file("zero.toml", "[signaling]\nrequest_head_timeout_secs = 0\n")?;
+        let e = ConfigFile::load(Some("zero.toml".as_ref()), no_overrides())
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("signaling.request_head_timeout_secs"), "{e}");
+
+        // 1 peer + 2 × 1 circuit + 64 spare = 67 sockets.
+        let small = "[signaling]\nmax_peers = 1\n[ws_relay]\nmax_circuits = 1\n";
+        jail.create_file(
+            "fits.toml",
+            &format!("{small}[limits]\nmax_connections_per_ip = 66\n"),
+        )?;
+        ConfigFile::load(Some("fits.toml".as_ref()), no_overrides()).unwrap();
+        jail.create_file(
+            "all.toml",
+            &format!("{small}[limits]\nmax_connections_per_ip = 67\n"),
+        )?;
+        let e = ConfigFile::load(Some("all.toml".as_ref()), no_overrides())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("limits.max_connections_per_ip must be below"),
+            "{e}"
+        );
+        assert!(e.contains("67 sockets"), "{e}");
+        Ok(())
+    });
+}
+
+#[test]
 fn a_missing_file_is_an_error() {
     let e = ConfigFile::load(Some("/nonexistent/relay.toml".as_ref()), no_overrides()).unwrap_err();
     assert!(e.to_string().contains("does not exist"));
