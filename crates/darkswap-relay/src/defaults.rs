@@ -237,6 +237,10 @@ pub mod timeouts {
     pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(3);
     /// Bound on one `/darkswap/auth/1.0.0` exchange.
     pub const PEER_AUTH: Duration = Duration::from_secs(10);
+    /// How long the public port stops accepting after an accept failed
+    /// for want of a resource (file descriptors, memory): 100 ms. Each
+    /// accept would fail at once until a connection closes.
+    pub const ACCEPT_PAUSE: Duration = Duration::from_millis(100);
     /// How often per-address rate limiters forget addresses whose bucket
     /// is full again.
     pub const FORGET_IDLE_ADDRESSES: Duration = Duration::from_secs(60);

@@ -48,6 +48,39 @@ async fn metric(relay: &RelayProcess, sample: &str) -> Option<f64> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn out_of_file_descriptors_the_relay_waits_instead_of_spinning_on_accept() {
+    let dir = tempfile::tempdir().unwrap();
+    // The relay under a limit of 48 open files: its runtime, libp2p and
+    // listeners take about 14, the connections below the rest.
+    let mut args = vec![
+        "-c".to_owned(),
+        format!("ulimit -n 48 && exec {BIN} \"$@\""),
+        "relay".to_owned(),
+    ];
+    args.extend(RelayProcess::loopback_args(dir.path()));
+    let relay = RelayProcess::start(Path::new("/bin/sh"), &args, &[]);
+    let pid = relay.child.id();
+    let addr = relay.signaling.unwrap();
+    let idle = cpu_over_window(pid).await;
+    // More connections than the relay has descriptors for (and fewer than
+    // one address may open): once it runs out, every accept fails at once
+    // while the rest wait in the backlog.
+    let mut held = Vec::new();
+    for _ in 0..60 {
+        let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+        s.write_all(b"G").await.unwrap();
+        held.push(s);
+    }
+    let starved = cpu_over_window(pid).await;
+    eprintln!("relay CPU over {WINDOW:?}: {idle:?} idle, {starved:?} out of descriptors");
+    assert!(
+        starved <= idle + WINDOW / 20,
+        "{starved:?} out of descriptors, {idle:?} before"
+    );
+    drop(held);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_thousand_one_byte_connections_cost_no_cpu_while_they_wait() {
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("relay.toml");

@@ -17,6 +17,7 @@
 
 use std::{
     collections::HashMap,
+    io::ErrorKind,
     net::{IpAddr, Ipv6Addr, SocketAddr},
     sync::{Arc, Mutex, atomic::Ordering},
     time::Duration,
@@ -213,9 +214,25 @@ pub(super) async fn accept_loop(listener: TcpListener, ctx: Arc<Context>, tasks:
         };
         let (stream, remote) = match accepted {
             Ok(a) => a,
-            Err(e) => {
+            // One connection that died in the backlog: the next is fine.
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    ErrorKind::ConnectionAborted | ErrorKind::ConnectionReset
+                ) =>
+            {
                 tracing::debug!(error = %e, "accept failed");
                 continue;
+            }
+            Err(e) => {
+                // Out of file descriptors (or memory), every accept fails at
+                // once for as long as the backlog holds a connection: pause
+                // rather than spin, as hyper's and axum's servers do.
+                tracing::warn!(error = %e, "accept failed; pausing");
+                tokio::select! {
+                    _ = ctx.cancel.cancelled() => return,
+                    _ = tokio::time::sleep(timeouts::ACCEPT_PAUSE) => continue,
+                }
             }
         };
         let addr = address_key(remote.ip());
