@@ -318,6 +318,7 @@ async fn refuse(
     tracing::debug!(%remote, limit = refusal.limit, "connection refused by a limit");
     let mut counted = false;
     let answered = tokio::time::timeout(timeouts::REFUSAL, async {
+        // The same bound as the whole refusal, which ends it first.
         let deadline = Instant::now() + timeouts::REFUSAL;
         let request = read_head(&mut stream, deadline).await.ok()?;
         let endpoint = request.head.endpoint();

@@ -159,7 +159,7 @@ pub(super) fn answer_at_once(stream: TcpStream, answer: &Answer) {
 /// A stream that yields the bytes already read from it before reading more:
 /// how the token service's HTTP server gets the head read here.
 #[derive(Debug)]
-pub(crate) struct Replay<S> {
+pub(super) struct Replay<S> {
     read: Vec<u8>,
     pos: usize,
     inner: S,
