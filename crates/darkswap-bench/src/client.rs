@@ -70,12 +70,16 @@ pub(crate) struct Registered {
 }
 
 /// Connects from `source`, answers the challenge with a fresh key's
-/// signature and waits for `registered`, all within [`REGISTER_TIMEOUT`].
-pub(crate) async fn register(server: SocketAddr, source: Ipv4Addr) -> anyhow::Result<Registered> {
+/// signature and waits for `registered`, all within `timeout`.
+pub(crate) async fn register(
+    server: SocketAddr,
+    source: Ipv4Addr,
+    timeout: Duration,
+) -> anyhow::Result<Registered> {
     let start = Instant::now();
     let key = Keypair::generate_ed25519();
     let peer = key.public().to_peer_id();
-    let mut ws = tokio::time::timeout(REGISTER_TIMEOUT, async {
+    let mut ws = tokio::time::timeout(timeout, async {
         let mut ws = open(server, "/signaling", source).await?;
         let nonce = match next(&mut ws).await? {
             ServerToClient::Challenge { nonce } => nonce,
@@ -87,7 +91,7 @@ pub(crate) async fn register(server: SocketAddr, source: Ipv4Addr) -> anyhow::Re
     })
     .await
     .context("connect timed out")??;
-    let left = REGISTER_TIMEOUT.saturating_sub(start.elapsed());
+    let left = timeout.saturating_sub(start.elapsed());
     match tokio::time::timeout(left, next(&mut ws))
         .await
         .context("registration timed out")??

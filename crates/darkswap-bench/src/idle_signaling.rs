@@ -37,11 +37,14 @@ pub(crate) struct IdleArgs {
     /// Loopback source addresses (127.0.0.1..=127.0.0.N).
     #[arg(long, default_value_t = 8)]
     sources: u8,
+    /// Bound on one client's connection and registration (a relay busy
+    /// broadcasting to thousands of peers registers slowly).
+    #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
+    register_timeout: Duration,
     /// How long the clients stay idle before the memory is read.
     #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
     hold: Duration,
     #[command(flatten)]
-    #[serde(skip)]
     relay: RelayArgs,
 }
 
@@ -95,8 +98,9 @@ async fn one_round(args: &IdleArgs, figures: &mut Figures) -> anyhow::Result<()>
         .for_each_concurrent(args.concurrency.max(1), |i| {
             let (stop, holders) = (stop.clone(), holders.clone());
             let (latencies, failures) = (latencies.clone(), failures.clone());
+            let timeout = args.register_timeout;
             async move {
-                match client::register(server, sources.get(i)).await {
+                match client::register(server, sources.get(i), timeout).await {
                     Ok(r) => {
                         latencies.lock().await.push(r.took.as_secs_f64() * 1e3);
                         holders.spawn(hold(r.ws, stop));

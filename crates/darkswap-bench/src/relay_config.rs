@@ -26,7 +26,7 @@ messages_per_second_global = 1000000
 }
 
 /// Which relay binary to run, and with what environment.
-#[derive(Debug, Clone, clap::Args)]
+#[derive(Debug, Clone, clap::Args, serde::Serialize)]
 pub(crate) struct RelayArgs {
     /// The relay binary [default: darkswap-relay next to this runner].
     #[arg(long)]

@@ -318,7 +318,7 @@ mod tests {
             Duration::from_secs(0),
         )
         .unwrap();
-        assert_eq!(soak.drift_pct, 40.0);
+        assert!((soak.drift_pct - 40.0).abs() < 1e-9);
         assert!((soak.slope_kib_per_hour - 3600.0).abs() < 1e-6);
     }
 

@@ -56,7 +56,6 @@ pub(crate) struct SoakDaemonArgs {
     order_refresh: String,
     /// The daemon binary [default: darkswap next to this runner].
     #[arg(long)]
-    #[serde(skip)]
     daemon_bin: Option<PathBuf>,
     /// Environment for the daemon, `KEY=VALUE`, repeatable.
     #[arg(long = "daemon-env", value_parser = parse_env)]
@@ -196,7 +195,7 @@ async fn pair(
     let created = http
         .post(format!("{base}/v1/orders"))
         .json(&json!({
-            "side": if i % 2 == 0 { "buy" } else { "sell" },
+            "side": if i.is_multiple_of(2) { "buy" } else { "sell" },
             "base": "rune:840000:3",
             "quote": "BTC",
             // Distinct orders: the amount carries the worker and the round.

@@ -62,7 +62,6 @@ pub(crate) struct SoakRelayArgs {
     #[arg(long, default_value_t = 8)]
     sources: u8,
     #[command(flatten)]
-    #[serde(skip)]
     relay: RelayArgs,
 }
 
@@ -220,18 +219,19 @@ async fn slot(i: usize, shared: Arc<Shared>, deadline: Instant) {
     tokio::time::sleep(stagger).await;
     while Instant::now() < deadline {
         let source = shared.sources.get(i);
-        let registered = match client::register(shared.server, source).await {
-            Ok(r) => r,
-            Err(e) => {
-                shared
-                    .stats
-                    .registration_failures
-                    .fetch_add(1, Ordering::Relaxed);
-                shared.stats.error(format!("register: {e:#}"));
-                tokio::time::sleep(Duration::from_millis(200)).await;
-                continue;
-            }
-        };
+        let registered =
+            match client::register(shared.server, source, client::REGISTER_TIMEOUT).await {
+                Ok(r) => r,
+                Err(e) => {
+                    shared
+                        .stats
+                        .registration_failures
+                        .fetch_add(1, Ordering::Relaxed);
+                    shared.stats.error(format!("register: {e:#}"));
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                    continue;
+                }
+            };
         shared.stats.registrations.fetch_add(1, Ordering::Relaxed);
         let peer = registered.peer;
         shared.roster(peer, true);
