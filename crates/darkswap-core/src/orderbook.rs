@@ -18,8 +18,8 @@ use std::{collections::HashMap, time::Duration};
 
 use darkswap_proto::identity::PeerId;
 use darkswap_proto::{
-    Announced, Asset, Cancel, Message, Order, OrderCancel, OrderCreate, OrderError, OrderId,
-    OrderUpdate, OrderbookResponse, Side, Update,
+    Announced, Asset, Cancel, MAX_CLOCK_SKEW_SECS, Message, Order, OrderCancel, OrderCreate,
+    OrderError, OrderId, OrderUpdate, OrderbookResponse, Side, Update,
 };
 
 /// Orderbook rules that are a matter of policy.
@@ -200,7 +200,8 @@ impl Entry {
 struct Tombstone {
     cancel: OrderCancel,
     maker: PeerId,
-    /// Kept until then: by that time a late create would be expired too.
+    /// Kept until then: by that time a late create would be expired, or
+    /// too old to be taken ([`OrderbookError::NotRefreshed`]).
     keep_until: u64,
 }
 
@@ -324,10 +325,18 @@ impl Orderbook {
                 Err(OrderbookError::NotMaker)
             };
         }
+        let ttl = self.config.ttl.as_secs();
         let keep_until = match self.entries.get(&order_id) {
             Some(entry) if entry.order.maker != maker => return Err(OrderbookError::NotMaker),
-            Some(entry) => entry.current().expires_at,
-            None => now + self.config.ttl.as_secs(),
+            // After the TTL (and the clock skew a maker may sign with) no
+            // announcement made before this cancel is taken any more
+            // (`NotRefreshed`): keeping the tombstone until a far expiry
+            // would only let the set grow with the cancel rate.
+            Some(entry) => entry
+                .current()
+                .expires_at
+                .min(now + ttl + MAX_CLOCK_SKEW_SECS),
+            None => now + ttl,
         };
         self.tombstones.insert(
             order_id,

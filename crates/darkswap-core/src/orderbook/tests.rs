@@ -294,3 +294,38 @@ fn snapshot_and_merge_converge() {
     // Merging again changes nothing.
     assert_eq!(b.merge(&snap, NOW + 2), (vec![], vec![]));
 }
+
+#[test]
+fn a_cancel_of_a_long_lived_order_is_forgotten_once_no_old_announcement_counts() {
+    let key = Keypair::generate_ed25519();
+    let mut b = book();
+    let ttl = b.config().ttl.as_secs();
+    let month = NewOrder {
+        expires_at: NOW + 30 * 86_400,
+        ..new_order(Side::Sell, PRICE_SCALE, 1)
+    };
+    let signed = month.sign(&key).unwrap();
+    let id = signed.id();
+    let msg = Message::OrderCreate(OrderCreate::from_order(signed));
+    b.apply(&msg, NOW + 1).unwrap();
+    let cancel = Message::OrderCancel(OrderCancel::sign(id, NOW + 2, &key).unwrap());
+    b.apply(&cancel, NOW + 2).unwrap();
+    // Until the TTL and the clock skew have passed, a copy of the create
+    // could still be taken: the tombstone refuses it.
+    let horizon = NOW + 2 + ttl + MAX_CLOCK_SKEW_SECS;
+    b.prune(horizon - 1);
+    assert_eq!(b.snapshot(None, 10).cancels.len(), 1);
+    assert_eq!(
+        b.apply(&msg, horizon - 1),
+        Err(OrderbookError::Cancelled(id))
+    );
+    // Then the copy is too old anyway, and the tombstone goes: a month of
+    // create/cancel churn does not keep a month of tombstones.
+    b.prune(horizon);
+    assert!(b.snapshot(None, 10).cancels.is_empty());
+    assert!(matches!(
+        b.apply(&msg, horizon),
+        Err(OrderbookError::NotRefreshed { order_id, .. }) if order_id == id
+    ));
+    assert!(b.is_empty());
+}

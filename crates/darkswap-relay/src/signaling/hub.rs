@@ -31,6 +31,7 @@ use crate::defaults;
 use circuits::{Circuit, CircuitState};
 
 mod circuits;
+mod timers;
 
 /// What a `/signaling` connection may do, from its token (or the anonymous
 /// role without one).
@@ -237,10 +238,7 @@ impl Hub {
             },
         );
         self.events.push_back(Event::SignalingOpened);
-        self.timers.push(Reverse((
-            now + self.config.register_timeout,
-            Timer::Register(conn),
-        )));
+        self.push_timer(now + self.config.register_timeout, Timer::Register(conn));
         self.send(
             conn,
             ServerToClient::Challenge {

@@ -2,7 +2,7 @@
 //! reject, both ends attaching with their one-time tokens, pairing, and its
 //! end (by either peer, a limit, a deadline or a socket closing).
 
-use std::{cmp::Reverse, fmt::Write as _, time::Instant};
+use std::{fmt::Write as _, time::Instant};
 
 use darkswap_proto::{
     identity::PeerId,
@@ -100,8 +100,7 @@ impl Hub {
                 deadline,
             },
         );
-        self.timers
-            .push(Reverse((deadline, Timer::Circuit(circuit_id.clone()))));
+        self.push_timer(deadline, Timer::Circuit(circuit_id.clone()));
         self.events.push_back(Event::Routed(kind));
         self.send(
             conn,
@@ -225,8 +224,8 @@ impl Hub {
             c.state = CircuitState::Open { relay: [a, b] };
             c.deadline = now + self.config.max_circuit_duration;
             let ends = [(a, c.peers[0]), (b, c.peers[1])];
-            self.timers
-                .push(Reverse((c.deadline, Timer::Circuit(circuit_id.clone()))));
+            let deadline = c.deadline;
+            self.push_timer(deadline, Timer::Circuit(circuit_id.clone()));
             self.events.push_back(Event::CircuitOpened);
             self.out.push_back(Output::Pair { circuit_id, ends });
         }

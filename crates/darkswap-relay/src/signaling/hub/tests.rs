@@ -613,3 +613,41 @@ fn text_after_attach_closes_and_duration_limit_ends_the_circuit() {
         reason: "duration_limit"
     }));
 }
+
+#[test]
+fn deadlines_of_ended_circuits_and_registered_sockets_do_not_pile_up_under_churn() {
+    let mut f = Fixture::new();
+    let (a, ka) = f.peer();
+    let (b, kb) = f.peer();
+    for _ in 0..2_000 {
+        // Each open circuit leaves a 1 h duration deadline behind when it
+        // closes at once; each socket that registers, a register deadline.
+        let (circuit_id, ra, rb) = open_circuit(&mut f, (a, &ka), (b, &kb));
+        f.send(a, &ClientToServer::CircuitClose { circuit_id });
+        f.hub.handle_closed(ra);
+        f.hub.handle_closed(rb);
+        let (c, _) = f.peer();
+        f.hub.handle_closed(c);
+        f.drain();
+    }
+    assert_eq!(f.hub.circuit_count(), 0);
+    // 6,000 deadlines were pushed; at most twice the live subjects (at
+    // most five at a push: two peers, a circuit, its two relay sockets)
+    // plus the slack remain.
+    assert!(
+        f.hub.timer_count() <= 2 * 5 + 64 + 1,
+        "{} deadlines for 2 sockets and no circuit",
+        f.hub.timer_count()
+    );
+    // Live deadlines survive a compaction: a fresh circuit still times out.
+    let out = f.send(a, &ClientToServer::CircuitRequest { to: id(&kb) });
+    assert!(!out.is_empty());
+    f.hub.handle_timeout(f.at(Duration::from_secs(16)));
+    assert!(f.drain().iter().any(|o| matches!(
+        o,
+        Output::EndCircuit {
+            reason: "accept_timeout",
+            ..
+        }
+    )));
+}

@@ -1,0 +1,61 @@
+//! The relay configuration the benchmarks run with: the defaults, except
+//! the connection limits of the public port, raised so that thousands of
+//! clients from a few loopback addresses are measured rather than refused.
+//! Everything else (message sizes, queues, timeouts, per-socket rates) is
+//! the default a user runs.
+
+/// The config file (TOML) for a relay that admits `max_peers` signaling
+/// peers and `max_circuits` WebSocket circuits.
+pub(crate) fn relay_toml(max_peers: usize, max_circuits: usize) -> String {
+    format!(
+        r#"# Written by darkswap-bench: connection limits raised for load.
+[signaling]
+max_peers = {max_peers}
+
+[ws_relay]
+max_circuits = {max_circuits}
+
+[limits]
+max_connections_per_ip = {conns}
+connection_rate_per_ip = {{ limit = 1000000, interval_secs = 1 }}
+connection_rate_global = {{ limit = 1000000, interval_secs = 1 }}
+messages_per_second_global = 1000000
+"#,
+        conns = max_peers + 2 * max_circuits + 64,
+    )
+}
+
+/// Which relay binary to run, and with what environment.
+#[derive(Debug, Clone, clap::Args, serde::Serialize)]
+pub(crate) struct RelayArgs {
+    /// The relay binary [default: darkswap-relay next to this runner].
+    #[arg(long)]
+    pub(crate) relay_bin: Option<std::path::PathBuf>,
+    /// Environment for the relay, `KEY=VALUE`, repeatable (e.g.
+    /// `MALLOC_ARENA_MAX=2` to tell allocator arenas from leaks).
+    #[arg(long = "relay-env", value_parser = parse_env)]
+    pub(crate) relay_env: Vec<(String, String)>,
+}
+
+impl RelayArgs {
+    /// Starts the relay with `config`.
+    pub(crate) fn start(&self, config: &str) -> anyhow::Result<crate::process::Relay> {
+        let bin = self
+            .relay_bin
+            .clone()
+            .unwrap_or_else(|| crate::process::sibling_binary("darkswap-relay"));
+        let env: Vec<(&str, &str)> = self
+            .relay_env
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        crate::process::Relay::start(&bin, config, &env)
+    }
+}
+
+/// Parses `KEY=VALUE`.
+pub(crate) fn parse_env(text: &str) -> Result<(String, String), String> {
+    text.split_once('=')
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .ok_or_else(|| format!("{text:?}: expected KEY=VALUE"))
+}

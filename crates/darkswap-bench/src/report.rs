@@ -1,0 +1,332 @@
+//! What a measure reports: named figures (one value per round; the table
+//! shows their median and spread), memory series with their soak analysis,
+//! and the conditions of the run. Printed as a table and written as JSON;
+//! issue 18's suite adds references and ratios to the same shape.
+
+use std::{path::Path, time::Duration};
+
+use anyhow::Context as _;
+use serde::Serialize;
+
+/// One figure measured once per round.
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct Figure {
+    pub(crate) name: String,
+    pub(crate) unit: &'static str,
+    /// The goal, as text, if the issue states one (`<= 8`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) goal: Option<&'static str>,
+    pub(crate) values: Vec<f64>,
+    pub(crate) median: f64,
+    pub(crate) min: f64,
+    pub(crate) max: f64,
+}
+
+/// The report of one measure.
+#[derive(Debug, Serialize)]
+pub(crate) struct Report {
+    pub(crate) measure: &'static str,
+    pub(crate) conditions: Conditions,
+    /// The measure's parameters, as given.
+    pub(crate) params: serde_json::Value,
+    pub(crate) figures: Vec<Figure>,
+    /// Memory samples over time, for soaks.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub(crate) series: Vec<Sample>,
+}
+
+/// When, where and on what the run happened.
+#[derive(Debug, Serialize)]
+pub(crate) struct Conditions {
+    /// Unix seconds at the start.
+    pub(crate) started_at: u64,
+    /// `git describe --always --dirty` of the working directory, if any.
+    pub(crate) commit: Option<String>,
+    pub(crate) cpus: usize,
+    /// `MemTotal` of `/proc/meminfo`, KiB.
+    pub(crate) mem_total_kib: Option<u64>,
+    /// The 1-minute load average at the start: other work on the machine.
+    pub(crate) load_average: Option<f64>,
+    pub(crate) kernel: Option<String>,
+}
+
+impl Conditions {
+    pub(crate) fn now() -> Self {
+        let read = |p: &str| std::fs::read_to_string(p).ok();
+        let started_at = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or_default();
+        let commit = std::process::Command::new("git")
+            .args(["describe", "--always", "--dirty"])
+            .output()
+            .ok()
+            .filter(|o| o.status.success())
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned());
+        Conditions {
+            started_at,
+            commit,
+            cpus: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            mem_total_kib: read("/proc/meminfo").and_then(|m| {
+                m.lines()
+                    .find_map(|l| l.strip_prefix("MemTotal:"))
+                    .and_then(|v| v.split_whitespace().next()?.parse().ok())
+            }),
+            load_average: read("/proc/loadavg")
+                .and_then(|l| l.split_whitespace().next()?.parse().ok()),
+            kernel: read("/proc/sys/kernel/osrelease").map(|k| k.trim().to_owned()),
+        }
+    }
+}
+
+/// One memory sample of a soak.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub(crate) struct Sample {
+    /// Seconds since the soak started.
+    pub(crate) t: f64,
+    pub(crate) rss_kib: u64,
+    pub(crate) anon_kib: u64,
+    pub(crate) cpu_secs: f64,
+    /// A count the measure follows beside memory (peers registered,
+    /// create/cancel pairs done).
+    pub(crate) load: f64,
+}
+
+/// A soak's memory after its warm-up.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct Soak {
+    /// Median RSS over the first window after the warm-up, KiB.
+    pub(crate) warm: f64,
+    /// Median RSS over the last window, KiB.
+    pub(crate) last: f64,
+    /// Largest RSS after the warm-up, KiB.
+    pub(crate) max: f64,
+    /// `last / warm - 1`, percent.
+    pub(crate) drift_pct: f64,
+    /// Least-squares slope of RSS after the warm-up, KiB per hour.
+    pub(crate) slope_kib_per_hour: f64,
+}
+
+/// Analyses `series` (of `value`) after `warmup`, comparing windows of
+/// `window` at both ends. `None` if fewer than two samples are after the
+/// warm-up.
+pub(crate) fn soak(
+    series: &[Sample],
+    value: impl Fn(&Sample) -> f64,
+    warmup: Duration,
+    window: Duration,
+) -> Option<Soak> {
+    let after: Vec<(f64, f64)> = series
+        .iter()
+        .filter(|s| s.t >= warmup.as_secs_f64())
+        .map(|s| (s.t, value(s)))
+        .collect();
+    let (first_t, last_t) = (after.first()?.0, after.last()?.0);
+    if after.len() < 2 {
+        return None;
+    }
+    let w = window.as_secs_f64();
+    let warm: Vec<f64> = after
+        .iter()
+        .filter(|(t, _)| *t <= first_t + w)
+        .map(|s| s.1)
+        .collect();
+    let last: Vec<f64> = after
+        .iter()
+        .filter(|(t, _)| *t >= last_t - w)
+        .map(|s| s.1)
+        .collect();
+    let (warm, last) = (median(&warm), median(&last));
+    let max = after.iter().map(|s| s.1).fold(f64::MIN, f64::max);
+    let n = after.len() as f64;
+    let (mt, mv) = (
+        after.iter().map(|s| s.0).sum::<f64>() / n,
+        after.iter().map(|s| s.1).sum::<f64>() / n,
+    );
+    let cov: f64 = after.iter().map(|(t, v)| (t - mt) * (v - mv)).sum();
+    let var: f64 = after.iter().map(|(t, _)| (t - mt) * (t - mt)).sum();
+    let slope = if var > 0.0 { cov / var } else { 0.0 };
+    Some(Soak {
+        warm,
+        last,
+        max,
+        drift_pct: 100.0 * (last / warm - 1.0),
+        slope_kib_per_hour: slope * 3600.0,
+    })
+}
+
+/// The median of `values` (0 if empty).
+pub(crate) fn median(values: &[f64]) -> f64 {
+    let mut v: Vec<f64> = values.iter().copied().filter(|x| x.is_finite()).collect();
+    if v.is_empty() {
+        return 0.0;
+    }
+    v.sort_by(f64::total_cmp);
+    let mid = v.len() / 2;
+    if v.len() % 2 == 1 {
+        v[mid]
+    } else {
+        (v[mid - 1] + v[mid]) / 2.0
+    }
+}
+
+/// The `q` quantile (0..=1) of `values`, nearest rank (0 if empty).
+pub(crate) fn quantile(values: &[f64], q: f64) -> f64 {
+    let mut v: Vec<f64> = values.to_vec();
+    if v.is_empty() {
+        return 0.0;
+    }
+    v.sort_by(f64::total_cmp);
+    let rank = ((q * v.len() as f64).ceil() as usize).clamp(1, v.len());
+    v[rank - 1]
+}
+
+/// Collects figures round by round, keeping their order of first use.
+#[derive(Debug, Default)]
+pub(crate) struct Figures {
+    list: Vec<(String, &'static str, Option<&'static str>, Vec<f64>)>,
+}
+
+impl Figures {
+    /// Adds this round's `value` of figure `name`.
+    pub(crate) fn add(&mut self, name: &str, unit: &'static str, value: f64) {
+        self.add_with_goal(name, unit, None, value);
+    }
+
+    /// As [`Figures::add`], with the goal the issue states.
+    pub(crate) fn add_with_goal(
+        &mut self,
+        name: &str,
+        unit: &'static str,
+        goal: Option<&'static str>,
+        value: f64,
+    ) {
+        match self.list.iter_mut().find(|f| f.0 == name) {
+            Some(f) => f.3.push(value),
+            None => self.list.push((name.to_owned(), unit, goal, vec![value])),
+        }
+    }
+
+    pub(crate) fn finish(self) -> Vec<Figure> {
+        self.list
+            .into_iter()
+            .map(|(name, unit, goal, values)| Figure {
+                median: median(&values),
+                min: values.iter().copied().fold(f64::INFINITY, f64::min),
+                max: values.iter().copied().fold(f64::NEG_INFINITY, f64::max),
+                name,
+                unit,
+                goal,
+                values,
+            })
+            .collect()
+    }
+}
+
+impl Report {
+    /// Prints the table: one line a figure, median, spread over the rounds
+    /// (min..max and ± half the range in percent of the median), goal.
+    pub(crate) fn print(&self) {
+        let c = &self.conditions;
+        println!(
+            "\n{}  (commit {}, {} cpus, load {:.2} at start)",
+            self.measure,
+            c.commit.as_deref().unwrap_or("?"),
+            c.cpus,
+            c.load_average.unwrap_or(f64::NAN)
+        );
+        println!(
+            "{:<40} {:>12} {:>25} {:>8}  {:<10} goal",
+            "figure", "median", "min..max", "±%", "unit"
+        );
+        for f in &self.figures {
+            let spread = if f.median != 0.0 {
+                format!("{:.1}", 50.0 * (f.max - f.min) / f.median.abs())
+            } else {
+                "-".to_owned()
+            };
+            println!(
+                "{:<40} {:>12} {:>25} {:>8}  {:<10} {}",
+                f.name,
+                num(f.median),
+                format!("{}..{}", num(f.min), num(f.max)),
+                spread,
+                f.unit,
+                f.goal.unwrap_or("")
+            );
+        }
+    }
+
+    /// Writes the report as pretty JSON to `path`.
+    pub(crate) fn write_json(&self, path: &Path) -> anyhow::Result<()> {
+        let text = serde_json::to_string_pretty(self)?;
+        std::fs::write(path, text).with_context(|| format!("write {}", path.display()))?;
+        println!("JSON: {}", path.display());
+        Ok(())
+    }
+}
+
+fn num(v: f64) -> String {
+    if v.abs() >= 100.0 || v == v.trunc() {
+        format!("{v:.0}")
+    } else {
+        format!("{v:.2}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn series(values: &[u64]) -> Vec<Sample> {
+        values
+            .iter()
+            .enumerate()
+            .map(|(i, v)| Sample {
+                t: 10.0 * i as f64,
+                rss_kib: *v,
+                anon_kib: *v,
+                cpu_secs: 0.0,
+                load: 0.0,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_flat_series_after_warm_up_has_no_drift() {
+        let s = series(&[10, 50, 100, 100, 101, 99, 100, 100]);
+        let soak = soak(
+            &s,
+            |s| s.rss_kib as f64,
+            Duration::from_secs(20),
+            Duration::from_secs(20),
+        )
+        .unwrap();
+        assert_eq!(soak.warm, 100.0);
+        assert_eq!(soak.last, 100.0);
+        assert_eq!(soak.max, 101.0);
+        assert!(soak.drift_pct.abs() < 1e-9);
+    }
+
+    #[test]
+    fn a_growing_series_has_its_drift_and_slope() {
+        let s = series(&[100, 110, 120, 130, 140]);
+        let soak = soak(
+            &s,
+            |s| s.rss_kib as f64,
+            Duration::ZERO,
+            Duration::from_secs(0),
+        )
+        .unwrap();
+        assert!((soak.drift_pct - 40.0).abs() < 1e-9);
+        assert!((soak.slope_kib_per_hour - 3600.0).abs() < 1e-6);
+    }
+
+    #[test]
+    fn median_and_quantiles_take_the_middle_and_the_rank() {
+        assert_eq!(median(&[3.0, 1.0, 2.0]), 2.0);
+        assert_eq!(median(&[4.0, 1.0, 2.0, 3.0]), 2.5);
+        assert_eq!(quantile(&[1.0, 2.0, 3.0, 4.0], 0.5), 2.0);
+        assert_eq!(quantile(&[1.0, 2.0, 3.0, 4.0], 0.99), 4.0);
+    }
+}
