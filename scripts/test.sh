@@ -53,8 +53,10 @@ step "cargo doc (warnings and broken intra-doc links are errors)"
 RUSTDOCFLAGS="-D warnings -D rustdoc::broken_intra_doc_links" \
   cargo doc --workspace --no-deps --locked -q
 
-step "examples"
+step "examples (each exits non-zero if what it demonstrates does not hold)"
 cargo run --locked -q -p darkswap-p2p --example simple_node
+cargo run --locked -q -p darkswap-p2p --example auth_relay_example
+cargo run --locked -q -p darkswap-e2e --example encryption_example
 
 step "cargo test (unit, integration and doc tests; builds every example)"
 cargo test --workspace --locked

@@ -7,6 +7,7 @@ mod bans;
 mod error;
 mod events;
 mod json;
+mod linger;
 mod node;
 mod orders;
 
@@ -25,6 +26,7 @@ use crate::{
 
 pub use error::ApiError;
 pub use json::MAX_BODY;
+pub(crate) use linger::LingeringListener;
 
 /// What the handlers share.
 #[derive(Debug)]

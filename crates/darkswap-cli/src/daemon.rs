@@ -93,7 +93,9 @@ pub async fn run(opts: DaemonOptions) -> anyhow::Result<()> {
         let router = api::router(api);
         let stop = stop.clone();
         async move {
-            axum::serve(listener, router)
+            // A lingering close, so a client still sending a body the API
+            // refused gets the refusal rather than a reset.
+            axum::serve(api::LingeringListener(listener), router)
                 .with_graceful_shutdown(stop.cancelled_owned())
                 .await
         }

@@ -6,7 +6,8 @@
 //! gossipsub accepts (and forwards), rejects (and scores the forwarder down)
 //! or ignores it, what the node reports, and the penalty the forwarder pays.
 //! Orderbook messages are applied to the book in the same step, so a cancel
-//! by someone other than the maker is never forwarded.
+//! by someone other than the maker is never forwarded. Before any of that,
+//! [`GossipRateLimiter`] bounds how many messages each peer may hand us.
 
 use darkswap_proto::{DecodeError, Message, OrderError, decode_with_limit};
 
@@ -17,6 +18,9 @@ use crate::{
     protocols::{ORDERBOOK_TOPIC, TRADE_TOPIC},
     reputation::{PenaltyReason, orderbook_penalty, validation_penalty},
 };
+
+mod rate_limit;
+pub use rate_limit::{GossipRateLimit, GossipRateLimiter, PENALTY_INTERVAL, RateDecision};
 /// Why a gossip message was rejected. The sender is scored down for it.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]

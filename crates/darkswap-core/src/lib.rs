@@ -18,6 +18,8 @@
 //! drained with `poll_*`, each unit-tested without a network):
 //! - [`gossip::GossipValidator`]: the verdict on one gossip message
 //!   (accept, reject or ignore; the events; the penalty for the forwarder);
+//! - [`gossip::GossipRateLimiter`]: how many gossip messages each peer may
+//!   hand us, checked before any is decoded;
 //! - [`own_orders::OwnOrders`]: this node's orders, signed, announced,
 //!   re-announced and cancelled;
 //! - [`sync::OrderbookSync`]: who is asked for their book, what a snapshot

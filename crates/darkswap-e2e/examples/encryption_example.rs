@@ -4,10 +4,11 @@
 //! they do not trust), then encrypt messages both ways, and show what the
 //! scheme refuses: a key substituted by the relay, a tampered frame, a
 //! replayed frame. Bob rotates his keys mid-stream and a message from the old
-//! epoch, still in flight, decrypts. Runs to completion.
+//! epoch, still in flight, decrypts. Runs to completion, and fails (exit
+//! code 1) if any of that does not hold: `scripts/test.sh` runs it.
 //!
 //! ```text
-//! cargo run -p darkswap-p2p --example encryption_example
+//! cargo run -p darkswap-e2e --example encryption_example
 //! ```
 
 use std::time::Duration;
@@ -61,7 +62,12 @@ fn run(config: EncryptionConfig) -> anyhow::Result<()> {
     bob.accept_signed_key(&alice_id, &from_alice)?;
     alice.accept_signed_key(&bob_id, &from_bob)?;
 
-    let frame = alice.encrypt(&bob_id, b"Hello, Bob! This is a secret message from Alice.")?;
+    let message = b"Hello, Bob! This is a secret message from Alice.";
+    let frame = alice.encrypt(&bob_id, message)?;
+    anyhow::ensure!(
+        !frame.windows(message.len()).any(|w| w == message),
+        "the plaintext shows in the frame"
+    );
 
     // The relay flips one bit of the ciphertext on its way.
     let mut tampered = frame.clone();
@@ -73,6 +79,7 @@ fn run(config: EncryptionConfig) -> anyhow::Result<()> {
     );
 
     let plaintext = bob.decrypt(&alice_id, &frame)?;
+    anyhow::ensure!(plaintext == message, "bob read something else");
     println!(
         "alice -> bob ({} bytes on the wire): {}",
         frame.len(),
@@ -87,13 +94,17 @@ fn run(config: EncryptionConfig) -> anyhow::Result<()> {
     let in_flight = bob.encrypt(&alice_id, b"sent before rotation")?;
     bob.rotate_keys()?;
     let after = bob.encrypt(&alice_id, b"sent after rotation")?;
+    let new_epoch = alice.decrypt(&bob_id, &after)?;
+    anyhow::ensure!(new_epoch == b"sent after rotation", "new epoch garbled");
     println!(
         "bob -> alice, new epoch first: {}",
-        String::from_utf8_lossy(&alice.decrypt(&bob_id, &after)?)
+        String::from_utf8_lossy(&new_epoch)
     );
+    let old_epoch = alice.decrypt(&bob_id, &in_flight)?;
+    anyhow::ensure!(old_epoch == b"sent before rotation", "old epoch garbled");
     println!(
         "bob -> alice, old epoch still in flight: {}",
-        String::from_utf8_lossy(&alice.decrypt(&bob_id, &in_flight)?)
+        String::from_utf8_lossy(&old_epoch)
     );
 
     alice.prune_expired_keys();

@@ -4,6 +4,8 @@
 //! operator's node and a client sharing an operator-issued key; the client
 //! authenticates the operator's node over the wire, re-authenticates it with
 //! the token it got, then runs the out-of-band challenge API of seed 001.
+//! It fails (exit code 1) if any step does not reach the `relay` level or a
+//! replayed answer is accepted: `scripts/test.sh` runs it.
 //!
 //! With `--relay` it runs as a node that reserves only on relays that prove
 //! the shared key (from `--shared-key-file`, hex) and prints what happens:
@@ -105,6 +107,7 @@ async fn demo() -> Result<(), Box<dyn std::error::Error>> {
 
     // Over the wire: challenge, HMAC answer, token.
     let token = client.auth().authenticate_peer(&operator_id).await?;
+    expect_relay(token.level)?;
     println!(
         "authenticated {operator_id} over /darkswap/auth/1.0.0 at level {}",
         token.level
@@ -114,6 +117,7 @@ async fn demo() -> Result<(), Box<dyn std::error::Error>> {
         .auth()
         .authenticate_relay(&operator_id, &token)
         .await?;
+    expect_relay(level)?;
     println!("re-authenticated with its token at level {level}");
 
     // Out of band, as seed 001 shows: the challenge travels by any channel.
@@ -124,6 +128,7 @@ async fn demo() -> Result<(), Box<dyn std::error::Error>> {
         .auth()
         .verify_relay_challenge_response(&operator_id, &response)
         .await?;
+    expect_relay(token.level)?;
     println!("out-of-band challenge verified: level {}", token.level);
     // A second use of the same answer is a replay.
     match client
@@ -138,4 +143,13 @@ async fn demo() -> Result<(), Box<dyn std::error::Error>> {
     client.shutdown().await?;
     operator.shutdown().await?;
     Ok(())
+}
+
+/// The shared key makes its holder one of the operator's relays.
+fn expect_relay(level: AuthorizationLevel) -> Result<(), Box<dyn std::error::Error>> {
+    if level == AuthorizationLevel::Relay {
+        Ok(())
+    } else {
+        Err(format!("authenticated at level {level}, not relay").into())
+    }
 }

@@ -101,6 +101,11 @@ fn build(
             "connection_limits: established limits must be greater than 0".to_owned(),
         ));
     }
+    if !config.gossip_rate_limit.is_valid() {
+        return Err(Error::Build(
+            "gossip_rate_limit: per_second and burst must be greater than 0".to_owned(),
+        ));
+    }
     let peer_id = key.public().to_peer_id();
     let kad = config.enable_kad.then(|| {
         let mut cfg = kad::Config::new(KAD_PROTOCOL);

@@ -4,6 +4,7 @@ use std::{path::PathBuf, time::Duration};
 
 use darkswap_core::{
     auth::{AuthManagerConfig, AuthorizationLevel},
+    gossip::GossipRateLimit,
     orderbook::OrderbookConfig,
     protocols::{ORDERBOOK_TOPIC, TRADE_TOPIC},
     reputation::ReputationConfig,
@@ -122,6 +123,13 @@ pub struct NetworkConfig {
     /// Ceilings on libp2p connections and on memory use.
     /// Default: [`ConnectionLimits::default`].
     pub connection_limits: ConnectionLimits,
+    /// Gossip messages accepted from one peer (the peer that hands them to
+    /// us), checked before any is decoded. Messages over the rate are
+    /// dropped unjudged and not forwarded, and the peer pays a
+    /// [`PenaltyReason::RateLimit`](crate::PenaltyReason::RateLimit) once a
+    /// second while it stays over. Default: 100 a second, bursts of 500
+    /// ([`GossipRateLimit::default`]).
+    pub gossip_rate_limit: GossipRateLimit,
 }
 
 /// How many libp2p connections a node keeps, and the memory use above which
@@ -178,6 +186,7 @@ impl Default for NetworkConfig {
             min_relay_auth_level: AuthorizationLevel::Relay,
             reputation: ReputationConfig::default(),
             connection_limits: ConnectionLimits::default(),
+            gossip_rate_limit: GossipRateLimit::default(),
         }
     }
 }
@@ -306,6 +315,12 @@ impl NetworkConfig {
     /// The connection and memory ceilings (`connection_limits`).
     pub fn with_connection_limits(mut self, limits: ConnectionLimits) -> Self {
         self.connection_limits = limits;
+        self
+    }
+
+    /// The gossip messages accepted from one peer (`gossip_rate_limit`).
+    pub fn with_gossip_rate_limit(mut self, limit: GossipRateLimit) -> Self {
+        self.gossip_rate_limit = limit;
         self
     }
 }

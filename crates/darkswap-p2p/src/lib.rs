@@ -46,7 +46,7 @@ pub use behaviour::{KAD_PROTOCOL, gossipsub_behaviour};
 pub use config::{ConnectionLimits, Identity, KadMode, NetworkConfig};
 pub use darkswap_core::{
     NatStatus, NetworkEvent, ReservationId,
-    gossip::{ValidationError, validate_gossip},
+    gossip::{GossipRateLimit, ValidationError, validate_gossip},
     orderbook::{Book, OrderbookChange, OrderbookConfig, OrderbookError},
     protocols::{IDENTIFY_PROTOCOL_VERSION, ORDERBOOK_TOPIC, TRADE_TOPIC},
     relay_keeper::{RelayAuthStatus, RelayStatus},

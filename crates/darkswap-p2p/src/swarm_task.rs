@@ -13,7 +13,7 @@ use std::{
 use darkswap_core::{
     NetworkEvent, Now,
     auth::AuthManager,
-    gossip::GossipValidator,
+    gossip::{GossipRateLimiter, GossipValidator},
     orderbook::Orderbook,
     own_orders::{OwnOrders, OwnOrdersOutput},
     protocols::ORDERBOOK_TOPIC,
@@ -79,6 +79,7 @@ pub(crate) struct SwarmTask {
 
     // The node's state and the services that decide over it.
     book: Orderbook,
+    gossip_rate: GossipRateLimiter,
     gossip: GossipValidator,
     own_orders: OwnOrders,
     sync: OrderbookSync,
@@ -133,6 +134,7 @@ pub(crate) async fn spawn(
     let t0 = now();
     let mut task = SwarmTask {
         book: Orderbook::new(config.orderbook.clone()),
+        gossip_rate: GossipRateLimiter::new(config.gossip_rate_limit),
         gossip: GossipValidator::new(config.max_message_size),
         own_orders: OwnOrders::new(key.clone(), config.orderbook.refresh_interval, t0.instant),
         sync: OrderbookSync::new(),
@@ -248,6 +250,7 @@ impl SwarmTask {
         if now.instant >= self.next_prune {
             self.next_prune = now.instant + PRUNE_INTERVAL;
             self.auth.prune(now.wall);
+            self.gossip_rate.handle_timeout(now.instant);
             if let Some(change) = self.book.prune(now.unix_secs()) {
                 self.emit(NetworkEvent::OrderbookChanged(change));
             }

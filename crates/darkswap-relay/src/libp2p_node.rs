@@ -36,8 +36,11 @@ use crate::{
     server::StartError,
 };
 use peer_auth::PeerAuth;
+use reservations::Reservations;
 
+mod hop;
 mod peer_auth;
+mod reservations;
 mod transport;
 
 #[derive(NetworkBehaviour)]
@@ -45,7 +48,7 @@ struct Behaviour {
     // Limits first: a refused connection never reaches the others.
     limits: connection_limits::Behaviour,
     memory: memory_connection_limits::Behaviour,
-    relay: relay::Behaviour,
+    relay: hop::Behaviour,
     identify: identify::Behaviour,
     ping: ping::Behaviour,
     autonat: autonat::Behaviour,
@@ -61,6 +64,8 @@ struct Behaviour {
 fn hop_config(c: &HopConfig, auth: &TokenConfig, security: Arc<SecurityMetrics>) -> relay::Config {
     let mut config = hop_limits(c);
     let auth = auth.clone();
+    // libp2p cannot say "no reservation at all" per peer (see `hop_limits`).
+    let none_per_peer = c.max_reservations_per_peer == 0;
     config.reservation_rate_limiters.insert(
         0,
         Box::new(move |peer: PeerId, _: &Multiaddr, _| {
@@ -68,16 +73,25 @@ fn hop_config(c: &HopConfig, auth: &TokenConfig, security: Arc<SecurityMetrics>)
             if !allowed {
                 security.denied("reservation");
             }
-            allowed
+            allowed && !none_per_peer
         }),
     );
     config
 }
 
+/// libp2p-relay 0.22 refuses a peer's new reservation only when the peer
+/// already holds *more* than `max_reservations_per_peer` (`>` where `>=` is
+/// meant; libp2p/rust-libp2p#6365), so it would let a peer hold one more
+/// than the limit. We pass one less to get the documented number; the test
+/// `a_peer_holds_at_most_its_reservation_limit` fails if libp2p changes.
+fn libp2p_reservations_per_peer(limit: usize) -> usize {
+    limit.saturating_sub(1)
+}
+
 fn hop_limits(c: &HopConfig) -> relay::Config {
     relay::Config {
         max_reservations: c.max_reservations,
-        max_reservations_per_peer: c.max_reservations_per_peer,
+        max_reservations_per_peer: libp2p_reservations_per_peer(c.max_reservations_per_peer),
         reservation_duration: c.reservation_duration,
         max_circuits: c.max_circuits,
         max_circuits_per_peer: c.max_circuits_per_peer,
@@ -134,7 +148,10 @@ fn build_behaviour(
         memory: memory_connection_limits::Behaviour::with_max_percentage(
             config.limits.max_memory_percentage / 100.0,
         ),
-        relay: relay::Behaviour::new(peer_id, hop_config(&config.hop, &config.tokens, security)),
+        relay: hop::Behaviour::new(relay::Behaviour::new(
+            peer_id,
+            hop_config(&config.hop, &config.tokens, security),
+        )),
         identify: identify::Behaviour::new(
             identify::Config::new(
                 darkswap_p2p::IDENTIFY_PROTOCOL_VERSION.to_owned(),
@@ -259,6 +276,7 @@ pub(crate) struct Libp2pNode {
     announce_listen: bool,
     peer_auth: PeerAuth,
     security_metrics: Arc<SecurityMetrics>,
+    reservations: Reservations,
 }
 
 /// The limit that refused a libp2p connection, as a metric label.
@@ -319,6 +337,7 @@ impl Libp2pNode {
             announce_listen,
             peer_auth,
             security_metrics,
+            reservations: Reservations::default(),
         };
         Ok((node, listen_addrs))
     }
@@ -394,10 +413,14 @@ impl Libp2pNode {
                 tracing::debug!(addr = %send_back_addr, limit, "connection refused by a limit");
                 self.security_metrics.limited("libp2p", limit);
             }
-            SwarmEvent::Behaviour(BehaviourEvent::Relay(e)) => {
-                tracing::debug!(event = ?e, "relay");
-                self.libp2p_metrics.record(&e);
-                self.node_metrics.record_hop(&e);
+            SwarmEvent::Behaviour(BehaviourEvent::Relay(hop::Event { connection, event })) => {
+                tracing::debug!(?event, ?connection, "relay");
+                self.libp2p_metrics.record(&event);
+                self.node_metrics.record_hop(&event);
+                if self.reservations.handle_event(connection, &event) {
+                    self.node_metrics
+                        .set_reservations_held(self.reservations.held());
+                }
             }
             SwarmEvent::Behaviour(BehaviourEvent::Identify(e)) => {
                 self.libp2p_metrics.record(&e);
@@ -429,6 +452,8 @@ impl Libp2pNode {
                         Ok(_) => gossipsub::MessageAcceptance::Accept,
                         Err(error) => {
                             tracing::debug!(peer = %propagation_source, %error, "rejected gossip");
+                            self.node_metrics
+                                .gossip_rejected(message.topic.as_str(), error.reason());
                             gossipsub::MessageAcceptance::Reject
                         }
                     };

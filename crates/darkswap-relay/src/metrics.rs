@@ -108,9 +108,15 @@ struct TransportLabel {
     transport: &'static str,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct TopicReasonLabel {
+    topic: String,
+    reason: &'static str,
+}
+
 /// The libp2p node's own metrics: circuit relay v2 (hop) reservations and
-/// circuits, connections by transport, bytes relayed. Counters are exported
-/// with the `_total` suffix.
+/// circuits, connections by transport, bytes relayed, gossip refused.
+/// Counters are exported with the `_total` suffix.
 #[derive(Debug, Default)]
 pub struct Libp2pNodeMetrics {
     reservations_active: Gauge,
@@ -123,6 +129,7 @@ pub struct Libp2pNodeMetrics {
     connections: Family<TransportLabel, Counter>,
     connections_now: AtomicI64,
     bytes_relayed: Counter,
+    gossip_rejected: Family<TopicReasonLabel, Counter>,
 }
 
 /// Which transport a connection runs over, as a metric label.
@@ -154,15 +161,18 @@ registered!(Libp2pNodeMetrics;
     "connections_active", "Open connections, by transport" => connections_active,
     "connections", "Connections established, by transport" => connections,
     "bytes_relayed", "Bytes carried by circuits, both directions together" => bytes_relayed,
+    "gossip_rejected", "Gossip messages refused (not forwarded), by topic and reason" => gossip_rejected,
 );
 
 impl Libp2pNodeMetrics {
-    /// Updates the hop gauges and counters from a circuit relay v2 event.
+    /// Updates the hop counters and the circuits gauge from a circuit relay
+    /// v2 event. The reservations gauge is set apart
+    /// ([`set_reservations_held`](Self::set_reservations_held)): libp2p's
+    /// events do not say which connection held a reservation.
     pub fn record_hop(&self, event: &relay::Event) {
         match event {
             relay::Event::ReservationReqAccepted { renewed: false, .. } => {
                 self.reservations.inc();
-                self.reservations_active.inc();
             }
             relay::Event::ReservationReqDenied { status, .. } => {
                 self.reservations_denied
@@ -170,9 +180,6 @@ impl Libp2pNodeMetrics {
                         reason: format!("{status:?}"),
                     })
                     .inc();
-            }
-            relay::Event::ReservationClosed { .. } | relay::Event::ReservationTimedOut { .. } => {
-                self.reservations_active.dec();
             }
             relay::Event::CircuitReqAccepted { .. } => {
                 self.circuits.inc();
@@ -190,6 +197,24 @@ impl Libp2pNodeMetrics {
             }
             _ => {}
         }
+    }
+
+    /// Sets the reservations held now.
+    pub fn set_reservations_held(&self, held: usize) {
+        self.reservations_active
+            .set(i64::try_from(held).unwrap_or(i64::MAX));
+    }
+
+    /// A gossip message on `topic` was refused for `reason`
+    /// ([`ValidationError::reason`](darkswap_p2p::ValidationError::reason)).
+    /// `topic` is one the relay subscribed to: gossipsub delivers no other.
+    pub fn gossip_rejected(&self, topic: &str, reason: &'static str) {
+        self.gossip_rejected
+            .get_or_create(&TopicReasonLabel {
+                topic: topic.to_owned(),
+                reason,
+            })
+            .inc();
     }
 
     /// A connection was established.
@@ -277,14 +302,18 @@ mod tests {
             dst_peer_id: b,
             status: relay::StatusCode::ResourceLimitExceeded,
         });
-        assert_eq!((m.reservations_now(), m.circuits_now()), (1, 1));
+        assert_eq!(m.circuits_now(), 1);
         m.record_hop(&relay::Event::CircuitClosed {
             src_peer_id: a,
             dst_peer_id: b,
             error: None,
         });
-        m.record_hop(&relay::Event::ReservationTimedOut { src_peer_id: a });
+        // libp2p reports a close for every connection: the gauge is not
+        // moved by events but set from the count of reservations held.
+        m.record_hop(&relay::Event::ReservationClosed { src_peer_id: b });
         assert_eq!((m.reservations_now(), m.circuits_now()), (0, 0));
+        m.set_reservations_held(2);
+        m.gossip_rejected("darkswap/orderbook/v1", "undecodable");
         let mut text = String::new();
         encode(&mut text, &registry).unwrap();
         assert!(
@@ -295,6 +324,16 @@ mod tests {
         assert!(
             text.contains(
                 "darkswap_relay_circuits_denied_total{reason=\"ResourceLimitExceeded\"} 1"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains("darkswap_relay_reservations_active 2"),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "darkswap_relay_gossip_rejected_total{topic=\"darkswap/orderbook/v1\",reason=\"undecodable\"} 1"
             ),
             "{text}"
         );

@@ -90,6 +90,32 @@ impl RawGossip {
             }
         }))
     }
+
+    /// Keeps the swarm running in the background and publishes `make(n)`
+    /// on `topic` every `every` (n = 0, 1, 2, ...), until the returned
+    /// handle is dropped: a flood. Publish errors (no peer left, say once it
+    /// is banned) are ignored.
+    pub fn flood(
+        mut self,
+        topic: &str,
+        every: Duration,
+        mut make: impl FnMut(u64) -> Vec<u8> + Send + 'static,
+    ) -> AbortOnDropHandle<()> {
+        let topic = gossipsub::IdentTopic::new(topic);
+        AbortOnDropHandle::new(tokio::spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            let mut n = 0;
+            loop {
+                tokio::select! {
+                    _ = tick.tick() => {
+                        let _ = self.swarm.behaviour_mut().publish(topic.clone(), make(n));
+                        n += 1;
+                    }
+                    _ = self.swarm.select_next_some() => {}
+                }
+            }
+        }))
+    }
 }
 
 /// Signs `body` with `key` exactly as [`darkswap_proto::NewOrder::sign`]

@@ -22,6 +22,7 @@ use tokio::sync::oneshot;
 use tokio_util::task::AbortOnDropHandle;
 
 mod gossip;
+pub mod netns;
 mod process;
 pub use gossip::{RawGossip, order_body, sign_raw_order};
 pub use process::{RelayProcess, START_TIMEOUT, target_binary};

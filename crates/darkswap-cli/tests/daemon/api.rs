@@ -1,6 +1,12 @@
 //! The API and the CLI at their edges: bad requests are refused with the
 //! documented errors, and a command with no daemon says so.
 
+use std::{
+    io::{Read, Write},
+    net::TcpStream,
+    time::Duration,
+};
+
 use serde_json::Value;
 
 use crate::support::{cli, cli_json, start_daemon};
@@ -82,6 +88,68 @@ async fn the_api_refuses_bad_requests_and_keeps_running() {
 
     // Still serving.
     assert!(cli_json(d.api, &["status"])["peer_id"].is_string());
+}
+
+/// A plain HTTP/1.1 client that writes its whole 10 MB body before it reads
+/// (as blocking clients do) gets the 413 the API answered after 64 KiB, not
+/// a reset: the daemon reads and discards the rest before it closes.
+#[test]
+fn a_client_still_sending_a_refused_body_gets_the_413() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = start_daemon(dir.path(), &[]);
+    let mut stream = TcpStream::connect(d.api).unwrap();
+    // Deadlines on every read and write.
+    stream
+        .set_write_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    let body = vec![b'x'; 10_000_000];
+    write!(
+        stream,
+        "POST /v1/orders HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+        d.api,
+        body.len()
+    )
+    .unwrap();
+    stream
+        .write_all(&body)
+        .expect("the whole body is taken, refused or not");
+    let mut answer = Vec::new();
+    stream
+        .read_to_end(&mut answer)
+        .expect("the answer, then a clean close");
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 413 "), "{answer}");
+    let (_, json) = answer.split_once("\r\n\r\n").unwrap();
+    let v: Value = serde_json::from_str(json).unwrap();
+    assert_eq!(v["error"]["code"], "body_too_large", "{v}");
+
+    // Still serving.
+    assert!(cli_json(d.api, &["status"])["peer_id"].is_string());
+}
+
+/// The same with an HTTP client library (the one the CLI uses): a 10 MB
+/// body sent in one request gets the 413 and its error, not a connection
+/// error.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_http_client_sending_10_mb_gets_the_413_not_a_reset() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = start_daemon(dir.path(), &[]);
+    let r = reqwest::Client::builder()
+        .timeout(Duration::from_secs(20))
+        .build()
+        .unwrap()
+        .post(format!("http://{}/v1/orders", d.api))
+        .header("content-type", "application/json")
+        .body(vec![b'x'; 10_000_000])
+        .send()
+        .await
+        .expect("an answer, not a reset");
+    assert_eq!(r.status(), 413);
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["error"]["code"], "body_too_large", "{v}");
 }
 
 #[test]

@@ -3,9 +3,9 @@
 use darkswap_core::{
     NatStatus, NetworkEvent,
     auth::{AuthRequest, AuthResponse},
-    gossip::{Acceptance, GossipMessage},
+    gossip::{Acceptance, GossipMessage, RateDecision},
     proto::{OrderbookRequest, OrderbookResponse},
-    reputation::auth_penalty,
+    reputation::{PenaltyReason, auth_penalty},
     sync::SyncFailure,
 };
 use libp2p::{
@@ -240,6 +240,27 @@ impl SwarmTask {
                 message_id,
                 message,
             } => {
+                let now = now();
+                // The rate first: a flood costs a lookup, not a decode and
+                // a signature check per message.
+                if let RateDecision::Refuse { penalize } = self
+                    .gossip_rate
+                    .handle_message(propagation_source, now.instant)
+                {
+                    tracing::debug!(peer = %propagation_source, topic = %message.topic, "gossip over the peer's rate");
+                    self.swarm
+                        .behaviour_mut()
+                        .gossipsub
+                        .report_message_validation_result(
+                            &message_id,
+                            &propagation_source,
+                            gossipsub::MessageAcceptance::Ignore,
+                        );
+                    if penalize {
+                        self.penalize(propagation_source, PenaltyReason::RateLimit);
+                    }
+                    return;
+                }
                 let verdict = self.gossip.handle_message(
                     &mut self.book,
                     GossipMessage {
@@ -248,7 +269,7 @@ impl SwarmTask {
                         author: message.source,
                         forwarder: propagation_source,
                     },
-                    now().unix_secs(),
+                    now.unix_secs(),
                 );
                 let acceptance = match verdict.acceptance {
                     Acceptance::Accept => gossipsub::MessageAcceptance::Accept,
