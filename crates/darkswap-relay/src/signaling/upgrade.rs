@@ -14,7 +14,7 @@ use tokio_tungstenite::tungstenite::{
 };
 
 use super::{Context, websocket::Ws};
-use crate::defaults::timeouts;
+use crate::defaults::{queues, timeouts};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Endpoint {
@@ -118,9 +118,13 @@ pub(super) async fn upgrade(
         .signaling
         .max_message_size
         .max(ctx.ws_circuit.max_frame_size);
+    // Buffers sized to use, not to the largest message: an idle socket
+    // keeps its read buffer, and writes are flushed one message at a time.
     let config = WebSocketConfig::default()
         .max_message_size(Some(max))
-        .max_frame_size(Some(max));
+        .max_frame_size(Some(max))
+        .read_buffer_size(queues::WS_READ_BUFFER)
+        .write_buffer_size(0);
     let handshake = tokio_tungstenite::accept_hdr_async_with_config(stream, route, Some(config));
     match tokio::time::timeout(timeouts::HANDSHAKE, handshake).await {
         Ok(Ok(ws)) => Some((ws, credentials)),

@@ -106,6 +106,11 @@ pub(crate) struct SignalingSection {
     messages_per_second: NonZeroU32,
     message_burst: NonZeroU32,
     max_rate_violations: u32,
+    peer_page_size: usize,
+    max_watched_peers: usize,
+    send_queue_bytes: usize,
+    send_queue_bytes_per_sender: usize,
+    slow_reader_timeout_secs: u64,
 }
 
 /// `[ws_relay]`: [`WsCircuitConfig`](darkswap_relay::config::WsCircuitConfig).
@@ -288,6 +293,11 @@ impl Default for ConfigFile {
                 messages_per_second: s.messages_per_second,
                 message_burst: s.message_burst,
                 max_rate_violations: s.max_rate_violations,
+                peer_page_size: s.peer_page_size,
+                max_watched_peers: s.max_watched_peers,
+                send_queue_bytes: s.send_queue_bytes,
+                send_queue_bytes_per_sender: s.send_queue_bytes_per_sender,
+                slow_reader_timeout_secs: s.slow_reader_timeout.as_secs(),
             },
             ws_relay: WsCircuitSection {
                 max_circuits: w.max_circuits,
@@ -417,6 +427,17 @@ impl ConfigFile {
                 "signaling.max_rate_violations",
                 s.max_rate_violations.into(),
             ),
+            ("signaling.peer_page_size", s.peer_page_size as u64),
+            ("signaling.max_watched_peers", s.max_watched_peers as u64),
+            ("signaling.send_queue_bytes", s.send_queue_bytes as u64),
+            (
+                "signaling.send_queue_bytes_per_sender",
+                s.send_queue_bytes_per_sender as u64,
+            ),
+            (
+                "signaling.slow_reader_timeout_secs",
+                s.slow_reader_timeout_secs,
+            ),
             ("ws_relay.max_circuits", w.max_circuits as u64),
             (
                 "ws_relay.max_circuits_per_peer",
@@ -488,6 +509,12 @@ impl ConfigFile {
                 "{key}.interval_secs must be greater than 0"
             )));
         }
+        if s.send_queue_bytes_per_sender > s.send_queue_bytes {
+            return Err(ConfigError(
+                "signaling.send_queue_bytes_per_sender must not exceed signaling.send_queue_bytes"
+                    .to_owned(),
+            ));
+        }
         if a.token_ttl_secs > a.max_token_ttl_secs {
             return Err(ConfigError(
                 "auth.token_ttl_secs must not exceed auth.max_token_ttl_secs".to_owned(),
@@ -547,6 +574,11 @@ impl ConfigFile {
         s.messages_per_second = f.messages_per_second;
         s.message_burst = f.message_burst;
         s.max_rate_violations = f.max_rate_violations;
+        s.peer_page_size = f.peer_page_size;
+        s.max_watched_peers = f.max_watched_peers;
+        s.send_queue_bytes = f.send_queue_bytes;
+        s.send_queue_bytes_per_sender = f.send_queue_bytes_per_sender;
+        s.slow_reader_timeout = secs(f.slow_reader_timeout_secs);
 
         let (w, f) = (&mut c.ws_circuit, &self.ws_relay);
         w.max_circuits = f.max_circuits;
