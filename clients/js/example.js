@@ -121,6 +121,12 @@ function renderConnection(peerId) {
   rttEl.textContent = state === 'open' && conn?.rtt != null ? `${conn.rtt.toFixed(1)} ms` : '';
 }
 
+// The relay tells a page of peers on demand, not every join: ask again now
+// and then, and when asked to. Peers we talk to are watched by the manager.
+const refresh = () => { manager.refreshPeers().catch(() => {}); };
+byTestId('refresh-peers').addEventListener('click', refresh);
+setInterval(() => { if (manager.signalingState === 'open') refresh(); }, 10_000);
+
 manager.addEventListener('registered', (event) => {
   const { peerId } = /** @type {CustomEvent} */ (event).detail;
   myPeerId.textContent = peerId;

@@ -22,7 +22,16 @@
 //!   reported is the hub's;
 //! - a paired circuit joins two different `/relay` sockets of two different
 //!   peers;
-//! - after `handle_timeout(now)` no deadline at or before `now` is left.
+//! - after `handle_timeout(now)` no deadline at or before `now` is left;
+//! - presence is told only to those who asked: `peer_joined`/`peer_left`
+//!   go only to a socket whose `watch` was answered for that peer and not
+//!   undone, a page holds at most `peer_page_size` distinct peers and never
+//!   the asker, a `presence` names only peers the `watch` named;
+//! - a routed message goes between two registered `/signaling` sockets, and
+//!   a forwarded candidate is null or an object of the four fields browsers
+//!   send, its `candidate` at most `MAX_CANDIDATE_LEN` bytes;
+//! - a refusal ([`Hub::handle_refused`], which the script fires for routed
+//!   messages) answers only an open socket.
 
 use std::{
     collections::{BTreeMap, HashMap},
@@ -33,11 +42,12 @@ use std::{
 use darkswap_proto::{
     identity::{Keypair, PeerId},
     relay_auth::Role,
-    signaling::{ClientToServer, ServerToClient, encode_b64, sign_registration},
+    signaling::{ClientToServer, MAX_CANDIDATE_LEN, ServerToClient, encode_b64, sign_registration},
 };
 use darkswap_relay::signaling::hub::{Access, ConnId, Event, Hub, HubConfig, Output};
 use rand::SeedableRng;
-use serde_json::json;
+use serde_json::{Value, json};
+use std::collections::HashSet;
 
 /// Identities the script registers as, and sends to.
 const KEYS: u8 = 4;
@@ -76,6 +86,8 @@ fn config(roles: u8) -> HubConfig {
     c.register_timeout = Duration::from_secs(10);
     c.accept_timeout = Duration::from_secs(15);
     c.max_circuit_duration = Duration::from_secs(60);
+    c.peer_page_size = 2;
+    c.max_watched_peers = 2;
     // Mostly `user`, so most scripts get past the role checks.
     c.signaling_role = if roles & 0x10 == 0 {
         Role::User
@@ -122,9 +134,20 @@ pub enum Op {
     Query,
     /// `circuit, reason`: the data plane ended a circuit.
     CircuitEnded,
+    /// `conn, keys`: `watch` the keys in a bit mask (bit 7: one bad id too).
+    Watch,
+    /// `conn, keys`: `unwatch` the keys in a bit mask.
+    Unwatch,
+    /// `conn, after, limit`: `list_peers` after a key (0: from the start).
+    ListPage,
+    /// `index`: the server refuses one of the routed messages it saw.
+    Refuse,
+    /// `conn, to, repeat, len, bytes`: a candidate whose `candidate` is
+    /// these bytes repeated.
+    RawCandidate,
 }
 
-const OPS: u8 = Op::CircuitEnded as u8 + 1;
+const OPS: u8 = Op::RawCandidate as u8 + 1;
 
 /// Reads the script; missing bytes read as 0.
 struct Script<'a>(&'a [u8]);
@@ -171,6 +194,12 @@ struct Harness {
     /// Circuits opened minus open circuits ended, from the events.
     open_circuits: i64,
     peers_reported: usize,
+    /// Who watches whom, from the `presence` answers and `unwatch`es.
+    watching: HashMap<ConnId, HashSet<PeerId>>,
+    /// The peers the last `watch` of each socket named.
+    asked: HashMap<ConnId, Vec<PeerId>>,
+    /// Routed messages seen: sender, recipient, type.
+    routes: Vec<(ConnId, ConnId, &'static str)>,
     reached: Reached,
 }
 
@@ -186,6 +215,10 @@ pub struct Reached {
     pub pairs: usize,
     /// Circuits that ended after they opened.
     pub open_circuits_ended: usize,
+    /// `peer_joined` and `peer_left` told to watchers.
+    pub presence_told: usize,
+    /// `peer_busy` refusals told to senders.
+    pub refusals: usize,
 }
 
 impl Harness {
@@ -204,6 +237,9 @@ impl Harness {
             tokens: Vec::new(),
             open_circuits: 0,
             peers_reported: 0,
+            watching: HashMap::new(),
+            asked: HashMap::new(),
+            routes: Vec::new(),
             reached: Reached::default(),
         }
     }
@@ -255,6 +291,8 @@ impl Harness {
                 let conn = self.conn(s.byte());
                 if self.open.remove(&conn).is_some() {
                     self.registered.retain(|_, c| *c != conn);
+                    self.watching.remove(&conn);
+                    self.routes.retain(|(f, t, _)| *f != conn && *t != conn);
                     self.hub.handle_closed(conn);
                 }
             }
@@ -340,17 +378,71 @@ impl Harness {
             12 => {
                 let (conn, which) = (self.conn(s.byte()), s.byte());
                 let message = match which % 2 {
-                    0 => ClientToServer::ListPeers,
+                    0 => ClientToServer::ListPeers {
+                        after: None,
+                        limit: None,
+                    },
                     _ => ClientToServer::Ping {
                         id: Some(json!(which)),
                     },
                 };
                 self.text(conn, &message);
             }
-            _ => {
+            13 => {
                 let circuit_id = self.circuit(s.byte());
                 let reason = ["byte_limit", "idle_timeout", "closed"][usize::from(s.byte() % 3)];
                 self.hub.handle_circuit_ended(&circuit_id, reason);
+            }
+            14 | 15 => {
+                let (conn, mask) = (self.conn(s.byte()), s.byte());
+                let mut peers: Vec<String> = (0..KEYS)
+                    .filter(|k| mask & (1 << k) != 0)
+                    .map(|k| peer(k).to_string())
+                    .collect();
+                if mask & 0x80 != 0 {
+                    peers.push("not a peer".into());
+                }
+                if op % OPS == 14 {
+                    self.asked
+                        .insert(conn, peers.iter().filter_map(|p| p.parse().ok()).collect());
+                    self.text(conn, &ClientToServer::Watch { peers });
+                } else {
+                    // An unwatch naming more than a socket may watch is refused.
+                    if mask & 0x80 == 0
+                        && peers.len() <= self.config.max_watched_peers
+                        && let Some(w) = self.watching.get_mut(&conn)
+                    {
+                        w.retain(|p| !peers.contains(&p.to_string()));
+                    }
+                    self.text(conn, &ClientToServer::Unwatch { peers });
+                }
+            }
+            16 => {
+                let (conn, after, limit) = (self.conn(s.byte()), s.byte(), s.byte());
+                let after = (after != 0).then(|| peer(after - 1).to_string());
+                let limit = (limit != 0).then_some(u32::from(limit));
+                self.text(conn, &ClientToServer::ListPeers { after, limit });
+            }
+            17 => {
+                let index = usize::from(s.byte());
+                if !self.routes.is_empty() {
+                    let (from, to, kind) = self.routes[index % self.routes.len()];
+                    self.hub.handle_refused(from, to, kind);
+                }
+            }
+            _ => {
+                let (conn, to, repeat, len) = (self.conn(s.byte()), s.byte(), s.byte(), s.byte());
+                let text = String::from_utf8_lossy(s.bytes(len)).repeat(usize::from(repeat));
+                let candidate = json!({"candidate": text, "sdpMid": to.to_string()});
+                self.text(
+                    conn,
+                    &ClientToServer::Candidate {
+                        to: peer(to).to_string(),
+                        candidate,
+                        session: None,
+                        from: None,
+                    },
+                );
             }
         }
         self.drain();
@@ -398,6 +490,25 @@ impl Harness {
                     self.learn(*conn, message);
                 }
                 Output::Close(conn, ..) => self.assert_open(*conn, false, &output),
+                Output::Route {
+                    from,
+                    to,
+                    kind,
+                    message,
+                } => {
+                    for c in [from, to] {
+                        let Some(Socket::Signaling { peer: Some(_), .. }) = self.open.get(c) else {
+                            panic!("{output:?} between sockets that are not both registered");
+                        };
+                    }
+                    if let ServerToClient::Candidate { candidate, .. } = message {
+                        assert_candidate(candidate);
+                    }
+                    self.routes.push((*from, *to, *kind));
+                    if self.routes.len() > 16 {
+                        self.routes.remove(0);
+                    }
+                }
                 Output::Pair { ends, .. } => {
                     let [(a, peer_a), (b, peer_b)] = *ends;
                     self.assert_open(a, true, &output);
@@ -446,6 +557,45 @@ impl Harness {
     /// What a client learns from a message: its challenge, its registration,
     /// circuit ids and attach tokens.
     fn learn(&mut self, conn: ConnId, message: &ServerToClient) {
+        let me = match self.open.get(&conn) {
+            Some(Socket::Signaling { peer, .. }) => *peer,
+            _ => None,
+        };
+        match message {
+            ServerToClient::PeerJoined { peer_id } | ServerToClient::PeerLeft { peer_id } => {
+                let p: PeerId = peer_id.parse().unwrap_or_else(|e| panic!("{peer_id}: {e}"));
+                assert!(
+                    self.watching.get(&conn).is_some_and(|w| w.contains(&p)),
+                    "{message:?} told to socket {conn}, which does not watch it"
+                );
+                self.reached.presence_told += 1;
+            }
+            ServerToClient::Presence { online, offline } => {
+                let asked = self.asked.remove(&conn).unwrap_or_default();
+                let watched = self.watching.entry(conn).or_default();
+                for text in online.iter().chain(offline) {
+                    let p: PeerId = text.parse().unwrap_or_else(|e| panic!("{text}: {e}"));
+                    assert!(asked.contains(&p), "presence of {p}, which was not asked");
+                    watched.insert(p);
+                }
+            }
+            ServerToClient::Peers { peers, .. } | ServerToClient::Registered { peers, .. } => {
+                let distinct: HashSet<&String> = peers.iter().collect();
+                assert!(
+                    peers.len() <= self.config.peer_page_size && distinct.len() == peers.len(),
+                    "a page of {peers:?}"
+                );
+                if let Some(me) = me {
+                    assert!(!peers.contains(&me.to_string()), "a page lists its asker");
+                }
+            }
+            ServerToClient::Error { code, .. }
+                if *code == darkswap_proto::signaling::ErrorCode::PeerBusy =>
+            {
+                self.reached.refusals += 1;
+            }
+            _ => {}
+        }
         match message {
             ServerToClient::Challenge { nonce } => {
                 if let Some(Socket::Signaling { nonce: n, .. }) = self.open.get_mut(&conn) {
@@ -478,6 +628,27 @@ impl Harness {
             } => self.tokens.push((circuit_id.clone(), token.clone())),
             _ => {}
         }
+    }
+}
+
+/// What browsers send as a candidate, and no more.
+fn assert_candidate(candidate: &Value) {
+    match candidate {
+        Value::Null => {}
+        Value::Object(o) => {
+            for (k, v) in o {
+                assert!(
+                    ["candidate", "sdpMid", "sdpMLineIndex", "usernameFragment"]
+                        .contains(&k.as_str()),
+                    "forwarded candidate field {k}"
+                );
+                if k == "candidate" {
+                    assert!(v.as_str().is_some_and(|c| c.len() <= MAX_CANDIDATE_LEN));
+                }
+            }
+            assert!(o.contains_key("candidate"), "a candidate without candidate");
+        }
+        other => panic!("forwarded candidate {other}"),
     }
 }
 
@@ -550,6 +721,42 @@ pub fn seeds() -> Vec<(&'static str, Vec<u8>)> {
     circuit_then_limit.extend_from_slice(&[op(CircuitEnded), 0, 0, op(Advance), 61]);
     vec![
         ("register_two", with(&[op(Query), 0, 0])),
+        (
+            "watch_then_join",
+            vec![
+                0,
+                8,
+                op(OpenSignaling),
+                1,
+                0,
+                op(Register),
+                0,
+                0,
+                op(Watch),
+                0,
+                0b10,
+                op(OpenSignaling),
+                1,
+                0,
+                op(Register),
+                1,
+                1,
+                op(Close),
+                1,
+                op(ListPage),
+                0,
+                0,
+                0,
+            ],
+        ),
+        (
+            "route_refused",
+            with(&[op(Route), 0, 0, 1, 0, op(Refuse), 0]),
+        ),
+        (
+            "bad_candidate",
+            with(&[op(RawCandidate), 0, 1, 255, 3, b'c', b'a', b'b']),
+        ),
         ("route_offer", with(&[op(Route), 0, 0, 1, 0])),
         ("route_spoofed", with(&[op(Route), 0, 2, 1, 2])),
         ("circuit_open", with(&circuit)),

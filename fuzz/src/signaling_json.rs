@@ -116,7 +116,32 @@ pub fn seeds() -> Vec<(&'static str, Vec<u8>)> {
     });
     let client = [
         ("register", register),
-        ("list_peers", ClientToServer::ListPeers),
+        (
+            "list_peers",
+            ClientToServer::ListPeers {
+                after: None,
+                limit: None,
+            },
+        ),
+        (
+            "list_peers_page",
+            ClientToServer::ListPeers {
+                after: Some(other.clone()),
+                limit: Some(50),
+            },
+        ),
+        (
+            "watch",
+            ClientToServer::Watch {
+                peers: vec![other.clone(), me.clone()],
+            },
+        ),
+        (
+            "unwatch",
+            ClientToServer::Unwatch {
+                peers: vec![other.clone()],
+            },
+        ),
         (
             "offer",
             ClientToServer::Offer {
@@ -198,6 +223,20 @@ pub fn seeds() -> Vec<(&'static str, Vec<u8>)> {
                 circuit_id: "0123456789abcdef".into(),
                 peer: other,
                 token: "AAECAwQFBgcICQoLDA0ODw==".into(),
+            },
+        ),
+        (
+            "server_peers_page",
+            ServerToClient::Peers {
+                peers: vec![me.clone()],
+                next: Some(me.clone()),
+            },
+        ),
+        (
+            "server_presence",
+            ServerToClient::Presence {
+                online: vec![me.clone()],
+                offline: vec![],
             },
         ),
         (

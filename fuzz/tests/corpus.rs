@@ -189,6 +189,13 @@ fn hub_seeds_reach_registration_routing_pairing_and_the_end_of_circuits() {
     }
     assert_eq!(reached("guest_refused").registrations, 0);
     assert_eq!(reached("stolen_subject").registrations, 0);
+    assert_eq!(
+        reached("watch_then_join").presence_told,
+        2,
+        "the watcher hears the join and the leave"
+    );
+    assert_eq!(reached("route_refused").refusals, 1);
+    assert_eq!(reached("bad_candidate").routed, 0, "a 765-byte candidate");
 }
 
 /// Writes `corpus/<target>/<seed>` for every seed. Run after adding a

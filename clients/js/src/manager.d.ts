@@ -6,11 +6,17 @@
  * incoming offers and circuits, settles glare (both sides offer, or both ask
  * for a circuit: the side with the smaller peer id yields), and reconnects
  * to peers it had connected to when they (or we) come back.
+ *
+ * Presence is on demand (docs/signaling.md, *Peers*): the manager knows the
+ * first page of peers the server gives on registration (and again on
+ * {@link WebRtcConnectionManager#refreshPeers}), and watches every peer it
+ * connects to or that connects to it, so it hears when those leave and come
+ * back; the server announces nobody else.
  * @module
  */
 import { WebRtcConnection } from './connection.js';
 import type { ConnectionPath, ConnectionState } from './connection.js';
-import type { SignalingState } from './signaling.js';
+import type { PeerPage, SignalingState } from './signaling.js';
 import type { TokenEventDetail, TokenProvider } from './tokens.js';
 export type ManagerOptions = {
     /**
@@ -189,7 +195,8 @@ export type WebRtcConnectionManagerEventMap = {
  */
 /**
  * Events of {@link WebRtcConnectionManager}, all `CustomEvent`s (read `event.detail`):
- * `registered` after every (re-)registration; `peer-joined`, `peer-left`;
+ * `registered` after every (re-)registration; `peer-joined`, `peer-left` when a peer
+ * enters or leaves {@link WebRtcConnectionManager#peers};
  * `connection` when any connection opens, incoming or outgoing;
  * `connection-state` on every state or path change; `message`;
  * `signaling-state` (`open` = registered); `token` when `auth: 'auto'` earned
@@ -213,8 +220,33 @@ export declare class WebRtcConnectionManager extends EventTarget {
     constructor(options: ManagerOptions);
     /** This peer's id (`12D3KooW...`), known once `init()` has loaded the identity. @returns {string | null} */
     get peerId(): string | null;
-    /** Other registered peers, as last reported by the server. @returns {string[]} */
+    /**
+     * Other registered peers as far as the server told: the first page it gave
+     * (on registration and {@link WebRtcConnectionManager#refreshPeers}) and the
+     * watched peers (those connected with) that are registered.
+     * @returns {string[]}
+     */
     get peers(): string[];
+    /**
+     * Asks the server for the first page of registered peers again; resolves
+     * with `peers` once it is updated (`peer-joined` and `peer-left` events
+     * tell what changed).
+     * @returns {Promise<string[]>}
+     */
+    refreshPeers(): Promise<string[]>;
+    /**
+     * Asks the server for one page of registered peers: the first, or the one
+     * after `after` (the previous page's `next`), of at most `limit` (the server
+     * caps it at its page size, 100 by default). The page becomes the listed
+     * part of `peers` (the watched peers stay). Resolves with the page, or
+     * `null` if the server did not answer (not registered, refused, timed out).
+     * @param {{ after?: string, limit?: number }} [options]
+     * @returns {Promise<PeerPage | null>}
+     */
+    listPeers(options?: {
+        after?: string;
+        limit?: number;
+    }): Promise<PeerPage | null>;
     /** State of the signaling socket (`open` = registered). @returns {SignalingState} */
     get signalingState(): SignalingState;
     /**

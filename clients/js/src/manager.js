@@ -7,6 +7,12 @@
  * incoming offers and circuits, settles glare (both sides offer, or both ask
  * for a circuit: the side with the smaller peer id yields), and reconnects
  * to peers it had connected to when they (or we) come back.
+ *
+ * Presence is on demand (docs/signaling.md, *Peers*): the manager knows the
+ * first page of peers the server gives on registration (and again on
+ * {@link WebRtcConnectionManager#refreshPeers}), and watches every peer it
+ * connects to or that connects to it, so it hears when those leave and come
+ * back; the server announces nobody else.
  * @module
  */
 
@@ -16,6 +22,7 @@ import { describe, makeError, report } from './errors.js';
 import { DEFAULT_STORAGE_KEY, generateIdentity, loadOrCreateIdentity } from './identity.js';
 import { isNonEmptyString, isObject } from './json.js';
 import { ed25519PublicKeyProtobuf, peerIdFromPublicKey } from './peer-id.js';
+import { Presence } from './presence.js';
 import { SignalingClient } from './signaling.js';
 import { TokenKeeper } from './tokens.js';
 
@@ -24,7 +31,7 @@ import { TokenKeeper } from './tokens.js';
  * @import { ConnectionContext, ConnectionPath, ConnectionState, StateChange } from './connection.js'
  * @import { Deferred } from './deferred.js'
  * @import { DarkSwapError } from './errors.js'
- * @import { SignalingState } from './signaling.js'
+ * @import { PeerPage, SignalingState } from './signaling.js'
  * @import { TokenEventDetail, TokenProvider, fetchRelayToken } from './tokens.js'
  */
 
@@ -109,7 +116,8 @@ const MAX_LOST = 1024;
 // mis-emits a quoted key that starts a line of a multi-line JSDoc type.
 /**
  * Events of {@link WebRtcConnectionManager}, all `CustomEvent`s (read `event.detail`):
- * `registered` after every (re-)registration; `peer-joined`, `peer-left`;
+ * `registered` after every (re-)registration; `peer-joined`, `peer-left` when a peer
+ * enters or leaves {@link WebRtcConnectionManager#peers};
  * `connection` when any connection opens, incoming or outgoing;
  * `connection-state` on every state or path change; `message`;
  * `signaling-state` (`open` = registered); `token` when `auth: 'auto'` earned
@@ -146,7 +154,7 @@ export class WebRtcConnectionManager extends EventTarget {
   #closed = false;
   /** @type {Promise<void> | null} */ #initPromise = null;
   /** @type {Deferred<void> | null} */ #initDeferred = null;
-  /** @type {Set<string>} */ #peers = new Set();
+  /** @type {Presence} */ #peers;
 
   // connections
   /** @type {Map<string, WebRtcConnection>} */ #connections = new Map();
@@ -195,10 +203,11 @@ export class WebRtcConnectionManager extends EventTarget {
       tokens,
       events: {
         state: (state) => self.#emit('signaling-state', { state }),
-        peers: (peers) => self.#replacePeers(peers),
+        peers: (peers) => self.#peers.replaceListed(peers),
+        presence: (online, offline) => self.#peers.update(online, offline),
         registered: () => self.#onRegistered(),
-        peerJoined: (peerId) => self.#peerJoined(peerId),
-        peerLeft: (peerId) => self.#peerLeft(peerId),
+        peerJoined: (peerId) => self.#peers.update([peerId], []),
+        peerLeft: (peerId) => self.#peers.update([], [peerId]),
         message: (message) => self.#onSignal(message),
         serverError: (code, message, inReplyTo) => self.#onServerError(code, message, inReplyTo),
         socketGone: (wasRegistered) => {
@@ -208,6 +217,12 @@ export class WebRtcConnectionManager extends EventTarget {
         stopped: (error, reportIfNoCaller) => self.#onSignalingStopped(error, reportIfNoCaller),
         error: (code, message) => self.#emit('error', { code, message }),
       },
+    });
+    this.#peers = new Presence({
+      signaling: this.#signaling,
+      self: () => self.#peerId,
+      appeared: (peerId) => self.#peerJoined(peerId),
+      gone: (peerId) => self.#peerLeft(peerId),
     });
     this.#ctx = {
       localPeerId: () => self.#peerId ?? '',
@@ -231,8 +246,37 @@ export class WebRtcConnectionManager extends EventTarget {
   /** This peer's id (`12D3KooW...`), known once `init()` has loaded the identity. @returns {string | null} */
   get peerId() { return this.#peerId; }
 
-  /** Other registered peers, as last reported by the server. @returns {string[]} */
-  get peers() { return [...this.#peers]; }
+  /**
+   * Other registered peers as far as the server told: the first page it gave
+   * (on registration and {@link WebRtcConnectionManager#refreshPeers}) and the
+   * watched peers (those connected with) that are registered.
+   * @returns {string[]}
+   */
+  get peers() { return this.#peers.peers; }
+
+  /**
+   * Asks the server for the first page of registered peers again; resolves
+   * with `peers` once it is updated (`peer-joined` and `peer-left` events
+   * tell what changed).
+   * @returns {Promise<string[]>}
+   */
+  async refreshPeers() {
+    await this.#signaling.listPeers();
+    return this.peers;
+  }
+
+  /**
+   * Asks the server for one page of registered peers: the first, or the one
+   * after `after` (the previous page's `next`), of at most `limit` (the server
+   * caps it at its page size, 100 by default). The page becomes the listed
+   * part of `peers` (the watched peers stay). Resolves with the page, or
+   * `null` if the server did not answer (not registered, refused, timed out).
+   * @param {{ after?: string, limit?: number }} [options]
+   * @returns {Promise<PeerPage | null>}
+   */
+  listPeers(options = {}) {
+    return this.#signaling.listPeers(options);
+  }
 
   /** State of the signaling socket (`open` = registered). @returns {SignalingState} */
   get signalingState() { return this.#signaling.state; }
@@ -295,8 +339,10 @@ export class WebRtcConnectionManager extends EventTarget {
     const existing = this.#connections.get(peerId);
     if (existing) return existing._ready.promise;
     if (!this.#signaling.registered) throw makeError('signaling_unavailable', 'not registered with the signaling server');
-    // A peer that registered a moment ago may not have been announced to us yet: ask.
-    if (!this.#peers.has(peerId)) await this.#signaling.listPeers();
+    // A peer that is not on our page may still be registered: watching it
+    // asks, and tells us if it leaves or comes back.
+    if (this.#peers.has(peerId)) this.#peers.watch(peerId);
+    else await this.#peers.watch(peerId, true);
     if (!this.#peers.has(peerId)) throw makeError('unknown_peer', `${peerId} is not registered`);
     const raced = this.#connections.get(peerId); // it may have connected to us meanwhile
     if (raced) return raced._ready.promise;
@@ -361,6 +407,7 @@ export class WebRtcConnectionManager extends EventTarget {
     this.#closed = true;
     this.#resume.clear();
     this.#lost.clear();
+    this.#peers.clear();
     for (const conn of [...this.#connections.values()]) {
       conn._close({ intentional: true, code: 'closed', message: 'manager closed' });
     }
@@ -426,6 +473,8 @@ export class WebRtcConnectionManager extends EventTarget {
 
   /** Registered (again): announce it, settle `init()`, and restore the connections we lost while away. */
   #onRegistered() {
+    // The server forgets watches with the socket: watch again on this one.
+    this.#peers.rewatch();
     this.#emit('registered', { peerId: /** @type {string} */ (this.#peerId), peers: this.peers });
     this.#initDeferred?.resolve();
     this.#initDeferred = null;
@@ -491,24 +540,14 @@ export class WebRtcConnectionManager extends EventTarget {
 
   // ── peers ──
 
-  /** @param {string[]} list */
-  #replacePeers(list) {
-    const next = new Set(list.filter((id) => id !== this.#peerId));
-    for (const peerId of [...this.#peers]) if (!next.has(peerId)) this.#peerLeft(peerId);
-    for (const peerId of next) if (!this.#peers.has(peerId)) this.#peerJoined(peerId);
-  }
-
   /** @param {string} peerId */
   #peerJoined(peerId) {
-    if (peerId === this.#peerId || this.#peers.has(peerId)) return;
-    this.#peers.add(peerId);
     this.#emit('peer-joined', { peerId });
     if (this.#resume.has(peerId) && this.#signaling.registered) this.#reconnect(peerId);
   }
 
   /** @param {string} peerId */
   #peerLeft(peerId) {
-    if (!this.#peers.delete(peerId)) return;
     const conn = this.#connections.get(peerId);
     const lostAt = this.#lost.get(peerId);
     this.#lost.delete(peerId);
@@ -544,6 +583,7 @@ export class WebRtcConnectionManager extends EventTarget {
    * @param {boolean} initiator
    */
   #createConnection(peerId, initiator) {
+    this.#peers.watch(peerId);
     const conn = WebRtcConnection._create(peerId, initiator, this.#ctx);
     this.#connections.set(peerId, conn);
     this.#emit('connection-state', { peerId, state: conn.state, path: conn.path });

@@ -14,6 +14,16 @@
 import type { DarkSwapError } from './errors.js';
 import type { TokenKeeper } from './tokens.js';
 export type SignalingState = 'connecting' | 'open' | 'closed';
+export type PeerPage = {
+    /**
+     * the page, in the server's order
+     */
+    peers: string[];
+    /**
+     * where the next page starts (`after`); `null` on the last page
+     */
+    next: string | null;
+};
 export type Signer = {
     identity: CryptoKeyPair;
     /**
@@ -28,14 +38,24 @@ export type SignalingEvents = {
      */
     state: (state: SignalingState) => void;
     /**
-     * the full list of registered peers (on registration and as the answer to `list_peers`)
+     * a page of the registered peers (the first on registration, then each answer to `list_peers`)
      */
     peers: (peers: string[]) => void;
+    /**
+     * which of the peers named in a `watch` are registered now
+     */
+    presence: (online: string[], offline: string[]) => void;
     /**
      * registered, the state is `open`
      */
     registered: () => void;
+    /**
+     * a watched peer registered
+     */
     peerJoined: (peerId: string) => void;
+    /**
+     * a watched peer left
+     */
     peerLeft: (peerId: string) => void;
     /**
      * an offer, answer, candidate or circuit message
@@ -89,12 +109,31 @@ export declare class SignalingClient {
      */
     send(message: Record<string, unknown>): boolean;
     /**
-     * Asks the server for the peer list (`list_peers`); resolves when it arrives
-     * (after `events.peers`), after `REGISTER_TIMEOUT_MS` or when the socket
-     * goes, whichever comes first.
+     * Asks the server for one page of registered peers (`list_peers`): the
+     * first, or the one after `after` (the `next` of the previous page), of at
+     * most `limit` (the server caps it at its page size). Resolves with the page
+     * when it arrives (after `events.peers`), or with `null` when the server
+     * refuses, after `REGISTER_TIMEOUT_MS` or when the socket goes.
+     * @param {{ after?: string, limit?: number }} [options]
+     * @returns {Promise<PeerPage | null>}
+     */
+    listPeers({ after, limit }?: {
+        after?: string;
+        limit?: number;
+    }): Promise<PeerPage | null>;
+    /**
+     * Asks to hear when these peers register or leave (`watch`); resolves when
+     * the server says which are registered now (after `events.presence`), or
+     * refuses, after `REGISTER_TIMEOUT_MS` or when the socket goes.
+     * @param {string[]} peerIds
      * @returns {Promise<void>}
      */
-    listPeers(): Promise<void>;
+    watch(peerIds: string[]): Promise<void>;
+    /**
+     * Stops hearing of these peers (`unwatch`).
+     * @param {string[]} peerIds
+     */
+    unwatch(peerIds: string[]): void;
     /** Closes the socket and stops every timer; the client cannot be used afterwards. */
     close(): void;
 }

@@ -50,6 +50,13 @@ const CLOSE_TRY_AGAIN_LATER = 1013;
  */
 
 /**
+ * One page of the registered peers (`list_peers`).
+ * @typedef {object} PeerPage
+ * @property {string[]} peers the page, in the server's order
+ * @property {string | null} next where the next page starts (`after`); `null` on the last page
+ */
+
+/**
  * What registration is signed with: the identity and what it derives.
  * @typedef {object} Signer
  * @property {CryptoKeyPair} identity
@@ -61,10 +68,11 @@ const CLOSE_TRY_AGAIN_LATER = 1013;
  * What the signaling client reports to its owner.
  * @typedef {object} SignalingEvents
  * @property {(state: SignalingState) => void} state the state changed
- * @property {(peers: string[]) => void} peers the full list of registered peers (on registration and as the answer to `list_peers`)
+ * @property {(peers: string[]) => void} peers a page of the registered peers (the first on registration, then each answer to `list_peers`)
+ * @property {(online: string[], offline: string[]) => void} presence which of the peers named in a `watch` are registered now
  * @property {() => void} registered registered, the state is `open`
- * @property {(peerId: string) => void} peerJoined
- * @property {(peerId: string) => void} peerLeft
+ * @property {(peerId: string) => void} peerJoined a watched peer registered
+ * @property {(peerId: string) => void} peerLeft a watched peer left
  * @property {(message: Record<string, unknown>) => void} message an offer, answer, candidate or circuit message
  * @property {(code: string, message: string, inReplyTo: unknown) => void} serverError an `error` message that is not about registration
  * @property {(wasRegistered: boolean) => void} socketGone the socket is gone (before the state becomes `closed`)
@@ -101,7 +109,8 @@ export class SignalingClient {
   /** @type {ReturnType<typeof setInterval> | null} */ #pingTimer = null;
   #pingCounter = 0;
   #awaitingPong = false;
-  /** @type {Deferred<void> | null} pending list_peers */ #peersRefresh = null;
+  /** @type {Deferred<PeerPage | null>[]} pending list_peers, answered in order */ #pages = [];
+  /** @type {Deferred<void>[]} pending watches, answered in order */ #watches = [];
   /** waiting for a token before opening a socket */ #opening = false;
   /** @type {string | null} the token the current socket showed */ #wsToken = null;
   /** the current socket's token was earned (or supplied) for it, not reused */ #wsTokenFresh = false;
@@ -154,24 +163,57 @@ export class SignalingClient {
   }
 
   /**
-   * Asks the server for the peer list (`list_peers`); resolves when it arrives
-   * (after `events.peers`), after `REGISTER_TIMEOUT_MS` or when the socket
-   * goes, whichever comes first.
+   * Asks the server for one page of registered peers (`list_peers`): the
+   * first, or the one after `after` (the `next` of the previous page), of at
+   * most `limit` (the server caps it at its page size). Resolves with the page
+   * when it arrives (after `events.peers`), or with `null` when the server
+   * refuses, after `REGISTER_TIMEOUT_MS` or when the socket goes.
+   * @param {{ after?: string, limit?: number }} [options]
+   * @returns {Promise<PeerPage | null>}
+   */
+  listPeers({ after, limit } = {}) {
+    /** @type {Record<string, unknown>} */
+    const ask = { type: 'list_peers' };
+    if (after !== undefined) ask.after = after;
+    if (limit !== undefined) ask.limit = limit;
+    if (!this.send(ask)) return Promise.resolve(null);
+    /** @type {Deferred<PeerPage | null>} */
+    const answered = deferred();
+    this.#pages.push(answered);
+    const timer = setTimeout(() => answered.resolve(null), REGISTER_TIMEOUT_MS);
+    answered.promise.finally(() => {
+      clearTimeout(timer);
+      this.#pages = this.#pages.filter((p) => p !== answered);
+    }).catch(() => {});
+    return answered.promise;
+  }
+
+  /**
+   * Asks to hear when these peers register or leave (`watch`); resolves when
+   * the server says which are registered now (after `events.presence`), or
+   * refuses, after `REGISTER_TIMEOUT_MS` or when the socket goes.
+   * @param {string[]} peerIds
    * @returns {Promise<void>}
    */
-  listPeers() {
-    if (!this.#peersRefresh) {
-      if (!this.send({ type: 'list_peers' })) return Promise.resolve();
-      /** @type {Deferred<void>} */
-      const refresh = deferred();
-      this.#peersRefresh = refresh;
-      const timer = setTimeout(() => refresh.resolve(), REGISTER_TIMEOUT_MS);
-      refresh.promise.finally(() => {
-        clearTimeout(timer);
-        if (this.#peersRefresh === refresh) this.#peersRefresh = null;
-      }).catch(() => {});
-    }
-    return this.#peersRefresh.promise;
+  watch(peerIds) {
+    if (peerIds.length === 0 || !this.send({ type: 'watch', peers: peerIds })) return Promise.resolve();
+    /** @type {Deferred<void>} */
+    const answered = deferred();
+    this.#watches.push(answered);
+    const timer = setTimeout(() => answered.resolve(), REGISTER_TIMEOUT_MS);
+    answered.promise.finally(() => {
+      clearTimeout(timer);
+      this.#watches = this.#watches.filter((w) => w !== answered);
+    }).catch(() => {});
+    return answered.promise;
+  }
+
+  /**
+   * Stops hearing of these peers (`unwatch`).
+   * @param {string[]} peerIds
+   */
+  unwatch(peerIds) {
+    if (peerIds.length > 0) this.send({ type: 'unwatch', peers: peerIds });
   }
 
   /** Closes the socket and stops every timer; the client cannot be used afterwards. */
@@ -243,8 +285,8 @@ export class SignalingClient {
 
   /** Stops listening to the current socket and clears its timers. */
   #detachSocket() {
-    this.#peersRefresh?.resolve();
-    this.#peersRefresh = null;
+    for (const p of this.#pages.splice(0)) p.resolve(null);
+    for (const w of this.#watches.splice(0)) w.resolve();
     const ws = this.#ws;
     if (ws) ws.onopen = ws.onmessage = ws.onclose = ws.onerror = null;
     this.#ws = null;
@@ -387,10 +429,15 @@ export class SignalingClient {
       case 'registered': this.#onRegistered(ws, message); break;
       case 'peer_joined': if (isNonEmptyString(message.peer_id)) this.#events.peerJoined(message.peer_id); break;
       case 'peer_left': if (isNonEmptyString(message.peer_id)) this.#events.peerLeft(message.peer_id); break;
-      case 'peers':
-        this.#events.peers(peerList(message.peers));
-        this.#peersRefresh?.resolve();
-        this.#peersRefresh = null;
+      case 'peers': {
+        const page = { peers: peerList(message.peers), next: isNonEmptyString(message.next) ? message.next : null };
+        this.#events.peers(page.peers);
+        this.#pages.shift()?.resolve(page);
+        break;
+      }
+      case 'presence':
+        this.#events.presence(peerList(message.online), peerList(message.offline));
+        this.#watches.shift()?.resolve();
         break;
       case 'pong': break;
       case 'offer':
@@ -477,6 +524,9 @@ export class SignalingClient {
       this.#events.error(code, text);
       return;
     }
+    // A refused question is answered too: its caller stops waiting.
+    if (message.in_reply_to === 'watch') this.#watches.shift()?.resolve();
+    if (message.in_reply_to === 'list_peers') this.#pages.shift()?.resolve(null);
     this.#events.serverError(code, text, message.in_reply_to);
   }
 }

@@ -249,7 +249,13 @@ export async function waitText(page, selector, text) {
 
 export const peerSelector = (peerId, testId) => `[data-testid="peer-list"] li[data-peer="${peerId}"] [data-testid="${testId}"]`;
 
+/**
+ * Waits until `peerId` is in the page's peer list. The relay announces a peer
+ * only to its watchers, so the page is asked to refresh its list first (as a
+ * user would click "Refresh"); tests call this once `peerId` is registered.
+ */
 export async function waitForPeer(page, peerId) {
+  await page.locator('[data-testid="refresh-peers"]').click({ timeout: WAIT_MS });
   await page.locator(`[data-testid="peer-list"] li[data-peer="${peerId}"]`).waitFor({ state: 'visible', timeout: WAIT_MS });
 }
 

@@ -6,7 +6,7 @@ import {
   WebRtcConnection, WebRtcConnectionManager, fetchRelayToken, loadOrCreateIdentity, peerIdFromPublicKey, refreshRelayToken,
 } from '../darkswap-relay-client.js';
 import type {
-  ConnectionPath, ConnectionQuality, ConnectionState, DarkSwapError, ManagerOptions, RelayToken, RelayTokenError,
+  ConnectionPath, ConnectionQuality, ConnectionState, DarkSwapError, ManagerOptions, PeerPage, RelayToken, RelayTokenError,
   SignalingState, TokenProvider, WebRtcConnectionManagerEventMap,
 } from '../darkswap-relay-client.js';
 import { E2eError, E2eHandshake, E2eSession, FRAME_OVERHEAD, SIGNED_KEY_LEN } from '../darkswap-e2e.js';
@@ -25,6 +25,10 @@ export async function usage(): Promise<void> {
     auth: provider,
   };
   const manager = new WebRtcConnectionManager(options);
+  const page = await manager.listPeers({ after: '12D3KooW', limit: 10 });
+  expectType<Equals<typeof page, PeerPage | null>>();
+  if (page) expectType<Equals<typeof page.next, string | null>>();
+  expectType<Equals<Awaited<ReturnType<typeof manager.refreshPeers>>, string[]>>();
   new WebRtcConnectionManager({ signalingUrl: 'ws://127.0.0.1:9001/signaling', auth: 'auto' });
   // @ts-expect-error auth is 'none', 'auto' or a function
   new WebRtcConnectionManager({ signalingUrl: 'ws://127.0.0.1:9001/signaling', auth: 'sometimes' });

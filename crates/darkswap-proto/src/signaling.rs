@@ -16,6 +16,12 @@ pub const REGISTER_TAG: &[u8] = b"darkswap-signaling/v1/register";
 pub const NONCE_LEN: usize = 32;
 /// Longest `session` value passed through.
 pub const MAX_SESSION_LEN: usize = 64;
+/// Longest `candidate` string of an ICE candidate, in bytes (a host
+/// candidate with an mDNS name is about 120; the attribute has no limit of
+/// its own, so this bounds what one message may carry).
+pub const MAX_CANDIDATE_LEN: usize = 512;
+/// Longest `sdpMid` or `usernameFragment` of an ICE candidate, in bytes.
+pub const MAX_CANDIDATE_FIELD_LEN: usize = 256;
 
 /// WebSocket close codes the server uses.
 pub mod close_code {
@@ -85,6 +91,12 @@ pub enum ErrorCode {
     Unauthorized,
     /// The connection's role may not do this (the message is dropped).
     Forbidden,
+    /// The recipient has too much waiting to be read, from this sender or
+    /// from everybody; the message was dropped. Retry later.
+    PeerBusy,
+    /// A `watch` would take this connection over its number of watched
+    /// peers; nothing of it was applied.
+    WatchLimit,
 }
 
 impl ErrorCode {
@@ -106,6 +118,8 @@ impl ErrorCode {
             ErrorCode::CircuitNotOpen => "circuit_not_open",
             ErrorCode::Unauthorized => "unauthorized",
             ErrorCode::Forbidden => "forbidden",
+            ErrorCode::PeerBusy => "peer_busy",
+            ErrorCode::WatchLimit => "watch_limit",
         }
     }
 }
@@ -124,8 +138,27 @@ pub enum ClientToServer {
         /// Base64 signature over `REGISTER_TAG || nonce`.
         signature: String,
     },
-    /// Asks for the list of registered peers.
-    ListPeers,
+    /// Asks for one page of the registered peers.
+    ListPeers {
+        /// Start after this peer id (the `next` of the previous page);
+        /// absent: the first page.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        after: Option<String>,
+        /// At most this many (the server caps it at its page size).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        limit: Option<u32>,
+    },
+    /// Asks to be told when these peers register or leave; answered with
+    /// `presence`.
+    Watch {
+        /// Peer ids, registered or not.
+        peers: Vec<String>,
+    },
+    /// Stops watching these peers.
+    Unwatch {
+        /// Peer ids.
+        peers: Vec<String>,
+    },
     /// A WebRTC offer for `to`.
     Offer {
         /// Recipient.
@@ -207,6 +240,8 @@ pub enum ClientToServer {
 pub const CLIENT_TYPES: &[&str] = &[
     "register",
     "list_peers",
+    "watch",
+    "unwatch",
     "offer",
     "answer",
     "candidate",
@@ -265,7 +300,9 @@ impl ClientToServer {
     pub fn kind(&self) -> &'static str {
         match self {
             ClientToServer::Register { .. } => "register",
-            ClientToServer::ListPeers => "list_peers",
+            ClientToServer::ListPeers { .. } => "list_peers",
+            ClientToServer::Watch { .. } => "watch",
+            ClientToServer::Unwatch { .. } => "unwatch",
             ClientToServer::Offer { .. } => "offer",
             ClientToServer::Answer { .. } => "answer",
             ClientToServer::Candidate { .. } => "candidate",
@@ -299,23 +336,37 @@ pub enum ServerToClient {
     Registered {
         /// The verified peer id.
         peer_id: String,
-        /// Every other registered peer.
+        /// The first page of the other registered peers.
         peers: Vec<String>,
+        /// Where the next page starts (`list_peers` `after`); absent when
+        /// this page is the last.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        next: Option<String>,
     },
-    /// Another peer registered.
+    /// A watched peer registered.
     PeerJoined {
         /// Its id.
         peer_id: String,
     },
-    /// Another peer left.
+    /// A watched peer left.
     PeerLeft {
         /// Its id.
         peer_id: String,
     },
-    /// Answer to `list_peers`.
+    /// Answer to `list_peers`: one page of the other registered peers.
     Peers {
-        /// Every other registered peer.
+        /// The page.
         peers: Vec<String>,
+        /// Where the next page starts; absent when this page is the last.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        next: Option<String>,
+    },
+    /// Answer to `watch`: which of the peers it named are registered now.
+    Presence {
+        /// Registered now.
+        online: Vec<String>,
+        /// Not registered now.
+        offline: Vec<String>,
     },
     /// An offer from `from`.
     Offer {
@@ -549,7 +600,20 @@ mod tests {
                 public_key: "k".into(),
                 signature: "s".into(),
             },
-            ClientToServer::ListPeers,
+            ClientToServer::ListPeers {
+                after: None,
+                limit: None,
+            },
+            ClientToServer::ListPeers {
+                after: Some("12D3KooW".into()),
+                limit: Some(10),
+            },
+            ClientToServer::Watch {
+                peers: vec!["a".into(), "b".into()],
+            },
+            ClientToServer::Unwatch {
+                peers: vec!["a".into()],
+            },
             ClientToServer::Candidate {
                 to: "b".into(),
                 candidate: json!({"candidate": "candidate:1 1 udp 1 127.0.0.1 5000 typ host"}),

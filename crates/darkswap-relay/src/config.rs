@@ -266,6 +266,21 @@ pub struct SignalingConfig {
     /// deliver its body and be answered; then it gets 408 and the
     /// connection closes. Default: 10 s.
     pub request_body_timeout: Duration,
+    /// Most peers in one page of `registered` or `peers`. Default: 100.
+    pub peer_page_size: usize,
+    /// Most peers one socket may watch at once (`watch_limit` above).
+    /// Default: 256.
+    pub max_watched_peers: usize,
+    /// Bytes of offers, answers and candidates waiting for one socket, all
+    /// senders together; above it a sender gets only its reserve (16 KiB)
+    /// and is refused with `peer_busy` beyond. Default: 1 MiB.
+    pub send_queue_bytes: usize,
+    /// Bytes one sender may have waiting for one socket (`peer_busy`
+    /// above). Default: 128 KiB.
+    pub send_queue_bytes_per_sender: usize,
+    /// How long a message may wait to be taken by a socket before the
+    /// socket is closed as too slow (1008). Default: 10 s.
+    pub slow_reader_timeout: Duration,
 }
 
 impl Default for SignalingConfig {
@@ -283,6 +298,11 @@ impl Default for SignalingConfig {
             max_rate_violations: d::MAX_RATE_VIOLATIONS,
             request_head_timeout: d::REQUEST_HEAD_TIMEOUT,
             request_body_timeout: d::REQUEST_BODY_TIMEOUT,
+            peer_page_size: d::PEER_PAGE_SIZE,
+            max_watched_peers: d::MAX_WATCHED_PEERS,
+            send_queue_bytes: d::SEND_QUEUE_BYTES,
+            send_queue_bytes_per_sender: d::SEND_QUEUE_BYTES_PER_SENDER,
+            slow_reader_timeout: d::SLOW_READER_TIMEOUT,
         }
     }
 }

@@ -105,6 +105,21 @@ pub mod signaling {
     /// in, to deliver its body and get its answer (408 after): 10 s. The
     /// bodies are at most 16 KiB, a fraction of a second on any link.
     pub const REQUEST_BODY_TIMEOUT: Duration = Duration::from_secs(10);
+    /// Peers in one page of `registered` or `peers`: 100 ids are about
+    /// 5 KiB, so a page costs little however many peers are registered.
+    pub const PEER_PAGE_SIZE: usize = 100;
+    /// Peers one connection may watch at once.
+    pub const MAX_WATCHED_PEERS: usize = 256;
+    /// Bytes of offers, answers and candidates waiting for one recipient,
+    /// all senders together, above which only each sender's reserve is
+    /// admitted: 1 MiB.
+    pub const SEND_QUEUE_BYTES: usize = 1024 * 1024;
+    /// Bytes one sender may have waiting for one recipient: 128 KiB, two
+    /// offers of the largest size.
+    pub const SEND_QUEUE_BYTES_PER_SENDER: usize = 128 * 1024;
+    /// How long a message may wait to be taken by a socket that has things
+    /// to read before the socket is too slow (1008): 10 s.
+    pub const SLOW_READER_TIMEOUT: Duration = Duration::from_secs(10);
 }
 
 /// WebSocket circuits (`/relay`): the fallback when WebRTC cannot connect.
@@ -248,9 +263,19 @@ pub mod timeouts {
 
 /// Fixed queue bounds of the IO side.
 pub mod queues {
-    /// Messages queued for one socket; a client that lets more pile up is
-    /// too slow to be served and is disconnected.
+    /// The server's own messages (replies, errors, presence, circuit
+    /// control) queued for one socket; a client that lets more pile up does
+    /// not read and is disconnected. On `/relay`, control messages queued.
     pub const SOCKET: usize = 256;
+    /// Bytes of routed messages one sender may always have waiting for one
+    /// recipient, however full its queue: 16 KiB, an offer and its
+    /// candidates, so a crowd cannot shut an honest sender out.
+    pub const SENDER_RESERVE: usize = 16 * 1024;
+    /// Read buffer of a WebSocket on the public port: 4 KiB, what most
+    /// signaling messages need. It grows for a larger frame and reads in
+    /// steps of this size; tungstenite's default, 128 KiB allocated and
+    /// zeroed per socket, was most of an idle socket's memory.
+    pub const WS_READ_BUFFER: usize = 4 * 1024;
     /// Frames queued from one circuit end to the other; a full queue slows
     /// the sender down rather than growing.
     pub const CIRCUIT_FRAMES: usize = 64;

@@ -127,6 +127,8 @@ impl SignalingServer {
                 max_circuit_duration: ws_circuit.max_circuit_duration,
                 signaling_role: config.tokens.signaling_role,
                 circuit_role: config.tokens.circuit_role,
+                peer_page_size: signaling.peer_page_size,
+                max_watched_peers: signaling.max_watched_peers,
             },
             Box::new(rand::rngs::OsRng),
         );

@@ -22,6 +22,12 @@ async fn peers_register_see_each_other_and_exchange_offers_answers_and_candidate
     let server = Server::start(|_, _| {}).await;
     let mut a = Client::registered(&server).await;
     let mut b = Client::connect(&server.url("/signaling")).await;
+    // a watches b before b registers: a hears of b, and only because it asked.
+    a.send(json!({"type":"watch","peers":[b.id()]})).await;
+    assert_eq!(
+        a.recv().await,
+        json!({"type":"presence","online":[],"offline":[b.id()]})
+    );
     let challenge = b.recv().await;
     let register = sign_registration(&b.key, challenge["nonce"].as_str().unwrap()).unwrap();
     b.send_text(&register.to_json()).await;

@@ -37,7 +37,9 @@ pub use connection_pool::{
 };
 pub use error::WebRtcError;
 pub use manager::WebRtcConnectionManager;
-pub use signaling_client::{SignalingError, SignalingEvent, WebRtcSignalingClient};
+pub use signaling_client::{
+    MAX_WATCHED, PeerPage, Presence, SignalingError, SignalingEvent, WebRtcSignalingClient,
+};
 
 /// The identity types this crate's API uses.
 pub use libp2p_identity::{Keypair, PeerId};

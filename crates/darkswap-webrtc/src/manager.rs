@@ -205,9 +205,15 @@ impl WebRtcConnectionManager {
         if let Some(conn) = self.shared.pool.get(peer) {
             return Ok(conn);
         }
-        // The local list may lag a peer that just joined: ask the server.
-        if !self.shared.signaling.peers().contains(peer)
-            && !self.shared.signaling.list_peers().await?.contains(peer)
+        // Watching the peer asks whether it is registered now and keeps us
+        // told of it (the server announces a peer only to its watchers).
+        if !self
+            .shared
+            .signaling
+            .watch(&[*peer])
+            .await?
+            .online
+            .contains(peer)
         {
             return Err(WebRtcError::UnknownPeer(*peer));
         }

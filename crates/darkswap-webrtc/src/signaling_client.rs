@@ -2,6 +2,14 @@
 //! signaling server (`docs/signaling.md`). It proves this node's peer id
 //! with its libp2p identity key, then sends offers, answers and ICE
 //! candidates to other peers and reports what arrives for it.
+//!
+//! Presence is on demand, as the server tells it: the first page of peers
+//! comes with the registration, [`list_peers_page`] pages through the rest,
+//! and [`watch`] asks to hear when chosen peers register or leave (the
+//! client keeps at most [`MAX_WATCHED`] watched, unwatching the oldest).
+//!
+//! [`list_peers_page`]: WebRtcSignalingClient::list_peers_page
+//! [`watch`]: WebRtcSignalingClient::watch
 
 use std::{collections::VecDeque, fmt, sync::Arc, time::Duration};
 
@@ -22,6 +30,9 @@ const PING_INTERVAL: Duration = Duration::from_secs(20);
 const EVENT_BUFFER: usize = 256;
 /// Messages buffered for the socket before senders wait.
 const SEND_BUFFER: usize = 256;
+/// Peers this client watches at most; watching one more unwatches the one
+/// watched longest ago (the server's default limit is 256).
+pub const MAX_WATCHED: usize = 128;
 
 /// Why a signaling operation failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -54,9 +65,9 @@ pub enum SignalingError {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub enum SignalingEvent {
-    /// Another peer registered.
+    /// A watched peer registered.
     PeerJoined(PeerId),
-    /// Another peer left.
+    /// A watched peer left.
     PeerLeft(PeerId),
     /// A WebRTC offer.
     Offer {
@@ -105,11 +116,47 @@ pub struct WebRtcSignalingClient {
     state: Mutex<Option<Connected>>,
     events: Mutex<Option<mpsc::Receiver<SignalingEvent>>>,
     peers: watch::Sender<Vec<PeerId>>,
-    /// Callers of `list_peers` waiting for the server's answer, in order.
-    peer_queries: PeerQueries,
+    /// Callers waiting for the server's answers, in order.
+    replies: Replies,
+    /// Peers watched, oldest first.
+    watched: std::sync::Mutex<VecDeque<PeerId>>,
 }
 
-type PeerQueries = Arc<std::sync::Mutex<VecDeque<oneshot::Sender<Vec<PeerId>>>>>;
+/// One page of the registered peers ([`WebRtcSignalingClient::list_peers_page`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct PeerPage {
+    /// The page.
+    pub peers: Vec<PeerId>,
+    /// Where the next page starts; `None` when this one is the last.
+    pub next: Option<PeerId>,
+}
+
+/// Which of the watched peers are registered now ([`WebRtcSignalingClient::watch`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Presence {
+    /// Registered now.
+    pub online: Vec<PeerId>,
+    /// Not registered now.
+    pub offline: Vec<PeerId>,
+}
+
+type Reply<T> = oneshot::Sender<Result<T, SignalingError>>;
+
+/// Callers of `list_peers` and `watch` waiting for the server's answers;
+/// the server answers each kind in order.
+#[derive(Default)]
+struct Waiting {
+    pages: VecDeque<Reply<PeerPage>>,
+    presence: VecDeque<Reply<Presence>>,
+}
+
+type Replies = Arc<std::sync::Mutex<Waiting>>;
+
+fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
 
 struct Connected {
     outgoing: mpsc::Sender<ClientToServer>,
@@ -132,7 +179,8 @@ impl WebRtcSignalingClient {
             state: Mutex::new(None),
             events: Mutex::new(None),
             peers: watch::Sender::new(Vec::new()),
-            peer_queries: PeerQueries::default(),
+            replies: Replies::default(),
+            watched: std::sync::Mutex::new(VecDeque::new()),
         }
     }
 
@@ -142,8 +190,8 @@ impl WebRtcSignalingClient {
     }
 
     /// Connects to `url` (`ws://host:9001/signaling`) and registers. Returns
-    /// the peers registered at that moment. Connecting again replaces the
-    /// previous connection.
+    /// the first page of the peers registered at that moment. Connecting
+    /// again replaces the previous connection (and forgets what was watched).
     pub async fn connect(&self, url: &str) -> Result<Vec<PeerId>, SignalingError> {
         tokio::time::timeout(CONNECT_TIMEOUT, self.connect_inner(url))
             .await
@@ -189,8 +237,9 @@ impl WebRtcSignalingClient {
             out_rx,
             ev_tx,
             self.peers.clone(),
-            self.peer_queries.clone(),
+            self.replies.clone(),
         )));
+        lock(&self.watched).clear();
         *self.state.lock().await = Some(Connected {
             outgoing: out_tx,
             _task: task,
@@ -199,23 +248,68 @@ impl WebRtcSignalingClient {
         Ok(peers)
     }
 
-    /// The other registered peers, as last reported by the server.
+    /// The other registered peers this client knows of: the last page it
+    /// was given, and the watched peers, kept current by their
+    /// `peer_joined` and `peer_left`.
     pub fn peers(&self) -> Vec<PeerId> {
         self.peers.borrow().clone()
     }
 
-    /// Asks the server for the registered peers now (`list_peers`).
+    /// Asks the server for the first page of the registered peers now.
     pub async fn list_peers(&self) -> Result<Vec<PeerId>, SignalingError> {
+        Ok(self.list_peers_page(None, None).await?.peers)
+    }
+
+    /// Asks the server for one page of the registered peers: the first, or
+    /// the one after `after` (the previous page's `next`), of at most
+    /// `limit` peers (the server caps it at its page size).
+    pub async fn list_peers_page(
+        &self,
+        after: Option<PeerId>,
+        limit: Option<u32>,
+    ) -> Result<PeerPage, SignalingError> {
         let (tx, rx) = oneshot::channel();
-        self.peer_queries
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .push_back(tx);
-        self.send(ClientToServer::ListPeers).await?;
-        tokio::time::timeout(CONNECT_TIMEOUT, rx)
-            .await
-            .map_err(|_| SignalingError::Timeout("list_peers"))?
-            .map_err(|_| SignalingError::NotConnected)
+        lock(&self.replies).pages.push_back(tx);
+        let after = after.map(|p| p.to_string());
+        self.send(ClientToServer::ListPeers { after, limit })
+            .await?;
+        wait_reply(rx, "list_peers").await
+    }
+
+    /// Asks to be told (`PeerJoined`, `PeerLeft`) when `peers` register or
+    /// leave, and which of them are registered now. Watching more than
+    /// [`MAX_WATCHED`] peers unwatches those watched longest ago.
+    pub async fn watch(&self, peers: &[PeerId]) -> Result<Presence, SignalingError> {
+        let evicted: Vec<String> = {
+            let mut watched = lock(&self.watched);
+            for p in peers {
+                watched.retain(|w| w != p);
+                watched.push_back(*p);
+            }
+            let excess = watched.len().saturating_sub(MAX_WATCHED);
+            watched.drain(..excess).map(|p| p.to_string()).collect()
+        };
+        if !evicted.is_empty() {
+            self.send(ClientToServer::Unwatch { peers: evicted })
+                .await?;
+        }
+        let (tx, rx) = oneshot::channel();
+        lock(&self.replies).presence.push_back(tx);
+        let ids = peers.iter().map(PeerId::to_string).collect();
+        self.send(ClientToServer::Watch { peers: ids }).await?;
+        let answer = wait_reply(rx, "watch").await;
+        if answer.is_err() {
+            // Refused as a whole: none of them is watched.
+            lock(&self.watched).retain(|w| !peers.contains(w));
+        }
+        answer
+    }
+
+    /// Stops watching `peers`.
+    pub async fn unwatch(&self, peers: &[PeerId]) -> Result<(), SignalingError> {
+        lock(&self.watched).retain(|w| !peers.contains(w));
+        let peers = peers.iter().map(PeerId::to_string).collect();
+        self.send(ClientToServer::Unwatch { peers }).await
     }
 
     /// Sends an SDP offer to `peer`.
@@ -317,6 +411,16 @@ fn parse_peers(peers: &[String]) -> Vec<PeerId> {
     peers.iter().filter_map(|p| p.parse().ok()).collect()
 }
 
+async fn wait_reply<T>(
+    rx: oneshot::Receiver<Result<T, SignalingError>>,
+    what: &'static str,
+) -> Result<T, SignalingError> {
+    tokio::time::timeout(CONNECT_TIMEOUT, rx)
+        .await
+        .map_err(|_| SignalingError::Timeout(what))?
+        .map_err(|_| SignalingError::NotConnected)?
+}
+
 type Ws =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
@@ -342,7 +446,7 @@ async fn run_socket(
     mut outgoing: mpsc::Receiver<ClientToServer>,
     events: mpsc::Sender<SignalingEvent>,
     peers: watch::Sender<Vec<PeerId>>,
-    queries: PeerQueries,
+    replies: Replies,
 ) {
     let mut ping = tokio::time::interval(PING_INTERVAL);
     ping.tick().await;
@@ -369,12 +473,7 @@ async fn run_socket(
                     tracing::debug!(frame = %text.as_str(), "unknown signaling message ignored");
                     continue;
                 };
-                if let ServerToClient::Peers { peers: list } = &message {
-                    let list = parse_peers(list);
-                    peers.send_replace(list.clone());
-                    if let Some(q) = queries.lock().unwrap_or_else(|e| e.into_inner()).pop_front() {
-                        let _ = q.send(list);
-                    }
+                if answer(&message, &peers, &replies) {
                     continue;
                 }
                 let Some(event) = to_event(message, &peers) else { continue };
@@ -386,6 +485,69 @@ async fn run_socket(
     }
     let _ = ws.close(None).await;
     let _ = events.send(SignalingEvent::Disconnected).await;
+}
+
+/// Hands an answer to `list_peers` or `watch` (or a refusal of one) to its
+/// caller; `true` if `message` was one.
+fn answer(message: &ServerToClient, peers: &watch::Sender<Vec<PeerId>>, replies: &Replies) -> bool {
+    match message {
+        ServerToClient::Peers { peers: list, next } => {
+            let page = PeerPage {
+                peers: parse_peers(list),
+                next: next.as_deref().and_then(|n| n.parse().ok()),
+            };
+            peers.send_modify(|known| {
+                for p in &page.peers {
+                    if !known.contains(p) {
+                        known.push(*p);
+                    }
+                }
+            });
+            if let Some(reply) = lock(replies).pages.pop_front() {
+                let _ = reply.send(Ok(page));
+            }
+            true
+        }
+        ServerToClient::Presence { online, offline } => {
+            let presence = Presence {
+                online: parse_peers(online),
+                offline: parse_peers(offline),
+            };
+            peers.send_modify(|known| {
+                known.retain(|p| !presence.offline.contains(p));
+                for p in &presence.online {
+                    if !known.contains(p) {
+                        known.push(*p);
+                    }
+                }
+            });
+            if let Some(reply) = lock(replies).presence.pop_front() {
+                let _ = reply.send(Ok(presence));
+            }
+            true
+        }
+        ServerToClient::Error {
+            code,
+            message,
+            in_reply_to: Some(kind),
+        } if kind == "list_peers" || kind == "watch" => {
+            let refused = || SignalingError::Refused {
+                code: code.as_str().to_owned(),
+                message: message.clone(),
+            };
+            let mut waiting = lock(replies);
+            if kind == "list_peers" {
+                if let Some(reply) = waiting.pages.pop_front() {
+                    let _ = reply.send(Err(refused()));
+                }
+            } else if let Some(reply) = waiting.presence.pop_front() {
+                let _ = reply.send(Err(refused()));
+            }
+            // Still reported as an event, as every server error is.
+            false
+        }
+        _ => false,
+    }
 }
 
 fn to_event(message: ServerToClient, peers: &watch::Sender<Vec<PeerId>>) -> Option<SignalingEvent> {

@@ -12,7 +12,7 @@ use std::{
 use darkswap_testkit::{RelayProcess, target_binary};
 use darkswap_webrtc::{
     ConnectionPool, ConnectionPoolConfig, DataMessage, Keypair, PeerId, SignalingError,
-    WebRtcConfig, WebRtcConnectionManager, WebRtcError, WebRtcSignalingClient,
+    SignalingEvent, WebRtcConfig, WebRtcConnectionManager, WebRtcError, WebRtcSignalingClient,
 };
 
 const WAIT: Duration = Duration::from_secs(20);
@@ -121,6 +121,43 @@ async fn unknown_peers_and_stolen_ids_fail_cleanly() {
         gone.connect("ws://127.0.0.1:1/signaling").await,
         Err(SignalingError::Connection(_))
     ));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_native_client_hears_of_the_peers_it_watches_and_pages_through_the_rest() {
+    let dir = tempfile::tempdir().unwrap();
+    let relay = RelayProcess::spawn(dir.path(), &[]);
+    let url = signaling_url(&relay);
+    let alice = WebRtcSignalingClient::new(Keypair::generate_ed25519());
+    alice.connect(&url).await.unwrap();
+    let bob_key = Keypair::generate_ed25519();
+    let bob_id = bob_key.public().to_peer_id();
+    let presence = alice.watch(&[bob_id]).await.unwrap();
+    assert_eq!((presence.online, presence.offline), (vec![], vec![bob_id]));
+
+    let bob = WebRtcSignalingClient::new(bob_key);
+    assert_eq!(
+        bob.connect(&url).await.unwrap(),
+        vec![alice.local_peer_id()]
+    );
+    let next = || async {
+        tokio::time::timeout(WAIT, alice.next_event())
+            .await
+            .expect("an event in time")
+    };
+    assert_eq!(next().await, Some(SignalingEvent::PeerJoined(bob_id)));
+    assert!(alice.peers().contains(&bob_id));
+    let page = alice.list_peers_page(None, Some(10)).await.unwrap();
+    assert_eq!((page.peers, page.next), (vec![bob_id], None));
+    bob.disconnect().await;
+    assert_eq!(next().await, Some(SignalingEvent::PeerLeft(bob_id)));
+    assert!(!alice.peers().contains(&bob_id));
+    // A refused question is an error for its caller, not a hang.
+    let too_many: Vec<PeerId> = (0..300).map(|_| PeerId::random()).collect();
+    match alice.watch(&too_many).await {
+        Err(SignalingError::Refused { code, .. }) => assert_eq!(code, "watch_limit"),
+        other => panic!("{other:?}"),
+    }
 }
 
 fn example(name: &str) -> std::path::PathBuf {

@@ -7,13 +7,19 @@
 //! ([`Hub::poll_timeout`]). `docs/signaling.md` is the contract it
 //! implements.
 //!
+//! Presence is told on demand (`presence`): pages of the registered peers,
+//! and joins and leaves only to the peers that watch them. Routed messages
+//! come out as [`Output::Route`], naming their sender, so the server can
+//! bound what one sender queues towards one recipient and give a refusal
+//! back ([`Hub::handle_refused`]).
+//!
 //! It depends on the wire crate and an injected random number generator
 //! only, so tests run it with a seeded RNG and a fake clock, and the fuzz
 //! crate drives it without the relay's IO stack.
 
 use std::{
     cmp::Reverse,
-    collections::{BinaryHeap, HashMap, VecDeque},
+    collections::{BTreeMap, BinaryHeap, HashMap, VecDeque},
     time::{Duration, Instant},
 };
 
@@ -30,7 +36,10 @@ use rand::RngCore;
 use crate::defaults;
 use circuits::{Circuit, CircuitState};
 
+mod candidate;
 mod circuits;
+pub mod outbox;
+mod presence;
 mod timers;
 
 /// What a `/signaling` connection may do, from its token (or the anonymous
@@ -68,6 +77,10 @@ pub struct HubConfig {
     pub signaling_role: Role,
     /// Lowest role that may request or accept a circuit. Default: `user`.
     pub circuit_role: Role,
+    /// Most peers in one page of `registered` or `peers`. Default: 100.
+    pub peer_page_size: usize,
+    /// Most peers one connection may watch at once. Default: 256.
+    pub max_watched_peers: usize,
 }
 
 impl Default for HubConfig {
@@ -81,6 +94,8 @@ impl Default for HubConfig {
             max_circuit_duration: defaults::ws_circuit::MAX_CIRCUIT_DURATION,
             signaling_role: defaults::tokens::SIGNALING_ROLE,
             circuit_role: defaults::tokens::CIRCUIT_ROLE,
+            peer_page_size: defaults::signaling::PEER_PAGE_SIZE,
+            max_watched_peers: defaults::signaling::MAX_WATCHED_PEERS,
         }
     }
 }
@@ -89,8 +104,22 @@ impl Default for HubConfig {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub enum Output {
-    /// Send this message on this socket.
+    /// Send this message, the server's own, on this socket.
     Send(ConnId, ServerToClient),
+    /// Deliver a message one peer sent to another (an offer, answer or
+    /// candidate), stamped with its sender. The server may refuse it when
+    /// the recipient has too much waiting; it then calls
+    /// [`Hub::handle_refused`].
+    Route {
+        /// The sender's `/signaling` socket.
+        from: ConnId,
+        /// The recipient's.
+        to: ConnId,
+        /// The message's type, as in [`Event::Routed`].
+        kind: &'static str,
+        /// The message, as the recipient gets it.
+        message: ServerToClient,
+    },
     /// Close this socket with this code and reason.
     Close(ConnId, u16, &'static str),
     /// Both ends of a circuit attached: forward binary frames between these
@@ -122,7 +151,7 @@ pub enum Event {
     SignalingOpened,
     /// The number of registered peers changed to this.
     PeersChanged(usize),
-    /// A message of this type was routed to its target.
+    /// A message of this type was routed to its target ([`Output::Route`]).
     Routed(&'static str),
     /// An error with this code was sent to a client.
     ErrorSent(ErrorCode),
@@ -142,6 +171,10 @@ pub enum Event {
 }
 
 #[derive(Debug)]
+#[expect(
+    clippy::large_enum_variant,
+    reason = "nearly every socket is a /signaling one: boxing its state would cost each an allocation to save the few /relay ones some bytes"
+)]
 enum Conn {
     Signaling {
         nonce: [u8; NONCE_LEN],
@@ -149,6 +182,8 @@ enum Conn {
         access: Access,
         /// Set once the hub asked for it to close: nothing more is routed there.
         closing: bool,
+        /// The peers it watches (at most `max_watched_peers`).
+        watching: Vec<PeerId>,
     },
     Relay {
         circuit: Option<String>,
@@ -166,7 +201,10 @@ pub struct Hub {
     config: HubConfig,
     rng: Box<dyn RngCore + Send>,
     conns: HashMap<ConnId, Conn>,
-    peers: HashMap<PeerId, ConnId>,
+    /// Ordered, so pages of it are cheap and stable.
+    peers: BTreeMap<PeerId, ConnId>,
+    /// Who watches each peer (registered or not).
+    watchers: HashMap<PeerId, Vec<ConnId>>,
     circuits: HashMap<String, Circuit>,
     /// Deadlines, checked lazily: an entry whose subject moved on is skipped.
     timers: BinaryHeap<Reverse<(Instant, Timer)>>,
@@ -192,7 +230,8 @@ impl Hub {
             config,
             rng,
             conns: HashMap::new(),
-            peers: HashMap::new(),
+            peers: BTreeMap::new(),
+            watchers: HashMap::new(),
             circuits: HashMap::new(),
             timers: BinaryHeap::new(),
             out: VecDeque::new(),
@@ -235,6 +274,7 @@ impl Hub {
                 peer: None,
                 access,
                 closing: false,
+                watching: Vec::new(),
             },
         );
         self.events.push_back(Event::SignalingOpened);
@@ -283,15 +323,12 @@ impl Hub {
     /// `conn` closed (either side closed it, or it failed).
     pub fn handle_closed(&mut self, conn: ConnId) {
         match self.conns.remove(&conn) {
-            Some(Conn::Signaling {
-                peer: Some(peer), ..
-            }) => {
+            Some(Conn::Signaling { peer, watching, .. }) => {
+                self.stop_watching(conn, &watching);
+                let Some(peer) = peer else { return };
                 self.peers.remove(&peer);
                 self.events.push_back(Event::PeersChanged(self.peers.len()));
-                let left = ServerToClient::PeerLeft {
-                    peer_id: peer.to_string(),
-                };
-                self.broadcast(&left);
+                self.announce(peer, conn, false);
                 let gone: Vec<String> = self
                     .circuits
                     .iter()
@@ -307,6 +344,27 @@ impl Hub {
             }) => self.end_circuit(&id, "closed"),
             _ => {}
         }
+    }
+
+    /// The server refused to queue a message `from` sent `to` (an
+    /// [`Output::Route`]): the recipient has too much waiting to be read.
+    /// The sender is told with `peer_busy`; the message is dropped.
+    pub fn handle_refused(&mut self, from: ConnId, to: ConnId, kind: &'static str) {
+        if !matches!(
+            self.conns.get(&from),
+            Some(Conn::Signaling { closing: false, .. })
+        ) {
+            return;
+        }
+        let recipient = self
+            .peer_of(to)
+            .map_or_else(|| "the recipient".to_owned(), |p| p.to_string());
+        let reply = self.error(
+            ErrorCode::PeerBusy,
+            format!("{recipient} has too much waiting to be read; this {kind} was dropped"),
+            Some(kind),
+        );
+        self.send(from, reply);
     }
 
     /// The data plane ended a circuit (byte limit, idle timeout).
@@ -394,10 +452,11 @@ impl Hub {
                 },
                 _,
             ) => self.register(conn, &peer_id, &public_key, &signature),
-            (ClientToServer::ListPeers, Some(me)) => {
-                let peers = self.peer_list(&me);
-                self.send(conn, ServerToClient::Peers { peers });
+            (ClientToServer::ListPeers { after, limit }, Some(me)) => {
+                self.list_peers(conn, me, after, limit)
             }
+            (ClientToServer::Watch { peers }, Some(_)) => self.watch(conn, peers),
+            (ClientToServer::Unwatch { peers }, Some(_)) => self.unwatch(conn, peers),
             (
                 ClientToServer::Offer {
                     to,
@@ -430,14 +489,20 @@ impl Hub {
                     from,
                 },
                 Some(me),
-            ) => {
-                let msg = |from| ServerToClient::Candidate {
-                    from,
-                    candidate,
-                    session,
-                };
-                self.route(conn, me, kind, &to, from.as_deref(), msg);
-            }
+            ) => match candidate::check(candidate) {
+                Ok(candidate) => {
+                    let msg = |from| ServerToClient::Candidate {
+                        from,
+                        candidate,
+                        session,
+                    };
+                    self.route(conn, me, kind, &to, from.as_deref(), msg);
+                }
+                Err(message) => {
+                    let reply = self.error(ErrorCode::InvalidMessage, message, Some(kind));
+                    self.send(conn, reply);
+                }
+            },
             (
                 ClientToServer::CircuitRequest { .. } | ClientToServer::CircuitAccept { .. },
                 Some(_),
@@ -547,26 +612,16 @@ impl Hub {
         }
         self.peers.insert(me, conn);
         self.events.push_back(Event::PeersChanged(self.peers.len()));
-        let peers = self.peer_list(&me);
+        let (peers, next) = self.page(&me, None, self.config.peer_page_size.max(1));
         self.send(
             conn,
             ServerToClient::Registered {
                 peer_id: me.to_string(),
                 peers,
+                next,
             },
         );
-        let joined = ServerToClient::PeerJoined {
-            peer_id: me.to_string(),
-        };
-        let others: Vec<ConnId> = self
-            .peers
-            .iter()
-            .filter(|(p, _)| **p != me)
-            .map(|(_, c)| *c)
-            .collect();
-        for c in others {
-            self.send(c, joined.clone());
-        }
+        self.announce(me, conn, true);
     }
 
     /// Forwards an offer, answer or candidate to `to`, stamped with the
@@ -617,7 +672,12 @@ impl Hub {
             return;
         };
         self.events.push_back(Event::Routed(kind));
-        self.send(target, message);
+        self.out.push_back(Output::Route {
+            from: conn,
+            to: target,
+            kind,
+            message,
+        });
     }
 
     fn role_of(&self, conn: ConnId) -> Role {
@@ -641,24 +701,6 @@ impl Hub {
 
     fn registered(&self, text: &str) -> Option<ConnId> {
         self.registered_peer(text).map(|(_, c)| c)
-    }
-
-    fn peer_list(&self, except: &PeerId) -> Vec<String> {
-        let mut peers: Vec<String> = self
-            .peers
-            .keys()
-            .filter(|p| *p != except)
-            .map(|p| p.to_string())
-            .collect();
-        peers.sort();
-        peers
-    }
-
-    fn broadcast(&mut self, message: &ServerToClient) {
-        let conns: Vec<ConnId> = self.peers.values().copied().collect();
-        for c in conns {
-            self.send(c, message.clone());
-        }
     }
 
     fn error(

@@ -1,8 +1,10 @@
 //! The hub task: the one task that owns the sans-IO [`Hub`]. Socket tasks
 //! send it their inputs over one bounded queue; it feeds them to the hub,
 //! counts what the hub reports in the metrics, and carries out its outputs
-//! on the sockets' own bounded queues (a socket whose queue is full is too
-//! slow and is killed: the hub task never blocks on a socket).
+//! on the sockets' own bounded queues: a `/signaling` socket's outbox
+//! (`hub::outbox`), which refuses a routed message its bounds do not admit
+//! (the hub then tells the sender), and a `/relay` socket's control queue.
+//! The hub task never blocks on a socket.
 
 use std::{
     collections::HashMap,
@@ -10,7 +12,10 @@ use std::{
     time::Instant,
 };
 
-use darkswap_proto::{identity::PeerId, signaling::close_code};
+use darkswap_proto::{
+    identity::PeerId,
+    signaling::{ServerToClient, close_code},
+};
 use governor::DefaultDirectRateLimiter;
 use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::Message;
@@ -19,6 +24,7 @@ use tokio_util::sync::CancellationToken;
 use super::{
     Context,
     hub::{Access, ConnId, Hub, Output},
+    socket::SendQueue,
     ws_circuit::{CircuitLink, SharedCircuit, byte_limiter},
 };
 
@@ -27,7 +33,8 @@ use super::{
 pub(super) enum HubInput {
     Signaling {
         conn: ConnId,
-        handle: SocketHandle,
+        /// What the socket writes; the hub task pushes to it.
+        queue: Arc<SendQueue>,
         access: Access,
     },
     Relay {
@@ -51,6 +58,13 @@ pub(super) enum HubInput {
 
 /// How the hub task reaches one socket task.
 #[derive(Debug)]
+enum Socket {
+    Signaling(Arc<SendQueue>),
+    Relay(SocketHandle),
+}
+
+/// How the hub task reaches one `/relay` socket task.
+#[derive(Debug)]
 pub(super) struct SocketHandle {
     pub(super) ctl: mpsc::Sender<Ctl>,
     /// Fired when the socket must go without ceremony (its queue is full).
@@ -70,7 +84,7 @@ pub(super) enum Ctl {
 pub(super) struct HubTask {
     hub: Hub,
     ctx: Arc<Context>,
-    conns: HashMap<ConnId, SocketHandle>,
+    conns: HashMap<ConnId, Socket>,
     /// The frame queue of every `/relay` socket, for pairing.
     frames: HashMap<ConnId, mpsc::Sender<Message>>,
     peer_limiters: HashMap<PeerId, Weak<DefaultDirectRateLimiter>>,
@@ -89,12 +103,16 @@ impl HubTask {
 
     pub(super) async fn run(mut self, mut inputs: mpsc::Receiver<HubInput>) {
         loop {
-            // Counted before the outputs go out, so a client that sees a
-            // reply finds it in the metrics too.
-            while let Some(event) = self.hub.poll_event() {
-                self.ctx.metrics.record_hub_event(event, &self.ctx.security);
-            }
-            while let Some(output) = self.hub.poll_output() {
+            loop {
+                // Counted before the outputs go out, so a client that sees a
+                // reply finds it in the metrics too.
+                while let Some(event) = self.hub.poll_event() {
+                    self.ctx.metrics.record_hub_event(event, &self.ctx.security);
+                }
+                // Applying one may give the hub more to do (a refusal).
+                let Some(output) = self.hub.poll_output() else {
+                    break;
+                };
                 self.apply(output);
             }
             let deadline = self.hub.poll_timeout();
@@ -114,10 +132,10 @@ impl HubTask {
         match input {
             HubInput::Signaling {
                 conn,
-                handle,
+                queue,
                 access,
             } => {
-                self.conns.insert(conn, handle);
+                self.conns.insert(conn, Socket::Signaling(queue));
                 self.hub.handle_signaling_open(conn, access, Instant::now());
             }
             HubInput::Relay {
@@ -125,7 +143,7 @@ impl HubTask {
                 handle,
                 frames,
             } => {
-                self.conns.insert(conn, handle);
+                self.conns.insert(conn, Socket::Relay(handle));
                 self.frames.insert(conn, frames);
                 self.hub.handle_relay_open(conn);
             }
@@ -143,8 +161,25 @@ impl HubTask {
 
     fn apply(&mut self, output: Output) {
         match output {
-            Output::Send(conn, message) => self.ctl(conn, Ctl::Send(message.to_json())),
-            Output::Close(conn, code, reason) => self.ctl(conn, Ctl::Close(code, reason)),
+            Output::Send(conn, message) => self.send(conn, &message),
+            Output::Route {
+                from,
+                to,
+                kind,
+                message,
+            } => {
+                let Some(Socket::Signaling(queue)) = self.conns.get(&to) else {
+                    return;
+                };
+                if queue.push_routed(from, message.to_json()).is_err() {
+                    self.ctx.security.limited("ws", "send_queue");
+                    self.hub.handle_refused(from, to, kind);
+                }
+            }
+            Output::Close(conn, code, reason) => match self.conns.get(&conn) {
+                Some(Socket::Signaling(queue)) => queue.close(code, reason),
+                _ => self.ctl(conn, Ctl::Close(code, reason)),
+            },
             Output::Pair { circuit_id, ends } => self.pair(circuit_id, ends),
             Output::EndCircuit {
                 relay_conns,
@@ -158,8 +193,22 @@ impl HubTask {
         }
     }
 
+    fn send(&mut self, conn: ConnId, message: &ServerToClient) {
+        match self.conns.get(&conn) {
+            Some(Socket::Signaling(queue)) => {
+                let queued = queue.push_control(message.to_json());
+                if !queued {
+                    self.ctx.security.limited("ws", "slow_reader");
+                    tracing::debug!(conn, "replies pile up unread, disconnecting a slow client");
+                }
+            }
+            Some(Socket::Relay(_)) => self.ctl(conn, Ctl::Send(message.to_json())),
+            None => {}
+        }
+    }
+
     fn ctl(&mut self, conn: ConnId, ctl: Ctl) {
-        let Some(handle) = self.conns.get(&conn) else {
+        let Some(Socket::Relay(handle)) = self.conns.get(&conn) else {
             return;
         };
         if let Err(mpsc::error::TrySendError::Full(_)) = handle.ctl.try_send(ctl) {

@@ -1,32 +1,107 @@
 //! The task of one `/signaling` socket: checks the token it showed, hands
 //! the socket to the hub, then reads frames (size, per-socket and global
-//! message rates, idle pings) into the hub and writes what the hub sends it,
-//! until either side closes, the server stops or an admin revokes the token.
+//! message rates, idle pings) into the hub and writes what the hub sends it
+//! from its [`SendQueue`], until either side closes, the server stops, an
+//! admin revokes the token, or the client stops taking what is written to it
+//! for `signaling.slow_reader_timeout`.
 
 use std::{
-    sync::Arc,
+    sync::{Arc, Mutex, MutexGuard},
     time::{Duration, Instant},
 };
 
 use bytes::Bytes;
 use darkswap_proto::signaling::{ErrorCode, close_code};
-use futures::StreamExt;
+use futures::{SinkExt, StreamExt};
 use governor::{Quota, RateLimiter};
-use tokio::sync::mpsc;
+use tokio::sync::Notify;
 use tokio_tungstenite::tungstenite::Message;
-use tokio_util::sync::CancellationToken;
 
 use super::{
     Context,
-    hub::{Access, ConnId},
-    hub_task::{Ctl, HubInput, SocketHandle},
+    hub::{
+        Access, ConnId,
+        outbox::{Next, Outbox, OutboxConfig, Refused},
+    },
+    hub_task::HubInput,
     upgrade::Credentials,
     websocket::{Exit, Ws, close, error_frame, read_error, send_bounded},
 };
 use crate::{
+    config::SignalingConfig,
     defaults::{queues, timeouts},
     token::Claims,
 };
+
+/// What waits to be written to one `/signaling` socket: its [`Outbox`],
+/// pushed to by the hub task and popped by the socket task. The lock is
+/// held to push or pop one message, never across an await.
+#[derive(Debug)]
+pub(super) struct SendQueue {
+    outbox: Mutex<Outbox>,
+    ready: Notify,
+}
+
+impl SendQueue {
+    fn new(config: &SignalingConfig) -> Self {
+        SendQueue {
+            outbox: Mutex::new(Outbox::new(OutboxConfig {
+                bytes: config.send_queue_bytes,
+                bytes_per_sender: config.send_queue_bytes_per_sender,
+                reserve_per_sender: queues::SENDER_RESERVE,
+                max_control: queues::SOCKET,
+            })),
+            ready: Notify::new(),
+        }
+    }
+
+    fn outbox(&self) -> MutexGuard<'_, Outbox> {
+        // Every critical section is one push or pop: a poisoned lock still
+        // holds a consistent outbox.
+        self.outbox.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Queues one of the server's own messages; `false` if they pile up
+    /// unread, and the socket is then closed as too slow.
+    pub(super) fn push_control(&self, text: String) -> bool {
+        let queued = {
+            let mut outbox = self.outbox();
+            let queued = outbox.push_control(text).is_ok();
+            if !queued {
+                outbox.abort(close_code::POLICY, "too slow");
+            }
+            queued
+        };
+        self.ready.notify_one();
+        queued
+    }
+
+    /// Queues a message another peer sent, if the outbox's bounds admit it.
+    pub(super) fn push_routed(&self, from: ConnId, text: String) -> Result<(), Refused> {
+        self.outbox().push_routed(from, text)?;
+        self.ready.notify_one();
+        Ok(())
+    }
+
+    /// Closes the socket once the server's messages queued so far are out.
+    pub(super) fn close(&self, code: u16, reason: &'static str) {
+        self.outbox().close(code, reason);
+        self.ready.notify_one();
+    }
+
+    /// What to write next, waiting until there is something.
+    async fn next(&self) -> Next {
+        loop {
+            let next = self.outbox().pop();
+            if let Some(next) = next {
+                return next;
+            }
+            // One consumer: a push between the pop and here leaves a permit,
+            // so this wakes at once.
+            self.ready.notified().await;
+        }
+    }
+}
 
 /// A `/signaling` socket from its upgrade to its close.
 pub(super) struct SignalingSocket {
@@ -81,19 +156,14 @@ impl SignalingSocket {
                 return;
             }
         };
-        let (ctl_tx, mut ctl) = mpsc::channel(queues::SOCKET);
-        let kill = CancellationToken::new();
-        let handle = SocketHandle {
-            ctl: ctl_tx,
-            kill: kill.clone(),
-        };
+        let queue = Arc::new(SendQueue::new(&self.ctx.signaling));
         let conn = self.conn;
         if self
             .ctx
             .hub
             .send(HubInput::Signaling {
                 conn,
-                handle,
+                queue: queue.clone(),
                 access,
             })
             .await
@@ -101,7 +171,7 @@ impl SignalingSocket {
         {
             return;
         }
-        match self.serve(&mut ctl, &kill, claims).await {
+        match self.serve(&queue, claims).await {
             Exit::Close(code, reason) => close(&mut self.ws, &self.ctx.metrics, code, reason).await,
             // Completes the handshake if the client closed first (its reply
             // is queued in tungstenite); fails fast if the socket is dead.
@@ -112,12 +182,7 @@ impl SignalingSocket {
         let _ = self.ctx.hub.send(HubInput::Closed { conn }).await;
     }
 
-    async fn serve(
-        &mut self,
-        ctl: &mut mpsc::Receiver<Ctl>,
-        kill: &CancellationToken,
-        claims: Option<Claims>,
-    ) -> Exit {
+    async fn serve(&mut self, queue: &SendQueue, claims: Option<Claims>) -> Exit {
         let cfg = &self.ctx.signaling;
         // The token is checked when the socket opens; the socket then lives
         // until it closes or an admin revokes the token (or all of the
@@ -137,7 +202,6 @@ impl SignalingSocket {
             tokio::select! {
                 biased;
                 _ = self.ctx.cancel.cancelled() => return Exit::Close(close_code::GOING_AWAY, "server shutting down"),
-                _ = kill.cancelled() => return Exit::Close(close_code::POLICY, "too slow"),
                 Ok(()) = revocations.changed(), if claims.is_some() => {
                     if let Some(claims) = &claims
                         && self.ctx.authority.revoked_by_admin(claims)
@@ -145,17 +209,6 @@ impl SignalingSocket {
                         return Exit::Close(close_code::UNAUTHORIZED, "token revoked");
                     }
                 }
-                ctl = ctl.recv() => match ctl {
-                    Some(Ctl::Send(text)) => {
-                        if !send_bounded(&mut self.ws, Message::text(text)).await {
-                            return Exit::Gone;
-                        }
-                    }
-                    Some(Ctl::Close(code, reason)) => return Exit::Close(code, reason),
-                    Some(Ctl::Open(_)) => {}
-                    // The hub stopped: the server is shutting down.
-                    None => return Exit::Close(close_code::GOING_AWAY, "server shutting down"),
-                },
                 _ = pings.tick() => {
                     if last_activity.elapsed() >= idle {
                         return Exit::Close(close_code::IDLE_TIMEOUT, "idle timeout");
@@ -212,6 +265,21 @@ impl SignalingSocket {
                         return Exit::Gone;
                     }
                 }
+                // After reading: a flooded socket still reads its client's
+                // pings, whose pongs then go first.
+                next = queue.next() => match next {
+                    // Too slow only when a message cannot be written for
+                    // the deadline: the client takes nothing while bytes wait.
+                    Next::Message(text) => match tokio::time::timeout(cfg.slow_reader_timeout, self.ws.send(Message::text(text))).await {
+                        Ok(Ok(())) => {}
+                        Ok(Err(_)) => return Exit::Gone,
+                        Err(_) => {
+                            self.ctx.security.limited("ws", "slow_reader");
+                            return Exit::Close(close_code::POLICY, "too slow");
+                        }
+                    },
+                    Next::Close(code, reason) => return Exit::Close(code, reason),
+                },
             }
         }
     }

@@ -128,9 +128,13 @@ fn ws_config(ctx: &Context, endpoint: Endpoint) -> WebSocketConfig {
         Endpoint::Relay => text.max(ctx.ws_circuit.max_frame_size),
         Endpoint::Signaling | Endpoint::Http => text,
     };
+    // Buffers sized to use, not to the largest message: an idle socket
+    // keeps its read buffer, and writes are flushed one message at a time.
     WebSocketConfig::default()
         .max_message_size(Some(max))
         .max_frame_size(Some(max))
+        .read_buffer_size(queues::WS_READ_BUFFER)
+        .write_buffer_size(0)
 }
 
 /// Writes `answer` and closes, bounded by [`timeouts::ANSWER`] for the write

@@ -108,6 +108,11 @@ pub(crate) struct SignalingSection {
     max_rate_violations: u32,
     request_head_timeout_secs: u64,
     request_body_timeout_secs: u64,
+    peer_page_size: usize,
+    max_watched_peers: usize,
+    send_queue_bytes: usize,
+    send_queue_bytes_per_sender: usize,
+    slow_reader_timeout_secs: u64,
 }
 
 /// `[ws_relay]`: [`WsCircuitConfig`](darkswap_relay::config::WsCircuitConfig).
@@ -292,6 +297,11 @@ impl Default for ConfigFile {
                 max_rate_violations: s.max_rate_violations,
                 request_head_timeout_secs: s.request_head_timeout.as_secs(),
                 request_body_timeout_secs: s.request_body_timeout.as_secs(),
+                peer_page_size: s.peer_page_size,
+                max_watched_peers: s.max_watched_peers,
+                send_queue_bytes: s.send_queue_bytes,
+                send_queue_bytes_per_sender: s.send_queue_bytes_per_sender,
+                slow_reader_timeout_secs: s.slow_reader_timeout.as_secs(),
             },
             ws_relay: WsCircuitSection {
                 max_circuits: w.max_circuits,
@@ -429,6 +439,17 @@ impl ConfigFile {
                 "signaling.max_rate_violations",
                 s.max_rate_violations.into(),
             ),
+            ("signaling.peer_page_size", s.peer_page_size as u64),
+            ("signaling.max_watched_peers", s.max_watched_peers as u64),
+            ("signaling.send_queue_bytes", s.send_queue_bytes as u64),
+            (
+                "signaling.send_queue_bytes_per_sender",
+                s.send_queue_bytes_per_sender as u64,
+            ),
+            (
+                "signaling.slow_reader_timeout_secs",
+                s.slow_reader_timeout_secs,
+            ),
             ("ws_relay.max_circuits", w.max_circuits as u64),
             (
                 "ws_relay.max_circuits_per_peer",
@@ -511,6 +532,12 @@ impl ConfigFile {
                  cannot take them all"
             )));
         }
+        if s.send_queue_bytes_per_sender > s.send_queue_bytes {
+            return Err(ConfigError(
+                "signaling.send_queue_bytes_per_sender must not exceed signaling.send_queue_bytes"
+                    .to_owned(),
+            ));
+        }
         if a.token_ttl_secs > a.max_token_ttl_secs {
             return Err(ConfigError(
                 "auth.token_ttl_secs must not exceed auth.max_token_ttl_secs".to_owned(),
@@ -572,6 +599,11 @@ impl ConfigFile {
         s.max_rate_violations = f.max_rate_violations;
         s.request_head_timeout = secs(f.request_head_timeout_secs);
         s.request_body_timeout = secs(f.request_body_timeout_secs);
+        s.peer_page_size = f.peer_page_size;
+        s.max_watched_peers = f.max_watched_peers;
+        s.send_queue_bytes = f.send_queue_bytes;
+        s.send_queue_bytes_per_sender = f.send_queue_bytes_per_sender;
+        s.slow_reader_timeout = secs(f.slow_reader_timeout_secs);
 
         let (w, f) = (&mut c.ws_circuit, &self.ws_relay);
         w.max_circuits = f.max_circuits;
