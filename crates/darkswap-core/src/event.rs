@@ -159,6 +159,9 @@ pub enum NetworkEvent {
         changes: usize,
         /// Why each refused entry of the snapshot was refused.
         rejected: Vec<OrderbookError>,
+        /// Bytes the reconciliation exchanged, both directions (range
+        /// messages, fetches and the items fetched).
+        bytes: u64,
     },
     /// The event queue was full and this many events were dropped since the
     /// last one delivered. Read events faster or enlarge `event_buffer`.

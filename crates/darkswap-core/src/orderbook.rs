@@ -200,9 +200,28 @@ impl Entry {
 struct Tombstone {
     cancel: OrderCancel,
     maker: PeerId,
+    /// When the maker cancelled, unix seconds.
+    cancelled_at: u64,
     /// Kept until then: by that time a late create would be expired, or
     /// too old to be taken ([`OrderbookError::NotRefreshed`]).
     keep_until: u64,
+}
+
+/// What a book holds of one order: see [`Orderbook::holdings`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Holding {
+    /// The order is in the book.
+    Live {
+        /// When it was created, unix seconds.
+        created_at: u64,
+        /// The sequence and time of the update applied, if any.
+        update: Option<(u64, u64)>,
+    },
+    /// The maker cancelled it.
+    Cancelled {
+        /// When, unix seconds.
+        cancelled_at: u64,
+    },
 }
 
 /// Bids and asks of one pair.
@@ -220,6 +239,9 @@ pub struct Orderbook {
     config: OrderbookConfig,
     entries: HashMap<OrderId, Entry>,
     tombstones: HashMap<OrderId, Tombstone>,
+    /// Counts changes to what the book holds (orders, their updates, its
+    /// tombstones), so a view built from it knows when it is stale.
+    generation: u64,
 }
 
 impl Orderbook {
@@ -229,6 +251,7 @@ impl Orderbook {
             config,
             entries: HashMap::new(),
             tombstones: HashMap::new(),
+            generation: 0,
         }
     }
 
@@ -299,6 +322,7 @@ impl Orderbook {
         {
             return Err(OrderbookError::Full);
         }
+        self.generation += 1;
         self.entries.insert(
             order.id,
             Entry {
@@ -338,11 +362,13 @@ impl Orderbook {
                 .min(now + ttl + MAX_CLOCK_SKEW_SECS),
             None => now + ttl,
         };
+        self.generation += 1;
         self.tombstones.insert(
             order_id,
             Tombstone {
                 cancel: cancel.clone(),
                 maker,
+                cancelled_at: verified.cancelled_at,
                 keep_until,
             },
         );
@@ -386,6 +412,7 @@ impl Orderbook {
         }
         entry.last_seen = entry.last_seen.max(verified.fields.updated_at.min(now));
         entry.update = Some((update.clone(), verified.clone()));
+        self.generation += 1;
         Ok(Some(OrderbookChange::Updated(entry.current())))
     }
 
@@ -402,7 +429,11 @@ impl Orderbook {
         for id in &gone {
             self.entries.remove(id);
         }
+        let tombstones = self.tombstones.len();
         self.tombstones.retain(|_, t| t.keep_until > now);
+        if !gone.is_empty() || tombstones != self.tombstones.len() {
+            self.generation += 1;
+        }
         gone.sort();
         (!gone.is_empty()).then_some(OrderbookChange::Expired(gone))
     }
@@ -467,6 +498,59 @@ impl Orderbook {
             }
         }
         (changes, rejected)
+    }
+
+    /// Counts the changes to what the book holds; equal generations mean
+    /// equal [`Orderbook::holdings`].
+    pub fn generation(&self) -> u64 {
+        self.generation
+    }
+
+    /// What the book holds of each order it knows: the version of a live
+    /// order, or the fact that its maker cancelled it. Two books that hold
+    /// the same holdings hold the same orders (their announcements may be
+    /// of different ages).
+    pub fn holdings(&self) -> impl Iterator<Item = (OrderId, Holding)> + '_ {
+        let live = self.entries.iter().map(|(id, e)| {
+            let update = e
+                .update
+                .as_ref()
+                .map(|(_, u)| (u.fields.sequence, u.fields.updated_at));
+            (
+                *id,
+                Holding::Live {
+                    created_at: e.order.created_at,
+                    update,
+                },
+            )
+        });
+        let cancelled = self.tombstones.iter().map(|(id, t)| {
+            (
+                *id,
+                Holding::Cancelled {
+                    cancelled_at: t.cancelled_at,
+                },
+            )
+        });
+        live.chain(cancelled)
+    }
+
+    /// The signed messages that give a peer what this book holds of `id`:
+    /// the order with its newest announcement and its latest update, or the
+    /// maker's cancel. `None` for an order the book does not know.
+    pub fn messages_of(&self, id: &OrderId) -> Option<OrderbookResponse> {
+        if let Some(t) = self.tombstones.get(id) {
+            return Some(OrderbookResponse {
+                cancels: vec![t.cancel.clone()],
+                ..OrderbookResponse::default()
+            });
+        }
+        let e = self.entries.get(id)?;
+        Some(OrderbookResponse {
+            orders: vec![e.create.clone()],
+            updates: e.update.iter().map(|(u, _)| u.clone()).collect(),
+            cancels: Vec::new(),
+        })
     }
 
     /// An order as it now stands.
