@@ -54,6 +54,7 @@ pub use darkswap_core::{
         BanReason, BannedPeer, InvalidReputationConfig, PeerReputation, Penalty, PenaltyReason,
         PenaltyWeights, ReputationConfig, UnknownReason,
     },
+    sync::SyncConfig,
 };
 pub use error::{AuthCommandError, CommandError, Error, OrderbookCommandError, PerfError};
 pub use identity::load_or_create_keypair;

@@ -135,7 +135,7 @@ pub(crate) async fn spawn(
         book: Orderbook::new(config.orderbook.clone()),
         gossip: GossipValidator::new(config.max_message_size),
         own_orders: OwnOrders::new(key.clone(), config.orderbook.refresh_interval, t0.instant),
-        sync: OrderbookSync::new(),
+        sync: OrderbookSync::new(config.sync.clone(), t0.instant),
         relays: RelayKeeper::new(RelayKeeperConfig {
             retry_initial: config.relay_retry_initial,
             retry_max: config.relay_retry_max,
@@ -229,6 +229,7 @@ impl SwarmTask {
         [
             Some(self.next_prune),
             Some(self.own_orders.poll_timeout()),
+            Some(self.sync.poll_timeout()),
             self.relays.poll_timeout(),
             ban_expiry,
         ]
@@ -242,6 +243,7 @@ impl SwarmTask {
     fn on_timeout(&mut self, now: Now) {
         self.relays.handle_timeout(&mut self.auth, now);
         self.own_orders.handle_timeout(&mut self.book, now);
+        self.sync.handle_timeout(&self.book, now.instant);
         for peer in self.reputation.expire(now.wall) {
             self.lift_ban(peer);
         }
