@@ -93,9 +93,20 @@ pub enum OrderbookError {
     /// An order that was cancelled before.
     #[error("order {0} was cancelled")]
     Cancelled(OrderId),
-    /// The book or the maker's share of it is full.
-    #[error("orderbook full")]
-    Full,
+    /// The maker already has as many orders in the book as one maker may
+    /// ([`OrderbookConfig::max_orders_per_maker`]).
+    #[error("maker limit reached: {limit} orders per maker")]
+    MakerLimit {
+        /// The limit in force.
+        limit: usize,
+    },
+    /// The book holds as many orders as it may
+    /// ([`OrderbookConfig::max_orders`]).
+    #[error("orderbook full: {limit} orders")]
+    BookFull {
+        /// The limit in force.
+        limit: usize,
+    },
     /// An order whose newest maker-signed announcement is older than the
     /// TTL: its maker is presumed gone, so it would be dropped at once.
     #[error("order {order_id} not re-announced since {last_vouched} (TTL passed)")]
@@ -109,7 +120,8 @@ pub enum OrderbookError {
 
 impl OrderbookError {
     /// A short, stable label for metrics: `not_order_message`, `not_maker`,
-    /// `unknown_order`, `stale_update`, `cancelled`, `full`, `not_refreshed`,
+    /// `unknown_order`, `stale_update`, `cancelled`, `maker_limit`, `book_full`,
+    /// `not_refreshed`,
     /// or the [`OrderError::reason`] of a failed signature or term check.
     pub fn reason(&self) -> &'static str {
         match self {
@@ -119,7 +131,8 @@ impl OrderbookError {
             OrderbookError::UnknownOrder(_) => "unknown_order",
             OrderbookError::StaleUpdate { .. } => "stale_update",
             OrderbookError::Cancelled(_) => "cancelled",
-            OrderbookError::Full => "full",
+            OrderbookError::MakerLimit { .. } => "maker_limit",
+            OrderbookError::BookFull { .. } => "book_full",
             OrderbookError::NotRefreshed { .. } => "not_refreshed",
         }
     }
@@ -239,6 +252,9 @@ pub struct Orderbook {
     config: OrderbookConfig,
     entries: HashMap<OrderId, Entry>,
     tombstones: HashMap<OrderId, Tombstone>,
+    /// Orders in the book by maker (makers with none are absent), so the
+    /// per-maker limit costs no scan of the book.
+    per_maker: HashMap<PeerId, usize>,
     /// Counts changes to what the book holds (orders, their updates, its
     /// tombstones), so a view built from it knows when it is stale.
     generation: u64,
@@ -251,6 +267,7 @@ impl Orderbook {
             config,
             entries: HashMap::new(),
             tombstones: HashMap::new(),
+            per_maker: HashMap::new(),
             generation: 0,
         }
     }
@@ -312,17 +329,19 @@ impl Orderbook {
             }
             return Ok(None);
         }
-        let per_maker = self
-            .entries
-            .values()
-            .filter(|e| e.order.maker == order.maker)
-            .count();
-        if self.entries.len() >= self.config.max_orders
-            || per_maker >= self.config.max_orders_per_maker
-        {
-            return Err(OrderbookError::Full);
+        let per_maker = self.per_maker.get(&order.maker).copied().unwrap_or(0);
+        if per_maker >= self.config.max_orders_per_maker {
+            return Err(OrderbookError::MakerLimit {
+                limit: self.config.max_orders_per_maker,
+            });
+        }
+        if self.entries.len() >= self.config.max_orders {
+            return Err(OrderbookError::BookFull {
+                limit: self.config.max_orders,
+            });
         }
         self.generation += 1;
+        *self.per_maker.entry(order.maker).or_default() += 1;
         self.entries.insert(
             order.id,
             Entry {
@@ -373,8 +392,7 @@ impl Orderbook {
             },
         );
         Ok(self
-            .entries
-            .remove(&order_id)
+            .remove_entry(&order_id)
             .map(|_| OrderbookChange::Cancelled { order_id, maker }))
     }
 
@@ -416,6 +434,18 @@ impl Orderbook {
         Ok(Some(OrderbookChange::Updated(entry.current())))
     }
 
+    /// Takes an order out of the book, keeping the per-maker counts.
+    fn remove_entry(&mut self, id: &OrderId) -> Option<Entry> {
+        let entry = self.entries.remove(id)?;
+        if let Some(n) = self.per_maker.get_mut(&entry.order.maker) {
+            *n -= 1;
+            if *n == 0 {
+                self.per_maker.remove(&entry.order.maker);
+            }
+        }
+        Some(entry)
+    }
+
     /// Drops expired orders, orders not seen within the TTL, and old
     /// tombstones. Returns what was dropped, if anything.
     pub fn prune(&mut self, now: u64) -> Option<OrderbookChange> {
@@ -427,7 +457,7 @@ impl Orderbook {
             .map(|(id, _)| *id)
             .collect();
         for id in &gone {
-            self.entries.remove(id);
+            self.remove_entry(id);
         }
         let tombstones = self.tombstones.len();
         self.tombstones.retain(|_, t| t.keep_until > now);

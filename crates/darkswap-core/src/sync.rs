@@ -91,6 +91,26 @@ impl Default for SyncConfig {
     }
 }
 
+impl SyncConfig {
+    /// Sets [`SyncConfig::anti_entropy_interval`].
+    pub fn with_anti_entropy_interval(mut self, interval: Duration) -> Self {
+        self.anti_entropy_interval = interval;
+        self
+    }
+
+    /// Sets [`SyncConfig::max_sessions`].
+    pub fn with_max_sessions(mut self, sessions: usize) -> Self {
+        self.max_sessions = sessions;
+        self
+    }
+
+    /// Sets [`SyncConfig::fetch_batch`].
+    pub fn with_fetch_batch(mut self, batch: usize) -> Self {
+        self.fetch_batch = batch;
+        self
+    }
+}
+
 /// A request of `/darkswap/orderbook-sync/2.0.0`.
 #[derive(Debug, Clone, PartialEq)]
 pub enum SyncRequest {

@@ -45,7 +45,7 @@ mod sync;
 pub use behaviour::{KAD_PROTOCOL, gossipsub_behaviour};
 pub use config::{ConnectionLimits, Identity, KadMode, NetworkConfig};
 pub use darkswap_core::{
-    NatStatus, NetworkEvent, ReservationId,
+    GossipDropReason, NatStatus, NetworkEvent, ReservationId,
     gossip::{ValidationError, validate_gossip},
     orderbook::{Book, OrderbookChange, OrderbookConfig, OrderbookError},
     protocols::{IDENTIFY_PROTOCOL_VERSION, ORDERBOOK_TOPIC, TRADE_TOPIC},

@@ -11,7 +11,7 @@ use std::{
 };
 
 use darkswap_core::{
-    NetworkEvent, Now,
+    GossipDropReason, NetworkEvent, Now,
     auth::AuthManager,
     gossip::GossipValidator,
     orderbook::Orderbook,
@@ -326,9 +326,27 @@ impl SwarmTask {
             .gossipsub
             .publish(gossipsub::IdentTopic::new(ORDERBOOK_TOPIC), data)
         {
-            // No peers yet, or a re-announcement still in the duplicate
-            // cache: peers get the order by sync or at the next refresh.
-            tracing::debug!(error = %e, kind = message.kind(), "order message not published now");
+            match e {
+                // Every peer's send queue is full: the message is lost for
+                // now (anti-entropy brings it to them later); say so.
+                gossipsub::PublishError::AllQueuesFull(peers) => {
+                    tracing::warn!(
+                        peers,
+                        kind = message.kind(),
+                        "order message dropped: every send queue is full"
+                    );
+                    self.emit(NetworkEvent::GossipDropped {
+                        peer: None,
+                        messages: 1,
+                        reason: GossipDropReason::PublishFailed,
+                    });
+                }
+                // No peers yet, or a re-announcement still in the duplicate
+                // cache: peers get the order by sync or at the next refresh.
+                e => {
+                    tracing::debug!(error = %e, kind = message.kind(), "order message not published now")
+                }
+            }
         }
     }
 

@@ -1,7 +1,7 @@
 //! Swarm events into service inputs and node events.
 
 use darkswap_core::{
-    NatStatus, NetworkEvent,
+    GossipDropReason, NatStatus, NetworkEvent,
     auth::{AuthRequest, AuthResponse},
     gossip::{Acceptance, GossipMessage},
     reputation::auth_penalty,
@@ -272,6 +272,18 @@ impl SwarmTask {
                 let topic = topic.into_string();
                 self.sync.handle_subscribed(&self.book, peer_id, &topic);
                 self.emit(NetworkEvent::PeerSubscribed { peer_id, topic });
+            }
+            gossipsub::Event::SlowPeer {
+                peer_id,
+                failed_messages,
+            } => {
+                let messages = (failed_messages.priority + failed_messages.non_priority) as u64;
+                tracing::debug!(peer = %peer_id, messages, "gossip dropped towards a slow peer");
+                self.emit(NetworkEvent::GossipDropped {
+                    peer: Some(peer_id),
+                    messages,
+                    reason: GossipDropReason::SlowPeer,
+                });
             }
             _ => {}
         }
