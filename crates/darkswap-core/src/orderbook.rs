@@ -504,24 +504,25 @@ impl Orderbook {
     ) -> (Vec<OrderbookChange>, Vec<OrderbookError>) {
         let mut changes = Vec::new();
         let mut rejected = Vec::new();
-        let messages = response
+        // Each entry verified once, without a copy into a `Message` first.
+        let verified = response
             .cancels
             .iter()
-            .map(|c| Message::OrderCancel(c.clone()))
-            .chain(
-                response
-                    .orders
-                    .iter()
-                    .map(|o| Message::OrderCreate(o.clone())),
-            )
+            .map(|c| Ok(Verified::Cancel(c.clone(), c.verify()?)))
+            .chain(response.orders.iter().map(|o| {
+                if o.order.is_none() {
+                    return Err(OrderbookError::NotAnOrderMessage);
+                }
+                Ok(Verified::Create(o.clone(), o.verify()?))
+            }))
             .chain(
                 response
                     .updates
                     .iter()
-                    .map(|u| Message::OrderUpdate(u.clone())),
+                    .map(|u| Ok(Verified::Update(u.clone(), u.verify()?))),
             );
-        for m in messages {
-            match self.apply(&m, now) {
+        for entry in verified {
+            match entry.and_then(|v| self.apply_verified(&VerifiedOrderMessage(v), now)) {
                 Ok(Some(change)) => changes.push(change),
                 Ok(None) => {}
                 Err(e) => rejected.push(e),
