@@ -10,10 +10,12 @@
 //! target/release/darkswap-bench idle-signaling --clients 2000
 //! target/release/darkswap-bench soak-relay --duration 10m
 //! target/release/darkswap-bench soak-daemon --duration 10m
+//! target/release/darkswap-bench ingest
 //! ```
 
 mod client;
 mod idle_signaling;
+mod ingest;
 mod process;
 mod relay_config;
 mod report;
@@ -48,6 +50,9 @@ enum Measure {
     SoakRelay(soak_relay::SoakRelayArgs),
     /// Daemon memory under create/cancel churn through its HTTP API.
     SoakDaemon(soak_daemon::SoakDaemonArgs),
+    /// Orders verified and applied per second, against raw Ed25519
+    /// verification (in process).
+    Ingest(ingest::IngestArgs),
 }
 
 #[tokio::main]
@@ -59,6 +64,7 @@ async fn main() -> anyhow::Result<()> {
         Measure::IdleSignaling(a) => ("idle-signaling", idle_signaling::run(a, cli.quick).await?),
         Measure::SoakRelay(a) => ("soak-relay", soak_relay::run(a, cli.quick).await?),
         Measure::SoakDaemon(a) => ("soak-daemon", soak_daemon::run(a, cli.quick).await?),
+        Measure::Ingest(a) => ("ingest", ingest::run(a, cli.quick)?),
     };
     report.print();
     let path = cli

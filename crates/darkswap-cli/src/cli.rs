@@ -3,7 +3,7 @@
 use std::{path::PathBuf, time::Duration};
 
 use clap::{Args, Parser, Subcommand};
-use darkswap_p2p::Multiaddr;
+use darkswap_p2p::{Multiaddr, OrderbookConfig};
 
 use crate::daemon::DaemonOptions;
 
@@ -63,6 +63,27 @@ pub struct DaemonArgs {
     /// Longest automatic ban.
     #[arg(long, default_value = "24h", value_parser = humantime::parse_duration)]
     pub max_ban_duration: Duration,
+    /// Orders the node's book holds at most; further new orders are refused
+    /// as `book_full`.
+    #[arg(long, env = "DARKSWAP_MAX_ORDERS", default_value_t = OrderbookConfig::default().max_orders)]
+    pub max_orders: usize,
+    /// Orders one maker (this node included) may have in the book; its
+    /// next new order is refused as `maker_limit`.
+    #[arg(
+        long,
+        env = "DARKSWAP_MAX_ORDERS_PER_MAKER",
+        default_value_t = OrderbookConfig::default().max_orders_per_maker
+    )]
+    pub max_orders_per_maker: usize,
+    /// How often the node reconciles its book with one more peer, in turn
+    /// (anti-entropy: repairs what gossip dropped).
+    #[arg(
+        long,
+        env = "DARKSWAP_ANTI_ENTROPY_INTERVAL",
+        default_value = "30s",
+        value_parser = humantime::parse_duration
+    )]
+    pub anti_entropy_interval: Duration,
 }
 
 impl DaemonArgs {
@@ -82,6 +103,9 @@ impl DaemonArgs {
             order_ttl: self.order_ttl,
             ban_duration: self.ban_duration,
             max_ban_duration: self.max_ban_duration,
+            max_orders: self.max_orders,
+            max_orders_per_maker: self.max_orders_per_maker,
+            anti_entropy_interval: self.anti_entropy_interval,
         }
     }
 }

@@ -5,7 +5,7 @@
 use std::{net::SocketAddr, path::PathBuf, sync::Arc, time::Duration};
 
 use darkswap_p2p::{
-    Identity, Multiaddr, Network, NetworkConfig, OrderbookConfig, ReputationConfig,
+    Identity, Multiaddr, Network, NetworkConfig, OrderbookConfig, ReputationConfig, SyncConfig,
 };
 use tokio_util::sync::CancellationToken;
 
@@ -34,6 +34,12 @@ pub struct DaemonOptions {
     pub ban_duration: Duration,
     /// Longest automatic ban.
     pub max_ban_duration: Duration,
+    /// Orders the book holds at most.
+    pub max_orders: usize,
+    /// Orders one maker may have in the book.
+    pub max_orders_per_maker: usize,
+    /// How often the book is reconciled with one more peer.
+    pub anti_entropy_interval: Duration,
 }
 
 /// Runs the daemon until SIGINT or SIGTERM.
@@ -59,8 +65,10 @@ pub async fn run(opts: DaemonOptions) -> anyhow::Result<()> {
             .with_orderbook(OrderbookConfig {
                 refresh_interval: opts.order_refresh,
                 ttl: opts.order_ttl,
-                ..OrderbookConfig::default()
+                max_orders: opts.max_orders,
+                max_orders_per_maker: opts.max_orders_per_maker,
             })
+            .with_sync(SyncConfig::default().with_anti_entropy_interval(opts.anti_entropy_interval))
             .with_reputation(ReputationConfig {
                 base_ban_duration: opts.ban_duration,
                 max_ban_duration: opts.max_ban_duration,

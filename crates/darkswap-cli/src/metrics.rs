@@ -24,6 +24,12 @@ struct GossipRejectLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct DropLabels {
+    /// `slow_peer`, `publish_failed` or `event_queue_full`.
+    reason: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ChangeLabels {
     kind: &'static str,
 }
@@ -41,6 +47,9 @@ pub struct DaemonMetrics {
     gossip_rejected: Family<GossipRejectLabels, Counter>,
     orderbook_changes: Family<ChangeLabels, Counter>,
     penalties: Family<PenaltyLabels, Counter>,
+    dropped: Family<DropLabels, Counter>,
+    synced: Counter,
+    sync_bytes: Counter,
     bans: Counter,
     /// Peers banned now, set when scraped.
     pub banned: Gauge,
@@ -60,6 +69,9 @@ impl Default for DaemonMetrics {
             gossip_rejected: Family::default(),
             orderbook_changes: Family::default(),
             penalties: Family::default(),
+            dropped: Family::default(),
+            synced: Counter::default(),
+            sync_bytes: Counter::default(),
             bans: Counter::default(),
             banned: Gauge::default(),
             peers: Gauge::default(),
@@ -81,6 +93,21 @@ impl Default for DaemonMetrics {
             "orderbook_changes",
             "Changes to the local orderbook replica, by kind",
             m.orderbook_changes.clone(),
+        );
+        r.register(
+            "messages_dropped",
+            "Gossip this node could not send (repaired later by anti-entropy) and node events the daemon could not take in time, by reason",
+            m.dropped.clone(),
+        );
+        r.register(
+            "orderbook_sync_changes",
+            "Changes to the book that orderbook sync brought (what gossip had not)",
+            m.synced.clone(),
+        );
+        r.register(
+            "orderbook_sync_bytes",
+            "Bytes orderbook sync exchanged, both directions",
+            m.sync_bytes.clone(),
         );
         r.register("peers_connected", "Connected peers", m.peers.clone());
         r.register(
@@ -123,7 +150,14 @@ impl DaemonMetrics {
             NetworkEvent::OrderbookRejected { error, .. } => {
                 self.order_rejected("gossip", error.reason())
             }
-            NetworkEvent::OrderbookSynced { rejected, .. } => {
+            NetworkEvent::OrderbookSynced {
+                rejected,
+                changes,
+                bytes,
+                ..
+            } => {
+                self.synced.inc_by(*changes as u64);
+                self.sync_bytes.inc_by(*bytes);
                 for error in rejected {
                     self.order_rejected("sync", error.reason());
                 }
@@ -134,6 +168,22 @@ impl DaemonMetrics {
                         reason: reason.as_str(),
                     })
                     .inc();
+            }
+            NetworkEvent::GossipDropped {
+                messages, reason, ..
+            } => {
+                self.dropped
+                    .get_or_create(&DropLabels {
+                        reason: reason.as_str(),
+                    })
+                    .inc_by(*messages);
+            }
+            NetworkEvent::EventsDropped { count } => {
+                self.dropped
+                    .get_or_create(&DropLabels {
+                        reason: "event_queue_full",
+                    })
+                    .inc_by(*count);
             }
             NetworkEvent::PeerBanned { .. } => {
                 self.bans.inc();

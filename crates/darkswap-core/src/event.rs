@@ -159,12 +159,26 @@ pub enum NetworkEvent {
         changes: usize,
         /// Why each refused entry of the snapshot was refused.
         rejected: Vec<OrderbookError>,
+        /// Bytes the reconciliation exchanged, both directions (range
+        /// messages, fetches and the items fetched).
+        bytes: u64,
     },
     /// The event queue was full and this many events were dropped since the
     /// last one delivered. Read events faster or enlarge `event_buffer`.
     EventsDropped {
         /// Events lost.
         count: u64,
+    },
+    /// Gossip this node could not send: `messages` lost towards `peer` (or
+    /// towards every peer when `None`). The book repairs what is lost by
+    /// anti-entropy; this says it happened, and why.
+    GossipDropped {
+        /// The peer the messages were for, if one.
+        peer: Option<PeerId>,
+        /// Messages dropped.
+        messages: u64,
+        /// Why.
+        reason: GossipDropReason,
     },
     /// A peer lost reputation for misbehaving (see [`ReputationConfig`](crate::reputation::ReputationConfig)).
     PeerPenalized {
@@ -190,4 +204,26 @@ pub enum NetworkEvent {
         /// The peer.
         peer_id: PeerId,
     },
+}
+
+/// Why gossip was not sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum GossipDropReason {
+    /// The peer did not read fast enough: its send queue was full, or a
+    /// message waited there longer than gossipsub allows (5 s for what this
+    /// node publishes, 1 s for what it forwards).
+    SlowPeer,
+    /// Publishing failed for every peer (all their send queues were full).
+    PublishFailed,
+}
+
+impl GossipDropReason {
+    /// A short, stable label for metrics: `slow_peer` or `publish_failed`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            GossipDropReason::SlowPeer => "slow_peer",
+            GossipDropReason::PublishFailed => "publish_failed",
+        }
+    }
 }

@@ -46,7 +46,7 @@ mod time;
 #[cfg(test)]
 mod fixtures;
 
-pub use event::{NatStatus, NetworkEvent, ReservationId};
+pub use event::{GossipDropReason, NatStatus, NetworkEvent, ReservationId};
 pub use time::Now;
 
 /// The wire crate, re-exported so users of this crate name one version of it.

@@ -93,9 +93,20 @@ pub enum OrderbookError {
     /// An order that was cancelled before.
     #[error("order {0} was cancelled")]
     Cancelled(OrderId),
-    /// The book or the maker's share of it is full.
-    #[error("orderbook full")]
-    Full,
+    /// The maker already has as many orders in the book as one maker may
+    /// ([`OrderbookConfig::max_orders_per_maker`]).
+    #[error("maker limit reached: {limit} orders per maker")]
+    MakerLimit {
+        /// The limit in force.
+        limit: usize,
+    },
+    /// The book holds as many orders as it may
+    /// ([`OrderbookConfig::max_orders`]).
+    #[error("orderbook full: {limit} orders")]
+    BookFull {
+        /// The limit in force.
+        limit: usize,
+    },
     /// An order whose newest maker-signed announcement is older than the
     /// TTL: its maker is presumed gone, so it would be dropped at once.
     #[error("order {order_id} not re-announced since {last_vouched} (TTL passed)")]
@@ -109,7 +120,8 @@ pub enum OrderbookError {
 
 impl OrderbookError {
     /// A short, stable label for metrics: `not_order_message`, `not_maker`,
-    /// `unknown_order`, `stale_update`, `cancelled`, `full`, `not_refreshed`,
+    /// `unknown_order`, `stale_update`, `cancelled`, `maker_limit`, `book_full`,
+    /// `not_refreshed`,
     /// or the [`OrderError::reason`] of a failed signature or term check.
     pub fn reason(&self) -> &'static str {
         match self {
@@ -119,7 +131,8 @@ impl OrderbookError {
             OrderbookError::UnknownOrder(_) => "unknown_order",
             OrderbookError::StaleUpdate { .. } => "stale_update",
             OrderbookError::Cancelled(_) => "cancelled",
-            OrderbookError::Full => "full",
+            OrderbookError::MakerLimit { .. } => "maker_limit",
+            OrderbookError::BookFull { .. } => "book_full",
             OrderbookError::NotRefreshed { .. } => "not_refreshed",
         }
     }
@@ -200,9 +213,28 @@ impl Entry {
 struct Tombstone {
     cancel: OrderCancel,
     maker: PeerId,
+    /// When the maker cancelled, unix seconds.
+    cancelled_at: u64,
     /// Kept until then: by that time a late create would be expired, or
     /// too old to be taken ([`OrderbookError::NotRefreshed`]).
     keep_until: u64,
+}
+
+/// What a book holds of one order: see [`Orderbook::holdings`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Holding {
+    /// The order is in the book.
+    Live {
+        /// When it was created, unix seconds.
+        created_at: u64,
+        /// The sequence and time of the update applied, if any.
+        update: Option<(u64, u64)>,
+    },
+    /// The maker cancelled it.
+    Cancelled {
+        /// When, unix seconds.
+        cancelled_at: u64,
+    },
 }
 
 /// Bids and asks of one pair.
@@ -220,6 +252,12 @@ pub struct Orderbook {
     config: OrderbookConfig,
     entries: HashMap<OrderId, Entry>,
     tombstones: HashMap<OrderId, Tombstone>,
+    /// Orders in the book by maker (makers with none are absent), so the
+    /// per-maker limit costs no scan of the book.
+    per_maker: HashMap<PeerId, usize>,
+    /// Counts changes to what the book holds (orders, their updates, its
+    /// tombstones), so a view built from it knows when it is stale.
+    generation: u64,
 }
 
 impl Orderbook {
@@ -229,6 +267,8 @@ impl Orderbook {
             config,
             entries: HashMap::new(),
             tombstones: HashMap::new(),
+            per_maker: HashMap::new(),
+            generation: 0,
         }
     }
 
@@ -289,16 +329,19 @@ impl Orderbook {
             }
             return Ok(None);
         }
-        let per_maker = self
-            .entries
-            .values()
-            .filter(|e| e.order.maker == order.maker)
-            .count();
-        if self.entries.len() >= self.config.max_orders
-            || per_maker >= self.config.max_orders_per_maker
-        {
-            return Err(OrderbookError::Full);
+        let per_maker = self.per_maker.get(&order.maker).copied().unwrap_or(0);
+        if per_maker >= self.config.max_orders_per_maker {
+            return Err(OrderbookError::MakerLimit {
+                limit: self.config.max_orders_per_maker,
+            });
         }
+        if self.entries.len() >= self.config.max_orders {
+            return Err(OrderbookError::BookFull {
+                limit: self.config.max_orders,
+            });
+        }
+        self.generation += 1;
+        *self.per_maker.entry(order.maker).or_default() += 1;
         self.entries.insert(
             order.id,
             Entry {
@@ -338,17 +381,18 @@ impl Orderbook {
                 .min(now + ttl + MAX_CLOCK_SKEW_SECS),
             None => now + ttl,
         };
+        self.generation += 1;
         self.tombstones.insert(
             order_id,
             Tombstone {
                 cancel: cancel.clone(),
                 maker,
+                cancelled_at: verified.cancelled_at,
                 keep_until,
             },
         );
         Ok(self
-            .entries
-            .remove(&order_id)
+            .remove_entry(&order_id)
             .map(|_| OrderbookChange::Cancelled { order_id, maker }))
     }
 
@@ -386,7 +430,20 @@ impl Orderbook {
         }
         entry.last_seen = entry.last_seen.max(verified.fields.updated_at.min(now));
         entry.update = Some((update.clone(), verified.clone()));
+        self.generation += 1;
         Ok(Some(OrderbookChange::Updated(entry.current())))
+    }
+
+    /// Takes an order out of the book, keeping the per-maker counts.
+    fn remove_entry(&mut self, id: &OrderId) -> Option<Entry> {
+        let entry = self.entries.remove(id)?;
+        if let Some(n) = self.per_maker.get_mut(&entry.order.maker) {
+            *n -= 1;
+            if *n == 0 {
+                self.per_maker.remove(&entry.order.maker);
+            }
+        }
+        Some(entry)
     }
 
     /// Drops expired orders, orders not seen within the TTL, and old
@@ -400,9 +457,13 @@ impl Orderbook {
             .map(|(id, _)| *id)
             .collect();
         for id in &gone {
-            self.entries.remove(id);
+            self.remove_entry(id);
         }
+        let tombstones = self.tombstones.len();
         self.tombstones.retain(|_, t| t.keep_until > now);
+        if !gone.is_empty() || tombstones != self.tombstones.len() {
+            self.generation += 1;
+        }
         gone.sort();
         (!gone.is_empty()).then_some(OrderbookChange::Expired(gone))
     }
@@ -443,30 +504,84 @@ impl Orderbook {
     ) -> (Vec<OrderbookChange>, Vec<OrderbookError>) {
         let mut changes = Vec::new();
         let mut rejected = Vec::new();
-        let messages = response
+        // Each entry verified once, without a copy into a `Message` first.
+        let verified = response
             .cancels
             .iter()
-            .map(|c| Message::OrderCancel(c.clone()))
-            .chain(
-                response
-                    .orders
-                    .iter()
-                    .map(|o| Message::OrderCreate(o.clone())),
-            )
+            .map(|c| Ok(Verified::Cancel(c.clone(), c.verify()?)))
+            .chain(response.orders.iter().map(|o| {
+                if o.order.is_none() {
+                    return Err(OrderbookError::NotAnOrderMessage);
+                }
+                Ok(Verified::Create(o.clone(), o.verify()?))
+            }))
             .chain(
                 response
                     .updates
                     .iter()
-                    .map(|u| Message::OrderUpdate(u.clone())),
+                    .map(|u| Ok(Verified::Update(u.clone(), u.verify()?))),
             );
-        for m in messages {
-            match self.apply(&m, now) {
+        for entry in verified {
+            match entry.and_then(|v| self.apply_verified(&VerifiedOrderMessage(v), now)) {
                 Ok(Some(change)) => changes.push(change),
                 Ok(None) => {}
                 Err(e) => rejected.push(e),
             }
         }
         (changes, rejected)
+    }
+
+    /// Counts the changes to what the book holds; equal generations mean
+    /// equal [`Orderbook::holdings`].
+    pub fn generation(&self) -> u64 {
+        self.generation
+    }
+
+    /// What the book holds of each order it knows: the version of a live
+    /// order, or the fact that its maker cancelled it. Two books that hold
+    /// the same holdings hold the same orders (their announcements may be
+    /// of different ages).
+    pub fn holdings(&self) -> impl Iterator<Item = (OrderId, Holding)> + '_ {
+        let live = self.entries.iter().map(|(id, e)| {
+            let update = e
+                .update
+                .as_ref()
+                .map(|(_, u)| (u.fields.sequence, u.fields.updated_at));
+            (
+                *id,
+                Holding::Live {
+                    created_at: e.order.created_at,
+                    update,
+                },
+            )
+        });
+        let cancelled = self.tombstones.iter().map(|(id, t)| {
+            (
+                *id,
+                Holding::Cancelled {
+                    cancelled_at: t.cancelled_at,
+                },
+            )
+        });
+        live.chain(cancelled)
+    }
+
+    /// The signed messages that give a peer what this book holds of `id`:
+    /// the order with its newest announcement and its latest update, or the
+    /// maker's cancel. `None` for an order the book does not know.
+    pub fn messages_of(&self, id: &OrderId) -> Option<OrderbookResponse> {
+        if let Some(t) = self.tombstones.get(id) {
+            return Some(OrderbookResponse {
+                cancels: vec![t.cancel.clone()],
+                ..OrderbookResponse::default()
+            });
+        }
+        let e = self.entries.get(id)?;
+        Some(OrderbookResponse {
+            orders: vec![e.create.clone()],
+            updates: e.update.iter().map(|(u, _)| u.clone()).collect(),
+            cancels: Vec::new(),
+        })
     }
 
     /// An order as it now stands.

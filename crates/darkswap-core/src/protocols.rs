@@ -7,8 +7,10 @@
 pub const ORDERBOOK_TOPIC: &str = "darkswap/orderbook/v1";
 /// Gossipsub topic carrying trade negotiation and PSBT messages.
 pub const TRADE_TOPIC: &str = "darkswap/trade/v1";
-/// The request-response protocol a node asks a peer's orderbook with.
-pub const ORDERBOOK_SYNC_PROTOCOL: &str = "/darkswap/orderbook-sync/1.0.0";
+/// The request-response protocol nodes reconcile their books with.
+/// Version 2: range-based set reconciliation (version 1 sent a snapshot
+/// capped at 2,000 orders).
+pub const ORDERBOOK_SYNC_PROTOCOL: &str = "/darkswap/orderbook-sync/2.0.0";
 /// The request-response protocol peers authenticate each other with.
 pub const AUTH_PROTOCOL: &str = "/darkswap/auth/1.0.0";
 /// Kademlia protocol of the DarkSwap DHT, apart from the public IPFS DHT.

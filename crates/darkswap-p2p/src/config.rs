@@ -8,6 +8,7 @@ use darkswap_core::{
     orderbook::OrderbookConfig,
     protocols::{ORDERBOOK_TOPIC, TRADE_TOPIC},
     reputation::ReputationConfig,
+    sync::SyncConfig,
 };
 use libp2p::{Multiaddr, identity::Keypair};
 
@@ -95,6 +96,9 @@ pub struct NetworkConfig {
     /// Orderbook replication policy (refresh interval, TTL, limits).
     /// Default: [`OrderbookConfig::default`].
     pub orderbook: OrderbookConfig,
+    /// How the node reconciles its book with its peers (on joining and by
+    /// anti-entropy). Default: [`SyncConfig::default`].
+    pub sync: SyncConfig,
     /// Authentication of peers over `/darkswap/auth/1.0.0`: how this node
     /// proves itself to peers that ask (relays that require it), and how it
     /// verifies relays when `require_relay_auth` is on. Default:
@@ -181,6 +185,7 @@ impl Default for NetworkConfig {
             max_message_size: darkswap_proto::MAX_MESSAGE_SIZE,
             event_buffer: 1024,
             orderbook: OrderbookConfig::default(),
+            sync: SyncConfig::default(),
             auth: AuthManagerConfig::default(),
             require_relay_auth: false,
             min_relay_auth_level: AuthorizationLevel::Relay,
@@ -279,6 +284,12 @@ impl NetworkConfig {
     /// The orderbook policy (`orderbook`).
     pub fn with_orderbook(mut self, config: OrderbookConfig) -> Self {
         self.orderbook = config;
+        self
+    }
+
+    /// The book reconciliation policy (`sync`).
+    pub fn with_sync(mut self, config: SyncConfig) -> Self {
+        self.sync = config;
         self
     }
 

@@ -45,7 +45,7 @@ mod sync;
 pub use behaviour::{KAD_PROTOCOL, gossipsub_behaviour};
 pub use config::{ConnectionLimits, Identity, KadMode, NetworkConfig};
 pub use darkswap_core::{
-    NatStatus, NetworkEvent, ReservationId,
+    GossipDropReason, NatStatus, NetworkEvent, ReservationId,
     gossip::{GossipRateLimit, ValidationError, validate_gossip},
     orderbook::{Book, OrderbookChange, OrderbookConfig, OrderbookError},
     protocols::{IDENTIFY_PROTOCOL_VERSION, ORDERBOOK_TOPIC, TRADE_TOPIC},
@@ -54,6 +54,7 @@ pub use darkswap_core::{
         BanReason, BannedPeer, InvalidReputationConfig, PeerReputation, Penalty, PenaltyReason,
         PenaltyWeights, ReputationConfig, UnknownReason,
     },
+    sync::SyncConfig,
 };
 pub use error::{AuthCommandError, CommandError, Error, OrderbookCommandError, PerfError};
 pub use identity::load_or_create_keypair;

@@ -11,7 +11,7 @@ use std::{
 };
 
 use darkswap_core::{
-    NetworkEvent, Now,
+    GossipDropReason, NetworkEvent, Now,
     auth::AuthManager,
     gossip::{GossipRateLimiter, GossipValidator},
     orderbook::Orderbook,
@@ -137,7 +137,7 @@ pub(crate) async fn spawn(
         gossip_rate: GossipRateLimiter::new(config.gossip_rate_limit),
         gossip: GossipValidator::new(config.max_message_size),
         own_orders: OwnOrders::new(key.clone(), config.orderbook.refresh_interval, t0.instant),
-        sync: OrderbookSync::new(),
+        sync: OrderbookSync::new(config.sync.clone(), t0.instant),
         relays: RelayKeeper::new(RelayKeeperConfig {
             retry_initial: config.relay_retry_initial,
             retry_max: config.relay_retry_max,
@@ -231,6 +231,7 @@ impl SwarmTask {
         [
             Some(self.next_prune),
             Some(self.own_orders.poll_timeout()),
+            Some(self.sync.poll_timeout()),
             self.relays.poll_timeout(),
             ban_expiry,
         ]
@@ -244,6 +245,7 @@ impl SwarmTask {
     fn on_timeout(&mut self, now: Now) {
         self.relays.handle_timeout(&mut self.auth, now);
         self.own_orders.handle_timeout(&mut self.book, now);
+        self.sync.handle_timeout(&self.book, now.instant);
         for peer in self.reputation.expire(now.wall) {
             self.lift_ban(peer);
         }
@@ -327,9 +329,27 @@ impl SwarmTask {
             .gossipsub
             .publish(gossipsub::IdentTopic::new(ORDERBOOK_TOPIC), data)
         {
-            // No peers yet, or a re-announcement still in the duplicate
-            // cache: peers get the order by sync or at the next refresh.
-            tracing::debug!(error = %e, kind = message.kind(), "order message not published now");
+            match e {
+                // Every peer's send queue is full: the message is lost for
+                // now (anti-entropy brings it to them later); say so.
+                gossipsub::PublishError::AllQueuesFull(peers) => {
+                    tracing::warn!(
+                        peers,
+                        kind = message.kind(),
+                        "order message dropped: every send queue is full"
+                    );
+                    self.emit(NetworkEvent::GossipDropped {
+                        peer: None,
+                        messages: 1,
+                        reason: GossipDropReason::PublishFailed,
+                    });
+                }
+                // No peers yet, or a re-announcement still in the duplicate
+                // cache: peers get the order by sync or at the next refresh.
+                e => {
+                    tracing::debug!(error = %e, kind = message.kind(), "order message not published now")
+                }
+            }
         }
     }
 

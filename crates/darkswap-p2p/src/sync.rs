@@ -1,5 +1,5 @@
-//! The wire of `/darkswap/orderbook-sync/1.0.0`, the request-response
-//! protocol a node asks a peer's orderbook with (when and what to ask, and
+//! The wire of `/darkswap/orderbook-sync/2.0.0`, the request-response
+//! protocol nodes reconcile their books with (when and what to ask, and
 //! what to do with the answer, is `darkswap_core::sync`).
 //!
 //! Framing: a 4-byte big-endian length, then one DarkSwap envelope carrying
@@ -8,11 +8,12 @@
 
 use std::io;
 
-use darkswap_proto::{Message, OrderbookRequest, OrderbookResponse, decode_with_limit, encode};
+use darkswap_core::sync::{SyncRequest, SyncResponse};
+use darkswap_proto::{Message, decode_with_limit, encode};
 use futures::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use libp2p::{StreamProtocol, request_response};
 
-/// The orderbook sync protocol id.
+/// The orderbook sync protocol id (version 2: reconciliation).
 pub const SYNC_PROTOCOL: StreamProtocol =
     StreamProtocol::new(darkswap_core::protocols::ORDERBOOK_SYNC_PROTOCOL);
 
@@ -64,33 +65,28 @@ fn unexpected(kind: &str) -> io::Error {
 
 impl request_response::Codec for SyncCodec {
     type Protocol = StreamProtocol;
-    type Request = OrderbookRequest;
-    type Response = OrderbookResponse;
+    type Request = SyncRequest;
+    type Response = SyncResponse;
 
-    async fn read_request<T>(
-        &mut self,
-        _: &StreamProtocol,
-        io: &mut T,
-    ) -> io::Result<OrderbookRequest>
+    async fn read_request<T>(&mut self, _: &StreamProtocol, io: &mut T) -> io::Result<SyncRequest>
     where
         T: AsyncRead + Unpin + Send,
     {
         match read_frame(io, self.max_size).await? {
-            Message::OrderbookRequest(r) => Ok(r),
+            Message::OrderbookReconcile(r) => Ok(SyncRequest::Reconcile(r)),
+            Message::OrderbookFetch(f) => Ok(SyncRequest::Fetch(f)),
+            Message::OrderbookRequest(r) => Ok(SyncRequest::Snapshot(r)),
             other => Err(unexpected(other.kind())),
         }
     }
 
-    async fn read_response<T>(
-        &mut self,
-        _: &StreamProtocol,
-        io: &mut T,
-    ) -> io::Result<OrderbookResponse>
+    async fn read_response<T>(&mut self, _: &StreamProtocol, io: &mut T) -> io::Result<SyncResponse>
     where
         T: AsyncRead + Unpin + Send,
     {
         match read_frame(io, self.max_size).await? {
-            Message::OrderbookResponse(r) => Ok(r),
+            Message::OrderbookReconcile(r) => Ok(SyncResponse::Reconcile(r)),
+            Message::OrderbookResponse(r) => Ok(SyncResponse::Items(r)),
             other => Err(unexpected(other.kind())),
         }
     }
@@ -99,30 +95,40 @@ impl request_response::Codec for SyncCodec {
         &mut self,
         _: &StreamProtocol,
         io: &mut T,
-        req: OrderbookRequest,
+        request: SyncRequest,
     ) -> io::Result<()>
     where
         T: AsyncWrite + Unpin + Send,
     {
-        write_frame(io, &Message::OrderbookRequest(req), self.max_size).await
+        let message = match request {
+            SyncRequest::Reconcile(r) => Message::OrderbookReconcile(r),
+            SyncRequest::Fetch(f) => Message::OrderbookFetch(f),
+            SyncRequest::Snapshot(r) => Message::OrderbookRequest(r),
+        };
+        write_frame(io, &message, self.max_size).await
     }
 
     async fn write_response<T>(
         &mut self,
         _: &StreamProtocol,
         io: &mut T,
-        res: OrderbookResponse,
+        response: SyncResponse,
     ) -> io::Result<()>
     where
         T: AsyncWrite + Unpin + Send,
     {
-        write_frame(io, &Message::OrderbookResponse(res), self.max_size).await
+        let message = match response {
+            SyncResponse::Reconcile(r) => Message::OrderbookReconcile(r),
+            SyncResponse::Items(r) => Message::OrderbookResponse(r),
+        };
+        write_frame(io, &message, self.max_size).await
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use darkswap_proto::OrderbookRequest;
     use futures::io::Cursor;
 
     #[test]
@@ -145,7 +151,7 @@ mod tests {
             )
             .await
             .unwrap();
-            assert_eq!(got, req);
+            assert_eq!(got, SyncRequest::Snapshot(req));
             // A response reader refuses a request frame.
             assert!(
                 request_response::Codec::read_response(

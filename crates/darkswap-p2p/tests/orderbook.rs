@@ -181,6 +181,7 @@ async fn a_late_joiner_gets_the_whole_book_by_sync() {
             peer_id,
             changes,
             rejected,
+            ..
         } if *peer_id == b_id && rejected.is_empty() => Some(*changes),
         _ => None,
     })

@@ -93,6 +93,8 @@ impl Message {
             Message::OrderUpdate(_) => "order_update",
             Message::OrderbookRequest(_) => "orderbook_request",
             Message::OrderbookResponse(_) => "orderbook_response",
+            Message::OrderbookReconcile(_) => "orderbook_reconcile",
+            Message::OrderbookFetch(_) => "orderbook_fetch",
             Message::TradePropose(_) => "trade_propose",
             Message::TradeAccept(_) => "trade_accept",
             Message::TradeReject(_) => "trade_reject",
@@ -115,6 +117,8 @@ impl Message {
                 | Message::OrderUpdate(_)
                 | Message::OrderbookRequest(_)
                 | Message::OrderbookResponse(_)
+                | Message::OrderbookReconcile(_)
+                | Message::OrderbookFetch(_)
         )
     }
 

@@ -59,9 +59,9 @@ pub use order::{
 pub use pb::envelope::Payload as Message;
 pub use pb::{
     BatchedMessage, CancelBody, Disconnect, Envelope, OrderBody, OrderCancel, OrderCreate,
-    OrderUpdate, OrderbookRequest, OrderbookResponse, Ping, Pong, PsbtBroadcast, PsbtCreate,
-    PsbtFinalize, PsbtSign, PsbtUpdate, SignedOrder, TradeAccept, TradeCancel, TradePropose,
-    TradeReject, TradeSignature, UpdateBody,
+    OrderUpdate, OrderbookFetch, OrderbookReconcile, OrderbookRequest, OrderbookResponse, Ping,
+    Pong, PsbtBroadcast, PsbtCreate, PsbtFinalize, PsbtSign, PsbtUpdate, SignedOrder, TradeAccept,
+    TradeCancel, TradePropose, TradeReject, TradeSignature, UpdateBody,
 };
 
 /// The libp2p identity types orders are signed with, re-exported so users of

@@ -7,7 +7,7 @@ use axum::{
     http::StatusCode,
     response::{IntoResponse, Response},
 };
-use darkswap_p2p::{CommandError, Error as NetError, OrderbookCommandError};
+use darkswap_p2p::{CommandError, Error as NetError, OrderbookCommandError, OrderbookError};
 
 use crate::{state, v1};
 
@@ -104,6 +104,12 @@ impl From<OrderbookCommandError> for ApiError {
             OrderbookCommandError::NotOwnOrder(_) => {
                 Self::new(StatusCode::FORBIDDEN, "not_own_order", e.to_string())
             }
+            // The limits are named, so a client can tell "this maker has
+            // too many orders" from "the node's book is full" and from bad
+            // terms.
+            OrderbookCommandError::Refused(
+                ref refused @ (OrderbookError::MakerLimit { .. } | OrderbookError::BookFull { .. }),
+            ) => Self::new(StatusCode::CONFLICT, refused.reason(), e.to_string()),
             OrderbookCommandError::Refused(_) => Self::bad_request(e.to_string()),
             OrderbookCommandError::Command(e) => e.into(),
             _ => Self::internal(e.to_string()),

@@ -8,7 +8,9 @@ use std::{
     time::{Duration, Instant, SystemTime},
 };
 
-use darkswap_p2p::{BannedPeer, NatStatus, Network, NetworkEvent, PeerId, core::Now};
+use darkswap_p2p::{
+    BannedPeer, NatStatus, Network, NetworkEvent, OrderbookCommandError, PeerId, core::Now,
+};
 use darkswap_proto::{Order, OrderId};
 use tokio::sync::{broadcast, mpsc, watch};
 use tokio_util::sync::CancellationToken;
@@ -190,7 +192,15 @@ impl Owner {
     async fn create_order(&mut self, terms: OrderTerms) -> Result<Order, Error> {
         self.nonce = self.nonce.wrapping_add(1);
         let order = terms.at(now().unix_secs(), self.nonce);
-        let (order, signed) = self.network.orderbook().create(order).await?;
+        let (order, signed) = match self.network.orderbook().create(order).await {
+            Ok(created) => created,
+            Err(e) => {
+                if let OrderbookCommandError::Refused(refused) = &e {
+                    self.metrics.order_rejected("api", refused.reason());
+                }
+                return Err(e.into());
+            }
+        };
         let write = self.journal.handle_created(signed);
         self.write(write).await?;
         Ok(order)

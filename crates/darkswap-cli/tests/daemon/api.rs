@@ -9,7 +9,7 @@ use std::{
 
 use serde_json::Value;
 
-use crate::support::{cli, cli_json, start_daemon};
+use crate::support::{cli, cli_json, metric, start_daemon};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_api_refuses_bad_requests_and_keeps_running() {
@@ -163,4 +163,83 @@ fn commands_without_a_daemon_say_so_in_one_line() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(err.trim().lines().count(), 1, "{err}");
     assert!(err.contains("no darkswap daemon is running"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refusals_at_a_limit_name_the_limit() {
+    let dir = tempfile::tempdir().unwrap();
+    let flags = ["--max-orders-per-maker", "3", "--max-orders", "4"].map(String::from);
+    let d = start_daemon(dir.path(), &flags);
+    let http = reqwest::Client::new();
+    let create = |nonce: u64| {
+        http.post(format!("http://{}/v1/orders", d.api))
+            .header("content-type", "application/json")
+            .body(format!(
+                r#"{{"side":"buy","base":"BTC","quote":"rune:1:0","amount":{},"price":1,"expires_in":600}}"#,
+                1 + nonce
+            ))
+            .send()
+    };
+    for n in 0..3 {
+        assert_eq!(create(n).await.unwrap().status(), 201);
+    }
+    let r = create(3).await.unwrap();
+    assert_eq!(r.status(), 409);
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["error"]["code"], "maker_limit", "{v}");
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("3 orders per maker"),
+        "{v}"
+    );
+    assert_eq!(
+        metric(
+            d.api,
+            r#"darkswap_orders_rejected_total{source="api",reason="maker_limit"}"#
+        )
+        .await,
+        1.0
+    );
+    // A cancel frees the slot.
+    let own = cli_json(d.api, &["order", "list"]);
+    let id = own[0]["id"].as_str().unwrap().to_owned();
+    let r = http
+        .delete(format!("http://{}/v1/orders/{id}", d.api))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 204);
+    assert_eq!(create(4).await.unwrap().status(), 201);
+    drop(d);
+
+    // The book's own limit is another name.
+    let dir = tempfile::tempdir().unwrap();
+    let d = start_daemon(dir.path(), &["--max-orders", "2"].map(String::from));
+    let http = reqwest::Client::new();
+    let create = |nonce: u64| {
+        http.post(format!("http://{}/v1/orders", d.api))
+            .header("content-type", "application/json")
+            .body(format!(
+                r#"{{"side":"sell","base":"BTC","quote":"rune:1:0","amount":{},"price":1,"expires_in":600}}"#,
+                1 + nonce
+            ))
+            .send()
+    };
+    for n in 0..2 {
+        assert_eq!(create(n).await.unwrap().status(), 201);
+    }
+    let r = create(2).await.unwrap();
+    assert_eq!(r.status(), 409);
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["error"]["code"], "book_full", "{v}");
+    assert_eq!(
+        metric(
+            d.api,
+            r#"darkswap_orders_rejected_total{source="api",reason="book_full"}"#
+        )
+        .await,
+        1.0
+    );
 }

@@ -205,21 +205,39 @@ fn limits_hold() {
     let key = Keypair::generate_ed25519();
     let mut b = Orderbook::new(OrderbookConfig {
         max_orders_per_maker: 2,
+        max_orders: 3,
         ..Default::default()
     });
+    let mut first = None;
     for n in 0..2 {
-        b.apply(&create(&key, Side::Buy, PRICE_SCALE, n).0, NOW)
+        let (message, order) = create(&key, Side::Buy, PRICE_SCALE, n);
+        b.apply(&message, NOW).unwrap();
+        first.get_or_insert(order);
+    }
+    let third = create(&key, Side::Buy, PRICE_SCALE, 9).0;
+    let refused = b.apply(&third, NOW).unwrap_err();
+    assert_eq!(refused, OrderbookError::MakerLimit { limit: 2 });
+    assert_eq!(refused.reason(), "maker_limit");
+    // A cancel frees the maker's slot.
+    let cancel = OrderCancel::sign(first.unwrap(), NOW, &key).unwrap();
+    b.apply(&Message::OrderCancel(cancel), NOW).unwrap();
+    b.apply(&third, NOW).unwrap();
+    // The book's own limit is named apart from the maker's.
+    let other = Keypair::generate_ed25519();
+    b.apply(&create(&other, Side::Buy, PRICE_SCALE, 9).0, NOW)
+        .unwrap();
+    let refused = b
+        .apply(&create(&other, Side::Buy, PRICE_SCALE, 10).0, NOW)
+        .unwrap_err();
+    assert_eq!(refused, OrderbookError::BookFull { limit: 3 });
+    assert_eq!(refused.reason(), "book_full");
+    // Expiry frees slots too: nothing of the counts is left behind.
+    b.prune(NOW + 10 * 24 * 3600);
+    assert!(b.is_empty());
+    for n in 0..2 {
+        b.apply(&create(&key, Side::Buy, PRICE_SCALE, 20 + n).0, NOW)
             .unwrap();
     }
-    assert_eq!(
-        b.apply(&create(&key, Side::Buy, PRICE_SCALE, 9).0, NOW),
-        Err(OrderbookError::Full)
-    );
-    let other = Keypair::generate_ed25519();
-    assert!(
-        b.apply(&create(&other, Side::Buy, PRICE_SCALE, 9).0, NOW)
-            .is_ok()
-    );
 }
 
 #[test]

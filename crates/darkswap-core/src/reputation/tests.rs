@@ -342,12 +342,15 @@ fn only_misbehaviour_no_honest_peer_causes_is_penalised() {
         orderbook_penalty(&OrderbookError::StaleUpdate { got: 1, have: 2 }),
         None
     );
-    assert_eq!(orderbook_penalty(&OrderbookError::Full), None);
+    assert_eq!(
+        orderbook_penalty(&OrderbookError::BookFull { limit: 1 }),
+        None
+    );
     let w = PenaltyWeights::default();
     assert_eq!(
         sync_penalty(
             &[
-                OrderbookError::Full,
+                OrderbookError::BookFull { limit: 1 },
                 OrderbookError::NotMaker,
                 OrderbookError::Invalid(OrderError::BadSignature),
                 OrderbookError::Invalid(OrderError::ZeroAmount),
@@ -356,7 +359,10 @@ fn only_misbehaviour_no_honest_peer_causes_is_penalised() {
         ),
         Some(PenaltyReason::InvalidSignature)
     );
-    assert_eq!(sync_penalty(&[OrderbookError::Full], &w), None);
+    assert_eq!(
+        sync_penalty(&[OrderbookError::BookFull { limit: 1 }], &w),
+        None
+    );
 }
 
 #[test]

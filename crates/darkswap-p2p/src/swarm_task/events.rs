@@ -1,12 +1,11 @@
 //! Swarm events into service inputs and node events.
 
 use darkswap_core::{
-    NatStatus, NetworkEvent,
+    GossipDropReason, NatStatus, NetworkEvent,
     auth::{AuthRequest, AuthResponse},
     gossip::{Acceptance, GossipMessage, RateDecision},
-    proto::{OrderbookRequest, OrderbookResponse},
     reputation::{PenaltyReason, auth_penalty},
-    sync::SyncFailure,
+    sync::{SyncFailure, SyncRequest, SyncResponse},
 };
 use libp2p::{
     Multiaddr, PeerId, autonat,
@@ -292,31 +291,46 @@ impl SwarmTask {
             }
             gossipsub::Event::Subscribed { peer_id, topic, .. } => {
                 let topic = topic.into_string();
-                self.sync.handle_subscribed(peer_id, &topic);
+                self.sync.handle_subscribed(&self.book, peer_id, &topic);
                 self.emit(NetworkEvent::PeerSubscribed { peer_id, topic });
+            }
+            gossipsub::Event::SlowPeer {
+                peer_id,
+                failed_messages,
+            } => {
+                let messages = (failed_messages.priority + failed_messages.non_priority) as u64;
+                tracing::debug!(peer = %peer_id, messages, "gossip dropped towards a slow peer");
+                self.emit(NetworkEvent::GossipDropped {
+                    peer: Some(peer_id),
+                    messages,
+                    reason: GossipDropReason::SlowPeer,
+                });
             }
             _ => {}
         }
     }
 
-    fn on_sync(&mut self, event: request_response::Event<OrderbookRequest, OrderbookResponse>) {
+    fn on_sync(&mut self, event: request_response::Event<SyncRequest, SyncResponse>) {
         match event {
             request_response::Event::Message { peer, message, .. } => match message {
                 request_response::Message::Request {
                     request, channel, ..
                 } => {
-                    let snapshot = self.sync.handle_request(&self.book, &request);
-                    let _ = self
-                        .swarm
-                        .behaviour_mut()
-                        .sync
-                        .send_response(channel, snapshot);
+                    // No answer to a request that breaks the protocol: the
+                    // stream is dropped (the sync penalised the peer).
+                    if let Some(answer) = self.sync.handle_request(&self.book, peer, request) {
+                        let _ = self
+                            .swarm
+                            .behaviour_mut()
+                            .sync
+                            .send_response(channel, answer);
+                    }
                 }
                 request_response::Message::Response { response, .. } => {
                     self.sync.handle_response(
                         &mut self.book,
                         peer,
-                        &response,
+                        response,
                         &self.reputation.config().penalties,
                         now().unix_secs(),
                     );

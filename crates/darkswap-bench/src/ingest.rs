@@ -1,0 +1,209 @@
+//! `ingest`: how fast a node takes in orders, against how fast the same
+//! Ed25519 library verifies signatures. In process and single-threaded, on
+//! the sans-IO core the node runs: no network, so the figures are the
+//! node's own cost per order.
+//!
+//! Per round, with `--orders` signed order creates by `--makers` makers:
+//! - raw: `PublicKey::verify` of one signature per order over a message of
+//!   the same length, the key decoded beforehand (the floor);
+//! - gossip path: each create as gossip carries it (the encoded envelope)
+//!   through the node's validator into a fresh book: decode, every check,
+//!   one verification, apply;
+//! - sync path: the creates merged into a fresh book in batches of 500, as
+//!   a reconciliation's fetch brings them.
+
+use std::time::{Duration, Instant};
+
+use darkswap_core::{
+    PeerId,
+    gossip::{Acceptance, GossipMessage, GossipValidator},
+    orderbook::{Orderbook, OrderbookConfig},
+    protocols::ORDERBOOK_TOPIC,
+};
+use darkswap_proto::{
+    Asset, MAX_MESSAGE_SIZE, Message, NewOrder, OrderCreate, OrderbookResponse, PRICE_SCALE, Side,
+};
+use libp2p_identity::{Keypair, PublicKey};
+
+use crate::report::{Conditions, Figures, Report};
+
+/// What to measure.
+#[derive(Debug, Clone, clap::Args, serde::Serialize)]
+pub(crate) struct IngestArgs {
+    /// Orders per round.
+    #[arg(long, default_value_t = 20_000)]
+    orders: usize,
+    /// Makers signing them (each holds at most 1,000 by default policy; the
+    /// measure lifts the limits).
+    #[arg(long, default_value_t = 20)]
+    makers: usize,
+    /// Rounds.
+    #[arg(long, default_value_t = 3)]
+    rounds: usize,
+}
+
+/// Runs the measure.
+pub(crate) fn run(args: IngestArgs, quick: bool) -> anyhow::Result<Report> {
+    let args = if quick {
+        IngestArgs {
+            orders: args.orders.min(1_000),
+            rounds: 1,
+            ..args
+        }
+    } else {
+        args
+    };
+    let conditions = Conditions::now();
+    let mut figures = Figures::default();
+    for round in 0..args.rounds {
+        eprintln!(
+            "ingest: round {}/{}, {} orders",
+            round + 1,
+            args.rounds,
+            args.orders
+        );
+        one_round(&args, &mut figures)?;
+    }
+    Ok(Report {
+        measure: "ingest",
+        conditions,
+        params: serde_json::to_value(&args)?,
+        figures: figures.finish(),
+        series: vec![],
+    })
+}
+
+fn one_round(args: &IngestArgs, figures: &mut Figures) -> anyhow::Result<()> {
+    let creates = signed_creates(args.orders, args.makers.max(1))?;
+    let n = creates.len() as f64;
+    let raw = raw_verify(&creates)?;
+    let gossip = gossip_path(&creates)?;
+    let sync = sync_path(&creates)?;
+    let rate = |d: Duration| n / d.as_secs_f64();
+    figures.add("raw Ed25519 verifications", "1/s", rate(raw));
+    figures.add("gossip path: orders applied", "1/s", rate(gossip));
+    figures.add("sync path: orders applied", "1/s", rate(sync));
+    figures.add_with_goal(
+        "gossip path / raw",
+        "%",
+        Some("~100"),
+        100.0 * raw.as_secs_f64() / gossip.as_secs_f64(),
+    );
+    figures.add_with_goal(
+        "sync path / raw",
+        "%",
+        Some("~100"),
+        100.0 * raw.as_secs_f64() / sync.as_secs_f64(),
+    );
+    Ok(())
+}
+
+fn signed_creates(orders: usize, makers: usize) -> anyhow::Result<Vec<OrderCreate>> {
+    let keys: Vec<Keypair> = (0..makers).map(|_| Keypair::generate_ed25519()).collect();
+    let now = unix_now();
+    (0..orders)
+        .map(|i| {
+            let nonce = i as u64;
+            let order = NewOrder {
+                side: if i % 2 == 0 { Side::Buy } else { Side::Sell },
+                base: "rune:840000:3".parse()?,
+                quote: Asset::Btc,
+                amount: 1_000 + nonce,
+                price: (20 + nonce % 10) * PRICE_SCALE,
+                created_at: now,
+                expires_at: now + 3600,
+                nonce,
+            }
+            .sign(&keys[i % makers])?;
+            Ok(OrderCreate::from_order(order))
+        })
+        .collect()
+}
+
+/// One signature verification per order, over a message as long as the
+/// order's signed body, with the key already decoded.
+fn raw_verify(creates: &[OrderCreate]) -> anyhow::Result<Duration> {
+    let keys: Vec<(PublicKey, Vec<u8>, Vec<u8>)> = creates
+        .iter()
+        .map(|c| {
+            let signed = c.order.as_ref().expect("signed above");
+            let key = Keypair::generate_ed25519();
+            let message = vec![7u8; signed.body.len()];
+            let signature = key.sign(&message)?;
+            Ok((key.public(), message, signature))
+        })
+        .collect::<anyhow::Result<_>>()?;
+    let start = Instant::now();
+    for (key, message, signature) in &keys {
+        anyhow::ensure!(key.verify(message, signature), "a signature did not verify");
+    }
+    Ok(start.elapsed())
+}
+
+/// A book that takes every order of the measure.
+fn book() -> Orderbook {
+    Orderbook::new(OrderbookConfig {
+        max_orders: usize::MAX,
+        max_orders_per_maker: usize::MAX,
+        ..OrderbookConfig::default()
+    })
+}
+
+fn gossip_path(creates: &[OrderCreate]) -> anyhow::Result<Duration> {
+    let payloads: Vec<Vec<u8>> = creates
+        .iter()
+        .map(|c| darkswap_proto::encode(&Message::OrderCreate(c.clone())))
+        .collect();
+    let validator = GossipValidator::new(MAX_MESSAGE_SIZE);
+    let mut book = book();
+    let forwarder = PeerId::random();
+    let now = unix_now();
+    let start = Instant::now();
+    for data in &payloads {
+        let verdict = validator.handle_message(
+            &mut book,
+            GossipMessage {
+                topic: ORDERBOOK_TOPIC,
+                data,
+                author: Some(forwarder),
+                forwarder,
+            },
+            now,
+        );
+        anyhow::ensure!(
+            verdict.acceptance == Acceptance::Accept,
+            "an order was refused: {:?}",
+            verdict.events
+        );
+    }
+    let took = start.elapsed();
+    anyhow::ensure!(book.len() == creates.len(), "orders missing from the book");
+    Ok(took)
+}
+
+fn sync_path(creates: &[OrderCreate]) -> anyhow::Result<Duration> {
+    let batches: Vec<OrderbookResponse> = creates
+        .chunks(500)
+        .map(|chunk| OrderbookResponse {
+            orders: chunk.to_vec(),
+            ..Default::default()
+        })
+        .collect();
+    let mut book = book();
+    let now = unix_now();
+    let start = Instant::now();
+    for batch in &batches {
+        let (_, rejected) = book.merge(batch, now);
+        anyhow::ensure!(rejected.is_empty(), "refused: {rejected:?}");
+    }
+    let took = start.elapsed();
+    anyhow::ensure!(book.len() == creates.len(), "orders missing from the book");
+    Ok(took)
+}
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}

@@ -1,0 +1,197 @@
+//! One reconciliation this node runs with one peer, as initiator: rounds of
+//! range messages until it knows which items it lacks, then fetches of
+//! those items in batches.
+
+use std::collections::{HashSet, VecDeque};
+
+use darkswap_proto::{OrderbookFetch, OrderbookReconcile, OrderbookResponse};
+use negentropy::{Error, Id, Negentropy};
+use prost::Message as _;
+
+use crate::{
+    orderbook::OrderbookError,
+    sync::{SyncConfig, SyncRequest, items::SharedStorage},
+};
+
+/// What the session wants next.
+#[derive(Debug)]
+pub(crate) enum Step {
+    /// Send this request to the peer.
+    Send(SyncRequest),
+    /// The reconciliation is over.
+    Done {
+        /// Changes the fetched items made to the book.
+        changes: usize,
+        /// Why each refused message was refused.
+        rejected: Vec<OrderbookError>,
+        /// Bytes exchanged, both directions.
+        bytes: u64,
+    },
+    /// The peer broke the protocol; the session is over.
+    Violation,
+}
+
+#[derive(Debug)]
+enum Phase {
+    /// Exchanging range messages.
+    Reconciling { rounds: u32 },
+    /// Fetching the items found missing; the batch asked for last.
+    Fetching { asked: Vec<Id> },
+}
+
+/// See the module docs.
+pub(crate) struct Session {
+    negentropy: Negentropy<'static, SharedStorage>,
+    phase: Phase,
+    /// Items the peer holds and this node lacks, not fetched yet.
+    need: VecDeque<Id>,
+    max_rounds: u32,
+    max_need: usize,
+    fetch_batch: usize,
+    changes: usize,
+    rejected: Vec<OrderbookError>,
+    bytes: u64,
+}
+
+impl std::fmt::Debug for Session {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Session")
+            .field("phase", &self.phase)
+            .field("need", &self.need.len())
+            .field("changes", &self.changes)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Session {
+    /// A reconciliation over `storage` (this node's items) and its first
+    /// message.
+    pub(crate) fn start(
+        storage: SharedStorage,
+        config: &SyncConfig,
+    ) -> Result<(Self, Vec<u8>), Error> {
+        let mut negentropy = Negentropy::owned(storage, config.frame_size_limit)?;
+        let first = negentropy.initiate()?;
+        let session = Session {
+            negentropy,
+            phase: Phase::Reconciling { rounds: 0 },
+            need: VecDeque::new(),
+            max_rounds: config.max_rounds,
+            max_need: config.max_need,
+            fetch_batch: config.fetch_batch.max(1),
+            changes: 0,
+            rejected: Vec::new(),
+            bytes: first.len() as u64,
+        };
+        Ok((session, first))
+    }
+
+    /// The peer answered a range message. `claimed` holds the items every
+    /// running session has asked for already.
+    pub(crate) fn handle_reconcile(&mut self, answer: &[u8], claimed: &mut HashSet<Id>) -> Step {
+        let Phase::Reconciling { rounds } = &mut self.phase else {
+            // A range message where items were asked for.
+            return Step::Violation;
+        };
+        *rounds += 1;
+        self.bytes += answer.len() as u64;
+        // What this node has and the peer lacks, the peer fetches when it
+        // reconciles in turn: sync is pull only.
+        let mut have = Vec::new();
+        let mut need = Vec::new();
+        let next = match self
+            .negentropy
+            .reconcile_with_ids(answer, &mut have, &mut need)
+        {
+            Ok(next) => next,
+            Err(error) => {
+                tracing::debug!(%error, "malformed reconciliation answer");
+                return Step::Violation;
+            }
+        };
+        let room = self.max_need.saturating_sub(self.need.len());
+        if need.len() > room {
+            tracing::warn!(
+                lacking = self.need.len() + need.len(),
+                max = self.max_need,
+                "a peer holds more than this node fetches in one reconciliation"
+            );
+        }
+        self.need.extend(need.into_iter().take(room));
+        match next {
+            Some(message) if *rounds < self.max_rounds => {
+                self.bytes += message.len() as u64;
+                Step::Send(SyncRequest::Reconcile(OrderbookReconcile { message }))
+            }
+            Some(_) => {
+                tracing::debug!(
+                    rounds = *rounds,
+                    "reconciliation stopped at its round limit"
+                );
+                self.fetch_next(claimed)
+            }
+            None => self.fetch_next(claimed),
+        }
+    }
+
+    /// The peer sent the items of the last fetch, which made `changes` to
+    /// the book and had `rejected` refused. `claimed` holds the items every
+    /// running session has asked for already.
+    pub(crate) fn handle_items(
+        &mut self,
+        items: &OrderbookResponse,
+        changes: usize,
+        rejected: Vec<OrderbookError>,
+        claimed: &mut HashSet<Id>,
+    ) -> Step {
+        let Phase::Fetching { asked } = &mut self.phase else {
+            return Step::Violation;
+        };
+        // A peer answers with at most two messages an item (the order and
+        // its update, or the cancel).
+        let sent = items.orders.len() + items.updates.len() + items.cancels.len();
+        if sent > 2 * asked.len() {
+            return Step::Violation;
+        }
+        asked.clear();
+        self.bytes += items.encoded_len() as u64;
+        self.changes += changes;
+        self.rejected.extend(rejected);
+        self.fetch_next(claimed)
+    }
+
+    /// The items asked for and not received yet: free for another session
+    /// to fetch if this one ends now.
+    pub(crate) fn in_flight(&self) -> &[Id] {
+        match &self.phase {
+            Phase::Fetching { asked } => asked,
+            Phase::Reconciling { .. } => &[],
+        }
+    }
+
+    /// The next batch of missing items no session has asked for yet
+    /// (claiming them), or the end.
+    fn fetch_next(&mut self, claimed: &mut HashSet<Id>) -> Step {
+        let mut batch = Vec::with_capacity(self.fetch_batch);
+        while batch.len() < self.fetch_batch {
+            match self.need.pop_front() {
+                Some(id) if !claimed.insert(id) => {}
+                Some(id) => batch.push(id),
+                None => break,
+            }
+        }
+        if batch.is_empty() {
+            return Step::Done {
+                changes: self.changes,
+                rejected: std::mem::take(&mut self.rejected),
+                bytes: self.bytes,
+            };
+        }
+        let fetch = OrderbookFetch {
+            items: batch.iter().map(|id| id.to_vec()).collect(),
+        };
+        self.bytes += fetch.encoded_len() as u64;
+        self.phase = Phase::Fetching { asked: batch };
+        Step::Send(SyncRequest::Fetch(fetch))
+    }
+}
