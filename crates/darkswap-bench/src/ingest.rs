@@ -20,12 +20,13 @@ use darkswap_core::{
     orderbook::{Orderbook, OrderbookConfig},
     protocols::ORDERBOOK_TOPIC,
 };
-use darkswap_proto::{
-    Asset, MAX_MESSAGE_SIZE, Message, NewOrder, OrderCreate, OrderbookResponse, PRICE_SCALE, Side,
-};
+use darkswap_proto::{MAX_MESSAGE_SIZE, Message, OrderCreate, OrderbookResponse};
 use libp2p_identity::{Keypair, PublicKey};
 
-use crate::report::{Conditions, Figures, Report};
+use crate::{
+    orders,
+    report::{Conditions, Figures, Report},
+};
 
 /// What to measure.
 #[derive(Debug, Clone, clap::Args, serde::Serialize)]
@@ -74,7 +75,8 @@ pub(crate) fn run(args: IngestArgs, quick: bool) -> anyhow::Result<Report> {
 }
 
 fn one_round(args: &IngestArgs, figures: &mut Figures) -> anyhow::Result<()> {
-    let creates = signed_creates(args.orders, args.makers.max(1))?;
+    let per_maker = args.orders.div_ceil(args.makers.max(1)).max(1);
+    let creates = orders::signed_creates(args.orders, per_maker)?;
     let n = creates.len() as f64;
     let raw = raw_verify(&creates)?;
     let gossip = gossip_path(&creates)?;
@@ -96,28 +98,6 @@ fn one_round(args: &IngestArgs, figures: &mut Figures) -> anyhow::Result<()> {
         100.0 * raw.as_secs_f64() / sync.as_secs_f64(),
     );
     Ok(())
-}
-
-fn signed_creates(orders: usize, makers: usize) -> anyhow::Result<Vec<OrderCreate>> {
-    let keys: Vec<Keypair> = (0..makers).map(|_| Keypair::generate_ed25519()).collect();
-    let now = unix_now();
-    (0..orders)
-        .map(|i| {
-            let nonce = i as u64;
-            let order = NewOrder {
-                side: if i % 2 == 0 { Side::Buy } else { Side::Sell },
-                base: "rune:840000:3".parse()?,
-                quote: Asset::Btc,
-                amount: 1_000 + nonce,
-                price: (20 + nonce % 10) * PRICE_SCALE,
-                created_at: now,
-                expires_at: now + 3600,
-                nonce,
-            }
-            .sign(&keys[i % makers])?;
-            Ok(OrderCreate::from_order(order))
-        })
-        .collect()
 }
 
 /// One signature verification per order, over a message as long as the

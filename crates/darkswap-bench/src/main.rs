@@ -11,11 +11,14 @@
 //! target/release/darkswap-bench soak-relay --duration 10m
 //! target/release/darkswap-bench soak-daemon --duration 10m
 //! target/release/darkswap-bench ingest
+//! target/release/darkswap-bench join
 //! ```
 
 mod client;
 mod idle_signaling;
 mod ingest;
+mod join;
+mod orders;
 mod process;
 mod relay_config;
 mod report;
@@ -53,6 +56,9 @@ enum Measure {
     /// Orders verified and applied per second, against raw Ed25519
     /// verification (in process).
     Ingest(ingest::IngestArgs),
+    /// Time and bytes for a node to join a network holding 10,000 and
+    /// 100,000 orders (in process, on loopback).
+    Join(join::JoinArgs),
 }
 
 #[tokio::main]
@@ -65,6 +71,7 @@ async fn main() -> anyhow::Result<()> {
         Measure::SoakRelay(a) => ("soak-relay", soak_relay::run(a, cli.quick).await?),
         Measure::SoakDaemon(a) => ("soak-daemon", soak_daemon::run(a, cli.quick).await?),
         Measure::Ingest(a) => ("ingest", ingest::run(a, cli.quick)?),
+        Measure::Join(a) => ("join", join::run(a, cli.quick).await?),
     };
     report.print();
     let path = cli

@@ -21,7 +21,10 @@ connection_rate_per_ip = {{ limit = 1000000, interval_secs = 1 }}
 connection_rate_global = {{ limit = 1000000, interval_secs = 1 }}
 messages_per_second_global = 1000000
 "#,
-        conns = max_peers + 2 * max_circuits + 64,
+        // One below the public port's socket ceiling (max_peers + 2 ×
+        // max_circuits + 64): the relay refuses a per-address limit that
+        // would let one address take every socket.
+        conns = max_peers + 2 * max_circuits + 63,
     )
 }
 

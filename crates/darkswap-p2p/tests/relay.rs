@@ -4,7 +4,7 @@
 
 use darkswap_p2p::{Identity, Keypair, Network, NetworkEvent, ORDERBOOK_TOPIC, PeerId};
 use darkswap_testkit::{EVENT_TIMEOUT, TestRelay, spawn_node, test_config, wait_for};
-use darkswap_testkit::{order_message, wait_message, wait_subscribed};
+use darkswap_testkit::{gossip_both_ways, order_message, wait_subscribed};
 use libp2p::multiaddr::Protocol;
 
 async fn wait_reserved(net: &mut Network, relay: PeerId) -> darkswap_p2p::ReservationId {
@@ -75,14 +75,7 @@ async fn relay_only_node_is_reached_through_its_circuit() {
     assert!(b_info.relayed, "{b_info:?}");
     assert!(b_info.address.iter().any(|p| p == Protocol::P2pCircuit));
 
-    wait_subscribed(&mut a, b_id).await;
-    wait_subscribed(&mut b, a_id).await;
-    let from_a = order_message(&key_a, 1);
-    a.publish(ORDERBOOK_TOPIC, &from_a).await.unwrap();
-    assert_eq!(wait_message(&mut b, a_id, ORDERBOOK_TOPIC).await, from_a);
-    let from_b = order_message(&key_b, 2);
-    b.publish(ORDERBOOK_TOPIC, &from_b).await.unwrap();
-    assert_eq!(wait_message(&mut a, b_id, ORDERBOOK_TOPIC).await, from_b);
+    gossip_both_ways(&mut a, &key_a, &mut b, &key_b).await;
 
     a.shutdown().await.unwrap();
     b.shutdown().await.unwrap();

@@ -2,8 +2,8 @@
 //! over QUIC (`/udp/0/quic-v1`) and over the libp2p WebSocket transport
 //! (`/tcp/0/ws`), each the only address either node has.
 
-use darkswap_p2p::{Identity, Keypair, Multiaddr, Network, ORDERBOOK_TOPIC};
-use darkswap_testkit::{order_message, test_config, wait_message, wait_subscribed};
+use darkswap_p2p::{Identity, Keypair, Multiaddr, Network};
+use darkswap_testkit::{gossip_both_ways, test_config};
 use libp2p::multiaddr::Protocol;
 
 /// Node a listens on `listen` only, b listens nowhere and dials it; the
@@ -13,7 +13,7 @@ async fn two_nodes_gossip_over(listen: &str, over: fn(&Multiaddr) -> bool) {
     let config = |key: &Keypair| test_config().with_identity(Identity::Keypair(key.clone()));
     let mut a = Network::new(config(&key_a)).await.unwrap();
     let mut b = Network::new(config(&key_b)).await.unwrap();
-    let (a_id, b_id) = (a.local_peer_id(), b.local_peer_id());
+    let a_id = a.local_peer_id();
     let addr = a.listen_on(listen).await.unwrap();
     assert!(over(&addr), "listening on {addr}");
 
@@ -27,14 +27,7 @@ async fn two_nodes_gossip_over(listen: &str, over: fn(&Multiaddr) -> bool) {
         peers[0].address
     );
 
-    wait_subscribed(&mut a, b_id).await;
-    wait_subscribed(&mut b, a_id).await;
-    let from_a = order_message(&key_a, 1);
-    a.publish(ORDERBOOK_TOPIC, &from_a).await.unwrap();
-    assert_eq!(wait_message(&mut b, a_id, ORDERBOOK_TOPIC).await, from_a);
-    let from_b = order_message(&key_b, 2);
-    b.publish(ORDERBOOK_TOPIC, &from_b).await.unwrap();
-    assert_eq!(wait_message(&mut a, b_id, ORDERBOOK_TOPIC).await, from_b);
+    gossip_both_ways(&mut a, &key_a, &mut b, &key_b).await;
     a.shutdown().await.unwrap();
     b.shutdown().await.unwrap();
 }

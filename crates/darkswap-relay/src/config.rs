@@ -266,7 +266,7 @@ pub struct SignalingConfig {
     /// deliver its body and be answered; then it gets 408 and the
     /// connection closes. Default: 10 s.
     pub request_body_timeout: Duration,
-    /// Most peers in one page of `registered` or `peers`. Default: 100.
+    /// Most peers in one page of `registered` or `peers`. Default: 20.
     pub peer_page_size: usize,
     /// Most peers one socket may watch at once (`watch_limit` above).
     /// Default: 256.

@@ -105,9 +105,13 @@ pub mod signaling {
     /// in, to deliver its body and get its answer (408 after): 10 s. The
     /// bodies are at most 16 KiB, a fraction of a second on any link.
     pub const REQUEST_BODY_TIMEOUT: Duration = Duration::from_secs(10);
-    /// Peers in one page of `registered` or `peers`: 100 ids are about
-    /// 5 KiB, so a page costs little however many peers are registered.
-    pub const PEER_PAGE_SIZE: usize = 100;
+    /// Peers in one page of `registered` or `peers`: 20 ids are about
+    /// 1 KiB. A socket's write buffer keeps the capacity of the largest
+    /// message it sent (tungstenite does not shrink it), so the page is what
+    /// every registered socket holds for its life: 100 ids cost each idle
+    /// socket ~5 KiB, a third of its memory (`darkswap-bench
+    /// idle-signaling`). A client wanting more pages on.
+    pub const PEER_PAGE_SIZE: usize = 20;
     /// Peers one connection may watch at once.
     pub const MAX_WATCHED_PEERS: usize = 256;
     /// Bytes of offers, answers and candidates waiting for one recipient,
@@ -271,11 +275,11 @@ pub mod queues {
     /// recipient, however full its queue: 16 KiB, an offer and its
     /// candidates, so a crowd cannot shut an honest sender out.
     pub const SENDER_RESERVE: usize = 16 * 1024;
-    /// Read buffer of a WebSocket on the public port: 4 KiB, what most
-    /// signaling messages need. It grows for a larger frame and reads in
-    /// steps of this size; tungstenite's default, 128 KiB allocated and
-    /// zeroed per socket, was most of an idle socket's memory.
-    pub const WS_READ_BUFFER: usize = 4 * 1024;
+    /// Read buffer of a WebSocket on the public port: 2 KiB, what a
+    /// registration or an answer needs. It grows for a larger frame and
+    /// reads in steps of this size; tungstenite's default, 128 KiB
+    /// allocated and zeroed per socket, was most of an idle socket's memory.
+    pub const WS_READ_BUFFER: usize = 2 * 1024;
     /// Frames queued from one circuit end to the other; a full queue slows
     /// the sender down rather than growing.
     pub const CIRCUIT_FRAMES: usize = 64;

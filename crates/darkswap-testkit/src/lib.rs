@@ -243,3 +243,18 @@ pub async fn wait_message(net: &mut Network, from: PeerId, topic: &str) -> Messa
     )
     .await
 }
+
+/// Waits until `a` and `b` (signing with `key_a` and `key_b`) have
+/// subscribed to each other's topics, then has each publish an order and
+/// asserts that the other receives it: the two nodes gossip both ways.
+pub async fn gossip_both_ways(a: &mut Network, key_a: &Keypair, b: &mut Network, key_b: &Keypair) {
+    let (a_id, b_id) = (a.local_peer_id(), b.local_peer_id());
+    wait_subscribed(a, b_id).await;
+    wait_subscribed(b, a_id).await;
+    let from_a = order_message(key_a, 1);
+    a.publish(ORDERBOOK_TOPIC, &from_a).await.unwrap();
+    assert_eq!(wait_message(b, a_id, ORDERBOOK_TOPIC).await, from_a);
+    let from_b = order_message(key_b, 2);
+    b.publish(ORDERBOOK_TOPIC, &from_b).await.unwrap();
+    assert_eq!(wait_message(a, b_id, ORDERBOOK_TOPIC).await, from_b);
+}

@@ -167,23 +167,15 @@ fn commands_without_a_daemon_say_so_in_one_line() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn refusals_at_a_limit_name_the_limit() {
+    // The default cap: a maker's 1,001st order is refused, naming the limit.
     let dir = tempfile::tempdir().unwrap();
-    let flags = ["--max-orders-per-maker", "3", "--max-orders", "4"].map(String::from);
-    let d = start_daemon(dir.path(), &flags);
+    let d = start_daemon(dir.path(), &[]);
     let http = reqwest::Client::new();
-    let create = |nonce: u64| {
-        http.post(format!("http://{}/v1/orders", d.api))
-            .header("content-type", "application/json")
-            .body(format!(
-                r#"{{"side":"buy","base":"BTC","quote":"rune:1:0","amount":{},"price":1,"expires_in":600}}"#,
-                1 + nonce
-            ))
-            .send()
-    };
-    for n in 0..3 {
-        assert_eq!(create(n).await.unwrap().status(), 201);
+    let create = |nonce: u64| post_order(&http, d.api, "buy", 1 + nonce);
+    for n in 0..1_000 {
+        assert_eq!(create(n).await.unwrap().status(), 201, "order {n}");
     }
-    let r = create(3).await.unwrap();
+    let r = create(1_000).await.unwrap();
     assert_eq!(r.status(), 409);
     let v: Value = r.json().await.unwrap();
     assert_eq!(v["error"]["code"], "maker_limit", "{v}");
@@ -191,7 +183,7 @@ async fn refusals_at_a_limit_name_the_limit() {
         v["error"]["message"]
             .as_str()
             .unwrap()
-            .contains("3 orders per maker"),
+            .contains("1000 orders per maker"),
         "{v}"
     );
     assert_eq!(
@@ -202,31 +194,31 @@ async fn refusals_at_a_limit_name_the_limit() {
         .await,
         1.0
     );
-    // A cancel frees the slot.
-    let own = cli_json(d.api, &["order", "list"]);
-    let id = own[0]["id"].as_str().unwrap().to_owned();
-    let r = http
-        .delete(format!("http://{}/v1/orders/{id}", d.api))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 204);
-    assert_eq!(create(4).await.unwrap().status(), 201);
+    assert!(d.sigterm());
+
+    // Raising the cap with the flag admits it, the thousand kept across the
+    // restart.
+    let d = start_daemon(
+        dir.path(),
+        &["--max-orders-per-maker", "1001"].map(String::from),
+    );
+    let http = reqwest::Client::new();
+    let r = post_order(&http, d.api, "buy", 1_001).await.unwrap();
+    assert_eq!(r.status(), 201);
+    assert_eq!(
+        cli_json(d.api, &["order", "list"])
+            .as_array()
+            .unwrap()
+            .len(),
+        1_001
+    );
     drop(d);
 
     // The book's own limit is another name.
     let dir = tempfile::tempdir().unwrap();
     let d = start_daemon(dir.path(), &["--max-orders", "2"].map(String::from));
     let http = reqwest::Client::new();
-    let create = |nonce: u64| {
-        http.post(format!("http://{}/v1/orders", d.api))
-            .header("content-type", "application/json")
-            .body(format!(
-                r#"{{"side":"sell","base":"BTC","quote":"rune:1:0","amount":{},"price":1,"expires_in":600}}"#,
-                1 + nonce
-            ))
-            .send()
-    };
+    let create = |nonce: u64| post_order(&http, d.api, "sell", 1 + nonce);
     for n in 0..2 {
         assert_eq!(create(n).await.unwrap().status(), 201);
     }
@@ -242,4 +234,20 @@ async fn refusals_at_a_limit_name_the_limit() {
         .await,
         1.0
     );
+}
+
+/// `POST /v1/orders` of an order of `amount` at price 1 for 10 minutes.
+async fn post_order(
+    http: &reqwest::Client,
+    api: std::net::SocketAddr,
+    side: &str,
+    amount: u64,
+) -> reqwest::Result<reqwest::Response> {
+    http.post(format!("http://{api}/v1/orders"))
+        .header("content-type", "application/json")
+        .body(format!(
+            r#"{{"side":"{side}","base":"BTC","quote":"rune:1:0","amount":{amount},"price":1,"expires_in":600}}"#
+        ))
+        .send()
+        .await
 }
