@@ -34,7 +34,7 @@ use clap::{Parser, Subcommand};
 #[derive(Debug, Parser)]
 #[command(name = "darkswap-bench")]
 struct Cli {
-    /// Where to write the JSON report [default: bench-<measure>.json].
+    /// Where to write the JSON report [default: bench-MEASURE.json].
     #[arg(long, global = true)]
     json: Option<PathBuf>,
     /// A few seconds and few clients: checks that the measure runs, not

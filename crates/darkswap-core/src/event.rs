@@ -211,8 +211,8 @@ pub enum NetworkEvent {
 #[non_exhaustive]
 pub enum GossipDropReason {
     /// The peer did not read fast enough: its send queue was full, or a
-    /// message waited there longer than gossipsub allows (5 s for what this
-    /// node publishes, 1 s for what it forwards).
+    /// message waited there longer than gossipsub allows (5 s, for what this
+    /// node publishes and for what it forwards).
     SlowPeer,
     /// Publishing failed for every peer (all their send queues were full).
     PublishFailed,

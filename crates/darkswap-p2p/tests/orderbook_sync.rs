@@ -7,7 +7,8 @@
 use std::{collections::HashSet, time::Duration};
 
 use darkswap_p2p::{
-    Keypair, Network, NetworkConfig, NetworkEvent, OrderbookChange, PeerId, SyncConfig,
+    Keypair, Network, NetworkConfig, NetworkEvent, ORDERBOOK_TOPIC, OrderbookChange, PeerId,
+    SyncConfig,
 };
 use darkswap_proto::{
     Asset, Message, NewOrder, OrderCreate, OrderId, OrderbookResponse, PRICE_SCALE, Side,
@@ -237,7 +238,19 @@ async fn ten_makers_burst_and_every_node_ends_with_the_same_book() {
     // on the way.
     let total = MAKERS * PER_MAKER as usize;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(240);
-    for net in std::iter::once(&mut hub).chain(makers.iter_mut()) {
+    for (i, net) in std::iter::once(&mut hub)
+        .chain(makers.iter_mut())
+        .enumerate()
+    {
+        // How this node's orders came (by gossip, or else repaired by
+        // reconciliation), and the gossip it could not send, by reason, as
+        // far as its events were read by the time its book was complete.
+        let others = if i == 0 {
+            total
+        } else {
+            total - PER_MAKER as usize
+        };
+        let (mut by_gossip, mut dropped) = (0, 0);
         loop {
             let missing = total - book_ids(net).await.len();
             if missing == 0 {
@@ -247,18 +260,41 @@ async fn ten_makers_burst_and_every_node_ends_with_the_same_book() {
             // early, never late.
             for _ in 0..missing {
                 let left = deadline.saturating_duration_since(tokio::time::Instant::now());
-                wait_for(net, "more orders", left, |e| {
-                    matches!(e, NetworkEvent::OrderbookChanged(OrderbookChange::Added(_)))
-                        .then_some(())
+                wait_for(net, "more orders", left, |e| match e {
+                    NetworkEvent::OrderbookChanged(OrderbookChange::Added(_)) => Some(()),
+                    NetworkEvent::MessageReceived { topic, .. } if topic == ORDERBOOK_TOPIC => {
+                        by_gossip += 1;
+                        None
+                    }
+                    NetworkEvent::GossipDropped { messages, .. } => {
+                        dropped += messages;
+                        None
+                    }
+                    NetworkEvent::EventsDropped { count } => {
+                        panic!("{count} events dropped: the count would be wrong")
+                    }
+                    _ => None,
                 })
                 .await;
             }
         }
+        let by_gossip = by_gossip.min(others);
+        eprintln!(
+            "node {i}: of {others} others' orders {by_gossip} came by gossip, {} by reconciliation; it dropped {dropped} messages to slow peers",
+            others - by_gossip
+        );
     }
     let reference = book_ids(&hub).await;
     assert_eq!(reference.len(), total);
     for maker in &makers {
-        assert_eq!(book_ids(maker).await, reference);
+        let book = book_ids(maker).await;
+        assert!(
+            book == reference,
+            "a maker holds {} orders, {} of them not the hub's, and lacks {} of the hub's",
+            book.len(),
+            book.difference(&reference).count(),
+            reference.difference(&book).count()
+        );
     }
     hub.shutdown().await.unwrap();
     for maker in makers {
