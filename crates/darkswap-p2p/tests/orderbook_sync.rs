@@ -121,7 +121,7 @@ async fn a_late_joiner_gets_all_100_000_orders() {
     assert_eq!(changes, 100_000, "the whole book, not a capped snapshot");
     assert_eq!(book_ids(&b).await, book_ids(&a).await);
     // Besides the orders: each item's 32-byte id once in the answer's id
-    // lists and once in a fetch (64 of ~265 bytes an order), a few
+    // lists and once in a fetch (64 bytes on ~200 an order), a few
     // fingerprints and the framing. Within 40 % of the orders themselves.
     let orders = encoded_size(&creates);
     assert!(
