@@ -12,8 +12,10 @@
 //! target/release/darkswap-bench soak-daemon --duration 10m
 //! target/release/darkswap-bench ingest
 //! target/release/darkswap-bench join
+//! target/release/darkswap-bench burst
 //! ```
 
+mod burst;
 mod client;
 mod idle_signaling;
 mod ingest;
@@ -59,6 +61,9 @@ enum Measure {
     /// Time and bytes for a node to join a network holding 10,000 and
     /// 100,000 orders (in process, on loopback).
     Join(join::JoinArgs),
+    /// Ten maker daemons burst 10,000 orders through a hub: what each book
+    /// holds, how long they take to converge, what the metrics say.
+    Burst(burst::BurstArgs),
 }
 
 #[tokio::main]
@@ -72,6 +77,7 @@ async fn main() -> anyhow::Result<()> {
         Measure::SoakDaemon(a) => ("soak-daemon", soak_daemon::run(a, cli.quick).await?),
         Measure::Ingest(a) => ("ingest", ingest::run(a, cli.quick)?),
         Measure::Join(a) => ("join", join::run(a, cli.quick).await?),
+        Measure::Burst(a) => ("burst", burst::run(a, cli.quick).await?),
     };
     report.print();
     let path = cli
