@@ -23,10 +23,7 @@ use darkswap_core::{
 use darkswap_proto::{MAX_MESSAGE_SIZE, Message, OrderCreate, OrderbookResponse};
 use libp2p_identity::{Keypair, PublicKey};
 
-use crate::{
-    orders,
-    report::{Conditions, Figures, Report},
-};
+use crate::report::{Conditions, Figures, Report};
 
 /// What to measure.
 #[derive(Debug, Clone, clap::Args, serde::Serialize)]
@@ -76,7 +73,7 @@ pub(crate) fn run(args: IngestArgs, quick: bool) -> anyhow::Result<Report> {
 
 fn one_round(args: &IngestArgs, figures: &mut Figures) -> anyhow::Result<()> {
     let per_maker = args.orders.div_ceil(args.makers.max(1)).max(1);
-    let creates = orders::signed_creates(args.orders, per_maker)?;
+    let creates = darkswap_testkit::signed_creates(args.orders, per_maker);
     let n = creates.len() as f64;
     let raw = raw_verify(&creates)?;
     let gossip = gossip_path(&creates)?;

@@ -14,10 +14,7 @@ use darkswap_p2p::{
     proto::{OrderCreate, OrderbookResponse},
 };
 
-use crate::{
-    orders,
-    report::{Conditions, Figures, Report},
-};
+use crate::report::{Conditions, Figures, Report};
 
 /// How long one join may take before the measure gives up.
 const JOIN_TIMEOUT: Duration = Duration::from_secs(600);
@@ -46,7 +43,7 @@ pub(crate) async fn run(args: JoinArgs, quick: bool) -> anyhow::Result<Report> {
     let conditions = Conditions::now();
     let mut figures = Figures::default();
     for &orders in &args.orders {
-        let creates = orders::signed_creates(orders, 1_000)?;
+        let creates = darkswap_testkit::signed_creates(orders, 1_000);
         for round in 0..args.rounds {
             eprintln!("join: {orders} orders, round {}/{}", round + 1, args.rounds);
             let (took, bytes) = one_join(&creates).await?;

@@ -20,7 +20,6 @@ mod client;
 mod idle_signaling;
 mod ingest;
 mod join;
-mod orders;
 mod process;
 mod relay_config;
 mod report;

@@ -7,13 +7,12 @@
 use std::{collections::HashSet, time::Duration};
 
 use darkswap_p2p::{
-    Keypair, Network, NetworkConfig, NetworkEvent, ORDERBOOK_TOPIC, OrderbookChange, PeerId,
-    SyncConfig,
+    Network, NetworkConfig, NetworkEvent, ORDERBOOK_TOPIC, OrderbookChange, PeerId, SyncConfig,
 };
 use darkswap_proto::{
     Asset, Message, NewOrder, OrderCreate, OrderId, OrderbookResponse, PRICE_SCALE, Side,
 };
-use darkswap_testkit::{now, spawn_node, test_config, wait_for, wait_subscribed};
+use darkswap_testkit::{now, signed_creates, spawn_node, test_config, wait_for, wait_subscribed};
 
 /// Room for every change event of a large sync, so that the one event a
 /// test waits for is never the one dropped from a full queue.
@@ -27,35 +26,6 @@ fn config() -> NetworkConfig {
     test_config()
         .with_event_buffer(EVENTS)
         .with_connection_timeout(Duration::from_secs(60))
-}
-
-/// `per_maker` signed order creates by each of `makers` fresh keys.
-fn signed_orders(makers: usize, per_maker: usize) -> Vec<OrderCreate> {
-    let now = now();
-    let mut creates = Vec::with_capacity(makers * per_maker);
-    for _ in 0..makers {
-        let key = Keypair::generate_ed25519();
-        for nonce in 0..per_maker as u64 {
-            let order = NewOrder {
-                side: if nonce % 2 == 0 {
-                    Side::Buy
-                } else {
-                    Side::Sell
-                },
-                base: "rune:840000:3".parse().unwrap(),
-                quote: Asset::Btc,
-                amount: 1_000 + nonce,
-                price: (20 + nonce % 10) * PRICE_SCALE,
-                created_at: now,
-                expires_at: now + 3600,
-                nonce,
-            }
-            .sign(&key)
-            .unwrap();
-            creates.push(OrderCreate::from_order(order));
-        }
-    }
-    creates
 }
 
 /// Bytes of the creates as gossip would carry them.
@@ -112,7 +82,7 @@ async fn wait_synced(net: &mut Network, peer: PeerId, timeout: Duration) -> (usi
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_late_joiner_gets_all_100_000_orders() {
-    let creates = signed_orders(100, 1_000);
+    let creates = signed_creates(100 * 1_000, 1_000);
     let (a, a_addr) = spawn_node(config()).await;
     import(&a, &creates).await;
     let (mut b, _) = spawn_node(config()).await;
@@ -135,9 +105,9 @@ async fn a_late_joiner_gets_all_100_000_orders() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nodes_that_were_apart_exchange_what_differs_not_the_book() {
-    let common = signed_orders(10, 1_000);
-    let only_a = signed_orders(1, 100);
-    let only_b = signed_orders(1, 50);
+    let common = signed_creates(10 * 1_000, 1_000);
+    let only_a = signed_creates(100, 100);
+    let only_b = signed_creates(50, 50);
     let (mut a, a_addr) = spawn_node(config()).await;
     let (mut b, _) = spawn_node(config()).await;
     for (net, own) in [(&a, &only_a), (&b, &only_b)] {
@@ -181,7 +151,7 @@ async fn anti_entropy_repairs_what_gossip_never_carried() {
     wait_subscribed(&mut b, a_id).await;
     // Orders a holds that were never gossiped: only anti-entropy brings
     // them to b.
-    let missed = signed_orders(2, 300);
+    let missed = signed_creates(2 * 300, 300);
     import(&a, &missed).await;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
     let mut repaired = 0;

@@ -207,6 +207,36 @@ pub fn order_message(key: &Keypair, nonce: u64) -> Message {
     Message::OrderCreate(OrderCreate::from_order(order))
 }
 
+/// `orders` signed order creates valid for an hour, `per_maker` by each
+/// fresh maker key in turn: a book of market size, for sync tests and
+/// benchmarks.
+pub fn signed_creates(orders: usize, per_maker: usize) -> Vec<OrderCreate> {
+    let now = now();
+    let per_maker = per_maker.max(1);
+    let mut key = Keypair::generate_ed25519();
+    (0..orders)
+        .map(|i| {
+            if i > 0 && i % per_maker == 0 {
+                key = Keypair::generate_ed25519();
+            }
+            let nonce = i as u64;
+            let order = NewOrder {
+                side: if i % 2 == 0 { Side::Buy } else { Side::Sell },
+                base: "rune:840000:3".parse().expect("a valid asset"),
+                quote: Asset::Btc,
+                amount: 1_000 + nonce,
+                price: (20 + nonce % 10) * PRICE_SCALE,
+                created_at: now,
+                expires_at: now + 3600,
+                nonce,
+            }
+            .sign(&key)
+            .expect("an ed25519 key signs");
+            OrderCreate::from_order(order)
+        })
+        .collect()
+}
+
 /// Waits until `peer` has subscribed to both DarkSwap topics.
 pub async fn wait_subscribed(net: &mut Network, peer: PeerId) {
     let mut missing: std::collections::HashSet<&str> = [ORDERBOOK_TOPIC, TRADE_TOPIC].into();
