@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use darkswap_p2p::{
-    KadMode, Network, NetworkConfig, NetworkEvent, OrderbookConfig,
+    KadMode, Network, NetworkConfig, NetworkEvent, OrderbookConfig, SyncConfig,
     core::multiaddr::Protocol,
     proto::{OrderCreate, OrderbookResponse},
 };
@@ -28,6 +28,13 @@ pub(crate) struct JoinArgs {
     /// Rounds per size.
     #[arg(long, default_value_t = 3)]
     rounds: usize,
+    /// Items the joiner asks for in one fetch (the node's default when
+    /// absent).
+    #[arg(long)]
+    fetch_batch: Option<usize>,
+    /// Fetches the joiner keeps in flight (the node's default when absent).
+    #[arg(long)]
+    fetch_pipeline: Option<usize>,
 }
 
 /// Runs the measure.
@@ -36,6 +43,7 @@ pub(crate) async fn run(args: JoinArgs, quick: bool) -> anyhow::Result<Report> {
         JoinArgs {
             orders: vec![1_000],
             rounds: 1,
+            ..args
         }
     } else {
         args
@@ -46,13 +54,18 @@ pub(crate) async fn run(args: JoinArgs, quick: bool) -> anyhow::Result<Report> {
         let creates = darkswap_testkit::signed_creates(orders, 1_000);
         for round in 0..args.rounds {
             eprintln!("join: {orders} orders, round {}/{}", round + 1, args.rounds);
-            let (took, bytes) = one_join(&creates).await?;
+            let (took, cpu, bytes) = one_join(&creates, &args).await?;
             let goal = (orders == 100_000).then_some("< 1");
             figures.add_with_goal(
                 &format!("join {orders}: time"),
                 "s",
                 goal,
                 took.as_secs_f64(),
+            );
+            figures.add(
+                &format!("join {orders}: CPU time (both nodes)"),
+                "s",
+                cpu.as_secs_f64(),
             );
             figures.add(
                 &format!("join {orders}: bytes exchanged"),
@@ -75,8 +88,16 @@ pub(crate) async fn run(args: JoinArgs, quick: bool) -> anyhow::Result<Report> {
     })
 }
 
-fn config(orders: usize) -> NetworkConfig {
+fn config(orders: usize, args: &JoinArgs) -> NetworkConfig {
+    let mut sync = SyncConfig::default();
+    if let Some(batch) = args.fetch_batch {
+        sync = sync.with_fetch_batch(batch);
+    }
+    if let Some(fetches) = args.fetch_pipeline {
+        sync = sync.with_fetch_pipeline(fetches);
+    }
     NetworkConfig::default()
+        .with_sync(sync)
         .with_mdns(false)
         .with_kad_mode(KadMode::Server)
         .with_connection_timeout(Duration::from_secs(120))
@@ -90,8 +111,11 @@ fn config(orders: usize) -> NetworkConfig {
 }
 
 /// One join: a node holding `creates`, a fresh one dialing it.
-async fn one_join(creates: &[OrderCreate]) -> anyhow::Result<(Duration, u64)> {
-    let holder = Network::new(config(creates.len())).await?;
+async fn one_join(
+    creates: &[OrderCreate],
+    args: &JoinArgs,
+) -> anyhow::Result<(Duration, Duration, u64)> {
+    let holder = Network::new(config(creates.len(), args)).await?;
     let addr = holder.listen_on("/ip4/127.0.0.1/tcp/0").await?;
     for chunk in creates.chunks(5_000) {
         let (_, rejected) = holder
@@ -103,9 +127,10 @@ async fn one_join(creates: &[OrderCreate]) -> anyhow::Result<(Duration, u64)> {
             .await?;
         anyhow::ensure!(rejected.is_empty(), "the holder refused {rejected:?}");
     }
-    let mut joiner = Network::new(config(creates.len())).await?;
+    let mut joiner = Network::new(config(creates.len(), args)).await?;
     let holder_id = holder.local_peer_id();
     let start = Instant::now();
+    let cpu_start = process_cpu()?;
     joiner.dial(addr.with(Protocol::P2p(holder_id))).await?;
     let wait = async {
         loop {
@@ -125,6 +150,9 @@ async fn one_join(creates: &[OrderCreate]) -> anyhow::Result<(Duration, u64)> {
         .await
         .context("join timed out")??;
     let took = start.elapsed();
+    // Both nodes run in this process: what it used is what the join cost
+    // (a machine busy with other work slows the time, not this).
+    let cpu = process_cpu()?.saturating_sub(cpu_start);
     anyhow::ensure!(
         changes == creates.len(),
         "the joiner got {changes} of {} orders",
@@ -132,5 +160,15 @@ async fn one_join(creates: &[OrderCreate]) -> anyhow::Result<(Duration, u64)> {
     );
     joiner.shutdown().await?;
     holder.shutdown().await?;
-    Ok((took, bytes))
+    Ok((took, cpu, bytes))
+}
+
+/// User and system CPU time this process has used.
+fn process_cpu() -> anyhow::Result<Duration> {
+    let usage = nix::sys::resource::getrusage(nix::sys::resource::UsageWho::RUSAGE_SELF)?;
+    let secs = |t: nix::sys::time::TimeVal| {
+        Duration::from_secs(t.tv_sec().max(0) as u64)
+            + Duration::from_micros(t.tv_usec().max(0) as u64)
+    };
+    Ok(secs(usage.user_time()) + secs(usage.system_time()))
 }

@@ -138,55 +138,6 @@ impl OrderbookError {
     }
 }
 
-/// An order create, cancel or update whose signatures verified. The
-/// verified parts travel with the message, so the book, handed one by
-/// gossip validation, does not check the signatures a second time. Only
-/// [`VerifiedOrderMessage::verify`] makes one.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct VerifiedOrderMessage(Verified);
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum Verified {
-    Create(OrderCreate, Announced),
-    Cancel(OrderCancel, Cancel),
-    Update(OrderUpdate, Update),
-}
-
-impl VerifiedOrderMessage {
-    /// Verifies every signature `message` carries. Time rules are apart
-    /// ([`VerifiedOrderMessage::check_time`]): a snapshot may carry an old
-    /// cancel that is still worth a tombstone.
-    pub fn verify(message: &Message) -> Result<Self, OrderbookError> {
-        Ok(VerifiedOrderMessage(match message {
-            Message::OrderCreate(create) if create.order.is_some() => {
-                Verified::Create(create.clone(), create.verify()?)
-            }
-            Message::OrderCancel(cancel) => Verified::Cancel(cancel.clone(), cancel.verify()?),
-            Message::OrderUpdate(update) => Verified::Update(update.clone(), update.verify()?),
-            _ => return Err(OrderbookError::NotAnOrderMessage),
-        }))
-    }
-
-    /// Refuses what is expired or dated too far in the future at `now`
-    /// (unix seconds).
-    pub fn check_time(&self, now: u64) -> Result<(), OrderError> {
-        match &self.0 {
-            Verified::Create(_, announced) => announced.check_time(now),
-            Verified::Cancel(_, cancel) => cancel.check_time(now),
-            Verified::Update(_, update) => update.check_time(now),
-        }
-    }
-
-    /// The message as it travels.
-    pub fn message(&self) -> Message {
-        match &self.0 {
-            Verified::Create(m, _) => Message::OrderCreate(m.clone()),
-            Verified::Cancel(m, _) => Message::OrderCancel(m.clone()),
-            Verified::Update(m, _) => Message::OrderUpdate(m.clone()),
-        }
-    }
-}
-
 #[derive(Debug, Clone)]
 struct Entry {
     /// The order with its newest announcement.
@@ -295,24 +246,34 @@ impl Orderbook {
         message: &VerifiedOrderMessage,
         now: u64,
     ) -> Result<Option<OrderbookChange>, OrderbookError> {
-        match &message.0 {
+        self.apply_owned(message.clone(), now)
+    }
+
+    /// [`Orderbook::apply_verified`], keeping the message's parts instead
+    /// of copies of them.
+    fn apply_owned(
+        &mut self,
+        message: VerifiedOrderMessage,
+        now: u64,
+    ) -> Result<Option<OrderbookChange>, OrderbookError> {
+        match message.0 {
             Verified::Create(create, announced) => self.apply_order(create, announced, now),
-            Verified::Cancel(message, cancel) => self.apply_cancel(message, cancel, now),
+            Verified::Cancel(message, cancel) => self.apply_cancel(message, &cancel, now),
             Verified::Update(message, update) => self.apply_update(message, update, now),
         }
     }
 
     fn apply_order(
         &mut self,
-        create: &OrderCreate,
-        announced: &Announced,
+        create: OrderCreate,
+        announced: Announced,
         now: u64,
     ) -> Result<Option<OrderbookChange>, OrderbookError> {
         announced.check_time(now)?;
         // Only the maker's own signature vouches for liveness: a replayed old
         // announcement cannot keep a ghost order alive.
         let vouched = announced.last_vouched().min(now);
-        let order = announced.order.clone();
+        let order = announced.order;
         if self.tombstones.contains_key(&order.id) {
             return Err(OrderbookError::Cancelled(order.id));
         }
@@ -325,7 +286,7 @@ impl Orderbook {
         if let Some(entry) = self.entries.get_mut(&order.id) {
             if vouched > entry.last_seen {
                 entry.last_seen = vouched;
-                entry.create = create.clone();
+                entry.create = create;
             }
             return Ok(None);
         }
@@ -345,7 +306,7 @@ impl Orderbook {
         self.entries.insert(
             order.id,
             Entry {
-                create: create.clone(),
+                create,
                 order: order.clone(),
                 update: None,
                 last_seen: vouched,
@@ -356,7 +317,7 @@ impl Orderbook {
 
     fn apply_cancel(
         &mut self,
-        cancel: &OrderCancel,
+        cancel: OrderCancel,
         verified: &Cancel,
         now: u64,
     ) -> Result<Option<OrderbookChange>, OrderbookError> {
@@ -385,7 +346,7 @@ impl Orderbook {
         self.tombstones.insert(
             order_id,
             Tombstone {
-                cancel: cancel.clone(),
+                cancel,
                 maker,
                 cancelled_at: verified.cancelled_at,
                 keep_until,
@@ -398,8 +359,8 @@ impl Orderbook {
 
     fn apply_update(
         &mut self,
-        update: &OrderUpdate,
-        verified: &Update,
+        update: OrderUpdate,
+        verified: Update,
         now: u64,
     ) -> Result<Option<OrderbookChange>, OrderbookError> {
         verified.check_time(now)?;
@@ -429,7 +390,7 @@ impl Orderbook {
             };
         }
         entry.last_seen = entry.last_seen.max(verified.fields.updated_at.min(now));
-        entry.update = Some((update.clone(), verified.clone()));
+        entry.update = Some((update, verified));
         self.generation += 1;
         Ok(Some(OrderbookChange::Updated(entry.current())))
     }
@@ -496,33 +457,28 @@ impl Orderbook {
 
     /// Applies a sync response: cancels first (so nothing cancelled is
     /// resurrected), then orders, then updates. Returns the changes and why
-    /// each refused entry was refused.
+    /// each refused entry was refused. [`VerifiedItems::verify`] and
+    /// [`Orderbook::apply_items`] are the same in two steps, so that the
+    /// verification can run elsewhere (off an event loop, on other cores).
     pub fn merge(
         &mut self,
         response: &OrderbookResponse,
         now: u64,
     ) -> (Vec<OrderbookChange>, Vec<OrderbookError>) {
+        self.apply_items(VerifiedItems::verify(response.clone()), now)
+    }
+
+    /// Applies entries verified by [`VerifiedItems::verify`], in their
+    /// order. Returns the changes and why each refused entry was refused.
+    pub fn apply_items(
+        &mut self,
+        items: VerifiedItems,
+        now: u64,
+    ) -> (Vec<OrderbookChange>, Vec<OrderbookError>) {
         let mut changes = Vec::new();
         let mut rejected = Vec::new();
-        // Each entry verified once, without a copy into a `Message` first.
-        let verified = response
-            .cancels
-            .iter()
-            .map(|c| Ok(Verified::Cancel(c.clone(), c.verify()?)))
-            .chain(response.orders.iter().map(|o| {
-                if o.order.is_none() {
-                    return Err(OrderbookError::NotAnOrderMessage);
-                }
-                Ok(Verified::Create(o.clone(), o.verify()?))
-            }))
-            .chain(
-                response
-                    .updates
-                    .iter()
-                    .map(|u| Ok(Verified::Update(u.clone(), u.verify()?))),
-            );
-        for entry in verified {
-            match entry.and_then(|v| self.apply_verified(&VerifiedOrderMessage(v), now)) {
+        for entry in items.into_entries() {
+            match entry.and_then(|v| self.apply_owned(v, now)) {
                 Ok(Some(change)) => changes.push(change),
                 Ok(None) => {}
                 Err(e) => rejected.push(e),
@@ -570,18 +526,24 @@ impl Orderbook {
     /// the order with its newest announcement and its latest update, or the
     /// maker's cancel. `None` for an order the book does not know.
     pub fn messages_of(&self, id: &OrderId) -> Option<OrderbookResponse> {
+        let mut messages = OrderbookResponse::default();
+        self.append_messages_of(id, &mut messages)
+            .then_some(messages)
+    }
+
+    /// Appends what [`Orderbook::messages_of`] returns to `out`; whether the
+    /// book knows the order.
+    pub fn append_messages_of(&self, id: &OrderId, out: &mut OrderbookResponse) -> bool {
         if let Some(t) = self.tombstones.get(id) {
-            return Some(OrderbookResponse {
-                cancels: vec![t.cancel.clone()],
-                ..OrderbookResponse::default()
-            });
+            out.cancels.push(t.cancel.clone());
+            return true;
         }
-        let e = self.entries.get(id)?;
-        Some(OrderbookResponse {
-            orders: vec![e.create.clone()],
-            updates: e.update.iter().map(|(u, _)| u.clone()).collect(),
-            cancels: Vec::new(),
-        })
+        let Some(e) = self.entries.get(id) else {
+            return false;
+        };
+        out.orders.push(e.create.clone());
+        out.updates.extend(e.update.iter().map(|(u, _)| u.clone()));
+        true
     }
 
     /// An order as it now stands.
@@ -633,6 +595,11 @@ impl Orderbook {
         book
     }
 }
+
+mod verified;
+
+use verified::Verified;
+pub use verified::{VerifiedItems, VerifiedOrderMessage};
 
 #[cfg(test)]
 mod tests;

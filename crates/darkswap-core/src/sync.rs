@@ -38,7 +38,7 @@ use web_time::Instant;
 use crate::{
     PeerId,
     event::NetworkEvent,
-    orderbook::{Orderbook, OrderbookError},
+    orderbook::{Orderbook, OrderbookError, VerifiedItems},
     protocols::ORDERBOOK_TOPIC,
     reputation::{PenaltyReason, PenaltyWeights, sync_penalty},
 };
@@ -62,9 +62,14 @@ pub struct SyncConfig {
     /// Largest reconciliation message sent or answered, bytes (at least
     /// 4096). Default: 256 KiB.
     pub frame_size_limit: u64,
-    /// Items asked for in one fetch. Default: 500 (a response of a few
-    /// hundred KiB).
+    /// Items asked for in one fetch, at most the `max_fetch` of the peer
+    /// asked. Default: 1000 (a response of about 200 KiB; a batch that size
+    /// verifies a third faster per signature than one of 500).
     pub fetch_batch: usize,
+    /// Fetches one reconciliation keeps in flight: while one answer is
+    /// verified, the next ones travel, and a shell that verifies answers
+    /// off its event loop verifies several at once. Default: 4.
+    pub fetch_pipeline: usize,
     /// Items one peer may ask for in one fetch; more is a protocol
     /// violation. Default: 1000.
     pub max_fetch: usize,
@@ -83,7 +88,8 @@ impl Default for SyncConfig {
             anti_entropy_interval: Duration::from_secs(30),
             max_sessions: 2,
             frame_size_limit: 256 * 1024,
-            fetch_batch: 500,
+            fetch_batch: 1000,
+            fetch_pipeline: 4,
             max_fetch: 1000,
             max_rounds: 64,
             max_need: 250_000,
@@ -107,6 +113,12 @@ impl SyncConfig {
     /// Sets [`SyncConfig::fetch_batch`].
     pub fn with_fetch_batch(mut self, batch: usize) -> Self {
         self.fetch_batch = batch;
+        self
+    }
+
+    /// Sets [`SyncConfig::fetch_pipeline`].
+    pub fn with_fetch_pipeline(mut self, fetches: usize) -> Self {
+        self.fetch_pipeline = fetches;
         self
     }
 }
@@ -269,7 +281,10 @@ impl OrderbookSync {
                     return None;
                 }
                 let items = self.items(book)?;
-                let mut answer = OrderbookResponse::default();
+                let mut answer = OrderbookResponse {
+                    orders: Vec::with_capacity(fetch.items.len()),
+                    ..OrderbookResponse::default()
+                };
                 for id in &fetch.items {
                     let Ok(id) = Id::from_slice(id) else {
                         self.penalize(peer, PenaltyReason::ProtocolViolation);
@@ -278,10 +293,8 @@ impl OrderbookSync {
                     // An item this book no longer holds is simply left out:
                     // the order moved on, and the next round sees its new
                     // version.
-                    if let Some(messages) = items.order_of(&id).and_then(|o| book.messages_of(&o)) {
-                        answer.orders.extend(messages.orders);
-                        answer.updates.extend(messages.updates);
-                        answer.cancels.extend(messages.cancels);
+                    if let Some(order) = items.order_of(&id) {
+                        book.append_messages_of(&order, &mut answer);
                     }
                 }
                 Some(SyncResponse::Items(answer))
@@ -301,7 +314,9 @@ impl OrderbookSync {
 
     /// `peer` answered a request this node sent: go on with the
     /// reconciliation, or merge what it sent into `book` at `now` (unix
-    /// seconds).
+    /// seconds). A shell that would rather verify an answer's items off its
+    /// event loop passes them to [`VerifiedItems::verify`] there, then to
+    /// [`OrderbookSync::handle_verified`].
     pub fn handle_response(
         &mut self,
         book: &mut Orderbook,
@@ -310,24 +325,43 @@ impl OrderbookSync {
         weights: &PenaltyWeights,
         now: u64,
     ) {
+        match response {
+            SyncResponse::Items(items) => {
+                self.handle_verified(book, peer, VerifiedItems::verify(items), weights, now);
+            }
+            SyncResponse::Reconcile(answer) => {
+                let Some(session) = self.sessions.get_mut(&peer) else {
+                    // The session ended (failed, or the peer left): the
+                    // next anti-entropy round starts over.
+                    return;
+                };
+                let step = session.handle_reconcile(&answer.message, &mut self.claimed);
+                self.step(peer, step, weights);
+            }
+        }
+    }
+
+    /// `peer` answered a fetch (or a snapshot request) with `items`,
+    /// verified: merge them into `book` at `now` (unix seconds) and go on
+    /// with the reconciliation.
+    pub fn handle_verified(
+        &mut self,
+        book: &mut Orderbook,
+        peer: PeerId,
+        items: VerifiedItems,
+        weights: &PenaltyWeights,
+        now: u64,
+    ) {
         let Some(session) = self.sessions.get_mut(&peer) else {
             // A snapshot asked for by hand, or a session that ended: merge
             // what is signed anyway.
-            if let SyncResponse::Items(items) = response {
-                let (changes, rejected) = self.merge(book, &items, now);
-                self.report(peer, changes, rejected, 0, weights);
-            }
+            let (changes, rejected) = merge_into(book, items, now, &mut self.out);
+            self.report(peer, changes, rejected, 0, weights);
             return;
         };
-        let step = match response {
-            SyncResponse::Reconcile(answer) => {
-                session.handle_reconcile(&answer.message, &mut self.claimed)
-            }
-            SyncResponse::Items(items) => {
-                let (changes, rejected) = merge_into(book, &items, now, &mut self.out);
-                session.handle_items(&items, changes, rejected, &mut self.claimed)
-            }
-        };
+        let (entries, bytes) = (items.len(), items.wire_bytes());
+        let (changes, rejected) = merge_into(book, items, now, &mut self.out);
+        let step = session.handle_items(entries, bytes, changes, rejected, &mut self.claimed);
         self.step(peer, step, weights);
     }
 
@@ -355,7 +389,12 @@ impl OrderbookSync {
         snapshot: &OrderbookResponse,
         now: u64,
     ) -> (usize, Vec<OrderbookError>) {
-        self.merge(book, snapshot, now)
+        merge_into(
+            book,
+            VerifiedItems::verify(snapshot.clone()),
+            now,
+            &mut self.out,
+        )
     }
 
     /// Whether a reconciliation with `peer` is running.
@@ -401,7 +440,11 @@ impl OrderbookSync {
 
     fn step(&mut self, peer: PeerId, step: Step, weights: &PenaltyWeights) {
         match step {
-            Step::Send(request) => self.request(peer, request),
+            Step::Send(requests) => {
+                for request in requests {
+                    self.request(peer, request);
+                }
+            }
             Step::Done {
                 changes,
                 rejected,
@@ -458,25 +501,16 @@ impl OrderbookSync {
     fn penalize(&mut self, peer: PeerId, reason: PenaltyReason) {
         self.out.push_back(SyncOutput::Penalize { peer, reason });
     }
-
-    fn merge(
-        &mut self,
-        book: &mut Orderbook,
-        snapshot: &OrderbookResponse,
-        now: u64,
-    ) -> (usize, Vec<OrderbookError>) {
-        merge_into(book, snapshot, now, &mut self.out)
-    }
 }
 
-/// Merges `snapshot` into `book`, reporting each change on `out`.
+/// Merges `items` into `book`, reporting each change on `out`.
 fn merge_into(
     book: &mut Orderbook,
-    snapshot: &OrderbookResponse,
+    items: VerifiedItems,
     now: u64,
     out: &mut VecDeque<SyncOutput>,
 ) -> (usize, Vec<OrderbookError>) {
-    let (changes, rejected) = book.merge(snapshot, now);
+    let (changes, rejected) = book.apply_items(items, now);
     let n = changes.len();
     out.extend(
         changes

@@ -14,14 +14,14 @@ use darkswap_core::{
     GossipDropReason, NetworkEvent, Now,
     auth::AuthManager,
     gossip::{GossipRateLimiter, GossipValidator},
-    orderbook::Orderbook,
+    orderbook::{Orderbook, VerifiedItems},
     own_orders::{OwnOrders, OwnOrdersOutput},
     protocols::ORDERBOOK_TOPIC,
     relay_keeper::{RelayKeeper, RelayKeeperConfig, RelayKeeperOutput},
     reputation::{BannedPeer, Penalty, PenaltyReason, ReputationManager},
     sync::{OrderbookSync, SyncOutput},
 };
-use futures::StreamExt;
+use futures::{StreamExt, stream::FuturesUnordered};
 use libp2p::{
     Multiaddr, PeerId, Swarm, core::transport::ListenerId, gossipsub, kad,
     request_response::OutboundRequestId, swarm::ConnectionId,
@@ -87,6 +87,16 @@ pub(crate) struct SwarmTask {
     auth: AuthManager,
     reputation: ReputationManager,
     next_prune: Instant,
+    /// Sync answers whose signatures are being verified on tokio's blocking
+    /// pool: a joiner's verification runs on every core, and this task
+    /// stays free for the swarm. As many as the sync keeps fetches in
+    /// flight.
+    verifying: FuturesUnordered<
+        futures::future::BoxFuture<
+            'static,
+            (PeerId, Result<VerifiedItems, tokio::task::JoinError>),
+        >,
+    >,
 
     // IO bookkeeping: who waits for what.
     connections: HashMap<PeerId, Vec<OpenConnection>>,
@@ -148,6 +158,7 @@ pub(crate) async fn spawn(
         reputation: ReputationManager::new(config.reputation.clone(), t0.wall)
             .map_err(|e| build_err(&e))?,
         next_prune: t0.instant + PRUNE_INTERVAL,
+        verifying: FuturesUnordered::new(),
         swarm,
         commands,
         events,
@@ -215,6 +226,9 @@ impl SwarmTask {
                     }
                 },
                 event = self.swarm.select_next_some() => self.on_swarm_event(event),
+                Some((peer, verified)) = self.verifying.next(), if !self.verifying.is_empty() => {
+                    self.on_verified(peer, verified);
+                }
                 () = tokio::time::sleep_until(deadline.into()) => self.on_timeout(now()),
             }
             self.perform_outputs();

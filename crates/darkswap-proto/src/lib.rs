@@ -63,6 +63,7 @@ pub use pb::{
     Pong, PsbtBroadcast, PsbtCreate, PsbtFinalize, PsbtSign, PsbtUpdate, SignedOrder, TradeAccept,
     TradeCancel, TradePropose, TradeReject, TradeSignature, UpdateBody,
 };
+pub use signing::{BatchError, SignatureBatch};
 
 /// The libp2p identity types orders are signed with, re-exported so users of
 /// this crate need no direct dependency on `libp2p-identity`.

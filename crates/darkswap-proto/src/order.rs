@@ -8,7 +8,7 @@ use crate::{
     pb::{
         self, CancelBody, OrderBody, OrderCancel, OrderCreate, OrderUpdate, SignedOrder, UpdateBody,
     },
-    signing,
+    signing::{self, Check, SignatureBatch},
 };
 
 /// Prices are quote smallest units per `PRICE_SCALE` base smallest units,
@@ -340,7 +340,17 @@ impl SignedOrder {
     /// Verifies the signature and the terms (assets, amounts, expiry after
     /// creation). Time-dependent checks are [`Order::check_time`].
     pub fn verify(&self) -> Result<Order, OrderError> {
-        let (body, maker) = signing::verify_message(self, |b: &OrderBody| &b.maker)?;
+        self.verify_with(&mut Check::Now)
+    }
+
+    /// [`SignedOrder::verify`] with the signature queued in `batch`: the
+    /// order is valid only once the batch verifies.
+    pub fn verify_batched(&self, batch: &mut SignatureBatch) -> Result<Order, OrderError> {
+        self.verify_with(&mut Check::Later(batch))
+    }
+
+    fn verify_with(&self, check: &mut Check<'_>) -> Result<Order, OrderError> {
+        let (body, maker) = signing::verify_message(self, |b: &OrderBody| &b.maker, check)?;
         let base: Asset = body.base.parse()?;
         let quote: Asset = body.quote.parse()?;
         let side = Side::from_wire(body.side)?;
@@ -391,7 +401,17 @@ impl OrderCancel {
 
     /// Verifies the signature and returns the cancel it carries.
     pub fn verify(&self) -> Result<Cancel, OrderError> {
-        let (body, maker) = signing::verify_message(self, |b: &CancelBody| &b.maker)?;
+        self.verify_with(&mut Check::Now)
+    }
+
+    /// [`OrderCancel::verify`] with the signature queued in `batch`: the
+    /// cancel is valid only once the batch verifies.
+    pub fn verify_batched(&self, batch: &mut SignatureBatch) -> Result<Cancel, OrderError> {
+        self.verify_with(&mut Check::Later(batch))
+    }
+
+    fn verify_with(&self, check: &mut Check<'_>) -> Result<Cancel, OrderError> {
+        let (body, maker) = signing::verify_message(self, |b: &CancelBody| &b.maker, check)?;
         Ok(Cancel {
             order_id: OrderId::from_bytes(&body.order_id)?,
             maker,
@@ -448,7 +468,17 @@ impl OrderUpdate {
 
     /// Verifies the signature and the new terms.
     pub fn verify(&self) -> Result<Update, OrderError> {
-        let (body, maker) = signing::verify_message(self, |b: &UpdateBody| &b.maker)?;
+        self.verify_with(&mut Check::Now)
+    }
+
+    /// [`OrderUpdate::verify`] with the signature queued in `batch`: the
+    /// update is valid only once the batch verifies.
+    pub fn verify_batched(&self, batch: &mut SignatureBatch) -> Result<Update, OrderError> {
+        self.verify_with(&mut Check::Later(batch))
+    }
+
+    fn verify_with(&self, check: &mut Check<'_>) -> Result<Update, OrderError> {
+        let (body, maker) = signing::verify_message(self, |b: &UpdateBody| &b.maker, check)?;
         let fields = UpdateFields {
             sequence: body.sequence,
             amount: body.amount,
@@ -541,10 +571,20 @@ impl OrderCreate {
     /// Verifies the order and, if present, its announcement (signed by the
     /// same maker). Time-dependent checks are [`Announced::check_time`].
     pub fn verify(&self) -> Result<Announced, OrderError> {
+        self.verify_with(&mut Check::Now)
+    }
+
+    /// [`OrderCreate::verify`] with both signatures queued in `batch`: the
+    /// create is valid only once the batch verifies.
+    pub fn verify_batched(&self, batch: &mut SignatureBatch) -> Result<Announced, OrderError> {
+        self.verify_with(&mut Check::Later(batch))
+    }
+
+    fn verify_with(&self, check: &mut Check<'_>) -> Result<Announced, OrderError> {
         let signed = self.order.as_ref().ok_or(OrderError::MalformedBody(
             "order_create without order".into(),
         ))?;
-        let order = signed.verify()?;
+        let order = signed.verify_with(check)?;
         if self.announced_at == 0 && self.announcement_signature.is_empty() {
             return Ok(Announced {
                 order,
@@ -557,6 +597,7 @@ impl OrderCreate {
             &signed.public_key,
             &self.announcement_signature,
             &order.maker.to_bytes(),
+            check,
         )?;
         Ok(Announced {
             order,

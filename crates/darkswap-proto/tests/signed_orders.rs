@@ -437,3 +437,69 @@ fn announcements_are_signed_by_the_maker() {
     };
     assert_eq!(half.verify(), Err(OrderError::BadSignature));
 }
+
+#[test]
+fn a_batch_agrees_with_one_by_one_verification() {
+    let keys: Vec<_> = (0..3).map(|_| Keypair::generate_ed25519()).collect();
+    let creates: Vec<_> = (0..30u64)
+        .map(|n| {
+            let key = &keys[(n % 3) as usize];
+            let order = NewOrder {
+                nonce: n,
+                ..new_order()
+            }
+            .sign(key)
+            .unwrap();
+            // Two signatures each: the order and its announcement.
+            OrderCreate::announce(order, NOW + n, key).unwrap()
+        })
+        .collect();
+    let cancel = OrderCancel::sign(creates[0].order.as_ref().unwrap().id(), NOW, &keys[0]).unwrap();
+
+    // All valid: the batch holds 61 signatures and verifies, with the same
+    // results as one by one.
+    let mut batch = SignatureBatch::new();
+    let batched: Vec<_> = creates
+        .iter()
+        .map(|c| c.verify_batched(&mut batch).unwrap())
+        .collect();
+    assert_eq!(
+        cancel.verify_batched(&mut batch).unwrap(),
+        cancel.verify().unwrap()
+    );
+    assert_eq!(batch.len(), 61);
+    batch.verify().unwrap();
+    let single: Vec<_> = creates.iter().map(|c| c.verify().unwrap()).collect();
+    assert_eq!(batched, single);
+
+    // One bad announcement signature: the batch fails, and one-by-one
+    // verification finds exactly that one.
+    let mut forged = creates.clone();
+    forged[7].announcement_signature[3] ^= 0x40;
+    let mut batch = SignatureBatch::new();
+    for c in &forged {
+        c.verify_batched(&mut batch).unwrap();
+    }
+    assert_eq!(batch.verify(), Err(BatchError::Invalid));
+    let refused: Vec<_> = forged
+        .iter()
+        .enumerate()
+        .filter(|(_, c)| c.verify().is_err())
+        .map(|(i, _)| i)
+        .collect();
+    assert_eq!(refused, [7]);
+    assert_eq!(forged[7].verify(), Err(OrderError::BadSignature));
+
+    // What is not a signature (terms, the maker's key) is checked before
+    // anything is queued.
+    let mut batch = SignatureBatch::new();
+    let stranger = Keypair::generate_ed25519();
+    let mut wrong_key = creates[1].order.clone().unwrap();
+    wrong_key.public_key = stranger.public().encode_protobuf();
+    assert_eq!(
+        wrong_key.verify_batched(&mut batch),
+        Err(OrderError::MakerMismatch)
+    );
+    assert!(batch.is_empty());
+    SignatureBatch::new().verify().unwrap();
+}

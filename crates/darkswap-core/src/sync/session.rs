@@ -1,10 +1,11 @@
 //! One reconciliation this node runs with one peer, as initiator: rounds of
 //! range messages until it knows which items it lacks, then fetches of
-//! those items in batches.
+//! those items in batches, several in flight at once (while one answer is
+//! verified, the next ones travel).
 
 use std::collections::{HashSet, VecDeque};
 
-use darkswap_proto::{OrderbookFetch, OrderbookReconcile, OrderbookResponse};
+use darkswap_proto::{OrderbookFetch, OrderbookReconcile};
 use negentropy::{Error, Id, Negentropy};
 use prost::Message as _;
 
@@ -16,8 +17,9 @@ use crate::{
 /// What the session wants next.
 #[derive(Debug)]
 pub(crate) enum Step {
-    /// Send this request to the peer.
-    Send(SyncRequest),
+    /// Send these requests to the peer (none: wait for the answers in
+    /// flight).
+    Send(Vec<SyncRequest>),
     /// The reconciliation is over.
     Done {
         /// Changes the fetched items made to the book.
@@ -35,8 +37,8 @@ pub(crate) enum Step {
 enum Phase {
     /// Exchanging range messages.
     Reconciling { rounds: u32 },
-    /// Fetching the items found missing; the batch asked for last.
-    Fetching { asked: Vec<Id> },
+    /// Fetching the items found missing, `in_flight` fetches unanswered.
+    Fetching { in_flight: usize },
 }
 
 /// See the module docs.
@@ -48,6 +50,10 @@ pub(crate) struct Session {
     max_rounds: u32,
     max_need: usize,
     fetch_batch: usize,
+    fetch_pipeline: usize,
+    /// Every item asked for (answers are not matched to their fetch): what
+    /// other sessions may fetch if this one ends early.
+    asked: Vec<Id>,
     changes: usize,
     rejected: Vec<OrderbookError>,
     bytes: u64,
@@ -79,6 +85,8 @@ impl Session {
             max_rounds: config.max_rounds,
             max_need: config.max_need,
             fetch_batch: config.fetch_batch.max(1),
+            fetch_pipeline: config.fetch_pipeline.max(1),
+            asked: Vec::new(),
             changes: 0,
             rejected: Vec::new(),
             bytes: first.len() as u64,
@@ -121,77 +129,92 @@ impl Session {
         match next {
             Some(message) if *rounds < self.max_rounds => {
                 self.bytes += message.len() as u64;
-                Step::Send(SyncRequest::Reconcile(OrderbookReconcile { message }))
+                Step::Send(vec![SyncRequest::Reconcile(OrderbookReconcile { message })])
             }
             Some(_) => {
                 tracing::debug!(
                     rounds = *rounds,
                     "reconciliation stopped at its round limit"
                 );
-                self.fetch_next(claimed)
+                self.start_fetching(claimed)
             }
-            None => self.fetch_next(claimed),
+            None => self.start_fetching(claimed),
         }
     }
 
-    /// The peer sent the items of the last fetch, which made `changes` to
-    /// the book and had `rejected` refused. `claimed` holds the items every
-    /// running session has asked for already.
+    /// The peer answered one of the fetches in flight with `entries`
+    /// messages in `bytes`, which made `changes` to the book and had
+    /// `rejected` refused. `claimed` holds the items every running session
+    /// has asked for already.
     pub(crate) fn handle_items(
         &mut self,
-        items: &OrderbookResponse,
+        entries: usize,
+        bytes: u64,
         changes: usize,
         rejected: Vec<OrderbookError>,
         claimed: &mut HashSet<Id>,
     ) -> Step {
-        let Phase::Fetching { asked } = &mut self.phase else {
+        let Phase::Fetching { in_flight } = &mut self.phase else {
             return Step::Violation;
         };
         // A peer answers with at most two messages an item (the order and
-        // its update, or the cancel).
-        let sent = items.orders.len() + items.updates.len() + items.cancels.len();
-        if sent > 2 * asked.len() {
+        // its update, or the cancel), and only what was asked.
+        if *in_flight == 0 || entries > 2 * self.fetch_batch {
             return Step::Violation;
         }
-        asked.clear();
-        self.bytes += items.encoded_len() as u64;
+        *in_flight -= 1;
+        self.bytes += bytes;
         self.changes += changes;
         self.rejected.extend(rejected);
-        self.fetch_next(claimed)
+        self.fill_pipeline(claimed)
     }
 
     /// The items asked for and not received yet: free for another session
     /// to fetch if this one ends now.
     pub(crate) fn in_flight(&self) -> &[Id] {
-        match &self.phase {
-            Phase::Fetching { asked } => asked,
-            Phase::Reconciling { .. } => &[],
-        }
+        &self.asked
     }
 
-    /// The next batch of missing items no session has asked for yet
-    /// (claiming them), or the end.
-    fn fetch_next(&mut self, claimed: &mut HashSet<Id>) -> Step {
-        let mut batch = Vec::with_capacity(self.fetch_batch);
-        while batch.len() < self.fetch_batch {
-            match self.need.pop_front() {
-                Some(id) if !claimed.insert(id) => {}
-                Some(id) => batch.push(id),
-                None => break,
+    fn start_fetching(&mut self, claimed: &mut HashSet<Id>) -> Step {
+        self.phase = Phase::Fetching { in_flight: 0 };
+        self.fill_pipeline(claimed)
+    }
+
+    /// Fetches of missing items no session has asked for yet (claiming
+    /// them), up to the pipeline's depth, or the end once nothing is left
+    /// to ask and every answer came.
+    fn fill_pipeline(&mut self, claimed: &mut HashSet<Id>) -> Step {
+        let Phase::Fetching { in_flight } = &mut self.phase else {
+            return Step::Violation;
+        };
+        let mut requests = Vec::new();
+        while *in_flight < self.fetch_pipeline {
+            let mut batch = Vec::with_capacity(self.fetch_batch);
+            while batch.len() < self.fetch_batch {
+                match self.need.pop_front() {
+                    Some(id) if !claimed.insert(id) => {}
+                    Some(id) => batch.push(id),
+                    None => break,
+                }
             }
+            if batch.is_empty() {
+                break;
+            }
+            let fetch = OrderbookFetch {
+                items: batch.iter().map(|id| id.to_vec()).collect(),
+            };
+            self.bytes += fetch.encoded_len() as u64;
+            self.asked.extend(batch);
+            *in_flight += 1;
+            requests.push(SyncRequest::Fetch(fetch));
         }
-        if batch.is_empty() {
+        if requests.is_empty() && *in_flight == 0 {
             return Step::Done {
                 changes: self.changes,
                 rejected: std::mem::take(&mut self.rejected),
                 bytes: self.bytes,
             };
         }
-        let fetch = OrderbookFetch {
-            items: batch.iter().map(|id| id.to_vec()).collect(),
-        };
-        self.bytes += fetch.encoded_len() as u64;
-        self.phase = Phase::Fetching { asked: batch };
-        Step::Send(SyncRequest::Fetch(fetch))
+        Step::Send(requests)
     }
 }

@@ -91,6 +91,30 @@ fn drive(a: &mut Node, b: &mut Node) -> Seen {
     }
 }
 
+/// Lets `a` reconcile with `b` by hand, `tamper`ing with every answer of
+/// items on the way; returns what `a` output besides requests.
+fn drive_tampering(
+    a: &mut Node,
+    b: &mut Node,
+    mut tamper: impl FnMut(&mut OrderbookResponse),
+) -> Vec<SyncOutput> {
+    let weights = PenaltyWeights::default();
+    let mut outputs = Vec::new();
+    while let Some(output) = a.sync.poll_output() {
+        let SyncOutput::Request { request, .. } = output else {
+            outputs.push(output);
+            continue;
+        };
+        let mut answer = b.sync.handle_request(&b.book, a.id, request).unwrap();
+        if let SyncResponse::Items(items) = &mut answer {
+            tamper(items);
+        }
+        a.sync
+            .handle_response(&mut a.book, b.id, answer, &weights, NOW);
+    }
+    outputs
+}
+
 fn id_of(message: &Message) -> OrderId {
     match message {
         Message::OrderCreate(OrderCreate { order: Some(o), .. }) => o.id(),
@@ -344,25 +368,13 @@ fn forged_items_cost_the_peer_one_penalty() {
     let key = Keypair::generate_ed25519();
     fill(&mut b.book, &key, 0..3);
     a.sync.handle_subscribed(&a.book, b.id, ORDERBOOK_TOPIC);
-    // Drive by hand to tamper with the fetched items.
-    let weights = PenaltyWeights::default();
-    let mut outputs = Vec::new();
-    while let Some(output) = a.sync.poll_output() {
-        let SyncOutput::Request { request, .. } = output else {
-            outputs.push(output);
-            continue;
-        };
-        let mut answer = b.sync.handle_request(&b.book, a.id, request).unwrap();
-        if let SyncResponse::Items(items) = &mut answer {
-            for o in &mut items.orders {
-                if let Some(order) = &mut o.order {
-                    order.signature[0] ^= 1;
-                }
+    let outputs = drive_tampering(&mut a, &mut b, |items| {
+        for o in &mut items.orders {
+            if let Some(order) = &mut o.order {
+                order.signature[0] ^= 1;
             }
         }
-        a.sync
-            .handle_response(&mut a.book, b.id, answer, &weights, NOW);
-    }
+    });
     assert!(a.book.is_empty());
     assert!(matches!(
         &outputs[0],
@@ -505,4 +517,76 @@ fn the_item_of_an_order_changes_with_its_version() {
     assert_ne!(live.1, updated.1);
     assert_ne!(live.1, cancelled.1);
     assert_ne!(updated.1, cancelled.1);
+}
+
+#[test]
+fn fetches_stay_pipelined_and_answers_may_come_in_any_order() {
+    let t0 = Instant::now();
+    let config = SyncConfig::default()
+        .with_fetch_batch(10)
+        .with_fetch_pipeline(3);
+    let (mut joiner, mut full) = (Node::new(config.clone(), t0), Node::new(config, t0));
+    fill(&mut full.book, &Keypair::generate_ed25519(), 0..95);
+    joiner
+        .sync
+        .handle_subscribed(&joiner.book, full.id, ORDERBOOK_TOPIC);
+    let weights = PenaltyWeights::default();
+    let (mut pending, mut most_pending, mut synced) = (Vec::new(), 0, Vec::new());
+    loop {
+        while let Some(output) = joiner.sync.poll_output() {
+            match output {
+                SyncOutput::Request {
+                    request: request @ SyncRequest::Fetch(_),
+                    ..
+                } => pending.push(request),
+                SyncOutput::Request { request, .. } => {
+                    let answer = full.sync.handle_request(&full.book, joiner.id, request);
+                    joiner.sync.handle_response(
+                        &mut joiner.book,
+                        full.id,
+                        answer.unwrap(),
+                        &weights,
+                        NOW,
+                    );
+                }
+                SyncOutput::Event(NetworkEvent::OrderbookSynced { changes, .. }) => {
+                    synced.push(changes)
+                }
+                SyncOutput::Event(_) => {}
+                SyncOutput::Penalize { .. } => panic!("an honest peer was penalised"),
+            }
+        }
+        most_pending = most_pending.max(pending.len());
+        // The newest fetch is answered first.
+        let Some(fetch) = pending.pop() else { break };
+        let answer = full.sync.handle_request(&full.book, joiner.id, fetch);
+        joiner
+            .sync
+            .handle_response(&mut joiner.book, full.id, answer.unwrap(), &weights, NOW);
+    }
+    assert_eq!(most_pending, 3, "three fetches in flight at once");
+    assert_eq!(synced, [95], "the session ends once, after the last answer");
+    assert_eq!(joiner.holdings(), full.holdings());
+}
+
+#[test]
+fn one_forged_item_in_a_batch_is_refused_and_the_rest_are_merged() {
+    let t0 = Instant::now();
+    let (mut a, mut b) = (
+        Node::new(SyncConfig::default(), t0),
+        Node::new(SyncConfig::default(), t0),
+    );
+    fill(&mut b.book, &Keypair::generate_ed25519(), 0..40);
+    a.sync.handle_subscribed(&a.book, b.id, ORDERBOOK_TOPIC);
+    let outputs = drive_tampering(&mut a, &mut b, |items| {
+        // The last byte of an Ed25519 signature is in its scalar half.
+        let order = items.orders[17].order.as_mut().unwrap();
+        *order.signature.last_mut().unwrap() ^= 1;
+    });
+    assert_eq!(a.book.len(), 39);
+    assert!(matches!(
+        &outputs[39],
+        SyncOutput::Event(NetworkEvent::OrderbookSynced { changes: 39, rejected, .. })
+            if rejected == &[OrderbookError::Invalid(darkswap_proto::OrderError::BadSignature)]
+    ));
 }

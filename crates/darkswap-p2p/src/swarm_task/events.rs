@@ -4,6 +4,7 @@ use darkswap_core::{
     GossipDropReason, NatStatus, NetworkEvent,
     auth::{AuthRequest, AuthResponse},
     gossip::{Acceptance, GossipMessage, RateDecision},
+    orderbook::VerifiedItems,
     reputation::{PenaltyReason, auth_penalty},
     sync::{SyncFailure, SyncRequest, SyncResponse},
 };
@@ -326,6 +327,16 @@ impl SwarmTask {
                             .send_response(channel, answer);
                     }
                 }
+                request_response::Message::Response {
+                    response: SyncResponse::Items(items),
+                    ..
+                } => {
+                    // Verification is the bulk of a join: off this task.
+                    let verifying =
+                        tokio::task::spawn_blocking(move || VerifiedItems::verify(items));
+                    self.verifying
+                        .push(Box::pin(async move { (peer, verifying.await) }));
+                }
                 request_response::Message::Response { response, .. } => {
                     self.sync.handle_response(
                         &mut self.book,
@@ -353,6 +364,29 @@ impl SwarmTask {
                 self.sync.handle_inbound_failure(peer, failure);
             }
             request_response::Event::ResponseSent { .. } => {}
+        }
+    }
+
+    /// A sync answer's items came back verified from the blocking pool.
+    pub(super) fn on_verified(
+        &mut self,
+        peer: PeerId,
+        verified: Result<VerifiedItems, tokio::task::JoinError>,
+    ) {
+        match verified {
+            Ok(items) => self.sync.handle_verified(
+                &mut self.book,
+                peer,
+                items,
+                &self.reputation.config().penalties,
+                now().unix_secs(),
+            ),
+            // Only a bug panics in verification: end the reconciliation as
+            // if the answer never came (anti-entropy tries again later).
+            Err(error) => {
+                tracing::error!(%peer, %error, "verifying a sync answer failed");
+                self.sync.handle_outbound_failure(peer, SyncFailure::Io);
+            }
         }
     }
 
