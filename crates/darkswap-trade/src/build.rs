@@ -152,16 +152,32 @@ fn weight_prediction(input: &crate::OfferedInput) -> Result<InputWeightPredictio
     }
 }
 
-/// The BTC one party puts into outputs other than its change: the BTC leg if
-/// it gives BTC, and the postage of its own receive output if it gets the
-/// asset.
-fn committed(trade: &Trade, role: Role, postage: Amount) -> Amount {
+/// The BTC one party puts into outputs other than its change. With one BTC
+/// leg, the party that gives BTC is the one that gets the asset: it pays the
+/// BTC leg to the other's receive output and the postage of its own receive
+/// output. The party that gives the asset puts nothing there.
+fn committed(trade: &Trade, role: Role, postage: Amount) -> Result<Amount, BuildError> {
     let gives = trade.terms.gives(role);
     if gives.asset == Asset::Btc {
         // Terms::new bounds a BTC leg by MAX_MONEY, so it fits a u64.
-        Amount::from_sat(u64::try_from(gives.amount).unwrap_or(u64::MAX))
+        let leg = u64::try_from(gives.amount).map_err(|_| BuildError::FeeOverflow)?;
+        Amount::from_sat(leg)
+            .checked_add(postage)
+            .ok_or(BuildError::FeeOverflow)
     } else {
-        postage
+        Ok(Amount::ZERO)
+    }
+}
+
+/// The value of `role`'s receive output: the BTC leg if it gets BTC, the
+/// postage of its own sats if it gets the asset.
+fn receive_value(trade: &Trade, role: Role, postage: Amount) -> Result<Amount, BuildError> {
+    let gets = trade.terms.gets(role);
+    if gets.asset == Asset::Btc {
+        let leg = u64::try_from(gets.amount).map_err(|_| BuildError::FeeOverflow)?;
+        Ok(Amount::from_sat(leg))
+    } else {
+        Ok(postage)
     }
 }
 
@@ -213,14 +229,13 @@ pub fn build_psbt(trade: &Trade, options: &BuildOptions) -> Result<Psbt, BuildEr
     }
     let rune_change = !is_alkane && offered > leg.amount;
 
-    let receive_value = |role: Role| committed(trade, role.other(), options.postage);
     let mut outputs = vec![
         TxOut {
-            value: receive_value(Role::Maker),
+            value: receive_value(trade, Role::Maker, options.postage)?,
             script_pubkey: trade.maker.receive.clone(),
         },
         TxOut {
-            value: receive_value(Role::Taker),
+            value: receive_value(trade, Role::Taker, options.postage)?,
             script_pubkey: trade.taker.receive.clone(),
         },
     ];
@@ -255,7 +270,7 @@ pub fn build_psbt(trade: &Trade, options: &BuildOptions) -> Result<Psbt, BuildEr
     for role in [Role::Maker, Role::Taker] {
         let offer: &Offer = trade.offer(role);
         let available = Amount::from_sat(offer.sats().ok_or(BuildError::FeeOverflow)?);
-        let mut needed = committed(trade, role, options.postage);
+        let mut needed = committed(trade, role, options.postage)?;
         if role == trade.terms.fee_payer() {
             needed = needed.checked_add(fee).ok_or(BuildError::FeeOverflow)?;
         }

@@ -29,9 +29,10 @@ pub struct OfferRequest {
 }
 
 impl OfferRequest {
-    /// What `role` must bring for `terms` built with `options`: its BTC leg
-    /// or the postage of the output receiving its asset, `fee_reserve` if it
-    /// pays the fee, and one postage more so its change is never dust.
+    /// What `role` must bring for `terms` built with `options`: if it gives
+    /// BTC, the leg and the postage of the output receiving its asset;
+    /// `fee_reserve` if it pays the fee; and one postage more so its change
+    /// is not dust.
     pub fn for_trade(
         terms: &Terms,
         role: Role,
@@ -41,8 +42,10 @@ impl OfferRequest {
         let gives = terms.gives(role);
         let leg = if gives.asset == Asset::Btc {
             Amount::from_sat(u64::try_from(gives.amount).unwrap_or(u64::MAX))
+                .checked_add(options.postage)
+                .unwrap_or(Amount::MAX_MONEY)
         } else {
-            options.postage
+            Amount::ZERO
         };
         let fee = if role == terms.fee_payer() {
             fee_reserve
