@@ -129,7 +129,9 @@ fn an_added_input_nobody_offered_is_refused() {
     });
     assert_eq!(
         check(&swap, &cheat, Role::Taker),
-        Err(PsbtCheckError::UnexpectedInput(outpoint("a stranger's coins")))
+        Err(PsbtCheckError::UnexpectedInput(outpoint(
+            "a stranger's coins"
+        )))
     );
 }
 
@@ -143,7 +145,9 @@ fn a_prevout_that_lies_about_an_amount_is_refused() {
     }
     assert_eq!(
         check(&swap, &cheat, Role::Maker),
-        Err(PsbtCheckError::PrevoutMismatch(swap.trade.taker.inputs[0].outpoint))
+        Err(PsbtCheckError::PrevoutMismatch(
+            swap.trade.taker.inputs[0].outpoint
+        ))
     );
 }
 
@@ -359,9 +363,8 @@ fn an_input_the_index_does_not_know_is_refused() {
 fn an_own_input_asking_for_a_weak_sighash_is_refused() {
     let swap = maker_sells_runes(1_000, 50_000);
     let mut cheat = swap.psbt.clone();
-    cheat.inputs[0].sighash_type = Some(
-        bitcoin::sighash::EcdsaSighashType::SinglePlusAnyoneCanPay.into(),
-    );
+    cheat.inputs[0].sighash_type =
+        Some(bitcoin::sighash::EcdsaSighashType::SinglePlusAnyoneCanPay.into());
     assert_eq!(
         check(&swap, &cheat, Role::Maker),
         Err(PsbtCheckError::UnsafeSighash(0))

@@ -29,7 +29,11 @@ fn complete(swap: &Swap) -> darkswap_trade::Finalized {
     // Only its own inputs carry its signatures.
     for (i, input) in maker_copy.inputs.iter().enumerate() {
         let signed = !input.partial_sigs.is_empty() || input.tap_key_sig.is_some();
-        assert_eq!(signed, approved_maker.own_inputs().contains(&i), "input {i}");
+        assert_eq!(
+            signed,
+            approved_maker.own_inputs().contains(&i),
+            "input {i}"
+        );
     }
 
     taker_copy.combine(maker_copy).expect("same transaction");
@@ -115,7 +119,13 @@ fn alkanes_swap_whole_both_ways_and_the_pointer_names_the_buyer() {
         (AssetAmount::new(ALKANE, 21), AssetAmount::btc(70_000), 1),
         (AssetAmount::btc(70_000), AssetAmount::new(ALKANE, 21), 0),
     ] {
-        let swap = swap(maker_gives, taker_gives, KeyKind::P2wpkh, KeyKind::P2wpkh, 0);
+        let swap = swap(
+            maker_gives,
+            taker_gives,
+            KeyKind::P2wpkh,
+            KeyKind::P2wpkh,
+            0,
+        );
         let done = complete(&swap);
         assert_eq!(
             runestone(&done.tx),
@@ -130,7 +140,8 @@ fn alkanes_swap_whole_both_ways_and_the_pointer_names_the_buyer() {
 #[test]
 fn the_taker_pays_the_fee_and_the_makers_terms_are_exact() {
     let swap = maker_sells_runes(1_000, 50_000);
-    let approved = check_psbt(&swap.psbt, &swap.trade, Role::Taker, &swap.index, &policy()).unwrap();
+    let approved =
+        check_psbt(&swap.psbt, &swap.trade, Role::Taker, &swap.index, &policy()).unwrap();
     let tx = &swap.psbt.unsigned_tx;
     let sum_own = |offer: &darkswap_trade::Offer| -> u64 {
         offer.inputs.iter().map(|i| i.prevout.value.to_sat()).sum()

@@ -46,6 +46,7 @@ pub fn stranger() -> ScriptBuf {
     KeyWallet::new(Network::Regtest).add_key(secret(99), KeyKind::P2wpkh)
 }
 
+#[derive(Debug)]
 pub struct Swap {
     pub trade: Trade,
     pub maker: KeyWallet,
@@ -116,29 +117,78 @@ pub fn swap(
             Role::Taker => &mut taker,
         };
         if role == seller {
-            let total = leg.amount + if matches!(leg.asset, Asset::Rune { .. }) { rune_extra } else { 0 };
+            let total = leg.amount
+                + if matches!(leg.asset, Asset::Rune { .. }) {
+                    rune_extra
+                } else {
+                    0
+                };
             let first = total / 2 + total % 2;
             for (i, part) in [first, total / 2].into_iter().enumerate() {
                 if part > 0 {
-                    fund(w, &mut world, &mut index, format!("{name} asset {i}"), i,
-                        ASSET_UTXO_SATS, Holdings::from([(leg.asset, part)]));
+                    fund(
+                        w,
+                        &mut world,
+                        &mut index,
+                        format!("{name} asset {i}"),
+                        i,
+                        ASSET_UTXO_SATS,
+                        Holdings::from([(leg.asset, part)]),
+                    );
                 }
             }
         }
         let btc = terms.gives(role);
-        let need = if btc.asset == Asset::Btc { btc.amount as u64 } else { 0 };
-        fund(w, &mut world, &mut index, format!("{name} coins 0"), 0, need / 2 + 40_000, Holdings::new());
-        fund(w, &mut world, &mut index, format!("{name} coins 1"), 1, need / 2 + 40_000, Holdings::new());
+        let need = if btc.asset == Asset::Btc {
+            btc.amount as u64
+        } else {
+            0
+        };
+        fund(
+            w,
+            &mut world,
+            &mut index,
+            format!("{name} coins 0"),
+            0,
+            need / 2 + 40_000,
+            Holdings::new(),
+        );
+        fund(
+            w,
+            &mut world,
+            &mut index,
+            format!("{name} coins 1"),
+            1,
+            need / 2 + 40_000,
+            Holdings::new(),
+        );
         // Not offered: an unrelated rune the party keeps.
-        fund(w, &mut world, &mut index, format!("{name} keeps"), 0, 5_000,
-            Holdings::from([(OTHER_RUNE, 77)]));
+        fund(
+            w,
+            &mut world,
+            &mut index,
+            format!("{name} keeps"),
+            0,
+            5_000,
+            Holdings::from([(OTHER_RUNE, 77)]),
+        );
     }
     let options = BuildOptions::default();
     let maker_offer = maker
-        .offer(&OfferRequest::for_trade(&terms, Role::Maker, &options, FEE_RESERVE))
+        .offer(&OfferRequest::for_trade(
+            &terms,
+            Role::Maker,
+            &options,
+            FEE_RESERVE,
+        ))
         .expect("maker can offer");
     let taker_offer = taker
-        .offer(&OfferRequest::for_trade(&terms, Role::Taker, &options, FEE_RESERVE))
+        .offer(&OfferRequest::for_trade(
+            &terms,
+            Role::Taker,
+            &options,
+            FEE_RESERVE,
+        ))
         .expect("taker can offer");
     let trade = Trade {
         terms,
@@ -233,4 +283,23 @@ pub fn runestone_vout(psbt: &Psbt) -> usize {
         .iter()
         .position(|o| o.script_pubkey.is_op_return())
         .expect("a runestone")
+}
+
+/// Both sides check and sign their own copy; returns the combined PSBT,
+/// signed on every input.
+pub fn sign_both(swap: &Swap) -> Psbt {
+    use darkswap_trade::{check_psbt, sign_approved};
+    let mut copies = Vec::new();
+    for (role, wallet) in [(Role::Maker, &swap.maker), (Role::Taker, &swap.taker)] {
+        let approved = check_psbt(&swap.psbt, &swap.trade, role, &swap.index, &policy())
+            .expect("the honest PSBT is accepted");
+        let mut copy = swap.psbt.clone();
+        sign_approved(wallet, &mut copy, &approved).expect("signs its own inputs");
+        copies.push(copy);
+    }
+    let mut combined = copies.remove(0);
+    combined
+        .combine(copies.remove(0))
+        .expect("same transaction");
+    combined
 }
