@@ -404,9 +404,9 @@ fn check_inputs(
 }
 
 /// Adds amounts as `i128`, refusing what overflows.
-fn total(amounts: impl Iterator<Item = u128>) -> Result<i128, PsbtCheckError> {
-    amounts.fold(Ok(0i128), |acc, n| {
-        acc?.checked_add(signed(n)?)
+fn total(mut amounts: impl Iterator<Item = u128>) -> Result<i128, PsbtCheckError> {
+    amounts.try_fold(0i128, |acc, n| {
+        acc.checked_add(signed(n)?)
             .ok_or(PsbtCheckError::AmountOverflow)
     })
 }

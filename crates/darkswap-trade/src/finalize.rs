@@ -42,8 +42,8 @@ pub enum FinalizeError {
 }
 
 /// Writes every input's final witness from its signature and extracts the
-/// transaction. Inputs that already carry a final witness are kept as they
-/// are.
+/// transaction. An input with no signature but a final witness (finalized
+/// by its owner) keeps that witness.
 pub fn finalize(mut psbt: Psbt) -> Result<Finalized, FinalizeError> {
     if psbt.inputs.len() != psbt.unsigned_tx.input.len() {
         return Err(FinalizeError::Malformed);
@@ -54,7 +54,10 @@ pub fn finalize(mut psbt: Psbt) -> Result<Finalized, FinalizeError> {
             .witness_utxo
             .clone()
             .ok_or(FinalizeError::MissingPrevout(i))?;
-        if input.final_script_witness.is_none() {
+        // A signature present wins over a final witness someone else wrote:
+        // the counterparty cannot pre-fill our input with garbage.
+        let signed = !input.partial_sigs.is_empty() || input.tap_key_sig.is_some();
+        if signed || input.final_script_witness.is_none() {
             let script = &prevout.script_pubkey;
             let witness = if script.is_p2wpkh() {
                 let mut sigs = input.partial_sigs.iter();

@@ -282,7 +282,7 @@ impl KeyWallet {
             .filter(|u| u.holdings.len() == 1)
             .filter_map(|u| u.holdings.get(&gives.asset).map(|&n| (u, n)))
             .collect();
-        candidates.sort_by(|a, b| b.1.cmp(&a.1));
+        candidates.sort_by_key(|c| std::cmp::Reverse(c.1));
         let available: u128 = candidates.iter().map(|c| c.1).fold(0, u128::saturating_add);
         let exact = matches!(gives.asset, Asset::Alkane { .. });
         let (mut chosen, mut got) = (Vec::new(), 0u128);
@@ -333,7 +333,7 @@ impl Wallet for KeyWallet {
             .iter()
             .filter(|u| u.holdings.is_empty())
             .collect();
-        plain.sort_by(|a, b| b.prevout.value.cmp(&a.prevout.value));
+        plain.sort_by_key(|u| std::cmp::Reverse(u.prevout.value));
         let available = plain
             .iter()
             .map(|u| u.prevout.value)
