@@ -141,6 +141,14 @@ pub enum BuildError {
     Psbt(String),
 }
 
+/// Outputs 0 and 1 are the maker's and the taker's receive outputs.
+fn receive_vout(role: Role) -> u32 {
+    match role {
+        Role::Maker => 0,
+        Role::Taker => 1,
+    }
+}
+
 fn weight_prediction(input: &crate::OfferedInput) -> Result<InputWeightPrediction, BuildError> {
     let script = &input.prevout.script_pubkey;
     if script.is_p2wpkh() {
@@ -266,7 +274,7 @@ pub fn build_psbt(trade: &Trade, options: &BuildOptions) -> Result<Psbt, BuildEr
         .fee_wu(weight)
         .ok_or(BuildError::FeeOverflow)?;
 
-    let mut change_vout = [None, None];
+    let mut seller_change_vout = None;
     for role in [Role::Maker, Role::Taker] {
         let offer: &Offer = trade.offer(role);
         let available = Amount::from_sat(offer.sats().ok_or(BuildError::FeeOverflow)?);
@@ -289,7 +297,9 @@ pub fn build_psbt(trade: &Trade, options: &BuildOptions) -> Result<Psbt, BuildEr
         if change < dust {
             return Err(BuildError::ChangeBelowDust { role, change, dust });
         }
-        change_vout[role as usize] = Some(outputs.len() as u32);
+        if role == seller {
+            seller_change_vout = Some(outputs.len() as u32);
+        }
         outputs.push(TxOut {
             value: change,
             script_pubkey: offer.change.clone(),
@@ -299,7 +309,7 @@ pub fn build_psbt(trade: &Trade, options: &BuildOptions) -> Result<Psbt, BuildEr
     // The runestone. A rune: one edict of the amount to the buyer's receive
     // output, the seller's leftover to its change through the pointer. An
     // alkane: no edict, the pointer names the buyer's receive output.
-    let buyer_vout = buyer as u32; // outputs 0 and 1 are maker, taker
+    let buyer_vout = receive_vout(buyer);
     let runestone = match rune_id(leg.asset) {
         Some(id) => Runestone {
             edicts: vec![Edict {
@@ -308,7 +318,7 @@ pub fn build_psbt(trade: &Trade, options: &BuildOptions) -> Result<Psbt, BuildEr
                 output: buyer_vout,
             }],
             pointer: if rune_change {
-                change_vout[seller as usize]
+                seller_change_vout
             } else {
                 None
             },

@@ -355,6 +355,11 @@ fn check_inputs(
         }
     }
     for offered in &own.inputs {
+        // The counterparty listing one of our outpoints as its own would
+        // make its accounting, and ours, count it twice.
+        if foreign.input(&offered.outpoint).is_some() {
+            return Err(PsbtCheckError::DuplicateInput(offered.outpoint));
+        }
         if !spent.contains(&offered.outpoint) {
             return Err(PsbtCheckError::OwnInputMissing(offered.outpoint));
         }

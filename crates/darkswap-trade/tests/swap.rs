@@ -7,7 +7,7 @@ mod common;
 use bitcoin::{Amount, Psbt};
 use common::*;
 use darkswap_trade::{
-    Asset, AssetAmount, KeyKind, Role, check_psbt, finalize, sign_approved, verify_consensus,
+    AssetAmount, KeyKind, Role, check_psbt, finalize, sign_approved, verify_consensus,
 };
 use ordinals::{Artifact, Edict, RuneId, Runestone};
 
@@ -163,8 +163,6 @@ fn the_taker_pays_the_fee_and_the_makers_terms_are_exact() {
         sum_own(&swap.trade.taker) as i64 - paid_to(&swap.trade.taker) as i64,
         50_000 + approved.fee().to_sat() as i64
     );
-    assert!(approved.fee() > Amount::ZERO);
-    assert_eq!(swap.trade.terms.gets(Role::Taker).asset, RUNE);
-    assert_ne!(swap.trade.terms.gets(Role::Maker).asset, OTHER_RUNE);
-    let _ = Asset::Btc;
+    // About 2 sat/vB on a transaction of four inputs and five outputs.
+    assert!(approved.fee() > Amount::from_sat(800) && approved.fee() < Amount::from_sat(1_200));
 }
