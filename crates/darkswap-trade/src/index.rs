@@ -74,3 +74,23 @@ impl AssetIndex for InMemoryIndex {
         self.outpoints.get(outpoint).cloned()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use darkswap_proto::Asset;
+
+    #[test]
+    fn a_snapshot_keeps_what_the_index_knows_and_leaves_the_rest_unknown() {
+        let known = OutPoint::default();
+        let unknown = OutPoint {
+            vout: 1,
+            ..OutPoint::default()
+        };
+        let rune = Asset::Rune { block: 1, tx: 2 };
+        let index = InMemoryIndex::new().with(known, Holdings::from([(rune, 5)]));
+        let snapshot = InMemoryIndex::snapshot(&index, [known, unknown]);
+        assert_eq!(snapshot.holdings(&known), Some(Holdings::from([(rune, 5)])));
+        assert_eq!(snapshot.holdings(&unknown), None);
+    }
+}

@@ -396,3 +396,18 @@ fn a_psbt_changed_after_the_check_is_not_signed() {
     ));
     assert!(changed.inputs.iter().all(|i| i.partial_sigs.is_empty()));
 }
+
+#[test]
+fn a_full_previous_transaction_that_does_not_match_the_input_is_refused() {
+    let swap = maker_sells_runes(1_000, 50_000);
+    let mut cheat = swap.psbt.clone();
+    let n = swap.trade.maker.inputs.len();
+    // Any transaction whose txid is not the input's: it proves nothing.
+    cheat.inputs[n].non_witness_utxo = Some(swap.psbt.unsigned_tx.clone());
+    assert_eq!(
+        check(&swap, &cheat, Role::Maker),
+        Err(PsbtCheckError::PrevoutMismatch(
+            swap.trade.taker.inputs[0].outpoint
+        ))
+    );
+}
