@@ -353,12 +353,14 @@ pub fn seeds() -> Vec<(&'static str, Vec<u8>)> {
                 price: 25 * PRICE_SCALE,
                 created_at: SEED_NOW + 30,
                 expires_at: SEED_NOW + 330,
+                offer: None,
             }),
         ),
         (
             "trade_accept",
             Message::TradeAccept(TradeAccept {
                 trade_id: trade_id.clone(),
+                offer: None,
             }),
         ),
         (

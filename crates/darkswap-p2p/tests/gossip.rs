@@ -35,6 +35,7 @@ async fn two_nodes_exchange_gossip_both_ways() {
     assert_eq!(wait_message(&mut a, b_id, ORDERBOOK_TOPIC).await, order_b);
     let accept = Message::TradeAccept(TradeAccept {
         trade_id: vec![7; 16],
+        offer: None,
     });
     b.publish(TRADE_TOPIC, &accept).await.unwrap();
     assert_eq!(wait_message(&mut a, b_id, TRADE_TOPIC).await, accept);
@@ -51,6 +52,7 @@ async fn publishing_refuses_what_receivers_would_reject() {
     // Not an orderbook message.
     let accept = Message::TradeAccept(TradeAccept {
         trade_id: vec![1; 16],
+        offer: None,
     });
     assert!(matches!(
         a.publish(ORDERBOOK_TOPIC, &accept).await,

@@ -100,6 +100,7 @@ impl Message {
             Message::TradeReject(_) => "trade_reject",
             Message::TradeCancel(_) => "trade_cancel",
             Message::TradeSignature(_) => "trade_signature",
+            Message::SignedTrade(_) => "signed_trade",
             Message::PsbtCreate(_) => "psbt_create",
             Message::PsbtUpdate(_) => "psbt_update",
             Message::PsbtSign(_) => "psbt_sign",
@@ -131,6 +132,7 @@ impl Message {
                 | Message::TradeReject(_)
                 | Message::TradeCancel(_)
                 | Message::TradeSignature(_)
+                | Message::SignedTrade(_)
                 | Message::PsbtCreate(_)
                 | Message::PsbtUpdate(_)
                 | Message::PsbtSign(_)

@@ -31,6 +31,7 @@ mod order;
 pub mod relay_auth;
 pub mod signaling;
 mod signing;
+mod trade;
 
 /// Types generated from `proto/darkswap/v1/messages.proto`. Their docs are
 /// the schema's comments, which are not rustdoc (`"rune:<block>:<tx>"` reads
@@ -57,13 +58,16 @@ pub use order::{
     PRICE_SCALE, Side, Update, UpdateFields,
 };
 pub use pb::envelope::Payload as Message;
+pub use pb::trade_message_body::Payload as TradePayload;
 pub use pb::{
-    BatchedMessage, CancelBody, Disconnect, Envelope, OrderBody, OrderCancel, OrderCreate,
-    OrderUpdate, OrderbookFetch, OrderbookReconcile, OrderbookRequest, OrderbookResponse, Ping,
-    Pong, PsbtBroadcast, PsbtCreate, PsbtFinalize, PsbtSign, PsbtUpdate, SignedOrder, TradeAccept,
-    TradeCancel, TradePropose, TradeReject, TradeSignature, UpdateBody,
+    AssetHolding, BatchedMessage, CancelBody, Disconnect, Envelope, OrderBody, OrderCancel,
+    OrderCreate, OrderUpdate, OrderbookFetch, OrderbookReconcile, OrderbookRequest,
+    OrderbookResponse, Ping, Pong, PsbtBroadcast, PsbtCreate, PsbtFinalize, PsbtSign, PsbtUpdate,
+    SignedOrder, SignedTradeMessage, TradeAccept, TradeCancel, TradeInput, TradeMessageBody,
+    TradeOffer, TradePropose, TradeReject, TradeSignature, UpdateBody,
 };
 pub use signing::{BatchError, SignatureBatch};
+pub use trade::{TradeMessageError, VerifiedTradeMessage};
 
 /// The libp2p identity types orders are signed with, re-exported so users of
 /// this crate need no direct dependency on `libp2p-identity`.

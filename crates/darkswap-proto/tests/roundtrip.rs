@@ -92,10 +92,14 @@ fn message() -> impl Strategy<Value = Message> {
                         price,
                         created_at,
                         expires_at,
+                        offer: None,
                     })
                 }
             ),
-        bytes().prop_map(|trade_id| Message::TradeAccept(TradeAccept { trade_id })),
+        bytes().prop_map(|trade_id| Message::TradeAccept(TradeAccept {
+            trade_id,
+            offer: None,
+        })),
         (bytes(), ".{0,20}")
             .prop_map(|(trade_id, reason)| Message::TradeReject(TradeReject { trade_id, reason })),
         (bytes(), ".{0,20}")

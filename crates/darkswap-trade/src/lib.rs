@@ -36,6 +36,7 @@ mod check;
 mod consensus;
 mod finalize;
 mod index;
+pub mod negotiation;
 mod runes;
 mod terms;
 mod wallet;

@@ -82,6 +82,7 @@ fn cancels_are_verified_on_any_topic() {
 fn trade_topic_and_garbage() {
     let accept = Message::TradeAccept(TradeAccept {
         trade_id: vec![1; 16],
+        offer: None,
     });
     assert!(validate_gossip(TRADE_TOPIC, &encode(&accept), 1 << 20, NOW).is_ok());
     let key = Keypair::generate_ed25519();
@@ -249,6 +250,7 @@ fn trade_messages_are_delivered_without_touching_the_book() {
     let (v, mut book, author, forwarder) = judge();
     let accept = Message::TradeAccept(TradeAccept {
         trade_id: vec![1; 16],
+        offer: None,
     });
     let data = encode(&accept);
     let verdict = v.handle_message(
