@@ -4,6 +4,7 @@
 //! what to send and when the trade's state changes. The steps, their
 //! messages and the state diagram are in `docs/trade.md`.
 
+mod registry;
 mod session;
 mod terms;
 mod wire;
@@ -14,6 +15,7 @@ use bitcoin::{Amount, Transaction};
 use darkswap_proto::{SignedTradeMessage, TradeMessageError, identity::PeerId};
 
 use crate::{BuildError, BuildOptions, CheckPolicy, PsbtCheckError, build::DEFAULT_FEE_RATE};
+pub use registry::{Trades, TradesOutput};
 pub use session::{Handled, Outpoints, Refusal, TradeSession};
 pub use terms::{FillError, for_fill};
 

@@ -2,8 +2,10 @@
 //! a trade and signs a PSBT's own inputs. [`KeyWallet`] is the built-in one:
 //! secp256k1 keys held in memory, P2WPKH and P2TR key-path outputs.
 
+use std::collections::BTreeSet;
+
 use bitcoin::{
-    Address, Amount, Network, Psbt, ScriptBuf, TxOut, Txid, ecdsa,
+    Address, Amount, Network, OutPoint, Psbt, ScriptBuf, TxOut, Txid, ecdsa,
     hashes::Hash,
     key::{CompressedPublicKey, Keypair, TapTweak},
     secp256k1::{All, Message, Secp256k1, SecretKey},
@@ -139,6 +141,15 @@ pub trait Wallet {
     /// partial signatures; finalization is [`crate::finalize`]. Call it
     /// through [`sign_approved`], which makes sure the PSBT was checked.
     fn sign_inputs(&self, psbt: &mut Psbt, inputs: &[usize]) -> Result<(), WalletError>;
+
+    /// The trade that `outpoints` were offered to ended without spending
+    /// them: they may be offered again. (A wallet does not offer a UTXO to
+    /// a second trade while the first one runs.)
+    fn release(&mut self, outpoints: &[OutPoint]);
+
+    /// The trade that `outpoints` were offered to completed: they are
+    /// spent and never offered again.
+    fn spent(&mut self, outpoints: &[OutPoint]);
 }
 
 /// Signs the side's own inputs of `psbt` if, and only if, it is the very
@@ -196,6 +207,8 @@ pub struct KeyWallet {
     network: Network,
     keys: Vec<WalletKey>,
     utxos: Vec<OfferedInput>,
+    /// UTXOs offered to a running trade: not offered to another one.
+    committed: BTreeSet<OutPoint>,
     secp: Secp256k1<All>,
 }
 
@@ -217,6 +230,7 @@ impl KeyWallet {
             network,
             keys: Vec::new(),
             utxos: Vec::new(),
+            committed: BTreeSet::new(),
             secp: Secp256k1::new(),
         }
     }
@@ -279,6 +293,7 @@ impl KeyWallet {
         let mut candidates: Vec<(&OfferedInput, u128)> = self
             .utxos
             .iter()
+            .filter(|u| !self.committed.contains(&u.outpoint))
             .filter(|u| u.holdings.len() == 1)
             .filter_map(|u| u.holdings.get(&gives.asset).map(|&n| (u, n)))
             .collect();
@@ -331,6 +346,7 @@ impl Wallet for KeyWallet {
         let mut plain: Vec<&OfferedInput> = self
             .utxos
             .iter()
+            .filter(|u| !self.committed.contains(&u.outpoint))
             .filter(|u| u.holdings.is_empty())
             .collect();
         plain.sort_by_key(|u| std::cmp::Reverse(u.prevout.value));
@@ -351,11 +367,23 @@ impl Wallet for KeyWallet {
                 available,
             });
         }
+        self.committed.extend(inputs.iter().map(|i| i.outpoint));
         Ok(Offer {
             inputs,
             receive,
             change,
         })
+    }
+
+    fn release(&mut self, outpoints: &[OutPoint]) {
+        for outpoint in outpoints {
+            self.committed.remove(outpoint);
+        }
+    }
+
+    fn spent(&mut self, outpoints: &[OutPoint]) {
+        self.release(outpoints);
+        self.utxos.retain(|u| !outpoints.contains(&u.outpoint));
     }
 
     fn sign_inputs(&self, psbt: &mut Psbt, inputs: &[usize]) -> Result<(), WalletError> {

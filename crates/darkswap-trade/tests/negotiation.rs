@@ -7,7 +7,7 @@ mod common;
 use std::time::Duration;
 
 use bitcoin::{Amount, Transaction};
-use common::{RUNE, maker_sells_runes};
+use common::{RUNE, maker_sells_runes, uncommitted};
 use darkswap_proto::{
     Asset, NewOrder, Order, PRICE_SCALE, PsbtCreate, Side, SignedTradeMessage, TradeMessageBody,
     TradeMessageError, TradePayload, VerifiedTradeMessage, identity::Keypair,
@@ -69,7 +69,7 @@ impl Pair {
         let fixture = maker_sells_runes(500, 25_000);
         let (maker_key, taker_key) = (Keypair::generate_ed25519(), Keypair::generate_ed25519());
         let order = order(&maker_key);
-        let mut taker_wallet = fixture.taker;
+        let mut taker_wallet = uncommitted(fixture.taker);
         let terms = for_fill(&order, amount).unwrap();
         let offer = taker_wallet
             .offer(&OfferRequest::for_trade(
@@ -96,7 +96,7 @@ impl Pair {
             maker_key,
             taker_key,
             order,
-            maker_wallet: fixture.maker,
+            maker_wallet: uncommitted(fixture.maker),
             taker_wallet,
             index: fixture.index,
             taker,

@@ -303,3 +303,11 @@ pub fn sign_both(swap: &Swap) -> Psbt {
         .expect("same transaction");
     combined
 }
+
+/// `wallet` with nothing committed to a trade (the fixture's offers above
+/// committed some of its UTXOs).
+pub fn uncommitted(mut wallet: KeyWallet) -> KeyWallet {
+    let all: Vec<OutPoint> = wallet.utxos().iter().map(|u| u.outpoint).collect();
+    wallet.release(&all);
+    wallet
+}

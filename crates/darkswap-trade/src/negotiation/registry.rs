@@ -1,0 +1,434 @@
+//! Every trade a node runs, as maker and as taker: routes messages to their
+//! session, answers proposals for the node's own orders, keeps each order's
+//! amount under negotiation reserved so two takers cannot both fill it, and
+//! tells the wallet when a trade's UTXOs are free again or spent.
+
+use std::collections::{HashMap, VecDeque};
+
+use bitcoin::{OutPoint, Transaction, Txid};
+use darkswap_proto::{
+    Order, OrderId, SignedTradeMessage, TradePayload,
+    identity::{Keypair, PeerId},
+};
+use web_time::Instant;
+
+use super::{
+    NegotiationConfig, Outpoints, Refusal, RefusalReason, TradeError, TradeId, TradeOutput,
+    TradeSession, TradeState, terms,
+};
+use crate::{InMemoryIndex, OfferRequest, Role, Wallet};
+
+/// What the shell must do for the node's trades.
+#[derive(Debug, Clone)]
+pub enum TradesOutput {
+    /// Send `message` to `peer` on `/darkswap/trade/1.0.0`.
+    Send {
+        /// The counterparty.
+        peer: PeerId,
+        /// The signed message.
+        message: SignedTradeMessage,
+    },
+    /// Look these outpoints up in the asset index, then call
+    /// [`Trades::handle_holdings`].
+    LookUpHoldings {
+        /// The trade.
+        trade: TradeId,
+        /// What to look up.
+        outpoints: Outpoints,
+    },
+    /// Broadcast `tx`, then call [`Trades::handle_broadcast`].
+    Broadcast {
+        /// The trade.
+        trade: TradeId,
+        /// The transaction.
+        tx: Transaction,
+    },
+    /// A trade's state changed.
+    StateChanged {
+        /// The trade.
+        trade: TradeId,
+        /// The order it fills.
+        order: OrderId,
+        /// This node's role.
+        role: Role,
+        /// The new state.
+        state: TradeState,
+    },
+    /// One of this node's orders was filled by `amount` base units: the
+    /// shell lowers the order (or drops it) and tells the network.
+    Filled {
+        /// The order.
+        order: OrderId,
+        /// Base units filled.
+        amount: u64,
+    },
+    /// `peer` misbehaved in a trade (a cheat or a forgery): lower its
+    /// reputation.
+    Penalize {
+        /// The peer.
+        peer: PeerId,
+        /// What it did (a [`TradeError::code`]).
+        reason: &'static str,
+    },
+}
+
+/// See the module docs.
+#[derive(Debug)]
+pub struct Trades {
+    key: Keypair,
+    me: PeerId,
+    config: NegotiationConfig,
+    /// Trades run at once at most; a maker refuses more as busy.
+    max_trades: usize,
+    sessions: HashMap<TradeId, TradeSession>,
+    /// This node's own orders, by id.
+    orders: HashMap<OrderId, Order>,
+    /// Base amount of each own order under negotiation.
+    reserved: HashMap<OrderId, u64>,
+    /// The base amount each running maker trade fills.
+    fills: HashMap<TradeId, u64>,
+    out: VecDeque<TradesOutput>,
+}
+
+impl Trades {
+    /// The trades of the node whose identity is `key`; at most
+    /// `max_trades` at once.
+    pub fn new(key: Keypair, config: NegotiationConfig, max_trades: usize) -> Self {
+        Trades {
+            me: key.public().to_peer_id(),
+            key,
+            config,
+            max_trades,
+            sessions: HashMap::new(),
+            orders: HashMap::new(),
+            reserved: HashMap::new(),
+            fills: HashMap::new(),
+            out: VecDeque::new(),
+        }
+    }
+
+    /// One of this node's orders, as it now stands (created, updated).
+    pub fn set_order(&mut self, order: Order) {
+        self.orders.insert(order.id, order);
+    }
+
+    /// One of this node's orders is gone (cancelled, expired, filled).
+    pub fn remove_order(&mut self, id: &OrderId) {
+        self.orders.remove(id);
+    }
+
+    /// What remains of own order `id` for a new trade: its amount less what
+    /// running trades reserve.
+    pub fn available(&self, id: &OrderId) -> Option<u64> {
+        let order = self.orders.get(id)?;
+        let reserved = self.reserved.get(id).copied().unwrap_or(0);
+        Some(order.amount.saturating_sub(reserved))
+    }
+
+    /// A trade's session.
+    pub fn get(&self, id: &TradeId) -> Option<&TradeSession> {
+        self.sessions.get(id)
+    }
+
+    /// Every trade, running or ended.
+    pub fn iter(&self) -> impl Iterator<Item = &TradeSession> {
+        self.sessions.values()
+    }
+
+    /// Takes `amount` base units of `order` (another node's) as trade `id`,
+    /// with inputs from `wallet`.
+    pub fn take(
+        &mut self,
+        id: TradeId,
+        order: &Order,
+        amount: u64,
+        wallet: &mut dyn Wallet,
+        now: Instant,
+        unix_now: u64,
+    ) -> Result<(), TradeError> {
+        if self.sessions.contains_key(&id) {
+            return Err(TradeError::Conflicting { step: 1 });
+        }
+        let terms = terms::for_fill(order, amount)?;
+        let request = OfferRequest::for_trade(
+            &terms,
+            Role::Taker,
+            &self.config.build,
+            self.config.fee_reserve,
+        );
+        let offer = wallet
+            .offer(&request)
+            .map_err(|e| TradeError::Wallet(e.to_string()))?;
+        let outpoints: Vec<OutPoint> = offer.inputs.iter().map(|i| i.outpoint).collect();
+        match TradeSession::take(
+            id,
+            self.key.clone(),
+            order,
+            amount,
+            offer,
+            self.config.clone(),
+            now,
+            unix_now,
+        ) {
+            Ok(session) => {
+                self.sessions.insert(id, session);
+                self.drain(id, wallet);
+                Ok(())
+            }
+            Err(error) => {
+                wallet.release(&outpoints);
+                Err(error)
+            }
+        }
+    }
+
+    /// A message `from` a peer on `/darkswap/trade/1.0.0`.
+    pub fn handle_message(
+        &mut self,
+        from: PeerId,
+        message: &SignedTradeMessage,
+        wallet: &mut dyn Wallet,
+        now: Instant,
+        unix_now: u64,
+    ) -> Result<(), TradeError> {
+        let verified = match message.verify() {
+            Ok(verified) => verified,
+            Err(error) => {
+                self.penalize(from, "forged");
+                return Err(TradeError::Message(error));
+            }
+        };
+        if verified.sender != from {
+            // Relayed in someone else's name: the stream's peer is the
+            // sender, or the message is not its to send.
+            self.penalize(from, "wrong_peer");
+            return Err(TradeError::WrongPeer);
+        }
+        if verified.recipient != self.me {
+            return Err(TradeError::NotForMe);
+        }
+        let id = TradeId::from_slice(&verified.body.trade_id)?;
+        let result = match self.sessions.get_mut(&id) {
+            Some(session) => session
+                .handle_message(&verified, wallet, now, unix_now)
+                .map(|_| ()),
+            None => match &verified.body.payload {
+                Some(TradePayload::Propose(_)) => {
+                    self.answer_proposal(id, &verified, wallet, now, unix_now);
+                    Ok(())
+                }
+                _ => Err(TradeError::WrongTrade),
+            },
+        };
+        if let Err(error) = &result
+            && error.is_misbehaviour()
+        {
+            self.penalize(from, error.code());
+        }
+        if self.sessions.contains_key(&id) {
+            self.drain(id, wallet);
+        }
+        result
+    }
+
+    /// The asset index's answer for [`TradesOutput::LookUpHoldings`].
+    pub fn handle_holdings(
+        &mut self,
+        trade: TradeId,
+        index: InMemoryIndex,
+        wallet: &mut dyn Wallet,
+        unix_now: u64,
+    ) -> Result<(), TradeError> {
+        let session = self
+            .sessions
+            .get_mut(&trade)
+            .ok_or(TradeError::WrongTrade)?;
+        let result = session.handle_holdings(index, wallet, unix_now);
+        self.drain(trade, wallet);
+        result
+    }
+
+    /// The broadcaster's answer for [`TradesOutput::Broadcast`].
+    pub fn handle_broadcast(
+        &mut self,
+        trade: TradeId,
+        result: Result<Txid, String>,
+        wallet: &mut dyn Wallet,
+        unix_now: u64,
+    ) -> Result<(), TradeError> {
+        let session = self
+            .sessions
+            .get_mut(&trade)
+            .ok_or(TradeError::WrongTrade)?;
+        let result = session.handle_broadcast(result, unix_now);
+        self.drain(trade, wallet);
+        result
+    }
+
+    /// Cancels a trade of this node (refused once a party signed).
+    pub fn cancel(
+        &mut self,
+        trade: TradeId,
+        reason: &str,
+        wallet: &mut dyn Wallet,
+        unix_now: u64,
+    ) -> Result<(), TradeError> {
+        let session = self
+            .sessions
+            .get_mut(&trade)
+            .ok_or(TradeError::WrongTrade)?;
+        let result = session.cancel(reason, unix_now);
+        self.drain(trade, wallet);
+        result
+    }
+
+    /// When [`Trades::handle_timeout`] is next due.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.sessions
+            .values()
+            .filter_map(TradeSession::poll_timeout)
+            .min()
+    }
+
+    /// Ends every trade whose deadline passed.
+    pub fn handle_timeout(&mut self, wallet: &mut dyn Wallet, now: Instant, unix_now: u64) {
+        let due: Vec<TradeId> = self
+            .sessions
+            .iter()
+            .filter(|(_, s)| s.poll_timeout().is_some_and(|t| t <= now))
+            .map(|(id, _)| *id)
+            .collect();
+        for id in due {
+            if let Some(session) = self.sessions.get_mut(&id) {
+                session.handle_timeout(now, unix_now);
+            }
+            self.drain(id, wallet);
+        }
+    }
+
+    /// The next thing the shell must do.
+    pub fn poll_output(&mut self) -> Option<TradesOutput> {
+        self.out.pop_front()
+    }
+
+    /// A proposal for a trade this node does not run yet: for one of its
+    /// own orders, with enough of it left and room for one more trade.
+    fn answer_proposal(
+        &mut self,
+        id: TradeId,
+        proposal: &darkswap_proto::VerifiedTradeMessage,
+        wallet: &mut dyn Wallet,
+        now: Instant,
+        unix_now: u64,
+    ) {
+        let order_id = OrderId::from_bytes(&proposal.body.order_id).ok();
+        let order = order_id.and_then(|id| self.orders.get(&id)).cloned();
+        let running = self
+            .sessions
+            .values()
+            .filter(|s| !s.state().is_final())
+            .count();
+        let refused = match &order {
+            None => Some(RefusalReason::OrderGone),
+            Some(_) if running >= self.max_trades => Some(RefusalReason::MakerBusy),
+            Some(_) => None,
+        };
+        let outcome = match (refused, order) {
+            (None, Some(order)) => {
+                let available = self.available(&order.id).unwrap_or(0);
+                TradeSession::accept(
+                    self.key.clone(),
+                    proposal,
+                    &order,
+                    available,
+                    wallet,
+                    self.config.clone(),
+                    now,
+                    unix_now,
+                )
+            }
+            (reason, _) => Err(Refusal::of(
+                &self.key,
+                proposal,
+                reason.unwrap_or(RefusalReason::OrderGone),
+                unix_now,
+            )),
+        };
+        match outcome {
+            Ok(session) => {
+                if let Some(TradePayload::Propose(p)) = &proposal.body.payload {
+                    *self.reserved.entry(session.order_id()).or_default() += p.amount;
+                    self.fills.insert(id, p.amount);
+                }
+                self.sessions.insert(id, session);
+            }
+            Err(refusal) => {
+                if let Some(message) = refusal.message {
+                    self.out.push_back(TradesOutput::Send {
+                        peer: proposal.sender,
+                        message,
+                    });
+                }
+            }
+        }
+    }
+
+    /// Moves a session's outputs to the node's, and settles a trade that
+    /// ended: its reservation, its UTXOs and, for the maker, the fill.
+    fn drain(&mut self, id: TradeId, wallet: &mut dyn Wallet) {
+        let Some(session) = self.sessions.get_mut(&id) else {
+            return;
+        };
+        let mut ended = None;
+        while let Some(output) = session.poll_output() {
+            self.out.push_back(match output {
+                TradeOutput::Send { peer, message } => TradesOutput::Send { peer, message },
+                TradeOutput::LookUpHoldings(outpoints) => TradesOutput::LookUpHoldings {
+                    trade: id,
+                    outpoints,
+                },
+                TradeOutput::Broadcast(tx) => TradesOutput::Broadcast { trade: id, tx },
+                TradeOutput::StateChanged(state) => {
+                    if state.is_final() {
+                        ended = Some(state.clone());
+                    }
+                    TradesOutput::StateChanged {
+                        trade: id,
+                        order: session.order_id(),
+                        role: session.role(),
+                        state,
+                    }
+                }
+            });
+        }
+        let Some(state) = ended else {
+            return;
+        };
+        let outpoints = session.own_outpoints();
+        let order = session.order_id();
+        let signed = session.is_signed();
+        if let Some(amount) = self.fills.remove(&id) {
+            if let Some(reserved) = self.reserved.get_mut(&order) {
+                *reserved = reserved.saturating_sub(amount);
+            }
+            if state == TradeState::Completed {
+                if let Some(order) = self.orders.get_mut(&order) {
+                    order.amount = order.amount.saturating_sub(amount);
+                }
+                self.out.push_back(TradesOutput::Filled { order, amount });
+            }
+        }
+        match state {
+            TradeState::Completed => wallet.spent(&outpoints),
+            // Once a party signed, the transaction may still be completed
+            // by whoever holds the signatures: the UTXOs stay committed
+            // until the wallet sees them spent or the user frees them.
+            _ if signed => {}
+            _ => wallet.release(&outpoints),
+        }
+    }
+
+    fn penalize(&mut self, peer: PeerId, reason: &'static str) {
+        self.out.push_back(TradesOutput::Penalize { peer, reason });
+    }
+}

@@ -1,0 +1,264 @@
+//! A node's trades: two takers racing for one order, a silent maker, a
+//! completed fill, forged and misrouted messages.
+
+mod common;
+
+use std::{collections::HashMap, time::Duration};
+
+use common::{RUNE, maker_sells_runes, uncommitted};
+use darkswap_proto::{
+    Asset, NewOrder, Order, PRICE_SCALE, Side, SignedTradeMessage,
+    identity::{Keypair, PeerId},
+};
+use darkswap_trade::{
+    InMemoryIndex, KeyWallet,
+    negotiation::{
+        NegotiationConfig, RefusalReason, TradeError, TradeId, TradeState, Trades, TradesOutput,
+    },
+};
+use web_time::Instant;
+
+const NOW: u64 = 1_800_000_000;
+
+/// A node: its trades and its wallet.
+struct Node {
+    key: Keypair,
+    trades: Trades,
+    wallet: KeyWallet,
+}
+
+impl Node {
+    fn new(wallet: KeyWallet) -> Self {
+        let key = Keypair::generate_ed25519();
+        Node {
+            trades: Trades::new(key.clone(), NegotiationConfig::default(), 8),
+            key,
+            wallet,
+        }
+    }
+
+    fn id(&self) -> PeerId {
+        self.key.public().to_peer_id()
+    }
+}
+
+/// Nodes on a wire that delivers every message, answering index look-ups
+/// from `index` and broadcasts at once.
+struct Net {
+    nodes: Vec<Node>,
+    index: InMemoryIndex,
+    t0: Instant,
+    /// Per node, the states its trades went through, the fills and the
+    /// penalties it asked for.
+    states: HashMap<(usize, TradeId), Vec<TradeState>>,
+    filled: Vec<(usize, u64)>,
+    penalties: Vec<(usize, PeerId, &'static str)>,
+    broadcasts: usize,
+}
+
+impl Net {
+    fn run(&mut self) {
+        loop {
+            let mut wire: Vec<(PeerId, PeerId, SignedTradeMessage)> = Vec::new();
+            for (i, node) in self.nodes.iter_mut().enumerate() {
+                let from = node.key.public().to_peer_id();
+                while let Some(output) = node.trades.poll_output() {
+                    match output {
+                        TradesOutput::Send { peer, message } => wire.push((from, peer, message)),
+                        TradesOutput::LookUpHoldings { trade, .. } => {
+                            let _ = node.trades.handle_holdings(
+                                trade,
+                                self.index.clone(),
+                                &mut node.wallet,
+                                NOW,
+                            );
+                        }
+                        TradesOutput::Broadcast { trade, tx } => {
+                            self.broadcasts += 1;
+                            let _ = node.trades.handle_broadcast(
+                                trade,
+                                Ok(tx.compute_txid()),
+                                &mut node.wallet,
+                                NOW,
+                            );
+                        }
+                        TradesOutput::StateChanged { trade, state, .. } => {
+                            self.states.entry((i, trade)).or_default().push(state)
+                        }
+                        TradesOutput::Filled { amount, .. } => self.filled.push((i, amount)),
+                        TradesOutput::Penalize { peer, reason } => {
+                            self.penalties.push((i, peer, reason))
+                        }
+                    }
+                }
+            }
+            if wire.is_empty() {
+                return;
+            }
+            for (from, to, message) in wire {
+                if let Some(node) = self.nodes.iter_mut().find(|n| n.id() == to) {
+                    let _ =
+                        node.trades
+                            .handle_message(from, &message, &mut node.wallet, self.t0, NOW);
+                }
+            }
+        }
+    }
+
+    fn last_state(&self, node: usize, trade: TradeId) -> Option<&TradeState> {
+        self.states.get(&(node, trade)).and_then(|s| s.last())
+    }
+}
+
+/// A maker (node 0) with an order of 1,000 runes at 50 sat, and two takers.
+fn market() -> (Net, Order) {
+    let first = maker_sells_runes(500, 25_000);
+    let second = maker_sells_runes(500, 25_000);
+    let maker = Node::new(uncommitted(first.maker));
+    let order = NewOrder {
+        side: Side::Sell,
+        base: RUNE,
+        quote: Asset::Btc,
+        amount: 1_000,
+        price: 50 * PRICE_SCALE,
+        created_at: NOW,
+        expires_at: NOW + 3600,
+        nonce: 9,
+    }
+    .sign(&maker.key)
+    .unwrap()
+    .verify()
+    .unwrap();
+    let mut net = Net {
+        nodes: vec![
+            maker,
+            Node::new(uncommitted(first.taker)),
+            Node::new(uncommitted(second.taker)),
+        ],
+        index: first.index,
+        t0: Instant::now(),
+        states: HashMap::new(),
+        filled: Vec::new(),
+        penalties: Vec::new(),
+        broadcasts: 0,
+    };
+    net.nodes[0].trades.set_order(order.clone());
+    (net, order)
+}
+
+fn take(net: &mut Net, taker: usize, trade: u8, order: &Order, amount: u64) -> TradeId {
+    let id = TradeId::new([trade; 32]);
+    let node = &mut net.nodes[taker];
+    node.trades
+        .take(id, order, amount, &mut node.wallet, net.t0, NOW)
+        .unwrap();
+    id
+}
+
+#[test]
+fn two_takers_race_for_one_order_and_the_second_is_refused() {
+    let (mut net, order) = market();
+    let first = take(&mut net, 1, 1, &order, 600);
+    let second = take(&mut net, 2, 2, &order, 600);
+    net.run();
+    assert_eq!(net.last_state(1, first), Some(&TradeState::Completed));
+    assert_eq!(net.last_state(0, first), Some(&TradeState::Completed));
+    assert_eq!(
+        net.last_state(2, second),
+        Some(&TradeState::Rejected(RefusalReason::AmountAboveRemaining))
+    );
+    assert_eq!(net.broadcasts, 1);
+    // The maker filled 600 of 1,000: 400 left for the next taker.
+    assert_eq!(net.filled, [(0, 600)]);
+    assert_eq!(net.nodes[0].trades.available(&order.id), Some(400));
+    assert!(net.penalties.is_empty());
+}
+
+#[test]
+fn a_silent_maker_times_out_and_the_takers_utxos_are_free_again() {
+    let (mut net, order) = market();
+    let id = take(&mut net, 1, 1, &order, 500);
+    // The maker never answers: drop what the taker sends.
+    while net.nodes[1].trades.poll_output().is_some() {}
+    let due = net.nodes[1].trades.poll_timeout().unwrap();
+    assert_eq!(due, net.t0 + Duration::from_secs(30));
+    let node = &mut net.nodes[1];
+    node.trades.handle_timeout(&mut node.wallet, due, NOW + 30);
+    assert!(matches!(
+        node.trades.get(&id).unwrap().state(),
+        TradeState::TimedOut { .. }
+    ));
+    // The same wallet can fund the same trade again: its UTXOs were
+    // released (it holds just enough for two such takes at once).
+    take(&mut net, 1, 2, &order, 500);
+    take(&mut net, 1, 3, &order, 500);
+    let node = &mut net.nodes[1];
+    let err = node
+        .trades
+        .take(
+            TradeId::new([4; 32]),
+            &order,
+            500,
+            &mut node.wallet,
+            net.t0,
+            NOW,
+        )
+        .unwrap_err();
+    assert!(matches!(err, TradeError::Wallet(_)), "{err:?}");
+}
+
+#[test]
+fn a_proposal_for_an_unknown_order_is_refused_as_gone() {
+    let (mut net, mut order) = market();
+    order.id = darkswap_proto::OrderId::of_body(b"not an order of this maker");
+    let id = take(&mut net, 1, 1, &order, 500);
+    net.run();
+    assert_eq!(
+        net.last_state(1, id),
+        Some(&TradeState::Rejected(RefusalReason::OrderGone))
+    );
+}
+
+#[test]
+fn a_message_sent_in_another_peers_name_costs_its_sender() {
+    let (mut net, order) = market();
+    take(&mut net, 1, 1, &order, 500);
+    let Some(TradesOutput::Send { message, .. }) = net.nodes[1].trades.poll_output() else {
+        panic!("the proposal")
+    };
+    // Taker 2 relays taker 1's proposal as if it were its own stream.
+    let impostor = net.nodes[2].id();
+    let maker = &mut net.nodes[0];
+    let result = maker
+        .trades
+        .handle_message(impostor, &message, &mut maker.wallet, net.t0, NOW);
+    assert_eq!(result, Err(TradeError::WrongPeer));
+    assert!(matches!(
+        maker.trades.poll_output(),
+        Some(TradesOutput::Penalize { peer, reason: "wrong_peer" }) if peer == impostor
+    ));
+    // A forged signature.
+    let mut forged = message.clone();
+    forged.signature[5] ^= 1;
+    let taker = net.nodes[1].id();
+    let maker = &mut net.nodes[0];
+    assert!(matches!(
+        maker
+            .trades
+            .handle_message(taker, &forged, &mut maker.wallet, net.t0, NOW),
+        Err(TradeError::Message(_))
+    ));
+    assert!(matches!(
+        maker.trades.poll_output(),
+        Some(TradesOutput::Penalize {
+            reason: "forged",
+            ..
+        })
+    ));
+    // The genuine one, from its sender, is answered.
+    maker
+        .trades
+        .handle_message(taker, &message, &mut maker.wallet, net.t0, NOW)
+        .unwrap();
+    assert_eq!(maker.trades.available(&order.id), Some(500));
+}
