@@ -151,6 +151,27 @@ pub enum NetworkEvent {
         /// Why.
         error: OrderbookError,
     },
+    /// A trade of this node changed state.
+    TradeUpdated {
+        /// The trade.
+        trade_id: crate::trade::TradeId,
+        /// The order it fills.
+        order_id: darkswap_proto::OrderId,
+        /// The counterparty.
+        peer_id: PeerId,
+        /// This node's side.
+        role: crate::trade::Role,
+        /// The new state.
+        state: crate::trade::TradeState,
+    },
+    /// One of this node's orders was filled by `amount` base units in a
+    /// completed trade.
+    OrderFilled {
+        /// The order.
+        order_id: darkswap_proto::OrderId,
+        /// Base units filled.
+        amount: u64,
+    },
     /// A peer's orderbook snapshot was merged.
     OrderbookSynced {
         /// The peer that answered.

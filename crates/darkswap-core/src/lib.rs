@@ -42,6 +42,7 @@ pub mod relay_keeper;
 pub mod reputation;
 pub mod sync;
 mod time;
+pub mod trade;
 
 #[cfg(test)]
 mod fixtures;

@@ -42,6 +42,8 @@ pub(crate) struct Behaviour {
     pub(crate) stream: Toggle<libp2p_stream::Behaviour>,
     pub(crate) sync: request_response::Behaviour<SyncCodec>,
     pub(crate) auth: crate::auth::Behaviour,
+    /// `/darkswap/trade/1.0.0`, when the node trades.
+    pub(crate) trade: Toggle<request_response::Behaviour<crate::trade::TradeCodec>>,
 }
 
 /// Gossipsub as DarkSwap runs it: signed messages, strict validation,
@@ -169,6 +171,11 @@ fn build(
             request_response::Config::default().with_request_timeout(config.connection_timeout),
         ),
         auth: crate::auth::behaviour(config.connection_timeout),
+        trade: config
+            .trading
+            .is_some()
+            .then(|| crate::trade::behaviour(config.max_message_size, config.connection_timeout))
+            .into(),
     })
 }
 

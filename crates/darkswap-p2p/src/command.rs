@@ -14,7 +14,11 @@ use darkswap_core::{
 use libp2p::{Multiaddr, PeerId};
 use tokio::sync::oneshot;
 
-use crate::{error::Error, network::PeerInfo};
+use crate::{
+    error::{Error, TradeCommandError},
+    network::{PeerInfo, TradeInfo},
+};
+use darkswap_core::trade::TradeId;
 
 type Reply<T> = oneshot::Sender<T>;
 
@@ -24,6 +28,7 @@ pub(crate) enum Command {
     Orderbook(OrderbookCommand),
     Auth(AuthCommand),
     Reputation(ReputationCommand),
+    Trade(TradeCommand),
     Shutdown { reply: Reply<()> },
 }
 
@@ -40,8 +45,26 @@ concern!(
     Swarm(SwarmCommand),
     Orderbook(OrderbookCommand),
     Auth(AuthCommand),
-    Reputation(ReputationCommand)
+    Reputation(ReputationCommand),
+    Trade(TradeCommand)
 );
+
+/// Trades: take an order, cancel, list.
+#[derive(Debug)]
+pub(crate) enum TradeCommand {
+    Take {
+        order_id: OrderId,
+        amount: u64,
+        reply: Reply<Result<TradeId, TradeCommandError>>,
+    },
+    Cancel {
+        trade_id: TradeId,
+        reply: Reply<Result<(), TradeCommandError>>,
+    },
+    List {
+        reply: Reply<Vec<TradeInfo>>,
+    },
+}
 
 /// Connections, listeners, topics and the DHT.
 #[derive(Debug)]

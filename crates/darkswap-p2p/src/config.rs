@@ -134,6 +134,10 @@ pub struct NetworkConfig {
     /// second while it stays over. Default: 100 a second, bursts of 500
     /// ([`GossipRateLimit::default`]).
     pub gossip_rate_limit: GossipRateLimit,
+    /// What the node trades with. With it, the node speaks
+    /// `/darkswap/trade/1.0.0`, answers proposals for its own orders and can
+    /// take others'. Default: none (the node does not trade).
+    pub trading: Option<crate::trade::Trading>,
 }
 
 /// How many libp2p connections a node keeps, and the memory use above which
@@ -192,6 +196,7 @@ impl Default for NetworkConfig {
             reputation: ReputationConfig::default(),
             connection_limits: ConnectionLimits::default(),
             gossip_rate_limit: GossipRateLimit::default(),
+            trading: None,
         }
     }
 }
@@ -290,6 +295,12 @@ impl NetworkConfig {
     /// The book reconciliation policy (`sync`).
     pub fn with_sync(mut self, config: SyncConfig) -> Self {
         self.sync = config;
+        self
+    }
+
+    /// What the node trades with (`trading`).
+    pub fn with_trading(mut self, trading: crate::trade::Trading) -> Self {
+        self.trading = Some(trading);
         self
     }
 

@@ -119,6 +119,30 @@ impl From<OwnOrderError> for OrderbookCommandError {
     }
 }
 
+/// Why an operation of [`TradesHandle`](crate::TradesHandle) failed.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[non_exhaustive]
+pub enum TradeCommandError {
+    /// The node was built without [`Trading`](crate::Trading).
+    #[error("this node does not trade")]
+    NotTrading,
+    /// The order is not in the node's book.
+    #[error("order {0} is not in the book")]
+    UnknownOrder(OrderId),
+    /// The order is this node's own.
+    #[error("order {0} is this node's own")]
+    OwnOrder(OrderId),
+    /// The negotiation refused it (amount, wallet, a signed trade, ...).
+    #[error(transparent)]
+    Trade(darkswap_trade::negotiation::TradeError),
+    /// The OS gave no randomness for a trade id.
+    #[error("no randomness: {0}")]
+    Randomness(String),
+    /// The swarm task did not take or answer the command.
+    #[error(transparent)]
+    Command(#[from] CommandError),
+}
+
 /// Why an operation of [`AuthHandle`](crate::AuthHandle) failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]

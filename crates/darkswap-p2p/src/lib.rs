@@ -41,6 +41,7 @@ mod network;
 mod perf;
 mod swarm_task;
 mod sync;
+mod trade;
 
 pub use behaviour::{KAD_PROTOCOL, gossipsub_behaviour};
 pub use config::{ConnectionLimits, Identity, KadMode, NetworkConfig};
@@ -56,13 +57,19 @@ pub use darkswap_core::{
     },
     sync::SyncConfig,
 };
-pub use error::{AuthCommandError, CommandError, Error, OrderbookCommandError, PerfError};
+/// The trade layer this node runs (PSBTs, wallets, the negotiation).
+pub use darkswap_trade;
+pub use error::{
+    AuthCommandError, CommandError, Error, OrderbookCommandError, PerfError, TradeCommandError,
+};
 pub use identity::load_or_create_keypair;
 pub use network::{
-    AuthHandle, Network, NetworkHandle, OrderbookHandle, PeerInfo, ReputationHandle,
+    AuthHandle, Network, NetworkHandle, OrderbookHandle, PeerInfo, ReputationHandle, TradeInfo,
+    TradesHandle,
 };
 pub use perf::{PERF_PROTOCOL, PerfReport};
 pub use sync::SYNC_PROTOCOL;
+pub use trade::{Broadcaster, HoldingsSource, TRADE_PROTOCOL, Trading};
 
 /// The sans-IO state machines this SDK runs, and the wire crate.
 pub use darkswap_core as core;

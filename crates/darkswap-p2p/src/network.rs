@@ -23,10 +23,12 @@ use crate::{
 mod auth;
 mod orderbook;
 mod reputation;
+mod trades;
 
 pub use auth::AuthHandle;
 pub use orderbook::OrderbookHandle;
 pub use reputation::ReputationHandle;
+pub use trades::{TradeInfo, TradesHandle};
 
 /// A connected peer, as [`NetworkHandle::peers`] reports it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -105,6 +107,11 @@ impl NetworkHandle {
     /// Peer scores and bans.
     pub fn reputation(&self) -> ReputationHandle<'_> {
         ReputationHandle { handle: self }
+    }
+
+    /// Trades: take an order, cancel, list.
+    pub fn trades(&self) -> TradesHandle<'_> {
+        TradesHandle { handle: self }
     }
 
     /// Sends a command of any concern and waits (bounded by

@@ -42,6 +42,7 @@ use crate::{
 
 mod commands;
 mod events;
+mod trading;
 
 /// How long a graceful shutdown waits for connections to close.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
@@ -91,6 +92,10 @@ pub(crate) struct SwarmTask {
     /// pool: a joiner's verification runs on every core, and this task
     /// stays free for the swarm. As many as the sync keeps fetches in
     /// flight.
+    /// The node's trades, when it trades.
+    trading: Option<trading::TradingState>,
+    /// Asset index look-ups and broadcasts in flight.
+    trade_io: FuturesUnordered<trading::TradeIoFuture>,
     verifying: FuturesUnordered<
         futures::future::BoxFuture<
             'static,
@@ -142,6 +147,10 @@ pub(crate) async fn spawn(
         None => None,
     };
     let t0 = now();
+    let trading = config
+        .trading
+        .as_ref()
+        .map(|t| trading::TradingState::new(key.clone(), t));
     let mut task = SwarmTask {
         book: Orderbook::new(config.orderbook.clone()),
         gossip_rate: GossipRateLimiter::new(config.gossip_rate_limit),
@@ -159,6 +168,8 @@ pub(crate) async fn spawn(
             .map_err(|e| build_err(&e))?,
         next_prune: t0.instant + PRUNE_INTERVAL,
         verifying: FuturesUnordered::new(),
+        trading,
+        trade_io: FuturesUnordered::new(),
         swarm,
         commands,
         events,
@@ -229,6 +240,9 @@ impl SwarmTask {
                 Some((peer, verified)) = self.verifying.next(), if !self.verifying.is_empty() => {
                     self.on_verified(peer, verified);
                 }
+                Some(io) = self.trade_io.next(), if !self.trade_io.is_empty() => {
+                    self.on_trade_io(io);
+                }
                 () = tokio::time::sleep_until(deadline.into()) => self.on_timeout(now()),
             }
             self.perform_outputs();
@@ -247,6 +261,7 @@ impl SwarmTask {
             Some(self.own_orders.poll_timeout()),
             Some(self.sync.poll_timeout()),
             self.relays.poll_timeout(),
+            self.trading.as_ref().and_then(|t| t.trades.poll_timeout()),
             ban_expiry,
         ]
         .into_iter()
@@ -260,6 +275,7 @@ impl SwarmTask {
         self.relays.handle_timeout(&mut self.auth, now);
         self.own_orders.handle_timeout(&mut self.book, now);
         self.sync.handle_timeout(&self.book, now.instant);
+        self.on_trade_timeout(now);
         for peer in self.reputation.expire(now.wall) {
             self.lift_ban(peer);
         }

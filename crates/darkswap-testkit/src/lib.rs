@@ -4,6 +4,8 @@
 //! Everything here panics with a clear message instead of returning errors:
 //! it is only for tests.
 
+pub mod trade;
+
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use darkswap_p2p::{

@@ -11,24 +11,8 @@ use darkswap_proto::Asset;
 /// `TxOut::value`.
 pub type Holdings = BTreeMap<Asset, u128>;
 
-/// One party of a trade.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Role {
-    /// The party whose order was on the book.
-    Maker,
-    /// The party that took the order. It builds the PSBT and pays the fee.
-    Taker,
-}
-
-impl Role {
-    /// The counterparty.
-    pub fn other(self) -> Role {
-        match self {
-            Role::Maker => Role::Taker,
-            Role::Taker => Role::Maker,
-        }
-    }
-}
+/// One party of a trade (the taker builds the PSBT and pays the fee).
+pub use darkswap_core::trade::Role;
 
 /// An amount of one asset: satoshis for BTC, the smallest unit for a rune or
 /// an alkane. `u128` because rune balances are `u128` in the runes protocol.

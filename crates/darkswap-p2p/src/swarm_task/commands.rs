@@ -20,6 +20,7 @@ impl SwarmTask {
             Command::Orderbook(c) => self.on_orderbook_command(c),
             Command::Auth(c) => self.on_auth_command(c),
             Command::Reputation(c) => self.on_reputation_command(c),
+            Command::Trade(c) => self.on_trade_command(c),
             Command::Shutdown { .. } => unreachable!("the run loop handles shutdown"),
         }
     }

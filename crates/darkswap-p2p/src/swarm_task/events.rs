@@ -171,6 +171,7 @@ impl SwarmTask {
                 self.rtts.insert(peer, rtt);
             }
             BehaviourEvent::Sync(event) => self.on_sync(event),
+            BehaviourEvent::Trade(event) => self.on_trade(event),
             BehaviourEvent::Auth(event) => self.on_auth(event),
             BehaviourEvent::RelayClient(relay::client::Event::ReservationReqAccepted {
                 relay_peer_id,

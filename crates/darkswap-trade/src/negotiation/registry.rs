@@ -87,6 +87,9 @@ pub struct Trades {
     reserved: HashMap<OrderId, u64>,
     /// The base amount each running maker trade fills.
     fills: HashMap<TradeId, u64>,
+    /// Base amount of each own order filled by completed trades (until the
+    /// order itself says less remains).
+    filled: HashMap<OrderId, u64>,
     out: VecDeque<TradesOutput>,
 }
 
@@ -103,26 +106,35 @@ impl Trades {
             orders: HashMap::new(),
             reserved: HashMap::new(),
             fills: HashMap::new(),
+            filled: HashMap::new(),
             out: VecDeque::new(),
         }
     }
 
-    /// One of this node's orders, as it now stands (created, updated).
+    /// One of this node's orders, as its maker signed it (created,
+    /// restored). Fills of completed trades stay deducted from it.
     pub fn set_order(&mut self, order: Order) {
         self.orders.insert(order.id, order);
     }
 
-    /// One of this node's orders is gone (cancelled, expired, filled).
+    /// One of this node's orders is gone (cancelled, expired).
     pub fn remove_order(&mut self, id: &OrderId) {
         self.orders.remove(id);
+        self.filled.remove(id);
     }
 
-    /// What remains of own order `id` for a new trade: its amount less what
-    /// running trades reserve.
+    /// The ids of the own orders this registry knows.
+    pub fn order_ids(&self) -> impl Iterator<Item = &OrderId> {
+        self.orders.keys()
+    }
+
+    /// What remains of own order `id` for a new trade: its amount less
+    /// what completed trades filled and running ones reserve.
     pub fn available(&self, id: &OrderId) -> Option<u64> {
         let order = self.orders.get(id)?;
         let reserved = self.reserved.get(id).copied().unwrap_or(0);
-        Some(order.amount.saturating_sub(reserved))
+        let filled = self.filled.get(id).copied().unwrap_or(0);
+        Some(order.amount.saturating_sub(reserved).saturating_sub(filled))
     }
 
     /// A trade's session.
@@ -207,7 +219,7 @@ impl Trades {
         if verified.recipient != self.me {
             return Err(TradeError::NotForMe);
         }
-        let id = TradeId::from_slice(&verified.body.trade_id)?;
+        let id = TradeId::from_slice(&verified.body.trade_id).ok_or(TradeError::WrongTrade)?;
         let result = match self.sessions.get_mut(&id) {
             Some(session) => session
                 .handle_message(&verified, wallet, now, unix_now)
@@ -412,9 +424,7 @@ impl Trades {
                 *reserved = reserved.saturating_sub(amount);
             }
             if state == TradeState::Completed {
-                if let Some(order) = self.orders.get_mut(&order) {
-                    order.amount = order.amount.saturating_sub(amount);
-                }
+                *self.filled.entry(order).or_default() += amount;
                 self.out.push_back(TradesOutput::Filled { order, amount });
             }
         }

@@ -129,7 +129,7 @@ impl TradeSession {
         let Some(TradePayload::Propose(propose)) = &proposal.body.payload else {
             return Err(refuse(RefusalReason::InvalidOffer));
         };
-        let Ok(id) = TradeId::from_slice(&proposal.body.trade_id) else {
+        let Some(id) = TradeId::from_slice(&proposal.body.trade_id) else {
             return Err(refuse(RefusalReason::InvalidOffer));
         };
         if proposal.body.step != step::PROPOSE

@@ -1,0 +1,195 @@
+//! Trades between two real nodes over `/darkswap/trade/1.0.0`: directly on
+//! loopback TCP, and with the maker reachable only through a relay circuit.
+//! Real PSBTs, real signatures, the consensus library on both sides; the
+//! broadcaster records what it got.
+
+use darkswap_p2p::{
+    Identity, Keypair, Network, NetworkEvent, OrderbookChange, PeerId,
+    core::trade::{Role, TradeId, TradeState},
+    darkswap_trade::InMemoryIndex,
+    proto::{Asset, NewOrder, OrderId, PRICE_SCALE, Side},
+};
+use darkswap_testkit::{
+    EVENT_TIMEOUT, TestRelay, spawn_node, test_config,
+    trade::{RecordingBroadcaster, TEST_RUNE, funded_wallet, trading},
+    wait_for, wait_subscribed,
+};
+use libp2p::multiaddr::Protocol;
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("after 1970")
+        .as_secs()
+}
+
+/// The maker's order: 1,000 of the test rune at 50 sat each.
+fn rune_sale() -> NewOrder {
+    let now = unix_now();
+    NewOrder {
+        side: Side::Sell,
+        base: TEST_RUNE,
+        quote: Asset::Btc,
+        amount: 1_000,
+        price: 50 * PRICE_SCALE,
+        created_at: now,
+        expires_at: now + 3600,
+        nonce: 1,
+    }
+}
+
+async fn wait_in_book(net: &mut Network, id: OrderId) {
+    wait_for(net, "the order in the book", EVENT_TIMEOUT, |e| match e {
+        NetworkEvent::OrderbookChanged(OrderbookChange::Added(o)) if o.id == id => Some(()),
+        _ => None,
+    })
+    .await;
+}
+
+/// Waits until `trade` ends on `net`; its last state, and the order filled
+/// if this node is the maker.
+async fn wait_trade_end(net: &mut Network, trade: Option<TradeId>) -> (TradeState, Option<u64>) {
+    let mut filled = None;
+    loop {
+        let (state, role) = wait_for(net, "a trade step", EVENT_TIMEOUT, |e| match e {
+            NetworkEvent::TradeUpdated {
+                trade_id,
+                state,
+                role,
+                ..
+            } if trade.is_none_or(|t| t == *trade_id) => Some((state.clone(), *role)),
+            NetworkEvent::OrderFilled { amount, .. } => {
+                filled = Some(*amount);
+                None
+            }
+            _ => None,
+        })
+        .await;
+        if state.is_final() {
+            if role == Role::Maker && state == TradeState::Completed {
+                // The fill is reported right after the last step.
+                let amount = wait_for(net, "OrderFilled", EVENT_TIMEOUT, |e| match e {
+                    NetworkEvent::OrderFilled { amount, .. } => Some(*amount),
+                    _ => None,
+                })
+                .await;
+                filled = Some(amount);
+            }
+            return (state, filled);
+        }
+    }
+}
+
+struct Market {
+    index: InMemoryIndex,
+    broadcaster: RecordingBroadcaster,
+}
+
+impl Market {
+    fn new() -> Self {
+        Market {
+            index: InMemoryIndex::new(),
+            broadcaster: RecordingBroadcaster::default(),
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_taker_takes_half_of_a_makers_rune_order_directly() {
+    let mut market = Market::new();
+    let maker_wallet = funded_wallet(1, 1_000, 20_000, &mut market.index);
+    let taker_wallet = funded_wallet(3, 0, 200_000, &mut market.index);
+    let (mut maker, maker_addr) = spawn_node(test_config().with_trading(trading(
+        maker_wallet,
+        &market.index,
+        &market.broadcaster,
+    )))
+    .await;
+    let (mut taker, _) = spawn_node(test_config().with_trading(trading(
+        taker_wallet,
+        &market.index,
+        &market.broadcaster,
+    )))
+    .await;
+    taker.dial(maker_addr).await.unwrap();
+    wait_subscribed(&mut taker, maker.local_peer_id()).await;
+    let (order, _) = maker.orderbook().create(rune_sale()).await.unwrap();
+    wait_in_book(&mut taker, order.id).await;
+
+    let trade = taker.trades().take(order.id, 500).await.unwrap();
+    let (taker_end, _) = wait_trade_end(&mut taker, Some(trade)).await;
+    let (maker_end, filled) = wait_trade_end(&mut maker, Some(trade)).await;
+    assert_eq!(taker_end, TradeState::Completed);
+    assert_eq!(maker_end, TradeState::Completed);
+    assert_eq!(filled, Some(500));
+    let got = market.broadcaster.got.lock().unwrap().clone();
+    assert_eq!(got.len(), 1, "broadcast once");
+    // Both list it, with the transaction's id.
+    let listed = taker.trades().list().await.unwrap();
+    assert_eq!(listed.len(), 1);
+    assert_eq!(
+        listed[0].txid.as_deref(),
+        Some(got[0].compute_txid().to_string().as_str())
+    );
+    assert_eq!(maker.trades().list().await.unwrap()[0].role, Role::Maker);
+
+    // The rest is still there for the next taker; more is refused.
+    let again = taker.trades().take(order.id, 600).await.unwrap();
+    let (state, _) = wait_trade_end(&mut taker, Some(again)).await;
+    assert!(
+        matches!(state, TradeState::Rejected(r) if r.code() == "amount_above_remaining"),
+        "{state:?}"
+    );
+    maker.shutdown().await.unwrap();
+    taker.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_taker_reaches_a_relay_only_maker_through_the_circuit_and_trades() {
+    let relay = TestRelay::spawn().await;
+    let mut market = Market::new();
+    let maker_wallet = funded_wallet(5, 1_000, 20_000, &mut market.index);
+    let taker_wallet = funded_wallet(7, 0, 200_000, &mut market.index);
+    let maker_key = Keypair::generate_ed25519();
+    let mut maker = Network::new(
+        test_config()
+            .with_identity(Identity::Keypair(maker_key))
+            .with_relay_peers(vec![relay.addr.clone()])
+            .with_trading(trading(maker_wallet, &market.index, &market.broadcaster)),
+    )
+    .await
+    .unwrap();
+    let maker_id: PeerId = maker.local_peer_id();
+    wait_for(&mut maker, "RelayReserved", EVENT_TIMEOUT, |e| {
+        matches!(e, NetworkEvent::RelayReserved { .. }).then_some(())
+    })
+    .await;
+    let mut taker = Network::new(test_config().with_trading(trading(
+        taker_wallet,
+        &market.index,
+        &market.broadcaster,
+    )))
+    .await
+    .unwrap();
+    let circuit = relay
+        .addr
+        .clone()
+        .with(Protocol::P2pCircuit)
+        .with(Protocol::P2p(maker_id));
+    assert_eq!(taker.dial(circuit).await.unwrap(), maker_id);
+    wait_subscribed(&mut taker, maker_id).await;
+    let peers = taker.peers().await.unwrap();
+    assert!(peers.iter().any(|p| p.peer_id == maker_id && p.relayed));
+
+    let (order, _) = maker.orderbook().create(rune_sale()).await.unwrap();
+    wait_in_book(&mut taker, order.id).await;
+    let trade = taker.trades().take(order.id, 500).await.unwrap();
+    let (taker_end, _) = wait_trade_end(&mut taker, Some(trade)).await;
+    assert_eq!(taker_end, TradeState::Completed);
+    let (maker_end, filled) = wait_trade_end(&mut maker, Some(trade)).await;
+    assert_eq!(maker_end, TradeState::Completed);
+    assert_eq!(filled, Some(500));
+    assert_eq!(market.broadcaster.got.lock().unwrap().len(), 1);
+    maker.shutdown().await.unwrap();
+    taker.shutdown().await.unwrap();
+}
