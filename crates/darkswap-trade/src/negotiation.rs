@@ -4,6 +4,7 @@
 //! what to send and when the trade's state changes. The steps, their
 //! messages and the state diagram are in `docs/trade.md`.
 
+mod refusal;
 mod registry;
 mod session;
 mod terms;
@@ -16,8 +17,9 @@ use darkswap_proto::{SignedTradeMessage, TradeMessageError, identity::PeerId};
 
 use crate::{BuildError, BuildOptions, CheckPolicy, PsbtCheckError, build::DEFAULT_FEE_RATE};
 pub use darkswap_core::trade::{RefusalReason, TradeId, TradeState};
+pub use refusal::Refusal;
 pub use registry::{Trades, TradesOutput};
-pub use session::{Handled, Outpoints, Refusal, TradeSession};
+pub use session::{Handled, Outpoints, TradeSession};
 pub use terms::{FillError, for_fill};
 
 /// The steps of a trade, in order; each message carries its step number.

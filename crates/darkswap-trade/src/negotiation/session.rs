@@ -7,15 +7,15 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use bitcoin::{OutPoint, Psbt, Transaction, Txid};
 use darkswap_proto::{
     Order, OrderId, PsbtBroadcast, PsbtCreate, PsbtFinalize, PsbtSign, SignedTradeMessage,
-    TradeAccept, TradeCancel, TradeMessageBody, TradePayload, TradePropose, TradeReject,
-    TradeSignature, VerifiedTradeMessage,
+    TradeAccept, TradeCancel, TradeMessageBody, TradePayload, TradePropose, TradeSignature,
+    VerifiedTradeMessage,
     identity::{Keypair, PeerId},
 };
 use web_time::Instant;
 
 use super::{
-    NegotiationConfig, RefusalReason, TradeError, TradeId, TradeOutput, TradeState, step, terms,
-    wire,
+    NegotiationConfig, Refusal, RefusalReason, TradeError, TradeId, TradeOutput, TradeState, step,
+    terms, wire,
 };
 use crate::{
     Approved, InMemoryIndex, Offer, OfferRequest, Role, Terms, Trade, Wallet, build_psbt,
@@ -718,56 +718,10 @@ impl TradeSession {
     }
 }
 
-/// A refusal of a proposal: the message to send back, and why.
-#[derive(Debug, Clone)]
-pub struct Refusal {
-    /// Why.
-    pub reason: RefusalReason,
-    /// The signed `TradeReject` for the taker.
-    pub message: Option<SignedTradeMessage>,
-}
-
-impl Refusal {
-    fn new(
-        key: &Keypair,
-        proposal: &VerifiedTradeMessage,
-        reason: RefusalReason,
-        unix_now: u64,
-    ) -> Self {
-        let body = TradeMessageBody {
-            trade_id: proposal.body.trade_id.clone(),
-            order_id: proposal.body.order_id.clone(),
-            step: step::ACCEPT,
-            sender: key.public().to_peer_id().to_bytes(),
-            recipient: proposal.sender.to_bytes(),
-            sent_at: unix_now,
-            payload: Some(TradePayload::Reject(TradeReject {
-                trade_id: proposal.body.trade_id.clone(),
-                reason: reason.code().to_owned(),
-            })),
-        };
-        Refusal {
-            reason,
-            message: body.sign(key).ok(),
-        }
-    }
-
-    /// A refusal of `proposal` for `reason`, made by whoever holds `key`
-    /// (the maker, when the refusal is decided before any session exists).
-    pub fn of(
-        key: &Keypair,
-        proposal: &VerifiedTradeMessage,
-        reason: RefusalReason,
-        unix_now: u64,
-    ) -> Self {
-        Refusal::new(key, proposal, reason, unix_now)
-    }
-}
-
 /// Outpoints of a set, for [`TradeOutput::LookUpHoldings`].
 pub type Outpoints = BTreeSet<OutPoint>;
 
-trait BodyBytes {
+pub(super) trait BodyBytes {
     fn body_bytes(&self) -> Vec<u8>;
 }
 
