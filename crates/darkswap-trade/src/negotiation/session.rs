@@ -247,6 +247,11 @@ impl TradeSession {
         &self.terms
     }
 
+    /// The terms and both offers, once both sides made theirs.
+    pub fn trade(&self) -> Option<&Trade> {
+        self.trade.as_ref()
+    }
+
     /// Where the negotiation stands.
     pub fn state(&self) -> &TradeState {
         &self.state

@@ -4,6 +4,8 @@
 //! from both wallets' offers.
 #![allow(dead_code, unreachable_pub)]
 
+pub mod oracle;
+
 use bitcoin::{
     Amount, Network, OutPoint, Psbt, ScriptBuf, Transaction, TxOut, Txid,
     hashes::{Hash, sha256d},
