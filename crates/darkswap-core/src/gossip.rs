@@ -97,7 +97,9 @@ impl VerifiedGossip {
 ///
 /// - `darkswap/orderbook/v1` carries only order creates, cancels and updates,
 ///   each with a valid maker signature, valid terms, and not expired at `now`.
-/// - `darkswap/trade/v1` carries only trade and PSBT messages.
+/// - `darkswap/trade/v1` carries only makers' fill notices: order updates
+///   and cancels, verified and applied like those of the orderbook topic.
+///   Trade and PSBT messages never travel on gossip.
 /// - Other topics carry any well-formed message; signed parts are still verified.
 pub fn verify_gossip(
     topic: &str,
@@ -111,7 +113,10 @@ pub fn verify_gossip(
             message,
             Message::OrderCreate(_) | Message::OrderCancel(_) | Message::OrderUpdate(_)
         ),
-        TRADE_TOPIC => message.is_trade(),
+        // Trade steps travel only on `/darkswap/trade/1.0.0`, between the
+        // two parties; everyone needs only the maker's fill notices: an
+        // update with what remains, or a cancel once nothing does.
+        TRADE_TOPIC => matches!(message, Message::OrderUpdate(_) | Message::OrderCancel(_)),
         _ => true,
     };
     if !allowed {
@@ -246,7 +251,7 @@ impl GossipValidator {
             }
         };
         let applied = match (topic, &verified.order) {
-            (ORDERBOOK_TOPIC, Some(order)) => book.apply_verified(order, now),
+            (ORDERBOOK_TOPIC | TRADE_TOPIC, Some(order)) => book.apply_verified(order, now),
             _ => Ok(None),
         };
         match applied {

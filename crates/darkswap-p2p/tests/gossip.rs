@@ -29,16 +29,32 @@ async fn two_nodes_exchange_gossip_both_ways() {
     a.publish(ORDERBOOK_TOPIC, &order).await.unwrap();
     assert_eq!(wait_message(&mut b, a_id, ORDERBOOK_TOPIC).await, order);
 
-    // b → a: an order of b's, then a trade message on the trade topic.
+    // b → a: an order of b's, then its fill notice on the trade topic
+    // (filled whole: a cancel).
     let order_b = order_message(&key_b, 2);
     b.publish(ORDERBOOK_TOPIC, &order_b).await.unwrap();
     assert_eq!(wait_message(&mut a, b_id, ORDERBOOK_TOPIC).await, order_b);
+    let Message::OrderCreate(OrderCreate {
+        order: Some(signed_b),
+        ..
+    }) = &order_b
+    else {
+        unreachable!()
+    };
+    let filled = Message::OrderCancel(
+        darkswap_p2p::proto::OrderCancel::sign(signed_b.id(), unix_now(), &key_b).unwrap(),
+    );
+    b.publish(TRADE_TOPIC, &filled).await.unwrap();
+    assert_eq!(wait_message(&mut a, b_id, TRADE_TOPIC).await, filled);
+    // A trade step is not gossip.
     let accept = Message::TradeAccept(TradeAccept {
         trade_id: vec![7; 16],
         offer: None,
     });
-    b.publish(TRADE_TOPIC, &accept).await.unwrap();
-    assert_eq!(wait_message(&mut a, b_id, TRADE_TOPIC).await, accept);
+    assert!(matches!(
+        b.publish(TRADE_TOPIC, &accept).await,
+        Err(Error::InvalidMessage(_))
+    ));
 
     a.shutdown().await.unwrap();
     b.shutdown().await.unwrap();
@@ -84,4 +100,11 @@ async fn publishing_refuses_what_receivers_would_reject() {
         Err(Error::InvalidAddress { .. })
     ));
     a.shutdown().await.unwrap();
+}
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("after 1970")
+        .as_secs()
 }

@@ -1,6 +1,7 @@
 use super::*;
 use darkswap_proto::{
-    Asset, NewOrder, OrderCancel, OrderCreate, PRICE_SCALE, Ping, Side, TradeAccept, encode,
+    Asset, NewOrder, OrderCancel, OrderCreate, OrderUpdate, PRICE_SCALE, Ping, Side,
+    TradeAccept, UpdateFields, encode,
     identity::Keypair,
 };
 
@@ -84,12 +85,21 @@ fn trade_topic_and_garbage() {
         trade_id: vec![1; 16],
         offer: None,
     });
-    assert!(validate_gossip(TRADE_TOPIC, &encode(&accept), 1 << 20, NOW).is_ok());
+    // Trade steps never travel on gossip.
+    assert!(matches!(
+        validate_gossip(TRADE_TOPIC, &encode(&accept), 1 << 20, NOW),
+        Err(ValidationError::WrongTopic { .. })
+    ));
     let key = Keypair::generate_ed25519();
     assert!(matches!(
         validate_gossip(TRADE_TOPIC, &encode(&order(&key)), 1 << 20, NOW),
         Err(ValidationError::WrongTopic { .. })
     ));
+    // A maker's fill notice does.
+    let filled = Message::OrderCancel(
+        OrderCancel::sign(darkswap_proto::OrderId::of_body(b"x"), NOW, &key).unwrap(),
+    );
+    assert!(validate_gossip(TRADE_TOPIC, &encode(&filled), 1 << 20, NOW).is_ok());
     assert!(matches!(
         validate_gossip(TRADE_TOPIC, b"\xff\xff\xff", 1 << 20, NOW),
         Err(ValidationError::Decode(_))
@@ -246,19 +256,43 @@ fn a_cancel_by_someone_else_is_rejected_and_a_late_create_ignored() {
 }
 
 #[test]
-fn trade_messages_are_delivered_without_touching_the_book() {
+fn fill_notices_on_the_trade_topic_reach_the_book() {
     let (v, mut book, author, forwarder) = judge();
-    let accept = Message::TradeAccept(TradeAccept {
-        trade_id: vec![1; 16],
-        offer: None,
-    });
-    let data = encode(&accept);
+    let key = Keypair::generate_ed25519();
+    let create = order(&key);
+    book.apply(&create, NOW).unwrap();
+    let Message::OrderCreate(OrderCreate { order: Some(o), .. }) = &create else {
+        unreachable!()
+    };
+    let update = OrderUpdate::sign(
+        o.id(),
+        UpdateFields {
+            sequence: 1,
+            amount: 4,
+            price: PRICE_SCALE,
+            expires_at: NOW + 60,
+            updated_at: NOW,
+        },
+        &key,
+    )
+    .unwrap();
+    let data = encode(&Message::OrderUpdate(update));
     let verdict = v.handle_message(
         &mut book,
         gossip(TRADE_TOPIC, &data, author, forwarder),
         NOW,
     );
     assert_eq!(verdict.acceptance, Acceptance::Accept);
-    assert_eq!(verdict.events.len(), 1);
-    assert!(book.is_empty());
+    assert_eq!(book.get(&o.id()).unwrap().amount, 4, "the rest after a fill");
+    // A trade step on the topic is refused and costs its forwarder.
+    let accept = encode(&Message::TradeAccept(TradeAccept {
+        trade_id: vec![1; 16],
+        offer: None,
+    }));
+    let verdict = v.handle_message(
+        &mut book,
+        gossip(TRADE_TOPIC, &accept, author, forwarder),
+        NOW,
+    );
+    assert_eq!(verdict.acceptance, Acceptance::Reject);
 }
