@@ -1,8 +1,7 @@
 use super::*;
 use darkswap_proto::{
-    Asset, NewOrder, OrderCancel, OrderCreate, OrderUpdate, PRICE_SCALE, Ping, Side,
-    TradeAccept, UpdateFields, encode,
-    identity::Keypair,
+    Asset, NewOrder, OrderCancel, OrderCreate, OrderUpdate, PRICE_SCALE, Ping, Side, TradeAccept,
+    UpdateFields, encode, identity::Keypair,
 };
 
 use crate::orderbook::{OrderbookChange, OrderbookConfig};
@@ -283,7 +282,11 @@ fn fill_notices_on_the_trade_topic_reach_the_book() {
         NOW,
     );
     assert_eq!(verdict.acceptance, Acceptance::Accept);
-    assert_eq!(book.get(&o.id()).unwrap().amount, 4, "the rest after a fill");
+    assert_eq!(
+        book.get(&o.id()).unwrap().amount,
+        4,
+        "the rest after a fill"
+    );
     // A trade step on the topic is refused and costs its forwarder.
     let accept = encode(&Message::TradeAccept(TradeAccept {
         trade_id: vec![1; 16],
