@@ -46,6 +46,9 @@ pub enum Command {
 /// The flags of `darkswap daemon`. Each one given overrides the
 /// configuration file and the environment (`DARKSWAP_<KEY>`); defaults are
 /// listed in deploy/darkswap.toml.
+// Doc comments here are clap's help, read in a terminal: `<KEY>` is text,
+// not an HTML tag.
+#[allow(rustdoc::invalid_html_tags)]
 #[derive(Debug, Args)]
 pub struct DaemonArgs {
     /// TOML configuration file holding any of the options below (see
