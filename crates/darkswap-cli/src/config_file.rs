@@ -238,6 +238,10 @@ fn describe(error: figment::Error) -> String {
                 .metadata
                 .as_ref()
                 .map(|m| match &m.source {
+                    // The path as figment resolved it, not shortened.
+                    Some(figment::Source::File(path)) => {
+                        format!(" (in config file {})", path.display())
+                    }
                     Some(source) => format!(" (in {} {source})", m.name),
                     // The environment: name the variable.
                     None if m.name.contains("environment") && !e.path.is_empty() => {
