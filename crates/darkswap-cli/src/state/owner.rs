@@ -218,7 +218,15 @@ impl Owner {
 
     async fn update_order(&mut self, id: OrderId, terms: UpdateTerms) -> Result<Order, Error> {
         let changes = terms.at(now().unix_secs());
-        let (order, update) = self.network.orderbook().update(id, changes).await?;
+        let (order, update) = match self.network.orderbook().update(id, changes).await {
+            Ok(updated) => updated,
+            Err(e) => {
+                if let OrderbookCommandError::Refused(refused) = &e {
+                    self.metrics.order_rejected("api", refused.reason());
+                }
+                return Err(e.into());
+            }
+        };
         let write = self.journal.handle_updated(id, update);
         self.write(write).await?;
         Ok(order)

@@ -4,7 +4,7 @@
 
 use serde_json::{Value, json};
 
-use crate::support::{Events, cli, cli_json, full_addr, post_order, start_daemon};
+use crate::support::{Events, cli, cli_json, full_addr, metric, post_order, start_daemon};
 
 fn listen() -> Vec<String> {
     vec!["--listen".to_owned(), "/ip4/127.0.0.1/tcp/0".to_owned()]
@@ -109,9 +109,12 @@ async fn an_update_answered_200_survives_a_kill_9_and_the_next_one_reaches_peers
 
     let (status, v) = patch(a.api, &id, json!({ "amount": 7 }).to_string()).await;
     assert_eq!(status, 200, "{v}");
-    // Killed right after the answer: no book save can have run since.
-    a.kill_9();
+    // b holds the first update (so a new life that signed sequence 1 again
+    // would be ignored there); a is killed milliseconds after its answer,
+    // well before its book is saved (2 s after a change), so only the
+    // write the answer waited for can bring the update back.
     updated(&mut b_events, "the first update on b", &id, 7, 1).await;
+    a.kill_9();
 
     let a = start_daemon(dir_a.path(), &listen());
     let own = cli_json(a.api, &["order", "list"]);
@@ -268,5 +271,13 @@ async fn bad_updates_are_refused_with_their_status_and_code() {
         (got, v["error"]["code"].as_str()),
         (409, Some("cancelled")),
         "{v}"
+    );
+    assert_eq!(
+        metric(
+            a.api,
+            r#"darkswap_orders_rejected_total{source="api",reason="cancelled"}"#
+        )
+        .await,
+        1.0
     );
 }
