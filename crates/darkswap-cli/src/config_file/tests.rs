@@ -86,6 +86,8 @@ fn the_environment_overrides_the_file() {
         )?;
         jail.set_env("DARKSWAP_MAX_ORDERS_PER_MAKER", "7");
         jail.set_env("DARKSWAP_ANTI_ENTROPY_INTERVAL", "5s");
+        jail.set_env("DARKSWAP_LISTEN", r#"["/ip4/127.0.0.1/tcp/4001"]"#);
+        jail.set_env("DARKSWAP_MDNS", "false");
         // Variables of other programs (the relay's, the config path
         // itself) are not keys of this file.
         jail.set_env("DARKSWAP_RELAY_RELAY__MAX_CIRCUITS", "3");
@@ -94,6 +96,8 @@ fn the_environment_overrides_the_file() {
         assert_eq!(c.max_orders, 50, "from the file");
         assert_eq!(c.max_orders_per_maker, 7, "the environment beats the file");
         assert_eq!(c.anti_entropy_interval, Duration::from_secs(5));
+        assert_eq!(c.listen, vec!["/ip4/127.0.0.1/tcp/4001".parse().unwrap()]);
+        assert!(!c.mdns);
         Ok(())
     });
 }
