@@ -70,6 +70,7 @@ pub fn router(api: Arc<Api>) -> Router {
     let router = endpoint::<v1::CreateOrder, _, _>(router, orders::create);
     let router = endpoint::<v1::ListOwnOrders, _, _>(router, orders::list_own);
     let router = endpoint::<v1::CancelOrder, _, _>(router, orders::cancel);
+    let router = endpoint::<v1::UpdateOrder, _, _>(router, orders::update);
     let router = endpoint::<v1::GetOrderbook, _, _>(router, orders::book);
     let router = endpoint::<v1::ListBans, _, _>(router, bans::list);
     let router = endpoint::<v1::BanPeer, _, _>(router, bans::ban);

@@ -3,24 +3,36 @@
 use std::{path::PathBuf, time::Duration};
 
 use clap::{Args, Parser, Subcommand};
-use darkswap_p2p::{Multiaddr, OrderbookConfig};
+use darkswap_p2p::Multiaddr;
+use serde_json::{Map, Value, json};
 
-use crate::daemon::DaemonOptions;
-
-const DEFAULT_API: &str = "127.0.0.1:7070";
+use crate::config_file::DEFAULT_API;
 
 /// DarkSwap node: run the daemon, or talk to a running one.
 #[derive(Debug, Parser)]
 #[command(name = "darkswap", version)]
 pub struct Cli {
-    /// Address of the daemon's API.
-    #[arg(long, global = true, default_value = DEFAULT_API)]
-    pub api: String,
+    /// Address of the daemon's API [default: 127.0.0.1:7070, or the
+    /// DARKSWAP_API environment variable; the daemon also reads `api` from
+    /// its config file].
+    #[arg(long, global = true)]
+    pub api: Option<String>,
     /// Print machine-readable JSON instead of tables.
     #[arg(long, global = true)]
     pub json: bool,
     #[command(subcommand)]
     pub command: Command,
+}
+
+impl Cli {
+    /// The API address a client command calls: `--api`, else
+    /// `DARKSWAP_API`, else [`DEFAULT_API`].
+    pub fn client_api(&self) -> String {
+        self.api
+            .clone()
+            .or_else(|| std::env::var("DARKSWAP_API").ok())
+            .unwrap_or_else(|| DEFAULT_API.to_owned())
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -31,10 +43,20 @@ pub enum Command {
     Client(ClientCommand),
 }
 
-/// The flags of `darkswap daemon`.
+/// The flags of `darkswap daemon`. Each one given overrides the
+/// configuration file and the environment (`DARKSWAP_<KEY>`); defaults are
+/// listed in deploy/darkswap.toml.
+// Doc comments here are clap's help, read in a terminal: `<KEY>` is text,
+// not an HTML tag.
+#[allow(rustdoc::invalid_html_tags)]
 #[derive(Debug, Args)]
 pub struct DaemonArgs {
-    /// Identity key and database.
+    /// TOML configuration file holding any of the options below (see
+    /// deploy/darkswap.toml). Precedence: built-in defaults < file <
+    /// environment (DARKSWAP_<KEY>) < flags.
+    #[arg(long, env = "DARKSWAP_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Identity key and database [default: ~/.local/share/darkswap].
     #[arg(long)]
     pub data_dir: Option<PathBuf>,
     /// libp2p listen address (repeatable).
@@ -49,72 +71,84 @@ pub struct DaemonArgs {
     /// Turn local network discovery off.
     #[arg(long)]
     pub no_mdns: bool,
-    /// How often this node re-announces its open orders (e.g. 3m, 30s).
-    #[arg(long, default_value = "3m", value_parser = humantime::parse_duration)]
-    pub order_refresh: Duration,
+    /// How often this node re-announces its open orders (e.g. 3m, 30s)
+    /// [default: 3m].
+    #[arg(long, value_parser = humantime::parse_duration)]
+    pub order_refresh: Option<Duration>,
     /// Orders not re-announced by their maker for this long drop out of
-    /// the book (e.g. 10m). Must exceed --order-refresh.
-    #[arg(long, default_value = "10m", value_parser = humantime::parse_duration)]
-    pub order_ttl: Duration,
+    /// the book (e.g. 10m). Must exceed --order-refresh [default: 10m].
+    #[arg(long, value_parser = humantime::parse_duration)]
+    pub order_ttl: Option<Duration>,
     /// How long a peer whose reputation falls to the threshold is first
-    /// banned; each repeat ban lasts twice as long.
-    #[arg(long, default_value = "10m", value_parser = humantime::parse_duration)]
-    pub ban_duration: Duration,
-    /// Longest automatic ban.
-    #[arg(long, default_value = "24h", value_parser = humantime::parse_duration)]
-    pub max_ban_duration: Duration,
+    /// banned; each repeat ban lasts twice as long [default: 10m].
+    #[arg(long, value_parser = humantime::parse_duration)]
+    pub ban_duration: Option<Duration>,
+    /// Longest automatic ban [default: 24h].
+    #[arg(long, value_parser = humantime::parse_duration)]
+    pub max_ban_duration: Option<Duration>,
     /// Orders the node's book holds at most; further new orders are refused
-    /// as `book_full`.
-    #[arg(long, env = "DARKSWAP_MAX_ORDERS", default_value_t = OrderbookConfig::default().max_orders)]
-    pub max_orders: usize,
+    /// as `book_full` [default: 100000].
+    #[arg(long)]
+    pub max_orders: Option<usize>,
     /// Orders one maker (this node included) may have in the book; its
-    /// next new order is refused as `maker_limit`.
-    #[arg(
-        long,
-        env = "DARKSWAP_MAX_ORDERS_PER_MAKER",
-        default_value_t = OrderbookConfig::default().max_orders_per_maker
-    )]
-    pub max_orders_per_maker: usize,
+    /// next new order is refused as `maker_limit` [default: 1000].
+    #[arg(long)]
+    pub max_orders_per_maker: Option<usize>,
     /// How often the node reconciles its book with one more peer, in turn
-    /// (anti-entropy: repairs what gossip dropped).
-    #[arg(
-        long,
-        env = "DARKSWAP_ANTI_ENTROPY_INTERVAL",
-        default_value = "30s",
-        value_parser = humantime::parse_duration
-    )]
-    pub anti_entropy_interval: Duration,
+    /// (anti-entropy: repairs what gossip dropped) [default: 30s].
+    #[arg(long, value_parser = humantime::parse_duration)]
+    pub anti_entropy_interval: Option<Duration>,
 }
 
 impl DaemonArgs {
-    /// What to run, with the API on `api`. Without `--data-dir`, the data
-    /// lives in `$XDG_DATA_HOME/darkswap` (or `~/.local/share/darkswap`).
-    pub fn options(self, api: std::net::SocketAddr) -> DaemonOptions {
-        DaemonOptions {
-            data_dir: self
-                .data_dir
-                .unwrap_or_else(|| dirs_data().unwrap_or_else(|| PathBuf::from("darkswap-data"))),
-            api,
-            listen: self.listen,
-            relays: self.relay,
-            bootstrap: self.bootstrap,
-            mdns: !self.no_mdns,
-            order_refresh: self.order_refresh,
-            order_ttl: self.order_ttl,
-            ban_duration: self.ban_duration,
-            max_ban_duration: self.max_ban_duration,
-            max_orders: self.max_orders,
-            max_orders_per_maker: self.max_orders_per_maker,
-            anti_entropy_interval: self.anti_entropy_interval,
+    /// The flags that were given (and `--api`, if given), as a partial
+    /// configuration file: what overrides the file and the environment.
+    pub fn overrides(&self, api: Option<&str>) -> Value {
+        let mut root = Map::new();
+        let mut set = |key: &str, value: Value| {
+            root.insert(key.to_owned(), value);
+        };
+        let strings = |addrs: &[Multiaddr]| addrs.iter().map(|a| a.to_string()).collect::<Vec<_>>();
+        let duration = |d: Duration| json!(humantime::format_duration(d).to_string());
+        if let Some(api) = api {
+            set("api", json!(api));
         }
+        if let Some(dir) = &self.data_dir {
+            set("data_dir", json!(dir));
+        }
+        for (key, addrs) in [
+            ("listen", &self.listen),
+            ("relay", &self.relay),
+            ("bootstrap", &self.bootstrap),
+        ] {
+            if !addrs.is_empty() {
+                set(key, json!(strings(addrs)));
+            }
+        }
+        if self.no_mdns {
+            set("mdns", json!(false));
+        }
+        for (key, value) in [
+            ("order_refresh", self.order_refresh),
+            ("order_ttl", self.order_ttl),
+            ("ban_duration", self.ban_duration),
+            ("max_ban_duration", self.max_ban_duration),
+            ("anti_entropy_interval", self.anti_entropy_interval),
+        ] {
+            if let Some(d) = value {
+                set(key, duration(d));
+            }
+        }
+        for (key, value) in [
+            ("max_orders", self.max_orders),
+            ("max_orders_per_maker", self.max_orders_per_maker),
+        ] {
+            if let Some(n) = value {
+                set(key, json!(n));
+            }
+        }
+        Value::Object(root)
     }
-}
-
-fn dirs_data() -> Option<PathBuf> {
-    std::env::var_os("XDG_DATA_HOME")
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/share")))
-        .map(|d| d.join("darkswap"))
 }
 
 /// The commands that call a running daemon.
@@ -198,6 +232,22 @@ pub enum OrderCommand {
         /// Lifetime, e.g. 1h, 30m.
         #[arg(long, default_value = "1h", value_parser = humantime::parse_duration)]
         expires_in: Duration,
+    },
+    /// Change the amount, price and/or expiry of an own open order; prints
+    /// the order as it now stands.
+    Update {
+        /// The order id.
+        id: String,
+        /// New base amount, smallest unit.
+        #[arg(long)]
+        amount: Option<u64>,
+        /// New price: quote units per 10^8 base units.
+        #[arg(long)]
+        price: Option<u64>,
+        /// New remaining life from now, e.g. 30m (not past the expiry the
+        /// order was created with).
+        #[arg(long, value_parser = humantime::parse_duration)]
+        expires_in: Option<Duration>,
     },
     /// Cancel an own order.
     Cancel {

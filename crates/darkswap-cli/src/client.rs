@@ -67,7 +67,7 @@ impl Client {
     pub async fn call<E: Endpoint>(&self, request: &E) -> Result<E::Response, ClientError> {
         let url = format!("{}{}", self.base, request.path());
         let mut builder = self.http.request(E::VERB.method(), url);
-        if E::VERB == Verb::Post {
+        if matches!(E::VERB, Verb::Post | Verb::Patch) {
             builder = builder.json(request);
         }
         let resp = builder.send().await.map_err(|e| self.send_error(e))?;

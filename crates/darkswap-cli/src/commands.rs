@@ -81,6 +81,21 @@ async fn order(client: &Client, command: OrderCommand, out: Output) -> Result<()
             let order = client.call(&request).await?;
             out.print(&order, |o| println!("{}", o.id));
         }
+        OrderCommand::Update {
+            id,
+            amount,
+            price,
+            expires_in,
+        } => {
+            let request = v1::UpdateOrder {
+                id,
+                amount,
+                price,
+                expires_in_secs: expires_in.map(|d| d.as_secs()),
+            };
+            let order = client.call(&request).await?;
+            out.print(&order, |o| order_table(std::slice::from_ref(o)));
+        }
         OrderCommand::Cancel { id } => {
             client.call(&v1::CancelOrder { id: id.clone() }).await?;
             out.print(&json!({ "cancelled": id }), |_| println!("cancelled {id}"));

@@ -44,13 +44,7 @@ pub struct DaemonOptions {
 
 /// Runs the daemon until SIGINT or SIGTERM.
 pub async fn run(opts: DaemonOptions) -> anyhow::Result<()> {
-    if opts.order_ttl <= opts.order_refresh {
-        anyhow::bail!(
-            "--order-ttl ({:?}) must be longer than --order-refresh ({:?})",
-            opts.order_ttl,
-            opts.order_refresh
-        );
-    }
+    // The options come checked from `ConfigFile::validate`.
     let store = Store::open(&opts.data_dir)?;
     let stored = store.load()?;
     // Bans from before a restart are in force before the first connection.

@@ -2,6 +2,8 @@
 //! the way `ipfs daemon` / `ipfs swarm peers` work.
 //!
 //! - `cli.rs`: the flags. `main.rs` only parses them and dispatches.
+//! - `config_file.rs`: the daemon's options from defaults, TOML file,
+//!   environment and flags.
 //! - `daemon.rs`: `darkswap daemon`, wiring the parts below together.
 //! - `state.rs` (+ `state/`): the one owner of the daemon's state, and
 //!   `state/journal.rs`, its sans-IO write policy.
@@ -22,26 +24,39 @@ mod api;
 mod cli;
 mod client;
 mod commands;
+mod config_file;
 mod daemon;
 mod metrics;
 mod state;
 mod store;
 mod v1;
 
-use std::{net::SocketAddr, process::ExitCode};
+use std::process::ExitCode;
 
 use clap::Parser;
 
 use crate::{
     cli::{Cli, Command},
     client::Client,
+    config_file::ConfigFile,
 };
 
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
+    let client_api = cli.client_api();
     let result = match cli.command {
         Command::Daemon(args) => {
+            // The configuration first: a bad one is refused before anything
+            // starts, with exit code 2 as for a bad flag.
+            let overrides = args.overrides(cli.api.as_deref());
+            let config = match ConfigFile::load(args.config.as_deref(), overrides) {
+                Ok(config) => config,
+                Err(e) => {
+                    eprintln!("darkswap: {e}");
+                    return ExitCode::from(2);
+                }
+            };
             tracing_subscriber::fmt()
                 .with_env_filter(
                     tracing_subscriber::EnvFilter::try_from_default_env()
@@ -50,12 +65,9 @@ async fn main() -> ExitCode {
                 .with_writer(std::io::stderr)
                 .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
                 .init();
-            match cli.api.parse::<SocketAddr>() {
-                Ok(api) => daemon::run(args.options(api)).await,
-                Err(e) => Err(anyhow::anyhow!("--api {}: {e}", cli.api)),
-            }
+            daemon::run(config.options()).await
         }
-        Command::Client(command) => commands::run(&Client::new(&cli.api), command, cli.json)
+        Command::Client(command) => commands::run(&Client::new(&client_api), command, cli.json)
             .await
             .map_err(anyhow::Error::from),
     };

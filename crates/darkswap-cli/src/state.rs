@@ -3,7 +3,7 @@
 //! One task, the [`Owner`], holds the database ([`crate::store::Store`])
 //! and the node's event stream. It applies what the node reports (book
 //! changes, expired own orders, bans beginning and ending) and what the API
-//! asks (create or cancel an own order, ban or unban a peer). HTTP handlers
+//! asks (create, update or cancel an own order, ban or unban a peer). HTTP handlers
 //! never touch the database: they send a [`Command`](handle::Command)
 //! through a [`Handle`] and wait, with a deadline, for the answer, which
 //! comes once what the command changed is on disk.
@@ -27,7 +27,7 @@ use darkswap_proto::OrderError;
 
 use crate::store::StoreError;
 
-pub use handle::{Handle, OrderTerms};
+pub use handle::{Handle, OrderTerms, UpdateTerms};
 pub use owner::Owner;
 
 /// Why the owner could not do what it was asked.

@@ -1,5 +1,6 @@
-//! The daemon's embedded database: its own open orders, so a restart (even
-//! a kill -9) brings them back; the signed cancels of the own orders it
+//! The daemon's embedded database: its own open orders and the latest
+//! signed update of each, so a restart (even a kill -9) brings them back as
+//! last answered; the signed cancels of the own orders it
 //! cancelled (tombstones), so a restart never brings those back; its
 //! replica of the book, so it has the book before any peer answers a sync;
 //! and the bans in force, so a banned peer stays out across restarts.
@@ -16,7 +17,7 @@ use std::{
 
 use darkswap_p2p::{BannedPeer, PeerId};
 use darkswap_proto::{
-    Message, OrderCancel, OrderId, OrderbookResponse, SignedOrder, decode, encode,
+    Message, OrderCancel, OrderId, OrderUpdate, OrderbookResponse, SignedOrder, decode, encode,
 };
 use rusqlite::{Connection, params};
 
@@ -59,6 +60,8 @@ pub struct Tombstone {
 pub struct Stored {
     /// Own open orders.
     pub own_orders: Vec<SignedOrder>,
+    /// The latest update of each own order that has one.
+    pub own_updates: Vec<OrderUpdate>,
     /// Cancelled own orders.
     pub tombstones: Vec<Tombstone>,
     /// The replica of the book.
@@ -92,6 +95,10 @@ impl Store {
                 public_key BLOB NOT NULL,
                 signature BLOB NOT NULL
             );
+            CREATE TABLE IF NOT EXISTS own_order_updates (
+                id BLOB PRIMARY KEY,
+                message BLOB NOT NULL
+            );
             CREATE TABLE IF NOT EXISTS cancelled_orders (
                 id BLOB PRIMARY KEY,
                 message BLOB NOT NULL,
@@ -116,12 +123,17 @@ impl Store {
         let (book, unreadable_book) = self.load_book()?;
         let (tombstones, unreadable_tombstones) = self.tombstones()?;
         let (bans, unreadable_bans) = self.load_bans()?;
+        let (own_updates, unreadable_updates) = self.own_updates()?;
         Ok(Stored {
             own_orders: self.own_orders()?,
+            own_updates,
             tombstones,
             book,
             bans,
-            unreadable: unreadable_book + unreadable_tombstones + unreadable_bans,
+            unreadable: unreadable_book
+                + unreadable_tombstones
+                + unreadable_bans
+                + unreadable_updates,
         })
     }
 
@@ -134,13 +146,46 @@ impl Store {
         Ok(())
     }
 
-    /// Forgets own orders (expired, or refused at restore).
+    /// Saves `update`, the latest update of own order `id`, replacing the
+    /// one before (the state owner stores them in the order it signs them).
+    pub fn put_update(&self, id: &OrderId, update: &OrderUpdate) -> Result<(), StoreError> {
+        self.conn.execute(
+            "INSERT OR REPLACE INTO own_order_updates (id, message) VALUES (?1, ?2)",
+            params![
+                id.as_bytes().to_vec(),
+                encode(&Message::OrderUpdate(update.clone()))
+            ],
+        )?;
+        Ok(())
+    }
+
+    /// The stored updates of own orders. Rows that no longer decode are
+    /// skipped and counted (the second value).
+    pub fn own_updates(&self) -> Result<(Vec<OrderUpdate>, usize), StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT message FROM own_order_updates ORDER BY id")?;
+        let rows = stmt.query_map([], |r| r.get::<_, Vec<u8>>(0))?;
+        let (mut updates, mut unreadable) = (Vec::new(), 0);
+        for row in rows {
+            match decode(&row?) {
+                Ok(Message::OrderUpdate(u)) => updates.push(u),
+                _ => unreadable += 1,
+            }
+        }
+        Ok((updates, unreadable))
+    }
+
+    /// Forgets own orders (expired, or refused at restore) and their
+    /// updates.
     pub fn forget(&mut self, ids: &[OrderId]) -> Result<(), StoreError> {
         let tx = self.conn.transaction()?;
         {
             let mut delete = tx.prepare("DELETE FROM own_orders WHERE id = ?1")?;
+            let mut delete_update = tx.prepare("DELETE FROM own_order_updates WHERE id = ?1")?;
             for id in ids {
                 delete.execute(params![id.as_bytes().to_vec()])?;
+                delete_update.execute(params![id.as_bytes().to_vec()])?;
             }
         }
         tx.commit()?;
@@ -153,6 +198,7 @@ impl Store {
         let id = tombstone.id.as_bytes().to_vec();
         let tx = self.conn.transaction()?;
         tx.execute("DELETE FROM own_orders WHERE id = ?1", params![id])?;
+        tx.execute("DELETE FROM own_order_updates WHERE id = ?1", params![id])?;
         tx.execute(
             "INSERT OR REPLACE INTO cancelled_orders (id, message, cancelled_at) VALUES (?1, ?2, ?3)",
             params![

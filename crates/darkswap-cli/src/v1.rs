@@ -28,7 +28,9 @@ use serde::{Deserialize, Serialize, de::DeserializeOwned};
 pub use bans::{Ban, BanPeer, ListBans, UnbanPeer};
 pub use events::{EVENTS_ROUTE, Event, HelloRelay};
 pub use node::{Connect, Connected, GetStatus, ListPeers, Peer, Relay, Status};
-pub use orders::{CancelOrder, CreateOrder, GetOrderbook, ListOwnOrders, Order, Orderbook};
+pub use orders::{
+    CancelOrder, CreateOrder, GetOrderbook, ListOwnOrders, Order, Orderbook, UpdateOrder,
+};
 
 /// Route of the Prometheus metrics (OpenMetrics text, not JSON).
 pub const METRICS_ROUTE: &str = "/metrics";
@@ -42,6 +44,8 @@ pub enum Verb {
     Post,
     /// `DELETE`: the path names what goes.
     Delete,
+    /// `PATCH`: the path names what changes, the JSON body how.
+    Patch,
 }
 
 impl Verb {
@@ -51,6 +55,7 @@ impl Verb {
             Verb::Get => Method::GET,
             Verb::Post => Method::POST,
             Verb::Delete => Method::DELETE,
+            Verb::Patch => Method::PATCH,
         }
     }
 
@@ -60,13 +65,15 @@ impl Verb {
             Verb::Get => MethodFilter::GET,
             Verb::Post => MethodFilter::POST,
             Verb::Delete => MethodFilter::DELETE,
+            Verb::Patch => MethodFilter::PATCH,
         }
     }
 }
 
 /// One endpoint of the API: a request type and what answers it.
 pub trait Endpoint: Serialize {
-    /// Its method. A [`Verb::Post`] request is sent as the JSON body.
+    /// Its method. A [`Verb::Post`] or [`Verb::Patch`] request is sent as
+    /// the JSON body (fields that go in the path are skipped there).
     const VERB: Verb;
     /// Its route as the router declares it (`{name}` for a path parameter).
     const ROUTE: &'static str;

@@ -551,6 +551,17 @@ impl Orderbook {
         self.entries.get(id).map(Entry::current)
     }
 
+    /// The latest update applied to `id`, as signed and as verified.
+    pub fn latest_update(&self, id: &OrderId) -> Option<(&OrderUpdate, &Update)> {
+        let (signed, verified) = self.entries.get(id)?.update.as_ref()?;
+        Some((signed, verified))
+    }
+
+    /// The maker that cancelled `id`, while the book keeps its tombstone.
+    pub fn cancelled_by(&self, id: &OrderId) -> Option<PeerId> {
+        self.tombstones.get(id).map(|t| t.maker)
+    }
+
     /// The order as its maker published it, with its newest announcement.
     pub fn create_message(&self, id: &OrderId) -> Option<&OrderCreate> {
         self.entries.get(id).map(|e| &e.create)

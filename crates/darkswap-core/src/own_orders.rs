@@ -1,9 +1,20 @@
 //! This node's own orders: signed with its identity key, put in the book,
 //! published, re-announced every refresh interval so peers keep them past
-//! their TTL, and cancelled.
+//! their TTL, updated and cancelled.
 //!
-//! Sans-IO: the shell calls [`OwnOrders::create`], [`OwnOrders::cancel`] and
-//! [`OwnOrders::restore`] for the user, [`OwnOrders::handle_timeout`] when
+//! An update changes an open order's amount, price and/or expiry with a
+//! signed [`OrderUpdate`] whose sequence is one above the one the book
+//! holds, so peers apply it and take no older one after it. The book keeps
+//! the latest update with its order: a peer that joins later gets both by
+//! sync, and every re-announcement publishes the update again after the
+//! order, so a peer that missed it on gossip catches up at the next
+//! refresh. An update may shorten an order's life but not extend it past
+//! the expiry the order was signed with: after that, peers refuse the
+//! order's announcements (and sync answers) as expired, so the order would
+//! leave their books whatever the update said.
+//!
+//! Sans-IO: the shell calls [`OwnOrders::create`], [`OwnOrders::update`],
+//! [`OwnOrders::cancel`] and [`OwnOrders::restore`] for the user, [`OwnOrders::handle_timeout`] when
 //! [`OwnOrders::poll_timeout`] is due, and performs what
 //! [`OwnOrders::poll_output`] yields (publish a message, report a change).
 
@@ -13,7 +24,8 @@ use std::{
 };
 
 use darkswap_proto::{
-    Message, NewOrder, Order, OrderCancel, OrderCreate, OrderId, SignedOrder, identity::Keypair,
+    Message, NewOrder, Order, OrderCancel, OrderCreate, OrderId, OrderUpdate, SignedOrder,
+    UpdateFields, identity::Keypair,
 };
 use web_time::Instant;
 
@@ -34,9 +46,54 @@ pub enum OwnOrderError {
     /// The book refused it (invalid terms, full, cancelled before, ...).
     #[error("order refused: {0}")]
     Refused(#[from] OrderbookError),
-    /// The order is not one of this node's own.
+    /// The order is not one of this node's own (or no longer open).
     #[error("order {0} is not one of this node's orders")]
     NotOwnOrder(OrderId),
+    /// An update asked for an expiry after the one the order was signed
+    /// with; peers would drop the order then anyway (see the module docs).
+    #[error(
+        "expiry {requested} is after the order's signed expiry {signed}: \
+         create a new order for a longer life"
+    )]
+    ExpiryBeyondSigned {
+        /// The expiry asked for, unix seconds.
+        requested: u64,
+        /// The expiry the order was signed with, unix seconds.
+        signed: u64,
+    },
+}
+
+/// What an update changes in one of this node's orders: each field given
+/// replaces the order's current value, the others stay as they are.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct OrderChanges {
+    /// New remaining base amount, smallest unit.
+    pub amount: Option<u64>,
+    /// New price: quote units per 10^8 base units.
+    pub price: Option<u64>,
+    /// New expiry, unix seconds: after now, and no later than the expiry
+    /// the order was signed with.
+    pub expires_at: Option<u64>,
+}
+
+impl OrderChanges {
+    /// Sets the new amount.
+    pub fn with_amount(mut self, amount: u64) -> Self {
+        self.amount = Some(amount);
+        self
+    }
+
+    /// Sets the new price.
+    pub fn with_price(mut self, price: u64) -> Self {
+        self.price = Some(price);
+        self
+    }
+
+    /// Sets the new expiry, unix seconds.
+    pub fn with_expires_at(mut self, expires_at: u64) -> Self {
+        self.expires_at = Some(expires_at);
+        self
+    }
 }
 
 /// What the shell must do.
@@ -130,6 +187,58 @@ impl OwnOrders {
         Ok(cancel)
     }
 
+    /// Changes the amount, price and/or expiry of one of this node's open
+    /// orders: signs an update one sequence above the one the book holds,
+    /// applies it to `book` and publishes it. Returns the order as it now
+    /// stands and the update as signed (what a store keeps so that a
+    /// restart brings the update back). A cancelled own order is refused as
+    /// [`OrderbookError::Cancelled`] while the book keeps its tombstone.
+    pub fn update(
+        &mut self,
+        book: &mut Orderbook,
+        id: OrderId,
+        changes: OrderChanges,
+        now: Now,
+    ) -> Result<(Order, OrderUpdate), OwnOrderError> {
+        let Some(signed) = self.orders.get(&id) else {
+            return Err(match book.cancelled_by(&id) {
+                Some(maker) if maker == self.local_peer_id => OrderbookError::Cancelled(id).into(),
+                _ => OwnOrderError::NotOwnOrder(id),
+            });
+        };
+        // Its expiry as signed bounds the update's (see the module docs).
+        let signed_expiry = signed.verify().map_err(OrderbookError::Invalid)?.expires_at;
+        let unix = now.unix_secs();
+        let current = book
+            .get(&id)
+            .filter(|o| !o.is_expired(unix))
+            .ok_or(OwnOrderError::NotOwnOrder(id))?;
+        let expires_at = changes.expires_at.unwrap_or(current.expires_at);
+        if expires_at > signed_expiry {
+            return Err(OwnOrderError::ExpiryBeyondSigned {
+                requested: expires_at,
+                signed: signed_expiry,
+            });
+        }
+        let sequence = book
+            .latest_update(&id)
+            .map_or(0, |(_, u)| u.fields.sequence)
+            .saturating_add(1);
+        let fields = UpdateFields {
+            sequence,
+            amount: changes.amount.unwrap_or(current.amount),
+            price: changes.price.unwrap_or(current.price),
+            expires_at,
+            updated_at: unix,
+        };
+        let update = OrderUpdate::sign(id, fields, &self.key).map_err(OrderbookError::Invalid)?;
+        let message = Message::OrderUpdate(update.clone());
+        self.apply(book, &message, now)?;
+        self.out.push_back(OwnOrdersOutput::Publish(message));
+        let order = book.get(&id).ok_or(OrderbookError::UnknownOrder(id))?;
+        Ok((order, update))
+    }
+
     /// Whether `id` is one of this node's open orders.
     pub fn contains(&self, id: &OrderId) -> bool {
         self.orders.contains_key(id)
@@ -166,6 +275,7 @@ impl OwnOrders {
         let mut own: Vec<SignedOrder> = self.orders.values().cloned().collect();
         own.sort_by_key(SignedOrder::id);
         for signed in own {
+            let id = signed.id();
             let Ok(create) = self.announce(signed, now) else {
                 continue;
             };
@@ -174,6 +284,12 @@ impl OwnOrders {
             // peers that still hold it; the next refresh tries again.
             let _ = self.apply(book, &message, now);
             self.out.push_back(OwnOrdersOutput::Publish(message));
+            // The update in force goes out after its order, for peers that
+            // missed it (a peer that has it takes it as a duplicate).
+            if let Some((update, _)) = book.latest_update(&id) {
+                let update = Message::OrderUpdate(update.clone());
+                self.out.push_back(OwnOrdersOutput::Publish(update));
+            }
         }
     }
 

@@ -6,8 +6,10 @@ use std::time::Duration;
 use darkswap_core::{
     auth::{AuthError, AuthToken, AuthorizationLevel, Challenge, ChallengeResponse},
     orderbook::{Book, OrderbookError},
-    own_orders::OwnOrderError,
-    proto::{Asset, NewOrder, Order, OrderCancel, OrderId, OrderbookResponse, SignedOrder},
+    own_orders::{OrderChanges, OwnOrderError},
+    proto::{
+        Asset, NewOrder, Order, OrderCancel, OrderId, OrderUpdate, OrderbookResponse, SignedOrder,
+    },
     relay_keeper::RelayStatus,
     reputation::{BannedPeer, PeerReputation, Penalty, PenaltyReason},
 };
@@ -116,6 +118,11 @@ pub(crate) enum OrderbookCommand {
     Cancel {
         id: OrderId,
         reply: Reply<Result<OrderCancel, OwnOrderError>>,
+    },
+    Update {
+        id: OrderId,
+        changes: OrderChanges,
+        reply: Reply<Result<(Order, OrderUpdate), OwnOrderError>>,
     },
     Restore {
         orders: Vec<SignedOrder>,

@@ -102,9 +102,21 @@ pub enum OrderbookCommandError {
     /// The book refused it (invalid terms, full, cancelled before, ...).
     #[error("order refused: {0}")]
     Refused(#[from] OrderbookError),
-    /// The order is not one of this node's own.
+    /// The order is not one of this node's own (or no longer open).
     #[error("order {0} is not one of this node's orders")]
     NotOwnOrder(OrderId),
+    /// An update asked for an expiry after the one the order was signed
+    /// with (see [`OrderbookHandle::update`](crate::OrderbookHandle::update)).
+    #[error(
+        "expiry {requested} is after the order's signed expiry {signed}: \
+         create a new order for a longer life"
+    )]
+    ExpiryBeyondSigned {
+        /// The expiry asked for, unix seconds.
+        requested: u64,
+        /// The expiry the order was signed with, unix seconds.
+        signed: u64,
+    },
     /// The swarm task did not take or answer the command.
     #[error(transparent)]
     Command(#[from] CommandError),
@@ -115,6 +127,9 @@ impl From<OwnOrderError> for OrderbookCommandError {
         match e {
             OwnOrderError::Refused(e) => OrderbookCommandError::Refused(e),
             OwnOrderError::NotOwnOrder(id) => OrderbookCommandError::NotOwnOrder(id),
+            OwnOrderError::ExpiryBeyondSigned { requested, signed } => {
+                OrderbookCommandError::ExpiryBeyondSigned { requested, signed }
+            }
         }
     }
 }

@@ -49,6 +49,7 @@ pub use darkswap_core::{
     GossipDropReason, NatStatus, NetworkEvent, ReservationId,
     gossip::{GossipRateLimit, ValidationError, validate_gossip},
     orderbook::{Book, OrderbookChange, OrderbookConfig, OrderbookError},
+    own_orders::OrderChanges,
     protocols::{IDENTIFY_PROTOCOL_VERSION, ORDERBOOK_TOPIC, TRADE_TOPIC},
     relay_keeper::{RelayAuthStatus, RelayStatus},
     reputation::{

@@ -1,12 +1,12 @@
-//! Orderbook replication between real nodes: signed orders and cancels
-//! travel on `darkswap/orderbook/v1`, late joiners sync over
-//! `/darkswap/orderbook-sync/1.0.0`, only makers cancel, and the orders of a
-//! maker that went away drop out after the TTL.
+//! Orderbook replication between real nodes: signed orders, updates and
+//! cancels travel on `darkswap/orderbook/v1`, late joiners sync over
+//! `/darkswap/orderbook-sync/1.0.0`, only makers cancel or update, and the
+//! orders of a maker that went away drop out after the TTL.
 
 use std::time::Duration;
 
 use darkswap_p2p::{
-    Keypair, Network, NetworkConfig, NetworkEvent, ORDERBOOK_TOPIC, OrderbookChange,
+    Keypair, Network, NetworkConfig, NetworkEvent, ORDERBOOK_TOPIC, OrderChanges, OrderbookChange,
     OrderbookCommandError, OrderbookConfig, OrderbookError, PeerId,
 };
 use darkswap_proto::{Asset, Message, NewOrder, Order, OrderCancel, OrderId, PRICE_SCALE, Side};
@@ -337,4 +337,61 @@ async fn an_exported_book_imports_elsewhere_under_the_same_rules() {
     for n in [a, b, c, d] {
         n.shutdown().await.unwrap();
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_makers_update_replicates_and_others_are_refused_by_kind() {
+    let (a, mut b) = connected_pair(test_config).await;
+    let order = create(&a, Side::Sell, 3 * PRICE_SCALE, 1).await;
+    wait_added(&mut b, order.id).await;
+
+    let changes = OrderChanges::default()
+        .with_amount(400)
+        .with_price(2 * PRICE_SCALE);
+    let (now, update) = a.orderbook().update(order.id, changes).await.unwrap();
+    assert_eq!((now.amount, now.price), (400, 2 * PRICE_SCALE));
+    assert_eq!(update.verify().unwrap().fields.sequence, 1);
+    let seen = wait_for(&mut b, "the update on b", EVENT_TIMEOUT, |e| match e {
+        NetworkEvent::OrderbookChanged(OrderbookChange::Updated(o)) if o.id == order.id => {
+            Some(o.clone())
+        }
+        _ => None,
+    })
+    .await;
+    assert_eq!(seen, now);
+    assert_eq!(
+        b.orderbook().book(pair().0, pair().1).await.unwrap().asks,
+        vec![now]
+    );
+
+    let one = OrderChanges::default().with_amount(1);
+    assert_eq!(
+        b.orderbook().update(order.id, one).await,
+        Err(OrderbookCommandError::NotOwnOrder(order.id)),
+        "only the maker's node updates"
+    );
+    assert!(matches!(
+        a.orderbook()
+            .update(order.id, OrderChanges::default().with_price(0))
+            .await,
+        Err(OrderbookCommandError::Refused(OrderbookError::Invalid(_)))
+    ));
+    assert!(matches!(
+        a.orderbook()
+            .update(
+                order.id,
+                OrderChanges::default().with_expires_at(order.expires_at + 60)
+            )
+            .await,
+        Err(OrderbookCommandError::ExpiryBeyondSigned { .. })
+    ));
+    a.orderbook().cancel(order.id).await.unwrap();
+    assert_eq!(
+        a.orderbook().update(order.id, one).await,
+        Err(OrderbookCommandError::Refused(OrderbookError::Cancelled(
+            order.id
+        )))
+    );
+    a.shutdown().await.unwrap();
+    b.shutdown().await.unwrap();
 }

@@ -57,6 +57,31 @@ impl ApiError {
         )
     }
 
+    /// How a refused update is answered: `404 not_found` for an order that
+    /// is not an open own order (unknown, someone else's, expired), `409
+    /// cancelled` for a cancelled one, `400 invalid_request` naming the
+    /// field for terms the order cannot take; anything else as any other
+    /// command's error.
+    pub fn of_update(e: state::Error) -> Self {
+        match e {
+            state::Error::Orderbook(
+                ref refused @ (OrderbookCommandError::NotOwnOrder(_)
+                | OrderbookCommandError::Refused(OrderbookError::UnknownOrder(_))),
+            ) => Self::not_found(refused.to_string()),
+            state::Error::Orderbook(OrderbookCommandError::Refused(
+                ref cancelled @ OrderbookError::Cancelled(_),
+            )) => Self::new(
+                StatusCode::CONFLICT,
+                cancelled.reason(),
+                cancelled.to_string(),
+            ),
+            state::Error::Orderbook(ref e @ OrderbookCommandError::ExpiryBeyondSigned { .. }) => {
+                Self::bad_request(format!("expires_in_secs: {e}"))
+            }
+            e => e.into(),
+        }
+    }
+
     fn timeout(message: impl Into<String>) -> Self {
         Self::new(StatusCode::GATEWAY_TIMEOUT, "timeout", message)
     }
@@ -110,7 +135,8 @@ impl From<OrderbookCommandError> for ApiError {
             OrderbookCommandError::Refused(
                 ref refused @ (OrderbookError::MakerLimit { .. } | OrderbookError::BookFull { .. }),
             ) => Self::new(StatusCode::CONFLICT, refused.reason(), e.to_string()),
-            OrderbookCommandError::Refused(_) => Self::bad_request(e.to_string()),
+            OrderbookCommandError::Refused(_)
+            | OrderbookCommandError::ExpiryBeyondSigned { .. } => Self::bad_request(e.to_string()),
             OrderbookCommandError::Command(e) => e.into(),
             _ => Self::internal(e.to_string()),
         }

@@ -1,5 +1,5 @@
-//! `/v1/orders`, `/v1/orders/{id}` and `/v1/orderbook`. Creates and
-//! cancels go to the state owner, which answers once they are stored.
+//! `/v1/orders`, `/v1/orders/{id}` and `/v1/orderbook`. Creates, updates
+//! and cancels go to the state owner, which answers once they are stored.
 
 use std::time::Duration;
 
@@ -11,8 +11,8 @@ use super::{
     json::{Answer, ApiJson},
 };
 use crate::{
-    state::OrderTerms,
-    v1::{self, CancelOrder, CreateOrder, GetOrderbook, ListOwnOrders, Order},
+    state::{OrderTerms, UpdateTerms},
+    v1::{self, CancelOrder, CreateOrder, GetOrderbook, ListOwnOrders, Order, UpdateOrder},
 };
 
 fn parse_asset(field: &str, value: &str) -> Result<Asset, ApiError> {
@@ -50,14 +50,57 @@ pub(super) async fn create(
     Ok(Answer::new(Order::from(&order)))
 }
 
+fn parse_id(id: &str) -> Result<OrderId, ApiError> {
+    id.parse()
+        .map_err(|_| ApiError::bad_request("id: expected 64 hex characters"))
+}
+
+/// The changes of an update, or the 400 naming the field that is wrong.
+/// What only the order can tell (an expiry past its signed one) is the
+/// node's to refuse.
+fn update_terms(u: &UpdateOrder) -> Result<UpdateTerms, ApiError> {
+    if u.amount.is_none() && u.price.is_none() && u.expires_in_secs.is_none() {
+        return Err(ApiError::bad_request(
+            "nothing to change: give amount, price and/or expires_in_secs",
+        ));
+    }
+    for (field, value) in [
+        ("amount", u.amount),
+        ("price", u.price),
+        ("expires_in_secs", u.expires_in_secs),
+    ] {
+        if value == Some(0) {
+            return Err(ApiError::bad_request(format!(
+                "{field}: must be greater than zero"
+            )));
+        }
+    }
+    Ok(UpdateTerms {
+        amount: u.amount,
+        price: u.price,
+        lifetime: u.expires_in_secs.map(Duration::from_secs),
+    })
+}
+
+pub(super) async fn update(
+    State(s): State<ApiState>,
+    Path(id): Path<String>,
+    ApiJson(u): ApiJson<UpdateOrder>,
+) -> Result<Answer<UpdateOrder>, ApiError> {
+    let id = parse_id(&id)?;
+    let order = s
+        .state
+        .update_order(id, update_terms(&u)?)
+        .await
+        .map_err(ApiError::of_update)?;
+    Ok(Answer::new(Order::from(&order)))
+}
+
 pub(super) async fn cancel(
     State(s): State<ApiState>,
     Path(id): Path<String>,
 ) -> Result<Answer<CancelOrder>, ApiError> {
-    let id: OrderId = id
-        .parse()
-        .map_err(|_| ApiError::bad_request("id: expected 64 hex characters"))?;
-    s.state.cancel_order(id).await?;
+    s.state.cancel_order(parse_id(&id)?).await?;
     Ok(Answer::new(()))
 }
 

@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use darkswap_p2p::{BannedPeer, PeerId};
+use darkswap_p2p::{BannedPeer, OrderChanges, PeerId};
 use darkswap_proto::{Asset, NewOrder, Order, OrderId, Side};
 use tokio::sync::{mpsc, oneshot};
 
@@ -54,6 +54,28 @@ impl OrderTerms {
     }
 }
 
+/// The changes to an own order the API asks for; the owner dates them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct UpdateTerms {
+    /// New base amount, smallest unit.
+    pub amount: Option<u64>,
+    /// New price.
+    pub price: Option<u64>,
+    /// New remaining life, from the time the update is signed.
+    pub lifetime: Option<Duration>,
+}
+
+impl UpdateTerms {
+    /// The changes to sign at `now` (unix seconds).
+    pub fn at(&self, now: u64) -> OrderChanges {
+        OrderChanges {
+            amount: self.amount,
+            price: self.price,
+            expires_at: self.lifetime.map(|l| now.saturating_add(l.as_secs())),
+        }
+    }
+}
+
 type Reply<T> = oneshot::Sender<Result<T, Error>>;
 
 /// What the owner is asked to do. Each command is answered once what it
@@ -65,6 +87,15 @@ pub enum Command {
         /// Its terms.
         terms: OrderTerms,
         /// The order as the book holds it.
+        reply: Reply<Order>,
+    },
+    /// Update an own order, publish the update and store it.
+    UpdateOrder {
+        /// The order.
+        id: OrderId,
+        /// What changes.
+        terms: UpdateTerms,
+        /// The order as it now stands.
         reply: Reply<Order>,
     },
     /// Cancel an own order and store its tombstone.
@@ -126,6 +157,12 @@ impl Handle {
     /// Creates an own order; answers once it is stored.
     pub async fn create_order(&self, terms: OrderTerms) -> Result<Order, Error> {
         self.request(|reply| Command::CreateOrder { terms, reply })
+            .await
+    }
+
+    /// Updates an own order; answers once the signed update is stored.
+    pub async fn update_order(&self, id: OrderId, terms: UpdateTerms) -> Result<Order, Error> {
+        self.request(|reply| Command::UpdateOrder { id, terms, reply })
             .await
     }
 

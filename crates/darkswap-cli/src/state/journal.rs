@@ -7,8 +7,10 @@
 //! The rules:
 //!
 //! - **An answer waits for its write.** A created order is stored before
-//!   the API answers `201`; a cancel, with its tombstone, before `204`; a
-//!   ban or unban made by hand before its answer. The `handle_*` call that
+//!   the API answers `201`; the signed update of an own order before `200`
+//!   (the latest one per order is kept beside the order); a cancel, with
+//!   its tombstone, before `204`; a ban or unban made by hand before its
+//!   answer. The `handle_*` call that
 //!   causes such a write returns it, and the owner performs it before it
 //!   replies.
 //! - **What nobody waits for is batched.** A changed book is saved
@@ -22,6 +24,11 @@
 //!   node their signed cancels, so the book also refuses copies that peers
 //!   send late. A tombstone is kept for the order TTL after its cancel:
 //!   after that no announcement of the order is young enough to be taken.
+//! - **An update is never undone by a restart.** [`Journal::restore`] gives
+//!   the node each own order's stored update after the stored book, so the
+//!   order comes back as last answered and its next update continues the
+//!   sequence; an own order whose update shortened its life past the
+//!   restart is forgotten, not brought back with its longer signed expiry.
 
 use std::{
     collections::VecDeque,
@@ -29,7 +36,9 @@ use std::{
 };
 
 use darkswap_p2p::{NetworkEvent, OrderbookChange, core::Now};
-use darkswap_proto::{OrderCancel, OrderError, OrderId, OrderbookResponse, SignedOrder};
+use darkswap_proto::{
+    OrderCancel, OrderError, OrderId, OrderUpdate, OrderbookResponse, SignedOrder,
+};
 
 use crate::store::Tombstone;
 
@@ -42,6 +51,13 @@ pub const BOOK_SAVE_INTERVAL: Duration = Duration::from_secs(2);
 pub enum Write {
     /// Keep a new own order.
     PutOwnOrder(SignedOrder),
+    /// Keep the latest update of an own order, replacing the one before.
+    PutOwnUpdate {
+        /// The order.
+        id: OrderId,
+        /// Its update, as signed.
+        update: OrderUpdate,
+    },
     /// Forget a cancelled own order and keep its tombstone, together.
     Cancel(Tombstone),
     /// Forget own orders that expired.
@@ -64,7 +80,8 @@ pub struct Restore {
     /// The book to merge (`orderbook().import`): the live tombstones' cancels
     /// first, then the stored book without the orders they cancel.
     pub book: OrderbookResponse,
-    /// Stored own orders that a tombstone says were cancelled.
+    /// Stored own orders that a tombstone says were cancelled, or whose
+    /// update ended their life before now.
     pub forget_own_orders: Vec<OrderId>,
     /// Tombstones of cancels made before this (unix seconds) go.
     pub forget_tombstones_before: u64,
@@ -102,18 +119,29 @@ impl Journal {
 
     /// What to give back to the node at start, from what is stored. An own
     /// order with a tombstone is never given back, however old the
-    /// tombstone.
+    /// tombstone; nor one whose stored update made it expire before `now`.
     pub fn restore(
         &self,
         own_orders: Vec<SignedOrder>,
+        own_updates: Vec<OrderUpdate>,
         book: OrderbookResponse,
         tombstones: Vec<Tombstone>,
         now: Now,
     ) -> Restore {
         let horizon = self.tombstone_horizon(now);
+        let unix = now.unix_secs();
         let cancelled = |id: &OrderId| tombstones.iter().any(|t| t.id == *id);
-        let (forget, own_orders): (Vec<_>, Vec<_>) =
-            own_orders.into_iter().partition(|o| cancelled(&o.id()));
+        // Updates that no longer verify are dropped: the order comes back
+        // as signed, which is what peers that missed the update hold.
+        let (ended, own_updates): (Vec<_>, Vec<_>) = own_updates
+            .into_iter()
+            .filter_map(|u| Some((u.verify().ok()?, u)))
+            .filter(|(v, _)| !cancelled(&v.order_id))
+            .partition(|(v, _)| v.fields.expires_at <= unix);
+        let ended: Vec<OrderId> = ended.iter().map(|(v, _)| v.order_id).collect();
+        let (forget, own_orders): (Vec<_>, Vec<_>) = own_orders
+            .into_iter()
+            .partition(|o| cancelled(&o.id()) || ended.contains(&o.id()));
         let mut cancels: Vec<OrderCancel> = tombstones
             .iter()
             .filter(|t| t.cancelled_at >= horizon)
@@ -123,13 +151,19 @@ impl Journal {
         let orders = book
             .orders
             .into_iter()
-            .filter(|o| !o.order.as_ref().is_some_and(|s| cancelled(&s.id())))
+            .filter(|o| {
+                !o.order
+                    .as_ref()
+                    .is_some_and(|s| cancelled(&s.id()) || ended.contains(&s.id()))
+            })
             .collect();
+        let mut updates = book.updates;
+        updates.extend(own_updates.into_iter().map(|(_, u)| u));
         Restore {
             own_orders,
             book: OrderbookResponse {
                 orders,
-                updates: book.updates,
+                updates,
                 cancels,
             },
             forget_own_orders: forget.iter().map(SignedOrder::id).collect(),
@@ -141,6 +175,12 @@ impl Journal {
     /// waits for.
     pub fn handle_created(&mut self, order: SignedOrder) -> Write {
         Write::PutOwnOrder(order)
+    }
+
+    /// The node updated an own order for the API and published `update`:
+    /// returns the write the answer waits for.
+    pub fn handle_updated(&mut self, id: OrderId, update: OrderUpdate) -> Write {
+        Write::PutOwnUpdate { id, update }
     }
 
     /// The node cancelled an own order for the API and published `cancel`:
@@ -198,7 +238,10 @@ impl Journal {
             Write::SaveBans => {
                 self.bans_due.get_or_insert(retry);
             }
-            Write::PutOwnOrder(_) | Write::Cancel(_) | Write::ForgetOwnOrders(_) => {}
+            Write::PutOwnOrder(_)
+            | Write::PutOwnUpdate { .. }
+            | Write::Cancel(_)
+            | Write::ForgetOwnOrders(_) => {}
         }
     }
 

@@ -17,7 +17,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::{
     Error,
-    handle::{Command, Handle, OrderTerms},
+    handle::{Command, Handle, OrderTerms, UpdateTerms},
     journal::{BOOK_SAVE_INTERVAL, Journal, Write},
 };
 use crate::{
@@ -80,9 +80,13 @@ impl Owner {
     }
 
     async fn restore(&mut self, stored: Stored) -> Result<(), Error> {
-        let restore =
-            self.journal
-                .restore(stored.own_orders, stored.book, stored.tombstones, now());
+        let restore = self.journal.restore(
+            stored.own_orders,
+            stored.own_updates,
+            stored.book,
+            stored.tombstones,
+            now(),
+        );
         // Own orders from before a restart: back into the book and
         // re-announced; the ones that expired meanwhile are forgotten.
         let mut forget = restore.forget_own_orders;
@@ -100,6 +104,9 @@ impl Owner {
         let cancels = restore.book.cancels.len();
         // The rest of the book as it was, under the same rules as a peer's
         // snapshot: orders whose makers stopped re-announcing them stay out.
+        // The own orders' stored updates come last in it, so each own order
+        // is back as it was last answered, and its next update continues
+        // the sequence.
         let (restored, refused) = self.network.orderbook().import(restore.book).await?;
         for error in &refused {
             self.metrics.order_rejected("store", error.reason());
@@ -173,6 +180,9 @@ impl Owner {
             Command::CreateOrder { terms, reply } => {
                 let _ = reply.send(self.create_order(terms).await);
             }
+            Command::UpdateOrder { id, terms, reply } => {
+                let _ = reply.send(self.update_order(id, terms).await);
+            }
             Command::CancelOrder { id, reply } => {
                 let _ = reply.send(self.cancel_order(id).await);
             }
@@ -202,6 +212,22 @@ impl Owner {
             }
         };
         let write = self.journal.handle_created(signed);
+        self.write(write).await?;
+        Ok(order)
+    }
+
+    async fn update_order(&mut self, id: OrderId, terms: UpdateTerms) -> Result<Order, Error> {
+        let changes = terms.at(now().unix_secs());
+        let (order, update) = match self.network.orderbook().update(id, changes).await {
+            Ok(updated) => updated,
+            Err(e) => {
+                if let OrderbookCommandError::Refused(refused) = &e {
+                    self.metrics.order_rejected("api", refused.reason());
+                }
+                return Err(e.into());
+            }
+        };
+        let write = self.journal.handle_updated(id, update);
         self.write(write).await?;
         Ok(order)
     }
@@ -247,6 +273,9 @@ impl Owner {
     async fn perform(&mut self, write: &Write) -> Result<(), Error> {
         match write.clone() {
             Write::PutOwnOrder(signed) => self.with_store(move |s| s.put(&signed)).await,
+            Write::PutOwnUpdate { id, update } => {
+                self.with_store(move |s| s.put_update(&id, &update)).await
+            }
             Write::Cancel(tombstone) => self.with_store(move |s| s.cancel(&tombstone)).await,
             Write::ForgetOwnOrders(ids) => self.with_store(move |s| s.forget(&ids)).await,
             Write::SaveBook {

@@ -187,3 +187,64 @@ fn tombstones_are_forgotten_by_age_and_bad_rows_are_skipped() {
     assert_eq!(stones, vec![tombstone(&key, &young, 200)]);
     assert_eq!(unreadable, 0);
 }
+
+#[test]
+fn the_latest_update_of_an_own_order_is_kept_and_goes_with_its_order() {
+    use darkswap_proto::UpdateFields;
+    let dir = tempfile::tempdir().unwrap();
+    let key = Keypair::generate_ed25519();
+    let order = |nonce| {
+        NewOrder {
+            side: Side::Sell,
+            base: Asset::Btc,
+            quote: "rune:1:0".parse().unwrap(),
+            amount: 5,
+            price: 9,
+            created_at: 10,
+            expires_at: 100,
+            nonce,
+        }
+        .sign(&key)
+        .unwrap()
+    };
+    let update = |order: &SignedOrder, sequence| {
+        let fields = UpdateFields {
+            sequence,
+            amount: 4,
+            price: 8,
+            expires_at: 90,
+            updated_at: 11,
+        };
+        OrderUpdate::sign(order.id(), fields, &key).unwrap()
+    };
+    let (expiring, cancelled) = (order(1), order(2));
+    let latest = update(&expiring, 2);
+    {
+        let store = Store::open(dir.path()).unwrap();
+        store.put(&expiring).unwrap();
+        store.put(&cancelled).unwrap();
+        store
+            .put_update(&expiring.id(), &update(&expiring, 1))
+            .unwrap();
+        store.put_update(&expiring.id(), &latest).unwrap();
+        store
+            .put_update(&cancelled.id(), &update(&cancelled, 1))
+            .unwrap();
+    }
+    let mut store = Store::open(dir.path()).unwrap();
+    let stored = store.load().unwrap();
+    assert_eq!(stored.own_updates.len(), 2);
+    assert!(stored.own_updates.contains(&latest), "one row per order");
+
+    let cancel = darkswap_proto::OrderCancel::sign(cancelled.id(), 12, &key).unwrap();
+    store
+        .cancel(&Tombstone {
+            id: cancelled.id(),
+            cancel,
+            cancelled_at: 12,
+        })
+        .unwrap();
+    assert_eq!(store.own_updates().unwrap(), (vec![latest], 0));
+    store.forget(&[expiring.id()]).unwrap();
+    assert_eq!(store.own_updates().unwrap(), (vec![], 0));
+}

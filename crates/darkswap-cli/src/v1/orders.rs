@@ -100,6 +100,38 @@ impl Endpoint for CancelOrder {
     }
 }
 
+/// `PATCH /v1/orders/{id}`: change the amount, price and/or expiry of an
+/// own open order; answers `200` with the order as it now stands, once the
+/// signed update is stored. Fields left out keep their values; at least one
+/// must be given.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateOrder {
+    /// Hex order id: in the path, not in the body.
+    #[serde(skip)]
+    pub id: String,
+    /// New base amount, smallest unit (greater than zero).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub amount: Option<u64>,
+    /// New price: quote units per 10^8 base units (greater than zero).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub price: Option<u64>,
+    /// New expiry, in seconds from now (greater than zero, and not past the
+    /// expiry the order was created with).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_in_secs: Option<u64>,
+}
+
+impl Endpoint for UpdateOrder {
+    const VERB: Verb = Verb::Patch;
+    const ROUTE: &'static str = "/v1/orders/{id}";
+    type Response = Order;
+
+    fn path(&self) -> String {
+        format!("/v1/orders/{}", self.id)
+    }
+}
+
 /// `GET /v1/orderbook?base=&quote=`: the bids and asks of a pair.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct GetOrderbook {

@@ -72,6 +72,29 @@ fn a_create_with_an_unknown_field_is_refused() {
 }
 
 #[test]
+fn an_update_sends_only_the_fields_given_and_its_id_in_the_path() {
+    let update = UpdateOrder {
+        id: "ab".into(),
+        amount: Some(7),
+        price: None,
+        expires_in_secs: Some(60),
+    };
+    assert_eq!(
+        serde_json::to_value(&update).unwrap(),
+        json!({ "amount": 7, "expires_in_secs": 60 })
+    );
+    assert_eq!(update.path(), "/v1/orders/ab");
+    assert_eq!(UpdateOrder::ROUTE, CancelOrder::ROUTE);
+    let read: UpdateOrder = serde_json::from_value(json!({ "price": 3 })).unwrap();
+    assert_eq!(
+        (read.amount, read.price, read.expires_in_secs),
+        (None, Some(3), None)
+    );
+    let error = serde_json::from_value::<UpdateOrder>(json!({ "id": "ab" })).unwrap_err();
+    assert!(error.to_string().contains("id"), "{error}");
+}
+
+#[test]
 fn status_peers_and_bans_keep_their_wire_names() {
     let ban = Ban {
         peer_id: "12D3KooWbanned".into(),

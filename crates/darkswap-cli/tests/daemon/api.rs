@@ -9,7 +9,7 @@ use std::{
 
 use serde_json::Value;
 
-use crate::support::{cli, cli_json, metric, start_daemon};
+use crate::support::{cli, cli_json, metric, post_order, start_daemon};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_api_refuses_bad_requests_and_keeps_running() {
@@ -234,20 +234,4 @@ async fn refusals_at_a_limit_name_the_limit() {
         .await,
         1.0
     );
-}
-
-/// `POST /v1/orders` of an order of `amount` at price 1 for 10 minutes.
-async fn post_order(
-    http: &reqwest::Client,
-    api: std::net::SocketAddr,
-    side: &str,
-    amount: u64,
-) -> reqwest::Result<reqwest::Response> {
-    http.post(format!("http://{api}/v1/orders"))
-        .header("content-type", "application/json")
-        .body(format!(
-            r#"{{"side":"{side}","base":"BTC","quote":"rune:1:0","amount":{amount},"price":1,"expires_in":600}}"#
-        ))
-        .send()
-        .await
 }

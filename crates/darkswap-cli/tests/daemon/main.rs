@@ -2,7 +2,9 @@
 //! real CLI: one test binary, one file per topic, the helpers in `support`.
 
 mod api;
+mod config;
 mod hostile_peers;
 mod restart;
 mod sharing;
 mod support;
+mod updates;

@@ -15,7 +15,7 @@ use darkswap_testkit::RelayProcess;
 use futures::StreamExt;
 use serde_json::Value;
 
-const BIN: &str = env!("CARGO_BIN_EXE_darkswap");
+pub(crate) const BIN: &str = env!("CARGO_BIN_EXE_darkswap");
 const TIMEOUT: Duration = Duration::from_secs(20);
 
 /// A running `darkswap daemon`; dropping it kills it.
@@ -220,4 +220,21 @@ pub(crate) fn order_args<'a>(side: &'a str, base: &'a str, quote: &'a str) -> Ve
         "order", "create", "--side", side, "--base", base, "--quote", quote, "--amount", "5",
         "--price", "9",
     ]
+}
+
+/// `POST /v1/orders`: a BTC/rune:1:0 order of `amount` at price 1, for
+/// ten minutes.
+pub(crate) async fn post_order(
+    http: &reqwest::Client,
+    api: std::net::SocketAddr,
+    side: &str,
+    amount: u64,
+) -> reqwest::Result<reqwest::Response> {
+    http.post(format!("http://{api}/v1/orders"))
+        .header("content-type", "application/json")
+        .body(format!(
+            r#"{{"side":"{side}","base":"BTC","quote":"rune:1:0","amount":{amount},"price":1,"expires_in":600}}"#
+        ))
+        .send()
+        .await
 }

@@ -143,3 +143,205 @@ fn the_refresh_interval_has_a_floor() {
     let own = OwnOrders::new(Keypair::generate_ed25519(), Duration::ZERO, t0.instant);
     assert_eq!(own.poll_timeout(), t0.instant + MIN_REFRESH_INTERVAL);
 }
+
+/// The update messages among `out`, verified.
+fn updates(out: &[OwnOrdersOutput]) -> Vec<darkswap_proto::Update> {
+    published(out)
+        .into_iter()
+        .filter_map(|m| match m {
+            Message::OrderUpdate(u) => Some(u.verify().unwrap()),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn an_update_is_signed_with_the_next_sequence_applied_and_published() {
+    let (mut own, mut book, key, t0) = setup();
+    let (order, _) = own
+        .create(&mut book, &new_order(Side::Sell, NOW, 1), t0)
+        .unwrap();
+    outputs(&mut own);
+
+    let t1 = t0.after(Duration::from_secs(5));
+    let changes = OrderChanges::default().with_amount(40).with_price(7);
+    let (updated, signed) = own.update(&mut book, order.id, changes, t1).unwrap();
+    assert_eq!((updated.amount, updated.price), (40, 7));
+    assert_eq!(updated.expires_at, order.expires_at, "expiry unchanged");
+    assert_eq!(book.get(&order.id), Some(updated.clone()));
+    assert_eq!(own.orders(&book)[0].0, updated, "own orders as they stand");
+    let verified = signed.verify().unwrap();
+    assert_eq!(verified.maker, key.public().to_peer_id());
+    assert_eq!(verified.fields.sequence, 1);
+    assert_eq!(verified.fields.updated_at, t1.unix_secs());
+    let out = outputs(&mut own);
+    assert_eq!(
+        out[0],
+        OwnOrdersOutput::Event(NetworkEvent::OrderbookChanged(OrderbookChange::Updated(
+            updated.clone()
+        )))
+    );
+    assert_eq!(updates(&out), vec![verified]);
+
+    let (again, _) = own
+        .update(
+            &mut book,
+            order.id,
+            OrderChanges::default().with_expires_at(NOW + 600),
+            t1,
+        )
+        .unwrap();
+    assert_eq!(
+        (again.amount, again.price, again.expires_at),
+        (40, 7, NOW + 600),
+        "fields not given keep the values in force"
+    );
+    assert_eq!(updates(&outputs(&mut own))[0].fields.sequence, 2);
+}
+
+#[test]
+fn after_a_restart_the_sequence_continues_from_the_update_the_book_holds() {
+    let (mut own, mut book, key, t0) = setup();
+    let (order, signed) = own
+        .create(&mut book, &new_order(Side::Buy, NOW, 1), t0)
+        .unwrap();
+    let (_, first) = own
+        .update(
+            &mut book,
+            order.id,
+            OrderChanges::default().with_amount(9),
+            t0,
+        )
+        .unwrap();
+
+    // A new life: the order and its stored update come back.
+    let mut own = OwnOrders::new(key, REFRESH, t0.instant);
+    let mut book = Orderbook::new(OrderbookConfig::default());
+    own.restore(&mut book, signed, t0).unwrap();
+    book.apply(&Message::OrderUpdate(first), NOW).unwrap();
+    let (order, next) = own
+        .update(
+            &mut book,
+            order.id,
+            OrderChanges::default().with_price(3),
+            t0,
+        )
+        .unwrap();
+    assert_eq!((order.amount, order.price), (9, 3));
+    assert_eq!(next.verify().unwrap().fields.sequence, 2);
+}
+
+#[test]
+fn the_refresh_publishes_the_update_again_so_peers_that_missed_it_catch_up() {
+    let (mut own, mut book, _, t0) = setup();
+    let (order, _) = own
+        .create(&mut book, &new_order(Side::Sell, NOW, 1), t0)
+        .unwrap();
+    let mut peer = Orderbook::new(OrderbookConfig::default());
+    for m in published(&outputs(&mut own)) {
+        peer.apply(m, NOW).unwrap();
+    }
+    own.update(
+        &mut book,
+        order.id,
+        OrderChanges::default().with_amount(1),
+        t0,
+    )
+    .unwrap();
+    // The peer misses the update on gossip.
+    outputs(&mut own);
+    assert_eq!(peer.get(&order.id).unwrap().amount, order.amount);
+
+    let t1 = t0.after(REFRESH);
+    own.handle_timeout(&mut book, t1);
+    let out = outputs(&mut own);
+    let kinds: Vec<&str> = published(&out).iter().map(|m| m.kind()).collect();
+    assert_eq!(kinds.len(), 2, "the order, then its update: {kinds:?}");
+    assert!(matches!(published(&out)[1], Message::OrderUpdate(_)));
+    for m in published(&out) {
+        peer.apply(m, t1.unix_secs()).unwrap();
+    }
+    assert_eq!(peer.get(&order.id), book.get(&order.id));
+
+    // A peer that joins later gets the order with its update by sync.
+    let mut late = Orderbook::new(OrderbookConfig::default());
+    let (_, refused) = late.merge(&book.snapshot(None, usize::MAX), t1.unix_secs());
+    assert!(refused.is_empty(), "{refused:?}");
+    assert_eq!(late.get(&order.id), book.get(&order.id));
+    assert_eq!(book.messages_of(&order.id).unwrap().updates.len(), 1);
+}
+
+#[test]
+fn a_shortened_life_ends_the_order_at_its_new_expiry() {
+    let (mut own, mut book, _, t0) = setup();
+    let (order, _) = own
+        .create(&mut book, &new_order(Side::Sell, NOW, 1), t0)
+        .unwrap();
+    own.update(
+        &mut book,
+        order.id,
+        OrderChanges::default().with_expires_at(NOW + 60),
+        t0,
+    )
+    .unwrap();
+    outputs(&mut own);
+    own.handle_timeout(&mut book, t0.after(REFRESH));
+    assert!(published(&outputs(&mut own)).is_empty(), "not re-announced");
+    assert!(own.orders(&book).is_empty());
+}
+
+#[test]
+fn updates_of_others_unknown_cancelled_or_invalid_orders_are_refused() {
+    let (mut own, mut book, _, t0) = setup();
+    let change = OrderChanges::default().with_amount(5);
+    let (theirs, their_id) = crate::fixtures::create(&Keypair::generate_ed25519(), 7);
+    book.apply(&theirs, NOW).unwrap();
+    assert_eq!(
+        own.update(&mut book, their_id, change, t0),
+        Err(OwnOrderError::NotOwnOrder(their_id))
+    );
+    let unknown = OrderId::of_body(b"nothing");
+    assert_eq!(
+        own.update(&mut book, unknown, change, t0),
+        Err(OwnOrderError::NotOwnOrder(unknown))
+    );
+
+    let (order, _) = own
+        .create(&mut book, &new_order(Side::Sell, NOW, 1), t0)
+        .unwrap();
+    let zero = OrderChanges::default().with_amount(0);
+    assert!(matches!(
+        own.update(&mut book, order.id, zero, t0),
+        Err(OwnOrderError::Refused(OrderbookError::Invalid(
+            darkswap_proto::OrderError::ZeroAmount
+        )))
+    ));
+    let past = OrderChanges::default().with_expires_at(NOW);
+    assert!(matches!(
+        own.update(&mut book, order.id, past, t0),
+        Err(OwnOrderError::Refused(OrderbookError::Invalid(
+            darkswap_proto::OrderError::InvalidExpiry
+        )))
+    ));
+    let longer = OrderChanges::default().with_expires_at(order.expires_at + 1);
+    assert_eq!(
+        own.update(&mut book, order.id, longer, t0),
+        Err(OwnOrderError::ExpiryBeyondSigned {
+            requested: order.expires_at + 1,
+            signed: order.expires_at
+        })
+    );
+    outputs(&mut own);
+
+    own.cancel(&mut book, order.id, t0).unwrap();
+    outputs(&mut own);
+    assert_eq!(
+        own.update(&mut book, order.id, change, t0),
+        Err(OwnOrderError::Refused(OrderbookError::Cancelled(order.id)))
+    );
+    assert!(
+        outputs(&mut own).is_empty(),
+        "nothing published for a refusal"
+    );
+    assert!(book.latest_update(&order.id).is_none());
+}

@@ -2,7 +2,10 @@
 
 use darkswap_core::{
     orderbook::{Book, OrderbookError},
-    proto::{Asset, NewOrder, Order, OrderCancel, OrderId, OrderbookResponse, SignedOrder},
+    own_orders::OrderChanges,
+    proto::{
+        Asset, NewOrder, Order, OrderCancel, OrderId, OrderUpdate, OrderbookResponse, SignedOrder,
+    },
 };
 
 use crate::{
@@ -43,6 +46,32 @@ impl OrderbookHandle<'_> {
         Ok(self
             .handle
             .ask(|reply| OrderbookCommand::Cancel { id, reply })
+            .await??)
+    }
+
+    /// Changes the amount, price and/or expiry of one of this node's own
+    /// open orders: signs an update one sequence above the one in force,
+    /// applies it to the local book and publishes it; returns the order as
+    /// it now stands and the signed update (what a store keeps, to
+    /// [`import`](Self::import) it after a restart). Re-announcements carry
+    /// the update in force, and peers that join later get it by sync.
+    ///
+    /// Errors: [`OrderbookCommandError::NotOwnOrder`] for an order that is
+    /// not this node's or no longer open (expired, or unknown);
+    /// [`OrderbookError::Cancelled`] (as
+    /// [`OrderbookCommandError::Refused`]) for a cancelled one;
+    /// [`OrderbookError::Invalid`] for invalid terms (zero amount or price,
+    /// an expiry not in the future); and
+    /// [`OrderbookCommandError::ExpiryBeyondSigned`] for an expiry after the
+    /// one the order was signed with, which peers would not honour.
+    pub async fn update(
+        &self,
+        id: OrderId,
+        changes: OrderChanges,
+    ) -> Result<(Order, OrderUpdate), OrderbookCommandError> {
+        Ok(self
+            .handle
+            .ask(|reply| OrderbookCommand::Update { id, changes, reply })
             .await??)
     }
 

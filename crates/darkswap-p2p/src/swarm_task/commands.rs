@@ -119,6 +119,9 @@ impl SwarmTask {
             OrderbookCommand::Cancel { id, reply } => {
                 let _ = reply.send(self.own_orders.cancel(&mut self.book, id, now));
             }
+            OrderbookCommand::Update { id, changes, reply } => {
+                let _ = reply.send(self.own_orders.update(&mut self.book, id, changes, now));
+            }
             OrderbookCommand::Restore { orders, reply } => {
                 let results = orders
                     .into_iter()

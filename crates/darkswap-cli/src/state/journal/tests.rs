@@ -7,8 +7,8 @@ use darkswap_p2p::{
     core::{Now, orderbook::Orderbook},
 };
 use darkswap_proto::{
-    Asset, Message, NewOrder, OrderCancel, OrderCreate, OrderId, OrderbookResponse, Side,
-    SignedOrder,
+    Asset, Message, NewOrder, OrderCancel, OrderCreate, OrderId, OrderUpdate, OrderbookResponse,
+    Side, SignedOrder, UpdateFields,
 };
 
 use super::{Journal, Write};
@@ -232,6 +232,7 @@ fn a_cancelled_order_is_not_given_back_at_restart_and_late_copies_are_refused() 
 
     let restore = j.restore(
         vec![kept.clone(), cancelled.clone()],
+        vec![],
         stored_book(&[&kept, &cancelled, &theirs]),
         vec![stone.clone()],
         now,
@@ -269,6 +270,7 @@ fn a_tombstone_older_than_the_ttl_is_forgotten_but_its_order_stays_out() {
 
     let restore = j.restore(
         vec![cancelled.clone()],
+        vec![],
         stored_book(&[&cancelled]),
         vec![stone.clone()],
         later,
@@ -287,10 +289,87 @@ fn a_tombstone_exactly_one_ttl_old_still_counts() {
     let stone = tombstone(&mut j, &key, &cancelled, start());
     let restore = j.restore(
         vec![],
+        vec![],
         stored_book(&[]),
         vec![stone.clone()],
         start().after(TTL),
     );
     assert_eq!(restore.forget_tombstones_before, stone.cancelled_at);
     assert_eq!(restore.book.cancels, vec![stone.cancel]);
+}
+
+fn update(key: &Keypair, order: &SignedOrder, sequence: u64, expires_at: u64) -> OrderUpdate {
+    let fields = UpdateFields {
+        sequence,
+        amount: 2,
+        price: 3,
+        expires_at,
+        updated_at: START - 5,
+    };
+    OrderUpdate::sign(order.id(), fields, key).unwrap()
+}
+
+#[test]
+fn an_update_waits_for_its_write_and_comes_back_after_the_stored_book() {
+    let key = Keypair::generate_ed25519();
+    let mut j = journal();
+    let own = order(&key, 1);
+    let (old, latest) = (
+        update(&key, &own, 1, START + 3600),
+        update(&key, &own, 2, START + 1800),
+    );
+    assert_eq!(
+        j.handle_updated(own.id(), latest.clone()),
+        Write::PutOwnUpdate {
+            id: own.id(),
+            update: latest.clone()
+        }
+    );
+    assert!(drain(&mut j).is_empty(), "the answer performs it");
+
+    // The stored book was saved before the latest update: the stored
+    // update comes after it, so the order ends as last answered.
+    let mut stored = stored_book(&[&own]);
+    stored.updates.push(old);
+    let restore = j.restore(
+        vec![own.clone()],
+        vec![latest.clone()],
+        stored,
+        vec![],
+        start(),
+    );
+    assert_eq!(restore.own_orders, vec![own.clone()]);
+    assert_eq!(restore.book.updates.last(), Some(&latest));
+    let mut book = Orderbook::new(OrderbookConfig::default());
+    let (_, refused) = book.merge(&restore.book, START);
+    assert_eq!(refused, vec![]);
+    let now = book.get(&own.id()).unwrap();
+    assert_eq!(
+        (now.amount, now.price, now.expires_at),
+        (2, 3, START + 1800)
+    );
+}
+
+#[test]
+fn an_own_order_whose_update_ended_it_is_forgotten_at_restart() {
+    let key = Keypair::generate_ed25519();
+    let mut j = journal();
+    let (ended, cancelled) = (order(&key, 1), order(&key, 2));
+    let short = update(&key, &ended, 1, START + 60);
+    let stone = tombstone(&mut j, &key, &cancelled, start());
+    let restore = j.restore(
+        vec![ended.clone(), cancelled.clone()],
+        vec![short, update(&key, &cancelled, 1, START + 60)],
+        stored_book(&[&ended]),
+        vec![stone],
+        start().after(Duration::from_secs(61)),
+    );
+    assert_eq!(restore.own_orders, vec![]);
+    assert_eq!(
+        restore.forget_own_orders,
+        vec![ended.id(), cancelled.id()],
+        "not brought back with its longer signed expiry"
+    );
+    assert!(restore.book.orders.is_empty());
+    assert!(restore.book.updates.is_empty());
 }

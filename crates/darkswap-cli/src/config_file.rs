@@ -1,0 +1,278 @@
+//! The daemon's configuration: built-in defaults < TOML file (`--config`,
+//! or `DARKSWAP_CONFIG`) < `DARKSWAP_*` environment variables < the flags
+//! given on the command line, merged by figment the way the relay's
+//! `config_file.rs` does, checked, then turned into [`DaemonOptions`].
+//!
+//! Keys are flat and named after the flags (`--max-orders-per-maker` is
+//! `max_orders_per_maker`, `DARKSWAP_MAX_ORDERS_PER_MAKER`);
+//! `deploy/darkswap.toml` lists every one with its default. Unknown keys
+//! are errors, so a typo never silently leaves a default in force.
+//! Durations are humantime strings (`"3m"`, `"30s"`, `"1h 30m"`).
+
+use std::{
+    net::SocketAddr,
+    path::{Path, PathBuf},
+    time::Duration,
+};
+
+use darkswap_p2p::{Multiaddr, OrderbookConfig, ReputationConfig, SyncConfig};
+use figment::{
+    Figment,
+    providers::{Env, Format, Serialized, Toml},
+};
+use serde::{Deserialize, Serialize};
+
+use crate::daemon::DaemonOptions;
+
+/// Prefix of the environment overrides: `DARKSWAP_MAX_ORDERS=500`.
+pub const ENV_PREFIX: &str = "DARKSWAP_";
+
+/// The API address when nothing sets one: loopback, so the unauthenticated
+/// API is not reachable from the network by default.
+pub const DEFAULT_API: &str = "127.0.0.1:7070";
+
+/// Where the data lives when nothing sets `data_dir` and neither
+/// `XDG_DATA_HOME` nor `HOME` is set (relative to the working directory).
+const FALLBACK_DATA_DIR: &str = "darkswap-data";
+
+/// The keys an environment variable may set. Only these are read, so
+/// another program's `DARKSWAP_*` variable (the relay's
+/// `DARKSWAP_RELAY_*`, `DARKSWAP_CONFIG` itself) is not taken for an
+/// unknown key.
+const ENV_KEYS: &[&str] = &[
+    "data_dir",
+    "api",
+    "listen",
+    "relay",
+    "bootstrap",
+    "mdns",
+    "order_refresh",
+    "order_ttl",
+    "ban_duration",
+    "max_ban_duration",
+    "max_orders",
+    "max_orders_per_maker",
+    "anti_entropy_interval",
+];
+
+/// Why the configuration could not be loaded: one line naming the key and
+/// where its value came from.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid configuration: {0}")]
+pub struct ConfigError(String);
+
+/// Every option of `darkswap daemon`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ConfigFile {
+    /// Identity key and database. Default: `$XDG_DATA_HOME/darkswap`, else
+    /// `~/.local/share/darkswap`.
+    pub data_dir: PathBuf,
+    /// Address of the local HTTP API. Default: [`DEFAULT_API`]
+    /// (`127.0.0.1:7070`).
+    pub api: SocketAddr,
+    /// libp2p listen addresses. Default: none.
+    pub listen: Vec<Multiaddr>,
+    /// Relays to reserve a slot on, each ending in `/p2p/` and a peer id.
+    /// Default: none.
+    pub relay: Vec<Multiaddr>,
+    /// Bootstrap peers, each ending in `/p2p/` and a peer id. Default: none.
+    pub bootstrap: Vec<Multiaddr>,
+    /// Local network discovery (mDNS). Default: on.
+    pub mdns: bool,
+    /// How often own open orders are re-announced. Default:
+    /// [`OrderbookConfig::default`]'s `refresh_interval`, 3 min.
+    #[serde(with = "humantime_string")]
+    pub order_refresh: Duration,
+    /// Orders not re-announced by their maker for this long drop out of the
+    /// book; must exceed `order_refresh`. Default: [`OrderbookConfig`]'s
+    /// `ttl`, 10 min.
+    #[serde(with = "humantime_string")]
+    pub order_ttl: Duration,
+    /// Length of a first automatic ban; each repeat ban lasts twice as
+    /// long. Default: [`ReputationConfig`]'s `base_ban_duration`, 10 min.
+    #[serde(with = "humantime_string")]
+    pub ban_duration: Duration,
+    /// Longest automatic ban. Default: [`ReputationConfig`]'s
+    /// `max_ban_duration`, 24 h.
+    #[serde(with = "humantime_string")]
+    pub max_ban_duration: Duration,
+    /// Orders the book holds at most; further new orders are refused as
+    /// `book_full`. Default: [`OrderbookConfig`]'s `max_orders`, 100 000.
+    pub max_orders: usize,
+    /// Orders one maker (this node included) may have in the book; its next
+    /// new order is refused as `maker_limit`. Default: [`OrderbookConfig`]'s
+    /// `max_orders_per_maker`, 1 000.
+    pub max_orders_per_maker: usize,
+    /// How often the book is reconciled with one more peer, in turn.
+    /// Default: [`SyncConfig`]'s `anti_entropy_interval`, 30 s.
+    #[serde(with = "humantime_string")]
+    pub anti_entropy_interval: Duration,
+}
+
+/// The defaults are the libraries': the two cannot drift.
+impl Default for ConfigFile {
+    fn default() -> Self {
+        let book = OrderbookConfig::default();
+        let reputation = ReputationConfig::default();
+        ConfigFile {
+            data_dir: default_data_dir(),
+            api: default_api(),
+            listen: Vec::new(),
+            relay: Vec::new(),
+            bootstrap: Vec::new(),
+            mdns: true,
+            order_refresh: book.refresh_interval,
+            order_ttl: book.ttl,
+            ban_duration: reputation.base_ban_duration,
+            max_ban_duration: reputation.max_ban_duration,
+            max_orders: book.max_orders,
+            max_orders_per_maker: book.max_orders_per_maker,
+            anti_entropy_interval: SyncConfig::default().anti_entropy_interval,
+        }
+    }
+}
+
+/// [`DEFAULT_API`] as an address.
+pub fn default_api() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 7070))
+}
+
+/// `$XDG_DATA_HOME/darkswap`, else `~/.local/share/darkswap`.
+pub fn default_data_dir() -> PathBuf {
+    std::env::var_os("XDG_DATA_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/share")))
+        .map_or_else(|| PathBuf::from(FALLBACK_DATA_DIR), |d| d.join("darkswap"))
+}
+
+impl ConfigFile {
+    /// Merges the defaults, the TOML `file` (if any), the environment and
+    /// `overrides` (the flags given, as a partial tree of the same shape),
+    /// then checks the result.
+    pub fn load(file: Option<&Path>, overrides: impl Serialize) -> Result<Self, ConfigError> {
+        let mut figment = Figment::from(Serialized::defaults(ConfigFile::default()));
+        if let Some(file) = file {
+            // figment skips a missing file silently; one named explicitly
+            // must exist.
+            if !file.is_file() {
+                return Err(ConfigError(format!(
+                    "config file {} does not exist",
+                    file.display()
+                )));
+            }
+            figment = figment.merge(Toml::file_exact(file));
+        }
+        figment = figment
+            .merge(Env::prefixed(ENV_PREFIX).only(ENV_KEYS))
+            .merge(Serialized::defaults(overrides));
+        let config: ConfigFile = figment.extract().map_err(|e| ConfigError(describe(e)))?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Checks what types alone cannot, naming the offending key.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let positive = [
+            ("order_refresh", self.order_refresh.is_zero()),
+            ("order_ttl", self.order_ttl.is_zero()),
+            ("ban_duration", self.ban_duration.is_zero()),
+            (
+                "anti_entropy_interval",
+                self.anti_entropy_interval.is_zero(),
+            ),
+            ("max_orders", self.max_orders == 0),
+            ("max_orders_per_maker", self.max_orders_per_maker == 0),
+        ];
+        if let Some((key, _)) = positive.iter().find(|(_, zero)| *zero) {
+            return Err(ConfigError(format!("{key} must be greater than 0")));
+        }
+        if self.order_ttl <= self.order_refresh {
+            return Err(ConfigError(format!(
+                "order_ttl ({}) must be longer than order_refresh ({}): orders would drop out \
+                 of peers' books between two re-announcements",
+                humantime::format_duration(self.order_ttl),
+                humantime::format_duration(self.order_refresh)
+            )));
+        }
+        if self.max_ban_duration < self.ban_duration {
+            return Err(ConfigError(
+                "max_ban_duration must not be shorter than ban_duration".to_owned(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// What to run.
+    pub fn options(self) -> DaemonOptions {
+        DaemonOptions {
+            data_dir: self.data_dir,
+            api: self.api,
+            listen: self.listen,
+            relays: self.relay,
+            bootstrap: self.bootstrap,
+            mdns: self.mdns,
+            order_refresh: self.order_refresh,
+            order_ttl: self.order_ttl,
+            ban_duration: self.ban_duration,
+            max_ban_duration: self.max_ban_duration,
+            max_orders: self.max_orders,
+            max_orders_per_maker: self.max_orders_per_maker,
+            anti_entropy_interval: self.anti_entropy_interval,
+        }
+    }
+}
+
+/// One line per figment error, each naming its key and where its value
+/// came from (the file's path, or the environment variable).
+fn describe(error: figment::Error) -> String {
+    error
+        .into_iter()
+        .map(|e| {
+            let key = if e.path.is_empty() {
+                String::new()
+            } else {
+                format!("key `{}`: ", e.path.join("."))
+            };
+            let source = e
+                .metadata
+                .as_ref()
+                .map(|m| match &m.source {
+                    // The path as figment resolved it, not shortened.
+                    Some(figment::Source::File(path)) => {
+                        format!(" (in config file {})", path.display())
+                    }
+                    Some(source) => format!(" (in {} {source})", m.name),
+                    // The environment: name the variable.
+                    None if m.name.contains("environment") && !e.path.is_empty() => {
+                        let key = e.path.join("_").to_uppercase();
+                        format!(" (from environment variable {ENV_PREFIX}{key})")
+                    }
+                    None => format!(" (from {})", m.name),
+                })
+                .unwrap_or_default();
+            format!("{key}{}{source}", e.kind)
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+/// A [`Duration`] as a humantime string: `"3m"`, `"1h 30m"`.
+mod humantime_string {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer, Serializer, de::Error};
+
+    pub(super) fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&humantime::format_duration(*d).to_string())
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        let text = String::deserialize(d)?;
+        humantime::parse_duration(&text)
+            .map_err(|e| D::Error::custom(format!("{text:?} is not a duration like \"3m\": {e}")))
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,244 @@
+// figment's Jail API returns its (large) error type; fine in tests.
+#![allow(clippy::result_large_err)]
+
+use figment::Jail;
+use serde_json::json;
+
+use super::*;
+
+fn no_overrides() -> serde_json::Value {
+    json!({})
+}
+
+fn load_error(file: &str) -> String {
+    ConfigFile::load(Some(file.as_ref()), no_overrides())
+        .unwrap_err()
+        .to_string()
+}
+
+#[test]
+fn the_defaults_are_valid_and_the_libraries() {
+    let file = ConfigFile::default();
+    file.validate().unwrap();
+    let book = OrderbookConfig::default();
+    assert_eq!(file.order_refresh, book.refresh_interval);
+    assert_eq!(file.order_ttl, book.ttl);
+    assert_eq!(file.max_orders, book.max_orders);
+    assert_eq!(file.max_orders_per_maker, book.max_orders_per_maker);
+    assert_eq!(file.api.to_string(), DEFAULT_API);
+}
+
+#[test]
+fn deploy_darkswap_toml_parses_and_equals_the_defaults() {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../deploy/darkswap.toml");
+    let text = std::fs::read_to_string(path).unwrap();
+    let mut from_file: ConfigFile = toml::from_str(&text).unwrap();
+    // The data dir depends on the user; the file shows root's.
+    from_file.data_dir = default_data_dir();
+    assert_eq!(from_file, ConfigFile::default());
+    // Every key is in the file, so none is left undocumented.
+    let table: toml::Table = text.parse().unwrap();
+    let mut keys: Vec<&str> = table.keys().map(String::as_str).collect();
+    keys.sort_unstable();
+    let mut all = ENV_KEYS.to_vec();
+    all.sort_unstable();
+    assert_eq!(keys, all);
+}
+
+#[test]
+fn values_in_the_file_apply_and_the_rest_stay_default() {
+    Jail::expect_with(|jail| {
+        jail.create_file(
+            "darkswap.toml",
+            r#"
+                data_dir = "/srv/darkswap"
+                api = "127.0.0.1:7171"
+                listen = ["/ip4/0.0.0.0/tcp/4001"]
+                mdns = false
+                order_refresh = "1m"
+                order_ttl = "5m 30s"
+                max_orders_per_maker = 2
+            "#,
+        )?;
+        let c = ConfigFile::load(Some("darkswap.toml".as_ref()), no_overrides()).unwrap();
+        assert_eq!(c.data_dir, PathBuf::from("/srv/darkswap"));
+        assert_eq!(c.api.port(), 7171);
+        assert_eq!(c.listen, vec!["/ip4/0.0.0.0/tcp/4001".parse().unwrap()]);
+        assert!(!c.mdns);
+        assert_eq!(c.order_refresh, Duration::from_secs(60));
+        assert_eq!(c.order_ttl, Duration::from_secs(330));
+        assert_eq!(c.max_orders_per_maker, 2);
+        assert_eq!(
+            c.max_orders,
+            ConfigFile::default().max_orders,
+            "default kept"
+        );
+        Ok(())
+    });
+}
+
+#[test]
+fn the_environment_overrides_the_file() {
+    Jail::expect_with(|jail| {
+        jail.create_file(
+            "darkswap.toml",
+            "max_orders = 50\nmax_orders_per_maker = 2\nanti_entropy_interval = \"1m\"\n",
+        )?;
+        jail.set_env("DARKSWAP_MAX_ORDERS_PER_MAKER", "7");
+        jail.set_env("DARKSWAP_ANTI_ENTROPY_INTERVAL", "5s");
+        jail.set_env("DARKSWAP_LISTEN", r#"["/ip4/127.0.0.1/tcp/4001"]"#);
+        jail.set_env("DARKSWAP_MDNS", "false");
+        // Variables of other programs (the relay's, the config path
+        // itself) are not keys of this file.
+        jail.set_env("DARKSWAP_RELAY_RELAY__MAX_CIRCUITS", "3");
+        jail.set_env("DARKSWAP_CONFIG", "darkswap.toml");
+        let c = ConfigFile::load(Some("darkswap.toml".as_ref()), no_overrides()).unwrap();
+        assert_eq!(c.max_orders, 50, "from the file");
+        assert_eq!(c.max_orders_per_maker, 7, "the environment beats the file");
+        assert_eq!(c.anti_entropy_interval, Duration::from_secs(5));
+        assert_eq!(c.listen, vec!["/ip4/127.0.0.1/tcp/4001".parse().unwrap()]);
+        assert!(!c.mdns);
+        Ok(())
+    });
+}
+
+#[test]
+fn a_flag_overrides_the_environment() {
+    Jail::expect_with(|jail| {
+        jail.create_file("darkswap.toml", "max_orders_per_maker = 2\n")?;
+        jail.set_env("DARKSWAP_MAX_ORDERS_PER_MAKER", "7");
+        jail.set_env("DARKSWAP_ORDER_TTL", "20m");
+        let flags = json!({ "max_orders_per_maker": 9, "mdns": false });
+        let c = ConfigFile::load(Some("darkswap.toml".as_ref()), flags).unwrap();
+        assert_eq!(c.max_orders_per_maker, 9, "the flag beats the environment");
+        assert_eq!(
+            c.order_ttl,
+            Duration::from_secs(1200),
+            "from the environment"
+        );
+        assert!(!c.mdns);
+        Ok(())
+    });
+}
+
+#[test]
+fn flags_become_overrides_only_when_given() {
+    use clap::Parser;
+
+    let cli = crate::cli::Cli::try_parse_from([
+        "darkswap",
+        "--api",
+        "127.0.0.1:0",
+        "daemon",
+        "--no-mdns",
+        "--order-ttl",
+        "20m",
+        "--max-orders-per-maker",
+        "3",
+        "--listen",
+        "/ip4/127.0.0.1/tcp/0",
+    ])
+    .unwrap();
+    let crate::cli::Command::Daemon(args) = cli.command else {
+        panic!("not the daemon command");
+    };
+    assert_eq!(
+        args.overrides(cli.api.as_deref()),
+        json!({
+            "api": "127.0.0.1:0",
+            "mdns": false,
+            "order_ttl": "20m",
+            "max_orders_per_maker": 3,
+            "listen": ["/ip4/127.0.0.1/tcp/0"],
+        })
+    );
+    Jail::expect_with(|_| {
+        let c = ConfigFile::load(None, args.overrides(None)).unwrap();
+        assert_eq!(c.order_ttl, Duration::from_secs(1200));
+        assert_eq!(c.api.to_string(), DEFAULT_API);
+        Ok(())
+    });
+}
+
+#[test]
+fn an_unknown_key_is_refused_naming_it_and_the_file() {
+    Jail::expect_with(|jail| {
+        jail.create_file("typo.toml", "max_orders_per_makr = 2\n")?;
+        let e = load_error("typo.toml");
+        assert!(e.contains("max_orders_per_makr"), "{e}");
+        assert!(e.contains("typo.toml"), "{e}");
+        Ok(())
+    });
+}
+
+#[test]
+fn a_bad_value_is_refused_naming_the_key_and_the_file() {
+    Jail::expect_with(|jail| {
+        jail.create_file("type.toml", "max_orders = \"many\"\n")?;
+        let e = load_error("type.toml");
+        assert!(e.contains("key `max_orders`"), "{e}");
+        assert!(e.contains("type.toml"), "{e}");
+
+        jail.create_file("duration.toml", "order_ttl = \"ten minutes\"\n")?;
+        let e = load_error("duration.toml");
+        assert!(
+            e.contains("key `order_ttl`") && e.contains("ten minutes"),
+            "{e}"
+        );
+        assert!(e.contains("duration.toml"), "{e}");
+
+        jail.create_file("addr.toml", "listen = [\"/ip4/0.0.0.0/tcp/70000\"]\n")?;
+        let e = load_error("addr.toml");
+        assert!(e.contains("listen"), "{e}");
+
+        jail.set_env("DARKSWAP_MAX_ORDERS", "lots");
+        let e = ConfigFile::load(None, no_overrides())
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("DARKSWAP_MAX_ORDERS"), "{e}");
+        Ok(())
+    });
+}
+
+#[test]
+fn a_syntax_error_or_a_missing_file_is_refused_naming_the_file() {
+    Jail::expect_with(|jail| {
+        jail.create_file("broken.toml", "max_orders = [\n")?;
+        let e = load_error("broken.toml");
+        assert!(e.contains("broken.toml"), "{e}");
+
+        let e = load_error("nowhere.toml");
+        assert!(
+            e.contains("nowhere.toml") && e.contains("does not exist"),
+            "{e}"
+        );
+        Ok(())
+    });
+}
+
+#[test]
+fn values_that_parse_but_cannot_work_are_refused_naming_the_key() {
+    Jail::expect_with(|jail| {
+        jail.create_file("ttl.toml", "order_refresh = \"10m\"\norder_ttl = \"5m\"\n")?;
+        let e = load_error("ttl.toml");
+        assert!(
+            e.contains("order_ttl") && e.contains("order_refresh"),
+            "{e}"
+        );
+
+        jail.create_file("zero.toml", "max_orders_per_maker = 0\n")?;
+        let e = load_error("zero.toml");
+        assert!(
+            e.contains("max_orders_per_maker must be greater than 0"),
+            "{e}"
+        );
+
+        jail.create_file(
+            "bans.toml",
+            "ban_duration = \"2h\"\nmax_ban_duration = \"1h\"\n",
+        )?;
+        let e = load_error("bans.toml");
+        assert!(e.contains("max_ban_duration"), "{e}");
+        Ok(())
+    });
+}
