@@ -1,0 +1,199 @@
+//! [`EsploraBroadcaster`]: `POST /tx` on an Esplora (Blockstream's
+//! electrs, mempool.space's backend).
+//!
+//! The request body is the transaction's consensus hex; Esplora answers
+//! 200 with the txid as plain text, or 400 with Core's refusal as
+//! `sendrawtransaction RPC error: {"code":-26,"message":"…"}`.
+
+use std::time::Duration;
+
+use darkswap_p2p::{
+    Broadcaster,
+    darkswap_trade::bitcoin::{Transaction, Txid, consensus::encode::serialize_hex},
+};
+use futures::{FutureExt, future::BoxFuture};
+use reqwest::{Url, header::CONTENT_TYPE};
+
+use crate::{
+    core_rpc::ALREADY_IN_CHAIN,
+    http::{self, ConfigError, DEFAULT_TIMEOUT},
+};
+
+/// How to reach an Esplora.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct EsploraConfig {
+    /// The API root, e.g. `http://127.0.0.1:3000` for electrs or
+    /// `http://host/api` behind mempool's web server; `tx` is appended.
+    /// No default. Esplora has no authentication.
+    pub base_url: String,
+    /// The deadline of one broadcast. Default: [`DEFAULT_TIMEOUT`] (10 s).
+    pub timeout: Duration,
+}
+
+impl EsploraConfig {
+    /// An Esplora at `base_url`, with the default timeout.
+    pub fn new(base_url: impl Into<String>) -> Self {
+        EsploraConfig {
+            base_url: base_url.into(),
+            timeout: DEFAULT_TIMEOUT,
+        }
+    }
+
+    /// Sets [`EsploraConfig::timeout`].
+    pub fn with_timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+}
+
+/// Why Esplora did not take a transaction.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum EsploraError {
+    /// No answer within [`EsploraConfig::timeout`]. The transaction may
+    /// still have been relayed.
+    #[error("Esplora did not answer within {0:?}")]
+    Timeout(Duration),
+    /// Esplora could not be reached, or the connection broke.
+    #[error("cannot reach Esplora at {url}: {source}")]
+    Unreachable {
+        /// The request's URL.
+        url: String,
+        /// The transport error.
+        #[source]
+        source: reqwest::Error,
+    },
+    /// Esplora refused the transaction: its status and text, and the
+    /// Bitcoin Core error code in it when the text carries one (`-26`
+    /// policy or consensus rejection, `-25` missing or spent inputs).
+    #[error("Esplora refused the transaction ({status}): {text}")]
+    Rejected {
+        /// The HTTP status (400 for Core's refusals).
+        status: u16,
+        /// Esplora's text, cut to 1 KiB.
+        text: String,
+        /// Core's RPC error code, if the text carries one.
+        code: Option<i64>,
+    },
+    /// Esplora answered 200 with something other than this transaction's
+    /// txid: it is not the server it claims to be, or it is broken.
+    #[error("Esplora answered txid {got:?} for transaction {expected}")]
+    TxidMismatch {
+        /// The txid of the transaction sent.
+        expected: Txid,
+        /// What Esplora answered.
+        got: String,
+    },
+}
+
+/// A [`Broadcaster`] over Esplora's `POST /tx`. Cheap to clone.
+///
+/// Core's "already in block chain" (code -27) relayed by Esplora counts as
+/// success, for the reason given on [`crate::CoreRpcBroadcaster`].
+#[derive(Debug, Clone)]
+pub struct EsploraBroadcaster {
+    client: reqwest::Client,
+    tx_url: Url,
+    timeout: Duration,
+}
+
+impl EsploraBroadcaster {
+    /// A client for the Esplora `config` names. Nothing is sent yet.
+    pub fn new(config: EsploraConfig) -> Result<Self, ConfigError> {
+        let base = http::base_url(&config.base_url)?;
+        let tx_url = base.join("tx").map_err(|e| ConfigError::BaseUrl {
+            url: config.base_url.clone(),
+            reason: e.to_string(),
+        })?;
+        Ok(EsploraBroadcaster {
+            client: http::client(config.timeout)?,
+            tx_url,
+            timeout: config.timeout,
+        })
+    }
+
+    /// Posts `tx` and returns its txid once Esplora took it (or says the
+    /// chain already has it).
+    pub async fn post_transaction(&self, tx: &Transaction) -> Result<Txid, EsploraError> {
+        let expected = tx.compute_txid();
+        let url = self.tx_url.to_string();
+        let unreachable = |source: reqwest::Error| {
+            if source.is_timeout() {
+                EsploraError::Timeout(self.timeout)
+            } else {
+                EsploraError::Unreachable {
+                    url: url.clone(),
+                    source,
+                }
+            }
+        };
+        let exchange = async {
+            let response = self
+                .client
+                .post(self.tx_url.clone())
+                .header(CONTENT_TYPE, "text/plain")
+                .body(serialize_hex(tx))
+                .send()
+                .await
+                .map_err(unreachable)?;
+            let status = response.status();
+            let body = response.text().await.map_err(unreachable)?;
+            Ok::<_, EsploraError>((status, body))
+        };
+        let (status, body) = tokio::time::timeout(self.timeout, exchange)
+            .await
+            .map_err(|_| EsploraError::Timeout(self.timeout))??;
+        if !status.is_success() {
+            let code = core_error_code(&body);
+            if code == Some(ALREADY_IN_CHAIN) {
+                return Ok(expected);
+            }
+            return Err(EsploraError::Rejected {
+                status: status.as_u16(),
+                text: http::error_text(&body),
+                code,
+            });
+        }
+        let got = body.trim();
+        if got.parse::<Txid>().ok() != Some(expected) {
+            return Err(EsploraError::TxidMismatch {
+                expected,
+                got: http::error_text(got),
+            });
+        }
+        Ok(expected)
+    }
+}
+
+/// The Core error code in Esplora's `sendrawtransaction RPC error: {json}`.
+fn core_error_code(text: &str) -> Option<i64> {
+    #[derive(serde::Deserialize)]
+    struct RpcError {
+        code: i64,
+    }
+    let json = text.trim().strip_prefix("sendrawtransaction RPC error:")?;
+    serde_json::from_str::<RpcError>(json.trim())
+        .ok()
+        .map(|e| e.code)
+}
+
+impl Broadcaster for EsploraBroadcaster {
+    fn broadcast(&self, tx: Transaction) -> BoxFuture<'static, Result<Txid, String>> {
+        let esplora = self.clone();
+        async move { esplora.post_transaction(&tx).await.map_err(|e| e.to_string()) }.boxed()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_core_code_is_read_from_esploras_error_text() {
+        let text = r#"sendrawtransaction RPC error: {"code":-26,"message":"min relay fee not met, 14 < 141"}"#;
+        assert_eq!(core_error_code(text), Some(-26));
+        assert_eq!(core_error_code("Invalid hex string"), None);
+        assert_eq!(core_error_code("sendrawtransaction RPC error: txn-already-in-mempool"), None);
+    }
+}
