@@ -298,6 +298,11 @@ async fn read_cookie(path: &Path) -> Result<(String, String), CoreRpcError> {
 impl Broadcaster for CoreRpcBroadcaster {
     fn broadcast(&self, tx: Transaction) -> BoxFuture<'static, Result<Txid, String>> {
         let core = self.clone();
-        async move { core.send_raw_transaction(&tx).await.map_err(|e| e.to_string()) }.boxed()
+        async move {
+            core.send_raw_transaction(&tx)
+                .await
+                .map_err(|e| e.to_string())
+        }
+        .boxed()
     }
 }

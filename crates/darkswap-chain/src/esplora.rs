@@ -181,7 +181,13 @@ fn core_error_code(text: &str) -> Option<i64> {
 impl Broadcaster for EsploraBroadcaster {
     fn broadcast(&self, tx: Transaction) -> BoxFuture<'static, Result<Txid, String>> {
         let esplora = self.clone();
-        async move { esplora.post_transaction(&tx).await.map_err(|e| e.to_string()) }.boxed()
+        async move {
+            esplora
+                .post_transaction(&tx)
+                .await
+                .map_err(|e| e.to_string())
+        }
+        .boxed()
     }
 }
 
@@ -194,6 +200,9 @@ mod tests {
         let text = r#"sendrawtransaction RPC error: {"code":-26,"message":"min relay fee not met, 14 < 141"}"#;
         assert_eq!(core_error_code(text), Some(-26));
         assert_eq!(core_error_code("Invalid hex string"), None);
-        assert_eq!(core_error_code("sendrawtransaction RPC error: txn-already-in-mempool"), None);
+        assert_eq!(
+            core_error_code("sendrawtransaction RPC error: txn-already-in-mempool"),
+            None
+        );
     }
 }

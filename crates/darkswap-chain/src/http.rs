@@ -90,15 +90,24 @@ mod tests {
     #[test]
     fn a_base_url_gains_a_trailing_slash_so_joins_append() {
         let url = base_url("http://127.0.0.1:3000/api").unwrap();
-        assert_eq!(url.join("tx").unwrap().as_str(), "http://127.0.0.1:3000/api/tx");
+        assert_eq!(
+            url.join("tx").unwrap().as_str(),
+            "http://127.0.0.1:3000/api/tx"
+        );
         let url = base_url("http://127.0.0.1:3000").unwrap();
         assert_eq!(url.join("tx").unwrap().as_str(), "http://127.0.0.1:3000/tx");
     }
 
     #[test]
     fn an_https_or_unparsable_base_url_is_refused() {
-        assert!(matches!(base_url("https://x.example"), Err(ConfigError::Scheme(_))));
-        assert!(matches!(base_url("not a url"), Err(ConfigError::BaseUrl { .. })));
+        assert!(matches!(
+            base_url("https://x.example"),
+            Err(ConfigError::Scheme(_))
+        ));
+        assert!(matches!(
+            base_url("not a url"),
+            Err(ConfigError::BaseUrl { .. })
+        ));
     }
 
     #[test]

@@ -22,10 +22,7 @@ use std::{
 
 use darkswap_p2p::{
     HoldingsSource,
-    darkswap_trade::{
-        Asset, Holdings, InMemoryIndex,
-        bitcoin::OutPoint,
-    },
+    darkswap_trade::{Asset, Holdings, InMemoryIndex, bitcoin::OutPoint},
 };
 use futures::{FutureExt, StreamExt, TryStreamExt, future::BoxFuture, stream};
 use reqwest::{StatusCode, Url, header::ACCEPT};
@@ -61,7 +58,10 @@ impl std::fmt::Debug for OrdConfig {
         f.debug_struct("OrdConfig")
             .field("base_url", &self.base_url)
             .field("timeout", &self.timeout)
-            .field("credentials", &self.credentials.as_ref().map(|(user, _)| user))
+            .field(
+                "credentials",
+                &self.credentials.as_ref().map(|(user, _)| user),
+            )
             .finish()
     }
 }
@@ -83,7 +83,11 @@ impl OrdConfig {
     }
 
     /// Sets [`OrdConfig::credentials`].
-    pub fn with_credentials(mut self, user: impl Into<String>, password: impl Into<String>) -> Self {
+    pub fn with_credentials(
+        mut self,
+        user: impl Into<String>,
+        password: impl Into<String>,
+    ) -> Self {
         self.credentials = Some((user.into(), password.into()));
         self
     }
@@ -247,10 +251,12 @@ impl OrdIndex {
             // ord lists each rune once per output; adding keeps an
             // exact total even if two spellings named the same rune.
             let total = holdings.entry(asset).or_insert(0);
-            *total = total.checked_add(pile.amount).ok_or_else(|| OrdError::Malformed {
-                url: url.to_string(),
-                reason: format!("rune {name} amounts overflow"),
-            })?;
+            *total = total
+                .checked_add(pile.amount)
+                .ok_or_else(|| OrdError::Malformed {
+                    url: url.to_string(),
+                    reason: format!("rune {name} amounts overflow"),
+                })?;
         }
         Ok(Some(holdings))
     }
@@ -259,7 +265,10 @@ impl OrdIndex {
     /// the cache or `GET /rune/{name}`.
     async fn rune_id(&self, spaced_name: &str) -> Result<Asset, OrdError> {
         // Spacers are display only: ord finds a rune by its letters.
-        let name: String = spaced_name.chars().filter(|c| *c != '•' && *c != '.').collect();
+        let name: String = spaced_name
+            .chars()
+            .filter(|c| *c != '•' && *c != '.')
+            .collect();
         if name.is_empty() || !name.bytes().all(|b| b.is_ascii_uppercase()) {
             return Err(OrdError::Malformed {
                 url: self.base.to_string(),
@@ -356,7 +365,10 @@ fn parse_rune_id(id: &str) -> Option<Asset> {
 }
 
 impl HoldingsSource for OrdIndex {
-    fn holdings(&self, outpoints: Vec<OutPoint>) -> BoxFuture<'static, Result<InMemoryIndex, String>> {
+    fn holdings(
+        &self,
+        outpoints: Vec<OutPoint>,
+    ) -> BoxFuture<'static, Result<InMemoryIndex, String>> {
         let index = self.clone();
         async move { index.lookup(outpoints).await.map_err(|e| e.to_string()) }.boxed()
     }
@@ -368,7 +380,13 @@ mod tests {
 
     #[test]
     fn a_rune_id_parses_from_ords_text_form() {
-        assert_eq!(parse_rune_id("840000:3"), Some(Asset::Rune { block: 840_000, tx: 3 }));
+        assert_eq!(
+            parse_rune_id("840000:3"),
+            Some(Asset::Rune {
+                block: 840_000,
+                tx: 3
+            })
+        );
         assert_eq!(parse_rune_id("1:0"), Some(Asset::Rune { block: 1, tx: 0 }));
         for bad in ["", "1", "1:", ":1", "-1:0", "1:+2", "1:4294967296", "a:b"] {
             assert_eq!(parse_rune_id(bad), None, "{bad}");

@@ -41,7 +41,10 @@ async fn rpc(State(core): State<Core>, headers: HeaderMap, Json(request): Json<V
         "Basic {}",
         base64::engine::general_purpose::STANDARD.encode(core.credentials.lock().unwrap().as_str())
     );
-    if headers.get(header::AUTHORIZATION).is_none_or(|v| v != expected.as_str()) {
+    if headers
+        .get(header::AUTHORIZATION)
+        .is_none_or(|v| v != expected.as_str())
+    {
         return StatusCode::UNAUTHORIZED.into_response();
     }
     assert_eq!(request["method"], "sendrawtransaction");
@@ -103,13 +106,17 @@ async fn the_cookie_is_read_again_at_each_call_so_a_core_restart_is_followed() {
     write_cookie(&cookie, "first");
     let (server, core) = core(None, "__cookie__:first").await;
     let rpc = broadcaster(server.url(), CoreRpcAuth::CookieFile(cookie.clone()));
-    rpc.send_raw_transaction(&transaction(1)).await.expect("first cookie");
+    rpc.send_raw_transaction(&transaction(1))
+        .await
+        .expect("first cookie");
 
     // Core restarts: a new cookie on disk, the old one refused.
     *core.credentials.lock().unwrap() = "__cookie__:second".to_owned();
     write_cookie(&cookie, "second");
 
-    rpc.send_raw_transaction(&transaction(2)).await.expect("second cookie");
+    rpc.send_raw_transaction(&transaction(2))
+        .await
+        .expect("second cookie");
 }
 
 #[tokio::test]
@@ -137,10 +144,13 @@ async fn a_missing_cookie_file_is_a_typed_error() {
     let dir = tempfile::tempdir().expect("temp dir");
     let (server, _core) = core(None, "__cookie__:x").await;
 
-    let err = broadcaster(server.url(), CoreRpcAuth::CookieFile(dir.path().join(".cookie")))
-        .send_raw_transaction(&transaction(1))
-        .await
-        .expect_err("no cookie");
+    let err = broadcaster(
+        server.url(),
+        CoreRpcAuth::CookieFile(dir.path().join(".cookie")),
+    )
+    .send_raw_transaction(&transaction(1))
+    .await
+    .expect_err("no cookie");
 
     assert!(matches!(err, CoreRpcError::Cookie { .. }), "{err:?}");
 }
@@ -197,5 +207,8 @@ async fn another_rpc_error_keeps_its_code() {
         .await
         .expect_err("an RPC error");
 
-    assert!(matches!(err, CoreRpcError::Rpc { code: -22, .. }), "{err:?}");
+    assert!(
+        matches!(err, CoreRpcError::Rpc { code: -22, .. }),
+        "{err:?}"
+    );
 }

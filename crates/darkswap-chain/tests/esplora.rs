@@ -10,7 +10,9 @@ mod tx;
 use std::{sync::Arc, time::Duration};
 
 use axum::{Router, http::StatusCode, routing::post};
-use darkswap_chain::{EsploraBroadcaster, EsploraConfig, EsploraError, test_server::EsploraTestServer};
+use darkswap_chain::{
+    EsploraBroadcaster, EsploraConfig, EsploraError, test_server::EsploraTestServer,
+};
 use serve::serve;
 use tx::transaction;
 
@@ -43,13 +45,28 @@ async fn the_test_server_counts_every_broadcast_and_waits_with_a_deadline() {
     let server = EsploraTestServer::spawn().await.expect("bind");
     let esplora = broadcaster(server.base_url());
 
-    esplora.post_transaction(&transaction(1)).await.expect("accepted");
-    esplora.post_transaction(&transaction(1)).await.expect("accepted again");
-    esplora.post_transaction(&transaction(2)).await.expect("accepted");
+    esplora
+        .post_transaction(&transaction(1))
+        .await
+        .expect("accepted");
+    esplora
+        .post_transaction(&transaction(1))
+        .await
+        .expect("accepted again");
+    esplora
+        .post_transaction(&transaction(2))
+        .await
+        .expect("accepted");
 
-    let got = server.wait_for(3, Duration::from_secs(5)).await.expect("three posts");
+    let got = server
+        .wait_for(3, Duration::from_secs(5))
+        .await
+        .expect("three posts");
     assert_eq!(got, vec![transaction(1), transaction(1), transaction(2)]);
-    let err = server.wait_for(4, Duration::from_millis(50)).await.expect_err("only three");
+    let err = server
+        .wait_for(4, Duration::from_millis(50))
+        .await
+        .expect_err("only three");
     assert_eq!((err.wanted, err.got), (4, 3));
 }
 

@@ -113,17 +113,27 @@ fn json(body: String) -> Response {
 /// ord answers JSON only to `Accept: application/json`; HTML otherwise,
 /// which the client would fail to parse.
 fn wants_json(headers: &HeaderMap) -> bool {
-    headers.get(header::ACCEPT).is_some_and(|v| v == "application/json")
+    headers
+        .get(header::ACCEPT)
+        .is_some_and(|v| v == "application/json")
 }
 
-async fn output(State(ord): State<Ord>, Path(outpoint): Path<String>, headers: HeaderMap) -> Response {
+async fn output(
+    State(ord): State<Ord>,
+    Path(outpoint): Path<String>,
+    headers: HeaderMap,
+) -> Response {
     if !wants_json(&headers) {
         return "<!doctype html><title>Output</title>".into_response();
     }
     match ord.outputs.get(&outpoint) {
         Some(body) => json(body.clone()),
         // ord's ServerError::NotFound.
-        None => (StatusCode::NOT_FOUND, format!("output {outpoint} not found")).into_response(),
+        None => (
+            StatusCode::NOT_FOUND,
+            format!("output {outpoint} not found"),
+        )
+            .into_response(),
     }
 }
 
@@ -189,7 +199,10 @@ async fn an_output_holding_two_runes_gives_both_with_exact_raw_amounts() {
 async fn a_rune_id_is_asked_once_and_then_cached() {
     let a = outpoint(1);
     let ord = Ord {
-        outputs: Arc::new(BTreeMap::from([(a.to_string(), output_json(a, true, false, &two_runes()))])),
+        outputs: Arc::new(BTreeMap::from([(
+            a.to_string(),
+            output_json(a, true, false, &two_runes()),
+        )])),
         ..Ord::default()
     };
     let server = serve(ord_router(ord.clone())).await;
@@ -205,12 +218,18 @@ async fn a_rune_id_is_asked_once_and_then_cached() {
 async fn an_output_ord_answers_404_for_is_left_out_not_empty() {
     let (known, unknown) = (outpoint(1), outpoint(9));
     let ord = Ord {
-        outputs: Arc::new(BTreeMap::from([(known.to_string(), output_json(known, true, false, "{}"))])),
+        outputs: Arc::new(BTreeMap::from([(
+            known.to_string(),
+            output_json(known, true, false, "{}"),
+        )])),
         ..Ord::default()
     };
     let server = serve(ord_router(ord)).await;
 
-    let got = index(server.url()).lookup(vec![known, unknown]).await.expect("ord answers");
+    let got = index(server.url())
+        .lookup(vec![known, unknown])
+        .await
+        .expect("ord answers");
 
     assert_eq!(got.holdings(&known), Some(Holdings::new()));
     assert_eq!(got.holdings(&unknown), None);
@@ -222,14 +241,20 @@ async fn an_output_ord_has_not_indexed_or_that_is_spent_is_left_out() {
     let (unindexed, spent) = (outpoint(3), outpoint(4));
     let ord = Ord {
         outputs: Arc::new(BTreeMap::from([
-            (unindexed.to_string(), output_json(unindexed, false, false, "{}")),
+            (
+                unindexed.to_string(),
+                output_json(unindexed, false, false, "{}"),
+            ),
             (spent.to_string(), output_json(spent, true, true, "{}")),
         ])),
         ..Ord::default()
     };
     let server = serve(ord_router(ord)).await;
 
-    let got = index(server.url()).lookup(vec![unindexed, spent]).await.expect("ord answers");
+    let got = index(server.url())
+        .lookup(vec![unindexed, spent])
+        .await
+        .expect("ord answers");
 
     assert_eq!(got, Default::default());
 }
@@ -238,12 +263,18 @@ async fn an_output_ord_has_not_indexed_or_that_is_spent_is_left_out() {
 async fn a_malformed_answer_is_a_clear_error() {
     let a = outpoint(1);
     let ord = Ord {
-        outputs: Arc::new(BTreeMap::from([(a.to_string(), r#"{"outpoint": "#.to_owned())])),
+        outputs: Arc::new(BTreeMap::from([(
+            a.to_string(),
+            r#"{"outpoint": "#.to_owned(),
+        )])),
         ..Ord::default()
     };
     let server = serve(ord_router(ord)).await;
 
-    let err = index(server.url()).lookup(vec![a]).await.expect_err("not JSON");
+    let err = index(server.url())
+        .lookup(vec![a])
+        .await
+        .expect_err("not JSON");
 
     assert!(matches!(err, OrdError::Malformed { .. }), "{err:?}");
     assert!(err.to_string().contains(&format!("/output/{a}")), "{err}");
@@ -253,12 +284,18 @@ async fn a_malformed_answer_is_a_clear_error() {
 async fn an_ord_without_a_rune_index_is_an_error_not_an_empty_answer() {
     let a = outpoint(1);
     let ord = Ord {
-        outputs: Arc::new(BTreeMap::from([(a.to_string(), output_json(a, true, false, "null"))])),
+        outputs: Arc::new(BTreeMap::from([(
+            a.to_string(),
+            output_json(a, true, false, "null"),
+        )])),
         ..Ord::default()
     };
     let server = serve(ord_router(ord)).await;
 
-    let err = index(server.url()).lookup(vec![a]).await.expect_err("no rune index");
+    let err = index(server.url())
+        .lookup(vec![a])
+        .await
+        .expect_err("no rune index");
 
     assert!(matches!(err, OrdError::NoRuneIndex(_)), "{err:?}");
 }
@@ -268,14 +305,23 @@ async fn a_rune_ord_does_not_know_is_an_error() {
     let a = outpoint(1);
     let runes = r#"{"NOTARUNE": {"amount": 1, "divisibility": 0, "symbol": null}}"#;
     let ord = Ord {
-        outputs: Arc::new(BTreeMap::from([(a.to_string(), output_json(a, true, false, runes))])),
+        outputs: Arc::new(BTreeMap::from([(
+            a.to_string(),
+            output_json(a, true, false, runes),
+        )])),
         ..Ord::default()
     };
     let server = serve(ord_router(ord)).await;
 
-    let err = index(server.url()).lookup(vec![a]).await.expect_err("unknown rune");
+    let err = index(server.url())
+        .lookup(vec![a])
+        .await
+        .expect_err("unknown rune");
 
-    assert!(matches!(err, OrdError::UnknownRune(ref name) if name == "NOTARUNE"), "{err:?}");
+    assert!(
+        matches!(err, OrdError::UnknownRune(ref name) if name == "NOTARUNE"),
+        "{err:?}"
+    );
 }
 
 #[tokio::test]
@@ -289,13 +335,20 @@ async fn an_ord_that_never_answers_times_out_within_the_deadline() {
     );
     let server = serve(router).await;
     let deadline = Duration::from_millis(300);
-    let index = OrdIndex::new(OrdConfig::new(server.url()).with_timeout(deadline)).expect("an http URL");
+    let index =
+        OrdIndex::new(OrdConfig::new(server.url()).with_timeout(deadline)).expect("an http URL");
 
     let started = Instant::now();
-    let err = index.lookup(vec![outpoint(1)]).await.expect_err("no answer");
+    let err = index
+        .lookup(vec![outpoint(1)])
+        .await
+        .expect_err("no answer");
     let took = started.elapsed();
 
-    assert!(matches!(err, OrdError::Timeout(d) if d == deadline), "{err:?}");
+    assert!(
+        matches!(err, OrdError::Timeout(d) if d == deadline),
+        "{err:?}"
+    );
     assert!(took >= deadline, "gave up early: {took:?}");
     // Generous slack for a loaded machine; the point is it does not hang.
     assert!(took < deadline + Duration::from_secs(3), "took {took:?}");
@@ -312,7 +365,10 @@ async fn basic_credentials_are_sent_when_configured() {
     let router = Router::new().route(
         "/output/{outpoint}",
         get(move |headers: HeaderMap| async move {
-            if headers.get(header::AUTHORIZATION).is_none_or(|v| v != expected.as_str()) {
+            if headers
+                .get(header::AUTHORIZATION)
+                .is_none_or(|v| v != expected.as_str())
+            {
                 return StatusCode::UNAUTHORIZED.into_response();
             }
             json(output_json(a, true, false, "{}"))
@@ -321,7 +377,11 @@ async fn basic_credentials_are_sent_when_configured() {
     let server = serve(router).await;
     let config = OrdConfig::new(server.url()).with_credentials("ord", "secret");
 
-    let got = OrdIndex::new(config).expect("an http URL").lookup(vec![a]).await.expect("authorised");
+    let got = OrdIndex::new(config)
+        .expect("an http URL")
+        .lookup(vec![a])
+        .await
+        .expect("authorised");
 
     assert_eq!(got.holdings(&a), Some(Holdings::new()));
 }

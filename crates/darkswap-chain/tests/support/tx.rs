@@ -24,7 +24,9 @@ pub fn transaction(seed: u8) -> Transaction {
         output: vec![
             TxOut {
                 value: Amount::from_sat(10_000),
-                script_pubkey: ScriptBuf::from_bytes(vec![0x51, 0x20].into_iter().chain([seed; 32]).collect()),
+                script_pubkey: ScriptBuf::from_bytes(
+                    vec![0x51, 0x20].into_iter().chain([seed; 32]).collect(),
+                ),
             },
             TxOut {
                 value: Amount::ZERO,
