@@ -171,6 +171,14 @@ pub enum NetworkEvent {
         order_id: darkswap_proto::OrderId,
         /// Base units filled.
         amount: u64,
+        /// Base units the order still offers (0: it is filled and
+        /// cancelled).
+        remaining: u64,
+        /// The fill notice published on the trade topic: the maker's
+        /// signed update with the remaining amount, or its cancel when
+        /// nothing remains. `None` when none could be signed (the order
+        /// had expired): the order leaves the books with its expiry.
+        notice: Option<Message>,
     },
     /// A peer's orderbook snapshot was merged.
     OrderbookSynced {

@@ -102,8 +102,48 @@ pub enum OwnOrdersOutput {
     /// Publish this message on the orderbook topic. Publishing may fail for
     /// want of peers: they get the order by sync or at the next refresh.
     Publish(Message),
+    /// Publish this fill notice (an update or a cancel) on the trade topic,
+    /// which carries only makers' fill notices. A peer that misses it gets
+    /// it by sync or with the next refresh, like any update.
+    PublishFill(Message),
     /// Report this.
     Event(NetworkEvent),
+}
+
+/// What a fill notice did to one of this node's orders.
+#[derive(Debug, Clone, PartialEq)]
+#[expect(
+    clippy::large_enum_variant,
+    reason = "a return value, made once per completed trade"
+)]
+pub enum FillNotice {
+    /// Some remains: the order now offers `order.amount`.
+    Updated {
+        /// The order as it now stands.
+        order: Order,
+        /// The update as signed (what a store keeps).
+        update: OrderUpdate,
+    },
+    /// Nothing remains: the order is cancelled.
+    Filled(OrderCancel),
+}
+
+impl FillNotice {
+    /// Base units the order still offers.
+    pub fn remaining(&self) -> u64 {
+        match self {
+            FillNotice::Updated { order, .. } => order.amount,
+            FillNotice::Filled(_) => 0,
+        }
+    }
+
+    /// The notice as published.
+    pub fn message(&self) -> Message {
+        match self {
+            FillNotice::Updated { update, .. } => Message::OrderUpdate(update.clone()),
+            FillNotice::Filled(cancel) => Message::OrderCancel(cancel.clone()),
+        }
+    }
 }
 
 /// This node's open orders. See the module docs.
@@ -175,15 +215,27 @@ impl OwnOrders {
         id: OrderId,
         now: Now,
     ) -> Result<OrderCancel, OwnOrderError> {
+        let cancel = self.sign_cancel(book, id, now)?;
+        self.out
+            .push_back(OwnOrdersOutput::Publish(Message::OrderCancel(
+                cancel.clone(),
+            )));
+        Ok(cancel)
+    }
+
+    fn sign_cancel(
+        &mut self,
+        book: &mut Orderbook,
+        id: OrderId,
+        now: Now,
+    ) -> Result<OrderCancel, OwnOrderError> {
         if !self.orders.contains_key(&id) {
             return Err(OwnOrderError::NotOwnOrder(id));
         }
         let cancel =
             OrderCancel::sign(id, now.unix_secs(), &self.key).map_err(OrderbookError::Invalid)?;
-        let message = Message::OrderCancel(cancel.clone());
-        self.apply(book, &message, now)?;
+        self.apply(book, &Message::OrderCancel(cancel.clone()), now)?;
         self.orders.remove(&id);
-        self.out.push_back(OwnOrdersOutput::Publish(message));
         Ok(cancel)
     }
 
@@ -194,6 +246,50 @@ impl OwnOrders {
     /// restart brings the update back). A cancelled own order is refused as
     /// [`OrderbookError::Cancelled`] while the book keeps its tombstone.
     pub fn update(
+        &mut self,
+        book: &mut Orderbook,
+        id: OrderId,
+        changes: OrderChanges,
+        now: Now,
+    ) -> Result<(Order, OrderUpdate), OwnOrderError> {
+        let (order, update) = self.sign_update(book, id, changes, now)?;
+        self.out
+            .push_back(OwnOrdersOutput::Publish(Message::OrderUpdate(
+                update.clone(),
+            )));
+        Ok((order, update))
+    }
+
+    /// A trade filled `amount` base units of own order `id`: what remains
+    /// is announced with a signed update, or the order is cancelled when
+    /// nothing remains. The notice goes out on the trade topic
+    /// ([`OwnOrdersOutput::PublishFill`]) so every book shows the remaining
+    /// amount.
+    pub fn fill(
+        &mut self,
+        book: &mut Orderbook,
+        id: OrderId,
+        amount: u64,
+        now: Now,
+    ) -> Result<FillNotice, OwnOrderError> {
+        let current = book
+            .get(&id)
+            .filter(|_| self.orders.contains_key(&id))
+            .ok_or(OwnOrderError::NotOwnOrder(id))?;
+        let remaining = current.amount.saturating_sub(amount);
+        let notice = if remaining == 0 {
+            FillNotice::Filled(self.sign_cancel(book, id, now)?)
+        } else {
+            let changes = OrderChanges::default().with_amount(remaining);
+            let (order, update) = self.sign_update(book, id, changes, now)?;
+            FillNotice::Updated { order, update }
+        };
+        self.out
+            .push_back(OwnOrdersOutput::PublishFill(notice.message()));
+        Ok(notice)
+    }
+
+    fn sign_update(
         &mut self,
         book: &mut Orderbook,
         id: OrderId,
@@ -232,9 +328,7 @@ impl OwnOrders {
             updated_at: unix,
         };
         let update = OrderUpdate::sign(id, fields, &self.key).map_err(OrderbookError::Invalid)?;
-        let message = Message::OrderUpdate(update.clone());
-        self.apply(book, &message, now)?;
-        self.out.push_back(OwnOrdersOutput::Publish(message));
+        self.apply(book, &Message::OrderUpdate(update.clone()), now)?;
         let order = book.get(&id).ok_or(OrderbookError::UnknownOrder(id))?;
         Ok((order, update))
     }

@@ -16,7 +16,7 @@ use darkswap_core::{
     gossip::{GossipRateLimiter, GossipValidator},
     orderbook::{Orderbook, VerifiedItems},
     own_orders::{OwnOrders, OwnOrdersOutput},
-    protocols::ORDERBOOK_TOPIC,
+    protocols::{ORDERBOOK_TOPIC, TRADE_TOPIC},
     relay_keeper::{RelayKeeper, RelayKeeperConfig, RelayKeeperOutput},
     reputation::{BannedPeer, Penalty, PenaltyReason, ReputationManager},
     sync::{OrderbookSync, SyncOutput},
@@ -297,7 +297,12 @@ impl SwarmTask {
             while let Some(output) = self.own_orders.poll_output() {
                 idle = false;
                 match output {
-                    OwnOrdersOutput::Publish(message) => self.publish_order_message(&message),
+                    OwnOrdersOutput::Publish(message) => {
+                        self.publish_order_message(ORDERBOOK_TOPIC, &message)
+                    }
+                    OwnOrdersOutput::PublishFill(message) => {
+                        self.publish_order_message(TRADE_TOPIC, &message)
+                    }
                     OwnOrdersOutput::Event(event) => self.emit(event),
                 }
             }
@@ -351,13 +356,13 @@ impl SwarmTask {
         }
     }
 
-    fn publish_order_message(&mut self, message: &darkswap_proto::Message) {
+    fn publish_order_message(&mut self, topic: &str, message: &darkswap_proto::Message) {
         let data = darkswap_proto::encode(message);
         if let Err(e) = self
             .swarm
             .behaviour_mut()
             .gossipsub
-            .publish(gossipsub::IdentTopic::new(ORDERBOOK_TOPIC), data)
+            .publish(gossipsub::IdentTopic::new(topic), data)
         {
             match e {
                 // Every peer's send queue is full: the message is lost for

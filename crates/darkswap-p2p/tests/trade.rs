@@ -7,7 +7,7 @@ use darkswap_p2p::{
     Identity, Keypair, Network, NetworkEvent, OrderbookChange, PeerId,
     core::trade::{Role, TradeId, TradeState},
     darkswap_trade::InMemoryIndex,
-    proto::{Asset, NewOrder, OrderId, PRICE_SCALE, Side},
+    proto::{Asset, Message, NewOrder, Order, OrderId, PRICE_SCALE, Side},
 };
 use darkswap_testkit::{
     EVENT_TIMEOUT, TestRelay, spawn_node, test_config,
@@ -38,6 +38,19 @@ fn rune_sale() -> NewOrder {
     }
 }
 
+/// Waits until `net`'s book shows order `id` offering `amount`.
+async fn wait_remaining(net: &mut Network, id: OrderId, amount: u64) -> Order {
+    wait_for(net, "the order's fill notice", EVENT_TIMEOUT, |e| match e {
+        NetworkEvent::OrderbookChanged(OrderbookChange::Updated(o))
+            if o.id == id && o.amount == amount =>
+        {
+            Some(o.clone())
+        }
+        _ => None,
+    })
+    .await
+}
+
 async fn wait_in_book(net: &mut Network, id: OrderId) {
     wait_for(net, "the order in the book", EVENT_TIMEOUT, |e| match e {
         NetworkEvent::OrderbookChanged(OrderbookChange::Added(o)) if o.id == id => Some(()),
@@ -46,9 +59,25 @@ async fn wait_in_book(net: &mut Network, id: OrderId) {
     .await;
 }
 
-/// Waits until `trade` ends on `net`; its last state, and the order filled
-/// if this node is the maker.
-async fn wait_trade_end(net: &mut Network, trade: Option<TradeId>) -> (TradeState, Option<u64>) {
+/// Base units a completed trade filled and those the order still offers,
+/// with the maker's fill notice, as the maker reported them.
+type Fill = (u64, u64, Option<Message>);
+
+fn fill_of(event: &NetworkEvent) -> Option<Fill> {
+    match event {
+        NetworkEvent::OrderFilled {
+            amount,
+            remaining,
+            notice,
+            ..
+        } => Some((*amount, *remaining, notice.clone())),
+        _ => None,
+    }
+}
+
+/// Waits until `trade` ends on `net`; its last state, and the fill if this
+/// node is the maker.
+async fn wait_trade_end(net: &mut Network, trade: Option<TradeId>) -> (TradeState, Option<Fill>) {
     let mut filled = None;
     loop {
         let (state, role) = wait_for(net, "a trade step", EVENT_TIMEOUT, |e| match e {
@@ -58,22 +87,16 @@ async fn wait_trade_end(net: &mut Network, trade: Option<TradeId>) -> (TradeStat
                 role,
                 ..
             } if trade.is_none_or(|t| t == *trade_id) => Some((state.clone(), *role)),
-            NetworkEvent::OrderFilled { amount, .. } => {
-                filled = Some(*amount);
+            e => {
+                filled = fill_of(e).or(filled.take());
                 None
             }
-            _ => None,
         })
         .await;
         if state.is_final() {
-            if role == Role::Maker && state == TradeState::Completed {
+            if role == Role::Maker && state == TradeState::Completed && filled.is_none() {
                 // The fill is reported right after the last step.
-                let amount = wait_for(net, "OrderFilled", EVENT_TIMEOUT, |e| match e {
-                    NetworkEvent::OrderFilled { amount, .. } => Some(*amount),
-                    _ => None,
-                })
-                .await;
-                filled = Some(amount);
+                filled = Some(wait_for(net, "OrderFilled", EVENT_TIMEOUT, fill_of).await);
             }
             return (state, filled);
         }
@@ -111,17 +134,40 @@ async fn a_taker_takes_half_of_a_makers_rune_order_directly() {
         &market.broadcaster,
     )))
     .await;
-    taker.dial(maker_addr).await.unwrap();
+    // A third node that only watches the book.
+    let (mut watcher, _) = spawn_node(test_config()).await;
+    taker.dial(maker_addr.clone()).await.unwrap();
+    watcher.dial(maker_addr).await.unwrap();
     wait_subscribed(&mut taker, maker.local_peer_id()).await;
+    wait_subscribed(&mut watcher, maker.local_peer_id()).await;
     let (order, _) = maker.orderbook().create(rune_sale()).await.unwrap();
     wait_in_book(&mut taker, order.id).await;
+    wait_in_book(&mut watcher, order.id).await;
 
     let trade = taker.trades().take(order.id, 500).await.unwrap();
     let (taker_end, _) = wait_trade_end(&mut taker, Some(trade)).await;
     let (maker_end, filled) = wait_trade_end(&mut maker, Some(trade)).await;
     assert_eq!(taker_end, TradeState::Completed);
     assert_eq!(maker_end, TradeState::Completed);
-    assert_eq!(filled, Some(500));
+    let (amount, remaining, notice) = filled.expect("the maker reports the fill");
+    assert_eq!((amount, remaining), (500, 500));
+    // The maker's signed update with the remaining amount reaches every
+    // book through the trade topic.
+    let Some(Message::OrderUpdate(update)) = notice else {
+        panic!("a fill notice that is an update: {notice:?}");
+    };
+    let update = update.verify().expect("signed by the maker");
+    assert_eq!(
+        (update.order_id, update.maker, update.fields.amount),
+        (order.id, order.maker, 500)
+    );
+    assert_eq!(
+        wait_remaining(&mut watcher, order.id, 500).await.maker,
+        order.maker
+    );
+    wait_remaining(&mut taker, order.id, 500).await;
+    let own = maker.orderbook().own_orders().await.unwrap();
+    assert_eq!(own[0].0.amount, 500);
     let got = market.broadcaster.got.lock().unwrap().clone();
     assert_eq!(got.len(), 1, "broadcast once");
     // Both list it, with the transaction's id.
@@ -142,6 +188,7 @@ async fn a_taker_takes_half_of_a_makers_rune_order_directly() {
     );
     maker.shutdown().await.unwrap();
     taker.shutdown().await.unwrap();
+    watcher.shutdown().await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -183,12 +230,28 @@ async fn a_taker_reaches_a_relay_only_maker_through_the_circuit_and_trades() {
 
     let (order, _) = maker.orderbook().create(rune_sale()).await.unwrap();
     wait_in_book(&mut taker, order.id).await;
-    let trade = taker.trades().take(order.id, 500).await.unwrap();
+    // The whole order: the maker's fill notice is its cancel.
+    let trade = taker.trades().take(order.id, 1_000).await.unwrap();
     let (taker_end, _) = wait_trade_end(&mut taker, Some(trade)).await;
     assert_eq!(taker_end, TradeState::Completed);
     let (maker_end, filled) = wait_trade_end(&mut maker, Some(trade)).await;
     assert_eq!(maker_end, TradeState::Completed);
-    assert_eq!(filled, Some(500));
+    let (amount, remaining, notice) = filled.expect("the maker reports the fill");
+    assert_eq!((amount, remaining), (1_000, 0));
+    let Some(Message::OrderCancel(cancel)) = notice else {
+        panic!("a fill notice that is a cancel: {notice:?}");
+    };
+    assert_eq!(
+        cancel.verify().expect("signed by the maker").order_id,
+        order.id
+    );
+    wait_for(&mut taker, "the filled order leaves the book", EVENT_TIMEOUT, |e| {
+        matches!(e, NetworkEvent::OrderbookChanged(OrderbookChange::Cancelled { order_id, .. }) if *order_id == order.id)
+            .then_some(())
+    })
+    .await;
+    let book = taker.orderbook().book(TEST_RUNE, Asset::Btc).await.unwrap();
+    assert!(book.asks.is_empty() && book.bids.is_empty(), "{book:?}");
     assert_eq!(market.broadcaster.got.lock().unwrap().len(), 1);
     maker.shutdown().await.unwrap();
     taker.shutdown().await.unwrap();

@@ -6,14 +6,14 @@ use axum::Router;
 use tokio::{net::TcpListener, task::JoinHandle};
 
 /// A running server; aborted when dropped.
-pub struct Served {
+pub(crate) struct Served {
     pub addr: SocketAddr,
     task: JoinHandle<()>,
 }
 
 impl Served {
     /// `http://{addr}`.
-    pub fn url(&self) -> String {
+    pub(crate) fn url(&self) -> String {
         format!("http://{}", self.addr)
     }
 }
@@ -25,7 +25,7 @@ impl Drop for Served {
 }
 
 /// Serves `router` on 127.0.0.1, port chosen by the system.
-pub async fn serve(router: Router) -> Served {
+pub(crate) async fn serve(router: Router) -> Served {
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("bound address");
     let task = tokio::spawn(async move {

@@ -8,7 +8,7 @@ use darkswap_p2p::darkswap_trade::bitcoin::{
 };
 
 /// A one-input, two-output transaction; `seed` changes its txid.
-pub fn transaction(seed: u8) -> Transaction {
+pub(crate) fn transaction(seed: u8) -> Transaction {
     Transaction {
         version: Version::TWO,
         lock_time: LockTime::ZERO,

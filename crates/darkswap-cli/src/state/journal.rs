@@ -24,6 +24,10 @@
 //!   node their signed cancels, so the book also refuses copies that peers
 //!   send late. A tombstone is kept for the order TTL after its cancel:
 //!   after that no announcement of the order is young enough to be taken.
+//! - **A fill is never undone by a restart.** The fill notice a completed
+//!   trade makes the node publish (the update with what remains of the
+//!   order, or its cancel when nothing remains) is written at once, as an
+//!   update or a cancel made by hand is.
 //! - **An update is never undone by a restart.** [`Journal::restore`] gives
 //!   the node each own order's stored update after the stored book, so the
 //!   order comes back as last answered and its next update continues the
@@ -37,7 +41,7 @@ use std::{
 
 use darkswap_p2p::{NetworkEvent, OrderbookChange, core::Now};
 use darkswap_proto::{
-    OrderCancel, OrderError, OrderId, OrderUpdate, OrderbookResponse, SignedOrder,
+    Message, OrderCancel, OrderError, OrderId, OrderUpdate, OrderbookResponse, SignedOrder,
 };
 
 use crate::store::Tombstone;
@@ -212,6 +216,25 @@ impl Journal {
                     self.out.push_back(Write::ForgetOwnOrders(ids.clone()));
                 }
             }
+            // A trade filled an own order: its fill notice (the update
+            // with what remains, or the cancel) is kept at once, like an
+            // update or a cancel made by hand, so a restart does not offer
+            // the filled amount again.
+            NetworkEvent::OrderFilled {
+                order_id,
+                notice: Some(notice),
+                ..
+            } => match notice {
+                Message::OrderUpdate(update) => {
+                    let write = self.handle_updated(*order_id, update.clone());
+                    self.out.push_back(write);
+                }
+                Message::OrderCancel(cancel) => match self.handle_cancelled(cancel.clone()) {
+                    Ok(write) => self.out.push_back(write),
+                    Err(error) => tracing::error!(%error, "an unreadable fill notice"),
+                },
+                _ => {}
+            },
             NetworkEvent::PeerBanned { .. } | NetworkEvent::PeerUnbanned { .. } => {
                 self.bans_due = None;
                 if !self.out.contains(&Write::SaveBans) {

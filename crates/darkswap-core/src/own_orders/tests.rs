@@ -23,7 +23,7 @@ fn published(out: &[OwnOrdersOutput]) -> Vec<&Message> {
     out.iter()
         .filter_map(|o| match o {
             OwnOrdersOutput::Publish(m) => Some(m),
-            OwnOrdersOutput::Event(_) => None,
+            OwnOrdersOutput::PublishFill(_) | OwnOrdersOutput::Event(_) => None,
         })
         .collect()
 }
@@ -344,4 +344,71 @@ fn updates_of_others_unknown_cancelled_or_invalid_orders_are_refused() {
         "nothing published for a refusal"
     );
     assert!(book.latest_update(&order.id).is_none());
+}
+
+fn fill_notices(out: &[OwnOrdersOutput]) -> Vec<&Message> {
+    out.iter()
+        .filter_map(|o| match o {
+            OwnOrdersOutput::PublishFill(m) => Some(m),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn a_partial_fill_is_announced_on_the_trade_topic_as_an_update_with_what_remains() {
+    let (mut own, mut book, key, t0) = setup();
+    let (order, _) = own
+        .create(&mut book, &new_order(Side::Sell, NOW, 1), t0)
+        .unwrap();
+    outputs(&mut own);
+    let notice = own.fill(&mut book, order.id, order.amount / 4, t0).unwrap();
+    let remaining = order.amount - order.amount / 4;
+    assert_eq!(notice.remaining(), remaining);
+    assert_eq!(book.get(&order.id).unwrap().amount, remaining);
+    let out = outputs(&mut own);
+    assert!(published(&out).is_empty(), "not on the orderbook topic");
+    let [Message::OrderUpdate(update)] = fill_notices(&out)[..] else {
+        panic!("one update on the trade topic: {out:?}");
+    };
+    assert_eq!(Message::OrderUpdate(update.clone()), notice.message());
+    let update = update.verify().unwrap();
+    assert_eq!(update.maker, key.public().to_peer_id());
+    assert_eq!(
+        (update.fields.amount, update.fields.sequence),
+        (remaining, 1)
+    );
+    // A second fill counts from what remains, one sequence on.
+    let FillNotice::Updated { update, .. } = own.fill(&mut book, order.id, 1, t0).unwrap() else {
+        panic!("some remains");
+    };
+    let update = update.verify().unwrap();
+    assert_eq!(
+        (update.fields.amount, update.fields.sequence),
+        (remaining - 1, 2)
+    );
+}
+
+#[test]
+fn a_complete_fill_cancels_the_order_on_the_trade_topic() {
+    let (mut own, mut book, _, t0) = setup();
+    let (order, _) = own
+        .create(&mut book, &new_order(Side::Sell, NOW, 1), t0)
+        .unwrap();
+    outputs(&mut own);
+    let notice = own.fill(&mut book, order.id, order.amount, t0).unwrap();
+    assert!(matches!(notice, FillNotice::Filled(_)));
+    assert_eq!(notice.remaining(), 0);
+    assert_eq!(book.get(&order.id), None);
+    assert!(!own.contains(&order.id));
+    let out = outputs(&mut own);
+    let [Message::OrderCancel(cancel)] = fill_notices(&out)[..] else {
+        panic!("one cancel on the trade topic: {out:?}");
+    };
+    assert_eq!(cancel.verify().unwrap().order_id, order.id);
+    // Nothing more to fill.
+    assert_eq!(
+        own.fill(&mut book, order.id, 1, t0),
+        Err(OwnOrderError::NotOwnOrder(order.id))
+    );
 }

@@ -9,6 +9,7 @@ use std::{
 
 use darkswap_core::{
     NetworkEvent, Now,
+    own_orders::FillNotice,
     proto::{Order, OrderId, SignedTradeMessage},
     reputation::PenaltyReason,
     trade::TradeId,
@@ -322,12 +323,7 @@ impl SwarmTask {
                         });
                     }
                 }
-                TradesOutput::Filled { order, amount } => {
-                    self.emit(NetworkEvent::OrderFilled {
-                        order_id: order,
-                        amount,
-                    });
-                }
+                TradesOutput::Filled { order, amount } => self.publish_fill(order, amount),
                 TradesOutput::Penalize { peer, reason } => {
                     tracing::debug!(%peer, reason, "trade misbehaviour");
                     self.penalize(peer, penalty_of(reason));
@@ -338,6 +334,44 @@ impl SwarmTask {
 }
 
 impl SwarmTask {
+    /// A trade filled `amount` of own order `order`: the maker's signed
+    /// fill notice goes into the book and out on the trade topic, and the
+    /// registry offers only what remains.
+    fn publish_fill(&mut self, order: OrderId, amount: u64) {
+        let now = super::now();
+        let (remaining, notice) = match self.own_orders.fill(&mut self.book, order, amount, now) {
+            Ok(notice) => {
+                if let Some(state) = self.trading.as_mut() {
+                    match &notice {
+                        FillNotice::Updated { order, .. } => {
+                            state.trades.fill_published(order.clone(), amount);
+                        }
+                        FillNotice::Filled(_) => state.trades.remove_order(&order),
+                    }
+                }
+                (notice.remaining(), Some(notice.message()))
+            }
+            Err(error) => {
+                // The order expired or was cancelled while the trade ran:
+                // it leaves the books anyway.
+                tracing::info!(%order, %error, "no fill notice for this order");
+                let remaining = self
+                    .trading
+                    .as_ref()
+                    .and_then(|s| s.trades.available(&order))
+                    .unwrap_or(0);
+                (remaining, None)
+            }
+        };
+        self.emit(NetworkEvent::OrderFilled {
+            order_id: order,
+            amount,
+            remaining,
+            notice,
+        });
+        self.perform_outputs();
+    }
+
     fn send_trade_message(&mut self, peer: PeerId, message: SignedTradeMessage, attempt: u8) {
         let Some(behaviour) = self.swarm.behaviour_mut().trade.as_mut() else {
             return;

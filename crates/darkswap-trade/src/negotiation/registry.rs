@@ -111,9 +111,23 @@ impl Trades {
         }
     }
 
-    /// One of this node's orders, as its maker signed it (created,
-    /// restored). Fills of completed trades stay deducted from it.
+    /// One of this node's orders, as the book holds it (created, restored,
+    /// updated). Fills of completed trades whose notice is not out yet
+    /// stay deducted from it (see [`Trades::fill_published`]).
     pub fn set_order(&mut self, order: Order) {
+        self.orders.insert(order.id, order);
+    }
+
+    /// The fill notice of `amount` filled base units of own order
+    /// `order.id` is out: `order` now offers only what remains, so those
+    /// units are no longer deducted from it.
+    pub fn fill_published(&mut self, order: Order, amount: u64) {
+        if let Some(filled) = self.filled.get_mut(&order.id) {
+            *filled = filled.saturating_sub(amount);
+            if *filled == 0 {
+                self.filled.remove(&order.id);
+            }
+        }
         self.orders.insert(order.id, order);
     }
 

@@ -193,6 +193,43 @@ fn a_cancel_is_written_before_its_answer_as_a_tombstone_signed_by_the_maker() {
 }
 
 #[test]
+fn a_fill_notice_is_written_at_once_as_an_update_or_a_tombstone() {
+    let key = Keypair::generate_ed25519();
+    let mut j = journal();
+    let id = order(&key, 1).id();
+    let now = start();
+    let fields = UpdateFields {
+        sequence: 1,
+        amount: 2,
+        price: 9,
+        expires_at: START + 3600,
+        updated_at: START,
+    };
+    let update = OrderUpdate::sign(id, fields, &key).unwrap();
+    let filled = |remaining, notice| NetworkEvent::OrderFilled {
+        order_id: id,
+        amount: 3,
+        remaining,
+        notice,
+    };
+    j.handle_event(&filled(2, Some(Message::OrderUpdate(update.clone()))), now);
+    assert_eq!(drain(&mut j), vec![Write::PutOwnUpdate { id, update }]);
+    let cancel = OrderCancel::sign(id, START, &key).unwrap();
+    j.handle_event(&filled(0, Some(Message::OrderCancel(cancel.clone()))), now);
+    assert_eq!(
+        drain(&mut j),
+        vec![Write::Cancel(Tombstone {
+            id,
+            cancel,
+            cancelled_at: START
+        })]
+    );
+    // No notice (the order had expired): nothing to keep.
+    j.handle_event(&filled(0, None), now);
+    assert_eq!(drain(&mut j), vec![]);
+}
+
+#[test]
 fn shutdown_saves_the_book_and_the_bans_once_each_whatever_is_queued() {
     let mut j = journal();
     let t0 = start();
