@@ -1,15 +1,20 @@
-//! [`EsploraBroadcaster`]: `POST /tx` on an Esplora (Blockstream's
-//! electrs, mempool.space's backend).
+//! [`EsploraClient`]: an Esplora (Blockstream's electrs, mempool.space's
+//! backend) as broadcaster (`POST /tx`) and as the source of a wallet's
+//! coins (`GET /address/{address}/utxo`).
 //!
-//! The request body is the transaction's consensus hex; Esplora answers
-//! 200 with the txid as plain text, or 400 with Core's refusal as
-//! `sendrawtransaction RPC error: {"code":-26,"message":"…"}`.
+//! `POST /tx`: the request body is the transaction's consensus hex;
+//! Esplora answers 200 with the txid as plain text, or 400 with Core's
+//! refusal as `sendrawtransaction RPC error: {"code":-26,"message":"…"}`.
+//! `GET /address/{address}/utxo`: a JSON array of `{txid, vout, value,
+//! status: {confirmed, …}}`, mempool outputs included (unconfirmed).
 
 use std::time::Duration;
 
 use darkswap_p2p::{
     Broadcaster,
-    darkswap_trade::bitcoin::{Transaction, Txid, consensus::encode::serialize_hex},
+    darkswap_trade::bitcoin::{
+        Address, Amount, OutPoint, Transaction, Txid, consensus::encode::serialize_hex,
+    },
 };
 use futures::{FutureExt, future::BoxFuture};
 use reqwest::{Url, header::CONTENT_TYPE};
@@ -76,6 +81,15 @@ pub enum EsploraError {
         /// Core's RPC error code, if the text carries one.
         code: Option<i64>,
     },
+    /// Esplora answered a request other than a broadcast with something
+    /// that is not what its API returns.
+    #[error("Esplora's answer to {url} is malformed: {reason}")]
+    Malformed {
+        /// The request's URL.
+        url: String,
+        /// What was wrong.
+        reason: String,
+    },
     /// Esplora answered 200 with something other than this transaction's
     /// txid: it is not the server it claims to be, or it is broken.
     #[error("Esplora answered txid {got:?} for transaction {expected}")]
@@ -87,18 +101,31 @@ pub enum EsploraError {
     },
 }
 
-/// A [`Broadcaster`] over Esplora's `POST /tx`. Cheap to clone.
+/// An unspent output of an address, as Esplora lists it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AddressUtxo {
+    /// The output.
+    pub outpoint: OutPoint,
+    /// Its value.
+    pub value: Amount,
+    /// Whether it is in a block (`false`: in the mempool).
+    pub confirmed: bool,
+}
+
+/// An Esplora client: a [`Broadcaster`] over `POST /tx`, and the unspent
+/// outputs of an address. Cheap to clone.
 ///
 /// Core's "already in block chain" (code -27) relayed by Esplora counts as
 /// success, for the reason given on [`crate::CoreRpcBroadcaster`].
 #[derive(Debug, Clone)]
-pub struct EsploraBroadcaster {
+pub struct EsploraClient {
     client: reqwest::Client,
+    base: Url,
     tx_url: Url,
     timeout: Duration,
 }
 
-impl EsploraBroadcaster {
+impl EsploraClient {
     /// A client for the Esplora `config` names. Nothing is sent yet.
     pub fn new(config: EsploraConfig) -> Result<Self, ConfigError> {
         let base = http::base_url(&config.base_url)?;
@@ -106,8 +133,9 @@ impl EsploraBroadcaster {
             url: config.base_url.clone(),
             reason: e.to_string(),
         })?;
-        Ok(EsploraBroadcaster {
+        Ok(EsploraClient {
             client: http::client(config.timeout)?,
+            base,
             tx_url,
             timeout: config.timeout,
         })
@@ -166,6 +194,84 @@ impl EsploraBroadcaster {
     }
 }
 
+impl EsploraClient {
+    /// The unspent outputs paying `address`, mempool ones included.
+    pub async fn address_utxos(&self, address: &Address) -> Result<Vec<AddressUtxo>, EsploraError> {
+        #[derive(serde::Deserialize)]
+        struct Status {
+            confirmed: bool,
+        }
+        #[derive(serde::Deserialize)]
+        struct Utxo {
+            txid: String,
+            vout: u32,
+            value: u64,
+            status: Status,
+        }
+        let url = self
+            .base
+            .join(&format!("address/{address}/utxo"))
+            .map_err(|e| EsploraError::Malformed {
+                url: format!("{}address/{address}/utxo", self.base),
+                reason: e.to_string(),
+            })?;
+        let text = url.to_string();
+        let unreachable = |source: reqwest::Error| {
+            if source.is_timeout() {
+                EsploraError::Timeout(self.timeout)
+            } else {
+                EsploraError::Unreachable {
+                    url: text.clone(),
+                    source,
+                }
+            }
+        };
+        let exchange = async {
+            let response = self
+                .client
+                .get(url.clone())
+                .send()
+                .await
+                .map_err(unreachable)?;
+            let status = response.status();
+            let body = response.text().await.map_err(unreachable)?;
+            Ok::<_, EsploraError>((status, body))
+        };
+        let (status, body) = tokio::time::timeout(self.timeout, exchange)
+            .await
+            .map_err(|_| EsploraError::Timeout(self.timeout))??;
+        if !status.is_success() {
+            return Err(EsploraError::Rejected {
+                status: status.as_u16(),
+                text: http::error_text(&body),
+                code: None,
+            });
+        }
+        let utxos: Vec<Utxo> =
+            serde_json::from_str(&body).map_err(|e| EsploraError::Malformed {
+                url: text.clone(),
+                reason: e.to_string(),
+            })?;
+        utxos
+            .into_iter()
+            .map(|u| {
+                let txid = u
+                    .txid
+                    .parse::<Txid>()
+                    .map_err(|e| EsploraError::Malformed {
+                        url: text.clone(),
+                        reason: format!("txid {:?}: {e}", u.txid),
+                    })?;
+                Ok(AddressUtxo {
+                    outpoint: OutPoint { txid, vout: u.vout },
+                    value: Amount::from_sat(u.value),
+                    confirmed: u.status.confirmed,
+                })
+            })
+            .collect()
+    }
+}
+
 /// The Core error code in Esplora's `sendrawtransaction RPC error: {json}`.
 fn core_error_code(text: &str) -> Option<i64> {
     #[derive(serde::Deserialize)]
@@ -178,7 +284,7 @@ fn core_error_code(text: &str) -> Option<i64> {
         .map(|e| e.code)
 }
 
-impl Broadcaster for EsploraBroadcaster {
+impl Broadcaster for EsploraClient {
     fn broadcast(&self, tx: Transaction) -> BoxFuture<'static, Result<Txid, String>> {
         let esplora = self.clone();
         async move {

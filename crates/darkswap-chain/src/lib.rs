@@ -4,8 +4,8 @@
 //! - [`OrdIndex`] is a [`HoldingsSource`]: it asks an `ord server`'s JSON
 //!   API which runes each outpoint holds (`GET /output/{outpoint}`, and
 //!   `GET /rune/{name}` once per rune for its id).
-//! - [`EsploraBroadcaster`] is a [`Broadcaster`] over Esplora's
-//!   `POST /tx`.
+//! - [`EsploraClient`] is a [`Broadcaster`] over Esplora's
+//!   `POST /tx`, and lists a wallet's coins (`GET /address/{a}/utxo`).
 //! - [`CoreRpcBroadcaster`] is a [`Broadcaster`] over Bitcoin Core's
 //!   `sendrawtransaction` JSON-RPC call, with user/password or cookie-file
 //!   authentication.
@@ -30,9 +30,11 @@
 //! that claims an alkane is then refused by the trade checks, which see an
 //! outpoint without it: alkane trades need that future client.
 //!
-//! With the `test-server` feature, `test_server::EsploraTestServer` is an
-//! Esplora-like HTTP server for other crates' end-to-end tests: it accepts
-//! `POST /tx` on 127.0.0.1 port 0 and records every transaction it gets.
+//! With the `test-server` feature, `test_server::ChainTestServer` is a
+//! small chain for other crates' end-to-end tests: an Esplora and an ord
+//! on 127.0.0.1 port 0 over the coins a test funds; it checks every
+//! transaction posted to it with Bitcoin Core's script interpreter and
+//! records it.
 //!
 //! `docs/trade.md` ("Chain services") says what each client calls, what it
 //! trusts, and how errors map.
@@ -48,6 +50,6 @@ pub mod test_server;
 
 pub use core_rpc::{CoreRpcAuth, CoreRpcBroadcaster, CoreRpcConfig, CoreRpcError};
 pub use darkswap_p2p::{Broadcaster, HoldingsSource};
-pub use esplora::{EsploraBroadcaster, EsploraConfig, EsploraError};
+pub use esplora::{AddressUtxo, EsploraClient, EsploraConfig, EsploraError};
 pub use http::{ConfigError, DEFAULT_TIMEOUT};
 pub use ord::{OrdConfig, OrdError, OrdIndex};

@@ -1,45 +1,118 @@
-//! An Esplora-like HTTP server for tests (feature `test-server`): it takes
-//! `POST /tx` like Esplora, records every transaction it gets, and lets a
-//! test wait, with a deadline, until it has seen some number of them.
+//! A small chain for tests (feature `test-server`): one HTTP server on
+//! 127.0.0.1 port 0 that answers like an Esplora and an `ord server` over
+//! the UTXOs a test funds, so a real node (a daemon in another process
+//! included) can discover its coins, learn their runes and broadcast.
+//!
+//! - Esplora: `GET /address/{address}/utxo` lists the address's unspent
+//!   outputs; `POST /tx` takes a transaction's hex, **checks every input
+//!   with Bitcoin Core's script interpreter** against the outputs it
+//!   spends (the `bitcoinconsensus` library), records it, marks its inputs
+//!   spent and adds its outputs to the chain. A transaction that spends an
+//!   unknown or spent output, or fails the script check, is refused with
+//!   400 and Core's text and code (`-25`, `-26`), as Esplora relays them.
+//! - ord: `GET /output/{outpoint}` (JSON, the fields `OrdIndex` reads) and
+//!   `GET /rune/{name}` for the runes named with [`ChainTestServer::etch`].
+//!   A rune transfer is not decoded: the outputs of a posted transaction
+//!   hold no runes unless the test says so with [`ChainTestServer::fund`].
 //!
 //! ```no_run
-//! # async fn demo(tx: darkswap_p2p::darkswap_trade::bitcoin::Transaction) {
+//! # async fn demo(address: darkswap_p2p::darkswap_trade::bitcoin::Address) {
 //! use std::time::Duration;
-//! use darkswap_chain::{EsploraBroadcaster, EsploraConfig, test_server::EsploraTestServer};
+//! use darkswap_chain::{EsploraClient, EsploraConfig, test_server::ChainTestServer};
+//! use darkswap_p2p::darkswap_trade::bitcoin::Amount;
 //!
-//! let server = EsploraTestServer::spawn().await.expect("bind 127.0.0.1:0");
-//! // Give the node under test a broadcaster pointed at the server.
-//! let broadcaster = EsploraBroadcaster::new(EsploraConfig::new(server.base_url()))
-//!     .expect("an http URL");
-//! # let _ = (broadcaster, tx);
-//! // … run the trade; then count what reached "the network":
-//! let got = server.wait_for(1, Duration::from_secs(10)).await.expect("one broadcast");
-//! assert_eq!(server.received().len(), 1);
+//! let chain = ChainTestServer::spawn().await.expect("bind 127.0.0.1:0");
+//! chain.fund(&address, Amount::from_sat(50_000), None);
+//! let esplora = EsploraClient::new(EsploraConfig::new(chain.base_url())).expect("an http URL");
+//! assert_eq!(esplora.address_utxos(&address).await.expect("listed").len(), 1);
+//! // … run a trade; then count what reached "the network":
+//! let got = chain.wait_for(1, Duration::from_secs(10)).await.expect("one broadcast");
 //! # let _ = got;
 //! # }
 //! ```
 //!
-//! Every post is recorded, repeats included, so a test can tell one
-//! broadcast from two. Posts that do not decode are answered 400 with
-//! Esplora's text and are not recorded. The server stops when dropped.
+//! Every accepted post is recorded, repeats included (a repeat of a known
+//! transaction is answered like Core's "already in block chain"), so a
+//! test can tell one broadcast from two. The server stops when dropped.
 
-use std::{io, net::SocketAddr, sync::Arc, time::Duration};
+use std::{
+    collections::BTreeMap,
+    io,
+    net::SocketAddr,
+    sync::{Arc, Mutex},
+    time::Duration,
+};
 
-use axum::{Router, extract::State, http::StatusCode, routing::post};
-use darkswap_p2p::darkswap_trade::bitcoin::{Transaction, consensus::encode::deserialize_hex};
+use axum::{
+    Json, Router,
+    extract::{Path, State},
+    http::StatusCode,
+    response::{IntoResponse, Response},
+    routing::{get, post},
+};
+use darkswap_p2p::darkswap_trade::{
+    Asset,
+    bitcoin::{
+        Address, Amount, OutPoint, ScriptBuf, Transaction, TxOut, Txid,
+        consensus::encode::deserialize_hex,
+        hashes::{Hash, sha256d},
+    },
+    verify_consensus,
+};
+use serde_json::json;
 use tokio::{net::TcpListener, sync::watch, task::JoinHandle};
 
-/// The Esplora-like server; see the module docs.
+/// A rune holding for [`ChainTestServer::fund`]: the rune's spaced name,
+/// its id and the amount in its smallest unit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RuneHolding {
+    /// The rune's name as ord spells it (`UNCOMMON•GOODS`).
+    pub name: String,
+    /// Its id.
+    pub rune: Asset,
+    /// Amount, smallest unit.
+    pub amount: u128,
+}
+
+#[derive(Debug, Clone)]
+struct Utxo {
+    output: TxOut,
+    runes: Option<RuneHolding>,
+    spent: bool,
+}
+
+#[derive(Debug, Default)]
+struct Chain {
+    utxos: BTreeMap<OutPoint, Utxo>,
+    runes: BTreeMap<String, Asset>,
+    /// Funding outputs made so far, for fresh outpoints.
+    funded: u64,
+}
+
+#[derive(Clone)]
+struct Shared {
+    chain: Arc<Mutex<Chain>>,
+    received: Arc<watch::Sender<Vec<Transaction>>>,
+}
+
+impl Shared {
+    fn chain(&self) -> std::sync::MutexGuard<'_, Chain> {
+        self.chain.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// The test chain; see the module docs.
 #[derive(Debug)]
-pub struct EsploraTestServer {
+pub struct ChainTestServer {
     addr: SocketAddr,
+    chain: Arc<Mutex<Chain>>,
     received: Arc<watch::Sender<Vec<Transaction>>>,
     task: JoinHandle<()>,
 }
 
-/// [`EsploraTestServer::wait_for`] ran out of time.
+/// [`ChainTestServer::wait_for`] ran out of time.
 #[derive(Debug, thiserror::Error)]
-#[error("the test Esplora got {got} transactions, not {wanted}, within {deadline:?}")]
+#[error("the test chain got {got} transactions, not {wanted}, within {deadline:?}")]
 pub struct WaitError {
     /// How many it wanted.
     pub wanted: usize,
@@ -49,23 +122,30 @@ pub struct WaitError {
     pub deadline: Duration,
 }
 
-impl EsploraTestServer {
+impl ChainTestServer {
     /// Starts the server on 127.0.0.1, port chosen by the system.
     pub async fn spawn() -> io::Result<Self> {
         let listener = TcpListener::bind((std::net::Ipv4Addr::LOCALHOST, 0)).await?;
         let addr = listener.local_addr()?;
-        let received = Arc::new(watch::Sender::new(Vec::new()));
+        let shared = Shared {
+            chain: Arc::default(),
+            received: Arc::new(watch::Sender::new(Vec::new())),
+        };
         let router = Router::new()
             .route("/tx", post(post_tx))
-            .with_state(received.clone());
+            .route("/address/{address}/utxo", get(address_utxos))
+            .route("/output/{outpoint}", get(output))
+            .route("/rune/{name}", get(rune))
+            .with_state(shared.clone());
         let task = tokio::spawn(async move {
             // Serving only ends with an accept error on a loopback
-            // listener; the test then sees posts fail, which says enough.
+            // listener; the test then sees requests fail, which says enough.
             let _ = axum::serve(listener, router).await;
         });
-        Ok(EsploraTestServer {
+        Ok(ChainTestServer {
             addr,
-            received,
+            chain: shared.chain,
+            received: shared.received,
             task,
         })
     }
@@ -75,17 +155,56 @@ impl EsploraTestServer {
         self.addr
     }
 
-    /// The base URL to give an [`crate::EsploraConfig`]: `http://{addr}`.
+    /// The base URL for an [`crate::EsploraConfig`] or an
+    /// [`crate::OrdConfig`]: `http://{addr}`.
     pub fn base_url(&self) -> String {
         format!("http://{}", self.addr)
     }
 
-    /// Every transaction posted so far, in order.
+    /// A new unspent output of `value` paying `address`, holding `runes`
+    /// (whose name ord then also knows); returns its outpoint.
+    pub fn fund(&self, address: &Address, value: Amount, runes: Option<RuneHolding>) -> OutPoint {
+        self.fund_script(address.script_pubkey(), value, runes)
+    }
+
+    /// [`ChainTestServer::fund`] for a bare script.
+    pub fn fund_script(
+        &self,
+        script_pubkey: ScriptBuf,
+        value: Amount,
+        runes: Option<RuneHolding>,
+    ) -> OutPoint {
+        let mut chain = self.chain.lock().unwrap_or_else(|p| p.into_inner());
+        chain.funded += 1;
+        let outpoint = OutPoint {
+            txid: Txid::from_raw_hash(sha256d::Hash::hash(
+                format!("test chain funding {}", chain.funded).as_bytes(),
+            )),
+            vout: 0,
+        };
+        if let Some(r) = &runes {
+            chain.runes.insert(letters(&r.name), r.rune);
+        }
+        chain.utxos.insert(
+            outpoint,
+            Utxo {
+                output: TxOut {
+                    value,
+                    script_pubkey,
+                },
+                runes,
+                spent: false,
+            },
+        );
+        outpoint
+    }
+
+    /// Every transaction accepted so far, in order.
     pub fn received(&self) -> Vec<Transaction> {
         self.received.borrow().clone()
     }
 
-    /// Waits until at least `count` transactions were posted, at most
+    /// Waits until at least `count` transactions were accepted, at most
     /// `deadline`; returns them all.
     pub async fn wait_for(
         &self,
@@ -106,27 +225,135 @@ impl EsploraTestServer {
     }
 }
 
-impl Drop for EsploraTestServer {
+impl Drop for ChainTestServer {
     fn drop(&mut self) {
         self.task.abort();
     }
 }
 
-/// Esplora's `POST /tx`: the body is the transaction's hex; the answer its
-/// txid, or 400 with the text Esplora gives for Core's decode error.
-async fn post_tx(
-    State(received): State<Arc<watch::Sender<Vec<Transaction>>>>,
-    body: String,
-) -> (StatusCode, String) {
-    match deserialize_hex::<Transaction>(body.trim()) {
-        Ok(tx) => {
-            let txid = tx.compute_txid();
-            received.send_modify(|got| got.push(tx));
-            (StatusCode::OK, txid.to_string())
-        }
-        Err(_) => (
-            StatusCode::BAD_REQUEST,
-            r#"sendrawtransaction RPC error: {"code":-22,"message":"TX decode failed"}"#.to_owned(),
+fn core_error(code: i64, message: &str) -> (StatusCode, String) {
+    (
+        StatusCode::BAD_REQUEST,
+        format!(
+            "sendrawtransaction RPC error: {}",
+            json!({"code": code, "message": message})
         ),
+    )
+}
+
+/// Esplora's `POST /tx`: the body is the transaction's hex; the answer its
+/// txid, or 400 with Core's refusal.
+async fn post_tx(State(shared): State<Shared>, body: String) -> (StatusCode, String) {
+    let Ok(tx) = deserialize_hex::<Transaction>(body.trim()) else {
+        return core_error(-22, "TX decode failed");
+    };
+    let txid = tx.compute_txid();
+    let mut chain = shared.chain();
+    let known = chain.utxos.contains_key(&OutPoint { txid, vout: 0 });
+    if !known {
+        let mut prevouts = Vec::with_capacity(tx.input.len());
+        for input in &tx.input {
+            match chain.utxos.get(&input.previous_output) {
+                Some(utxo) if !utxo.spent => prevouts.push(utxo.output.clone()),
+                _ => return core_error(-25, "bad-txns-inputs-missingorspent"),
+            }
+        }
+        if let Err(e) = verify_consensus(&tx, &prevouts) {
+            return core_error(-26, &format!("mandatory-script-verify-flag-failed ({e})"));
+        }
+        for input in &tx.input {
+            if let Some(utxo) = chain.utxos.get_mut(&input.previous_output) {
+                utxo.spent = true;
+            }
+        }
+        for (vout, output) in tx.output.iter().enumerate() {
+            let Ok(vout) = u32::try_from(vout) else { break };
+            chain.utxos.insert(
+                OutPoint { txid, vout },
+                Utxo {
+                    output: output.clone(),
+                    runes: None,
+                    spent: false,
+                },
+            );
+        }
     }
+    drop(chain);
+    shared.received.send_modify(|got| got.push(tx));
+    (StatusCode::OK, txid.to_string())
+}
+
+/// Esplora's `GET /address/{address}/utxo`.
+async fn address_utxos(State(shared): State<Shared>, Path(address): Path<String>) -> Response {
+    let Ok(address) = address.parse::<Address<_>>() else {
+        return (StatusCode::BAD_REQUEST, "Invalid Bitcoin address").into_response();
+    };
+    let script = address.assume_checked().script_pubkey();
+    let chain = shared.chain();
+    let utxos: Vec<_> = chain
+        .utxos
+        .iter()
+        .filter(|(_, u)| !u.spent && u.output.script_pubkey == script)
+        .map(|(outpoint, u)| {
+            json!({
+                "txid": outpoint.txid.to_string(),
+                "vout": outpoint.vout,
+                "status": {"confirmed": true, "block_height": 1},
+                "value": u.output.value.to_sat(),
+            })
+        })
+        .collect();
+    Json(utxos).into_response()
+}
+
+/// ord's `GET /output/{outpoint}`, the fields `OrdIndex` reads.
+async fn output(State(shared): State<Shared>, Path(outpoint): Path<String>) -> Response {
+    let Ok(parsed) = outpoint.parse::<OutPoint>() else {
+        return (StatusCode::BAD_REQUEST, "invalid outpoint").into_response();
+    };
+    let chain = shared.chain();
+    let Some(utxo) = chain.utxos.get(&parsed) else {
+        return (StatusCode::NOT_FOUND, "output not found").into_response();
+    };
+    // By hand: a rune amount is a u128, which `serde_json::Value` cannot
+    // hold; ord writes it as a plain JSON number.
+    let runes: Vec<String> = utxo
+        .runes
+        .iter()
+        .map(|r| {
+            format!(
+                r#"{}:{{"amount":{},"divisibility":0,"symbol":null}}"#,
+                json!(r.name),
+                r.amount
+            )
+        })
+        .collect();
+    let body = format!(
+        r#"{{"outpoint":{},"indexed":true,"spent":{},"runes":{{{}}},"value":{}}}"#,
+        json!(outpoint),
+        utxo.spent,
+        runes.join(","),
+        utxo.output.value.to_sat()
+    );
+    (
+        [(axum::http::header::CONTENT_TYPE, "application/json")],
+        body,
+    )
+        .into_response()
+}
+
+/// ord's `GET /rune/{name}`, the field `OrdIndex` reads.
+async fn rune(State(shared): State<Shared>, Path(name): Path<String>) -> Response {
+    // ord finds a rune by its letters, with or without spacers.
+    match shared.chain().runes.get(&letters(&name)) {
+        Some(Asset::Rune { block, tx }) => {
+            Json(json!({"id": format!("{block}:{tx}")})).into_response()
+        }
+        _ => (StatusCode::NOT_FOUND, "rune not found").into_response(),
+    }
+}
+
+/// A rune name without its spacers.
+fn letters(name: &str) -> String {
+    name.chars().filter(|c| *c != '•' && *c != '.').collect()
 }

@@ -1,4 +1,4 @@
-//! `EsploraBroadcaster` against real HTTP servers: the crate's own
+//! `EsploraClient` against real HTTP servers: the crate's own
 //! Esplora-like test server, and small ones that answer as Esplora does
 //! when Core refuses (`sendrawtransaction RPC error: {json}` with 400).
 
@@ -10,14 +10,13 @@ mod tx;
 use std::{sync::Arc, time::Duration};
 
 use axum::{Router, http::StatusCode, routing::post};
-use darkswap_chain::{
-    EsploraBroadcaster, EsploraConfig, EsploraError, test_server::EsploraTestServer,
-};
+use darkswap_chain::{EsploraClient, EsploraConfig, EsploraError, test_server::ChainTestServer};
+use darkswap_p2p::darkswap_trade::bitcoin::{Address, Amount, Network, ScriptBuf};
 use serve::serve;
-use tx::transaction;
+use tx::{op_true, spending, transaction};
 
-fn broadcaster(url: String) -> EsploraBroadcaster {
-    EsploraBroadcaster::new(EsploraConfig::new(url).with_timeout(Duration::from_secs(5)))
+fn broadcaster(url: String) -> EsploraClient {
+    EsploraClient::new(EsploraConfig::new(url).with_timeout(Duration::from_secs(5)))
         .expect("an http URL")
 }
 
@@ -28,8 +27,9 @@ async fn answering(status: StatusCode, body: &'static str) -> serve::Served {
 
 #[tokio::test]
 async fn a_posted_transaction_arrives_whole_and_its_txid_comes_back() {
-    let server = EsploraTestServer::spawn().await.expect("bind");
-    let tx = transaction(1);
+    let server = ChainTestServer::spawn().await.expect("bind");
+    let coin = server.fund_script(op_true(), Amount::from_sat(10_000), None);
+    let tx = spending(coin, Amount::from_sat(9_000));
     // Through the trait the node uses.
     let esplora: Arc<dyn darkswap_chain::Broadcaster> = Arc::new(broadcaster(server.base_url()));
 
@@ -42,32 +42,107 @@ async fn a_posted_transaction_arrives_whole_and_its_txid_comes_back() {
 
 #[tokio::test]
 async fn the_test_server_counts_every_broadcast_and_waits_with_a_deadline() {
-    let server = EsploraTestServer::spawn().await.expect("bind");
+    let server = ChainTestServer::spawn().await.expect("bind");
     let esplora = broadcaster(server.base_url());
+    let one = spending(
+        server.fund_script(op_true(), Amount::from_sat(10_000), None),
+        Amount::from_sat(9_000),
+    );
+    let two = spending(
+        server.fund_script(op_true(), Amount::from_sat(20_000), None),
+        Amount::from_sat(19_000),
+    );
 
+    esplora.post_transaction(&one).await.expect("accepted");
+    // A repeat is taken like Core's "already in block chain".
     esplora
-        .post_transaction(&transaction(1))
-        .await
-        .expect("accepted");
-    esplora
-        .post_transaction(&transaction(1))
+        .post_transaction(&one)
         .await
         .expect("accepted again");
-    esplora
-        .post_transaction(&transaction(2))
-        .await
-        .expect("accepted");
+    esplora.post_transaction(&two).await.expect("accepted");
 
     let got = server
         .wait_for(3, Duration::from_secs(5))
         .await
         .expect("three posts");
-    assert_eq!(got, vec![transaction(1), transaction(1), transaction(2)]);
+    assert_eq!(got, vec![one.clone(), one, two]);
     let err = server
         .wait_for(4, Duration::from_millis(50))
         .await
         .expect_err("only three");
     assert_eq!((err.wanted, err.got), (4, 3));
+}
+
+#[tokio::test]
+async fn the_test_chain_refuses_a_missing_or_spent_input_and_a_failing_script_as_core_does() {
+    let server = ChainTestServer::spawn().await.expect("bind");
+    let esplora = broadcaster(server.base_url());
+    let code = |err: EsploraError| match err {
+        EsploraError::Rejected { code, .. } => code,
+        other => panic!("not a rejection: {other:?}"),
+    };
+    // An input the chain never had.
+    let err = esplora
+        .post_transaction(&transaction(1))
+        .await
+        .expect_err("unknown input");
+    assert_eq!(code(err), Some(-25));
+    // A script that fails: OP_FALSE leaves false on the stack.
+    let locked = server.fund_script(
+        ScriptBuf::from_bytes(vec![0x00]),
+        Amount::from_sat(10_000),
+        None,
+    );
+    let err = esplora
+        .post_transaction(&spending(locked, Amount::from_sat(9_000)))
+        .await
+        .expect_err("the script fails");
+    assert_eq!(code(err), Some(-26));
+    // A double spend of an output spent before.
+    let coin = server.fund_script(op_true(), Amount::from_sat(10_000), None);
+    esplora
+        .post_transaction(&spending(coin, Amount::from_sat(9_000)))
+        .await
+        .expect("accepted");
+    let err = esplora
+        .post_transaction(&spending(coin, Amount::from_sat(8_000)))
+        .await
+        .expect_err("spent");
+    assert_eq!(code(err), Some(-25));
+    assert_eq!(server.received().len(), 1, "only the good one recorded");
+}
+
+#[tokio::test]
+async fn an_address_lists_its_unspent_outputs_until_they_are_spent() {
+    let server = ChainTestServer::spawn().await.expect("bind");
+    let esplora = broadcaster(server.base_url());
+    // A P2WSH address whose witness script is OP_TRUE: spendable here
+    // only with the script in the witness, which is beside the point.
+    let address = Address::p2wsh(&op_true(), Network::Regtest);
+    let other = Address::p2wsh(&ScriptBuf::from_bytes(vec![0x52]), Network::Regtest);
+    let a = server.fund(&address, Amount::from_sat(10_000), None);
+    let b = server.fund(&address, Amount::from_sat(25_000), None);
+    server.fund(&other, Amount::from_sat(7_000), None);
+
+    let mut utxos = esplora.address_utxos(&address).await.expect("listed");
+    utxos.sort_by_key(|u| u.value);
+    assert_eq!(
+        utxos
+            .iter()
+            .map(|u| (u.outpoint, u.value.to_sat(), u.confirmed))
+            .collect::<Vec<_>>(),
+        vec![(a, 10_000, true), (b, 25_000, true)]
+    );
+    assert!(
+        esplora
+            .address_utxos(&Address::p2wsh(
+                &ScriptBuf::from_bytes(vec![0x53]),
+                Network::Regtest
+            ))
+            .await
+            .expect("listed")
+            .is_empty()
+    );
 }
 
 #[tokio::test]

@@ -385,3 +385,37 @@ async fn basic_credentials_are_sent_when_configured() {
 
     assert_eq!(got.holdings(&a), Some(Holdings::new()));
 }
+
+#[tokio::test]
+async fn the_test_chain_answers_ord_lookups_for_the_runes_a_test_funds() {
+    use darkswap_chain::test_server::{ChainTestServer, RuneHolding};
+    use darkswap_p2p::darkswap_trade::bitcoin::{Amount, ScriptBuf};
+
+    let chain = ChainTestServer::spawn().await.expect("bind");
+    let runes = chain.fund_script(
+        ScriptBuf::from_bytes(vec![0x51]),
+        Amount::from_sat(10_000),
+        Some(RuneHolding {
+            name: "UNCOMMON•GOODS".to_owned(),
+            rune: GOODS,
+            amount: MOON_AMOUNT,
+        }),
+    );
+    let coins = chain.fund_script(
+        ScriptBuf::from_bytes(vec![0x51]),
+        Amount::from_sat(5_000),
+        None,
+    );
+
+    let index = index(chain.base_url())
+        .lookup(vec![runes, coins, outpoint(9)])
+        .await
+        .expect("answered");
+
+    assert_eq!(
+        index.holdings(&runes),
+        Some(Holdings::from([(GOODS, MOON_AMOUNT)]))
+    );
+    assert_eq!(index.holdings(&coins), Some(Holdings::new()));
+    assert_eq!(index.holdings(&outpoint(9)), None, "unknown: left out");
+}

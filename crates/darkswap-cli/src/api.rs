@@ -10,6 +10,7 @@ mod json;
 mod linger;
 mod node;
 mod orders;
+mod trades;
 
 use std::sync::Arc;
 
@@ -21,6 +22,7 @@ use tokio_util::sync::CancellationToken;
 use crate::{
     metrics::DaemonMetrics,
     state,
+    trading::WalletService,
     v1::{self, Endpoint},
 };
 
@@ -41,6 +43,8 @@ pub struct Api {
     pub nat: watch::Receiver<String>,
     /// Counters and gauges for `/metrics`.
     pub metrics: Arc<DaemonMetrics>,
+    /// The trading wallet, when the daemon trades.
+    pub wallet: Option<WalletService>,
     /// Cancelled when the daemon stops: event streams end then, so the
     /// server's graceful shutdown does not wait for their clients.
     pub stop: CancellationToken,
@@ -75,6 +79,12 @@ pub fn router(api: Arc<Api>) -> Router {
     let router = endpoint::<v1::ListBans, _, _>(router, bans::list);
     let router = endpoint::<v1::BanPeer, _, _>(router, bans::ban);
     let router = endpoint::<v1::UnbanPeer, _, _>(router, bans::unban);
+    let router = endpoint::<v1::TakeOrder, _, _>(router, trades::take);
+    let router = endpoint::<v1::ListTrades, _, _>(router, trades::list);
+    let router = endpoint::<v1::GetTrade, _, _>(router, trades::get);
+    let router = endpoint::<v1::CancelTrade, _, _>(router, trades::cancel);
+    let router = endpoint::<v1::GetWallet, _, _>(router, trades::wallet);
+    let router = endpoint::<v1::SyncWallet, _, _>(router, trades::sync_wallet);
     router
         .route(v1::EVENTS_ROUTE, get(events::stream))
         .route(v1::METRICS_ROUTE, get(node::metrics))

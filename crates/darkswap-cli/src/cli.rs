@@ -178,6 +178,15 @@ pub enum ClientCommand {
         #[arg(long)]
         quote: String,
     },
+    /// Trades: take an order, list, show, cancel.
+    #[command(subcommand)]
+    Trade(TradeCommand),
+    /// The trading wallet: network, addresses, coins.
+    Wallet {
+        /// Ask Esplora and ord for the coins first.
+        #[arg(long)]
+        sync: bool,
+    },
     /// Follow network and orderbook events.
     Events,
     /// Banned peers; ban or unban one.
@@ -256,4 +265,30 @@ pub enum OrderCommand {
     },
     /// List own orders.
     List,
+}
+
+/// `darkswap trade ...`.
+#[derive(Debug, Subcommand)]
+pub enum TradeCommand {
+    /// Take part of another maker's order; prints the trade as proposed
+    /// (follow it with `trade show` or `events`).
+    Take {
+        /// The order id.
+        order_id: String,
+        /// Base units to take, smallest unit.
+        #[arg(long)]
+        amount: u64,
+    },
+    /// List this node's trades.
+    List,
+    /// Show one trade.
+    Show {
+        /// The trade id.
+        id: String,
+    },
+    /// Cancel a trade no party has signed yet.
+    Cancel {
+        /// The trade id.
+        id: String,
+    },
 }

@@ -8,7 +8,7 @@ use serde::Serialize;
 use serde_json::json;
 
 use crate::{
-    cli::{BanCommand, ClientCommand, OrderCommand},
+    cli::{BanCommand, ClientCommand, OrderCommand, TradeCommand},
     client::{Client, ClientError},
     v1,
 };
@@ -52,12 +52,80 @@ pub async fn run(client: &Client, command: ClientCommand, json: bool) -> Result<
                 order_table(&book.bids);
             });
         }
+        ClientCommand::Trade(command) => trade(client, command, out).await?,
+        ClientCommand::Wallet { sync } => {
+            let wallet = if sync {
+                client.call(&v1::SyncWallet {}).await?
+            } else {
+                client.call(&v1::GetWallet).await?
+            };
+            out.print(&wallet, |w| {
+                println!("network {}", w.network);
+                for (n, address) in w.addresses.iter().enumerate() {
+                    println!("address {n} {address}");
+                }
+                let rows = w
+                    .coins
+                    .iter()
+                    .map(|c| {
+                        let holdings: Vec<String> =
+                            c.holdings.iter().map(|(a, n)| format!("{n} {a}")).collect();
+                        vec![
+                            c.outpoint.clone(),
+                            c.value.to_string(),
+                            holdings.join(", "),
+                            c.committed.to_string(),
+                        ]
+                    })
+                    .collect();
+                table(&["OUTPOINT", "SATS", "HOLDINGS", "COMMITTED"], rows);
+            });
+        }
         ClientCommand::Events => client.follow_events(|data| println!("{data}")).await?,
         ClientCommand::Bans { action } => {
             bans(client, action.unwrap_or(BanCommand::List), out).await?
         }
     }
     Ok(())
+}
+
+async fn trade(client: &Client, command: TradeCommand, out: Output) -> Result<(), ClientError> {
+    match command {
+        TradeCommand::Take { order_id, amount } => {
+            let trade = client.call(&v1::TakeOrder { order_id, amount }).await?;
+            out.print(&trade, |t| trade_table(std::slice::from_ref(t)));
+        }
+        TradeCommand::List => {
+            let trades = client.call(&v1::ListTrades).await?;
+            out.print(&trades, |t| trade_table(t));
+        }
+        TradeCommand::Show { id } => {
+            let trade = client.call(&v1::GetTrade { id }).await?;
+            out.print(&trade, |t| trade_table(std::slice::from_ref(t)));
+        }
+        TradeCommand::Cancel { id } => {
+            client.call(&v1::CancelTrade { id: id.clone() }).await?;
+            out.print(&json!({"cancelled": id}), |_| println!("cancelled {id}"));
+        }
+    }
+    Ok(())
+}
+
+fn trade_table(trades: &[v1::Trade]) {
+    let rows = trades
+        .iter()
+        .map(|t| {
+            vec![
+                t.id.clone(),
+                t.order_id.clone(),
+                t.role.clone(),
+                t.state.clone(),
+                t.detail.clone().unwrap_or_default(),
+                t.txid.clone().unwrap_or_default(),
+            ]
+        })
+        .collect();
+    table(&["TRADE", "ORDER", "ROLE", "STATE", "DETAIL", "TXID"], rows);
 }
 
 async fn order(client: &Client, command: OrderCommand, out: Output) -> Result<(), ClientError> {

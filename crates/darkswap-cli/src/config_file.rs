@@ -15,14 +15,20 @@ use std::{
     time::Duration,
 };
 
-use darkswap_p2p::{Multiaddr, OrderbookConfig, ReputationConfig, SyncConfig};
+use darkswap_p2p::{
+    Multiaddr, OrderbookConfig, ReputationConfig, SyncConfig,
+    darkswap_trade::negotiation::NegotiationConfig,
+};
 use figment::{
     Figment,
     providers::{Env, Format, Serialized, Toml},
 };
 use serde::{Deserialize, Serialize};
 
-use crate::daemon::DaemonOptions;
+use crate::{
+    daemon::DaemonOptions,
+    trading::{self, TradingOptions},
+};
 
 /// Prefix of the environment overrides: `DARKSWAP_MAX_ORDERS=500`.
 pub const ENV_PREFIX: &str = "DARKSWAP_";
@@ -53,6 +59,16 @@ const ENV_KEYS: &[&str] = &[
     "max_orders",
     "max_orders_per_maker",
     "anti_entropy_interval",
+    "trading",
+    "bitcoin_network",
+    "esplora_url",
+    "ord_url",
+    "bitcoin_rpc_url",
+    "bitcoin_rpc_cookie",
+    "max_trades",
+    "trade_step_timeout",
+    "trade_timeout",
+    "wallet_sync_interval",
 ];
 
 /// Why the configuration could not be loaded: one line naming the key and
@@ -108,6 +124,41 @@ pub struct ConfigFile {
     /// Default: [`SyncConfig`]'s `anti_entropy_interval`, 30 s.
     #[serde(with = "humantime_string")]
     pub anti_entropy_interval: Duration,
+    /// Take other makers' orders and let takers take this node's, with the
+    /// key wallet `wallet.json` in `data_dir` (made at first start, mode
+    /// 0600). Needs `bitcoin_network`, `esplora_url` and `ord_url`.
+    /// Default: off.
+    pub trading: bool,
+    /// The Bitcoin network the wallet and the trades are on: `bitcoin`,
+    /// `testnet`, `testnet4`, `signet` or `regtest`. No default: trading
+    /// refuses to start without it, so a mainnet wallet is never made by
+    /// accident.
+    pub bitcoin_network: Option<String>,
+    /// Esplora API root (`http://…`): the wallet's coins
+    /// (`GET /address/…/utxo`) and, without `bitcoin_rpc_url`, broadcasts.
+    pub esplora_url: Option<String>,
+    /// `ord server` root (`http://…`): which runes each coin holds.
+    pub ord_url: Option<String>,
+    /// Bitcoin Core JSON-RPC URL: when set, finished trades are broadcast
+    /// with `sendrawtransaction` there instead of through Esplora.
+    pub bitcoin_rpc_url: Option<String>,
+    /// Bitcoin Core's `.cookie` file for `bitcoin_rpc_url` (read at every
+    /// call: Core writes a new one at each start).
+    pub bitcoin_rpc_cookie: Option<PathBuf>,
+    /// Trades run at once; a taker beyond is refused as `maker_busy`.
+    /// Default: 16.
+    pub max_trades: usize,
+    /// How long the counterparty may take for its next trade step.
+    /// Default: 30 s.
+    #[serde(with = "humantime_string")]
+    pub trade_step_timeout: Duration,
+    /// How long a whole trade may take. Default: 5 min.
+    #[serde(with = "humantime_string")]
+    pub trade_timeout: Duration,
+    /// How often the wallet asks Esplora and ord for its coins.
+    /// Default: 30 s.
+    #[serde(with = "humantime_string")]
+    pub wallet_sync_interval: Duration,
 }
 
 /// The defaults are the libraries': the two cannot drift.
@@ -115,6 +166,7 @@ impl Default for ConfigFile {
     fn default() -> Self {
         let book = OrderbookConfig::default();
         let reputation = ReputationConfig::default();
+        let negotiation = NegotiationConfig::default();
         ConfigFile {
             data_dir: default_data_dir(),
             api: default_api(),
@@ -129,6 +181,16 @@ impl Default for ConfigFile {
             max_orders: book.max_orders,
             max_orders_per_maker: book.max_orders_per_maker,
             anti_entropy_interval: SyncConfig::default().anti_entropy_interval,
+            trading: false,
+            bitcoin_network: None,
+            esplora_url: None,
+            ord_url: None,
+            bitcoin_rpc_url: None,
+            bitcoin_rpc_cookie: None,
+            max_trades: trading::DEFAULT_MAX_TRADES,
+            trade_step_timeout: negotiation.step_timeout,
+            trade_timeout: negotiation.trade_timeout,
+            wallet_sync_interval: trading::DEFAULT_WALLET_SYNC,
         }
     }
 }
@@ -183,6 +245,10 @@ impl ConfigFile {
             ),
             ("max_orders", self.max_orders == 0),
             ("max_orders_per_maker", self.max_orders_per_maker == 0),
+            ("max_trades", self.max_trades == 0),
+            ("trade_step_timeout", self.trade_step_timeout.is_zero()),
+            ("trade_timeout", self.trade_timeout.is_zero()),
+            ("wallet_sync_interval", self.wallet_sync_interval.is_zero()),
         ];
         if let Some((key, _)) = positive.iter().find(|(_, zero)| *zero) {
             return Err(ConfigError(format!("{key} must be greater than 0")));
@@ -195,6 +261,9 @@ impl ConfigFile {
                 humantime::format_duration(self.order_refresh)
             )));
         }
+        if self.trading {
+            self.trading_options()?;
+        }
         if self.max_ban_duration < self.ban_duration {
             return Err(ConfigError(
                 "max_ban_duration must not be shorter than ban_duration".to_owned(),
@@ -203,9 +272,48 @@ impl ConfigFile {
         Ok(())
     }
 
+    /// The trading options, checked: each service named, each URL
+    /// plain `http://`, the network one Bitcoin knows.
+    fn trading_options(&self) -> Result<TradingOptions, ConfigError> {
+        let need = |key: &str, value: &Option<String>| {
+            value
+                .clone()
+                .ok_or_else(|| ConfigError(format!("trading = true needs {key}")))
+        };
+        let network = need("bitcoin_network", &self.bitcoin_network)?;
+        let network = network.parse().map_err(|_| {
+            ConfigError(format!(
+                "bitcoin_network {network:?} is not one of bitcoin, testnet, testnet4, signet, regtest"
+            ))
+        })?;
+        let options = TradingOptions {
+            network,
+            esplora_url: need("esplora_url", &self.esplora_url)?,
+            ord_url: need("ord_url", &self.ord_url)?,
+            bitcoin_rpc: match (&self.bitcoin_rpc_url, &self.bitcoin_rpc_cookie) {
+                (Some(url), Some(cookie)) => Some((url.clone(), cookie.clone())),
+                (Some(_), None) => {
+                    return Err(ConfigError(
+                        "bitcoin_rpc_url needs bitcoin_rpc_cookie (Core's .cookie file)".to_owned(),
+                    ));
+                }
+                (None, _) => None,
+            },
+            max_trades: self.max_trades,
+            step_timeout: self.trade_step_timeout,
+            trade_timeout: self.trade_timeout,
+            wallet_sync_interval: self.wallet_sync_interval,
+        };
+        options.check().map_err(|e| ConfigError(e.to_string()))?;
+        Ok(options)
+    }
+
     /// What to run.
     pub fn options(self) -> DaemonOptions {
+        // `validate` checked the trading keys.
+        let trading = self.trading.then(|| self.trading_options().ok()).flatten();
         DaemonOptions {
+            trading,
             data_dir: self.data_dir,
             api: self.api,
             listen: self.listen,

@@ -9,7 +9,13 @@ use darkswap_p2p::{
 };
 use tokio_util::sync::CancellationToken;
 
-use crate::{api, metrics::DaemonMetrics, state, store::Store};
+use crate::{
+    api,
+    metrics::DaemonMetrics,
+    state,
+    store::Store,
+    trading::{self, TradingOptions},
+};
 
 /// What `darkswap daemon` was asked to run.
 #[derive(Debug, Clone)]
@@ -40,6 +46,8 @@ pub struct DaemonOptions {
     pub max_orders_per_maker: usize,
     /// How often the book is reconciled with one more peer.
     pub anti_entropy_interval: Duration,
+    /// Trading, when on.
+    pub trading: Option<TradingOptions>,
 }
 
 /// Runs the daemon until SIGINT or SIGTERM.
@@ -49,8 +57,18 @@ pub async fn run(opts: DaemonOptions) -> anyhow::Result<()> {
     let stored = store.load()?;
     // Bans from before a restart are in force before the first connection.
     tracing::info!(bans = stored.bans.len(), "bans loaded from the database");
+    let trading = opts
+        .trading
+        .as_ref()
+        .map(|t| trading::setup(t, &opts.data_dir))
+        .transpose()?;
+    let (trading, wallet) = trading.unzip();
+    let mut config = NetworkConfig::default();
+    if let Some(trading) = trading {
+        config = config.with_trading(trading);
+    }
     let network = Network::new(
-        NetworkConfig::default()
+        config
             .with_identity(Identity::File(opts.data_dir.join("identity.key")))
             .with_listen_addresses(opts.listen.clone())
             .with_relay_peers(opts.relays.clone())
@@ -83,8 +101,12 @@ pub async fn run(opts: DaemonOptions) -> anyhow::Result<()> {
         events: owner.events(),
         nat: owner.nat_status(),
         metrics,
+        wallet: wallet.clone(),
         stop: stop.clone(),
     });
+    if let Some(wallet) = wallet {
+        tokio::spawn(wallet.run(stop.clone()));
+    }
     let listener = tokio::net::TcpListener::bind(opts.api)
         .await
         .map_err(|e| anyhow::anyhow!("cannot serve the API on {}: {e}", opts.api))?;

@@ -14,6 +14,7 @@
 //! - `client.rs`, `commands.rs`: the typed client and the commands that
 //!   print what it gets.
 //! - `metrics.rs`: the daemon's Prometheus metrics.
+//! - `trading.rs`: the trading wallet and the chain services.
 
 // A binary: nothing here is reachable from outside, so `pub` just marks
 // what modules offer each other.
@@ -29,6 +30,7 @@ mod daemon;
 mod metrics;
 mod state;
 mod store;
+mod trading;
 mod v1;
 
 use std::process::ExitCode;

@@ -1,14 +1,45 @@
 //! The daemon's Prometheus metrics (`darkswap_*`), served at `GET /metrics`
 //! on the API address.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::{
+    collections::HashMap,
+    sync::{
+        Mutex,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::Instant,
+};
 
-use darkswap_p2p::{NetworkEvent, ORDERBOOK_TOPIC, OrderbookChange};
+use darkswap_p2p::{NetworkEvent, ORDERBOOK_TOPIC, OrderbookChange, core::trade::TradeId};
 use prometheus_client::{
     encoding::EncodeLabelSet,
-    metrics::{counter::Counter, family::Family, gauge::Gauge},
+    metrics::{
+        counter::Counter,
+        family::Family,
+        gauge::Gauge,
+        histogram::{Histogram, exponential_buckets},
+    },
     registry::Registry,
 };
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct TradeOutcomeLabels {
+    /// An ended trade's state: `completed`, `rejected`, `cancelled`,
+    /// `timed_out` or `failed`.
+    outcome: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct TradeStepLabels {
+    /// The state the step reached (`accepted`, `psbt_created`, ...).
+    step: &'static str,
+}
+
+/// Step durations from 10 ms to about 5.5 min (the default whole-trade
+/// deadline is 5 min).
+fn step_histogram() -> Histogram {
+    Histogram::new(exponential_buckets(0.01, 2.0, 16))
+}
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct OrderRejectLabels {
@@ -58,6 +89,10 @@ pub struct DaemonMetrics {
     /// Own open orders, set when scraped.
     pub own_orders: Gauge,
     rejected: AtomicU64,
+    trades: Family<TradeOutcomeLabels, Counter>,
+    trade_steps: Family<TradeStepLabels, Histogram, fn() -> Histogram>,
+    /// When each running trade reached its last state.
+    trade_last_step: Mutex<HashMap<TradeId, Instant>>,
 }
 
 impl Default for DaemonMetrics {
@@ -77,6 +112,9 @@ impl Default for DaemonMetrics {
             peers: Gauge::default(),
             own_orders: Gauge::default(),
             rejected: AtomicU64::new(0),
+            trades: Family::default(),
+            trade_steps: Family::new_with_constructor(step_histogram),
+            trade_last_step: Mutex::new(HashMap::new()),
         };
         let r = registry.sub_registry_with_prefix("darkswap");
         r.register(
@@ -125,6 +163,16 @@ impl Default for DaemonMetrics {
             "own_orders",
             "This node's open orders",
             m.own_orders.clone(),
+        );
+        r.register(
+            "trades",
+            "Trades of this node that ended, by outcome",
+            m.trades.clone(),
+        );
+        r.register(
+            "trade_step_duration_seconds",
+            "Time each trade step took, from the state before to the state it reached",
+            m.trade_steps.clone(),
         );
         DaemonMetrics { registry, ..m }
     }
@@ -188,6 +236,9 @@ impl DaemonMetrics {
             NetworkEvent::PeerBanned { .. } => {
                 self.bans.inc();
             }
+            NetworkEvent::TradeUpdated {
+                trade_id, state, ..
+            } => self.observe_trade(*trade_id, state, Instant::now()),
             NetworkEvent::OrderbookChanged(change) => {
                 let kind = match change {
                     OrderbookChange::Added(_) => "added",
@@ -205,6 +256,33 @@ impl DaemonMetrics {
                     .inc_by(n);
             }
             _ => {}
+        }
+    }
+
+    /// A trade reached `state` at `now`: the step's duration since its
+    /// last state, and its outcome once it ended.
+    fn observe_trade(
+        &self,
+        trade: TradeId,
+        state: &darkswap_p2p::core::trade::TradeState,
+        now: Instant,
+    ) {
+        let mut last = self
+            .trade_last_step
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        if let Some(before) = last.insert(trade, now) {
+            self.trade_steps
+                .get_or_create(&TradeStepLabels { step: state.code() })
+                .observe(now.saturating_duration_since(before).as_secs_f64());
+        }
+        if state.is_final() {
+            last.remove(&trade);
+            self.trades
+                .get_or_create(&TradeOutcomeLabels {
+                    outcome: state.code(),
+                })
+                .inc();
         }
     }
 

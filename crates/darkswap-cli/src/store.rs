@@ -38,6 +38,9 @@ pub enum StoreError {
     /// SQLite refused or failed.
     #[error("store: {0}")]
     Sqlite(#[from] rusqlite::Error),
+    /// A value could not be encoded for storage (a bug, not input).
+    #[error("store: cannot encode: {0}")]
+    Encode(String),
 }
 
 /// The signed cancel of an own order, kept so that no copy of the order
@@ -375,3 +378,6 @@ impl Store {
 
 #[cfg(test)]
 mod tests;
+mod trades;
+
+pub use trades::TradeDb;

@@ -16,6 +16,7 @@ mod bans;
 mod events;
 mod node;
 mod orders;
+mod trades;
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -30,6 +31,10 @@ pub use events::{EVENTS_ROUTE, Event, HelloRelay};
 pub use node::{Connect, Connected, GetStatus, ListPeers, Peer, Relay, Status};
 pub use orders::{
     CancelOrder, CreateOrder, GetOrderbook, ListOwnOrders, Order, Orderbook, UpdateOrder,
+};
+pub use trades::{
+    CancelTrade, Coin, GetTrade, GetWallet, ListTrades, SyncWallet, TakeOrder, Trade, Wallet,
+    role_name,
 };
 
 /// Route of the Prometheus metrics (OpenMetrics text, not JSON).

@@ -55,8 +55,23 @@ impl std::fmt::Display for TradeId {
     }
 }
 
+/// A trade id that is not 64 hex digits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("a trade id is 64 hex digits")]
+pub struct InvalidTradeId;
+
+impl std::str::FromStr for TradeId {
+    type Err = InvalidTradeId;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let bytes = hex::decode(s).map_err(|_| InvalidTradeId)?;
+        TradeId::from_slice(&bytes).ok_or(InvalidTradeId)
+    }
+}
+
 /// Why a maker refused a proposal (`TradeReject.reason`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum RefusalReason {
     /// The order is not in the maker's book any more (filled, cancelled,
     /// expired).
@@ -104,7 +119,8 @@ impl RefusalReason {
 }
 
 /// Where a trade stands.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum TradeState {
     /// Taker: proposal sent. Maker: never (it answers at once).
     Proposed,
@@ -144,6 +160,47 @@ pub enum TradeState {
 }
 
 impl TradeState {
+    /// The state's stable name: `proposed`, `accepted`, `psbt_created`,
+    /// `maker_signed`, `finalized`, `broadcast`, `completed`, `rejected`,
+    /// `cancelled`, `timed_out` or `failed`.
+    pub fn code(&self) -> &'static str {
+        match self {
+            TradeState::Proposed => "proposed",
+            TradeState::Accepted => "accepted",
+            TradeState::PsbtCreated => "psbt_created",
+            TradeState::MakerSigned => "maker_signed",
+            TradeState::Finalized => "finalized",
+            TradeState::Broadcast => "broadcast",
+            TradeState::Completed => "completed",
+            TradeState::Rejected(_) => "rejected",
+            TradeState::Cancelled { .. } => "cancelled",
+            TradeState::TimedOut { .. } => "timed_out",
+            TradeState::Failed { .. } => "failed",
+        }
+    }
+
+    /// What ended the trade, for an ended one: the refusal's code, who
+    /// cancelled and why, the step that timed out, or the failure.
+    pub fn detail(&self) -> Option<String> {
+        match self {
+            TradeState::Rejected(reason) => Some(reason.code().to_owned()),
+            TradeState::Cancelled { by_me, reason } => Some(format!(
+                "{} by {}",
+                reason,
+                if *by_me {
+                    "this node"
+                } else {
+                    "the counterparty"
+                }
+            )),
+            TradeState::TimedOut { waiting_for } => {
+                Some(format!("waiting for {}", waiting_for.code()))
+            }
+            TradeState::Failed { reason } => Some(reason.clone()),
+            _ => None,
+        }
+    }
+
     /// Whether the trade is over.
     pub fn is_final(&self) -> bool {
         matches!(

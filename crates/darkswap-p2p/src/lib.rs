@@ -70,7 +70,7 @@ pub use network::{
 };
 pub use perf::{PERF_PROTOCOL, PerfReport};
 pub use sync::SYNC_PROTOCOL;
-pub use trade::{Broadcaster, HoldingsSource, TRADE_PROTOCOL, Trading};
+pub use trade::{Broadcaster, HoldingsSource, TRADE_PROTOCOL, TradeStore, Trading};
 
 /// The sans-IO state machines this SDK runs, and the wire crate.
 pub use darkswap_core as core;

@@ -150,7 +150,7 @@ pub(crate) async fn spawn(
     let trading = config
         .trading
         .as_ref()
-        .map(|t| trading::TradingState::new(key.clone(), t));
+        .map(|t| trading::TradingState::new(key.clone(), t, t0));
     let mut task = SwarmTask {
         book: Orderbook::new(config.orderbook.clone()),
         gossip_rate: GossipRateLimiter::new(config.gossip_rate_limit),

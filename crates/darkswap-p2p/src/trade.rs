@@ -17,7 +17,7 @@ use darkswap_proto::{Message, SignedTradeMessage, decode_with_limit, encode};
 use darkswap_trade::{
     InMemoryIndex, Wallet,
     bitcoin::{OutPoint, Transaction, Txid},
-    negotiation::NegotiationConfig,
+    negotiation::{NegotiationConfig, TradeRecord},
 };
 use futures::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, future::BoxFuture};
 use libp2p::{StreamProtocol, request_response};
@@ -52,6 +52,16 @@ pub trait Broadcaster: Send + Sync + 'static {
     fn broadcast(&self, tx: Transaction) -> BoxFuture<'static, Result<Txid, String>>;
 }
 
+/// Where a node keeps its trades ([`TradeRecord`]s) so that a restart,
+/// even a `kill -9`, neither forgets one nor signs anything for it again.
+/// The swarm task calls [`TradeStore::save`] before each message a trade
+/// sends and waits for it: a store should make the write durable and
+/// return within milliseconds (the daemon's SQLite, `synchronous=FULL`).
+pub trait TradeStore: Send + Sync + 'static {
+    /// Keeps `record`, replacing the trade's earlier one.
+    fn save(&self, record: &TradeRecord) -> Result<(), String>;
+}
+
 /// What a node trades with. Without it, the node does not speak
 /// `/darkswap/trade/1.0.0`.
 #[derive(Clone)]
@@ -69,6 +79,11 @@ pub struct Trading {
     pub holdings: Arc<dyn HoldingsSource>,
     /// The broadcaster.
     pub broadcaster: Arc<dyn Broadcaster>,
+    /// Where trades are kept. Default: none (trades live in memory only).
+    pub store: Option<Arc<dyn TradeStore>>,
+    /// Trades read back from the store, brought back at start (see
+    /// [`TradeRecord`]). Default: none.
+    pub restored: Vec<TradeRecord>,
 }
 
 impl std::fmt::Debug for Trading {
@@ -94,7 +109,17 @@ impl Trading {
             wallet,
             holdings,
             broadcaster,
+            store: None,
+            restored: Vec::new(),
         }
+    }
+
+    /// Keeps trades in `store`, and brings back `restored` (what it held)
+    /// at start.
+    pub fn with_store(mut self, store: Arc<dyn TradeStore>, restored: Vec<TradeRecord>) -> Self {
+        self.store = Some(store);
+        self.restored = restored;
+        self
     }
 
     /// Sets [`Trading::negotiation`].

@@ -4,6 +4,7 @@
 //! what to send and when the trade's state changes. The steps, their
 //! messages and the state diagram are in `docs/trade.md`.
 
+mod recovered;
 mod refusal;
 mod registry;
 mod session;
@@ -18,8 +19,8 @@ use darkswap_proto::{SignedTradeMessage, TradeMessageError, identity::PeerId};
 use crate::{BuildError, BuildOptions, CheckPolicy, PsbtCheckError, build::DEFAULT_FEE_RATE};
 pub use darkswap_core::trade::{RefusalReason, TradeId, TradeState};
 pub use refusal::Refusal;
-pub use registry::{Trades, TradesOutput};
-pub use session::{Handled, Outpoints, TradeSession};
+pub use registry::{TradeSummary, Trades, TradesOutput};
+pub use session::{Handled, Outpoints, TradeRecord, TradeSession};
 pub use terms::{FillError, for_fill};
 
 /// The steps of a trade, in order; each message carries its step number.
@@ -203,6 +204,10 @@ pub enum TradeError {
     /// A message could not be signed.
     #[error("message: {0}")]
     Message(TradeMessageError),
+    /// This node restarted during the trade and does not take it further
+    /// (it signs nothing more for it); the trade ends at its deadline.
+    #[error("this node restarted during the trade and does not continue it")]
+    Restarted,
 }
 
 impl TradeError {
@@ -229,6 +234,7 @@ impl TradeError {
             TradeError::Consensus(_) => "consensus_failed",
             TradeError::Broadcast(_) => "broadcast_failed",
             TradeError::Message(_) => "message",
+            TradeError::Restarted => "restarted",
         }
     }
 
@@ -261,6 +267,7 @@ impl TradeError {
                 | TradeError::UnexpectedPayload { .. }
                 | TradeError::Ended(_)
                 | TradeError::AlreadySigned
+                | TradeError::Restarted
         )
     }
 }

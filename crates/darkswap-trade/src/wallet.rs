@@ -150,6 +150,10 @@ pub trait Wallet {
     /// The trade that `outpoints` were offered to completed: they are
     /// spent and never offered again.
     fn spent(&mut self, outpoints: &[OutPoint]);
+
+    /// Commits `outpoints` to a trade brought back after a restart: they
+    /// are offered to no other trade until released or spent.
+    fn commit(&mut self, outpoints: &[OutPoint]);
 }
 
 /// Signs the side's own inputs of `psbt` if, and only if, it is the very
@@ -265,6 +269,18 @@ impl KeyWallet {
     pub fn address(&self, n: usize) -> Option<Address> {
         let key = self.keys.get(n)?;
         Address::from_script(&key.script, self.network).ok()
+    }
+
+    /// The address of every key, in the order keys were added.
+    pub fn addresses(&self) -> Vec<Address> {
+        (0..self.keys.len())
+            .filter_map(|n| self.address(n))
+            .collect()
+    }
+
+    /// Whether `outpoint` is committed to a running trade.
+    pub fn is_committed(&self, outpoint: &OutPoint) -> bool {
+        self.committed.contains(outpoint)
     }
 
     /// Whether `script` pays to one of the wallet's keys.
@@ -384,6 +400,10 @@ impl Wallet for KeyWallet {
     fn spent(&mut self, outpoints: &[OutPoint]) {
         self.release(outpoints);
         self.utxos.retain(|u| !outpoints.contains(&u.outpoint));
+    }
+
+    fn commit(&mut self, outpoints: &[OutPoint]) {
+        self.committed.extend(outpoints.iter().copied());
     }
 
     fn sign_inputs(&self, psbt: &mut Psbt, inputs: &[usize]) -> Result<(), WalletError> {

@@ -7,13 +7,14 @@ use std::{collections::HashMap, time::Duration};
 
 use common::{RUNE, maker_sells_runes, uncommitted};
 use darkswap_proto::{
-    Asset, NewOrder, Order, PRICE_SCALE, Side, SignedTradeMessage,
+    Asset, NewOrder, Order, PRICE_SCALE, Side, SignedTradeMessage, TradePayload,
     identity::{Keypair, PeerId},
 };
 use darkswap_trade::{
     InMemoryIndex, KeyWallet,
     negotiation::{
-        NegotiationConfig, RefusalReason, TradeError, TradeId, TradeState, Trades, TradesOutput,
+        NegotiationConfig, RefusalReason, TradeError, TradeId, TradeRecord, TradeState, Trades,
+        TradesOutput,
     },
 };
 use web_time::Instant;
@@ -54,6 +55,11 @@ struct Net {
     filled: Vec<(usize, u64)>,
     penalties: Vec<(usize, PeerId, &'static str)>,
     broadcasts: usize,
+    /// Per node and trade, every record it asked to store.
+    records: HashMap<(usize, TradeId), Vec<TradeRecord>>,
+    /// Messages stored before they were sent: each send must find its
+    /// message in the record stored just before it.
+    unrecorded_sends: usize,
 }
 
 impl Net {
@@ -62,9 +68,30 @@ impl Net {
             let mut wire: Vec<(PeerId, PeerId, SignedTradeMessage)> = Vec::new();
             for (i, node) in self.nodes.iter_mut().enumerate() {
                 let from = node.key.public().to_peer_id();
+                let mut last_record: Option<TradeRecord> = None;
                 while let Some(output) = node.trades.poll_output() {
                     match output {
-                        TradesOutput::Send { peer, message } => wire.push((from, peer, message)),
+                        TradesOutput::Persist(record) => {
+                            self.records
+                                .entry((i, record.id))
+                                .or_default()
+                                .push(record.clone());
+                            last_record = Some(record);
+                        }
+                        TradesOutput::Send { peer, message } => {
+                            // A refusal without a session has nothing to
+                            // keep; every other message is stored first.
+                            let stored = last_record
+                                .as_ref()
+                                .is_some_and(|r| r.sent.values().any(|m| *m == message));
+                            let refusal = message.verify().is_ok_and(|v| {
+                                matches!(v.body.payload, Some(TradePayload::Reject(_)))
+                            });
+                            if !stored && !refusal {
+                                self.unrecorded_sends += 1;
+                            }
+                            wire.push((from, peer, message))
+                        }
                         TradesOutput::LookUpHoldings { trade, .. } => {
                             let _ = node.trades.handle_holdings(
                                 trade,
@@ -141,6 +168,8 @@ fn market() -> (Net, Order) {
         filled: Vec::new(),
         penalties: Vec::new(),
         broadcasts: 0,
+        records: HashMap::new(),
+        unrecorded_sends: 0,
     };
     net.nodes[0].trades.set_order(order.clone());
     (net, order)
@@ -168,6 +197,10 @@ fn two_takers_race_for_one_order_and_the_second_is_refused() {
         Some(&TradeState::Rejected(RefusalReason::AmountAboveRemaining))
     );
     assert_eq!(net.broadcasts, 1);
+    assert_eq!(
+        net.unrecorded_sends, 0,
+        "every message stored before it left"
+    );
     // The maker filled 600 of 1,000: 400 left for the next taker.
     assert_eq!(net.filled, [(0, 600)]);
     assert_eq!(net.nodes[0].trades.available(&order.id), Some(400));
@@ -223,7 +256,13 @@ fn a_proposal_for_an_unknown_order_is_refused_as_gone() {
 fn a_message_sent_in_another_peers_name_costs_its_sender() {
     let (mut net, order) = market();
     take(&mut net, 1, 1, &order, 500);
-    let Some(TradesOutput::Send { message, .. }) = net.nodes[1].trades.poll_output() else {
+    // The proposal, after the record stored before it.
+    let Some(message) =
+        std::iter::from_fn(|| net.nodes[1].trades.poll_output()).find_map(|o| match o {
+            TradesOutput::Send { message, .. } => Some(message),
+            _ => None,
+        })
+    else {
         panic!("the proposal")
     };
     // Taker 2 relays taker 1's proposal as if it were its own stream.
@@ -261,4 +300,136 @@ fn a_message_sent_in_another_peers_name_costs_its_sender() {
         .handle_message(taker, &message, &mut maker.wallet, net.t0, NOW)
         .unwrap();
     assert_eq!(maker.trades.available(&order.id), Some(500));
+}
+
+/// The maker's record once it signed: its last message is its PSBT
+/// signature, and the taker's PSBT (step 3) is the last step it received.
+fn signed_maker_record(net: &Net, trade: TradeId) -> TradeRecord {
+    net.records[&(0, trade)]
+        .iter()
+        .find(|r| r.signed && r.role == darkswap_trade::Role::Maker)
+        .cloned()
+        .expect("the maker stored its trade when it signed")
+}
+
+#[test]
+fn a_maker_restarted_after_signing_answers_the_same_signature_and_never_signs_again() {
+    let (mut net, order) = market();
+    let id = take(&mut net, 1, 1, &order, 500);
+    net.run();
+    assert_eq!(net.unrecorded_sends, 0);
+    let record = signed_maker_record(&net, id);
+    let (&last_step, signature) = record.sent.iter().next_back().unwrap();
+    assert_eq!(record.own_outpoints.len(), 1, "the rune UTXO");
+
+    // A new process: a fresh registry and a fresh (uncommitted) wallet.
+    let first = maker_sells_runes(500, 25_000);
+    let mut wallet = uncommitted(first.maker);
+    let mut maker = Trades::new(net.nodes[0].key.clone(), NegotiationConfig::default(), 8);
+    maker.set_order(order.clone());
+    let t1 = Instant::now();
+    maker.restore(record.clone(), &mut wallet, t1, NOW + 5);
+    // Its last message goes out again, unchanged (it may not have left).
+    let outputs: Vec<_> = std::iter::from_fn(|| maker.poll_output()).collect();
+    assert!(
+        outputs
+            .iter()
+            .any(|o| matches!(o, TradesOutput::Send { message, .. } if message == signature)),
+        "{outputs:?}"
+    );
+    // The UTXO it signed for is not offered to anyone else, and the order
+    // stays reserved for the trade.
+    assert!(wallet.is_committed(&record.own_outpoints[0]));
+    assert_eq!(maker.available(&order.id), Some(500));
+
+    // The taker's PSBT sent again: the very same signature comes back.
+    let taker = net.nodes[1].id();
+    let psbt_create = net.records[&(1, id)]
+        .iter()
+        .rev()
+        .find_map(|r| r.sent.get(&(last_step - 1)).cloned())
+        .expect("the taker stored its PSBT message");
+    maker
+        .handle_message(taker, &psbt_create, &mut wallet, t1, NOW + 5)
+        .unwrap();
+    let again: Vec<_> = std::iter::from_fn(|| maker.poll_output()).collect();
+    assert!(
+        matches!(&again[..], [TradesOutput::Send { message, .. }] if message == signature),
+        "{again:?}"
+    );
+    // A new step is refused: the restarted maker takes the trade no
+    // further and signs nothing more.
+    let finalize = net.records[&(1, id)]
+        .iter()
+        .rev()
+        .find_map(|r| r.sent.get(&(last_step + 1)).cloned())
+        .expect("the taker's finalize");
+    assert_eq!(
+        maker.handle_message(taker, &finalize, &mut wallet, t1, NOW + 5),
+        Err(TradeError::Restarted)
+    );
+    assert!(maker.poll_output().is_none());
+    // Its deadline ends it; the UTXO stays committed (a signature is out).
+    let due = maker.poll_timeout().unwrap();
+    maker.handle_timeout(&mut wallet, due, NOW + 300);
+    let outputs: Vec<_> = std::iter::from_fn(|| maker.poll_output()).collect();
+    assert!(outputs.iter().any(|o| matches!(
+        o,
+        TradesOutput::StateChanged {
+            state: TradeState::TimedOut { .. },
+            ..
+        }
+    )));
+    assert!(
+        outputs
+            .iter()
+            .any(|o| matches!(o, TradesOutput::Persist(r) if r.state.is_final()))
+    );
+    assert!(wallet.is_committed(&record.own_outpoints[0]));
+    assert_eq!(
+        maker.available(&order.id),
+        Some(1_000),
+        "the reservation is released"
+    );
+    let listed = maker.summaries();
+    assert!(matches!(listed[0].state, TradeState::TimedOut { .. }));
+}
+
+#[test]
+fn a_trade_restarted_with_its_finished_transaction_broadcasts_it_again_and_completes() {
+    let (mut net, order) = market();
+    let id = take(&mut net, 1, 1, &order, 500);
+    net.run();
+    // The taker's record once it held the finished transaction, before
+    // the broadcast came back.
+    let mut record = net.records[&(1, id)]
+        .iter()
+        .find(|r| r.final_tx.is_some())
+        .cloned()
+        .expect("a record with the transaction");
+    record.state = TradeState::Finalized;
+    let tx = record.final_tx.clone().unwrap();
+    let second = maker_sells_runes(500, 25_000);
+    let mut wallet = uncommitted(second.taker);
+    let mut taker = Trades::new(net.nodes[1].key.clone(), NegotiationConfig::default(), 8);
+    taker.restore(record, &mut wallet, Instant::now(), NOW + 5);
+    let outputs: Vec<_> = std::iter::from_fn(|| taker.poll_output()).collect();
+    assert!(
+        outputs
+            .iter()
+            .any(|o| matches!(o, TradesOutput::Broadcast { tx: t, .. } if *t == tx)),
+        "{outputs:?}"
+    );
+    taker
+        .handle_broadcast(id, Ok(tx.compute_txid()), &mut wallet, NOW + 6)
+        .unwrap();
+    let outputs: Vec<_> = std::iter::from_fn(|| taker.poll_output()).collect();
+    assert!(outputs.iter().any(|o| matches!(
+        o,
+        TradesOutput::StateChanged {
+            state: TradeState::Completed,
+            ..
+        }
+    )));
+    assert_eq!(taker.summaries()[0].txid, Some(tx.compute_txid()));
 }

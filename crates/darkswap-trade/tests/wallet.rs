@@ -26,12 +26,13 @@ fn an_offer_holds_the_asset_sold_and_enough_plain_coins_but_not_unrelated_runes(
 
 #[test]
 fn a_wallet_without_enough_runes_says_how_many_it_has() {
-    let mut swap = maker_sells_runes(1_000, 50_000);
+    // The fixture's own offer committed the wallet's UTXOs: free them.
+    let mut maker = uncommitted(maker_sells_runes(1_000, 50_000).maker);
     let terms = Terms::new(AssetAmount::new(RUNE, 9_999), AssetAmount::btc(1)).unwrap();
     let request =
         OfferRequest::for_trade(&terms, Role::Maker, &BuildOptions::default(), Amount::ZERO);
     assert!(matches!(
-        swap.maker.offer(&request),
+        maker.offer(&request),
         Err(WalletError::NotEnoughAsset {
             available: 1_500,
             ..

@@ -36,3 +36,30 @@ pub(crate) fn transaction(seed: u8) -> Transaction {
         ],
     }
 }
+
+/// The script `OP_TRUE`: anyone may spend an output paying it, with an
+/// empty script, and Core's interpreter agrees.
+#[allow(dead_code)]
+pub(crate) fn op_true() -> ScriptBuf {
+    ScriptBuf::from_bytes(vec![0x51])
+}
+
+/// A transaction that spends `previous` (an [`op_true`] output) whole
+/// into one `OP_TRUE` output of `value`.
+#[allow(dead_code)]
+pub(crate) fn spending(previous: OutPoint, value: Amount) -> Transaction {
+    Transaction {
+        version: Version::TWO,
+        lock_time: LockTime::ZERO,
+        input: vec![TxIn {
+            previous_output: previous,
+            script_sig: ScriptBuf::new(),
+            sequence: Sequence::ENABLE_RBF_NO_LOCKTIME,
+            witness: Witness::new(),
+        }],
+        output: vec![TxOut {
+            value,
+            script_pubkey: op_true(),
+        }],
+    }
+}

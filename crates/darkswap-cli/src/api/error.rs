@@ -7,7 +7,10 @@ use axum::{
     http::StatusCode,
     response::{IntoResponse, Response},
 };
-use darkswap_p2p::{CommandError, Error as NetError, OrderbookCommandError, OrderbookError};
+use darkswap_p2p::{
+    CommandError, Error as NetError, OrderbookCommandError, OrderbookError, TradeCommandError,
+    darkswap_trade::negotiation::TradeError,
+};
 
 use crate::{state, v1};
 
@@ -41,6 +44,20 @@ impl ApiError {
     /// `404 not_found`.
     pub fn not_found(message: impl Into<String>) -> Self {
         Self::new(StatusCode::NOT_FOUND, "not_found", message)
+    }
+
+    /// `409 not_trading`: the daemon runs without `trading = true`.
+    pub fn not_trading() -> Self {
+        Self::new(
+            StatusCode::CONFLICT,
+            "not_trading",
+            "this daemon does not trade: set trading = true and its services",
+        )
+    }
+
+    /// `503 unavailable`: a service the daemon needs did not answer well.
+    pub fn unavailable(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", message)
     }
 
     /// `404 not_banned`.
@@ -153,6 +170,27 @@ impl From<state::Error> for ApiError {
                 tracing::error!(error = %e, "the state owner failed");
                 Self::internal(e.to_string())
             }
+        }
+    }
+}
+
+impl From<TradeCommandError> for ApiError {
+    fn from(e: TradeCommandError) -> Self {
+        match e {
+            TradeCommandError::NotTrading => Self::not_trading(),
+            TradeCommandError::UnknownOrder(_) => Self::not_found(e.to_string()),
+            TradeCommandError::OwnOrder(_) => {
+                Self::new(StatusCode::CONFLICT, "own_order", e.to_string())
+            }
+            TradeCommandError::Trade(ref t) => match t {
+                TradeError::WrongTrade => Self::not_found(e.to_string()),
+                // Amounts the order cannot give, a wallet short of coins,
+                // a trade already signed or ended: the request is fine,
+                // the state says no.
+                t => Self::new(StatusCode::CONFLICT, t.code(), e.to_string()),
+            },
+            TradeCommandError::Command(e) => e.into(),
+            _ => Self::internal(e.to_string()),
         }
     }
 }

@@ -99,6 +99,33 @@ pub enum Event {
         /// The peer.
         peer_id: String,
     },
+    /// A trade of this node moved to its next state (see
+    /// [`super::Trade`] for the states).
+    TradeUpdated {
+        /// Hex trade id.
+        trade_id: String,
+        /// The order it fills.
+        order_id: String,
+        /// The counterparty.
+        peer_id: String,
+        /// `maker` or `taker`.
+        role: String,
+        /// The new state.
+        state: String,
+        /// What ended it, for an ended trade.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        detail: Option<String>,
+    },
+    /// A completed trade filled one of this node's orders; its fill notice
+    /// (an update, or the cancel when nothing remains) is published.
+    OrderFilled {
+        /// Hex order id.
+        order_id: String,
+        /// Base units filled.
+        amount: u64,
+        /// Base units the order still offers.
+        remaining: u64,
+    },
     /// Any other node event, in its debug form.
     Network {
         /// The event.
@@ -189,6 +216,30 @@ impl From<&NetworkEvent> for Event {
             },
             NetworkEvent::PeerUnbanned { peer_id } => Event::PeerUnbanned {
                 peer_id: peer_id.to_string(),
+            },
+            NetworkEvent::TradeUpdated {
+                trade_id,
+                order_id,
+                peer_id,
+                role,
+                state,
+            } => Event::TradeUpdated {
+                trade_id: trade_id.to_string(),
+                order_id: order_id.to_string(),
+                peer_id: peer_id.to_string(),
+                role: super::role_name(*role).to_owned(),
+                state: state.code().to_owned(),
+                detail: state.detail(),
+            },
+            NetworkEvent::OrderFilled {
+                order_id,
+                amount,
+                remaining,
+                ..
+            } => Event::OrderFilled {
+                order_id: order_id.to_string(),
+                amount: *amount,
+                remaining: *remaining,
             },
             other => Event::Network {
                 event: format!("{other:?}"),

@@ -7,4 +7,5 @@ mod hostile_peers;
 mod restart;
 mod sharing;
 mod support;
+mod trades;
 mod updates;

@@ -3,7 +3,7 @@
 //! asset index and the broadcaster.
 
 use std::{
-    collections::HashMap,
+    collections::{HashMap, HashSet},
     sync::{Arc, Mutex},
 };
 
@@ -17,7 +17,7 @@ use darkswap_core::{
 use darkswap_trade::{
     InMemoryIndex, Wallet,
     bitcoin::Txid,
-    negotiation::{TradeSession, Trades, TradesOutput},
+    negotiation::{TradeRecord, TradeSummary, Trades, TradesOutput},
 };
 use futures::future::BoxFuture;
 use libp2p::{PeerId, request_response, request_response::OutboundRequestId};
@@ -27,7 +27,7 @@ use crate::{
     command::TradeCommand,
     error::TradeCommandError,
     network::TradeInfo,
-    trade::{Broadcaster, HoldingsSource, Trading},
+    trade::{Broadcaster, HoldingsSource, TradeStore, Trading},
 };
 
 /// Times a trade message is sent when its connection closes under it (a
@@ -43,17 +43,30 @@ pub(super) struct TradingState {
     wallet: Arc<Mutex<dyn Wallet + Send>>,
     holdings: Arc<dyn HoldingsSource>,
     broadcaster: Arc<dyn Broadcaster>,
+    store: Option<Arc<dyn TradeStore>>,
+    /// Trades whose last record could not be stored: their messages are
+    /// not sent (a restart would not know what they said).
+    unrecorded: HashSet<TradeId>,
 }
 
 impl TradingState {
-    pub(super) fn new(key: darkswap_core::Keypair, trading: &Trading) -> Self {
-        TradingState {
+    /// The trading state, with the stored trades of `trading` back.
+    pub(super) fn new(key: darkswap_core::Keypair, trading: &Trading, now: Now) -> Self {
+        let mut state = TradingState {
             trades: Trades::new(key, trading.negotiation.clone(), trading.max_trades),
             in_flight: HashMap::new(),
             wallet: trading.wallet.clone(),
             holdings: trading.holdings.clone(),
             broadcaster: trading.broadcaster.clone(),
+            store: trading.store.clone(),
+            unrecorded: HashSet::new(),
+        };
+        for record in &trading.restored {
+            state.with_wallet(|trades, wallet| {
+                trades.restore(record.clone(), wallet, now.instant, now.unix_secs())
+            });
         }
+        state
     }
 
     /// Runs `f` with the trades and the wallet; a wallet whose lock was
@@ -196,6 +209,9 @@ impl SwarmTask {
         amount: u64,
         now: Now,
     ) -> Result<TradeId, TradeCommandError> {
+        if self.trading.is_none() {
+            return Err(TradeCommandError::NotTrading);
+        }
         let order: Order = self
             .book
             .get(&order_id)
@@ -232,7 +248,7 @@ impl SwarmTask {
     pub(super) fn trade_infos(&self) -> Vec<TradeInfo> {
         self.trading
             .as_ref()
-            .map(|s| s.trades.iter().map(trade_info).collect())
+            .map(|s| s.trades.summaries().into_iter().map(trade_info).collect())
             .unwrap_or_default()
     }
 
@@ -279,7 +295,18 @@ impl SwarmTask {
                 return;
             };
             match output {
-                TradesOutput::Send { peer, message } => self.send_trade_message(peer, message, 1),
+                TradesOutput::Persist(record) => self.persist_trade(&record),
+                TradesOutput::Send { peer, message } => {
+                    let unrecorded = self.trading.as_ref().is_some_and(|s| {
+                        !s.unrecorded.is_empty()
+                            && trade_of(&message).is_none_or(|id| s.unrecorded.contains(&id))
+                    });
+                    if unrecorded {
+                        tracing::error!(%peer, "trade message not sent: its trade is not stored");
+                    } else {
+                        self.send_trade_message(peer, message, 1);
+                    }
+                }
                 TradesOutput::LookUpHoldings { trade, outpoints } => {
                     if let Some(state) = &self.trading {
                         let lookup = state.holdings.holdings(outpoints.into_iter().collect());
@@ -308,11 +335,7 @@ impl SwarmTask {
                     role,
                     state,
                 } => {
-                    let peer_id = self
-                        .trading
-                        .as_ref()
-                        .and_then(|s| s.trades.get(&trade))
-                        .map(TradeSession::peer);
+                    let peer_id = self.trading.as_ref().and_then(|s| s.trades.peer(&trade));
                     if let Some(peer_id) = peer_id {
                         self.emit(NetworkEvent::TradeUpdated {
                             trade_id: trade,
@@ -334,6 +357,33 @@ impl SwarmTask {
 }
 
 impl SwarmTask {
+    /// Stores `record` before what follows it is done. A trade that cannot
+    /// be stored sends nothing more and is cancelled if nobody signed yet
+    /// (a restart would not know what it said); once signed, it waits for
+    /// its deadline.
+    fn persist_trade(&mut self, record: &TradeRecord) {
+        let Some(state) = self.trading.as_mut() else {
+            return;
+        };
+        let Some(store) = state.store.clone() else {
+            return;
+        };
+        match store.save(record) {
+            Ok(()) => {
+                state.unrecorded.remove(&record.id);
+            }
+            Err(error) => {
+                tracing::error!(trade = %record.id, %error, "cannot store a trade; it stops here");
+                if state.unrecorded.insert(record.id) && !record.state.is_final() {
+                    let unix = super::now().unix_secs();
+                    let _ = state.with_wallet(|trades, wallet| {
+                        trades.cancel(record.id, "store_failed", wallet, unix)
+                    });
+                }
+            }
+        }
+    }
+
     /// A trade filled `amount` of own order `order`: the maker's signed
     /// fill notice goes into the book and out on the trade topic, and the
     /// registry offers only what remains.
@@ -392,17 +442,23 @@ fn penalty_of(reason: &str) -> PenaltyReason {
     }
 }
 
-fn trade_info(session: &TradeSession) -> TradeInfo {
+fn trade_info(summary: TradeSummary) -> TradeInfo {
     TradeInfo {
-        trade_id: session.id(),
-        order_id: session.order_id(),
-        peer_id: session.peer(),
-        role: session.role(),
-        state: session.state().clone(),
-        txid: session
-            .transaction()
-            .map(|tx| tx.compute_txid().to_string()),
+        trade_id: summary.id,
+        order_id: summary.order_id,
+        peer_id: summary.peer,
+        role: summary.role,
+        state: summary.state,
+        txid: summary.txid.map(|t| t.to_string()),
     }
+}
+
+/// The trade a message of this node belongs to. Verifying the signature
+/// is the crate's one way to read the body; it costs microseconds, and
+/// only messages of trades that failed to be stored ask.
+fn trade_of(message: &SignedTradeMessage) -> Option<TradeId> {
+    let verified = message.verify().ok()?;
+    TradeId::from_slice(&verified.body.trade_id)
 }
 
 /// A fresh trade id: 32 random bytes from the OS.

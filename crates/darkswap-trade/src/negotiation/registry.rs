@@ -14,9 +14,26 @@ use web_time::Instant;
 
 use super::{
     NegotiationConfig, Outpoints, Refusal, RefusalReason, TradeError, TradeId, TradeOutput,
-    TradeSession, TradeState, terms,
+    TradeRecord, TradeSession, TradeState, recovered::Recovered, terms,
 };
 use crate::{InMemoryIndex, OfferRequest, Role, Wallet};
+
+/// One trade as listed: running, ended or recovered after a restart.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TradeSummary {
+    /// The trade.
+    pub id: TradeId,
+    /// The order it fills.
+    pub order_id: OrderId,
+    /// The counterparty.
+    pub peer: PeerId,
+    /// This node's side.
+    pub role: Role,
+    /// Where it stands.
+    pub state: TradeState,
+    /// The finished transaction's id, once there is one.
+    pub txid: Option<Txid>,
+}
 
 /// What the shell must do for the node's trades.
 #[derive(Debug, Clone)]
@@ -54,6 +71,9 @@ pub enum TradesOutput {
         /// The new state.
         state: TradeState,
     },
+    /// Store this record of a trade before doing anything that follows it
+    /// (see [`TradeRecord`]): it precedes every message the trade sends.
+    Persist(TradeRecord),
     /// One of this node's orders was filled by `amount` base units: the
     /// shell lowers the order (or drops it) and tells the network.
     Filled {
@@ -81,6 +101,8 @@ pub struct Trades {
     /// Trades run at once at most; a maker refuses more as busy.
     max_trades: usize,
     sessions: HashMap<TradeId, TradeSession>,
+    /// Trades brought back from their records after a restart.
+    recovered: HashMap<TradeId, Recovered>,
     /// This node's own orders, by id.
     orders: HashMap<OrderId, Order>,
     /// Base amount of each own order under negotiation.
@@ -103,6 +125,7 @@ impl Trades {
             config,
             max_trades,
             sessions: HashMap::new(),
+            recovered: HashMap::new(),
             orders: HashMap::new(),
             reserved: HashMap::new(),
             fills: HashMap::new(),
@@ -172,7 +195,7 @@ impl Trades {
         now: Instant,
         unix_now: u64,
     ) -> Result<(), TradeError> {
-        if self.sessions.contains_key(&id) {
+        if self.sessions.contains_key(&id) || self.recovered.contains_key(&id) {
             return Err(TradeError::Conflicting { step: 1 });
         }
         let terms = terms::for_fill(order, amount)?;
@@ -234,6 +257,16 @@ impl Trades {
             return Err(TradeError::NotForMe);
         }
         let id = TradeId::from_slice(&verified.body.trade_id).ok_or(TradeError::WrongTrade)?;
+        if let Some(recovered) = self.recovered.get_mut(&id) {
+            let result = recovered.handle_message(&verified).map(|_| ());
+            if let Err(error) = &result
+                && error.is_misbehaviour()
+            {
+                self.penalize(from, error.code());
+            }
+            self.drain_recovered(id, wallet);
+            return result;
+        }
         let result = match self.sessions.get_mut(&id) {
             Some(session) => session
                 .handle_message(&verified, wallet, now, unix_now)
@@ -282,6 +315,11 @@ impl Trades {
         wallet: &mut dyn Wallet,
         unix_now: u64,
     ) -> Result<(), TradeError> {
+        if let Some(recovered) = self.recovered.get_mut(&trade) {
+            recovered.handle_broadcast(result);
+            self.drain_recovered(trade, wallet);
+            return Ok(());
+        }
         let session = self
             .sessions
             .get_mut(&trade)
@@ -299,6 +337,14 @@ impl Trades {
         wallet: &mut dyn Wallet,
         unix_now: u64,
     ) -> Result<(), TradeError> {
+        if let Some(recovered) = self.recovered.get(&trade) {
+            let state = &recovered.record().state;
+            return Err(if state.is_final() {
+                TradeError::Ended(state.clone())
+            } else {
+                TradeError::Restarted
+            });
+        }
         let session = self
             .sessions
             .get_mut(&trade)
@@ -313,6 +359,7 @@ impl Trades {
         self.sessions
             .values()
             .filter_map(TradeSession::poll_timeout)
+            .chain(self.recovered.values().filter_map(Recovered::poll_timeout))
             .min()
     }
 
@@ -329,6 +376,18 @@ impl Trades {
                 session.handle_timeout(now, unix_now);
             }
             self.drain(id, wallet);
+        }
+        let due: Vec<TradeId> = self
+            .recovered
+            .iter()
+            .filter(|(_, r)| r.poll_timeout().is_some_and(|t| t <= now))
+            .map(|(id, _)| *id)
+            .collect();
+        for id in due {
+            if let Some(recovered) = self.recovered.get_mut(&id) {
+                recovered.handle_timeout(now);
+            }
+            self.drain_recovered(id, wallet);
         }
     }
 
@@ -406,7 +465,16 @@ impl Trades {
             return;
         };
         let mut ended = None;
-        while let Some(output) = session.poll_output() {
+        let outputs: Vec<TradeOutput> = std::iter::from_fn(|| session.poll_output()).collect();
+        if outputs.iter().any(|o| {
+            matches!(
+                o,
+                TradeOutput::Send { .. } | TradeOutput::StateChanged(_) | TradeOutput::Broadcast(_)
+            )
+        }) {
+            self.out.push_back(TradesOutput::Persist(session.record()));
+        }
+        for output in outputs {
             self.out.push_back(match output {
                 TradeOutput::Send { peer, message } => TradesOutput::Send { peer, message },
                 TradeOutput::LookUpHoldings(outpoints) => TradesOutput::LookUpHoldings {
@@ -433,6 +501,20 @@ impl Trades {
         let outpoints = session.own_outpoints();
         let order = session.order_id();
         let signed = session.is_signed();
+        self.settle(id, order, state, signed, &outpoints, wallet);
+    }
+
+    /// A trade ended in `state`: its reservation, its UTXOs and, for the
+    /// maker, the fill.
+    fn settle(
+        &mut self,
+        id: TradeId,
+        order: OrderId,
+        state: TradeState,
+        signed: bool,
+        outpoints: &[OutPoint],
+        wallet: &mut dyn Wallet,
+    ) {
         if let Some(amount) = self.fills.remove(&id) {
             if let Some(reserved) = self.reserved.get_mut(&order) {
                 *reserved = reserved.saturating_sub(amount);
@@ -443,12 +525,120 @@ impl Trades {
             }
         }
         match state {
-            TradeState::Completed => wallet.spent(&outpoints),
+            TradeState::Completed => wallet.spent(outpoints),
             // Once a party signed, the transaction may still be completed
             // by whoever holds the signatures: the UTXOs stay committed
             // until the wallet sees them spent or the user frees them.
             _ if signed => {}
-            _ => wallet.release(&outpoints),
+            _ => wallet.release(outpoints),
+        }
+    }
+
+    /// Brings a stored trade back after a restart (see [`TradeRecord`]):
+    /// its UTXOs stay committed if a party had signed, a maker's order
+    /// stays reserved for it, and a running one sends its last message and
+    /// broadcasts its finished transaction again.
+    pub fn restore(
+        &mut self,
+        record: TradeRecord,
+        wallet: &mut dyn Wallet,
+        now: Instant,
+        unix_now: u64,
+    ) {
+        let id = record.id;
+        if self.sessions.contains_key(&id) || self.recovered.contains_key(&id) {
+            return;
+        }
+        if !record.state.is_final() {
+            if record.signed {
+                wallet.commit(&record.own_outpoints);
+            }
+            if record.role == Role::Maker {
+                *self.reserved.entry(record.order_id).or_default() += record.amount;
+                self.fills.insert(id, record.amount);
+            }
+        }
+        let mut recovered = Recovered::new(record, now, unix_now);
+        recovered.start();
+        self.recovered.insert(id, recovered);
+        self.drain_recovered(id, wallet);
+    }
+
+    /// The counterparty of trade `id`, running, ended or recovered.
+    pub fn peer(&self, id: &TradeId) -> Option<PeerId> {
+        self.sessions
+            .get(id)
+            .map(TradeSession::peer)
+            .or_else(|| self.recovered.get(id).map(|r| r.record().peer))
+    }
+
+    /// Every trade, running, ended and recovered.
+    pub fn summaries(&self) -> Vec<TradeSummary> {
+        let sessions = self.sessions.values().map(|s| TradeSummary {
+            id: s.id(),
+            order_id: s.order_id(),
+            peer: s.peer(),
+            role: s.role(),
+            state: s.state().clone(),
+            txid: s.transaction().map(Transaction::compute_txid),
+        });
+        let recovered = self.recovered.values().map(|r| {
+            let record = r.record();
+            TradeSummary {
+                id: record.id,
+                order_id: record.order_id,
+                peer: record.peer,
+                role: record.role,
+                state: record.state.clone(),
+                txid: r.txid(),
+            }
+        });
+        sessions.chain(recovered).collect()
+    }
+
+    fn drain_recovered(&mut self, id: TradeId, wallet: &mut dyn Wallet) {
+        let Some(recovered) = self.recovered.get_mut(&id) else {
+            return;
+        };
+        let outputs: Vec<TradeOutput> = std::iter::from_fn(|| recovered.poll_output()).collect();
+        let record = recovered.record().clone();
+        if outputs
+            .iter()
+            .any(|o| matches!(o, TradeOutput::StateChanged(_)))
+        {
+            self.out.push_back(TradesOutput::Persist(record.clone()));
+        }
+        let mut ended = None;
+        for output in outputs {
+            self.out.push_back(match output {
+                TradeOutput::Send { peer, message } => TradesOutput::Send { peer, message },
+                TradeOutput::LookUpHoldings(outpoints) => TradesOutput::LookUpHoldings {
+                    trade: id,
+                    outpoints,
+                },
+                TradeOutput::Broadcast(tx) => TradesOutput::Broadcast { trade: id, tx },
+                TradeOutput::StateChanged(state) => {
+                    if state.is_final() {
+                        ended = Some(state.clone());
+                    }
+                    TradesOutput::StateChanged {
+                        trade: id,
+                        order: record.order_id,
+                        role: record.role,
+                        state,
+                    }
+                }
+            });
+        }
+        if let Some(state) = ended {
+            self.settle(
+                id,
+                record.order_id,
+                state,
+                record.signed,
+                &record.own_outpoints,
+                wallet,
+            );
         }
     }
 

@@ -13,6 +13,10 @@ use darkswap_proto::{
 };
 use web_time::Instant;
 
+mod record;
+
+pub use record::TradeRecord;
+
 use super::{
     NegotiationConfig, Refusal, RefusalReason, TradeError, TradeId, TradeOutput, TradeState, step,
     terms, wire,
@@ -55,6 +59,10 @@ pub struct TradeSession {
     sent: BTreeMap<u32, SignedTradeMessage>,
     step_deadline: Instant,
     deadline: Instant,
+    /// `deadline` in unix seconds, for the record.
+    deadline_unix: u64,
+    /// Base units of the order the trade fills.
+    amount: u64,
     config: NegotiationConfig,
     out: VecDeque<TradeOutput>,
 }
@@ -92,8 +100,10 @@ impl TradeSession {
             order.maker,
             terms,
             offer,
+            amount,
             config,
             now,
+            unix_now,
         );
         session.state = TradeState::Proposed;
         let propose = TradePropose {
@@ -167,8 +177,10 @@ impl TradeSession {
             proposal.sender,
             terms,
             own_offer,
+            propose.amount,
             config,
             now,
+            unix_now,
         );
         session
             .received
@@ -194,10 +206,14 @@ impl TradeSession {
         peer: PeerId,
         terms: Terms,
         own_offer: Offer,
+        amount: u64,
         config: NegotiationConfig,
         now: Instant,
+        unix_now: u64,
     ) -> Self {
         TradeSession {
+            deadline_unix: unix_now.saturating_add(config.trade_timeout.as_secs()),
+            amount,
             id,
             order_id,
             role,

@@ -1,0 +1,169 @@
+//! Trades and the trading wallet: `/v1/trades`, `/v1/trades/{id}`,
+//! `/v1/wallet`, `/v1/wallet/sync`.
+
+use std::collections::BTreeMap;
+
+use axum::http::StatusCode;
+use darkswap_p2p::TradeInfo;
+use serde::{Deserialize, Serialize};
+
+use super::{Endpoint, Verb};
+
+/// A trade as the API shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Trade {
+    /// Hex trade id.
+    pub id: String,
+    /// The order it fills.
+    pub order_id: String,
+    /// The counterparty's peer id.
+    pub peer_id: String,
+    /// This node's side: `maker` or `taker`.
+    pub role: String,
+    /// `proposed`, `accepted`, `psbt_created`, `maker_signed`,
+    /// `finalized`, `broadcast`, `completed`, `rejected`, `cancelled`,
+    /// `timed_out` or `failed`.
+    pub state: String,
+    /// What ended it: a refusal's code (`amount_above_remaining`, ...),
+    /// who cancelled, the step that timed out, the failure.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+    /// The swap transaction's id, once it is final.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub txid: Option<String>,
+}
+
+/// `maker` or `taker`.
+pub fn role_name(role: darkswap_p2p::core::trade::Role) -> &'static str {
+    match role {
+        darkswap_p2p::core::trade::Role::Maker => "maker",
+        darkswap_p2p::core::trade::Role::Taker => "taker",
+    }
+}
+
+impl From<&TradeInfo> for Trade {
+    fn from(t: &TradeInfo) -> Self {
+        Trade {
+            id: t.trade_id.to_string(),
+            order_id: t.order_id.to_string(),
+            peer_id: t.peer_id.to_string(),
+            role: role_name(t.role).to_owned(),
+            state: t.state.code().to_owned(),
+            detail: t.state.detail(),
+            txid: t.txid.clone(),
+        }
+    }
+}
+
+/// `POST /v1/trades`: take `amount` of another maker's order; answers
+/// `201` with the trade as proposed. Its steps follow as `trade_updated`
+/// events.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TakeOrder {
+    /// Hex id of the order.
+    pub order_id: String,
+    /// Base units to take.
+    pub amount: u64,
+}
+
+impl Endpoint for TakeOrder {
+    const VERB: Verb = Verb::Post;
+    const ROUTE: &'static str = "/v1/trades";
+    const SUCCESS: StatusCode = StatusCode::CREATED;
+    type Response = Trade;
+}
+
+/// `GET /v1/trades`: this node's trades, running and ended.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct ListTrades;
+
+impl Endpoint for ListTrades {
+    const VERB: Verb = Verb::Get;
+    const ROUTE: &'static str = "/v1/trades";
+    type Response = Vec<Trade>;
+}
+
+/// `GET /v1/trades/{id}`: one trade.
+#[derive(Debug, Clone, Serialize)]
+pub struct GetTrade {
+    /// Hex trade id (in the path).
+    #[serde(skip)]
+    pub id: String,
+}
+
+impl Endpoint for GetTrade {
+    const VERB: Verb = Verb::Get;
+    const ROUTE: &'static str = "/v1/trades/{id}";
+    type Response = Trade;
+
+    fn path(&self) -> String {
+        format!("/v1/trades/{}", self.id)
+    }
+}
+
+/// `DELETE /v1/trades/{id}`: cancel a trade no party has signed yet;
+/// answers `204`.
+#[derive(Debug, Clone, Serialize)]
+pub struct CancelTrade {
+    /// Hex trade id (in the path).
+    #[serde(skip)]
+    pub id: String,
+}
+
+impl Endpoint for CancelTrade {
+    const VERB: Verb = Verb::Delete;
+    const ROUTE: &'static str = "/v1/trades/{id}";
+    const SUCCESS: StatusCode = StatusCode::NO_CONTENT;
+    type Response = ();
+
+    fn path(&self) -> String {
+        format!("/v1/trades/{}", self.id)
+    }
+}
+
+/// The trading wallet.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Wallet {
+    /// `bitcoin`, `testnet`, `signet` or `regtest`.
+    pub network: String,
+    /// Its addresses: the first receives, the last takes change.
+    pub addresses: Vec<String>,
+    /// The coins it knows, from the last sync.
+    pub coins: Vec<Coin>,
+}
+
+/// One coin of the wallet.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Coin {
+    /// `txid:vout`.
+    pub outpoint: String,
+    /// Satoshis.
+    pub value: u64,
+    /// Runes it holds: asset (`rune:<block>:<tx>`) to amount, as a
+    /// decimal string (rune amounts exceed JSON's safe integers).
+    pub holdings: BTreeMap<String, String>,
+    /// Committed to a running trade: not offered to another.
+    pub committed: bool,
+}
+
+/// `GET /v1/wallet`: the wallet as of its last sync.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct GetWallet;
+
+impl Endpoint for GetWallet {
+    const VERB: Verb = Verb::Get;
+    const ROUTE: &'static str = "/v1/wallet";
+    type Response = Wallet;
+}
+
+/// `POST /v1/wallet/sync`: ask the chain services for the wallet's coins
+/// now; answers the wallet.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+pub struct SyncWallet {}
+
+impl Endpoint for SyncWallet {
+    const VERB: Verb = Verb::Post;
+    const ROUTE: &'static str = "/v1/wallet/sync";
+    type Response = Wallet;
+}

@@ -1,0 +1,293 @@
+//! Trades between real daemons: a maker and a taker that only the relay
+//! process reaches, their key wallets funded on a small test chain (an
+//! Esplora and an ord over loopback HTTP that checks every broadcast with
+//! Bitcoin Core's script interpreter), the real CLI.
+
+use std::{net::SocketAddr, path::Path, time::Duration};
+
+use darkswap_chain::test_server::{ChainTestServer, RuneHolding};
+use darkswap_p2p::darkswap_trade::{
+    Asset,
+    bitcoin::{Address, Amount},
+};
+use serde_json::{Value, json};
+
+use crate::support::{Events, cli, cli_json, metric, relay, reserved, start_daemon};
+
+const RUNE: Asset = Asset::Rune {
+    block: 840_000,
+    tx: 3,
+};
+
+/// Writes a config file that turns trading on against `chain`.
+fn trading_config(dir: &Path, chain: &ChainTestServer) -> String {
+    let path = dir.join("darkswap.toml");
+    let url = chain.base_url();
+    std::fs::write(
+        &path,
+        format!(
+            "trading = true\nbitcoin_network = \"regtest\"\nesplora_url = \"{url}\"\n\
+             ord_url = \"{url}\"\n# Synced by hand through the API.\nwallet_sync_interval = \"1h\"\n"
+        ),
+    )
+    .unwrap();
+    path.to_str().unwrap().to_owned()
+}
+
+/// The wallet's receiving address.
+fn address(api: SocketAddr) -> Address {
+    let wallet = cli_json(api, &["wallet"]);
+    assert_eq!(wallet["network"], "regtest");
+    wallet["addresses"][0]
+        .as_str()
+        .unwrap()
+        .parse::<Address<_>>()
+        .unwrap()
+        .assume_checked()
+}
+
+async fn trade_state(events: &mut Events, what: &str, state: &str) -> Value {
+    events
+        .wait(what, |v| {
+            v["type"] == "trade_updated" && v["state"] == state
+        })
+        .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_relay_only_taker_takes_half_of_a_makers_rune_order_and_every_book_shows_the_rest() {
+    let chain = ChainTestServer::spawn().await.unwrap();
+    let (relay, _relay_dir) = relay();
+    let relay_addr = relay.tcp_addr.to_string();
+    let dirs: Vec<_> = (0..2).map(|_| tempfile::tempdir().unwrap()).collect();
+    let start = |dir: &Path| {
+        let config = trading_config(dir, &chain);
+        start_daemon(
+            dir,
+            &[
+                "--config".into(),
+                config,
+                "--relay".into(),
+                relay_addr.clone(),
+            ],
+        )
+    };
+    // Neither listens anywhere: each is reachable only through the relay.
+    let maker = start(dirs[0].path());
+    let taker = start(dirs[1].path());
+    let mut maker_events = Events::subscribe(maker.api).await;
+    let mut taker_events = Events::subscribe(taker.api).await;
+    maker_events.wait("the maker's reservation", reserved).await;
+    taker_events.wait("the taker's reservation", reserved).await;
+
+    // Fund both wallets on the test chain, then let them look.
+    chain.fund(
+        &address(maker.api),
+        Amount::from_sat(10_000),
+        Some(RuneHolding {
+            name: "DARKSWAP•TEST•RUNE".to_owned(),
+            rune: RUNE,
+            amount: 1_000,
+        }),
+    );
+    chain.fund(&address(maker.api), Amount::from_sat(20_000), None);
+    chain.fund(&address(taker.api), Amount::from_sat(100_000), None);
+    chain.fund(&address(taker.api), Amount::from_sat(100_000), None);
+    let maker_wallet = cli_json(maker.api, &["wallet", "--sync"]);
+    assert_eq!(maker_wallet["coins"].as_array().unwrap().len(), 2);
+    assert!(
+        maker_wallet["coins"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c["holdings"]["rune:840000:3"] == "1000"),
+        "{maker_wallet}"
+    );
+    assert_eq!(
+        cli_json(taker.api, &["wallet", "--sync"])["coins"]
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
+
+    let maker_id = cli_json(maker.api, &["status"])["peer_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let circuit = format!("{relay_addr}/p2p-circuit/p2p/{maker_id}");
+    assert_eq!(
+        cli_json(taker.api, &["connect", &circuit])["peer_id"],
+        maker_id.as_str()
+    );
+
+    // 1,000 of the rune at 50 sat each.
+    let order = cli_json(
+        maker.api,
+        &[
+            "order",
+            "create",
+            "--side",
+            "sell",
+            "--base",
+            "rune:840000:3",
+            "--quote",
+            "BTC",
+            "--amount",
+            "1000",
+            "--price",
+            "5000000000",
+        ],
+    );
+    let order_id = order["id"].as_str().unwrap().to_owned();
+    taker_events
+        .order_added("the order on the taker", &order_id)
+        .await;
+
+    let trade = cli_json(taker.api, &["trade", "take", &order_id, "--amount", "500"]);
+    assert_eq!(trade["role"], "taker");
+    let trade_id = trade["id"].as_str().unwrap().to_owned();
+    trade_state(
+        &mut taker_events,
+        "the taker's trade completed",
+        "completed",
+    )
+    .await;
+    trade_state(
+        &mut maker_events,
+        "the maker's trade completed",
+        "completed",
+    )
+    .await;
+    let filled = maker_events
+        .wait("the maker's fill", |v| v["type"] == "order_filled")
+        .await;
+    assert_eq!(
+        (filled["amount"].as_u64(), filled["remaining"].as_u64()),
+        (Some(500), Some(500))
+    );
+
+    // The test chain took the swap once, after checking every input.
+    let got = chain.wait_for(1, Duration::from_secs(20)).await.unwrap();
+    assert_eq!(got.len(), 1);
+    let txid = got[0].compute_txid().to_string();
+    let shown = cli_json(taker.api, &["trade", "show", &trade_id]);
+    assert_eq!(
+        (shown["state"].as_str(), shown["txid"].as_str()),
+        (Some("completed"), Some(txid.as_str()))
+    );
+    let listed = cli_json(maker.api, &["trade", "list"]);
+    assert_eq!(listed[0]["role"], "maker");
+    assert_eq!(listed[0]["txid"], txid.as_str());
+
+    // The maker's fill notice reached the taker's book (while the waits
+    // above read its events, or later).
+    let book = cli_json(
+        taker.api,
+        &["orderbook", "--base", "rune:840000:3", "--quote", "BTC"],
+    );
+    if book["asks"][0]["amount"] != 500 {
+        taker_events
+            .wait("the rest in the taker's book", |v| {
+                v["type"] == "order_updated"
+                    && v["order"]["id"] == order_id.as_str()
+                    && v["order"]["amount"] == 500
+            })
+            .await;
+    }
+    for api in [maker.api, taker.api] {
+        assert_eq!(
+            metric(api, "darkswap_trades_total{outcome=\"completed\"}").await,
+            1.0
+        );
+    }
+    // More than what remains is refused at once: the taker's node knows
+    // what remains from the maker's notice.
+    let out = cli(taker.api, &["trade", "take", &order_id, "--amount", "600"]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("600") && err.contains("409"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn trade_requests_get_typed_refusals() {
+    let dir = tempfile::tempdir().unwrap();
+    let plain = start_daemon(dir.path(), &[]);
+    let http = reqwest::Client::new();
+    let post = |body: Value| {
+        http.post(format!("http://{}/v1/trades", plain.api))
+            .json(&body)
+            .send()
+    };
+    let code = |v: &Value| v["error"]["code"].as_str().unwrap_or_default().to_owned();
+
+    // Not trading: 409 not_trading, for trades and the wallet alike.
+    let order_id = "ab".repeat(32);
+    let r = post(json!({"order_id": order_id, "amount": 5}))
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 409);
+    assert_eq!(code(&r.json().await.unwrap()), "not_trading");
+    let out = cli(plain.api, &["wallet"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("does not trade"));
+    // Malformed requests: 400 naming the field.
+    let r = post(json!({"order_id": "nope", "amount": 5}))
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 400);
+    assert!(r.text().await.unwrap().contains("order_id"));
+    let r = post(json!({"order_id": order_id, "amount": 0}))
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 400);
+    // An unknown trade: 404.
+    let r = http
+        .get(format!(
+            "http://{}/v1/trades/{}",
+            plain.api,
+            "cd".repeat(32)
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 404);
+    assert_eq!(cli_json(plain.api, &["trade", "list"]), json!([]));
+
+    // Trading on, but the order is not in the book: 404.
+    let chain = ChainTestServer::spawn().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let config = trading_config(dir.path(), &chain);
+    let trader = start_daemon(dir.path(), &["--config".into(), config]);
+    let r = http
+        .post(format!("http://{}/v1/trades", trader.api))
+        .json(&json!({"order_id": order_id, "amount": 5}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 404);
+    // A wallet file for another network is refused at start, not replaced.
+    let wallet = std::fs::read(dir.path().join("wallet.json")).unwrap();
+    drop(trader);
+    let toml = std::fs::read_to_string(dir.path().join("darkswap.toml"))
+        .unwrap()
+        .replace("regtest", "signet");
+    std::fs::write(dir.path().join("darkswap.toml"), toml).unwrap();
+    let out = std::process::Command::new(crate::support::BIN)
+        .args(["--api", "127.0.0.1:0", "daemon", "--no-mdns", "--data-dir"])
+        .arg(dir.path())
+        .arg("--config")
+        .arg(dir.path().join("darkswap.toml"))
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("regtest wallet"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        std::fs::read(dir.path().join("wallet.json")).unwrap(),
+        wallet
+    );
+}
