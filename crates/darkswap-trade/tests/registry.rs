@@ -312,67 +312,177 @@ fn signed_maker_record(net: &Net, trade: TradeId) -> TradeRecord {
         .expect("the maker stored its trade when it signed")
 }
 
+/// A maker restarted from `record`: a fresh registry and a fresh wallet
+/// (its UTXOs uncommitted), as a new process has.
+fn restarted_maker(net: &Net, order: &Order, record: &TradeRecord) -> (Trades, KeyWallet) {
+    let mut wallet = uncommitted(maker_sells_runes(500, 25_000).maker);
+    let mut maker = Trades::new(net.nodes[0].key.clone(), NegotiationConfig::default(), 8);
+    maker.set_order(order.clone());
+    maker.restore(record.clone(), &mut wallet, net.t0, NOW + 5);
+    (maker, wallet)
+}
+
+/// The message the taker of trade `id` sent at `step`.
+fn taker_sent(net: &Net, id: TradeId, step: u32) -> SignedTradeMessage {
+    net.records[&(1, id)]
+        .iter()
+        .rev()
+        .find_map(|r| r.sent.get(&step).cloned())
+        .expect("the taker stored the message")
+}
+
+fn drain(trades: &mut Trades) -> Vec<TradesOutput> {
+    std::iter::from_fn(|| trades.poll_output()).collect()
+}
+
 #[test]
-fn a_maker_restarted_after_signing_answers_the_same_signature_and_never_signs_again() {
+fn a_maker_restarted_after_signing_answers_the_same_signature_and_sees_the_trade_through() {
     let (mut net, order) = market();
     let id = take(&mut net, 1, 1, &order, 500);
     net.run();
     assert_eq!(net.unrecorded_sends, 0);
     let record = signed_maker_record(&net, id);
-    let (&last_step, signature) = record.sent.iter().next_back().unwrap();
-    assert_eq!(record.own_outpoints.len(), 1, "the rune UTXO");
-
-    // A new process: a fresh registry and a fresh (uncommitted) wallet.
-    let first = maker_sells_runes(500, 25_000);
-    let mut wallet = uncommitted(first.maker);
-    let mut maker = Trades::new(net.nodes[0].key.clone(), NegotiationConfig::default(), 8);
-    maker.set_order(order.clone());
-    let t1 = Instant::now();
-    maker.restore(record.clone(), &mut wallet, t1, NOW + 5);
+    let signature = record.sent[&4].clone();
+    let (mut maker, mut wallet) = restarted_maker(&net, &order, &record);
     // Its last message goes out again, unchanged (it may not have left).
-    let outputs: Vec<_> = std::iter::from_fn(|| maker.poll_output()).collect();
+    let outputs = drain(&mut maker);
     assert!(
         outputs
             .iter()
-            .any(|o| matches!(o, TradesOutput::Send { message, .. } if message == signature)),
+            .any(|o| matches!(o, TradesOutput::Send { message, .. } if *message == signature)),
         "{outputs:?}"
     );
-    // The UTXO it signed for is not offered to anyone else, and the order
+    // The UTXO it signed for is offered to no one else, and the order
     // stays reserved for the trade.
     assert!(wallet.is_committed(&record.own_outpoints[0]));
     assert_eq!(maker.available(&order.id), Some(500));
 
     // The taker's PSBT sent again: the very same signature comes back.
     let taker = net.nodes[1].id();
-    let psbt_create = net.records[&(1, id)]
-        .iter()
-        .rev()
-        .find_map(|r| r.sent.get(&(last_step - 1)).cloned())
-        .expect("the taker stored its PSBT message");
     maker
-        .handle_message(taker, &psbt_create, &mut wallet, t1, NOW + 5)
+        .handle_message(
+            taker,
+            &taker_sent(&net, id, 3),
+            &mut wallet,
+            net.t0,
+            NOW + 5,
+        )
         .unwrap();
-    let again: Vec<_> = std::iter::from_fn(|| maker.poll_output()).collect();
+    let again = drain(&mut maker);
     assert!(
-        matches!(&again[..], [TradesOutput::Send { message, .. }] if message == signature),
+        matches!(&again[..], [TradesOutput::Send { message, .. }] if *message == signature),
         "{again:?}"
     );
-    // A new step is refused: the restarted maker takes the trade no
-    // further and signs nothing more.
-    let finalize = net.records[&(1, id)]
-        .iter()
-        .rev()
-        .find_map(|r| r.sent.get(&(last_step + 1)).cloned())
-        .expect("the taker's finalize");
+    // The taker's key signing something else at a step it already sent
+    // is a conflict, and another PSBT's transaction is refused: the maker
+    // takes nothing but the transaction of the PSBT it signed.
+    let taker_key = net.nodes[1].key.clone();
+    let resigned = |original: &SignedTradeMessage, payload: Option<TradePayload>| {
+        let mut body = original.verify().unwrap().body;
+        body.payload = payload;
+        body.sign(&taker_key).unwrap()
+    };
+    let psbt_create = taker_sent(&net, id, 3);
+    let other_psbt = {
+        let (mut net2, order2) = market();
+        let id2 = take(&mut net2, 1, 1, &order2, 400);
+        net2.run();
+        taker_sent(&net2, id2, 5).verify().unwrap().body.payload
+    };
     assert_eq!(
-        maker.handle_message(taker, &finalize, &mut wallet, t1, NOW + 5),
-        Err(TradeError::Restarted)
+        maker.handle_message(
+            taker,
+            &resigned(&psbt_create, other_psbt.clone()),
+            &mut wallet,
+            net.t0,
+            NOW + 5
+        ),
+        Err(TradeError::Conflicting { step: 3 })
     );
-    assert!(maker.poll_output().is_none());
-    // Its deadline ends it; the UTXO stays committed (a signature is out).
+    let finalize = taker_sent(&net, id, 5);
+    assert_eq!(
+        maker.handle_message(
+            taker,
+            &resigned(&finalize, other_psbt),
+            &mut wallet,
+            net.t0,
+            NOW + 5
+        ),
+        Err(TradeError::PsbtChanged)
+    );
+    assert!(
+        drain(&mut maker)
+            .iter()
+            .all(|o| matches!(o, TradesOutput::Penalize { .. }))
+    );
+    // The finished transaction of the PSBT it signed, then its broadcast:
+    // the trade completes with a receipt and the fill, and nothing is
+    // signed but the receipt message.
+    maker
+        .handle_message(taker, &finalize, &mut wallet, net.t0, NOW + 6)
+        .unwrap();
+    maker
+        .handle_message(
+            taker,
+            &taker_sent(&net, id, 6),
+            &mut wallet,
+            net.t0,
+            NOW + 7,
+        )
+        .unwrap();
+    let outputs = drain(&mut maker);
+    let sent: Vec<_> = outputs
+        .iter()
+        .filter_map(|o| match o {
+            TradesOutput::Send { message, .. } => message.verify().ok(),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(sent.len(), 1);
+    assert!(matches!(
+        sent[0].body.payload,
+        Some(TradePayload::Receipt(_))
+    ));
+    assert!(outputs.iter().any(|o| matches!(
+        o,
+        TradesOutput::StateChanged {
+            state: TradeState::Completed,
+            ..
+        }
+    )));
+    assert!(
+        outputs
+            .iter()
+            .any(|o| matches!(o, TradesOutput::Filled { amount: 500, .. }))
+    );
+    assert!(!wallet.is_committed(&record.own_outpoints[0]), "spent");
+}
+
+#[test]
+fn a_restarted_maker_left_alone_times_out_and_keeps_what_it_signed_for_committed() {
+    let (mut net, order) = market();
+    let id = take(&mut net, 1, 1, &order, 500);
+    net.run();
+    let record = signed_maker_record(&net, id);
+    let (mut maker, mut wallet) = restarted_maker(&net, &order, &record);
+    drain(&mut maker);
+    // A finished transaction from another market's trade (same trade id,
+    // another order and taker) moves nothing.
+    let other = {
+        let (mut net2, order2) = market();
+        let id2 = take(&mut net2, 1, 1, &order2, 400);
+        net2.run();
+        taker_sent(&net2, id2, 5)
+    };
+    let taker = net.nodes[1].id();
+    assert!(
+        maker
+            .handle_message(taker, &other, &mut wallet, net.t0, NOW + 5)
+            .is_err()
+    );
     let due = maker.poll_timeout().unwrap();
     maker.handle_timeout(&mut wallet, due, NOW + 300);
-    let outputs: Vec<_> = std::iter::from_fn(|| maker.poll_output()).collect();
+    let outputs = drain(&mut maker);
     assert!(outputs.iter().any(|o| matches!(
         o,
         TradesOutput::StateChanged {
@@ -385,14 +495,18 @@ fn a_maker_restarted_after_signing_answers_the_same_signature_and_never_signs_ag
             .iter()
             .any(|o| matches!(o, TradesOutput::Persist(r) if r.state.is_final()))
     );
+    // A signature is out: whoever holds it may still complete the
+    // transaction, so the UTXO stays committed.
     assert!(wallet.is_committed(&record.own_outpoints[0]));
     assert_eq!(
         maker.available(&order.id),
         Some(1_000),
         "the reservation is released"
     );
-    let listed = maker.summaries();
-    assert!(matches!(listed[0].state, TradeState::TimedOut { .. }));
+    assert!(matches!(
+        maker.summaries()[0].state,
+        TradeState::TimedOut { .. }
+    ));
 }
 
 #[test]

@@ -105,6 +105,7 @@ impl SwarmTask {
                 }
                 if num_established.get() == 1 {
                     self.emit(NetworkEvent::PeerConnected(peer_id));
+                    self.on_trade_peer_connected(peer_id);
                 }
                 let remote = match &endpoint {
                     ConnectedPoint::Dialer { address, .. } => address.clone(),

@@ -252,6 +252,16 @@ impl SwarmTask {
             .unwrap_or_default()
     }
 
+    /// A peer connected (again): each running trade with it sends its last
+    /// message once more, so a step lost with a connection or a restart
+    /// is not waited for until the deadline.
+    pub(super) fn on_trade_peer_connected(&mut self, peer: PeerId) {
+        if let Some(state) = self.trading.as_mut() {
+            state.trades.handle_connected(peer);
+        }
+        self.perform_trade_outputs();
+    }
+
     /// The trade timers.
     pub(super) fn on_trade_timeout(&mut self, now: Now) {
         if let Some(state) = self.trading.as_mut() {

@@ -258,7 +258,7 @@ impl Trades {
         }
         let id = TradeId::from_slice(&verified.body.trade_id).ok_or(TradeError::WrongTrade)?;
         if let Some(recovered) = self.recovered.get_mut(&id) {
-            let result = recovered.handle_message(&verified).map(|_| ());
+            let result = recovered.handle_message(&verified, unix_now).map(|_| ());
             if let Err(error) = &result
                 && error.is_misbehaviour()
             {
@@ -558,10 +558,32 @@ impl Trades {
                 self.fills.insert(id, record.amount);
             }
         }
-        let mut recovered = Recovered::new(record, now, unix_now);
+        let mut recovered = Recovered::new(record, self.key.clone(), now, unix_now);
         recovered.start();
         self.recovered.insert(id, recovered);
         self.drain_recovered(id, wallet);
+    }
+
+    /// `peer` connected (again): each running trade with it sends its last
+    /// message once more. The peer takes a message it has as a
+    /// retransmission and answers it again, so whichever side missed a
+    /// step gets it.
+    pub fn handle_connected(&mut self, peer: PeerId) {
+        let sessions = self
+            .sessions
+            .values()
+            .filter(|s| s.peer() == peer && !s.state().is_final())
+            .filter_map(TradeSession::last_sent);
+        let recovered = self
+            .recovered
+            .values()
+            .map(Recovered::record)
+            .filter(|r| r.peer == peer && !r.state.is_final())
+            .filter_map(TradeRecord::last_sent);
+        let again: Vec<SignedTradeMessage> = sessions.chain(recovered).cloned().collect();
+        for message in again {
+            self.out.push_back(TradesOutput::Send { peer, message });
+        }
     }
 
     /// The counterparty of trade `id`, running, ended or recovered.

@@ -238,6 +238,11 @@ impl TradeSession {
         }
     }
 
+    /// The last message this side sent.
+    pub fn last_sent(&self) -> Option<&SignedTradeMessage> {
+        self.sent.values().next_back()
+    }
+
     /// The trade's id.
     pub fn id(&self) -> TradeId {
         self.id
@@ -325,11 +330,11 @@ impl TradeSession {
             if *seen != bytes {
                 return Err(TradeError::Conflicting { step: body.step });
             }
-            // The peer did not get the answer: send it again.
-            if let Some(answer) = self.sent.get(&(body.step + 1)) {
+            // The peer did not get what followed: send it all again.
+            for answer in self.sent.range(body.step + 1..).map(|(_, m)| m.clone()) {
                 self.out.push_back(TradeOutput::Send {
                     peer: self.peer,
-                    message: answer.clone(),
+                    message: answer,
                 });
             }
             return Ok(Handled::Duplicate);
