@@ -33,6 +33,13 @@ impl Drop for Daemon {
 }
 
 impl Daemon {
+    /// Sends `signal` (`-STOP`, `-CONT`, ...) to the process.
+    pub(crate) fn signal(&self, signal: &str) {
+        let pid = self.child.id().to_string();
+        let sent = Command::new("kill").args([signal, &pid]).status().unwrap();
+        assert!(sent.success());
+    }
+
     /// `kill -9`: no signal handler, no last save, nothing flushed.
     pub(crate) fn kill_9(mut self) {
         self.child.kill().unwrap();

@@ -21,17 +21,107 @@ const RUNE: Asset = Asset::Rune {
 
 /// Writes a config file that turns trading on against `chain`.
 fn trading_config(dir: &Path, chain: &ChainTestServer) -> String {
+    trading_config_with(dir, chain, "")
+}
+
+/// [`trading_config`] with `extra` lines.
+fn trading_config_with(dir: &Path, chain: &ChainTestServer, extra: &str) -> String {
     let path = dir.join("darkswap.toml");
     let url = chain.base_url();
     std::fs::write(
         &path,
         format!(
             "trading = true\nbitcoin_network = \"regtest\"\nesplora_url = \"{url}\"\n\
-             ord_url = \"{url}\"\n# Synced by hand through the API.\nwallet_sync_interval = \"1h\"\n"
+             ord_url = \"{url}\"\n# Synced by hand through the API.\nwallet_sync_interval = \"1h\"\n{extra}"
         ),
     )
     .unwrap();
     path.to_str().unwrap().to_owned()
+}
+
+/// A maker daemon and `takers` taker daemons on loopback TCP, every taker
+/// connected to the maker, wallets funded on `chain` (the maker: 1,000 of
+/// the rune and 20,000 sat; each taker: two coins of 100,000 sat); the
+/// maker's order of the 1,000 at 50 sat each is in every taker's book.
+/// Returns the daemons (maker first), the takers' event streams and the
+/// order id.
+async fn market(
+    chain: &ChainTestServer,
+    dirs: &[tempfile::TempDir],
+    extra: &str,
+) -> (Vec<crate::support::Daemon>, Vec<Events>, String) {
+    let daemons: Vec<_> = dirs
+        .iter()
+        .map(|dir| {
+            let config = trading_config_with(dir.path(), chain, extra);
+            start_daemon(
+                dir.path(),
+                &[
+                    "--config".into(),
+                    config,
+                    "--listen".into(),
+                    "/ip4/127.0.0.1/tcp/0".into(),
+                ],
+            )
+        })
+        .collect();
+    chain.fund(
+        &address(daemons[0].api),
+        Amount::from_sat(10_000),
+        Some(RuneHolding {
+            name: "DARKSWAP•TEST•RUNE".to_owned(),
+            rune: RUNE,
+            amount: 1_000,
+        }),
+    );
+    chain.fund(&address(daemons[0].api), Amount::from_sat(20_000), None);
+    for taker in &daemons[1..] {
+        chain.fund(&address(taker.api), Amount::from_sat(100_000), None);
+        chain.fund(&address(taker.api), Amount::from_sat(100_000), None);
+    }
+    let maker_addr = dial_addr(daemons[0].api);
+    let mut events = Vec::new();
+    for daemon in &daemons {
+        cli_json(daemon.api, &["wallet", "--sync"]);
+    }
+    for taker in &daemons[1..] {
+        events.push(Events::subscribe(taker.api).await);
+        cli_json(taker.api, &["connect", &maker_addr]);
+    }
+    let order = cli_json(
+        daemons[0].api,
+        &[
+            "order",
+            "create",
+            "--side",
+            "sell",
+            "--base",
+            "rune:840000:3",
+            "--quote",
+            "BTC",
+            "--amount",
+            "1000",
+            "--price",
+            "5000000000",
+        ],
+    );
+    let order_id = order["id"].as_str().unwrap().to_owned();
+    for e in &mut events {
+        e.order_added("the order on a taker", &order_id).await;
+    }
+    (daemons, events, order_id)
+}
+
+/// Waits for trade `id` to end on a daemon; its last event.
+async fn trade_end(events: &mut Events, id: &str) -> Value {
+    events
+        .wait("the trade's end", |v| {
+            v["type"] == "trade_updated"
+                && v["trade_id"] == id
+                && ["completed", "rejected", "cancelled", "timed_out", "failed"]
+                    .contains(&v["state"].as_str().unwrap_or_default())
+        })
+        .await
 }
 
 /// The wallet's receiving address.
@@ -307,6 +397,11 @@ async fn a_maker_killed_after_it_signed_finishes_the_trade_after_its_restart_and
  {
     let chain = ChainTestServer::spawn().await.unwrap();
     let dirs: Vec<_> = (0..2).map(|_| tempfile::tempdir().unwrap()).collect();
+    let (mut daemons, mut events, order_id) = market(&chain, &dirs, "").await;
+    let taker = daemons.pop().unwrap();
+    let maker = daemons.pop().unwrap();
+    let mut taker_events = events.pop().unwrap();
+    let mut maker_events = Events::subscribe(maker.api).await;
     let start = |dir: &Path| {
         let config = trading_config(dir, &chain);
         start_daemon(
@@ -319,45 +414,6 @@ async fn a_maker_killed_after_it_signed_finishes_the_trade_after_its_restart_and
             ],
         )
     };
-    let maker = start(dirs[0].path());
-    let taker = start(dirs[1].path());
-    chain.fund(
-        &address(maker.api),
-        Amount::from_sat(10_000),
-        Some(RuneHolding {
-            name: "DARKSWAP•TEST•RUNE".to_owned(),
-            rune: RUNE,
-            amount: 1_000,
-        }),
-    );
-    chain.fund(&address(taker.api), Amount::from_sat(100_000), None);
-    chain.fund(&address(taker.api), Amount::from_sat(100_000), None);
-    cli_json(maker.api, &["wallet", "--sync"]);
-    cli_json(taker.api, &["wallet", "--sync"]);
-    let mut maker_events = Events::subscribe(maker.api).await;
-    let mut taker_events = Events::subscribe(taker.api).await;
-    cli_json(taker.api, &["connect", &dial_addr(maker.api)]);
-    let order = cli_json(
-        maker.api,
-        &[
-            "order",
-            "create",
-            "--side",
-            "sell",
-            "--base",
-            "rune:840000:3",
-            "--quote",
-            "BTC",
-            "--amount",
-            "1000",
-            "--price",
-            "5000000000",
-        ],
-    );
-    let order_id = order["id"].as_str().unwrap().to_owned();
-    taker_events
-        .order_added("the order on the taker", &order_id)
-        .await;
 
     let trade = cli_json(taker.api, &["trade", "take", &order_id, "--amount", "500"]);
     let trade_id = trade["id"].as_str().unwrap().to_owned();
@@ -413,4 +469,92 @@ async fn a_maker_killed_after_it_signed_finishes_the_trade_after_its_restart_and
         let own = cli_json(maker.api, &["order", "list"]);
         assert_eq!(own[0]["amount"], 500, "{own}");
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_takers_race_for_one_order_and_one_gets_the_typed_refusal() {
+    let chain = ChainTestServer::spawn().await.unwrap();
+    let dirs: Vec<_> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
+    let (daemons, mut events, order_id) = market(&chain, &dirs, "").await;
+    // Both at once: 600 each of the 1,000.
+    let takes: Vec<_> = daemons[1..]
+        .iter()
+        .map(|t| {
+            std::process::Command::new(crate::support::BIN)
+                .args([
+                    "--api",
+                    &t.api.to_string(),
+                    "--json",
+                    "trade",
+                    "take",
+                    &order_id,
+                    "--amount",
+                    "600",
+                ])
+                .output()
+        })
+        .collect();
+    let mut ends = Vec::new();
+    for (take, e) in takes.into_iter().zip(&mut events) {
+        let out = take.unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let trade: Value = serde_json::from_slice(&out.stdout).unwrap();
+        ends.push(trade_end(e, trade["id"].as_str().unwrap()).await);
+    }
+    let states: Vec<_> = ends
+        .iter()
+        .map(|e| e["state"].as_str().unwrap().to_owned())
+        .collect();
+    assert!(states.contains(&"completed".to_owned()), "{ends:?}");
+    let refused = ends
+        .iter()
+        .find(|e| e["state"] == "rejected")
+        .unwrap_or_else(|| panic!("one refused: {ends:?}"));
+    assert_eq!(refused["detail"], "amount_above_remaining");
+    let got = chain.wait_for(1, Duration::from_secs(20)).await.unwrap();
+    assert_eq!(got.len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_silent_maker_lets_the_takers_trade_time_out_and_its_coins_free_again() {
+    let chain = ChainTestServer::spawn().await.unwrap();
+    let dirs: Vec<_> = (0..2).map(|_| tempfile::tempdir().unwrap()).collect();
+    let (daemons, mut events, order_id) =
+        market(&chain, &dirs, "trade_step_timeout = \"2s\"\n").await;
+    // The maker stops answering (the process is frozen, its connections
+    // stay open).
+    daemons[0].signal("-STOP");
+    let taker = daemons[1].api;
+    let trade = cli_json(taker, &["trade", "take", &order_id, "--amount", "500"]);
+    assert_eq!(trade["state"], "proposed");
+    let wallet = cli_json(taker, &["wallet"]);
+    assert!(
+        wallet["coins"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c["committed"] == true)
+    );
+    let end = trade_end(&mut events[0], trade["id"].as_str().unwrap()).await;
+    assert_eq!(end["state"], "timed_out");
+    assert_eq!(end["detail"], "waiting for proposed");
+    let wallet = cli_json(taker, &["wallet"]);
+    assert!(
+        wallet["coins"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|c| c["committed"] == false),
+        "{wallet}"
+    );
+    assert_eq!(
+        metric(taker, "darkswap_trades_total{outcome=\"timed_out\"}").await,
+        1.0
+    );
+    daemons[0].signal("-CONT");
+    assert!(chain.received().is_empty());
 }

@@ -105,8 +105,11 @@ impl SwarmTask {
                 }
                 if num_established.get() == 1 {
                     self.emit(NetworkEvent::PeerConnected(peer_id));
-                    self.on_trade_peer_connected(peer_id);
                 }
+                // Also on a second connection (a direct one after a hole
+                // punch): a step in flight on the relayed one may hang
+                // until its timeout while the circuit closes.
+                self.on_trade_peer_connected(peer_id);
                 let remote = match &endpoint {
                     ConnectedPoint::Dialer { address, .. } => address.clone(),
                     ConnectedPoint::Listener { send_back_addr, .. } => send_back_addr.clone(),

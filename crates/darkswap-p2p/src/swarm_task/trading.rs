@@ -3,7 +3,7 @@
 //! asset index and the broadcaster.
 
 use std::{
-    collections::{HashMap, HashSet},
+    collections::{HashMap, HashSet, VecDeque},
     sync::{Arc, Mutex},
 };
 
@@ -40,6 +40,12 @@ pub(super) struct TradingState {
     pub(super) trades: Trades,
     /// Messages sent and not yet received, with their attempts so far.
     in_flight: HashMap<OutboundRequestId, (PeerId, SignedTradeMessage, u8)>,
+    /// Messages waiting for the one in flight to the same peer: each
+    /// request is its own stream, so two sent at once may be read in
+    /// either order, and a step read before the one it follows is refused.
+    /// One at a time per peer keeps the steps in order (the receiver
+    /// answers a step's receipt only once it took the step in).
+    waiting: HashMap<PeerId, VecDeque<SignedTradeMessage>>,
     wallet: Arc<Mutex<dyn Wallet + Send>>,
     holdings: Arc<dyn HoldingsSource>,
     broadcaster: Arc<dyn Broadcaster>,
@@ -55,6 +61,7 @@ impl TradingState {
         let mut state = TradingState {
             trades: Trades::new(key, trading.negotiation.clone(), trading.max_trades),
             in_flight: HashMap::new(),
+            waiting: HashMap::new(),
             wallet: trading.wallet.clone(),
             holdings: trading.holdings.clone(),
             broadcaster: trading.broadcaster.clone(),
@@ -155,17 +162,20 @@ impl SwarmTask {
                     .and_then(|s| s.in_flight.remove(&request_id))
                     .filter(|(_, _, attempts)| *attempts < SEND_ATTEMPTS);
                 tracing::debug!(%peer, %error, again = retry.is_some(), "trade message not delivered");
-                if let Some((peer, message, attempts)) = retry {
-                    self.send_trade_message(peer, message, attempts + 1);
+                match retry {
+                    Some((peer, message, attempts)) => self.request(peer, message, attempts + 1),
+                    None => self.send_next_trade_message(peer),
                 }
             }
             request_response::Event::Message {
+                peer,
                 message: request_response::Message::Response { request_id, .. },
                 ..
             } => {
                 if let Some(state) = self.trading.as_mut() {
                     state.in_flight.remove(&request_id);
                 }
+                self.send_next_trade_message(peer);
             }
             request_response::Event::InboundFailure { peer, error, .. } => {
                 tracing::debug!(%peer, %error, "trade request failed");
@@ -252,9 +262,10 @@ impl SwarmTask {
             .unwrap_or_default()
     }
 
-    /// A peer connected (again): each running trade with it sends its last
-    /// message once more, so a step lost with a connection or a restart
-    /// is not waited for until the deadline.
+    /// A connection to a peer was established (the first, or another one
+    /// such as a direct connection after a hole punch): each running trade
+    /// with it sends its last message once more, so a step lost with a
+    /// connection or a restart is not waited for until its deadline.
     pub(super) fn on_trade_peer_connected(&mut self, peer: PeerId) {
         if let Some(state) = self.trading.as_mut() {
             state.trades.handle_connected(peer);
@@ -314,7 +325,7 @@ impl SwarmTask {
                     if unrecorded {
                         tracing::error!(%peer, "trade message not sent: its trade is not stored");
                     } else {
-                        self.send_trade_message(peer, message, 1);
+                        self.send_trade_message(peer, message);
                     }
                 }
                 TradesOutput::LookUpHoldings { trade, outpoints } => {
@@ -432,7 +443,34 @@ impl SwarmTask {
         self.perform_outputs();
     }
 
-    fn send_trade_message(&mut self, peer: PeerId, message: SignedTradeMessage, attempt: u8) {
+    /// Sends `message` to `peer` once nothing else is in flight to it.
+    fn send_trade_message(&mut self, peer: PeerId, message: SignedTradeMessage) {
+        let Some(state) = self.trading.as_mut() else {
+            return;
+        };
+        if state.in_flight.values().any(|(p, _, _)| *p == peer) {
+            state.waiting.entry(peer).or_default().push_back(message);
+        } else {
+            self.request(peer, message, 1);
+        }
+    }
+
+    /// The one in flight to `peer` is done: the next waiting goes.
+    fn send_next_trade_message(&mut self, peer: PeerId) {
+        let next = self.trading.as_mut().and_then(|s| {
+            let queue = s.waiting.get_mut(&peer)?;
+            let next = queue.pop_front();
+            if queue.is_empty() {
+                s.waiting.remove(&peer);
+            }
+            next
+        });
+        if let Some(message) = next {
+            self.request(peer, message, 1);
+        }
+    }
+
+    fn request(&mut self, peer: PeerId, message: SignedTradeMessage, attempt: u8) {
         let Some(behaviour) = self.swarm.behaviour_mut().trade.as_mut() else {
             return;
         };
