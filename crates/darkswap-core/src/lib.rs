@@ -25,7 +25,9 @@
 //! - [`sync::OrderbookSync`]: who is asked for their book, what a snapshot
 //!   holds, what a peer's snapshot brings and costs it;
 //! - [`relay_keeper::RelayKeeper`]: reservations on configured relays, kept
-//!   with backoff, behind an authentication gate.
+//!   with backoff, behind an authentication gate;
+//! - [`paced::Paced`]: where re-announcements wait, so they never delay a
+//!   cancel, a fill notice or a new order.
 //!
 //! Names shared with every peer (topics, protocol ids) are in
 //! [`protocols`]; what a node reports is [`NetworkEvent`].
@@ -37,6 +39,7 @@ pub mod event;
 pub mod gossip;
 pub mod orderbook;
 pub mod own_orders;
+pub mod paced;
 pub mod protocols;
 pub mod relay_keeper;
 pub mod reputation;

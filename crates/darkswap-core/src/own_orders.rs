@@ -102,6 +102,9 @@ pub enum OwnOrdersOutput {
     /// Publish this message on the orderbook topic. Publishing may fail for
     /// want of peers: they get the order by sync or at the next refresh.
     Publish(Message),
+    /// Publish this re-announcement on the orderbook topic, in the
+    /// background: after whatever else waits (see [`crate::paced`]).
+    Republish(Message),
     /// Publish this fill notice (an update or a cancel) on the trade topic,
     /// which carries only makers' fill notices. A peer that misses it gets
     /// it by sync or with the next refresh, like any update.
@@ -377,12 +380,12 @@ impl OwnOrders {
             // A refusal here (the book filled up, say) leaves the order to
             // peers that still hold it; the next refresh tries again.
             let _ = self.apply(book, &message, now);
-            self.out.push_back(OwnOrdersOutput::Publish(message));
+            self.out.push_back(OwnOrdersOutput::Republish(message));
             // The update in force goes out after its order, for peers that
             // missed it (a peer that has it takes it as a duplicate).
             if let Some((update, _)) = book.latest_update(&id) {
                 let update = Message::OrderUpdate(update.clone());
-                self.out.push_back(OwnOrdersOutput::Publish(update));
+                self.out.push_back(OwnOrdersOutput::Republish(update));
             }
         }
     }

@@ -88,6 +88,8 @@ pub enum RefusalReason {
     TermsChanged,
     /// The proposal is malformed (its offer, ids or step).
     InvalidOffer,
+    /// The maker's policy declined this proposal (its acceptance hook).
+    Declined,
 }
 
 impl RefusalReason {
@@ -100,6 +102,7 @@ impl RefusalReason {
             RefusalReason::MakerBusy => "maker_busy",
             RefusalReason::TermsChanged => "terms_changed",
             RefusalReason::InvalidOffer => "invalid_offer",
+            RefusalReason::Declined => "declined",
         }
     }
 
@@ -111,6 +114,7 @@ impl RefusalReason {
             RefusalReason::BelowMinimum,
             RefusalReason::MakerBusy,
             RefusalReason::TermsChanged,
+            RefusalReason::Declined,
         ]
         .into_iter()
         .find(|r| r.code() == code)

@@ -16,6 +16,7 @@ use darkswap_core::{
     gossip::{GossipRateLimiter, GossipValidator},
     orderbook::{Orderbook, VerifiedItems},
     own_orders::{OwnOrders, OwnOrdersOutput},
+    paced::Paced,
     protocols::{ORDERBOOK_TOPIC, TRADE_TOPIC},
     relay_keeper::{RelayKeeper, RelayKeeperConfig, RelayKeeperOutput},
     reputation::{BannedPeer, Penalty, PenaltyReason, ReputationManager},
@@ -48,6 +49,9 @@ mod trading;
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
 /// How often expired orders, challenges and sessions are dropped.
 const PRUNE_INTERVAL: Duration = Duration::from_secs(1);
+
+/// How often paced re-announcements go out, `republish_per_tick` at a time.
+const REPUBLISH_TICK: Duration = Duration::from_millis(100);
 
 /// Both clocks, read once for one input.
 pub(crate) fn now() -> Now {
@@ -96,6 +100,8 @@ pub(crate) struct SwarmTask {
     trading: Option<trading::TradingState>,
     /// Asset index look-ups and broadcasts in flight.
     trade_io: FuturesUnordered<trading::TradeIoFuture>,
+    /// Re-announcements, paced (see `darkswap_core::paced`).
+    republish: Paced<darkswap_proto::Message>,
     verifying: FuturesUnordered<
         futures::future::BoxFuture<
             'static,
@@ -170,6 +176,7 @@ pub(crate) async fn spawn(
         verifying: FuturesUnordered::new(),
         trading,
         trade_io: FuturesUnordered::new(),
+        republish: Paced::new(config.republish_per_tick, REPUBLISH_TICK),
         swarm,
         commands,
         events,
@@ -262,6 +269,7 @@ impl SwarmTask {
             Some(self.sync.poll_timeout()),
             self.relays.poll_timeout(),
             self.trading.as_ref().and_then(|t| t.trades.poll_timeout()),
+            self.republish.poll_timeout(),
             ban_expiry,
         ]
         .into_iter()
@@ -274,6 +282,19 @@ impl SwarmTask {
     fn on_timeout(&mut self, now: Now) {
         self.relays.handle_timeout(&mut self.auth, now);
         self.own_orders.handle_timeout(&mut self.book, now);
+        for message in self.republish.poll_due(now.instant) {
+            // An order cancelled or filled while its re-announcement
+            // waited is not announced again.
+            if let darkswap_proto::Message::OrderCreate(create) = &message
+                && create
+                    .order
+                    .as_ref()
+                    .is_some_and(|o| !self.own_orders.contains(&o.id()))
+            {
+                continue;
+            }
+            self.publish_order_message(ORDERBOOK_TOPIC, &message);
+        }
         self.sync.handle_timeout(&self.book, now.instant);
         self.on_trade_timeout(now);
         for peer in self.reputation.expire(now.wall) {
@@ -302,6 +323,9 @@ impl SwarmTask {
                     }
                     OwnOrdersOutput::PublishFill(message) => {
                         self.publish_order_message(TRADE_TOPIC, &message)
+                    }
+                    OwnOrdersOutput::Republish(message) => {
+                        self.republish.push(message, Instant::now());
                     }
                     OwnOrdersOutput::Event(event) => self.emit(event),
                 }

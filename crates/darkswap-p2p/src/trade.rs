@@ -17,7 +17,7 @@ use darkswap_proto::{Message, SignedTradeMessage, decode_with_limit, encode};
 use darkswap_trade::{
     InMemoryIndex, Wallet,
     bitcoin::{OutPoint, Transaction, Txid},
-    negotiation::{NegotiationConfig, TradeRecord},
+    negotiation::{AcceptAll, NegotiationConfig, ProposalPolicy, TradeRecord},
 };
 use futures::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, future::BoxFuture};
 use libp2p::{StreamProtocol, request_response};
@@ -84,6 +84,9 @@ pub struct Trading {
     /// Trades read back from the store, brought back at start (see
     /// [`TradeRecord`]). Default: none.
     pub restored: Vec<TradeRecord>,
+    /// The maker's say over proposals its orders allow. Default:
+    /// [`AcceptAll`].
+    pub policy: Arc<dyn ProposalPolicy>,
 }
 
 impl std::fmt::Debug for Trading {
@@ -111,7 +114,15 @@ impl Trading {
             broadcaster,
             store: None,
             restored: Vec::new(),
+            policy: Arc::new(AcceptAll),
         }
+    }
+
+    /// Puts every proposal for this node's orders to `policy` first (see
+    /// [`ProposalPolicy`]).
+    pub fn with_policy(mut self, policy: Arc<dyn ProposalPolicy>) -> Self {
+        self.policy = policy;
+        self
     }
 
     /// Keeps trades in `store`, and brings back `restored` (what it held)

@@ -151,9 +151,13 @@ async fn dcutr_reports_the_hole_punch_outcome_on_loopback() {
             _ => None,
         }
     };
+    // DCUtR starts after identify ran on the relayed connection and may
+    // retry; on a loaded 2-core machine (the whole suite at once) that has
+    // taken over 20 s, so this wait is longer than the usual one.
+    let deadline = EVENT_TIMEOUT * 3;
     let result = tokio::select! {
-        r = wait_for(&mut a, "hole punch outcome on a", EVENT_TIMEOUT, outcome(b_id)) => r,
-        r = wait_for(&mut b, "hole punch outcome on b", EVENT_TIMEOUT, outcome(a_id)) => r,
+        r = wait_for(&mut a, "hole punch outcome on a", deadline, outcome(b_id)) => r,
+        r = wait_for(&mut b, "hole punch outcome on b", deadline, outcome(a_id)) => r,
     };
     if let Err(error) = result {
         assert!(error.contains("hole-punch"), "{error}");

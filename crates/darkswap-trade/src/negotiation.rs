@@ -19,7 +19,7 @@ use darkswap_proto::{SignedTradeMessage, TradeMessageError, identity::PeerId};
 use crate::{BuildError, BuildOptions, CheckPolicy, PsbtCheckError, build::DEFAULT_FEE_RATE};
 pub use darkswap_core::trade::{RefusalReason, TradeId, TradeState};
 pub use refusal::Refusal;
-pub use registry::{TradeSummary, Trades, TradesOutput};
+pub use registry::{AcceptAll, Proposal, ProposalPolicy, TradeSummary, Trades, TradesOutput};
 pub use session::{Handled, Outpoints, TradeRecord, TradeSession};
 pub use terms::{FillError, for_fill};
 

@@ -13,8 +13,8 @@ use darkswap_proto::{
 use darkswap_trade::{
     InMemoryIndex, KeyWallet,
     negotiation::{
-        NegotiationConfig, RefusalReason, TradeError, TradeId, TradeRecord, TradeState, Trades,
-        TradesOutput,
+        NegotiationConfig, Proposal, ProposalPolicy, RefusalReason, TradeError, TradeId,
+        TradeRecord, TradeState, Trades, TradesOutput,
     },
 };
 use web_time::Instant;
@@ -546,4 +546,39 @@ fn a_trade_restarted_with_its_finished_transaction_broadcasts_it_again_and_compl
         }
     )));
     assert_eq!(taker.summaries()[0].txid, Some(tx.compute_txid()));
+}
+
+/// Accepts only the takers it lists.
+#[derive(Debug)]
+struct OnlyFrom(Vec<PeerId>);
+
+impl ProposalPolicy for OnlyFrom {
+    fn decide(&self, proposal: &Proposal<'_>) -> Result<(), RefusalReason> {
+        assert_eq!(proposal.amount, 300);
+        if self.0.contains(&proposal.taker) {
+            Ok(())
+        } else {
+            Err(RefusalReason::Declined)
+        }
+    }
+}
+
+#[test]
+fn the_makers_policy_declines_a_proposal_its_order_allows() {
+    let (mut net, order) = market();
+    let welcome = net.nodes[1].id();
+    let key = net.nodes[0].key.clone();
+    net.nodes[0].trades = Trades::new(key, NegotiationConfig::default(), 8)
+        .with_policy(std::sync::Arc::new(OnlyFrom(vec![welcome])));
+    net.nodes[0].trades.set_order(order.clone());
+    let declined = take(&mut net, 2, 2, &order, 300);
+    let accepted = take(&mut net, 1, 1, &order, 300);
+    net.run();
+    assert_eq!(
+        net.last_state(2, declined),
+        Some(&TradeState::Rejected(RefusalReason::Declined))
+    );
+    assert_eq!(net.last_state(1, accepted), Some(&TradeState::Completed));
+    // What the policy declined was never reserved.
+    assert_eq!(net.nodes[0].trades.available(&order.id), Some(700));
 }

@@ -22,7 +22,8 @@ fn outputs(own: &mut OwnOrders) -> Vec<OwnOrdersOutput> {
 fn published(out: &[OwnOrdersOutput]) -> Vec<&Message> {
     out.iter()
         .filter_map(|o| match o {
-            OwnOrdersOutput::Publish(m) => Some(m),
+            // On the orderbook topic, at once or in the background.
+            OwnOrdersOutput::Publish(m) | OwnOrdersOutput::Republish(m) => Some(m),
             OwnOrdersOutput::PublishFill(_) | OwnOrdersOutput::Event(_) => None,
         })
         .collect()
@@ -130,6 +131,11 @@ fn open_orders_are_re_announced_when_the_refresh_is_due() {
     let [Message::OrderCreate(create)] = published(&out)[..] else {
         panic!("only the open order is re-announced: {out:?}");
     };
+    assert!(
+        out.iter()
+            .all(|o| matches!(o, OwnOrdersOutput::Republish(_) | OwnOrdersOutput::Event(_))),
+        "a re-announcement goes out in the background: {out:?}"
+    );
     let announced = create.verify().unwrap();
     assert_eq!(announced.order.id, kept.id);
     assert_eq!(announced.announced_at, Some(t1.unix_secs()));

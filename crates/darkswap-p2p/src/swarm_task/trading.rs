@@ -59,7 +59,8 @@ impl TradingState {
     /// The trading state, with the stored trades of `trading` back.
     pub(super) fn new(key: darkswap_core::Keypair, trading: &Trading, now: Now) -> Self {
         let mut state = TradingState {
-            trades: Trades::new(key, trading.negotiation.clone(), trading.max_trades),
+            trades: Trades::new(key, trading.negotiation.clone(), trading.max_trades)
+                .with_policy(trading.policy.clone()),
             in_flight: HashMap::new(),
             waiting: HashMap::new(),
             wallet: trading.wallet.clone(),

@@ -3,7 +3,10 @@
 //! amount under negotiation reserved so two takers cannot both fill it, and
 //! tells the wallet when a trade's UTXOs are free again or spent.
 
-use std::collections::{HashMap, VecDeque};
+use std::{
+    collections::{HashMap, VecDeque},
+    sync::Arc,
+};
 
 use bitcoin::{OutPoint, Transaction, Txid};
 use darkswap_proto::{
@@ -17,6 +20,39 @@ use super::{
     TradeRecord, TradeSession, TradeState, recovered::Recovered, terms,
 };
 use crate::{InMemoryIndex, OfferRequest, Role, Wallet};
+
+/// A proposal for one of this node's orders that the order allows (it is
+/// open, the amount remains, the price is the order's), put to the
+/// maker's [`ProposalPolicy`].
+#[derive(Debug, Clone, Copy)]
+pub struct Proposal<'a> {
+    /// The trade it would start.
+    pub trade: TradeId,
+    /// Who proposes.
+    pub taker: PeerId,
+    /// The order.
+    pub order: &'a Order,
+    /// Base units asked.
+    pub amount: u64,
+}
+
+/// The maker's say over proposals its orders allow: accept, or refuse with
+/// a reason the taker is told (usually [`RefusalReason::Declined`]). The
+/// default accepts every proposal.
+pub trait ProposalPolicy: Send + Sync + std::fmt::Debug {
+    /// Whether to take `proposal` up.
+    fn decide(&self, proposal: &Proposal<'_>) -> Result<(), RefusalReason>;
+}
+
+/// The default policy: every proposal the order allows is accepted.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct AcceptAll;
+
+impl ProposalPolicy for AcceptAll {
+    fn decide(&self, _: &Proposal<'_>) -> Result<(), RefusalReason> {
+        Ok(())
+    }
+}
 
 /// One trade as listed: running, ended or recovered after a restart.
 #[derive(Debug, Clone, PartialEq)]
@@ -103,6 +139,8 @@ pub struct Trades {
     sessions: HashMap<TradeId, TradeSession>,
     /// Trades brought back from their records after a restart.
     recovered: HashMap<TradeId, Recovered>,
+    /// The maker's say over proposals.
+    policy: Arc<dyn ProposalPolicy>,
     /// This node's own orders, by id.
     orders: HashMap<OrderId, Order>,
     /// Base amount of each own order under negotiation.
@@ -126,12 +164,20 @@ impl Trades {
             max_trades,
             sessions: HashMap::new(),
             recovered: HashMap::new(),
+            policy: Arc::new(AcceptAll),
             orders: HashMap::new(),
             reserved: HashMap::new(),
             fills: HashMap::new(),
             filled: HashMap::new(),
             out: VecDeque::new(),
         }
+    }
+
+    /// Puts every proposal the orders allow to `policy` before accepting
+    /// it (default: [`AcceptAll`]).
+    pub fn with_policy(mut self, policy: Arc<dyn ProposalPolicy>) -> Self {
+        self.policy = policy;
+        self
     }
 
     /// One of this node's orders, as the book holds it (created, restored,
@@ -413,9 +459,27 @@ impl Trades {
             .values()
             .filter(|s| !s.state().is_final())
             .count();
+        let asked = match &proposal.body.payload {
+            Some(TradePayload::Propose(p)) => p.amount,
+            _ => 0,
+        };
         let refused = match &order {
             None => Some(RefusalReason::OrderGone),
             Some(_) if running >= self.max_trades => Some(RefusalReason::MakerBusy),
+            // The policy is asked only about what the order allows.
+            Some(order)
+                if asked <= self.available(&order.id).unwrap_or(0)
+                    && proposal_matches(order, proposal) =>
+            {
+                self.policy
+                    .decide(&Proposal {
+                        trade: id,
+                        taker: proposal.sender,
+                        order,
+                        amount: asked,
+                    })
+                    .err()
+            }
             Some(_) => None,
         };
         let outcome = match (refused, order) {
@@ -667,4 +731,10 @@ impl Trades {
     fn penalize(&mut self, peer: PeerId, reason: &'static str) {
         self.out.push_back(TradesOutput::Penalize { peer, reason });
     }
+}
+
+/// Whether a proposal's price is the order's: a proposal at another price
+/// is refused as `terms_changed` by the session, before any policy.
+fn proposal_matches(order: &Order, proposal: &darkswap_proto::VerifiedTradeMessage) -> bool {
+    matches!(&proposal.body.payload, Some(TradePayload::Propose(p)) if p.price == order.price)
 }
