@@ -145,33 +145,12 @@ impl EsploraClient {
     /// chain already has it).
     pub async fn post_transaction(&self, tx: &Transaction) -> Result<Txid, EsploraError> {
         let expected = tx.compute_txid();
-        let url = self.tx_url.to_string();
-        let unreachable = |source: reqwest::Error| {
-            if source.is_timeout() {
-                EsploraError::Timeout(self.timeout)
-            } else {
-                EsploraError::Unreachable {
-                    url: url.clone(),
-                    source,
-                }
-            }
-        };
-        let exchange = async {
-            let response = self
-                .client
-                .post(self.tx_url.clone())
-                .header(CONTENT_TYPE, "text/plain")
-                .body(serialize_hex(tx))
-                .send()
-                .await
-                .map_err(unreachable)?;
-            let status = response.status();
-            let body = response.text().await.map_err(unreachable)?;
-            Ok::<_, EsploraError>((status, body))
-        };
-        let (status, body) = tokio::time::timeout(self.timeout, exchange)
-            .await
-            .map_err(|_| EsploraError::Timeout(self.timeout))??;
+        let request = self
+            .client
+            .post(self.tx_url.clone())
+            .header(CONTENT_TYPE, "text/plain")
+            .body(serialize_hex(tx));
+        let (status, body) = self.exchange(request, self.tx_url.as_str()).await?;
         if !status.is_success() {
             let code = core_error_code(&body);
             if code == Some(ALREADY_IN_CHAIN) {
@@ -216,30 +195,7 @@ impl EsploraClient {
                 reason: e.to_string(),
             })?;
         let text = url.to_string();
-        let unreachable = |source: reqwest::Error| {
-            if source.is_timeout() {
-                EsploraError::Timeout(self.timeout)
-            } else {
-                EsploraError::Unreachable {
-                    url: text.clone(),
-                    source,
-                }
-            }
-        };
-        let exchange = async {
-            let response = self
-                .client
-                .get(url.clone())
-                .send()
-                .await
-                .map_err(unreachable)?;
-            let status = response.status();
-            let body = response.text().await.map_err(unreachable)?;
-            Ok::<_, EsploraError>((status, body))
-        };
-        let (status, body) = tokio::time::timeout(self.timeout, exchange)
-            .await
-            .map_err(|_| EsploraError::Timeout(self.timeout))??;
+        let (status, body) = self.exchange(self.client.get(url), &text).await?;
         if !status.is_success() {
             return Err(EsploraError::Rejected {
                 status: status.as_u16(),
@@ -269,6 +225,36 @@ impl EsploraClient {
                 })
             })
             .collect()
+    }
+}
+
+impl EsploraClient {
+    /// Sends `request` to `url` and reads the whole answer, within the
+    /// configured timeout.
+    async fn exchange(
+        &self,
+        request: reqwest::RequestBuilder,
+        url: &str,
+    ) -> Result<(reqwest::StatusCode, String), EsploraError> {
+        let unreachable = |source: reqwest::Error| {
+            if source.is_timeout() {
+                EsploraError::Timeout(self.timeout)
+            } else {
+                EsploraError::Unreachable {
+                    url: url.to_owned(),
+                    source,
+                }
+            }
+        };
+        let exchange = async {
+            let response = request.send().await.map_err(unreachable)?;
+            let status = response.status();
+            let body = response.text().await.map_err(unreachable)?;
+            Ok::<_, EsploraError>((status, body))
+        };
+        tokio::time::timeout(self.timeout, exchange)
+            .await
+            .map_err(|_| EsploraError::Timeout(self.timeout))?
     }
 }
 

@@ -39,6 +39,47 @@ fn trading_config_with(dir: &Path, chain: &ChainTestServer, extra: &str) -> Stri
     path.to_str().unwrap().to_owned()
 }
 
+/// Funds the maker at `maker` with 1,000 of the rune (on 10,000 sat) and
+/// 20,000 sat, and each taker with two coins of 100,000 sat.
+fn fund_wallets(chain: &ChainTestServer, maker: SocketAddr, takers: &[SocketAddr]) {
+    chain.fund(
+        &address(maker),
+        Amount::from_sat(10_000),
+        Some(RuneHolding {
+            name: "DARKSWAP•TEST•RUNE".to_owned(),
+            rune: RUNE,
+            amount: 1_000,
+        }),
+    );
+    chain.fund(&address(maker), Amount::from_sat(20_000), None);
+    for &taker in takers {
+        chain.fund(&address(taker), Amount::from_sat(100_000), None);
+        chain.fund(&address(taker), Amount::from_sat(100_000), None);
+    }
+}
+
+/// The maker at `api` offers 1,000 of the rune at 50 sat each; the order id.
+fn sell_runes(api: SocketAddr) -> String {
+    let order = cli_json(
+        api,
+        &[
+            "order",
+            "create",
+            "--side",
+            "sell",
+            "--base",
+            "rune:840000:3",
+            "--quote",
+            "BTC",
+            "--amount",
+            "1000",
+            "--price",
+            "5000000000",
+        ],
+    );
+    order["id"].as_str().unwrap().to_owned()
+}
+
 /// A maker daemon and `takers` taker daemons on loopback TCP, every taker
 /// connected to the maker, wallets funded on `chain` (the maker: 1,000 of
 /// the rune and 20,000 sat; each taker: two coins of 100,000 sat); the
@@ -65,20 +106,8 @@ async fn market(
             )
         })
         .collect();
-    chain.fund(
-        &address(daemons[0].api),
-        Amount::from_sat(10_000),
-        Some(RuneHolding {
-            name: "DARKSWAP•TEST•RUNE".to_owned(),
-            rune: RUNE,
-            amount: 1_000,
-        }),
-    );
-    chain.fund(&address(daemons[0].api), Amount::from_sat(20_000), None);
-    for taker in &daemons[1..] {
-        chain.fund(&address(taker.api), Amount::from_sat(100_000), None);
-        chain.fund(&address(taker.api), Amount::from_sat(100_000), None);
-    }
+    let apis: Vec<SocketAddr> = daemons.iter().map(|d| d.api).collect();
+    fund_wallets(chain, apis[0], &apis[1..]);
     let maker_addr = dial_addr(daemons[0].api);
     let mut events = Vec::new();
     for daemon in &daemons {
@@ -88,24 +117,7 @@ async fn market(
         events.push(Events::subscribe(taker.api).await);
         cli_json(taker.api, &["connect", &maker_addr]);
     }
-    let order = cli_json(
-        daemons[0].api,
-        &[
-            "order",
-            "create",
-            "--side",
-            "sell",
-            "--base",
-            "rune:840000:3",
-            "--quote",
-            "BTC",
-            "--amount",
-            "1000",
-            "--price",
-            "5000000000",
-        ],
-    );
-    let order_id = order["id"].as_str().unwrap().to_owned();
+    let order_id = sell_runes(daemons[0].api);
     for e in &mut events {
         e.order_added("the order on a taker", &order_id).await;
     }
@@ -171,18 +183,7 @@ async fn a_relay_only_taker_takes_half_of_a_makers_rune_order_and_every_book_sho
     taker_events.wait("the taker's reservation", reserved).await;
 
     // Fund both wallets on the test chain, then let them look.
-    chain.fund(
-        &address(maker.api),
-        Amount::from_sat(10_000),
-        Some(RuneHolding {
-            name: "DARKSWAP•TEST•RUNE".to_owned(),
-            rune: RUNE,
-            amount: 1_000,
-        }),
-    );
-    chain.fund(&address(maker.api), Amount::from_sat(20_000), None);
-    chain.fund(&address(taker.api), Amount::from_sat(100_000), None);
-    chain.fund(&address(taker.api), Amount::from_sat(100_000), None);
+    fund_wallets(&chain, maker.api, &[taker.api]);
     let maker_wallet = cli_json(maker.api, &["wallet", "--sync"]);
     assert_eq!(maker_wallet["coins"].as_array().unwrap().len(), 2);
     assert!(
@@ -211,25 +212,7 @@ async fn a_relay_only_taker_takes_half_of_a_makers_rune_order_and_every_book_sho
         maker_id.as_str()
     );
 
-    // 1,000 of the rune at 50 sat each.
-    let order = cli_json(
-        maker.api,
-        &[
-            "order",
-            "create",
-            "--side",
-            "sell",
-            "--base",
-            "rune:840000:3",
-            "--quote",
-            "BTC",
-            "--amount",
-            "1000",
-            "--price",
-            "5000000000",
-        ],
-    );
-    let order_id = order["id"].as_str().unwrap().to_owned();
+    let order_id = sell_runes(maker.api);
     taker_events
         .order_added("the order on the taker", &order_id)
         .await;

@@ -528,44 +528,22 @@ impl Trades {
         let Some(session) = self.sessions.get_mut(&id) else {
             return;
         };
-        let mut ended = None;
         let outputs: Vec<TradeOutput> = std::iter::from_fn(|| session.poll_output()).collect();
-        if outputs.iter().any(|o| {
+        let stored = outputs.iter().any(|o| {
             matches!(
                 o,
                 TradeOutput::Send { .. } | TradeOutput::StateChanged(_) | TradeOutput::Broadcast(_)
             )
-        }) {
-            self.out.push_back(TradesOutput::Persist(session.record()));
+        });
+        let record = stored.then(|| session.record());
+        let (order, role) = (session.order_id(), session.role());
+        let (outpoints, signed) = (session.own_outpoints(), session.is_signed());
+        if let Some(record) = record {
+            self.out.push_back(TradesOutput::Persist(record));
         }
-        for output in outputs {
-            self.out.push_back(match output {
-                TradeOutput::Send { peer, message } => TradesOutput::Send { peer, message },
-                TradeOutput::LookUpHoldings(outpoints) => TradesOutput::LookUpHoldings {
-                    trade: id,
-                    outpoints,
-                },
-                TradeOutput::Broadcast(tx) => TradesOutput::Broadcast { trade: id, tx },
-                TradeOutput::StateChanged(state) => {
-                    if state.is_final() {
-                        ended = Some(state.clone());
-                    }
-                    TradesOutput::StateChanged {
-                        trade: id,
-                        order: session.order_id(),
-                        role: session.role(),
-                        state,
-                    }
-                }
-            });
+        if let Some(state) = self.forward(id, order, role, outputs) {
+            self.settle(id, order, state, signed, &outpoints, wallet);
         }
-        let Some(state) = ended else {
-            return;
-        };
-        let outpoints = session.own_outpoints();
-        let order = session.order_id();
-        let signed = session.is_signed();
-        self.settle(id, order, state, signed, &outpoints, wallet);
     }
 
     /// A trade ended in `state`: its reservation, its UTXOs and, for the
@@ -694,6 +672,28 @@ impl Trades {
         {
             self.out.push_back(TradesOutput::Persist(record.clone()));
         }
+        let ended = self.forward(id, record.order_id, record.role, outputs);
+        if let Some(state) = ended {
+            self.settle(
+                id,
+                record.order_id,
+                state,
+                record.signed,
+                &record.own_outpoints,
+                wallet,
+            );
+        }
+    }
+
+    /// Moves one trade's outputs to the node's; the state it ended in, if
+    /// it ended.
+    fn forward(
+        &mut self,
+        id: TradeId,
+        order: OrderId,
+        role: Role,
+        outputs: Vec<TradeOutput>,
+    ) -> Option<TradeState> {
         let mut ended = None;
         for output in outputs {
             self.out.push_back(match output {
@@ -709,23 +709,14 @@ impl Trades {
                     }
                     TradesOutput::StateChanged {
                         trade: id,
-                        order: record.order_id,
-                        role: record.role,
+                        order,
+                        role,
                         state,
                     }
                 }
             });
         }
-        if let Some(state) = ended {
-            self.settle(
-                id,
-                record.order_id,
-                state,
-                record.signed,
-                &record.own_outpoints,
-                wallet,
-            );
-        }
+        ended
     }
 
     fn penalize(&mut self, peer: PeerId, reason: &'static str) {
