@@ -320,6 +320,7 @@ pub fn seeds() -> Vec<(&'static str, Vec<u8>)> {
             "disconnect",
             Message::Disconnect(Disconnect {
                 reason: "shutting down".into(),
+                sent_at: 1_700_000_000,
             }),
         ),
         ("order_create", Message::OrderCreate(create.clone())),

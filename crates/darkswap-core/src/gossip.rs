@@ -9,7 +9,7 @@
 //! by someone other than the maker is never forwarded. Before any of that,
 //! [`GossipRateLimiter`] bounds how many messages each peer may hand us.
 
-use darkswap_proto::{DecodeError, Message, OrderError, decode_with_limit};
+use darkswap_proto::{DecodeError, Disconnect, Message, OrderError, decode_with_limit};
 
 use crate::{
     PeerId,
@@ -96,7 +96,9 @@ impl VerifiedGossip {
 /// Decodes a gossip payload and checks it against the topic's rules.
 ///
 /// - `darkswap/orderbook/v1` carries only order creates, cancels and updates,
-///   each with a valid maker signature, valid terms, and not expired at `now`.
+///   each with a valid maker signature, valid terms, and not expired at `now`,
+///   and the `Disconnect` of a node that leaves (its author is the one
+///   gossipsub's signature authenticates).
 /// - `darkswap/trade/v1` carries only makers' fill notices: order updates
 ///   and cancels, verified and applied like those of the orderbook topic.
 ///   Trade and PSBT messages never travel on gossip.
@@ -111,7 +113,10 @@ pub fn verify_gossip(
     let allowed = match topic {
         ORDERBOOK_TOPIC => matches!(
             message,
-            Message::OrderCreate(_) | Message::OrderCancel(_) | Message::OrderUpdate(_)
+            Message::OrderCreate(_)
+                | Message::OrderCancel(_)
+                | Message::OrderUpdate(_)
+                | Message::Disconnect(_)
         ),
         // Trade steps travel only on `/darkswap/trade/1.0.0`, between the
         // two parties; everyone needs only the maker's fill notices: an
@@ -206,7 +211,15 @@ pub struct Verdict {
     pub events: Vec<NetworkEvent>,
     /// What the forwarder pays, if anything.
     pub penalty: Option<PenaltyReason>,
+    /// A node that said it leaves the network: close the connection to it
+    /// (that tells it it was heard; see [`DISCONNECT_MAX_AGE_SECS`]).
+    pub departed: Option<PeerId>,
 }
+
+/// A `Disconnect` older than this (by its `sent_at`) is ignored: gossipsub
+/// forgets message ids after a few minutes, and a replayed departure must
+/// not hide a maker that came back.
+pub const DISCONNECT_MAX_AGE_SECS: u64 = 60;
 
 /// Judges gossip messages: validation against the topic, then the
 /// orderbook's rules for order messages. Stateless apart from its limit;
@@ -241,6 +254,7 @@ impl GossipValidator {
             Err(error) => {
                 return Verdict {
                     acceptance: Acceptance::Reject,
+                    departed: None,
                     penalty: validation_penalty(&error),
                     events: vec![NetworkEvent::InvalidMessage {
                         peer_id: forwarder,
@@ -250,6 +264,11 @@ impl GossipValidator {
                 };
             }
         };
+        if let (ORDERBOOK_TOPIC, Message::Disconnect(d), Some(author)) =
+            (topic, verified.message(), author)
+        {
+            return departure(book, author, d, now, verified.message().clone());
+        }
         let applied = match (topic, &verified.order) {
             (ORDERBOOK_TOPIC | TRADE_TOPIC, Some(order)) => book.apply_verified(order, now),
             _ => Ok(None),
@@ -267,6 +286,7 @@ impl GossipValidator {
                     acceptance: Acceptance::Accept,
                     events,
                     penalty: None,
+                    departed: None,
                 }
             }
             Err(error) => Verdict {
@@ -277,12 +297,56 @@ impl GossipValidator {
                     _ => Acceptance::Ignore,
                 },
                 penalty: orderbook_penalty(&error),
+                departed: None,
                 events: vec![NetworkEvent::OrderbookRejected {
                     peer_id: forwarder,
                     error,
                 }],
             },
         }
+    }
+}
+
+/// Whether a `Disconnect` received at `now` (unix seconds) is to be acted
+/// on: at most [`DISCONNECT_MAX_AGE_SECS`] old, and not from further ahead
+/// than clocks drift.
+pub fn is_fresh_departure(disconnect: &Disconnect, now: u64) -> bool {
+    disconnect.sent_at.saturating_add(DISCONNECT_MAX_AGE_SECS) >= now
+        && disconnect.sent_at <= now.saturating_add(darkswap_proto::MAX_CLOCK_SKEW_SECS)
+}
+
+/// The verdict on `author`'s `Disconnect`: its orders leave the book. One
+/// too old (a replay) or from too far ahead is ignored without a penalty:
+/// clocks drift.
+fn departure(
+    book: &mut Orderbook,
+    author: PeerId,
+    disconnect: &Disconnect,
+    now: u64,
+    message: Message,
+) -> Verdict {
+    if !is_fresh_departure(disconnect, now) {
+        return Verdict {
+            acceptance: Acceptance::Ignore,
+            events: Vec::new(),
+            penalty: None,
+            departed: None,
+        };
+    }
+    let mut events = vec![NetworkEvent::MessageReceived {
+        peer_id: author,
+        topic: ORDERBOOK_TOPIC.to_owned(),
+        message,
+    }];
+    events.extend(
+        book.maker_left(author, disconnect.sent_at, now)
+            .map(NetworkEvent::OrderbookChanged),
+    );
+    Verdict {
+        acceptance: Acceptance::Accept,
+        events,
+        penalty: None,
+        departed: Some(author),
     }
 }
 

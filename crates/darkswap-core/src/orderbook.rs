@@ -12,7 +12,9 @@
 //! - duplicates and replays change nothing;
 //! - orders drop out when they expire, and when their maker has not
 //!   re-announced them within `ttl` (orders are bound to a live maker: no
-//!   ghost offers nobody can take).
+//!   ghost offers nobody can take);
+//! - a maker that says it leaves ([`Orderbook::maker_left`]) takes its
+//!   orders with it until it announces them again.
 
 use std::{collections::HashMap, time::Duration};
 
@@ -62,7 +64,8 @@ pub enum OrderbookChange {
         /// Its maker.
         maker: PeerId,
     },
-    /// Orders that expired or whose maker stopped re-announcing them.
+    /// Orders that expired, whose maker stopped re-announcing them, or
+    /// whose maker left the network.
     Expired(Vec<OrderId>),
 }
 
@@ -107,6 +110,18 @@ pub enum OrderbookError {
         /// The limit in force.
         limit: usize,
     },
+    /// An order announced before its maker said it left the network (see
+    /// [`Orderbook::maker_left`]): a copy from a peer that did not hear it
+    /// yet.
+    #[error("maker {maker} left at {left_at}; order {order_id} announced before")]
+    MakerLeft {
+        /// The order.
+        order_id: OrderId,
+        /// Its maker.
+        maker: PeerId,
+        /// When the maker left, unix seconds by its own clock.
+        left_at: u64,
+    },
     /// An order whose newest maker-signed announcement is older than the
     /// TTL: its maker is presumed gone, so it would be dropped at once.
     #[error("order {order_id} not re-announced since {last_vouched} (TTL passed)")]
@@ -121,7 +136,7 @@ pub enum OrderbookError {
 impl OrderbookError {
     /// A short, stable label for metrics: `not_order_message`, `not_maker`,
     /// `unknown_order`, `stale_update`, `cancelled`, `maker_limit`, `book_full`,
-    /// `not_refreshed`,
+    /// `maker_left`, `not_refreshed`,
     /// or the [`OrderError::reason`] of a failed signature or term check.
     pub fn reason(&self) -> &'static str {
         match self {
@@ -133,6 +148,7 @@ impl OrderbookError {
             OrderbookError::Cancelled(_) => "cancelled",
             OrderbookError::MakerLimit { .. } => "maker_limit",
             OrderbookError::BookFull { .. } => "book_full",
+            OrderbookError::MakerLeft { .. } => "maker_left",
             OrderbookError::NotRefreshed { .. } => "not_refreshed",
         }
     }
@@ -171,6 +187,19 @@ struct Tombstone {
     keep_until: u64,
 }
 
+/// A maker that said it left, remembered until its orders from before
+/// would be too old to take anyway.
+#[derive(Debug, Clone, Copy)]
+struct Departure {
+    /// When it left, unix seconds by its own clock.
+    left_at: u64,
+    keep_until: u64,
+}
+
+/// Makers remembered as gone at most: each needs a gossipsub-signed message
+/// of its own, but peer ids cost nothing to make.
+const MAX_DEPARTURES: usize = 10_000;
+
 /// What a book holds of one order: see [`Orderbook::holdings`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Holding {
@@ -206,6 +235,7 @@ pub struct Orderbook {
     /// Orders in the book by maker (makers with none are absent), so the
     /// per-maker limit costs no scan of the book.
     per_maker: HashMap<PeerId, usize>,
+    departures: HashMap<PeerId, Departure>,
     /// Counts changes to what the book holds (orders, their updates, its
     /// tombstones), so a view built from it knows when it is stale.
     generation: u64,
@@ -219,6 +249,7 @@ impl Orderbook {
             entries: HashMap::new(),
             tombstones: HashMap::new(),
             per_maker: HashMap::new(),
+            departures: HashMap::new(),
             generation: 0,
         }
     }
@@ -272,10 +303,23 @@ impl Orderbook {
         announced.check_time(now)?;
         // Only the maker's own signature vouches for liveness: a replayed old
         // announcement cannot keep a ghost order alive.
-        let vouched = announced.last_vouched().min(now);
+        let signed_vouch = announced.last_vouched();
+        let vouched = signed_vouch.min(now);
         let order = announced.order;
         if self.tombstones.contains_key(&order.id) {
             return Err(OrderbookError::Cancelled(order.id));
+        }
+        // The maker's clock on both sides: its announcement against the
+        // time it said it left. Announced in the very second it left counts
+        // as back (a quick restart), not as gone.
+        if let Some(d) = self.departures.get(&order.maker)
+            && signed_vouch < d.left_at
+        {
+            return Err(OrderbookError::MakerLeft {
+                order_id: order.id,
+                maker: order.maker,
+                left_at: d.left_at,
+            });
         }
         if now.saturating_sub(vouched) > self.config.ttl.as_secs() {
             return Err(OrderbookError::NotRefreshed {
@@ -407,6 +451,54 @@ impl Orderbook {
         Some(entry)
     }
 
+    /// `maker` said at `left_at` (unix seconds, its clock) that it leaves
+    /// the network; received at `now`. Its orders go, and copies announced
+    /// before `left_at` (from peers that did not hear it yet) are refused
+    /// with [`OrderbookError::MakerLeft`] until the TTL would drop them
+    /// anyway. A maker that comes back announces its orders again and they
+    /// return. Returns the orders removed, if any.
+    pub fn maker_left(&mut self, maker: PeerId, left_at: u64, now: u64) -> Option<OrderbookChange> {
+        let left_at = left_at.min(now.saturating_add(MAX_CLOCK_SKEW_SECS));
+        let keep_until = now.saturating_add(self.config.ttl.as_secs());
+        let room = self.departures.len() < MAX_DEPARTURES;
+        match self.departures.get_mut(&maker) {
+            Some(d) => {
+                d.left_at = d.left_at.max(left_at);
+                d.keep_until = keep_until;
+            }
+            None if room => {
+                self.departures.insert(
+                    maker,
+                    Departure {
+                        left_at,
+                        keep_until,
+                    },
+                );
+            }
+            // Full: the orders still go; only late copies may come back
+            // until the TTL drops them.
+            None => {}
+        }
+        if !self.per_maker.contains_key(&maker) {
+            return None;
+        }
+        let mut gone: Vec<OrderId> = self
+            .entries
+            .iter()
+            .filter(|(_, e)| e.order.maker == maker)
+            .map(|(id, _)| *id)
+            .collect();
+        for id in &gone {
+            self.remove_entry(id);
+        }
+        if gone.is_empty() {
+            return None;
+        }
+        self.generation += 1;
+        gone.sort();
+        Some(OrderbookChange::Expired(gone))
+    }
+
     /// Drops expired orders, orders not seen within the TTL, and old
     /// tombstones. Returns what was dropped, if anything.
     pub fn prune(&mut self, now: u64) -> Option<OrderbookChange> {
@@ -422,6 +514,7 @@ impl Orderbook {
         }
         let tombstones = self.tombstones.len();
         self.tombstones.retain(|_, t| t.keep_until > now);
+        self.departures.retain(|_, d| d.keep_until > now);
         if !gone.is_empty() || tombstones != self.tombstones.len() {
             self.generation += 1;
         }

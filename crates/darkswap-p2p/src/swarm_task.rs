@@ -47,6 +47,10 @@ mod trading;
 
 /// How long a graceful shutdown waits for connections to close.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
+/// How long, of that, it waits for the peers on the orderbook topic to
+/// close their connections after its `Disconnect` (peers of other
+/// implementations do not, and are not waited for longer).
+const DEPARTURE_GRACE: Duration = Duration::from_secs(1);
 /// How often expired orders, challenges and sessions are dropped.
 const PRUNE_INTERVAL: Duration = Duration::from_secs(1);
 
@@ -413,6 +417,7 @@ impl SwarmTask {
     }
 
     async fn close_gracefully(&mut self) {
+        self.announce_departure().await;
         let peers: Vec<PeerId> = self.swarm.connected_peers().copied().collect();
         for peer in peers {
             let _ = self.swarm.disconnect_peer_id(peer);
@@ -429,6 +434,48 @@ impl SwarmTask {
             }
         }
         tracing::debug!("swarm task stopped");
+    }
+
+    /// Tells the market this node leaves: a `Disconnect` on the orderbook
+    /// topic, so peers hide its orders instead of offering what nobody can
+    /// take. A peer that gets it closes its connection; waiting for that
+    /// (a bounded while) is what makes sure the message left before this
+    /// node's connections go.
+    async fn announce_departure(&mut self) {
+        let topic = gossipsub::IdentTopic::new(ORDERBOOK_TOPIC);
+        let hash = topic.hash();
+        let gossipsub = &self.swarm.behaviour().gossipsub;
+        if !gossipsub.topics().any(|t| *t == hash) {
+            return;
+        }
+        let listeners: Vec<PeerId> = gossipsub
+            .all_peers()
+            .filter(|(_, topics)| topics.contains(&&hash))
+            .map(|(peer, _)| *peer)
+            .collect();
+        if listeners.is_empty() {
+            return;
+        }
+        let bye = darkswap_proto::Message::Disconnect(darkswap_proto::Disconnect {
+            reason: "shutdown".into(),
+            sent_at: now().unix_secs(),
+        });
+        let published = self
+            .swarm
+            .behaviour_mut()
+            .gossipsub
+            .publish(topic, darkswap_proto::encode(&bye));
+        if let Err(error) = published {
+            tracing::debug!(%error, "departure not announced");
+            return;
+        }
+        let deadline = tokio::time::Instant::now() + DEPARTURE_GRACE;
+        while listeners.iter().any(|p| self.swarm.is_connected(p)) {
+            match tokio::time::timeout_at(deadline, self.swarm.select_next_some()).await {
+                Ok(event) => self.on_swarm_event(event),
+                Err(_) => break,
+            }
+        }
     }
 
     /// Hands an event to the application without ever waiting: when the

@@ -57,6 +57,20 @@ async fn wait_cancelled(net: &mut Network, id: OrderId) {
     .await
 }
 
+/// Whether `net` adds order `id` within `limit`.
+async fn added_within(net: &mut Network, id: OrderId, limit: Duration) -> bool {
+    tokio::time::timeout(limit, async {
+        while let Some(e) = net.next_event().await {
+            if matches!(e, NetworkEvent::OrderbookChanged(OrderbookChange::Added(o)) if o.id == id)
+            {
+                return;
+            }
+        }
+    })
+    .await
+    .is_ok()
+}
+
 async fn connected_pair(config: impl Fn() -> NetworkConfig) -> (Network, Network) {
     let (mut a, a_addr) = spawn_node(config()).await;
     let (mut b, _) = spawn_node(config()).await;
@@ -237,7 +251,9 @@ async fn a_live_maker_keeps_its_orders_and_a_gone_one_loses_them() {
         1
     );
 
-    // The maker goes away: the order drops out within the TTL.
+    // The maker goes away (saying so: its `Disconnect`; a maker that
+    // vanishes without a word drops out after the TTL, see the daemon test
+    // `a_restarted_daemon_keeps_the_book_and_a_dead_makers_orders_drop_out`).
     a.shutdown().await.unwrap();
     wait_for(&mut b, "ghost order dropped", EVENT_TIMEOUT, |e| {
         matches!(e, NetworkEvent::OrderbookChanged(OrderbookChange::Expired(ids)) if ids.contains(&order.id))
@@ -253,6 +269,56 @@ async fn a_live_maker_keeps_its_orders_and_a_gone_one_loses_them() {
             .is_empty()
     );
     b.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_maker_that_shuts_down_takes_its_orders_off_every_book_at_once() {
+    // a — b — c: c hears of a's departure only through b's forwarding.
+    // Default refresh and TTL, so nothing but the `Disconnect` drops it.
+    let (a, mut b) = connected_pair(test_config).await;
+    let (mut c, _) = spawn_node(test_config()).await;
+    let b_addr = b.listen_addrs().await.unwrap()[0]
+        .clone()
+        .with(libp2p::multiaddr::Protocol::P2p(b.local_peer_id()));
+    c.dial(b_addr).await.unwrap();
+    wait_subscribed(&mut c, b.local_peer_id()).await;
+    let a_id = a.local_peer_id();
+    let kept = create(&b, Side::Buy, PRICE_SCALE / 2, 100).await;
+    wait_added(&mut c, kept.id).await;
+    // b forwards a's messages to c once c is in b's mesh (b's next
+    // heartbeat after c subscribed): until one of a's orders reaches c,
+    // a makes another.
+    let mut orders = Vec::new();
+    loop {
+        let order = create(&a, Side::Sell, PRICE_SCALE, orders.len() as u64 + 1).await;
+        orders.push(order.id);
+        wait_added(&mut b, order.id).await;
+        if added_within(&mut c, order.id, Duration::from_secs(2)).await {
+            break;
+        }
+        assert!(orders.len() < 10, "b never forwarded a's orders to c");
+    }
+    orders.sort();
+
+    a.shutdown().await.unwrap();
+    for net in [&mut b, &mut c] {
+        wait_for(net, "the leaving maker's orders dropped", EVENT_TIMEOUT, |e| {
+            matches!(e, NetworkEvent::OrderbookChanged(OrderbookChange::Expired(ids)) if ids == &orders)
+                .then_some(())
+        })
+        .await;
+        let book = net.orderbook().book(pair().0, pair().1).await.unwrap();
+        assert!(book.asks.is_empty(), "{book:?}");
+        assert_eq!(
+            book.bids.iter().map(|o| o.id).collect::<Vec<_>>(),
+            vec![kept.id],
+            "the others' orders stay"
+        );
+    }
+    assert!(!b.connected_peers().await.unwrap().contains(&a_id));
+    for n in [b, c] {
+        n.shutdown().await.unwrap();
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

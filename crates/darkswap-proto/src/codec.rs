@@ -151,6 +151,7 @@ mod tests {
     fn oversized_input_is_refused_before_parsing() {
         let big = encode(&Message::Disconnect(Disconnect {
             reason: "x".repeat(2000),
+            sent_at: 0,
         }));
         match decode_with_limit(&big, 1000) {
             Err(DecodeError::TooLarge { size, max }) => {

@@ -44,7 +44,8 @@ fn message() -> impl Strategy<Value = Message> {
             nonce,
             timestamp_ms
         })),
-        ".{0,40}".prop_map(|reason| Message::Disconnect(Disconnect { reason })),
+        (".{0,40}", any::<u64>())
+            .prop_map(|(reason, sent_at)| Message::Disconnect(Disconnect { reason, sent_at })),
         proptest::option::of(signed_order()).prop_map(|order| Message::OrderCreate(OrderCreate {
             order,
             announced_at: 0,

@@ -11,7 +11,12 @@ use std::{
     sync::{Arc, atomic::Ordering},
 };
 
-use darkswap_p2p::{KAD_PROTOCOL, proto::MAX_MESSAGE_SIZE, validate_gossip};
+use darkswap_p2p::{
+    KAD_PROTOCOL, ORDERBOOK_TOPIC,
+    core::gossip::is_fresh_departure,
+    proto::{MAX_MESSAGE_SIZE, Message},
+    validate_gossip,
+};
 use futures::StreamExt;
 use libp2p::{
     Multiaddr, PeerId, Swarm, autonat, connection_limits,
@@ -465,6 +470,15 @@ impl Libp2pNode {
                             &propagation_source,
                             acceptance,
                         );
+                    // A node leaving says so and waits for its peers to
+                    // close: that close is its receipt (docs/protocol.md).
+                    if let (Ok(Message::Disconnect(bye)), Some(author)) = (&verdict, message.source)
+                        && message.topic.as_str() == ORDERBOOK_TOPIC
+                        && is_fresh_departure(bye, unix_now())
+                        && self.swarm.is_connected(&author)
+                    {
+                        let _ = self.swarm.disconnect_peer_id(author);
+                    }
                 }
             }
             _ => {}

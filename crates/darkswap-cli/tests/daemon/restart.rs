@@ -75,6 +75,44 @@ async fn a_restarted_daemon_keeps_the_book_and_a_dead_makers_orders_drop_out() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_maker_that_stops_takes_its_orders_off_peers_books_until_it_is_back() {
+    // Default refresh (3 min) and TTL (10 min): only the maker's
+    // `Disconnect` can take its order off a's book within this test.
+    let listen = || vec!["--listen".to_owned(), "/ip4/127.0.0.1/tcp/0".to_owned()];
+    let (dir_a, dir_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let a = start_daemon(dir_a.path(), &listen());
+    let b = start_daemon(dir_b.path(), &listen());
+    let (a_addr, _) = full_addr(a.api);
+    let mut a_events = Events::subscribe(a.api).await;
+    cli_json(b.api, &["connect", &a_addr]);
+    let id = cli_json(b.api, &order_args("sell", "BTC", "rune:1:0"))["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    a_events.order_added("order on a", &id).await;
+
+    assert!(b.sigterm(), "b stops cleanly");
+    a_events
+        .wait("the leaving maker's order off a's book", |v| {
+            v["type"] == "orders_expired"
+                && v["ids"]
+                    .as_array()
+                    .is_some_and(|ids| ids.iter().any(|i| i == id.as_str()))
+        })
+        .await;
+    let book = cli_json(
+        a.api,
+        &["orderbook", "--base", "BTC", "--quote", "rune:1:0"],
+    );
+    assert!(book["asks"].as_array().unwrap().is_empty(), "{book}");
+
+    // Back: it announces its order again, and a takes it back.
+    let b = start_daemon(dir_b.path(), &listen());
+    cli_json(b.api, &["connect", &a_addr]);
+    a_events.order_added("the order back on a", &id).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cancels_answered_before_a_kill_9_stay_cancelled() {
     let dir = tempfile::tempdir().unwrap();
     let d = start_daemon(dir.path(), &[]);

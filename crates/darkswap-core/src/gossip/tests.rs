@@ -1,7 +1,7 @@
 use super::*;
 use darkswap_proto::{
-    Asset, NewOrder, OrderCancel, OrderCreate, OrderUpdate, PRICE_SCALE, Ping, Side, TradeAccept,
-    UpdateFields, encode, identity::Keypair,
+    Asset, Disconnect, NewOrder, OrderCancel, OrderCreate, OrderUpdate, PRICE_SCALE, Ping, Side,
+    TradeAccept, UpdateFields, encode, identity::Keypair,
 };
 
 use crate::orderbook::{OrderbookChange, OrderbookConfig};
@@ -298,4 +298,66 @@ fn fill_notices_on_the_trade_topic_reach_the_book() {
         NOW,
     );
     assert_eq!(verdict.acceptance, Acceptance::Reject);
+}
+
+#[test]
+fn a_disconnect_takes_its_authors_orders_and_only_theirs() {
+    let (v, mut book, _, forwarder) = judge();
+    let (leaver, stayer) = (Keypair::generate_ed25519(), Keypair::generate_ed25519());
+    let author = leaver.public().to_peer_id();
+    for key in [&leaver, &stayer] {
+        let data = encode(&order(key));
+        v.handle_message(
+            &mut book,
+            gossip(ORDERBOOK_TOPIC, &data, key.public().to_peer_id(), forwarder),
+            NOW,
+        );
+    }
+    let bye = encode(&Message::Disconnect(Disconnect {
+        reason: "shutdown".into(),
+        sent_at: NOW + 5,
+    }));
+
+    // On another topic it means nothing to the book.
+    let elsewhere = v.handle_message(
+        &mut book,
+        gossip(TRADE_TOPIC, &bye, author, forwarder),
+        NOW + 5,
+    );
+    assert_eq!(elsewhere.acceptance, Acceptance::Reject);
+    assert_eq!(book.len(), 2);
+
+    let verdict = v.handle_message(
+        &mut book,
+        gossip(ORDERBOOK_TOPIC, &bye, author, forwarder),
+        NOW + 5,
+    );
+    assert_eq!(verdict.acceptance, Acceptance::Accept);
+    assert_eq!(verdict.departed, Some(author));
+    assert_eq!(verdict.penalty, None);
+    assert!(matches!(
+        &verdict.events[..],
+        [
+            NetworkEvent::MessageReceived { peer_id, .. },
+            NetworkEvent::OrderbookChanged(OrderbookChange::Expired(gone)),
+        ] if *peer_id == author && gone.len() == 1
+    ));
+    assert_eq!(book.len(), 1, "the other maker's order stays");
+}
+
+#[test]
+fn a_replayed_disconnect_is_ignored() {
+    let (v, mut book, author, forwarder) = judge();
+    let old = encode(&Message::Disconnect(Disconnect {
+        reason: "shutdown".into(),
+        sent_at: NOW,
+    }));
+    let verdict = v.handle_message(
+        &mut book,
+        gossip(ORDERBOOK_TOPIC, &old, author, forwarder),
+        NOW + DISCONNECT_MAX_AGE_SECS + 1,
+    );
+    assert_eq!(verdict.acceptance, Acceptance::Ignore);
+    assert_eq!(verdict.departed, None);
+    assert_eq!(verdict.penalty, None);
 }

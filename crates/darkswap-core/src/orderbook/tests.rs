@@ -347,3 +347,64 @@ fn a_cancel_of_a_long_lived_order_is_forgotten_once_no_old_announcement_counts()
     ));
     assert!(b.is_empty());
 }
+
+#[test]
+fn a_maker_that_leaves_takes_its_orders_until_it_announces_them_again() {
+    let (leaver, stayer) = (Keypair::generate_ed25519(), Keypair::generate_ed25519());
+    let maker = leaver.public().to_peer_id();
+    let mut b = book();
+    let signed = new_order(Side::Sell, PRICE_SCALE, 1).sign(&leaver).unwrap();
+    let id = signed.id();
+    let late_copy = Message::OrderCreate(OrderCreate::from_order(signed.clone()));
+    let (other, other_id) = create(&stayer, Side::Buy, PRICE_SCALE, 2);
+    b.apply(&late_copy, NOW + 1).unwrap();
+    b.apply(&other, NOW + 2).unwrap();
+
+    assert_eq!(
+        b.maker_left(maker, NOW + 10, NOW + 10),
+        Some(OrderbookChange::Expired(vec![id]))
+    );
+    assert_eq!(b.get(&id), None);
+    assert!(b.get(&other_id).is_some(), "other makers' orders stay");
+    assert_eq!(b.maker_left(maker, NOW + 10, NOW + 11), None, "said twice");
+
+    // A peer that did not hear it offers the old copy back.
+    assert_eq!(
+        b.apply(&late_copy, NOW + 12),
+        Err(OrderbookError::MakerLeft {
+            order_id: id,
+            maker,
+            left_at: NOW + 10,
+        })
+    );
+    assert_eq!(
+        OrderbookError::MakerLeft {
+            order_id: id,
+            maker,
+            left_at: 0
+        }
+        .reason(),
+        "maker_left"
+    );
+
+    // Back: the maker announces the order again, in the second it left or
+    // later.
+    let back = Message::OrderCreate(OrderCreate::announce(signed, NOW + 10, &leaver).unwrap());
+    assert!(matches!(
+        b.apply(&back, NOW + 20),
+        Ok(Some(OrderbookChange::Added(_)))
+    ));
+}
+
+#[test]
+fn a_departure_is_forgotten_once_the_ttl_would_drop_what_it_hides() {
+    let key = Keypair::generate_ed25519();
+    let maker = key.public().to_peer_id();
+    let mut b = book();
+    let ttl = b.config().ttl.as_secs();
+    b.maker_left(maker, NOW, NOW);
+    b.prune(NOW + ttl - 1);
+    assert_eq!(b.departures.len(), 1);
+    b.prune(NOW + ttl);
+    assert!(b.departures.is_empty());
+}

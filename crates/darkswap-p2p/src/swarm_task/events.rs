@@ -294,6 +294,14 @@ impl SwarmTask {
                 if let Some(reason) = verdict.penalty {
                     self.penalize(propagation_source, reason);
                 }
+                // A node that leaves waits for its peers to close: that is
+                // how it knows its `Disconnect` was heard (already
+                // forwarded above, on the other connections).
+                if let Some(leaving) = verdict.departed
+                    && self.swarm.is_connected(&leaving)
+                {
+                    let _ = self.swarm.disconnect_peer_id(leaving);
+                }
             }
             gossipsub::Event::Subscribed { peer_id, topic, .. } => {
                 let topic = topic.into_string();
