@@ -113,12 +113,10 @@ pub enum OrderbookError {
     /// An order announced before its maker said it left the network (see
     /// [`Orderbook::maker_left`]): a copy from a peer that did not hear it
     /// yet.
-    #[error("maker {maker} left at {left_at}; order {order_id} announced before")]
+    #[error("order {order_id} announced before its maker left (at {left_at})")]
     MakerLeft {
         /// The order.
         order_id: OrderId,
-        /// Its maker.
-        maker: PeerId,
         /// When the maker left, unix seconds by its own clock.
         left_at: u64,
     },
@@ -317,7 +315,6 @@ impl Orderbook {
         {
             return Err(OrderbookError::MakerLeft {
                 order_id: order.id,
-                maker: order.maker,
                 left_at: d.left_at,
             });
         }

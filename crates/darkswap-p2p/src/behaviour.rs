@@ -174,7 +174,9 @@ fn build(
         trade: config
             .trading
             .is_some()
-            .then(|| crate::trade::behaviour(config.max_message_size, config.connection_timeout))
+            .then(|| {
+                crate::trade::trade_behaviour(config.max_message_size, config.connection_timeout)
+            })
             .into(),
     })
 }

@@ -70,7 +70,9 @@ pub use network::{
 };
 pub use perf::{PERF_PROTOCOL, PerfReport};
 pub use sync::SYNC_PROTOCOL;
-pub use trade::{Broadcaster, HoldingsSource, TRADE_PROTOCOL, TradeStore, Trading};
+pub use trade::{
+    Broadcaster, HoldingsSource, TRADE_PROTOCOL, TradeCodec, TradeStore, Trading, trade_behaviour,
+};
 
 /// The sans-IO state machines this SDK runs, and the wire crate.
 pub use darkswap_core as core;

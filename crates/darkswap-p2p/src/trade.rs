@@ -140,9 +140,11 @@ impl Trading {
     }
 }
 
+/// The codec of `/darkswap/trade/1.0.0` (see the module docs), for tools
+/// and tests that speak the protocol with a swarm of their own.
 #[derive(Debug, Clone)]
-pub(crate) struct TradeCodec {
-    pub(crate) max_size: usize,
+pub struct TradeCodec {
+    max_size: usize,
 }
 
 fn invalid(message: String) -> io::Error {
@@ -222,8 +224,9 @@ impl request_response::Codec for TradeCodec {
     }
 }
 
-/// The request-response behaviour of `/darkswap/trade/1.0.0`.
-pub(crate) fn behaviour(
+/// The request-response behaviour of `/darkswap/trade/1.0.0`: requests of
+/// at most `max_size` bytes, each answered within `timeout`.
+pub fn trade_behaviour(
     max_size: usize,
     timeout: Duration,
 ) -> request_response::Behaviour<TradeCodec> {

@@ -4,6 +4,7 @@
 //! Everything here panics with a clear message instead of returning errors:
 //! it is only for tests.
 
+pub mod raw_trade;
 pub mod trade;
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -28,6 +29,7 @@ pub mod netns;
 mod process;
 pub use gossip::{RawGossip, order_body, sign_raw_order};
 pub use process::{RelayProcess, START_TIMEOUT, target_binary};
+pub use raw_trade::RawTrader;
 
 /// Default bound on waiting for one event.
 pub const EVENT_TIMEOUT: Duration = Duration::from_secs(20);

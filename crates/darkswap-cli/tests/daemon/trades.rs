@@ -6,9 +6,18 @@
 use std::{net::SocketAddr, path::Path, time::Duration};
 
 use darkswap_chain::test_server::{ChainTestServer, RuneHolding};
-use darkswap_p2p::darkswap_trade::{
-    Asset,
-    bitcoin::{Address, Amount},
+use darkswap_p2p::{
+    Multiaddr, NetworkEvent, OrderbookChange,
+    darkswap_trade::{
+        Asset, Holdings, InMemoryIndex, KeyKind, KeyWallet, OfferedInput,
+        bitcoin::{Address, Amount, Network as BitcoinNetwork, TxOut, secp256k1::SecretKey},
+    },
+    proto::TradePayload,
+};
+use darkswap_testkit::{
+    EVENT_TIMEOUT, RawTrader,
+    raw_trade::{body_of, with_psbt},
+    spawn_node, test_config, wait_for,
 };
 use serde_json::{Value, json};
 
@@ -540,4 +549,109 @@ async fn a_silent_maker_lets_the_takers_trade_time_out_and_its_coins_free_again(
     );
     daemons[0].signal("-CONT");
     assert!(chain.received().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hostile_takers_psbt_that_underpays_is_refused_before_the_maker_daemon_signs() {
+    let chain = ChainTestServer::spawn().await.unwrap();
+    let dirs = [tempfile::tempdir().unwrap()];
+    let (daemons, _, order_id) = market(&chain, &dirs, "").await;
+    let maker = daemons[0].api;
+    let maker_addr: Multiaddr = dial_addr(maker).parse().unwrap();
+    let mut maker_events = Events::subscribe(maker).await;
+
+    // The order as a node sees it, from an honest watcher's book.
+    let (mut watcher, _) = spawn_node(test_config()).await;
+    watcher.dial(maker_addr.clone()).await.unwrap();
+    let order = wait_for(
+        &mut watcher,
+        "the maker's order",
+        EVENT_TIMEOUT,
+        |e| match e {
+            NetworkEvent::OrderbookChanged(OrderbookChange::Added(o))
+                if o.id.to_string() == order_id =>
+            {
+                Some(o.clone())
+            }
+            _ => None,
+        },
+    )
+    .await;
+
+    // A hostile taker with real coins on the chain: it proposes half the
+    // order honestly, then sends a PSBT that pays the maker 1,000 sat less.
+    let mut wallet = KeyWallet::new(BitcoinNetwork::Regtest)
+        .with_key(SecretKey::from_slice(&[42; 32]).unwrap(), KeyKind::P2wpkh);
+    let own = wallet.address(0).unwrap();
+    let outpoint = chain.fund(&own, Amount::from_sat(100_000), None);
+    let coin = OfferedInput {
+        outpoint,
+        prevout: TxOut {
+            value: Amount::from_sat(100_000),
+            script_pubkey: own.script_pubkey(),
+        },
+        holdings: Holdings::new(),
+    };
+    wallet.add_utxo(coin.clone()).unwrap();
+    let index = InMemoryIndex::new().with(outpoint, Holdings::new());
+    let mut raw = RawTrader::new(wallet, index);
+    raw.connect(maker_addr).await;
+    let maker_id = watcher.connected_peers().await.unwrap()[0];
+    let id = raw.take(&order, 500);
+    let propose = raw.next_step();
+    raw.send(maker_id, propose).await;
+    let (_, accept) = raw.receive().await;
+    raw.feed(maker_id, &accept);
+    let create = raw.next_step();
+    let trade = raw.trade(id);
+    let cheat = with_psbt(&raw.key, &create, |psbt| {
+        let tx = &mut psbt.unsigned_tx;
+        let paid = tx
+            .output
+            .iter()
+            .position(|o| o.script_pubkey == trade.maker.receive)
+            .unwrap();
+        let change = tx
+            .output
+            .iter()
+            .position(|o| o.script_pubkey == trade.taker.change)
+            .unwrap();
+        tx.output[paid].value -= Amount::from_sat(1_000);
+        tx.output[change].value += Amount::from_sat(1_000);
+    });
+    raw.send(maker_id, cheat).await;
+
+    // The daemon cancels instead of signing, and says why.
+    let (_, answer) = raw.receive().await;
+    let Some(TradePayload::Cancel(cancel)) = body_of(&answer).payload else {
+        panic!("the maker cancels, it sent {:?}", body_of(&answer).payload);
+    };
+    assert_eq!(cancel.reason, "psbt_refused");
+    let end = trade_end(&mut maker_events, &id.to_string()).await;
+    assert_eq!(end["state"], "failed", "{end}");
+    assert!(
+        end["detail"]
+            .as_str()
+            .is_some_and(|d| d.contains("receives 24000 of BTC, 25000 agreed")),
+        "{end}"
+    );
+    let shown = cli_json(maker, &["trade", "show", &id.to_string()]);
+    assert_eq!(shown["state"], "failed", "{shown}");
+    let wallet = cli_json(maker, &["wallet"]);
+    assert!(
+        wallet["coins"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|c| c["committed"] == false),
+        "the maker's coins are free again: {wallet}"
+    );
+    assert_eq!(
+        metric(maker, "darkswap_trades_total{outcome=\"failed\"}").await,
+        1.0
+    );
+    assert!(chain.received().is_empty(), "nothing broadcast");
+    let book = cli_json(maker, &["order", "list"]);
+    assert_eq!(book[0]["amount"], 1000, "{book}");
+    watcher.shutdown().await.unwrap();
 }

@@ -373,14 +373,12 @@ fn a_maker_that_leaves_takes_its_orders_until_it_announces_them_again() {
         b.apply(&late_copy, NOW + 12),
         Err(OrderbookError::MakerLeft {
             order_id: id,
-            maker,
             left_at: NOW + 10,
         })
     );
     assert_eq!(
         OrderbookError::MakerLeft {
             order_id: id,
-            maker,
             left_at: 0
         }
         .reason(),
