@@ -74,6 +74,9 @@ pub struct CoreRpcConfig {
     /// The deadline of one broadcast, reading the cookie included.
     /// Default: [`DEFAULT_TIMEOUT`] (10 s).
     pub timeout: Duration,
+    /// PEM certificates to trust for `https://` besides the system's (a
+    /// private CA, a self-signed service). Default: none.
+    pub extra_roots: Vec<u8>,
 }
 
 impl CoreRpcConfig {
@@ -83,12 +86,19 @@ impl CoreRpcConfig {
             url: url.into(),
             auth,
             timeout: DEFAULT_TIMEOUT,
+            extra_roots: Vec::new(),
         }
     }
 
     /// Sets [`CoreRpcConfig::timeout`].
     pub fn with_timeout(mut self, timeout: Duration) -> Self {
         self.timeout = timeout;
+        self
+    }
+
+    /// Sets [`CoreRpcConfig::extra_roots`].
+    pub fn with_extra_roots(mut self, pem: impl Into<Vec<u8>>) -> Self {
+        self.extra_roots = pem.into();
         self
     }
 }
@@ -200,7 +210,7 @@ impl CoreRpcBroadcaster {
     /// A client for the Core `config` names. Nothing is sent or read yet.
     pub fn new(config: CoreRpcConfig) -> Result<Self, ConfigError> {
         Ok(CoreRpcBroadcaster {
-            client: http::client(config.timeout)?,
+            client: http::client(config.timeout, &config.extra_roots)?,
             url: http::base_url(&config.url)?,
             auth: config.auth,
             timeout: config.timeout,

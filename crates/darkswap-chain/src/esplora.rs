@@ -34,6 +34,9 @@ pub struct EsploraConfig {
     pub base_url: String,
     /// The deadline of one broadcast. Default: [`DEFAULT_TIMEOUT`] (10 s).
     pub timeout: Duration,
+    /// PEM certificates to trust for `https://` besides the system's (a
+    /// private CA, a self-signed service). Default: none.
+    pub extra_roots: Vec<u8>,
 }
 
 impl EsploraConfig {
@@ -42,12 +45,19 @@ impl EsploraConfig {
         EsploraConfig {
             base_url: base_url.into(),
             timeout: DEFAULT_TIMEOUT,
+            extra_roots: Vec::new(),
         }
     }
 
     /// Sets [`EsploraConfig::timeout`].
     pub fn with_timeout(mut self, timeout: Duration) -> Self {
         self.timeout = timeout;
+        self
+    }
+
+    /// Sets [`EsploraConfig::extra_roots`].
+    pub fn with_extra_roots(mut self, pem: impl Into<Vec<u8>>) -> Self {
+        self.extra_roots = pem.into();
         self
     }
 }
@@ -134,7 +144,7 @@ impl EsploraClient {
             reason: e.to_string(),
         })?;
         Ok(EsploraClient {
-            client: http::client(config.timeout)?,
+            client: http::client(config.timeout, &config.extra_roots)?,
             base,
             tx_url,
             timeout: config.timeout,

@@ -1,5 +1,5 @@
-//! What the three clients share: the HTTP client with its deadline, and
-//! base URL checks.
+//! What the three clients share: the HTTP client with its deadline and
+//! its TLS roots, and base URL checks.
 
 use std::time::Duration;
 
@@ -24,9 +24,12 @@ pub enum ConfigError {
         /// Why it does not parse.
         reason: String,
     },
-    /// The base URL is not `http://` (see the crate docs on TLS).
-    #[error("base URL {0:?} must be http:// (this build has no TLS)")]
+    /// The base URL is neither `http://` nor `https://`.
+    #[error("base URL {0:?} must be http:// or https://")]
     Scheme(String),
+    /// The extra root certificates are not PEM certificates.
+    #[error("extra root certificates: {0}")]
+    ExtraRoots(String),
     /// The timeout is zero, which would fail every call.
     #[error("the timeout must be above zero")]
     ZeroTimeout,
@@ -35,7 +38,7 @@ pub enum ConfigError {
     Client(#[source] reqwest::Error),
 }
 
-/// Parses `base` as an `http://` URL whose path ends with `/`, so that
+/// Parses `base` as an `http://` or `https://` URL whose path ends with `/`, so that
 /// joining `tx` or `output/…` appends to it instead of replacing its last
 /// segment (an Esplora at `http://host/api` serves `http://host/api/tx`).
 pub(crate) fn base_url(base: &str) -> Result<Url, ConfigError> {
@@ -43,7 +46,7 @@ pub(crate) fn base_url(base: &str) -> Result<Url, ConfigError> {
         url: base.to_owned(),
         reason: e.to_string(),
     })?;
-    if url.scheme() != "http" {
+    if !matches!(url.scheme(), "http" | "https") {
         return Err(ConfigError::Scheme(base.to_owned()));
     }
     if !url.path().ends_with('/') {
@@ -54,12 +57,27 @@ pub(crate) fn base_url(base: &str) -> Result<Url, ConfigError> {
 }
 
 /// An HTTP client whose every request (connect, send, read the whole
-/// body) must finish within `timeout`.
-pub(crate) fn client(timeout: Duration) -> Result<reqwest::Client, ConfigError> {
+/// body) must finish within `timeout`. `https://` is verified against the
+/// system's roots (rustls with the platform verifier) and the PEM
+/// certificates in `extra_roots` (a private CA), if any.
+pub(crate) fn client(
+    timeout: Duration,
+    extra_roots: &[u8],
+) -> Result<reqwest::Client, ConfigError> {
     if timeout.is_zero() {
         return Err(ConfigError::ZeroTimeout);
     }
-    reqwest::Client::builder()
+    let mut builder = reqwest::Client::builder();
+    if !extra_roots.is_empty() {
+        let roots = reqwest::Certificate::from_pem_bundle(extra_roots)
+            .map_err(|e| ConfigError::ExtraRoots(e.to_string()))?;
+        // Text without a certificate in it is a mistake, not "trust none".
+        if roots.is_empty() {
+            return Err(ConfigError::ExtraRoots("no PEM certificate in them".into()));
+        }
+        builder = builder.tls_certs_merge(roots);
+    }
+    builder
         .timeout(timeout)
         .connect_timeout(timeout)
         // The services are named by the operator; a redirect elsewhere is
@@ -99,9 +117,10 @@ mod tests {
     }
 
     #[test]
-    fn an_https_or_unparsable_base_url_is_refused() {
+    fn another_scheme_or_an_unparsable_base_url_is_refused() {
+        assert!(base_url("https://x.example").is_ok());
         assert!(matches!(
-            base_url("https://x.example"),
+            base_url("ftp://x.example"),
             Err(ConfigError::Scheme(_))
         ));
         assert!(matches!(

@@ -19,11 +19,11 @@
 //! call, connection included, so a service that never answers costs the
 //! trade at most that long.
 //!
-//! Transport: plain `http://` only. reqwest's TLS stack (`rustls` with the
-//! platform verifier) is not in the offline registry this workspace builds
-//! from, so an `https://` URL is refused at construction
-//! ([`ConfigError::Scheme`]). Run the services on the same host or network,
-//! or put a TLS-terminating proxy in front of a remote one.
+//! Transport: `http://` or `https://`. TLS is rustls (aws-lc-rs) with the
+//! platform verifier: the system's roots, plus the PEM certificates a config
+//! names in `extra_roots` for a service with a private CA. A certificate
+//! that does not verify fails the call with the client's error; nothing
+//! falls back to plain HTTP.
 //!
 //! Alkanes: `ord` does not index them, and no alkanes indexer (metashrew)
 //! client exists here yet, so [`OrdIndex`] reports runes only. An offer

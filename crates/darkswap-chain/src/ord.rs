@@ -51,6 +51,9 @@ pub struct OrdConfig {
     /// HTTP basic credentials, for an ord started with
     /// `--server-username` and `--server-password`. Default: none.
     pub credentials: Option<(String, String)>,
+    /// PEM certificates to trust for `https://` besides the system's (a
+    /// private CA, a self-signed service). Default: none.
+    pub extra_roots: Vec<u8>,
 }
 
 impl std::fmt::Debug for OrdConfig {
@@ -62,6 +65,7 @@ impl std::fmt::Debug for OrdConfig {
                 "credentials",
                 &self.credentials.as_ref().map(|(user, _)| user),
             )
+            .field("extra_roots", &self.extra_roots.len())
             .finish()
     }
 }
@@ -73,12 +77,19 @@ impl OrdConfig {
             base_url: base_url.into(),
             timeout: DEFAULT_TIMEOUT,
             credentials: None,
+            extra_roots: Vec::new(),
         }
     }
 
     /// Sets [`OrdConfig::timeout`].
     pub fn with_timeout(mut self, timeout: Duration) -> Self {
         self.timeout = timeout;
+        self
+    }
+
+    /// Sets [`OrdConfig::extra_roots`].
+    pub fn with_extra_roots(mut self, pem: impl Into<Vec<u8>>) -> Self {
+        self.extra_roots = pem.into();
         self
     }
 
@@ -191,7 +202,7 @@ impl OrdIndex {
     /// A client for the ord `config` names. Nothing is sent yet.
     pub fn new(config: OrdConfig) -> Result<Self, ConfigError> {
         Ok(OrdIndex {
-            client: http::client(config.timeout)?,
+            client: http::client(config.timeout, &config.extra_roots)?,
             base: http::base_url(&config.base_url)?,
             timeout: config.timeout,
             credentials: config.credentials,

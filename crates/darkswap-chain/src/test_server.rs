@@ -60,6 +60,8 @@ use darkswap_p2p::darkswap_trade::{
     verify_consensus,
 };
 use serde_json::json;
+
+mod tls;
 use tokio::{net::TcpListener, sync::watch, task::JoinHandle};
 
 /// A rune holding for [`ChainTestServer::fund`]: the rune's spaced name,
@@ -105,6 +107,7 @@ impl Shared {
 #[derive(Debug)]
 pub struct ChainTestServer {
     addr: SocketAddr,
+    ca_pem: Option<String>,
     chain: Arc<Mutex<Chain>>,
     received: Arc<watch::Sender<Vec<Transaction>>>,
     task: JoinHandle<()>,
@@ -127,6 +130,34 @@ impl ChainTestServer {
     pub async fn spawn() -> io::Result<Self> {
         let listener = TcpListener::bind((std::net::Ipv4Addr::LOCALHOST, 0)).await?;
         let addr = listener.local_addr()?;
+        Ok(Self::serve(listener, addr, None))
+    }
+
+    /// [`ChainTestServer::spawn`] over `https://`: a CA made for this
+    /// server signs its certificate for 127.0.0.1; a client must trust
+    /// [`ChainTestServer::ca_pem`] (the `extra_roots` of the clients'
+    /// configs).
+    pub async fn spawn_tls() -> io::Result<Self> {
+        let (acceptor, ca_pem) = tls::acceptor()?;
+        let tcp = TcpListener::bind((std::net::Ipv4Addr::LOCALHOST, 0)).await?;
+        let addr = tcp.local_addr()?;
+        Ok(Self::serve(
+            tls::TlsListener { tcp, acceptor },
+            addr,
+            Some(ca_pem),
+        ))
+    }
+
+    /// The PEM certificate of the CA of a server from
+    /// [`ChainTestServer::spawn_tls`].
+    pub fn ca_pem(&self) -> Option<&str> {
+        self.ca_pem.as_deref()
+    }
+
+    fn serve<L>(listener: L, addr: SocketAddr, ca_pem: Option<String>) -> Self
+    where
+        L: axum::serve::Listener<Addr = SocketAddr>,
+    {
         let shared = Shared {
             chain: Arc::default(),
             received: Arc::new(watch::Sender::new(Vec::new())),
@@ -142,12 +173,13 @@ impl ChainTestServer {
             // listener; the test then sees requests fail, which says enough.
             let _ = axum::serve(listener, router).await;
         });
-        Ok(ChainTestServer {
+        ChainTestServer {
             addr,
+            ca_pem,
             chain: shared.chain,
             received: shared.received,
             task,
-        })
+        }
     }
 
     /// Where it listens.
@@ -156,9 +188,14 @@ impl ChainTestServer {
     }
 
     /// The base URL for an [`crate::EsploraConfig`] or an
-    /// [`crate::OrdConfig`]: `http://{addr}`.
+    /// [`crate::OrdConfig`]: `http://{addr}`, or `https://{addr}` with TLS.
     pub fn base_url(&self) -> String {
-        format!("http://{}", self.addr)
+        let scheme = if self.ca_pem.is_some() {
+            "https"
+        } else {
+            "http"
+        };
+        format!("{scheme}://{}", self.addr)
     }
 
     /// A new unspent output of `value` paying `address`, holding `runes`

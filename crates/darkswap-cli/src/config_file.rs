@@ -65,6 +65,7 @@ const ENV_KEYS: &[&str] = &[
     "ord_url",
     "bitcoin_rpc_url",
     "bitcoin_rpc_cookie",
+    "chain_ca_file",
     "max_trades",
     "trade_step_timeout",
     "trade_timeout",
@@ -134,10 +135,11 @@ pub struct ConfigFile {
     /// refuses to start without it, so a mainnet wallet is never made by
     /// accident.
     pub bitcoin_network: Option<String>,
-    /// Esplora API root (`http://…`): the wallet's coins
+    /// Esplora API root (`http://…` or `https://…`): the wallet's coins
     /// (`GET /address/…/utxo`) and, without `bitcoin_rpc_url`, broadcasts.
     pub esplora_url: Option<String>,
-    /// `ord server` root (`http://…`): which runes each coin holds.
+    /// `ord server` root (`http://…` or `https://…`): which runes each coin
+    /// holds.
     pub ord_url: Option<String>,
     /// Bitcoin Core JSON-RPC URL: when set, finished trades are broadcast
     /// with `sendrawtransaction` there instead of through Esplora.
@@ -145,6 +147,10 @@ pub struct ConfigFile {
     /// Bitcoin Core's `.cookie` file for `bitcoin_rpc_url` (read at every
     /// call: Core writes a new one at each start).
     pub bitcoin_rpc_cookie: Option<PathBuf>,
+    /// PEM certificates the chain services' `https://` is checked against
+    /// besides the system's roots (a private CA, a self-signed server).
+    /// Default: none.
+    pub chain_ca_file: Option<PathBuf>,
     /// Trades run at once; a taker beyond is refused as `maker_busy`.
     /// Default: 16.
     pub max_trades: usize,
@@ -187,6 +193,7 @@ impl Default for ConfigFile {
             ord_url: None,
             bitcoin_rpc_url: None,
             bitcoin_rpc_cookie: None,
+            chain_ca_file: None,
             max_trades: trading::DEFAULT_MAX_TRADES,
             trade_step_timeout: negotiation.step_timeout,
             trade_timeout: negotiation.trade_timeout,
@@ -273,7 +280,8 @@ impl ConfigFile {
     }
 
     /// The trading options, checked: each service named, each URL
-    /// plain `http://`, the network one Bitcoin knows.
+    /// `http://` or `https://`, the CA file read, the network one Bitcoin
+    /// knows.
     fn trading_options(&self) -> Result<TradingOptions, ConfigError> {
         let need = |key: &str, value: &Option<String>| {
             value
@@ -298,6 +306,11 @@ impl ConfigFile {
                     ));
                 }
                 (None, _) => None,
+            },
+            extra_roots: match &self.chain_ca_file {
+                Some(path) => std::fs::read(path)
+                    .map_err(|e| ConfigError(format!("chain_ca_file {}: {e}", path.display())))?,
+                None => Vec::new(),
             },
             max_trades: self.max_trades,
             step_timeout: self.trade_step_timeout,

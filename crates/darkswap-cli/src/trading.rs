@@ -64,6 +64,9 @@ pub struct TradingOptions {
     pub ord_url: String,
     /// Bitcoin Core's RPC URL and cookie file, to broadcast there.
     pub bitcoin_rpc: Option<(String, PathBuf)>,
+    /// PEM certificates to trust for the services' `https://` besides the
+    /// system's (`chain_ca_file`).
+    pub extra_roots: Vec<u8>,
     /// Trades at once.
     pub max_trades: usize,
     /// Deadline of each step.
@@ -120,19 +123,23 @@ impl TradingOptions {
     }
 
     fn esplora(&self) -> Result<EsploraClient, TradingError> {
-        Ok(EsploraClient::new(EsploraConfig::new(&self.esplora_url))?)
+        Ok(EsploraClient::new(
+            EsploraConfig::new(&self.esplora_url).with_extra_roots(self.extra_roots.clone()),
+        )?)
     }
 
     fn ord(&self) -> Result<OrdIndex, TradingError> {
-        Ok(OrdIndex::new(OrdConfig::new(&self.ord_url))?)
+        Ok(OrdIndex::new(
+            OrdConfig::new(&self.ord_url).with_extra_roots(self.extra_roots.clone()),
+        )?)
     }
 
     fn broadcaster(&self) -> Result<Arc<dyn Broadcaster>, TradingError> {
         Ok(match &self.bitcoin_rpc {
-            Some((url, cookie)) => Arc::new(CoreRpcBroadcaster::new(CoreRpcConfig::new(
-                url.clone(),
-                CoreRpcAuth::CookieFile(cookie.clone()),
-            ))?),
+            Some((url, cookie)) => Arc::new(CoreRpcBroadcaster::new(
+                CoreRpcConfig::new(url.clone(), CoreRpcAuth::CookieFile(cookie.clone()))
+                    .with_extra_roots(self.extra_roots.clone()),
+            )?),
             None => Arc::new(self.esplora()?),
         })
     }

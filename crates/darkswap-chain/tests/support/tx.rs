@@ -8,6 +8,7 @@ use darkswap_p2p::darkswap_trade::bitcoin::{
 };
 
 /// A one-input, two-output transaction; `seed` changes its txid.
+#[allow(dead_code)]
 pub(crate) fn transaction(seed: u8) -> Transaction {
     Transaction {
         version: Version::TWO,

@@ -247,3 +247,33 @@ fn values_that_parse_but_cannot_work_are_refused_naming_the_key() {
         Ok(())
     });
 }
+
+#[test]
+fn a_chain_ca_file_is_read_and_one_that_is_missing_or_not_pem_is_refused() {
+    Jail::expect_with(|jail| {
+        let trading = "trading = true\nbitcoin_network = \"regtest\"\n\
+                       esplora_url = \"https://127.0.0.1:3002\"\n\
+                       ord_url = \"https://127.0.0.1:8080\"\n";
+        jail.create_file(
+            "missing.toml",
+            &format!("{trading}chain_ca_file = \"nowhere.pem\"\n"),
+        )?;
+        let e = load_error("missing.toml");
+        assert!(e.contains("chain_ca_file nowhere.pem"), "{e}");
+
+        jail.create_file("junk.pem", "not a certificate")?;
+        jail.create_file(
+            "junk.toml",
+            &format!("{trading}chain_ca_file = \"junk.pem\"\n"),
+        )?;
+        let e = load_error("junk.toml");
+        assert!(e.contains("extra root certificates"), "{e}");
+
+        jail.create_file("plain.toml", trading)?;
+        let options = ConfigFile::load(Some("plain.toml".as_ref()), no_overrides())
+            .expect("https URLs without a CA file")
+            .options();
+        assert!(options.trading.expect("trading on").extra_roots.is_empty());
+        Ok(())
+    });
+}

@@ -553,9 +553,19 @@ async fn a_silent_maker_lets_the_takers_trade_time_out_and_its_coins_free_again(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_hostile_takers_psbt_that_underpays_is_refused_before_the_maker_daemon_signs() {
-    let chain = ChainTestServer::spawn().await.unwrap();
+    // The chain over https, under a CA the daemon trusts through
+    // `chain_ca_file`: its wallet sync, ord look-ups and broadcaster all
+    // go through TLS.
+    let chain = ChainTestServer::spawn_tls().await.unwrap();
     let dirs = [tempfile::tempdir().unwrap()];
-    let (daemons, _, order_id) = market(&chain, &dirs, "").await;
+    let ca = dirs[0].path().join("chain-ca.pem");
+    std::fs::write(&ca, chain.ca_pem().unwrap()).unwrap();
+    let (daemons, _, order_id) = market(
+        &chain,
+        &dirs,
+        &format!("chain_ca_file = \"{}\"\n", ca.display()),
+    )
+    .await;
     let maker = daemons[0].api;
     let maker_addr: Multiaddr = dial_addr(maker).parse().unwrap();
     let mut maker_events = Events::subscribe(maker).await;
