@@ -534,3 +534,66 @@ fn a_forged_trade_message_does_not_verify() {
         Err(TradeMessageError::NotSender)
     );
 }
+
+#[test]
+fn a_proposal_whose_offer_does_not_decode_is_refused_as_an_invalid_offer() {
+    let mut pair = Pair::new(500);
+    let (_, proposal) = pair.wire.remove(0);
+    let mut body = proposal.verify().unwrap().body;
+    let Some(TradePayload::Propose(propose)) = body.payload.as_mut() else {
+        unreachable!()
+    };
+    // An outpoint of three bytes: not Bitcoin's 36-byte encoding.
+    propose.offer.as_mut().unwrap().inputs[0].outpoint = vec![1, 2, 3];
+    let proposal = body.sign(&pair.taker_key).unwrap();
+    let refusal = TradeSession::accept(
+        pair.maker_key.clone(),
+        &proposal.verify().unwrap(),
+        &pair.order,
+        pair.order.amount,
+        &mut pair.maker_wallet,
+        NegotiationConfig::default(),
+        pair.t0,
+        NOW,
+    )
+    .unwrap_err();
+    assert_eq!(refusal.reason, RefusalReason::InvalidOffer);
+    // Nothing of the maker's is held for it.
+    assert!(
+        pair.maker_wallet
+            .utxos()
+            .iter()
+            .all(|u| !pair.maker_wallet.is_committed(&u.outpoint))
+    );
+}
+
+#[test]
+fn the_whole_trade_has_one_deadline_even_when_each_step_has_time_left() {
+    let config = NegotiationConfig::default()
+        .with_step_timeout(Duration::from_secs(30))
+        .with_trade_timeout(Duration::from_secs(20));
+    let mut pair = Pair::with_config(500, config);
+    let due = pair.taker.poll_timeout().unwrap();
+    assert_eq!(
+        due,
+        pair.t0 + Duration::from_secs(20),
+        "the earlier of the two"
+    );
+    // The maker answered and the PSBT is out; the trade deadline still
+    // stands, however fresh the last step.
+    for _ in 0..2 {
+        pair.deliver_one().unwrap().unwrap(); // propose, accept
+    }
+    assert_eq!(pair.taker.state(), &TradeState::PsbtCreated);
+    assert_eq!(
+        pair.taker.poll_timeout(),
+        Some(pair.t0 + Duration::from_secs(20))
+    );
+    pair.taker.handle_timeout(due, NOW + 20);
+    assert_eq!(
+        pair.taker.state(),
+        &TradeState::TimedOut {
+            waiting_for: Box::new(TradeState::PsbtCreated)
+        }
+    );
+}

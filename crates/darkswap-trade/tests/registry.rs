@@ -582,3 +582,24 @@ fn the_makers_policy_declines_a_proposal_its_order_allows() {
     // What the policy declined was never reserved.
     assert_eq!(net.nodes[0].trades.available(&order.id), Some(700));
 }
+
+#[test]
+fn a_maker_at_its_trade_limit_refuses_the_next_proposal_as_busy() {
+    let (mut net, order) = market();
+    // One trade at a time.
+    let key = net.nodes[0].key.clone();
+    net.nodes[0].trades = Trades::new(key, NegotiationConfig::default(), 1);
+    net.nodes[0].trades.set_order(order.clone());
+    let first = take(&mut net, 1, 1, &order, 300);
+    let second = take(&mut net, 2, 2, &order, 300);
+    net.run();
+    assert_eq!(net.last_state(1, first), Some(&TradeState::Completed));
+    assert_eq!(
+        net.last_state(2, second),
+        Some(&TradeState::Rejected(RefusalReason::MakerBusy))
+    );
+    // Its first trade done, the maker takes the next one.
+    let third = take(&mut net, 2, 3, &order, 300);
+    net.run();
+    assert_eq!(net.last_state(2, third), Some(&TradeState::Completed));
+}
