@@ -26,6 +26,8 @@
 //!   holds, what a peer's snapshot brings and costs it;
 //! - [`relay_keeper::RelayKeeper`]: reservations on configured relays, kept
 //!   with backoff, behind an authentication gate;
+//! - [`relay_discovery::RelayDiscoveryManager`]: the relays a node knows
+//!   (configured, DHT, mDNS, identify) and their scores;
 //! - [`paced::Paced`]: where re-announcements wait, so they never delay a
 //!   cancel, a fill notice or a new order.
 //!
@@ -41,6 +43,7 @@ pub mod orderbook;
 pub mod own_orders;
 pub mod paced;
 pub mod protocols;
+pub mod relay_discovery;
 pub mod relay_keeper;
 pub mod reputation;
 pub mod sync;
