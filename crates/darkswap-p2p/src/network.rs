@@ -281,10 +281,11 @@ pub struct Network {
 
 impl Network {
     /// Builds the libp2p stack and starts the swarm task. Listens on
-    /// `listen_addresses`, joins `topics`, dials `bootstrap_peers` and starts
-    /// reserving on `relay_peers`. Must be called within a tokio runtime.
+    /// `listen_addresses` (every listener up before anything is dialled, so
+    /// outbound TCP connections leave from the listening port), joins
+    /// `topics`, dials `bootstrap_peers` and starts reserving on
+    /// `relay_peers`. Must be called within a tokio runtime.
     pub async fn new(config: NetworkConfig) -> Result<Self, Error> {
-        let listen = config.listen_addresses.clone();
         let timeout = config.connection_timeout;
         let max_message_size = config.max_message_size;
         let (commands, command_rx) = mpsc::channel(COMMAND_BUFFER);
@@ -302,9 +303,6 @@ impl Network {
             events,
             task: Some(task),
         };
-        for addr in listen {
-            network.handle.listen_on(addr).await?;
-        }
         Ok(network)
     }
 

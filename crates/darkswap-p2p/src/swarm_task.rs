@@ -193,12 +193,59 @@ pub(crate) async fn spawn(
         pending_finds: HashMap::new(),
         _perf_server: perf_server,
     };
-    task.start(&config, t0)?;
+    // Listeners first: a TCP connection dialled before its listener is up
+    // leaves from a random port, and that port is what a relay observes and
+    // a hole punch then aims at.
+    task.listen_first(&config.listen_addresses, config.connection_timeout)
+        .await?;
+    task.start(&config, now())?;
     let handle = AbortOnDropHandle::new(tokio::spawn(task.run()));
     Ok((local_peer_id, perf_control, handle))
 }
 
 impl SwarmTask {
+    /// Listens on `addrs` and drives the swarm until each listener is up
+    /// (or failed), within `timeout`; nothing is dialled before.
+    async fn listen_first(&mut self, addrs: &[Multiaddr], timeout: Duration) -> Result<(), Error> {
+        let mut waiting = Vec::new();
+        for addr in addrs {
+            let (reply, answer) = oneshot::channel();
+            self.on_command(Command::Swarm(crate::command::SwarmCommand::Listen {
+                addr: addr.clone(),
+                reply,
+            }));
+            waiting.push((addr, answer));
+        }
+        let deadline = tokio::time::Instant::now() + timeout;
+        for (addr, mut answer) in waiting {
+            loop {
+                match answer.try_recv() {
+                    Ok(result) => {
+                        result?;
+                        break;
+                    }
+                    Err(oneshot::error::TryRecvError::Closed) => {
+                        return Err(Error::Listen {
+                            addr: addr.clone(),
+                            reason: "the listener went away".into(),
+                        });
+                    }
+                    Err(oneshot::error::TryRecvError::Empty) => {}
+                }
+                match tokio::time::timeout_at(deadline, self.swarm.select_next_some()).await {
+                    Ok(event) => self.on_swarm_event(event),
+                    Err(_) => {
+                        return Err(Error::Listen {
+                            addr: addr.clone(),
+                            reason: format!("not listening within {timeout:?}"),
+                        });
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
     fn start(&mut self, config: &NetworkConfig, now: Now) -> Result<(), Error> {
         for ban in self.reputation.bans(now.wall) {
             self.swarm.behaviour_mut().blocked.block_peer(ban.peer_id);

@@ -221,3 +221,38 @@ async fn relayed_connections_in_use_survive_the_idle_timeout() {
     a.shutdown().await.unwrap();
     b.shutdown().await.unwrap();
 }
+
+fn tcp_port(addr: &libp2p::Multiaddr) -> Option<u16> {
+    addr.iter().find_map(|p| match p {
+        Protocol::Tcp(port) => Some(port),
+        _ => None,
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_listens_before_it_dials_so_its_relay_sees_its_listening_port() {
+    // The relay's view of a node's address is what the node learns as its
+    // observed address and offers for a hole punch: it must be the port
+    // the node listens on, which it is only if the listener was up before
+    // the relay was dialled (here as a bootstrap peer, dialled at start,
+    // and as its relay).
+    let relay = TestRelay::spawn().await;
+    let mut node = Network::new(
+        test_config()
+            .with_listen_addresses(["/ip4/127.0.0.1/tcp/0".parse().unwrap()])
+            .with_bootstrap_peers(vec![relay.addr.clone()])
+            .with_relay_peers(vec![relay.addr.clone()]),
+    )
+    .await
+    .unwrap();
+    let listening = node.listen_addrs().await.unwrap();
+    let port = listening.iter().find_map(tcp_port).expect("a TCP listener");
+    wait_reserved(&mut node, relay.peer_id).await;
+    let observed = relay.observed(node.local_peer_id());
+    assert!(!observed.is_empty());
+    assert!(
+        observed.iter().all(|a| tcp_port(a) == Some(port)),
+        "listening on {port}, seen from {observed:?}"
+    );
+    node.shutdown().await.unwrap();
+}

@@ -100,6 +100,8 @@ pub struct TestRelay {
     pub addr: Multiaddr,
     /// Its key, to restart it with the same identity.
     pub keypair: Keypair,
+    /// Each inbound connection: the peer and the address it came from.
+    inbound: std::sync::Arc<std::sync::Mutex<Vec<(PeerId, Multiaddr)>>>,
     task: Option<AbortOnDropHandle<()>>,
 }
 
@@ -146,14 +148,28 @@ impl TestRelay {
         let peer_id = *swarm.local_peer_id();
         let (tx, rx) = oneshot::channel();
         let mut tx = Some(tx);
+        let inbound = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let seen = inbound.clone();
         let task = tokio::spawn(async move {
             loop {
-                if let SwarmEvent::NewListenAddr { address, .. } = swarm.select_next_some().await {
-                    // A relay refuses reservations until it has an external address.
-                    swarm.add_external_address(address.clone());
-                    if let Some(tx) = tx.take() {
-                        let _ = tx.send(address);
+                match swarm.select_next_some().await {
+                    SwarmEvent::NewListenAddr { address, .. } => {
+                        // A relay refuses reservations until it has an
+                        // external address.
+                        swarm.add_external_address(address.clone());
+                        if let Some(tx) = tx.take() {
+                            let _ = tx.send(address);
+                        }
                     }
+                    SwarmEvent::ConnectionEstablished {
+                        peer_id,
+                        endpoint: libp2p::core::ConnectedPoint::Listener { send_back_addr, .. },
+                        ..
+                    } => seen
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .push((peer_id, send_back_addr)),
+                    _ => {}
                 }
             }
         });
@@ -165,8 +181,21 @@ impl TestRelay {
             peer_id,
             addr: addr.with(Protocol::P2p(peer_id)),
             keypair,
+            inbound,
             task: Some(AbortOnDropHandle::new(task)),
         }
+    }
+
+    /// The addresses `peer`'s connections to the relay came from, as the
+    /// relay observed them.
+    pub fn observed(&self, peer: PeerId) -> Vec<Multiaddr> {
+        self.inbound
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .filter(|(p, _)| *p == peer)
+            .map(|(_, a)| a.clone())
+            .collect()
     }
 
     /// The listen address without the `/p2p/` suffix.
