@@ -28,6 +28,8 @@
 //!   with backoff, behind an authentication gate;
 //! - [`relay_discovery::RelayDiscoveryManager`]: the relays a node knows
 //!   (configured, DHT, mDNS, identify) and their scores;
+//! - [`relay_pool::RelayConnectionPool`]: which of them to hold
+//!   reservations on, with failover and auto-relay;
 //! - [`paced::Paced`]: where re-announcements wait, so they never delay a
 //!   cancel, a fill notice or a new order.
 //!
@@ -45,6 +47,7 @@ pub mod paced;
 pub mod protocols;
 pub mod relay_discovery;
 pub mod relay_keeper;
+pub mod relay_pool;
 pub mod reputation;
 pub mod sync;
 mod time;
