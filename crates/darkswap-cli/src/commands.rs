@@ -24,15 +24,20 @@ pub async fn run(client: &Client, command: ClientCommand, json: bool) -> Result<
         ClientCommand::Peers => {
             let peers = client.call(&v1::ListPeers).await?;
             out.print(&peers, |peers| {
+                // One row per connection: a peer reached through a relay
+                // and directly shows both, each with its path.
                 let rows = peers
                     .iter()
-                    .map(|p| {
-                        vec![
-                            p.peer_id.clone(),
-                            p.path.clone(),
-                            p.latency_ms.map_or("null".to_owned(), |l| l.to_string()),
-                            p.address.clone(),
-                        ]
+                    .flat_map(|p| {
+                        let latency = p.latency_ms.map_or("null".to_owned(), |l| l.to_string());
+                        p.connections.iter().map(move |c| {
+                            vec![
+                                p.peer_id.clone(),
+                                c.path.clone(),
+                                latency.clone(),
+                                c.address.clone(),
+                            ]
+                        })
                     })
                     .collect();
                 table(&["PEER", "PATH", "LATENCY_MS", "ADDRESS"], rows);

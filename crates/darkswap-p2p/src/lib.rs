@@ -65,8 +65,8 @@ pub use error::{
 };
 pub use identity::load_or_create_keypair;
 pub use network::{
-    AuthHandle, Network, NetworkHandle, OrderbookHandle, PeerInfo, ReputationHandle, TradeInfo,
-    TradesHandle,
+    AuthHandle, ConnectionInfo, Network, NetworkHandle, OrderbookHandle, PeerInfo,
+    ReputationHandle, TradeInfo, TradesHandle,
 };
 pub use perf::{PERF_PROTOCOL, PerfReport};
 pub use sync::SYNC_PROTOCOL;

@@ -36,12 +36,25 @@ pub use trades::{TradeInfo, TradesHandle};
 pub struct PeerInfo {
     /// The peer.
     pub peer_id: PeerId,
-    /// The remote address of its first open connection.
+    /// The remote address of a direct connection to it if there is one,
+    /// else of its first connection.
     pub address: Multiaddr,
     /// Whether every open connection to it runs through a relay circuit.
     pub relayed: bool,
     /// Round-trip time measured by the last successful ping, if any yet.
     pub rtt: Option<Duration>,
+    /// Every open connection to it, oldest first, each with its own path
+    /// (a peer reached through a relay and then directly has both).
+    pub connections: Vec<ConnectionInfo>,
+}
+
+/// One open connection to a peer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConnectionInfo {
+    /// Its remote address.
+    pub address: Multiaddr,
+    /// Whether it runs through a relay circuit.
+    pub relayed: bool,
 }
 
 /// Longest topic name accepted.

@@ -256,3 +256,47 @@ async fn a_node_listens_before_it_dials_so_its_relay_sees_its_listening_port() {
     );
     node.shutdown().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn peers_lists_every_connection_with_its_own_path() {
+    let relay = TestRelay::spawn().await;
+    let (mut b, b_addr) =
+        spawn_node(test_config().with_relay_peers(vec![relay.addr.clone()])).await;
+    let b_id = b.local_peer_id();
+    wait_reserved(&mut b, relay.peer_id).await;
+    let (a, _) = spawn_node(test_config()).await;
+    // Through the relay first, then directly.
+    let circuit = relay
+        .addr
+        .clone()
+        .with(Protocol::P2pCircuit)
+        .with(Protocol::P2p(b_id));
+    a.dial(circuit).await.unwrap();
+    a.dial(b_addr.clone()).await.unwrap();
+
+    let peers = a.peers().await.unwrap();
+    let info = peers.iter().find(|p| p.peer_id == b_id).expect("b listed");
+    assert!(
+        info.connections.iter().any(|c| c.relayed),
+        "{:?}",
+        info.connections
+    );
+    assert!(
+        info.connections.iter().any(|c| !c.relayed),
+        "{:?}",
+        info.connections
+    );
+    // The peer as a whole is reached directly, at the direct address.
+    assert!(!info.relayed);
+    assert!(
+        !info
+            .address
+            .iter()
+            .any(|p| matches!(p, Protocol::P2pCircuit)),
+        "{}",
+        info.address
+    );
+    for n in [a, b] {
+        n.shutdown().await.unwrap();
+    }
+}

@@ -133,8 +133,22 @@ fn status_peers_and_bans_keep_their_wire_names() {
             address: "/ip4/1.2.3.4/tcp/1".into(),
             path: "direct".into(),
             latency_ms: None,
+            connections: vec![
+                node::PeerConnection {
+                    address: "/ip4/5.6.7.8/tcp/1/p2p/12D3KooWrelay/p2p-circuit".into(),
+                    path: "relayed".into(),
+                },
+                node::PeerConnection {
+                    address: "/ip4/1.2.3.4/tcp/1".into(),
+                    path: "direct".into(),
+                },
+            ],
         },
-        json!({ "peer_id": "12D3KooWpeer", "address": "/ip4/1.2.3.4/tcp/1", "path": "direct", "latency_ms": null }),
+        json!({ "peer_id": "12D3KooWpeer", "address": "/ip4/1.2.3.4/tcp/1", "path": "direct", "latency_ms": null,
+                "connections": [
+                    { "address": "/ip4/5.6.7.8/tcp/1/p2p/12D3KooWrelay/p2p-circuit", "path": "relayed" },
+                    { "address": "/ip4/1.2.3.4/tcp/1", "path": "direct" },
+                ] }),
     );
     // The CLI has always sent an absent duration as null; both read.
     round_trip(

@@ -9,7 +9,7 @@ use libp2p::{
 use crate::{
     command::{AuthCommand, Command, OrderbookCommand, ReputationCommand, SwarmCommand},
     error::Error,
-    network::PeerInfo,
+    network::{ConnectionInfo, PeerInfo},
     swarm_task::{PendingAuth, SwarmTask, now},
 };
 
@@ -78,12 +78,19 @@ impl SwarmTask {
                     .connections
                     .iter()
                     .filter_map(|(peer, conns)| {
-                        let first = conns.first()?;
+                        let shown = conns.iter().find(|c| !c.relayed).or(conns.first())?;
                         Some(PeerInfo {
                             peer_id: *peer,
-                            address: first.remote.clone(),
+                            address: shown.remote.clone(),
                             relayed: conns.iter().all(|c| c.relayed),
                             rtt: self.rtts.get(peer).copied(),
+                            connections: conns
+                                .iter()
+                                .map(|c| ConnectionInfo {
+                                    address: c.remote.clone(),
+                                    relayed: c.relayed,
+                                })
+                                .collect(),
                         })
                     })
                     .collect();
