@@ -182,6 +182,17 @@ fn build(
 }
 
 /// The node's swarm: TCP, QUIC, DNS and WebSocket transports with Noise and
+/// How long a QUIC connection may be silent before it is taken for dead.
+/// UDP says nothing when the other side dies (`kill -9`, a lost NAT
+/// mapping): without this a dead relay was noticed 11–15 s late (quinn's
+/// default is 10 s of silence) and its reservation reported as held
+/// meanwhile. With keep-alives every [`QUIC_KEEP_ALIVE`], a live connection
+/// is never that silent.
+const QUIC_IDLE_TIMEOUT_MS: u32 = 5_000;
+/// How often an otherwise idle QUIC connection sends a keep-alive (a
+/// PING frame of a few bytes).
+const QUIC_KEEP_ALIVE: std::time::Duration = std::time::Duration::from_millis(1_500);
+
 /// Yamux, the relay client transport, and [`Behaviour`].
 pub(crate) async fn build_swarm(
     key: &Keypair,
@@ -196,7 +207,11 @@ pub(crate) async fn build_swarm(
             yamux::Config::default,
         )
         .map_err(|e| build_err(&e))?
-        .with_quic()
+        .with_quic_config(|mut quic| {
+            quic.max_idle_timeout = QUIC_IDLE_TIMEOUT_MS;
+            quic.keep_alive_interval = QUIC_KEEP_ALIVE;
+            quic
+        })
         .with_dns()
         .map_err(|e| build_err(&e))?
         .with_websocket(noise::Config::new, yamux::Config::default)

@@ -26,6 +26,8 @@ pub struct RelayProcess {
     pub tcp_addr: Multiaddr,
     /// Its WebSocket listen address, if it has one.
     pub ws_addr: Option<Multiaddr>,
+    /// Its QUIC address including `/p2p/<peer id>`, if it listens on QUIC.
+    pub quic_addr: Option<Multiaddr>,
     /// The metrics and health server, if enabled.
     pub metrics: Option<SocketAddr>,
     /// The signaling and relayed-circuit WebSocket server, if enabled.
@@ -88,8 +90,8 @@ impl RelayProcess {
                 }
             }
         });
-        let (mut tcp_addr, mut ws_addr, mut metrics, mut signaling, mut peer_id) =
-            (None, None, None, None, None);
+        let (mut tcp_addr, mut ws_addr, mut quic_addr, mut metrics, mut signaling, mut peer_id) =
+            (None, None, None, None, None, None);
         let deadline = Instant::now() + START_TIMEOUT;
         while peer_id.is_none() {
             let left = deadline.saturating_duration_since(Instant::now());
@@ -103,6 +105,8 @@ impl RelayProcess {
                     let a: Multiaddr = text("address").parse().expect("listen multiaddr");
                     if a.iter().any(|p| matches!(p, Protocol::Ws(_))) {
                         ws_addr = Some(a);
+                    } else if a.iter().any(|p| matches!(p, Protocol::QuicV1)) {
+                        quic_addr = Some(a);
                     } else if a.iter().any(|p| matches!(p, Protocol::Tcp(_))) {
                         tcp_addr = Some(a);
                     }
@@ -124,6 +128,7 @@ impl RelayProcess {
             peer_id: peer_id.expect("peer id"),
             tcp_addr: tcp_addr.expect("tcp listen address"),
             ws_addr,
+            quic_addr,
             metrics,
             signaling,
             logs,
