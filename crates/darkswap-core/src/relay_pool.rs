@@ -124,7 +124,7 @@ pub struct RelayPoolStats {
     pub reserved: usize,
     /// Relays cooling down after failing.
     pub cooling: usize,
-    /// How many reservations the pool aims for now.
+    /// The number of reservations the pool currently aims to hold.
     pub target: usize,
 }
 
@@ -238,7 +238,7 @@ impl RelayConnectionPool {
         &self.discovery
     }
 
-    /// How many reservations it aims for now.
+    /// The number of reservations it currently aims to hold.
     pub fn target(&self) -> usize {
         if !self.config.auto_connect {
             return self

@@ -10,36 +10,14 @@ use darkswap_p2p::{
         InMemoryIndex,
         negotiation::{FillError, TradeError},
     },
-    proto::{Asset, Message, NewOrder, Order, OrderId, PRICE_SCALE, Side},
+    proto::{Asset, Message, Order, OrderId},
 };
 use darkswap_testkit::{
     EVENT_TIMEOUT, TestRelay, spawn_node, test_config,
-    trade::{RecordingBroadcaster, TEST_RUNE, funded_wallet, trading},
+    trade::{RecordingBroadcaster, TEST_RUNE, funded_wallet, rune_sale, trading},
     wait_for, wait_subscribed,
 };
 use libp2p::multiaddr::Protocol;
-
-fn unix_now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .expect("after 1970")
-        .as_secs()
-}
-
-/// The maker's order: 1,000 of the test rune at 50 sat each.
-fn rune_sale() -> NewOrder {
-    let now = unix_now();
-    NewOrder {
-        side: Side::Sell,
-        base: TEST_RUNE,
-        quote: Asset::Btc,
-        amount: 1_000,
-        price: 50 * PRICE_SCALE,
-        created_at: now,
-        expires_at: now + 3600,
-        nonce: 1,
-    }
-}
 
 /// Waits until `net`'s book shows order `id` offering `amount`.
 async fn wait_remaining(net: &mut Network, id: OrderId, amount: u64) -> Order {

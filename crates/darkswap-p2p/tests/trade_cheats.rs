@@ -21,41 +21,19 @@ use darkswap_p2p::{
         bitcoin::{Amount, OutPoint, Psbt, ScriptBuf, TxOut, Txid, hashes::Hash},
     },
     proto::{
-        Asset, NewOrder, Order, OrderCreate, OrderbookResponse, PRICE_SCALE, PsbtFinalize, Side,
-        SignedTradeMessage, TradeAccept, TradePayload,
+        Asset, Order, OrderCreate, OrderbookResponse, PsbtFinalize, SignedTradeMessage,
+        TradeAccept, TradePayload,
     },
 };
 use darkswap_testkit::{
     EVENT_TIMEOUT, RawTrader,
     raw_trade::{body_of, resign, with_psbt},
     spawn_node, test_config,
-    trade::{RecordingBroadcaster, TEST_RUNE, funded_wallet},
+    trade::{RecordingBroadcaster, TEST_RUNE, funded_wallet, rune_sale},
     wait_for,
 };
 use libp2p::Multiaddr;
 use ordinals::{Edict, RuneId, Runestone};
-
-fn unix_now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .expect("after 1970")
-        .as_secs()
-}
-
-/// The maker's order: 1,000 of the test rune at 50 sat each.
-fn rune_sale() -> NewOrder {
-    let now = unix_now();
-    NewOrder {
-        side: Side::Sell,
-        base: TEST_RUNE,
-        quote: Asset::Btc,
-        amount: 1_000,
-        price: 50 * PRICE_SCALE,
-        created_at: now,
-        expires_at: now + 3600,
-        nonce: 1,
-    }
-}
 
 /// A real maker node with an open order, and a raw trader connected to it.
 struct Stage {
@@ -383,7 +361,7 @@ async fn a_maker_that_signs_a_psbt_with_an_extra_output_is_refused_before_the_ta
     let mut raw = RawTrader::new(raw_wallet, index);
     let signed = rune_sale().sign(&raw.key).unwrap();
     let order = signed.verify().unwrap();
-    let announced = OrderCreate::announce(signed, unix_now(), &raw.key).unwrap();
+    let announced = OrderCreate::announce(signed, darkswap_testkit::now(), &raw.key).unwrap();
     let (added, refused) = taker
         .orderbook()
         .import(OrderbookResponse {

@@ -6,7 +6,7 @@ use std::time::Duration;
 use darkswap_p2p::{Keypair, gossipsub_behaviour};
 use darkswap_proto::{MAX_MESSAGE_SIZE, OrderBody, SignedOrder};
 use futures::StreamExt;
-use libp2p::{Multiaddr, PeerId, Swarm, gossipsub, noise, swarm::SwarmEvent, tcp, yamux};
+use libp2p::{Multiaddr, PeerId, Swarm, gossipsub, swarm::SwarmEvent};
 use prost::Message as _;
 use tokio_util::task::AbortOnDropHandle;
 
@@ -25,18 +25,9 @@ impl RawGossip {
     /// A new peer with a fresh key, subscribed to `topics`.
     pub fn new(topics: &[&str]) -> Self {
         let key = Keypair::generate_ed25519();
-        let mut swarm = libp2p::SwarmBuilder::with_existing_identity(key.clone())
-            .with_tokio()
-            .with_tcp(
-                tcp::Config::default(),
-                noise::Config::new,
-                yamux::Config::default,
-            )
-            .expect("tcp transport")
-            .with_behaviour(|key| gossipsub_behaviour(key, MAX_MESSAGE_SIZE).expect("gossipsub"))
-            .expect("behaviour")
-            .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(60)))
-            .build();
+        let mut swarm = crate::raw_swarm(&key, |key| {
+            gossipsub_behaviour(key, MAX_MESSAGE_SIZE).expect("gossipsub")
+        });
         for t in topics {
             swarm
                 .behaviour_mut()

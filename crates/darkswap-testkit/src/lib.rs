@@ -214,6 +214,26 @@ impl TestRelay {
     }
 }
 
+/// A bare swarm for raw test peers: TCP, Noise, Yamux, `behaviour`, and
+/// connections kept for a minute when idle.
+pub(crate) fn raw_swarm<B: NetworkBehaviour>(
+    key: &Keypair,
+    behaviour: impl FnOnce(&Keypair) -> B,
+) -> libp2p::Swarm<B> {
+    libp2p::SwarmBuilder::with_existing_identity(key.clone())
+        .with_tokio()
+        .with_tcp(
+            tcp::Config::default(),
+            noise::Config::new,
+            yamux::Config::default,
+        )
+        .expect("tcp transport")
+        .with_behaviour(behaviour)
+        .expect("behaviour")
+        .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(60)))
+        .build()
+}
+
 /// Unix seconds now.
 pub fn now() -> u64 {
     SystemTime::now()

@@ -21,7 +21,7 @@ use darkswap_p2p::{
     trade_behaviour,
 };
 use futures::StreamExt;
-use libp2p::{Multiaddr, PeerId, Swarm, noise, request_response, swarm::SwarmEvent, tcp, yamux};
+use libp2p::{Multiaddr, PeerId, Swarm, request_response, swarm::SwarmEvent};
 use prost::Message as _;
 use web_time::Instant;
 
@@ -43,18 +43,7 @@ impl RawTrader {
     /// up in `index`.
     pub fn new(wallet: KeyWallet, index: InMemoryIndex) -> Self {
         let key = Keypair::generate_ed25519();
-        let swarm = libp2p::SwarmBuilder::with_existing_identity(key.clone())
-            .with_tokio()
-            .with_tcp(
-                tcp::Config::default(),
-                noise::Config::new,
-                yamux::Config::default,
-            )
-            .expect("tcp transport")
-            .with_behaviour(|_| trade_behaviour(MAX_MESSAGE_SIZE, EVENT_TIMEOUT))
-            .expect("behaviour")
-            .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(60)))
-            .build();
+        let swarm = crate::raw_swarm(&key, |_| trade_behaviour(MAX_MESSAGE_SIZE, EVENT_TIMEOUT));
         let trades = Trades::new(key.clone(), NegotiationConfig::default(), 16);
         RawTrader {
             key,

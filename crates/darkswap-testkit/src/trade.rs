@@ -15,6 +15,7 @@ use darkswap_p2p::{
         },
     },
 };
+use darkswap_proto::{NewOrder, PRICE_SCALE, Side};
 use futures::future::BoxFuture;
 
 /// The rune the fixtures trade.
@@ -22,6 +23,22 @@ pub const TEST_RUNE: Asset = Asset::Rune {
     block: 840_000,
     tx: 3,
 };
+
+/// A maker's order: sell 1,000 of [`TEST_RUNE`] at 50 sat each, valid for
+/// an hour from now.
+pub fn rune_sale() -> NewOrder {
+    let now = crate::now();
+    NewOrder {
+        side: Side::Sell,
+        base: TEST_RUNE,
+        quote: Asset::Btc,
+        amount: 1_000,
+        price: 50 * PRICE_SCALE,
+        created_at: now,
+        expires_at: now + 3600,
+        nonce: 1,
+    }
+}
 
 /// A regtest wallet with a P2WPKH and a P2TR key made from `seed`, holding
 /// `runes` of [`TEST_RUNE`] in one UTXO (10,000 sat on it) and `sats` in

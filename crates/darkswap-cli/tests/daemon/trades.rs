@@ -145,6 +145,17 @@ async fn trade_end(events: &mut Events, id: &str) -> Value {
         .await
 }
 
+/// How many of the wallet's coins at `api` a trade holds.
+fn committed_coins(api: SocketAddr) -> usize {
+    let wallet = cli_json(api, &["wallet"]);
+    wallet["coins"]
+        .as_array()
+        .unwrap_or_else(|| panic!("coins in {wallet}"))
+        .iter()
+        .filter(|c| c["committed"] == true)
+        .count()
+}
+
 /// The wallet's receiving address.
 fn address(api: SocketAddr) -> Address {
     let wallet = cli_json(api, &["wallet"]);
@@ -523,25 +534,14 @@ async fn a_silent_maker_lets_the_takers_trade_time_out_and_its_coins_free_again(
     let taker = daemons[1].api;
     let trade = cli_json(taker, &["trade", "take", &order_id, "--amount", "500"]);
     assert_eq!(trade["state"], "proposed");
-    let wallet = cli_json(taker, &["wallet"]);
-    assert!(
-        wallet["coins"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .any(|c| c["committed"] == true)
-    );
+    assert!(committed_coins(taker) > 0);
     let end = trade_end(&mut events[0], trade["id"].as_str().unwrap()).await;
     assert_eq!(end["state"], "timed_out");
     assert_eq!(end["detail"], "waiting for proposed");
-    let wallet = cli_json(taker, &["wallet"]);
-    assert!(
-        wallet["coins"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .all(|c| c["committed"] == false),
-        "{wallet}"
+    assert_eq!(
+        committed_coins(taker),
+        0,
+        "the taker's coins are free again"
     );
     assert_eq!(
         metric(taker, "darkswap_trades_total{outcome=\"timed_out\"}").await,
@@ -647,14 +647,10 @@ async fn a_hostile_takers_psbt_that_underpays_is_refused_before_the_maker_daemon
     );
     let shown = cli_json(maker, &["trade", "show", &id.to_string()]);
     assert_eq!(shown["state"], "failed", "{shown}");
-    let wallet = cli_json(maker, &["wallet"]);
-    assert!(
-        wallet["coins"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .all(|c| c["committed"] == false),
-        "the maker's coins are free again: {wallet}"
+    assert_eq!(
+        committed_coins(maker),
+        0,
+        "the maker's coins are free again"
     );
     assert_eq!(
         metric(maker, "darkswap_trades_total{outcome=\"failed\"}").await,
