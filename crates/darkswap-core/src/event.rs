@@ -12,6 +12,7 @@ use crate::{
     gossip::ValidationError,
     orderbook::{OrderbookChange, OrderbookError},
     proto::Message,
+    relay_discovery::RelaySource,
     reputation::{BanReason, PenaltyReason},
 };
 
@@ -84,6 +85,47 @@ pub enum NetworkEvent {
     RelayReservationLost {
         /// The relay.
         relay_peer_id: PeerId,
+    },
+    /// A reservation could not be made: the relay refused it, could not
+    /// be reached, or did not answer in time. The node tries the next best
+    /// relay, and this one again after a cool-down.
+    RelayReservationFailed {
+        /// The relay.
+        relay_peer_id: PeerId,
+        /// Why, in words.
+        reason: String,
+    },
+    /// A relay became known (see `darkswap_core::relay_discovery`).
+    RelayDiscovered {
+        /// The relay.
+        relay_peer_id: PeerId,
+        /// How it was found.
+        source: RelaySource,
+    },
+    /// A relay was forgotten: not heard of within its time to live, or
+    /// pushed out by better ones.
+    RelayForgotten {
+        /// The relay.
+        relay_peer_id: PeerId,
+    },
+    /// A relay moved in the ranking (0 is the best), at a periodic check.
+    RelayRankChanged {
+        /// The relay.
+        relay_peer_id: PeerId,
+        /// Its rank before.
+        previous: usize,
+        /// Its rank now.
+        rank: usize,
+        /// Its score now (see `RelayInfo::score`).
+        score: f64,
+    },
+    /// The node reserves on `new` in place of `old`, which failed or
+    /// scored far worse.
+    RelayReplaced {
+        /// The relay let go.
+        old: PeerId,
+        /// The relay chosen instead.
+        new: PeerId,
     },
     /// A relay proved itself over `/darkswap/auth/1.0.0` (or is trusted)
     /// at a level high enough for `require_relay_auth`; the reservation

@@ -19,3 +19,6 @@ pub const KAD_PROTOCOL: &str = "/darkswap/kad/1.0.0";
 pub const IDENTIFY_PROTOCOL_VERSION: &str = "/darkswap/1.0.0";
 /// libp2p's throughput measurement protocol (libp2p specs, `perf/perf.md`).
 pub const PERF_PROTOCOL: &str = "/perf/1.0.0";
+/// The Kademlia key relays announce themselves under (as providers): nodes
+/// look it up to find relays they were not told of.
+pub const RELAY_PROVIDER_KEY: &str = "/darkswap/relays/v1";

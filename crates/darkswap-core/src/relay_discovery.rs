@@ -429,6 +429,16 @@ impl RelayDiscoveryManager {
         self.next_dht_query
     }
 
+    /// Asks for a DHT look-up at once (with DHT discovery on), and the next
+    /// one an interval later: when the DHT first has peers to ask, the
+    /// look-up at start found nobody to ask.
+    pub fn query_dht_now(&mut self, now: Instant) {
+        if self.next_dht_query.is_some() {
+            self.out.push_back(RelayDiscoveryOutput::QueryDht);
+            self.next_dht_query = Some(now + self.config.dht_query_interval);
+        }
+    }
+
     /// Asks for the DHT look-up when it is due.
     pub fn handle_timeout(&mut self, now: Instant) {
         if let Some(due) = self.next_dht_query

@@ -38,6 +38,9 @@ enum State<L> {
     Listening { listener: L },
     /// The relay accepted the reservation.
     Reserved { listener: L },
+    /// Let go on purpose ([`RelayKeeper::remove`]): no listener, no retry;
+    /// what was learned of the relay (its authentication) stays.
+    Released,
 }
 
 #[derive(Debug)]
@@ -63,18 +66,47 @@ pub enum RelayAuthStatus {
     Refused(String),
 }
 
-/// Reservation state of one relay, for status reports.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// What a node knows of one relay, for status reports: the reservation (the
+/// keeper's part) and the rank (the relay pool's part).
+#[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct RelayStatus {
     /// The relay.
     pub relay_peer_id: PeerId,
-    /// The circuit address listened on through it.
+    /// The circuit address listened on through it (or that would be).
     pub circuit_addr: Multiaddr,
     /// Whether a reservation is currently held.
     pub reserved: bool,
     /// Whether the relay authenticated (with `require_relay_auth`).
     pub auth: RelayAuthStatus,
+    /// Its score in `0..=100` (see `RelayInfo::score`); 0 for a relay the
+    /// pool does not know (listened on by hand).
+    pub score: f64,
+    /// Its smoothed ping round-trip time, once measured.
+    pub rtt: Option<Duration>,
+    /// Where it was learned of.
+    pub sources: Vec<crate::relay_discovery::RelaySource>,
+    /// Whether the pool holds a reservation on it, or is making one.
+    pub held: bool,
+    /// Whether it is cooling down after a failure (not tried until then).
+    pub cooling_down: bool,
+}
+
+impl RelayStatus {
+    /// A relay as the keeper alone sees it.
+    pub fn new(relay_peer_id: PeerId, circuit_addr: Multiaddr, auth: RelayAuthStatus) -> Self {
+        RelayStatus {
+            relay_peer_id,
+            circuit_addr,
+            reserved: false,
+            auth,
+            score: 0.0,
+            rtt: None,
+            sources: Vec::new(),
+            held: false,
+            cooling_down: false,
+        }
+    }
 }
 
 /// How a [`RelayKeeper`] retries and whom it trusts.
@@ -162,21 +194,34 @@ impl<L: Copy + Eq> RelayKeeper<L> {
     }
 
     /// Keeps a reservation on the relay at `addr` (ending in
-    /// `/p2p/<relay peer id>`); the first attempt is due at `now`.
+    /// `/p2p/<relay peer id>`); the first attempt is due at `now`. A relay
+    /// kept already stays as it is; one released is taken up again, at
+    /// `addr`.
     pub fn add(&mut self, addr: &Multiaddr, now: Instant) -> Result<PeerId, MissingPeerId> {
         let (relay, _) = split_peer_id(addr).ok_or_else(|| MissingPeerId(addr.clone()))?;
-        let auth = if self.config.require_auth {
-            RelayAuthStatus::Pending
-        } else {
-            RelayAuthStatus::NotRequired
-        };
-        self.relays.entry(relay).or_insert(Entry {
-            circuit_addr: addr.clone().with(Protocol::P2pCircuit),
-            state: State::Waiting { retry_at: now },
+        let circuit_addr = addr.clone().with(Protocol::P2pCircuit);
+        let auth = self.unasked_auth();
+        let entry = self.relays.entry(relay).or_insert(Entry {
+            circuit_addr: circuit_addr.clone(),
+            state: State::Released,
             backoff: self.config.retry_initial,
             auth,
         });
+        if entry.state == State::Released {
+            entry.circuit_addr = circuit_addr;
+            entry.state = State::Waiting { retry_at: now };
+            entry.backoff = self.config.retry_initial;
+        }
         Ok(relay)
+    }
+
+    /// The authentication status of a relay not asked yet.
+    pub fn unasked_auth(&self) -> RelayAuthStatus {
+        if self.config.require_auth {
+            RelayAuthStatus::Pending
+        } else {
+            RelayAuthStatus::NotRequired
+        }
     }
 
     /// When [`RelayKeeper::handle_timeout`] is next due, if any relay waits.
@@ -226,17 +271,46 @@ impl<L: Copy + Eq> RelayKeeper<L> {
         }
     }
 
-    /// Listening on `relay`'s circuit address failed: retry with backoff.
-    pub fn handle_listen_failed(&mut self, relay: &PeerId, now: Instant) {
-        if let Some(e) = self.relays.get_mut(relay) {
-            schedule_retry(e, now, self.config.retry_max);
+    /// Stops keeping a reservation on `relay`; the listener to close, if
+    /// one is open. Nothing is reported: the caller let it go on purpose.
+    /// The relay stays in the status with what was learned of it, until
+    /// [`RelayKeeper::forget`].
+    pub fn remove(&mut self, relay: &PeerId) -> Option<L> {
+        let entry = self.relays.get_mut(relay)?;
+        let state = std::mem::replace(&mut entry.state, State::Released);
+        match state {
+            State::Listening { listener } | State::Reserved { listener } => Some(listener),
+            State::Waiting { .. } | State::Authenticating | State::Released => None,
         }
     }
 
-    /// A listener closed. If it was a relay's circuit listener, the
-    /// reservation is gone: retry with backoff, and report the loss if a
-    /// reservation was held.
-    pub fn handle_listener_closed(&mut self, listener: L, now: Instant) {
+    /// Forgets `relay` altogether; the listener to close, if one is open.
+    pub fn forget(&mut self, relay: &PeerId) -> Option<L> {
+        let listener = self.remove(relay);
+        self.relays.remove(relay);
+        listener
+    }
+
+    /// Listening on `relay`'s circuit address failed: report it, retry
+    /// with backoff.
+    pub fn handle_listen_failed(&mut self, relay: &PeerId, reason: String, now: Instant) {
+        if let Some(e) = self.relays.get_mut(relay) {
+            schedule_retry(e, now, self.config.retry_max);
+            self.out.push_back(RelayKeeperOutput::Event(
+                NetworkEvent::RelayReservationFailed {
+                    relay_peer_id: *relay,
+                    reason,
+                },
+            ));
+        }
+    }
+
+    /// A listener closed (for `reason`, when it failed). If it was a
+    /// relay's circuit listener, the reservation is gone: retry with
+    /// backoff, and report the loss of a held reservation, or the failure
+    /// of one not yet accepted (the relay refused it, or could not be
+    /// reached).
+    pub fn handle_listener_closed(&mut self, listener: L, reason: Option<String>, now: Instant) {
         let Some((relay, entry)) = self.relays.iter_mut().find(|(_, e)| {
             matches!(e.state, State::Listening { listener: l } | State::Reserved { listener: l } if l == listener)
         }) else {
@@ -244,13 +318,17 @@ impl<L: Copy + Eq> RelayKeeper<L> {
         };
         let was_reserved = matches!(entry.state, State::Reserved { .. });
         schedule_retry(entry, now, self.config.retry_max);
-        tracing::info!(%relay, "relay reservation ended; will re-reserve");
-        if was_reserved {
-            let relay_peer_id = *relay;
-            self.out.push_back(RelayKeeperOutput::Event(
-                NetworkEvent::RelayReservationLost { relay_peer_id },
-            ));
-        }
+        let relay_peer_id = *relay;
+        tracing::info!(%relay_peer_id, ?reason, "relay reservation ended; will re-reserve");
+        let event = if was_reserved {
+            NetworkEvent::RelayReservationLost { relay_peer_id }
+        } else {
+            NetworkEvent::RelayReservationFailed {
+                relay_peer_id,
+                reason: reason.unwrap_or_else(|| "the circuit listener closed".into()),
+            }
+        };
+        self.out.push_back(RelayKeeperOutput::Event(event));
     }
 
     /// `relay` accepted a reservation (`renewal` as libp2p reports it).
@@ -264,7 +342,10 @@ impl<L: Copy + Eq> RelayKeeper<L> {
                     e.backoff = self.config.retry_initial;
                     true
                 }
-                State::Reserved { .. } | State::Waiting { .. } | State::Authenticating => false,
+                State::Reserved { .. }
+                | State::Waiting { .. }
+                | State::Authenticating
+                | State::Released => false,
             },
             None => !renewal,
         };
@@ -310,7 +391,9 @@ impl<L: Copy + Eq> RelayKeeper<L> {
 
     /// Whether `peer` is a relay this keeper keeps a reservation on.
     pub fn is_kept(&self, peer: &PeerId) -> bool {
-        self.relays.contains_key(peer)
+        self.relays
+            .get(peer)
+            .is_some_and(|e| e.state != State::Released)
     }
 
     /// Every kept relay's state, sorted by peer id.
@@ -319,10 +402,8 @@ impl<L: Copy + Eq> RelayKeeper<L> {
             .relays
             .iter()
             .map(|(p, e)| RelayStatus {
-                relay_peer_id: *p,
-                circuit_addr: e.circuit_addr.clone(),
                 reserved: matches!(e.state, State::Reserved { .. }),
-                auth: e.auth.clone(),
+                ..RelayStatus::new(*p, e.circuit_addr.clone(), e.auth.clone())
             })
             .collect();
         out.sort_by_key(|s| s.relay_peer_id);
@@ -388,8 +469,10 @@ impl<L: Copy + Eq> RelayKeeper<L> {
         if let Err(e) = self.check_level(level) {
             return self.auth_failed(relay, e, now);
         }
+        let mut waiting = false;
         if let Some(e) = self.relays.get_mut(&relay) {
             e.auth = RelayAuthStatus::Authenticated(level);
+            waiting = e.state == State::Authenticating;
         }
         tracing::info!(%relay, %level, "relay authenticated");
         self.out
@@ -397,7 +480,10 @@ impl<L: Copy + Eq> RelayKeeper<L> {
                 relay_peer_id: relay,
                 level,
             }));
-        self.listen(relay);
+        // A relay released meanwhile is not listened on.
+        if waiting {
+            self.listen(relay);
+        }
     }
 
     /// No reservation on `relay` until a later attempt passes: report why,
@@ -406,7 +492,9 @@ impl<L: Copy + Eq> RelayKeeper<L> {
         tracing::warn!(%relay, %error, "relay refused: authentication failed");
         if let Some(e) = self.relays.get_mut(&relay) {
             e.auth = RelayAuthStatus::Refused(error.to_string());
-            schedule_retry(e, now, self.config.retry_max);
+            if e.state == State::Authenticating {
+                schedule_retry(e, now, self.config.retry_max);
+            }
         }
         self.out
             .push_back(RelayKeeperOutput::Event(NetworkEvent::RelayAuthFailed {

@@ -39,6 +39,7 @@ use crate::{
     relay_discovery::{
         RelayDiscoveryConfig, RelayDiscoveryManager, RelayDiscoveryOutput, RelayInfo, RelaySource,
     },
+    relay_keeper::{RelayAuthStatus, RelayStatus},
 };
 
 /// How much better an unheld relay must score to replace a held one at a
@@ -129,7 +130,7 @@ pub struct RelayPoolStats {
 }
 
 /// What happened, for events and logs.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum RelayPoolEvent {
     /// A relay was learned of.
     Discovered {
@@ -142,6 +143,17 @@ pub enum RelayPoolEvent {
     Forgotten {
         /// The relay.
         peer_id: PeerId,
+    },
+    /// A relay moved in the ranking (0 is the best) since the last check.
+    RankChanged {
+        /// The relay.
+        peer_id: PeerId,
+        /// Its rank at the last check.
+        previous: usize,
+        /// Its rank now.
+        rank: usize,
+        /// Its score now.
+        score: f64,
     },
     /// A reservation is held on `relay`.
     Reserved {
@@ -164,7 +176,7 @@ pub enum RelayPoolEvent {
 }
 
 /// What the shell must do.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum RelayPoolOutput {
     /// Make a reservation on `relay` (at one of `addrs`) and report it with
     /// [`RelayConnectionPool::handle_reserved`] or
@@ -203,6 +215,8 @@ pub struct RelayConnectionPool {
     cooling: HashMap<PeerId, Cooling>,
     reachable: bool,
     next_check: Instant,
+    /// Each relay's rank at the last check, to report moves.
+    ranks: HashMap<PeerId, usize>,
     /// The latest time an input carried: cool-downs that ended before it
     /// were acted on and are not waited for again.
     now: Instant,
@@ -221,6 +235,7 @@ impl RelayConnectionPool {
             held: BTreeMap::new(),
             cooling: HashMap::new(),
             reachable: false,
+            ranks: HashMap::new(),
             now,
             out: VecDeque::new(),
         };
@@ -272,6 +287,12 @@ impl RelayConnectionPool {
         self.discovery
             .handle_discovered(peer_id, addrs, source, now);
         self.fill(now);
+    }
+
+    /// The DHT has peers to ask now (it had none at start): look relays up
+    /// at once rather than an interval later.
+    pub fn handle_dht_ready(&mut self, now: Instant) {
+        self.discovery.query_dht_now(now);
     }
 
     /// AutoNAT's verdict: publicly reachable nodes keep fewer relays.
@@ -369,8 +390,34 @@ impl RelayConnectionPool {
         self.trim();
         if now >= self.next_check {
             self.next_check = now + self.config.connection_check_interval;
+            self.report_ranks();
             self.upgrade(now);
         }
+    }
+
+    /// Reports the relays whose rank changed since the last check (a relay
+    /// new since then only takes its place: it was reported discovered).
+    fn report_ranks(&mut self) {
+        let ranked: Vec<(PeerId, f64)> = self
+            .discovery
+            .get_best_relays(usize::MAX)
+            .into_iter()
+            .map(|r| (r.peer_id, r.score()))
+            .collect();
+        let mut ranks = HashMap::with_capacity(ranked.len());
+        for (rank, (peer_id, score)) in ranked.into_iter().enumerate() {
+            ranks.insert(peer_id, rank);
+            match self.ranks.get(&peer_id) {
+                Some(&previous) if previous != rank => self.emit(RelayPoolEvent::RankChanged {
+                    peer_id,
+                    previous,
+                    rank,
+                    score,
+                }),
+                _ => {}
+            }
+        }
+        self.ranks = ranks;
     }
 
     /// Reservations held.
@@ -406,6 +453,38 @@ impl RelayConnectionPool {
             cooling: self.cooling.values().filter(|c| c.until > now).count(),
             target: self.target(),
         }
+    }
+
+    /// Every relay the pool or the keeper knows, best first: the keeper's
+    /// reservation states (`kept`) completed with the pool's ranking;
+    /// relays only the keeper has (listened on by hand) come last.
+    pub fn status(
+        &self,
+        kept: Vec<RelayStatus>,
+        unasked: RelayAuthStatus,
+        now: Instant,
+    ) -> Vec<RelayStatus> {
+        let mut kept: HashMap<PeerId, RelayStatus> =
+            kept.into_iter().map(|s| (s.relay_peer_id, s)).collect();
+        let mut out = Vec::with_capacity(self.discovery.len() + kept.len());
+        for info in self.discovery.get_best_relays(usize::MAX) {
+            let peer_id = info.peer_id;
+            let mut status = kept.remove(&peer_id).unwrap_or_else(|| {
+                let base = info.addrs.first().cloned().unwrap_or_else(Multiaddr::empty);
+                let circuit = base.with(Protocol::P2p(peer_id)).with(Protocol::P2pCircuit);
+                RelayStatus::new(peer_id, circuit, unasked.clone())
+            });
+            status.score = info.score();
+            status.rtt = info.rtt;
+            status.sources = info.sources.iter().copied().collect();
+            status.held = self.held.contains_key(&peer_id);
+            status.cooling_down = self.cooling.get(&peer_id).is_some_and(|c| c.until > now);
+            out.push(status);
+        }
+        let mut rest: Vec<RelayStatus> = kept.into_values().collect();
+        rest.sort_by_key(|s| s.relay_peer_id);
+        out.extend(rest);
+        out
     }
 
     /// `addrs` (a peer's addresses) with its circuit addresses ordered by

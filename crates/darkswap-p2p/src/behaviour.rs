@@ -32,6 +32,8 @@ pub(crate) struct Behaviour {
     pub(crate) limits: connection_limits::Behaviour,
     pub(crate) memory: memory_connection_limits::Behaviour,
     pub(crate) relay_client: relay::client::Behaviour,
+    /// Circuit relay v2 hop, when the node serves as a relay (`relay.hop`).
+    pub(crate) relay_server: Toggle<relay::Behaviour>,
     pub(crate) ping: ping::Behaviour,
     pub(crate) identify: identify::Behaviour,
     pub(crate) gossipsub: gossipsub::Behaviour,
@@ -112,10 +114,22 @@ fn build(
             "gossip_rate_limit: per_second and burst must be greater than 0".to_owned(),
         ));
     }
+    if config.kad_bucket_size == 0 {
+        return Err(Error::Build(
+            "kad_bucket_size must be greater than 0".to_owned(),
+        ));
+    }
     let peer_id = key.public().to_peer_id();
     let kad = config.enable_kad.then(|| {
         let mut cfg = kad::Config::new(KAD_PROTOCOL);
         cfg.set_query_timeout(config.connection_timeout);
+        if let Some(k) = std::num::NonZeroUsize::new(config.kad_bucket_size) {
+            // k is both the bucket size and the replication factor, as in
+            // the Kademlia paper and seed 002's one `kBucketSize`.
+            cfg.set_kbucket_size(k);
+            cfg.set_replication_factor(k);
+        }
+        cfg.set_record_ttl(Some(config.kad_record_ttl));
         let mut kad =
             kad::Behaviour::with_config(peer_id, kad::store::MemoryStore::new(peer_id), cfg);
         kad.set_mode(match config.kad_mode {
@@ -148,6 +162,11 @@ fn build(
             config.connection_limits.max_memory_fraction,
         ),
         relay_client,
+        relay_server: config
+            .relay
+            .hop
+            .then(|| relay::Behaviour::new(peer_id, relay::Config::default()))
+            .into(),
         ping: ping::Behaviour::new(ping::Config::new()),
         identify: identify::Behaviour::new(
             identify::Config::new(IDENTIFY_PROTOCOL_VERSION.to_owned(), key.public())

@@ -11,6 +11,7 @@ use darkswap_core::{
         Asset, NewOrder, Order, OrderCancel, OrderId, OrderUpdate, OrderbookResponse, SignedOrder,
     },
     relay_keeper::RelayStatus,
+    relay_pool::RelayPoolStats,
     reputation::{BannedPeer, PeerReputation, Penalty, PenaltyReason},
 };
 use libp2p::{Multiaddr, PeerId};
@@ -31,6 +32,7 @@ pub(crate) enum Command {
     Auth(AuthCommand),
     Reputation(ReputationCommand),
     Trade(TradeCommand),
+    Relay(RelayCommand),
     Shutdown { reply: Reply<()> },
 }
 
@@ -48,7 +50,8 @@ concern!(
     Orderbook(OrderbookCommand),
     Auth(AuthCommand),
     Reputation(ReputationCommand),
-    Trade(TradeCommand)
+    Trade(TradeCommand),
+    Relay(RelayCommand)
 );
 
 /// Trades: take an order, cancel, list.
@@ -99,12 +102,37 @@ pub(crate) enum SwarmCommand {
     ListenAddrs {
         reply: Reply<Vec<Multiaddr>>,
     },
+    AddExternalAddress {
+        addr: Multiaddr,
+        reply: Reply<()>,
+    },
     FindPeer {
         peer: PeerId,
         reply: Reply<Result<Vec<Multiaddr>, Error>>,
     },
-    RelayStatus {
+}
+
+/// The relay pool.
+#[derive(Debug)]
+pub(crate) enum RelayCommand {
+    Status {
         reply: Reply<Vec<RelayStatus>>,
+    },
+    Stats {
+        reply: Reply<RelayPoolStats>,
+    },
+    ConnectToBest {
+        reply: Reply<Option<PeerId>>,
+    },
+    Check {
+        reply: Reply<()>,
+    },
+    /// `peer`'s circuit addresses, best relay first: those the node knows
+    /// (Kademlia's routing table) and `found` (a DHT look-up's).
+    CircuitsOf {
+        peer: PeerId,
+        found: Vec<Multiaddr>,
+        reply: Reply<Vec<Multiaddr>>,
     },
 }
 

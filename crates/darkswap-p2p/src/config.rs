@@ -7,6 +7,7 @@ use darkswap_core::{
     gossip::GossipRateLimit,
     orderbook::OrderbookConfig,
     protocols::{ORDERBOOK_TOPIC, TRADE_TOPIC},
+    relay_pool::RelayConnectionPoolConfig,
     reputation::ReputationConfig,
     sync::SyncConfig,
 };
@@ -35,6 +36,61 @@ pub enum KadMode {
     /// Answer queries from the start. Right for relays and for nodes on a
     /// network where every listen address is reachable (LANs, tests).
     Server,
+}
+
+/// How the node uses circuit relays (seed 002's `relay` section), and the
+/// relay pool that picks them (seed 001's `RelayConnectionPoolConfig`).
+/// `docs/relays.md` tells the whole story.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct RelayConfig {
+    /// Use relays at all: reach peers through their circuit addresses and be
+    /// reached through ours. Off: no reservation is made and a circuit
+    /// address is not dialled. Default: on.
+    pub enabled: bool,
+    /// Hold reservations, so peers reach this node through relays (with
+    /// `enabled`). Off: the node dials through relays but nobody reaches it
+    /// through one. Default: on.
+    pub active: bool,
+    /// Auto-relay: choose relays from every source and hold
+    /// `max_relay_connections` of them while the node is not known to be
+    /// publicly reachable, `min_relay_connections` once AutoNAT says it is.
+    /// Off: hold exactly the configured relays (`relay_peers`). Default: on.
+    pub auto_relay: bool,
+    /// Learn of relays from the DHT, mDNS and identify. Off: only the
+    /// configured ones are known. Default: on.
+    pub discovery: bool,
+    /// Serve as a relay too (circuit relay v2 hop), and announce it in the
+    /// DHT. A relay serves reservations only on a confirmed external
+    /// address. Default: off.
+    pub hop: bool,
+    /// How many reservations, how often to look for better relays, the
+    /// deadlines and cool-downs, and discovery's intervals and bounds.
+    pub pool: RelayConnectionPoolConfig,
+}
+
+impl Default for RelayConfig {
+    fn default() -> Self {
+        RelayConfig {
+            enabled: true,
+            active: true,
+            auto_relay: true,
+            discovery: true,
+            hop: false,
+            pool: RelayConnectionPoolConfig::default(),
+        }
+    }
+}
+
+impl RelayConfig {
+    /// The pool's configuration with the switches above applied.
+    pub(crate) fn effective_pool(&self) -> RelayConnectionPoolConfig {
+        let mut pool = self.pool.clone();
+        pool.auto_connect = self.auto_relay;
+        pool.discovery.enable_dht_discovery &= self.discovery;
+        pool.discovery.enable_mdns_discovery &= self.discovery;
+        pool
+    }
 }
 
 /// Configuration of a [`Network`](crate::Network).
@@ -67,15 +123,22 @@ pub struct NetworkConfig {
     /// updates go out at once, ahead of it. Default: 200 (2,000 messages a
     /// second; a refresh of 1,000 orders with their updates takes 1 s).
     pub republish_per_tick: usize,
-    /// Circuit relay v2 servers to hold reservations on, each ending in
-    /// `/p2p/<relay peer id>`. The node listens on each relay's
-    /// `/p2p-circuit` address and keeps the reservation alive. Default: none.
+    /// Circuit relay v2 servers named by the user, each ending in
+    /// `/p2p/<relay peer id>`: the relay pool's configured relays (with
+    /// `relay.auto_relay` off, the only ones it reserves on). The node
+    /// listens on each chosen relay's `/p2p-circuit` address and keeps the
+    /// reservation alive. Default: none.
     pub relay_peers: Vec<Multiaddr>,
     /// Bound on dials, listens and other commands that wait for the network.
     /// Default: 30 s.
     pub connection_timeout: Duration,
     /// Addresses listened on at start. Default: none.
     pub listen_addresses: Vec<Multiaddr>,
+    /// Addresses this node is known to be reachable at (a public IP or a
+    /// port forwarded to it), announced to peers as confirmed without
+    /// waiting for AutoNAT. A node that serves as a relay (`relay.hop`)
+    /// needs one before it accepts reservations. Default: none.
+    pub external_addresses: Vec<Multiaddr>,
     /// The node's identity. Default: [`Identity::Ephemeral`].
     pub identity: Identity,
     /// Local network discovery with mDNS. Default: on.
@@ -90,11 +153,14 @@ pub struct NetworkConfig {
     /// Gossipsub mesh links and pending requests keep a connection alive, so
     /// a relayed connection that carries DarkSwap traffic stays open. Default: 60 s.
     pub idle_connection_timeout: Duration,
-    /// First delay before re-making a lost relay reservation; doubles on each
-    /// failure up to `relay_retry_max`. Default: 1 s.
-    pub relay_retry_initial: Duration,
-    /// Longest delay between attempts to re-make a relay reservation. Default: 30 s.
-    pub relay_retry_max: Duration,
+    /// How relays are used and chosen. Default: [`RelayConfig::default`].
+    pub relay: RelayConfig,
+    /// Kademlia's k: peers per bucket, and how many of the closest peers a
+    /// record is stored at (seed 002's `kBucketSize`). Default: 20.
+    pub kad_bucket_size: usize,
+    /// How long a stored Kademlia record lives (seed 002's `recordTTL`).
+    /// Default: 24 h.
+    pub kad_record_ttl: Duration,
     /// Largest DarkSwap message accepted or published. Default:
     /// [`darkswap_proto::MAX_MESSAGE_SIZE`].
     pub max_message_size: usize,
@@ -184,14 +250,16 @@ impl Default for NetworkConfig {
             relay_peers: Vec::new(),
             connection_timeout: Duration::from_secs(30),
             listen_addresses: Vec::new(),
+            external_addresses: Vec::new(),
             identity: Identity::Ephemeral,
             enable_mdns: true,
             enable_kad: true,
             kad_mode: KadMode::Auto,
             enable_perf: false,
             idle_connection_timeout: Duration::from_secs(60),
-            relay_retry_initial: Duration::from_secs(1),
-            relay_retry_max: Duration::from_secs(30),
+            relay: RelayConfig::default(),
+            kad_bucket_size: 20,
+            kad_record_ttl: Duration::from_secs(24 * 3600),
             max_message_size: darkswap_proto::MAX_MESSAGE_SIZE,
             event_buffer: 1024,
             orderbook: OrderbookConfig::default(),
@@ -244,6 +312,12 @@ impl NetworkConfig {
         self
     }
 
+    /// Addresses this node is known to be reachable at (`external_addresses`).
+    pub fn with_external_addresses(mut self, addrs: impl IntoIterator<Item = Multiaddr>) -> Self {
+        self.external_addresses = addrs.into_iter().collect();
+        self
+    }
+
     /// Where the node's identity comes from (`identity`).
     pub fn with_identity(mut self, identity: Identity) -> Self {
         self.identity = identity;
@@ -280,15 +354,46 @@ impl NetworkConfig {
         self
     }
 
-    /// The first delay before re-making a lost reservation (`relay_retry_initial`).
+    /// The first cool-down of a relay whose reservation failed or was lost
+    /// (`relay.pool.retry_initial`); it doubles with each failure in a row.
     pub fn with_relay_retry_initial(mut self, delay: Duration) -> Self {
-        self.relay_retry_initial = delay;
+        self.relay.pool.retry_initial = delay;
         self
     }
 
-    /// The longest delay between reservation attempts (`relay_retry_max`).
+    /// The longest cool-down of a failed relay (`relay.pool.retry_max`).
     pub fn with_relay_retry_max(mut self, delay: Duration) -> Self {
-        self.relay_retry_max = delay;
+        self.relay.pool.retry_max = delay;
+        self
+    }
+
+    /// How relays are used and chosen (`relay`).
+    pub fn with_relay(mut self, relay: RelayConfig) -> Self {
+        self.relay = relay;
+        self
+    }
+
+    /// Auto-relay on or off (`relay.auto_relay`).
+    pub fn with_auto_relay(mut self, on: bool) -> Self {
+        self.relay.auto_relay = on;
+        self
+    }
+
+    /// Serve as a relay too (`relay.hop`).
+    pub fn with_relay_hop(mut self, on: bool) -> Self {
+        self.relay.hop = on;
+        self
+    }
+
+    /// Kademlia's bucket size (`kad_bucket_size`).
+    pub fn with_kad_bucket_size(mut self, k: usize) -> Self {
+        self.kad_bucket_size = k;
+        self
+    }
+
+    /// Kademlia's record time to live (`kad_record_ttl`).
+    pub fn with_kad_record_ttl(mut self, ttl: Duration) -> Self {
+        self.kad_record_ttl = ttl;
         self
     }
 

@@ -87,6 +87,10 @@ pub enum Error {
     /// A Kademlia lookup failed or found nothing.
     #[error("peer {0} not found")]
     PeerNotFound(PeerId),
+    /// No circuit address of the peer is known (it holds no reservation
+    /// the DHT or identify told of), or none could be dialled.
+    #[error("no relay path to {0}")]
+    NoRelayPath(PeerId),
     /// The feature is turned off in the configuration.
     #[error("{0} is disabled in the configuration")]
     Disabled(&'static str),

@@ -44,14 +44,16 @@ mod sync;
 mod trade;
 
 pub use behaviour::{KAD_PROTOCOL, gossipsub_behaviour};
-pub use config::{ConnectionLimits, Identity, KadMode, NetworkConfig};
+pub use config::{ConnectionLimits, Identity, KadMode, NetworkConfig, RelayConfig};
 pub use darkswap_core::{
     GossipDropReason, NatStatus, NetworkEvent, ReservationId,
     gossip::{GossipRateLimit, ValidationError, validate_gossip},
     orderbook::{Book, OrderbookChange, OrderbookConfig, OrderbookError},
     own_orders::OrderChanges,
     protocols::{IDENTIFY_PROTOCOL_VERSION, ORDERBOOK_TOPIC, TRADE_TOPIC},
+    relay_discovery::RelaySource,
     relay_keeper::{RelayAuthStatus, RelayStatus},
+    relay_pool::{RelayConnectionPoolConfig, RelayPoolStats},
     reputation::{
         BanReason, BannedPeer, InvalidReputationConfig, PeerReputation, Penalty, PenaltyReason,
         PenaltyWeights, ReputationConfig, UnknownReason,
@@ -65,7 +67,7 @@ pub use error::{
 };
 pub use identity::load_or_create_keypair;
 pub use network::{
-    AuthHandle, ConnectionInfo, Network, NetworkHandle, OrderbookHandle, PeerInfo,
+    AuthHandle, ConnectionInfo, Network, NetworkHandle, OrderbookHandle, PeerInfo, RelaysHandle,
     ReputationHandle, TradeInfo, TradesHandle,
 };
 pub use perf::{PERF_PROTOCOL, PerfReport};

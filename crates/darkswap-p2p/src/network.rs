@@ -22,11 +22,13 @@ use crate::{
 
 mod auth;
 mod orderbook;
+mod relays;
 mod reputation;
 mod trades;
 
 pub use auth::AuthHandle;
 pub use orderbook::OrderbookHandle;
+pub use relays::RelaysHandle;
 pub use reputation::ReputationHandle;
 pub use trades::{TradeInfo, TradesHandle};
 
@@ -115,6 +117,11 @@ impl NetworkHandle {
     /// Authentication of relays and peers.
     pub fn auth(&self) -> AuthHandle<'_> {
         AuthHandle { handle: self }
+    }
+
+    /// The relay pool: which relays the node holds reservations on.
+    pub fn relays(&self) -> RelaysHandle<'_> {
+        RelaysHandle { handle: self }
     }
 
     /// Peer scores and bans.
@@ -237,17 +244,25 @@ impl NetworkHandle {
             .await?)
     }
 
+    /// Announces `addr` as an address this node is reachable at, confirmed
+    /// (as `external_addresses` does at start): for an address learned
+    /// after start, such as a port mapped by the router.
+    pub async fn add_external_address(&self, addr: Multiaddr) -> Result<(), Error> {
+        Ok(self
+            .ask(|reply| SwarmCommand::AddExternalAddress { addr, reply })
+            .await?)
+    }
+
     /// Looks a peer up in the Kademlia DHT and returns its addresses.
     pub async fn find_peer(&self, peer: PeerId) -> Result<Vec<Multiaddr>, Error> {
         self.ask(|reply| SwarmCommand::FindPeer { peer, reply })
             .await?
     }
 
-    /// Reservation state of each configured relay.
+    /// Every relay known, best first, with its reservation state (as
+    /// [`RelaysHandle::status`]).
     pub async fn relay_status(&self) -> Result<Vec<RelayStatus>, Error> {
-        Ok(self
-            .ask(|reply| SwarmCommand::RelayStatus { reply })
-            .await?)
+        self.relays().status().await
     }
 
     /// Measures throughput to `peer` with `/perf/1.0.0`: sends `upload`

@@ -6,7 +6,7 @@
 //! blocking on the application.
 
 use std::{
-    collections::HashMap,
+    collections::{HashMap, HashSet},
     time::{Duration, SystemTime},
 };
 
@@ -18,7 +18,9 @@ use darkswap_core::{
     own_orders::{OwnOrders, OwnOrdersOutput},
     paced::Paced,
     protocols::{ORDERBOOK_TOPIC, TRADE_TOPIC},
-    relay_keeper::{RelayKeeper, RelayKeeperConfig, RelayKeeperOutput},
+    relay_discovery::RelaySource,
+    relay_keeper::{RelayKeeper, RelayKeeperConfig},
+    relay_pool::RelayConnectionPool,
     reputation::{BannedPeer, Penalty, PenaltyReason, ReputationManager},
     sync::{OrderbookSync, SyncOutput},
 };
@@ -43,6 +45,7 @@ use crate::{
 
 mod commands;
 mod events;
+mod relays;
 mod trading;
 
 /// How long a graceful shutdown waits for connections to close.
@@ -78,6 +81,8 @@ struct OpenConnection {
     id: ConnectionId,
     remote: Multiaddr,
     relayed: bool,
+    /// Whether this node dialled it (so `remote` is a listening address).
+    dialed: bool,
 }
 
 pub(crate) struct SwarmTask {
@@ -93,6 +98,24 @@ pub(crate) struct SwarmTask {
     own_orders: OwnOrders,
     sync: OrderbookSync,
     relays: RelayKeeper<ListenerId>,
+    /// Which relays to hold reservations on; none with `relay.enabled` or
+    /// `relay.active` off.
+    pool: Option<RelayConnectionPool>,
+    /// Whether relays are learned of from identify, mDNS and the DHT.
+    relay_discovery: bool,
+    /// Whether circuit addresses may be dialled (`relay.enabled`).
+    relay_enabled: bool,
+    /// Peers found by mDNS or the DHT, until identify tells if they relay.
+    relay_hints: HashMap<PeerId, RelaySource>,
+    /// Connected relays (identify lists the hop protocol) and their
+    /// addresses.
+    known_relays: HashMap<PeerId, Vec<Multiaddr>>,
+    /// DHT look-ups for relays in flight.
+    relay_queries: HashSet<kad::QueryId>,
+    /// Whether the DHT has had a peer in its routing table yet.
+    dht_seeded: bool,
+    /// Whether this node serves as a relay (`relay.hop`).
+    hop: bool,
     auth: AuthManager,
     reputation: ReputationManager,
     next_prune: Instant,
@@ -168,11 +191,20 @@ pub(crate) async fn spawn(
         own_orders: OwnOrders::new(key.clone(), config.orderbook.refresh_interval, t0.instant),
         sync: OrderbookSync::new(config.sync.clone(), t0.instant),
         relays: RelayKeeper::new(RelayKeeperConfig {
-            retry_initial: config.relay_retry_initial,
-            retry_max: config.relay_retry_max,
+            retry_initial: config.relay.pool.retry_initial,
+            retry_max: config.relay.pool.retry_max,
             require_auth: config.require_relay_auth,
             min_auth_level: config.min_relay_auth_level,
         }),
+        pool: (config.relay.enabled && config.relay.active)
+            .then(|| RelayConnectionPool::new(config.relay.effective_pool(), t0.instant)),
+        relay_discovery: config.relay.discovery,
+        relay_enabled: config.relay.enabled,
+        relay_hints: HashMap::new(),
+        known_relays: HashMap::new(),
+        relay_queries: HashSet::new(),
+        dht_seeded: false,
+        hop: config.relay.hop,
         auth: AuthManager::new(config.auth.clone(), key).map_err(|e| build_err(&e))?,
         reputation: ReputationManager::new(config.reputation.clone(), t0.wall)
             .map_err(|e| build_err(&e))?,
@@ -253,10 +285,18 @@ impl SwarmTask {
         for topic in &config.topics {
             self.subscribe(topic);
         }
+        for addr in &config.external_addresses {
+            self.swarm.add_external_address(addr.clone());
+        }
         for addr in &config.relay_peers {
-            self.relays
-                .add(addr, now.instant)
-                .map_err(|e| Error::MissingPeerId(e.0))?;
+            let (relay, base) = darkswap_core::relay_keeper::split_peer_id(addr)
+                .ok_or_else(|| Error::MissingPeerId(addr.clone()))?;
+            if let Some(pool) = self.pool.as_mut() {
+                pool.add_relay(relay, vec![base], now.instant);
+            }
+        }
+        if config.relay.hop {
+            self.provide_relay();
         }
         for addr in &config.bootstrap_peers {
             let (peer, base) = darkswap_core::relay_keeper::split_peer_id(addr)
@@ -319,6 +359,7 @@ impl SwarmTask {
             Some(self.own_orders.poll_timeout()),
             Some(self.sync.poll_timeout()),
             self.relays.poll_timeout(),
+            self.pool.as_ref().map(RelayConnectionPool::poll_timeout),
             self.trading.as_ref().and_then(|t| t.trades.poll_timeout()),
             self.republish.poll_timeout(),
             ban_expiry,
@@ -331,6 +372,9 @@ impl SwarmTask {
 
     /// Wakes every service whose time has come.
     fn on_timeout(&mut self, now: Now) {
+        if let Some(pool) = self.pool.as_mut() {
+            pool.handle_timeout(now.instant);
+        }
         self.relays.handle_timeout(&mut self.auth, now);
         self.own_orders.handle_timeout(&mut self.book, now);
         for message in self.republish.poll_due(now.instant) {
@@ -393,6 +437,14 @@ impl SwarmTask {
                     }
                 }
             }
+            while let Some(output) = self
+                .pool
+                .as_mut()
+                .and_then(RelayConnectionPool::poll_output)
+            {
+                idle = false;
+                self.perform_pool_output(output);
+            }
             while let Some(output) = self.relays.poll_output() {
                 idle = false;
                 self.perform_relay_output(output);
@@ -400,34 +452,6 @@ impl SwarmTask {
             if idle {
                 return;
             }
-        }
-    }
-
-    fn perform_relay_output(&mut self, output: RelayKeeperOutput) {
-        match output {
-            RelayKeeperOutput::Listen {
-                relay,
-                circuit_addr,
-            } => match self.swarm.listen_on(circuit_addr) {
-                Ok(listener) => self.relays.handle_listening(&relay, listener),
-                Err(e) => {
-                    tracing::warn!(%relay, error = %e, "cannot listen through relay");
-                    self.relays.handle_listen_failed(&relay, Instant::now());
-                }
-            },
-            RelayKeeperOutput::SendChallenge {
-                relay,
-                addresses,
-                challenge,
-            } => {
-                let id = self.swarm.behaviour_mut().auth.send_request_with_addresses(
-                    &relay,
-                    darkswap_core::auth::AuthRequest::Challenge(challenge),
-                    addresses,
-                );
-                self.pending_auth.insert(id, PendingAuth::Relay(relay));
-            }
-            RelayKeeperOutput::Event(event) => self.emit(event),
         }
     }
 

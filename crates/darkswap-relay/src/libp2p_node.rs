@@ -334,6 +334,14 @@ impl Libp2pNode {
         let announce_listen = network.external_addresses.is_empty();
         let (listen_addrs, listeners) =
             listen_all(&mut swarm, &network.listen_addresses, announce_listen).await?;
+        // Nodes look this key up to find relays they were not told of. The
+        // record lives in this relay's own store at once (a look-up that
+        // reaches the relay finds it) and is pushed to the closest peers at
+        // kad's re-publication interval.
+        let relays_key = kad::RecordKey::new(&darkswap_p2p::core::protocols::RELAY_PROVIDER_KEY);
+        if let Err(e) = swarm.behaviour_mut().kad.start_providing(relays_key) {
+            tracing::warn!(error = %e, "cannot announce the relay in the DHT");
+        }
         let node = Libp2pNode {
             swarm,
             listeners,

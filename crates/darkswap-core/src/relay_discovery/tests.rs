@@ -215,3 +215,27 @@ fn the_score_follows_the_documented_formula() {
     let expected = 100.0 * reliability.powi(2) * 0.75 * 0.75;
     assert!((m.get(&peer).unwrap().score() - expected).abs() < 1e-9);
 }
+
+#[test]
+fn a_look_up_can_be_asked_for_at_once_and_the_interval_restarts_from_it() {
+    let t0 = Instant::now();
+    let config = RelayDiscoveryConfig::default();
+    let interval = config.dht_query_interval;
+    let mut m = RelayDiscoveryManager::new(config, t0);
+    m.handle_timeout(t0);
+    assert_eq!(m.poll_output(), Some(RelayDiscoveryOutput::QueryDht));
+    let later = t0 + Duration::from_secs(5);
+    m.query_dht_now(later);
+    assert_eq!(m.poll_output(), Some(RelayDiscoveryOutput::QueryDht));
+    assert_eq!(m.poll_timeout(), Some(later + interval));
+
+    let mut off = RelayDiscoveryManager::new(
+        RelayDiscoveryConfig {
+            enable_dht_discovery: false,
+            ..Default::default()
+        },
+        t0,
+    );
+    off.query_dht_now(later);
+    assert_eq!(off.poll_output(), None);
+}

@@ -96,8 +96,17 @@ fn lost_reservations_are_retried_with_capped_backoff() {
     let mut delays = Vec::new();
     for l in 0..6 {
         r.handle_listening(&peer, l);
-        r.handle_listener_closed(l, now);
-        assert!(outputs(&mut r).is_empty(), "nothing was reserved to lose");
+        r.handle_listener_closed(l, Some("refused".into()), now);
+        assert_eq!(
+            outputs(&mut r),
+            vec![RelayKeeperOutput::Event(
+                NetworkEvent::RelayReservationFailed {
+                    relay_peer_id: peer,
+                    reason: "refused".into()
+                }
+            )],
+            "nothing was reserved to lose: the attempt failed"
+        );
         let next = r.poll_timeout().unwrap();
         delays.push((next - now).as_secs());
         assert!(due(&mut r, &mut auth, next - Duration::from_millis(1)).is_empty());
@@ -110,7 +119,7 @@ fn lost_reservations_are_retried_with_capped_backoff() {
     r.handle_listening(&peer, 100);
     r.handle_reservation_accepted(peer, false);
     assert_eq!(reserved_events(&outputs(&mut r)), 1);
-    r.handle_listener_closed(100, now);
+    r.handle_listener_closed(100, None, now);
     assert_eq!(
         outputs(&mut r),
         vec![RelayKeeperOutput::Event(
@@ -128,12 +137,34 @@ fn unrelated_listeners_are_ignored() {
     let (mut r, peer, addr, t0) = setup();
     r.add(&addr, t0).unwrap();
     r.handle_listening(&peer, 1);
-    r.handle_listener_closed(2, t0);
+    r.handle_listener_closed(2, None, t0);
     assert_eq!(r.poll_timeout(), None, "still listening");
     r.handle_reservation_accepted(PeerId::random(), true);
     assert!(outputs(&mut r).is_empty(), "a renewal elsewhere is not new");
-    r.handle_listen_failed(&peer, t0);
+    r.handle_listen_failed(&peer, "no route".into(), t0);
     assert_eq!(r.poll_timeout(), Some(t0 + Duration::from_secs(1)));
+}
+
+#[test]
+fn a_removed_relay_hands_back_its_listener_and_is_not_retried() {
+    let (mut r, peer, addr, t0) = setup();
+    r.add(&addr, t0).unwrap();
+    r.handle_listening(&peer, 7);
+    r.handle_reservation_accepted(peer, false);
+    outputs(&mut r);
+    assert_eq!(r.remove(&peer), Some(7));
+    assert!(!r.is_kept(&peer));
+    assert!(!r.status()[0].reserved, "still shown, not reserved");
+    // Its listener closing afterwards is not a loss to report or retry.
+    r.handle_listener_closed(7, None, t0);
+    assert!(outputs(&mut r).is_empty());
+    assert_eq!(r.poll_timeout(), None);
+    assert_eq!(r.remove(&peer), None);
+    // Taken up again, it is tried at once.
+    r.add(&addr, t0).unwrap();
+    assert_eq!(r.poll_timeout(), Some(t0));
+    r.forget(&peer);
+    assert!(r.status().is_empty());
 }
 
 #[test]
@@ -394,7 +425,7 @@ fn a_relay_still_authenticated_is_listened_on_again_without_a_new_proof() {
     r.handle_listening(&relay_id, 1);
     r.handle_reservation_accepted(relay_id, false);
     outputs(&mut r);
-    r.handle_listener_closed(1, t0);
+    r.handle_listener_closed(1, None, t0);
     outputs(&mut r);
     let at = r.poll_timeout().unwrap();
     r.handle_timeout(&mut node, now_at(at));

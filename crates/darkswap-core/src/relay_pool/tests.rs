@@ -297,3 +297,40 @@ fn circuit_addresses_are_dialled_in_the_rank_of_their_relays() {
     assert_eq!(ranked, [circuit(relays[0]), circuit(relays[1])]);
     assert_eq!(relay_of_circuit(&circuit(relays[1])), Some(relays[1]));
 }
+
+#[test]
+fn moves_in_the_ranking_are_reported_at_each_check() {
+    let config = RelayConnectionPoolConfig {
+        connection_check_interval: Duration::from_secs(30),
+        ..Default::default()
+    };
+    let (mut pool, relays, t0) = pool_with(config, &[10, 40]);
+    let rank_events = |out: &[RelayPoolOutput]| {
+        events(out)
+            .into_iter()
+            .filter_map(|e| match e {
+                RelayPoolEvent::RankChanged {
+                    peer_id,
+                    previous,
+                    rank,
+                    ..
+                } => Some((peer_id, previous, rank)),
+                _ => None,
+            })
+            .collect::<Vec<_>>()
+    };
+    // The first check only takes note of the order.
+    pool.check_connections(t0 + Duration::from_secs(30));
+    assert!(rank_events(&drain(&mut pool)).is_empty());
+    // The faster relay keeps failing: it sinks below the slower one.
+    for _ in 0..4 {
+        pool.handle_failed(relays[0], t0 + Duration::from_secs(31));
+    }
+    pool.check_connections(t0 + Duration::from_secs(60));
+    let mut moved = rank_events(&drain(&mut pool));
+    moved.sort_by_key(|m| m.2);
+    assert_eq!(moved, [(relays[1], 1, 0), (relays[0], 0, 1)]);
+    // Nothing moved since: nothing is reported.
+    pool.check_connections(t0 + Duration::from_secs(90));
+    assert!(rank_events(&drain(&mut pool)).is_empty());
+}

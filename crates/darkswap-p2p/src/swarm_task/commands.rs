@@ -21,6 +21,7 @@ impl SwarmTask {
             Command::Auth(c) => self.on_auth_command(c),
             Command::Reputation(c) => self.on_reputation_command(c),
             Command::Trade(c) => self.on_trade_command(c),
+            Command::Relay(c) => self.on_relay_command(c),
             Command::Shutdown { .. } => unreachable!("the run loop handles shutdown"),
         }
     }
@@ -42,6 +43,10 @@ impl SwarmTask {
                 }
             }
             SwarmCommand::Dial { addr, reply } => {
+                if !self.relay_enabled && addr.iter().any(|p| p == Protocol::P2pCircuit) {
+                    let _ = reply.send(Err(Error::Disabled("relay")));
+                    return;
+                }
                 let opts = DialOpts::from(addr.clone());
                 let id = opts.connection_id();
                 match self.swarm.dial(opts) {
@@ -100,6 +105,10 @@ impl SwarmTask {
             SwarmCommand::ListenAddrs { reply } => {
                 let _ = reply.send(self.swarm.listeners().cloned().collect());
             }
+            SwarmCommand::AddExternalAddress { addr, reply } => {
+                self.swarm.add_external_address(addr);
+                let _ = reply.send(());
+            }
             SwarmCommand::FindPeer { peer, reply } => {
                 match self.swarm.behaviour_mut().kad.as_mut() {
                     Some(kad) => {
@@ -110,9 +119,6 @@ impl SwarmTask {
                         let _ = reply.send(Err(Error::Disabled("kademlia")));
                     }
                 }
-            }
-            SwarmCommand::RelayStatus { reply } => {
-                let _ = reply.send(self.relays.status());
             }
         }
     }

@@ -87,8 +87,11 @@ impl SwarmTask {
                     }));
                 }
                 tracing::debug!(?listener_id, ?reason, "listener closed");
-                self.relays
-                    .handle_listener_closed(listener_id, Instant::now());
+                self.relays.handle_listener_closed(
+                    listener_id,
+                    reason.err().map(|e| e.to_string()),
+                    Instant::now(),
+                );
             }
             SwarmEvent::ListenerError { listener_id, error } => {
                 tracing::debug!(?listener_id, %error, "listener error");
@@ -122,6 +125,7 @@ impl SwarmTask {
                         id: connection_id,
                         remote,
                         relayed: relay.is_some(),
+                        dialed: endpoint.is_dialer(),
                     });
                 if let Some(relay) = relay {
                     self.emit(NetworkEvent::ConnectedThroughRelay {
@@ -144,6 +148,7 @@ impl SwarmTask {
                 if num_established == 0 {
                     self.connections.remove(&peer_id);
                     self.rtts.remove(&peer_id);
+                    self.known_relays.remove(&peer_id);
                     self.sync.handle_disconnected(&peer_id);
                     self.emit(NetworkEvent::PeerDisconnected(peer_id));
                 }
@@ -173,6 +178,7 @@ impl SwarmTask {
                 ..
             }) => {
                 self.rtts.insert(peer, rtt);
+                self.relay_rtt(&peer, rtt);
             }
             BehaviourEvent::Sync(event) => self.on_sync(event),
             BehaviourEvent::Trade(event) => self.on_trade(event),
@@ -198,6 +204,9 @@ impl SwarmTask {
                 }),
             },
             BehaviourEvent::Identify(identify::Event::Received { peer_id, info, .. }) => {
+                if self.relay_discovery {
+                    self.relay_identified(peer_id, &info);
+                }
                 if info.protocols.contains(&KAD_PROTOCOL)
                     && let Some(kad) = self.swarm.behaviour_mut().kad.as_mut()
                 {
@@ -208,6 +217,9 @@ impl SwarmTask {
             }
             BehaviourEvent::Mdns(mdns::Event::Discovered(found)) => {
                 for (peer, addr) in found {
+                    if self.relay_discovery {
+                        self.relay_hint(peer, darkswap_core::relay_discovery::RelaySource::Mdns);
+                    }
                     if let Some(kad) = self.swarm.behaviour_mut().kad.as_mut() {
                         kad.add_address(&peer, addr.clone());
                     }
@@ -224,6 +236,17 @@ impl SwarmTask {
                 self.on_kad_query(id, result, step.last);
             }
             BehaviourEvent::Kad(kad::Event::RoutingUpdated { peer, .. }) => {
+                if !self.dht_seeded {
+                    // The look-up and the announcement made at start had
+                    // nobody to ask: make them now.
+                    self.dht_seeded = true;
+                    if let Some(pool) = self.pool.as_mut() {
+                        pool.handle_dht_ready(Instant::now());
+                    }
+                    if self.hop {
+                        self.provide_relay();
+                    }
+                }
                 self.emit(NetworkEvent::RoutingUpdated { peer_id: peer });
             }
             BehaviourEvent::Autonat(autonat::Event::StatusChanged { new, .. }) => {
@@ -232,6 +255,7 @@ impl SwarmTask {
                     autonat::NatStatus::Private => NatStatus::Private,
                     autonat::NatStatus::Unknown => NatStatus::Unknown,
                 };
+                self.relay_nat_status(&status);
                 self.emit(NetworkEvent::NatStatusChanged { status });
             }
             _ => {}
@@ -461,6 +485,17 @@ impl SwarmTask {
     }
 
     fn on_kad_query(&mut self, id: kad::QueryId, result: kad::QueryResult, last: bool) {
+        if let kad::QueryResult::GetProviders(result) = result {
+            let ours = if last {
+                self.relay_queries.remove(&id)
+            } else {
+                self.relay_queries.contains(&id)
+            };
+            if ours && let Ok(kad::GetProvidersOk::FoundProviders { providers, .. }) = result {
+                self.relay_providers(providers);
+            }
+            return;
+        }
         let kad::QueryResult::GetClosestPeers(result) = result else {
             return;
         };
