@@ -60,9 +60,12 @@ async fn relayed_pair(relay: &Relay, perf: bool) -> (Network, Network, Keypair, 
     })
     .await;
     // a listens nowhere either: the circuit is the only path between them.
+    // It only dials through the relay (no auto-relay reservation of its
+    // own, so the relay's counts are b's).
     let key_a = Keypair::generate_ed25519();
     let a = Network::new(
         test_config()
+            .with_auto_relay(false)
             .with_perf(perf)
             .with_identity(Identity::Keypair(key_a.clone())),
     )
