@@ -56,6 +56,7 @@ RUSTDOCFLAGS="-D warnings -D rustdoc::broken_intra_doc_links" \
 step "examples (each exits non-zero if what it demonstrates does not hold)"
 cargo run --locked -q -p darkswap-p2p --example simple_node
 cargo run --locked -q -p darkswap-p2p --example auth_relay_example
+cargo run --locked -q -p darkswap-p2p --example relay_connection_example
 cargo run --locked -q -p darkswap-e2e --example encryption_example
 
 step "cargo test (unit, integration and doc tests; builds every example)"

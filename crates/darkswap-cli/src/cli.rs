@@ -38,7 +38,7 @@ impl Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run a node with a local HTTP API.
-    Daemon(DaemonArgs),
+    Daemon(Box<DaemonArgs>),
     #[command(flatten)]
     Client(ClientCommand),
 }
@@ -62,9 +62,44 @@ pub struct DaemonArgs {
     /// libp2p listen address (repeatable).
     #[arg(long)]
     pub listen: Vec<Multiaddr>,
-    /// Relay to reserve a slot on (repeatable).
+    /// Relay to reserve a slot on (repeatable): one the relay pool always
+    /// knows; with auto-relay it also picks relays it discovers.
     #[arg(long)]
     pub relay: Vec<Multiaddr>,
+    /// Do not use relays at all: no reservations, no circuits.
+    #[arg(long)]
+    pub no_relays: bool,
+    /// Dial through relays but hold no reservation on any.
+    #[arg(long)]
+    pub no_relay_reservations: bool,
+    /// Reserve only on the --relay list, whatever AutoNAT says.
+    #[arg(long)]
+    pub no_auto_relay: bool,
+    /// Learn of relays only from --relay, not from the DHT, mDNS, identify.
+    #[arg(long)]
+    pub no_relay_discovery: bool,
+    /// Serve as a relay too (needs --external-address).
+    #[arg(long)]
+    pub relay_hop: bool,
+    /// Reservations held at most [default: 3].
+    #[arg(long)]
+    pub max_relay_connections: Option<usize>,
+    /// Reservations held once publicly reachable [default: 1].
+    #[arg(long)]
+    pub min_relay_connections: Option<usize>,
+    /// How often the relay pool looks for better relays [default: 30s].
+    #[arg(long, value_parser = humantime::parse_duration)]
+    pub relay_check_interval: Option<Duration>,
+    /// An address this node is reachable at, announced as confirmed
+    /// (repeatable).
+    #[arg(long)]
+    pub external_address: Vec<Multiaddr>,
+    /// Kademlia's k: bucket size and replication [default: 20].
+    #[arg(long)]
+    pub kad_bucket_size: Option<usize>,
+    /// How long a stored DHT record lives [default: 24h].
+    #[arg(long, value_parser = humantime::parse_duration)]
+    pub kad_record_ttl: Option<Duration>,
     /// Bootstrap peer (repeatable).
     #[arg(long)]
     pub bootstrap: Vec<Multiaddr>,
@@ -120,13 +155,32 @@ impl DaemonArgs {
             ("listen", &self.listen),
             ("relay", &self.relay),
             ("bootstrap", &self.bootstrap),
+            ("external_address", &self.external_address),
         ] {
             if !addrs.is_empty() {
                 set(key, json!(strings(addrs)));
             }
         }
-        if self.no_mdns {
-            set("mdns", json!(false));
+        for (key, flag, value) in [
+            ("mdns", self.no_mdns, false),
+            ("relay_enabled", self.no_relays, false),
+            ("relay_active", self.no_relay_reservations, false),
+            ("auto_relay", self.no_auto_relay, false),
+            ("relay_discovery", self.no_relay_discovery, false),
+            ("relay_hop", self.relay_hop, true),
+        ] {
+            if flag {
+                set(key, json!(value));
+            }
+        }
+        for (key, value) in [
+            ("max_relay_connections", self.max_relay_connections),
+            ("min_relay_connections", self.min_relay_connections),
+            ("kad_bucket_size", self.kad_bucket_size),
+        ] {
+            if let Some(n) = value {
+                set(key, json!(n));
+            }
         }
         for (key, value) in [
             ("order_refresh", self.order_refresh),
@@ -134,6 +188,8 @@ impl DaemonArgs {
             ("ban_duration", self.ban_duration),
             ("max_ban_duration", self.max_ban_duration),
             ("anti_entropy_interval", self.anti_entropy_interval),
+            ("relay_check_interval", self.relay_check_interval),
+            ("kad_record_ttl", self.kad_record_ttl),
         ] {
             if let Some(d) = value {
                 set(key, duration(d));

@@ -254,7 +254,14 @@ fn print_status(s: &v1::Status) {
         println!("listening: {a}");
     }
     for r in &s.relays {
-        println!("relay:     {} reserved={}", r.peer_id, r.reserved);
+        let rtt = r.rtt_ms.map_or("-".to_owned(), |ms| format!("{ms}ms"));
+        println!(
+            "relay:     {} {} score={} rtt={rtt} from={}",
+            r.peer_id,
+            r.state,
+            r.score,
+            r.sources.join(",")
+        );
     }
     println!("banned:    {}", s.banned_peers.len());
     for b in &s.banned_peers {

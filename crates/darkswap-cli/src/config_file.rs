@@ -16,7 +16,7 @@ use std::{
 };
 
 use darkswap_p2p::{
-    Multiaddr, OrderbookConfig, ReputationConfig, SyncConfig,
+    Multiaddr, NetworkConfig, OrderbookConfig, RelayConfig, ReputationConfig, SyncConfig,
     darkswap_trade::negotiation::NegotiationConfig,
 };
 use figment::{
@@ -50,6 +50,17 @@ const ENV_KEYS: &[&str] = &[
     "api",
     "listen",
     "relay",
+    "relay_enabled",
+    "relay_active",
+    "auto_relay",
+    "relay_discovery",
+    "relay_hop",
+    "max_relay_connections",
+    "min_relay_connections",
+    "relay_check_interval",
+    "external_address",
+    "kad_bucket_size",
+    "kad_record_ttl",
     "bootstrap",
     "mdns",
     "order_refresh",
@@ -90,9 +101,42 @@ pub struct ConfigFile {
     pub api: SocketAddr,
     /// libp2p listen addresses. Default: none.
     pub listen: Vec<Multiaddr>,
-    /// Relays to reserve a slot on, each ending in `/p2p/` and a peer id.
-    /// Default: none.
+    /// Relays named by the user, each ending in `/p2p/` and a peer id: the
+    /// relay pool's configured relays. Default: none.
     pub relay: Vec<Multiaddr>,
+    /// Use relays at all (seed 002's `relay.enabled`): reach peers through
+    /// their circuit addresses and be reached through ours. Default: on.
+    pub relay_enabled: bool,
+    /// Hold reservations so peers reach this node through relays (seed
+    /// 002's `relay.active`). Default: on.
+    pub relay_active: bool,
+    /// Auto-relay (seed 002's `relay.autoRelay`): choose relays from every
+    /// source, `max_relay_connections` of them while not publicly
+    /// reachable, `min_relay_connections` once AutoNAT says it is; off:
+    /// exactly the `relay` list. Default: on.
+    pub auto_relay: bool,
+    /// Learn of relays from the DHT, mDNS and identify (seed 002's
+    /// `relay.discovery`). Default: on.
+    pub relay_discovery: bool,
+    /// Serve as a relay too (seed 002's `relay.hop`); needs an
+    /// `external_address`. Default: off.
+    pub relay_hop: bool,
+    /// Reservations held at most. Default: 3.
+    pub max_relay_connections: usize,
+    /// Reservations held once publicly reachable. Default: 1.
+    pub min_relay_connections: usize,
+    /// How often the pool looks for better relays. Default: 30 s.
+    #[serde(with = "humantime_string")]
+    pub relay_check_interval: Duration,
+    /// Addresses this node is reachable at (a public IP, a forwarded
+    /// port), announced without waiting for AutoNAT. Default: none.
+    pub external_address: Vec<Multiaddr>,
+    /// Kademlia's k (seed 002's `dht.kBucketSize`). Default: 20.
+    pub kad_bucket_size: usize,
+    /// How long a stored DHT record lives (seed 002's `dht.recordTTL`).
+    /// Default: 24 h.
+    #[serde(with = "humantime_string")]
+    pub kad_record_ttl: Duration,
     /// Bootstrap peers, each ending in `/p2p/` and a peer id. Default: none.
     pub bootstrap: Vec<Multiaddr>,
     /// Local network discovery (mDNS). Default: on.
@@ -173,11 +217,24 @@ impl Default for ConfigFile {
         let book = OrderbookConfig::default();
         let reputation = ReputationConfig::default();
         let negotiation = NegotiationConfig::default();
+        let network = NetworkConfig::default();
+        let relay = &network.relay;
         ConfigFile {
             data_dir: default_data_dir(),
             api: default_api(),
             listen: Vec::new(),
             relay: Vec::new(),
+            relay_enabled: relay.enabled,
+            relay_active: relay.active,
+            auto_relay: relay.auto_relay,
+            relay_discovery: relay.discovery,
+            relay_hop: relay.hop,
+            max_relay_connections: relay.pool.max_relay_connections,
+            min_relay_connections: relay.pool.min_relay_connections,
+            relay_check_interval: relay.pool.connection_check_interval,
+            external_address: Vec::new(),
+            kad_bucket_size: network.kad_bucket_size,
+            kad_record_ttl: network.kad_record_ttl,
             bootstrap: Vec::new(),
             mdns: true,
             order_refresh: book.refresh_interval,
@@ -256,6 +313,9 @@ impl ConfigFile {
             ("trade_step_timeout", self.trade_step_timeout.is_zero()),
             ("trade_timeout", self.trade_timeout.is_zero()),
             ("wallet_sync_interval", self.wallet_sync_interval.is_zero()),
+            ("relay_check_interval", self.relay_check_interval.is_zero()),
+            ("kad_bucket_size", self.kad_bucket_size == 0),
+            ("kad_record_ttl", self.kad_record_ttl.is_zero()),
         ];
         if let Some((key, _)) = positive.iter().find(|(_, zero)| *zero) {
             return Err(ConfigError(format!("{key} must be greater than 0")));
@@ -270,6 +330,12 @@ impl ConfigFile {
         }
         if self.trading {
             self.trading_options()?;
+        }
+        if self.min_relay_connections > self.max_relay_connections {
+            return Err(ConfigError(format!(
+                "min_relay_connections ({}) must not exceed max_relay_connections ({})",
+                self.min_relay_connections, self.max_relay_connections
+            )));
         }
         if self.max_ban_duration < self.ban_duration {
             return Err(ConfigError(
@@ -331,6 +397,21 @@ impl ConfigFile {
             api: self.api,
             listen: self.listen,
             relays: self.relay,
+            relay: {
+                let mut relay = RelayConfig::default();
+                relay.enabled = self.relay_enabled;
+                relay.active = self.relay_active;
+                relay.auto_relay = self.auto_relay;
+                relay.discovery = self.relay_discovery;
+                relay.hop = self.relay_hop;
+                relay.pool.max_relay_connections = self.max_relay_connections;
+                relay.pool.min_relay_connections = self.min_relay_connections;
+                relay.pool.connection_check_interval = self.relay_check_interval;
+                relay
+            },
+            external_addresses: self.external_address,
+            kad_bucket_size: self.kad_bucket_size,
+            kad_record_ttl: self.kad_record_ttl,
             bootstrap: self.bootstrap,
             mdns: self.mdns,
             order_refresh: self.order_refresh,

@@ -5,7 +5,8 @@
 use std::{net::SocketAddr, path::PathBuf, sync::Arc, time::Duration};
 
 use darkswap_p2p::{
-    Identity, Multiaddr, Network, NetworkConfig, OrderbookConfig, ReputationConfig, SyncConfig,
+    Identity, Multiaddr, Network, NetworkConfig, OrderbookConfig, RelayConfig, ReputationConfig,
+    SyncConfig,
 };
 use tokio_util::sync::CancellationToken;
 
@@ -26,8 +27,16 @@ pub struct DaemonOptions {
     pub api: SocketAddr,
     /// libp2p listen addresses.
     pub listen: Vec<Multiaddr>,
-    /// Relays to reserve on.
+    /// Relays named by the user (the pool's configured relays).
     pub relays: Vec<Multiaddr>,
+    /// How relays are used and chosen.
+    pub relay: RelayConfig,
+    /// Addresses the node is known to be reachable at.
+    pub external_addresses: Vec<Multiaddr>,
+    /// Kademlia's k.
+    pub kad_bucket_size: usize,
+    /// Kademlia's record time to live.
+    pub kad_record_ttl: Duration,
     /// Bootstrap peers.
     pub bootstrap: Vec<Multiaddr>,
     /// mDNS on or off.
@@ -72,6 +81,10 @@ pub async fn run(opts: DaemonOptions) -> anyhow::Result<()> {
             .with_identity(Identity::File(opts.data_dir.join("identity.key")))
             .with_listen_addresses(opts.listen.clone())
             .with_relay_peers(opts.relays.clone())
+            .with_relay(opts.relay.clone())
+            .with_external_addresses(opts.external_addresses.clone())
+            .with_kad_bucket_size(opts.kad_bucket_size)
+            .with_kad_record_ttl(opts.kad_record_ttl)
             .with_bootstrap_peers(opts.bootstrap.clone())
             .with_mdns(opts.mdns)
             .with_orderbook(OrderbookConfig {

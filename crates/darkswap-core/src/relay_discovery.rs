@@ -98,6 +98,24 @@ pub enum RelaySource {
     Identify,
 }
 
+impl RelaySource {
+    /// Its name in APIs and logs: `configured`, `dht`, `mdns`, `identify`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RelaySource::Configured => "configured",
+            RelaySource::Dht => "dht",
+            RelaySource::Mdns => "mdns",
+            RelaySource::Identify => "identify",
+        }
+    }
+}
+
+impl std::fmt::Display for RelaySource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// What the manager knows of one relay.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RelayInfo {

@@ -277,3 +277,97 @@ fn a_chain_ca_file_is_read_and_one_that_is_missing_or_not_pem_is_refused() {
         Ok(())
     });
 }
+
+#[test]
+fn the_relay_and_dht_keys_reach_the_node_configuration() {
+    Jail::expect_with(|jail| {
+        jail.create_file(
+            "darkswap.toml",
+            r#"
+                auto_relay = false
+                relay_hop = true
+                max_relay_connections = 5
+                relay_check_interval = "10s"
+                external_address = ["/ip4/203.0.113.7/tcp/4001"]
+                kad_bucket_size = 16
+                kad_record_ttl = "2h"
+            "#,
+        )?;
+        jail.set_env("DARKSWAP_MIN_RELAY_CONNECTIONS", "2");
+        let overrides = json!({ "relay_discovery": false });
+        let options = ConfigFile::load(Some("darkswap.toml".as_ref()), overrides)
+            .unwrap()
+            .options();
+        let relay = &options.relay;
+        assert!(relay.enabled && relay.active && !relay.auto_relay && relay.hop);
+        assert!(!relay.discovery);
+        assert_eq!(relay.pool.max_relay_connections, 5);
+        assert_eq!(relay.pool.min_relay_connections, 2);
+        assert_eq!(
+            relay.pool.connection_check_interval,
+            Duration::from_secs(10)
+        );
+        assert_eq!(
+            options.external_addresses,
+            ["/ip4/203.0.113.7/tcp/4001".parse::<Multiaddr>().unwrap()]
+        );
+        assert_eq!(options.kad_bucket_size, 16);
+        assert_eq!(options.kad_record_ttl, Duration::from_secs(7200));
+
+        jail.set_env("DARKSWAP_MIN_RELAY_CONNECTIONS", "6");
+        let error = ConfigFile::load(Some("darkswap.toml".as_ref()), no_overrides()).unwrap_err();
+        assert!(
+            error.to_string().contains("min_relay_connections (6)"),
+            "{error}"
+        );
+        Ok(())
+    });
+}
+
+#[test]
+fn the_relay_flags_become_their_keys() {
+    use clap::Parser;
+
+    let cli = crate::cli::Cli::try_parse_from([
+        "darkswap",
+        "daemon",
+        "--no-auto-relay",
+        "--no-relay-reservations",
+        "--relay-hop",
+        "--max-relay-connections",
+        "4",
+        "--relay-check-interval",
+        "1m",
+        "--external-address",
+        "/ip4/203.0.113.7/tcp/4001",
+        "--kad-bucket-size",
+        "10",
+        "--kad-record-ttl",
+        "6h",
+    ])
+    .unwrap();
+    let crate::cli::Command::Daemon(args) = cli.command else {
+        panic!("not the daemon command");
+    };
+    assert_eq!(
+        args.overrides(None),
+        json!({
+            "auto_relay": false,
+            "relay_active": false,
+            "relay_hop": true,
+            "max_relay_connections": 4,
+            "relay_check_interval": "1m",
+            "external_address": ["/ip4/203.0.113.7/tcp/4001"],
+            "kad_bucket_size": 10,
+            "kad_record_ttl": "6h",
+        })
+    );
+    Jail::expect_with(|_| {
+        let options = ConfigFile::load(None, args.overrides(None))
+            .unwrap()
+            .options();
+        assert!(!options.relay.auto_relay && !options.relay.active && options.relay.hop);
+        assert_eq!(options.kad_record_ttl, Duration::from_secs(6 * 3600));
+        Ok(())
+    });
+}

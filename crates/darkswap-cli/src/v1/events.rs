@@ -53,6 +53,43 @@ pub enum Event {
         /// Hex order ids.
         ids: Vec<String>,
     },
+    /// A relay became known to the relay pool.
+    RelayDiscovered {
+        /// The relay.
+        relay_peer_id: String,
+        /// How: `configured`, `dht`, `mdns` or `identify`.
+        source: String,
+    },
+    /// A held reservation was lost (the relay went away or refused).
+    RelayLost {
+        /// The relay.
+        relay_peer_id: String,
+    },
+    /// A reservation could not be made on a relay.
+    RelayFailed {
+        /// The relay.
+        relay_peer_id: String,
+        /// Why.
+        reason: String,
+    },
+    /// The pool reserves on `new` in place of `old`.
+    RelayReplaced {
+        /// The relay let go.
+        old: String,
+        /// The relay chosen instead.
+        new: String,
+    },
+    /// A relay moved in the ranking (0 is the best).
+    RelayRankChanged {
+        /// The relay.
+        relay_peer_id: String,
+        /// Its rank before.
+        previous: usize,
+        /// Its rank now.
+        rank: usize,
+        /// Its score now, 0 to 100.
+        score: f64,
+    },
     /// A relay accepted a reservation.
     RelayReserved {
         /// The relay.
@@ -182,6 +219,38 @@ impl From<&NetworkEvent> for Event {
             } => Event::RelayReserved {
                 relay_peer_id: relay_peer_id.to_string(),
                 reservation_id: reservation_id.to_string(),
+            },
+            NetworkEvent::RelayDiscovered {
+                relay_peer_id,
+                source,
+            } => Event::RelayDiscovered {
+                relay_peer_id: relay_peer_id.to_string(),
+                source: source.as_str().to_owned(),
+            },
+            NetworkEvent::RelayReservationLost { relay_peer_id } => Event::RelayLost {
+                relay_peer_id: relay_peer_id.to_string(),
+            },
+            NetworkEvent::RelayReservationFailed {
+                relay_peer_id,
+                reason,
+            } => Event::RelayFailed {
+                relay_peer_id: relay_peer_id.to_string(),
+                reason: reason.clone(),
+            },
+            NetworkEvent::RelayReplaced { old, new } => Event::RelayReplaced {
+                old: old.to_string(),
+                new: new.to_string(),
+            },
+            NetworkEvent::RelayRankChanged {
+                relay_peer_id,
+                previous,
+                rank,
+                score,
+            } => Event::RelayRankChanged {
+                relay_peer_id: relay_peer_id.to_string(),
+                previous: *previous,
+                rank: *rank,
+                score: *score,
             },
             NetworkEvent::InvalidMessage {
                 peer_id,

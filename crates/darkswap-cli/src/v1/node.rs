@@ -16,7 +16,7 @@ impl Endpoint for GetStatus {
 }
 
 /// The answer to [`GetStatus`].
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Status {
     /// This node's peer id.
     pub peer_id: String,
@@ -24,7 +24,7 @@ pub struct Status {
     pub listen_addrs: Vec<String>,
     /// `unknown`, `private` or `public <address>`, as AutoNAT sees it.
     pub nat_status: String,
-    /// The relays it keeps a reservation on.
+    /// The relays it knows, best first, with their reservation state.
     pub relays: Vec<Relay>,
     /// Connected peers.
     pub peers: usize,
@@ -37,22 +37,48 @@ pub struct Status {
 }
 
 /// A relay in [`Status`].
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Relay {
     /// The relay's peer id.
     pub peer_id: String,
-    /// The circuit address listened on through it.
+    /// The circuit address listened on through it (or that would be).
     pub circuit_addr: String,
     /// Whether a reservation is held now.
     pub reserved: bool,
+    /// `reserved`, `reserving` (asked for, not confirmed yet),
+    /// `cooling_down` (failed; not tried again for a while) or `standby`
+    /// (known, not needed now).
+    pub state: String,
+    /// Its score in the relay pool, 0 to 100 (`docs/relays.md`).
+    pub score: f64,
+    /// Its smoothed ping round trip, once measured.
+    pub rtt_ms: Option<u64>,
+    /// Where it was learned of: `configured`, `dht`, `mdns`, `identify`.
+    pub sources: Vec<String>,
 }
 
 impl From<&RelayStatus> for Relay {
     fn from(r: &RelayStatus) -> Self {
+        let state = if r.reserved {
+            "reserved"
+        } else if r.held {
+            "reserving"
+        } else if r.cooling_down {
+            "cooling_down"
+        } else {
+            "standby"
+        };
         Relay {
             peer_id: r.relay_peer_id.to_string(),
             circuit_addr: r.circuit_addr.to_string(),
             reserved: r.reserved,
+            state: state.to_owned(),
+            // One decimal: enough to compare, stable to read.
+            score: (r.score * 10.0).round() / 10.0,
+            rtt_ms: r
+                .rtt
+                .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
+            sources: r.sources.iter().map(|s| s.as_str().to_owned()).collect(),
         }
     }
 }

@@ -114,6 +114,10 @@ fn status_peers_and_bans_keep_their_wire_names() {
                 peer_id: "12D3KooWrelay".into(),
                 circuit_addr: "/p2p-circuit".into(),
                 reserved: true,
+                state: "reserved".into(),
+                score: 62.5,
+                rtt_ms: Some(12),
+                sources: vec!["configured".into(), "identify".into()],
             }],
             peers: 2,
             own_orders: 1,
@@ -123,7 +127,11 @@ fn status_peers_and_bans_keep_their_wire_names() {
         json!({
             "peer_id": "12D3KooWme", "listen_addrs": ["/ip4/127.0.0.1/tcp/4001"],
             "nat_status": "unknown",
-            "relays": [{ "peer_id": "12D3KooWrelay", "circuit_addr": "/p2p-circuit", "reserved": true }],
+            "relays": [{
+                "peer_id": "12D3KooWrelay", "circuit_addr": "/p2p-circuit", "reserved": true,
+                "state": "reserved", "score": 62.5, "rtt_ms": 12,
+                "sources": ["configured", "identify"],
+            }],
             "peers": 2, "own_orders": 1, "rejected_messages": 5, "banned_peers": [ban_json],
         }),
     );

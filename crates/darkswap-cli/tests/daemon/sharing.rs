@@ -21,10 +21,29 @@ async fn two_daemons_share_orders_through_a_relay() {
     let b = start_daemon(dir_b.path(), &["--relay".into(), relay_addr.clone()]);
     let mut b_events = Events::subscribe(b.api).await;
     b_events.wait("b's reservation", reserved).await;
-    let b_id = cli_json(b.api, &["status"])["peer_id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let b_status = cli_json(b.api, &["status"]);
+    let b_id = b_status["peer_id"].as_str().unwrap().to_owned();
+    // The status shows the relay pool: the named relay, reserved, ranked.
+    let pooled = &b_status["relays"][0];
+    assert_eq!(
+        pooled["peer_id"],
+        relay.peer_id.to_string().as_str(),
+        "{b_status}"
+    );
+    assert_eq!(pooled["state"], "reserved", "{b_status}");
+    assert!(pooled["score"].as_f64().unwrap() > 0.0, "{b_status}");
+    assert!(
+        pooled["sources"]
+            .as_array()
+            .unwrap()
+            .contains(&"configured".into()),
+        "{b_status}"
+    );
+    let human = String::from_utf8_lossy(&cli(b.api, &["status"]).stdout).into_owned();
+    assert!(
+        human.contains(&format!("relay:     {} reserved score=", relay.peer_id)),
+        "{human}"
+    );
 
     let mut a_events = Events::subscribe(a.api).await;
     let circuit = format!("{relay_addr}/p2p-circuit/p2p/{b_id}");

@@ -334,3 +334,33 @@ fn moves_in_the_ranking_are_reported_at_each_check() {
     pool.check_connections(t0 + Duration::from_secs(90));
     assert!(rank_events(&drain(&mut pool)).is_empty());
 }
+
+#[test]
+fn the_status_lists_every_relay_best_first_with_the_keepers_state() {
+    let config = RelayConnectionPoolConfig {
+        max_relay_connections: 1,
+        ..Default::default()
+    };
+    let (mut pool, relays, t0) = pool_with(config, &[10, 300]);
+    pool.check_connections(t0);
+    drain(&mut pool);
+    pool.handle_reserved(relays[0], t0);
+    let circuit = addr(0)
+        .with(Protocol::P2p(relays[0]))
+        .with(Protocol::P2pCircuit);
+    let mut kept = RelayStatus::new(relays[0], circuit.clone(), RelayAuthStatus::NotRequired);
+    kept.reserved = true;
+    let by_hand = PeerId::random();
+    let manual = RelayStatus::new(by_hand, Multiaddr::empty(), RelayAuthStatus::NotRequired);
+    let status = pool.status(vec![kept, manual], RelayAuthStatus::Pending, t0);
+    let order: Vec<PeerId> = status.iter().map(|s| s.relay_peer_id).collect();
+    assert_eq!(order, [relays[0], relays[1], by_hand]);
+    assert!(status[0].reserved && status[0].held && status[0].score > status[1].score);
+    assert_eq!(status[0].circuit_addr, circuit);
+    assert_eq!(status[0].rtt, Some(Duration::from_millis(10)));
+    assert_eq!(status[0].sources, [RelaySource::Identify]);
+    // Known, not held: standby, with the auth state of a relay not asked.
+    assert!(!status[1].reserved && !status[1].held && !status[1].cooling_down);
+    assert_eq!(status[1].auth, RelayAuthStatus::Pending);
+    assert_eq!(status[2].score, 0.0, "listened on by hand: not ranked");
+}

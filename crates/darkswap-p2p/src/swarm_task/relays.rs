@@ -12,7 +12,7 @@ use darkswap_core::{
     protocols::RELAY_PROVIDER_KEY,
     relay_discovery::RelaySource,
     relay_keeper::{RelayKeeperOutput, RelayStatus},
-    relay_pool::{RelayPoolEvent, RelayPoolOutput, RelayPoolStats},
+    relay_pool::{RelayPoolEvent, RelayPoolOutput},
 };
 use libp2p::{
     Multiaddr, PeerId, identify, kad,
@@ -313,7 +313,7 @@ impl SwarmTask {
                     .pool
                     .as_ref()
                     .map(|p| p.get_connection_stats(now))
-                    .unwrap_or_else(RelayPoolStats::default);
+                    .unwrap_or_default();
                 let _ = reply.send(stats);
             }
             RelayCommand::ConnectToBest { reply } => {
