@@ -20,6 +20,8 @@ use crate::{
     sync::{SYNC_PROTOCOL, SyncCodec},
 };
 
+mod identify_filter;
+
 /// Kademlia protocol of the DarkSwap DHT, apart from the public IPFS DHT.
 pub const KAD_PROTOCOL: StreamProtocol =
     StreamProtocol::new(darkswap_core::protocols::KAD_PROTOCOL);
@@ -35,7 +37,8 @@ pub(crate) struct Behaviour {
     /// Circuit relay v2 hop, when the node serves as a relay (`relay.hop`).
     pub(crate) relay_server: Toggle<relay::Behaviour>,
     pub(crate) ping: ping::Behaviour,
-    pub(crate) identify: identify::Behaviour,
+    /// Identify, without the observed addresses nobody can dial.
+    pub(crate) identify: identify_filter::Identify,
     pub(crate) gossipsub: gossipsub::Behaviour,
     pub(crate) kad: Toggle<kad::Behaviour<kad::store::MemoryStore>>,
     pub(crate) mdns: Toggle<mdns::tokio::Behaviour>,
@@ -168,11 +171,11 @@ fn build(
             .then(|| relay::Behaviour::new(peer_id, relay::Config::default()))
             .into(),
         ping: ping::Behaviour::new(ping::Config::new()),
-        identify: identify::Behaviour::new(
+        identify: identify_filter::Identify(identify::Behaviour::new(
             identify::Config::new(IDENTIFY_PROTOCOL_VERSION.to_owned(), key.public())
                 .with_agent_version(format!("darkswap-p2p/{}", env!("CARGO_PKG_VERSION")))
                 .with_push_listen_addr_updates(true),
-        ),
+        )),
         gossipsub: gossipsub_behaviour(key, config.max_message_size)?,
         kad: kad.into(),
         mdns: mdns.into(),

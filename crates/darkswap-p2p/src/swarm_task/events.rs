@@ -207,11 +207,17 @@ impl SwarmTask {
                 if self.relay_discovery {
                     self.relay_identified(peer_id, &info);
                 }
+                // A remote peer's loopback addresses are this host: never
+                // dialled (a relay listening on 0.0.0.0 lists 127.0.0.1,
+                // and a daemon elsewhere once spent 31 s dialling itself).
+                let on_loopback = self.reached_over_loopback(&peer_id);
                 if info.protocols.contains(&KAD_PROTOCOL)
                     && let Some(kad) = self.swarm.behaviour_mut().kad.as_mut()
                 {
                     for addr in info.listen_addrs {
-                        kad.add_address(&peer_id, addr);
+                        if on_loopback || !super::relays::is_loopback(&addr) {
+                            kad.add_address(&peer_id, addr);
+                        }
                     }
                 }
             }

@@ -34,7 +34,7 @@ pub(super) fn relay_provider_key() -> kad::RecordKey {
 
 /// Whether `addr` is a loopback address (which only a peer on this host
 /// can use).
-fn is_loopback(addr: &Multiaddr) -> bool {
+pub(super) fn is_loopback(addr: &Multiaddr) -> bool {
     addr.iter().any(|p| match p {
         Protocol::Ip4(ip) => ip.is_loopback(),
         Protocol::Ip6(ip) => ip.is_loopback(),
@@ -232,11 +232,7 @@ impl SwarmTask {
             self.relay_hints.remove(&peer);
             return;
         }
-        let on_loopback = self
-            .connections
-            .get(&peer)
-            .is_some_and(|conns| conns.iter().any(|c| is_loopback(&c.remote)));
-        let addrs = relay_addrs(info.listen_addrs.clone(), on_loopback);
+        let addrs = relay_addrs(info.listen_addrs.clone(), self.reached_over_loopback(&peer));
         self.known_relays.insert(peer, addrs.clone());
         let source = self
             .relay_hints
@@ -245,6 +241,14 @@ impl SwarmTask {
         if let Some(pool) = self.pool.as_mut() {
             pool.handle_discovered(peer, addrs, source, Instant::now());
         }
+    }
+
+    /// Whether a direct connection to `peer` runs over loopback (so its
+    /// loopback addresses are its own, not ours).
+    pub(super) fn reached_over_loopback(&self, peer: &PeerId) -> bool {
+        self.connections
+            .get(peer)
+            .is_some_and(|conns| conns.iter().any(|c| !c.relayed && is_loopback(&c.remote)))
     }
 
     /// A step of a DHT look-up for relays: each provider is a relay. One

@@ -13,6 +13,7 @@ use std::{
     io,
     pin::Pin,
     task::{Context, Poll},
+    time::Duration,
 };
 
 use futures::{AsyncRead, AsyncWrite};
@@ -20,7 +21,7 @@ use libp2p::{
     PeerId, Transport,
     core::{
         muxing::{StreamMuxer, StreamMuxerBox, StreamMuxerEvent},
-        transport::Boxed,
+        transport::{Boxed, timeout::TransportTimeout},
         upgrade::Version,
     },
     dns,
@@ -35,6 +36,11 @@ const HOP: &[u8] = b"/libp2p/circuit/relay/0.2.0/hop\n";
 const STOP: &[u8] = b"/libp2p/circuit/relay/0.2.0/stop\n";
 /// The protocol name shows up within the first bytes of a stream or never.
 const SNIFF_LIMIT: usize = 128;
+/// Bound on a dial and on a connection's handshake, either way. The relay
+/// dials only to answer AutoNAT: a dial-back into a NAT that drops it would
+/// otherwise wait for the system's TCP connect timeout (minutes), long after
+/// the asking node (30 s) gave up, and it never learnt it is private.
+pub(crate) const DIAL_TIMEOUT: Duration = Duration::from_secs(10);
 
 pub(crate) fn build(
     key: &Keypair,
@@ -61,7 +67,10 @@ pub(crate) fn build(
         .authenticate(noise)
         .multiplex(yamux::Config::default())
         .map(|(p, c), _| (p, StreamMuxerBox::new(c)));
-    let all = ws.or_transport(direct).map(|e, _| e.into_inner());
+    let all = TransportTimeout::new(
+        ws.or_transport(direct).map(|e, _| e.into_inner()),
+        DIAL_TIMEOUT,
+    );
     Ok(libp2p::metrics::BandwidthTransport::new(all, registry)
         .map(move |(peer, muxer), _| {
             (
