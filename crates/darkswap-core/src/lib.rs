@@ -45,6 +45,7 @@ pub mod orderbook;
 pub mod own_orders;
 pub mod paced;
 pub mod protocols;
+pub mod reconnect;
 pub mod relay_discovery;
 pub mod relay_keeper;
 pub mod relay_pool;

@@ -18,6 +18,7 @@ use darkswap_core::{
     own_orders::{OwnOrders, OwnOrdersOutput},
     paced::Paced,
     protocols::{ORDERBOOK_TOPIC, TRADE_TOPIC},
+    reconnect::{ReconnectConfig, Reconnector},
     relay_discovery::RelaySource,
     relay_keeper::{RelayKeeper, RelayKeeperConfig},
     relay_pool::RelayConnectionPool,
@@ -45,6 +46,7 @@ use crate::{
 
 mod commands;
 mod events;
+mod reconnect;
 mod relays;
 mod trading;
 
@@ -138,6 +140,14 @@ pub(crate) struct SwarmTask {
 
     // IO bookkeeping: who waits for what.
     connections: HashMap<PeerId, Vec<OpenConnection>>,
+    /// Peers whose direct link a hole punch made, reported; until it closes.
+    punched: HashSet<PeerId>,
+    /// Market peers lost without a goodbye, to redial.
+    reconnect: Reconnector,
+    /// Connected peers on the orderbook topic.
+    market_peers: HashSet<PeerId>,
+    /// Listen addresses from identify, of connected and lost peers.
+    peer_addrs: HashMap<PeerId, Vec<Multiaddr>>,
     rtts: HashMap<PeerId, Duration>,
     pending_auth: HashMap<OutboundRequestId, PendingAuth>,
     pending_listens: HashMap<ListenerId, oneshot::Sender<Result<Multiaddr, Error>>>,
@@ -218,6 +228,10 @@ pub(crate) async fn spawn(
         events,
         dropped_events: 0,
         connections: HashMap::new(),
+        punched: HashSet::new(),
+        reconnect: Reconnector::new(ReconnectConfig::default()),
+        market_peers: HashSet::new(),
+        peer_addrs: HashMap::new(),
         rtts: HashMap::new(),
         pending_auth: HashMap::new(),
         pending_listens: HashMap::new(),
@@ -360,6 +374,7 @@ impl SwarmTask {
             Some(self.sync.poll_timeout()),
             self.relays.poll_timeout(),
             self.pool.as_ref().map(RelayConnectionPool::poll_timeout),
+            self.reconnect.poll_timeout(),
             self.trading.as_ref().and_then(|t| t.trades.poll_timeout()),
             self.republish.poll_timeout(),
             ban_expiry,
@@ -376,6 +391,8 @@ impl SwarmTask {
             pool.handle_timeout(now.instant);
         }
         self.relays.handle_timeout(&mut self.auth, now);
+        self.reconnect.handle_timeout(now.instant);
+        self.redial();
         self.own_orders.handle_timeout(&mut self.book, now);
         for message in self.republish.poll_due(now.instant) {
             // An order cancelled or filled while its re-announcement
@@ -398,6 +415,7 @@ impl SwarmTask {
         if now.instant >= self.next_prune {
             self.next_prune = now.instant + PRUNE_INTERVAL;
             self.auth.prune(now.wall);
+            self.prune_peer_addrs();
             self.gossip_rate.handle_timeout(now.instant);
             if let Some(change) = self.book.prune(now.unix_secs()) {
                 self.emit(NetworkEvent::OrderbookChanged(change));
@@ -604,6 +622,7 @@ impl SwarmTask {
     fn enforce_ban(&mut self, ban: &BannedPeer) {
         tracing::info!(peer = %ban.peer_id, reason = %ban.reason, until = ?ban.until, "peer banned");
         self.swarm.behaviour_mut().blocked.block_peer(ban.peer_id);
+        self.peer_left(&ban.peer_id);
         self.emit(NetworkEvent::PeerBanned {
             peer_id: ban.peer_id,
             until: ban.until,

@@ -44,6 +44,22 @@ fn relay_of(endpoint: &ConnectedPoint) -> Option<PeerId> {
     None
 }
 
+/// What to report of a hole-punch attempt, given whether a direct
+/// connection to the peer stands and whether a success was reported for
+/// it already: `None` when the attempt changes nothing the application
+/// sees.
+fn punch_report(
+    result: Result<(), String>,
+    direct: bool,
+    reported: bool,
+) -> Option<Result<(), String>> {
+    match result {
+        Ok(()) if reported => None,
+        Err(_) if direct => None,
+        other => Some(other),
+    }
+}
+
 /// Our codec says `InvalidData` for an oversized, undecodable or
 /// wrong-typed frame; closed streams and timeouts are not the peer's fault
 /// for sure.
@@ -107,6 +123,7 @@ impl SwarmTask {
                     let _ = reply.send(Ok(peer_id));
                 }
                 if num_established.get() == 1 {
+                    self.reconnect.handle_connected(&peer_id);
                     self.emit(NetworkEvent::PeerConnected(peer_id));
                 }
                 // Also on a second connection (a direct one after a hole
@@ -144,11 +161,16 @@ impl SwarmTask {
                 tracing::debug!(%peer_id, ?cause, "connection closed");
                 if let Some(conns) = self.connections.get_mut(&peer_id) {
                     conns.retain(|c| c.id != connection_id);
+                    if conns.iter().all(|c| c.relayed) {
+                        // The direct link is gone: a new punch is news.
+                        self.punched.remove(&peer_id);
+                    }
                 }
                 if num_established == 0 {
                     self.connections.remove(&peer_id);
                     self.rtts.remove(&peer_id);
                     self.known_relays.remove(&peer_id);
+                    self.peer_gone(peer_id);
                     self.sync.handle_disconnected(&peer_id);
                     self.emit(NetworkEvent::PeerDisconnected(peer_id));
                 }
@@ -194,19 +216,15 @@ impl SwarmTask {
             BehaviourEvent::Dcutr(dcutr::Event {
                 remote_peer_id,
                 result,
-            }) => match result {
-                Ok(_) => self.emit(NetworkEvent::HolePunchSucceeded {
-                    peer_id: remote_peer_id,
-                }),
-                Err(e) => self.emit(NetworkEvent::HolePunchFailed {
-                    peer_id: remote_peer_id,
-                    error: e.to_string(),
-                }),
-            },
+            }) => self.on_hole_punch(
+                remote_peer_id,
+                result.map(|_| ()).map_err(|e| e.to_string()),
+            ),
             BehaviourEvent::Identify(identify::Event::Received { peer_id, info, .. }) => {
                 if self.relay_discovery {
                     self.relay_identified(peer_id, &info);
                 }
+                self.remember_addrs(peer_id, &info.listen_addrs);
                 // A remote peer's loopback addresses are this host: never
                 // dialled (a relay listening on 0.0.0.0 lists 127.0.0.1,
                 // and a daemon elsewhere once spent 31 s dialling itself).
@@ -265,6 +283,31 @@ impl SwarmTask {
                 self.emit(NetworkEvent::NatStatusChanged { status });
             }
             _ => {}
+        }
+    }
+
+    /// A DCUtR attempt's outcome, told as what happened to the link: with
+    /// several relayed connections to one peer (both dialled at once, or a
+    /// DHT walk and a user dial) each makes an attempt, and one may fail
+    /// while another made the link direct. A failure is reported only when
+    /// no direct connection stands, a success once per direct link.
+    fn on_hole_punch(&mut self, peer: PeerId, result: Result<(), String>) {
+        let direct = self
+            .connections
+            .get(&peer)
+            .is_some_and(|conns| conns.iter().any(|c| !c.relayed));
+        match punch_report(result, direct, self.punched.contains(&peer)) {
+            Some(Ok(())) => {
+                self.punched.insert(peer);
+                self.emit(NetworkEvent::HolePunchSucceeded { peer_id: peer });
+            }
+            Some(Err(error)) => self.emit(NetworkEvent::HolePunchFailed {
+                peer_id: peer,
+                error,
+            }),
+            None => {
+                tracing::debug!(%peer, direct, "hole punch outcome not reported: the link is direct already")
+            }
         }
     }
 
@@ -327,14 +370,18 @@ impl SwarmTask {
                 // A node that leaves waits for its peers to close: that is
                 // how it knows its `Disconnect` was heard (already
                 // forwarded above, on the other connections).
-                if let Some(leaving) = verdict.departed
-                    && self.swarm.is_connected(&leaving)
-                {
-                    let _ = self.swarm.disconnect_peer_id(leaving);
+                if let Some(leaving) = verdict.departed {
+                    self.peer_left(&leaving);
+                    if self.swarm.is_connected(&leaving) {
+                        let _ = self.swarm.disconnect_peer_id(leaving);
+                    }
                 }
             }
             gossipsub::Event::Subscribed { peer_id, topic, .. } => {
                 let topic = topic.into_string();
+                if topic == darkswap_core::protocols::ORDERBOOK_TOPIC {
+                    self.market_peers.insert(peer_id);
+                }
                 self.sync.handle_subscribed(&self.book, peer_id, &topic);
                 self.emit(NetworkEvent::PeerSubscribed { peer_id, topic });
             }
@@ -539,5 +586,23 @@ impl SwarmTask {
                 let _ = reply.send(Err(Error::PeerNotFound(target)));
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::punch_report;
+
+    #[test]
+    fn a_hole_punch_is_reported_as_what_happened_to_the_link() {
+        let failed = || Err("no route".to_owned());
+        // Relayed only: a failure is a failure, a success is news once.
+        assert_eq!(punch_report(failed(), false, false), Some(failed()));
+        assert_eq!(punch_report(Ok(()), true, false), Some(Ok(())));
+        // Another attempt made it direct: this one failing changes nothing,
+        // and a second success is not news.
+        assert_eq!(punch_report(failed(), true, true), None);
+        assert_eq!(punch_report(failed(), true, false), None);
+        assert_eq!(punch_report(Ok(()), true, true), None);
     }
 }

@@ -178,10 +178,14 @@ impl SwarmTask {
     }
 
     fn tell_pool(&mut self, event: &NetworkEvent) {
+        let now = Instant::now();
+        if matches!(event, NetworkEvent::RelayReserved { .. }) {
+            // Reachable again: peers lost meanwhile may be reached now.
+            self.reconnect.handle_network_changed(now);
+        }
         let Some(pool) = self.pool.as_mut() else {
             return;
         };
-        let now = Instant::now();
         match event {
             NetworkEvent::RelayReserved { relay_peer_id, .. } => {
                 pool.handle_reserved(*relay_peer_id, now)
@@ -243,12 +247,12 @@ impl SwarmTask {
         }
     }
 
-    /// Whether a direct connection to `peer` runs over loopback (so its
-    /// loopback addresses are its own, not ours).
+    /// Whether `peer` is reached over loopback, directly or through a relay
+    /// on this host (so its loopback addresses may be its own, not ours).
     pub(super) fn reached_over_loopback(&self, peer: &PeerId) -> bool {
         self.connections
             .get(peer)
-            .is_some_and(|conns| conns.iter().any(|c| !c.relayed && is_loopback(&c.remote)))
+            .is_some_and(|conns| conns.iter().any(|c| is_loopback(&c.remote)))
     }
 
     /// A step of a DHT look-up for relays: each provider is a relay. One
