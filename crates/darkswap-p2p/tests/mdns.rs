@@ -1,5 +1,6 @@
 //! mDNS discovery for real: two nodes with mDNS on, neither told about the
-//! other, find each other and gossip. Every other test turns mDNS off (it
+//! other, find each other and gossip; one of them serves as a relay, and the
+//! other takes it as one found by mDNS and reserves on it. Every other test turns mDNS off (it
 //! would find whatever else runs on the machine), so this one runs in a
 //! network namespace of its own, with a veth pair for multicast to cross:
 //! the test re-runs its own binary inside the namespace (`ip netns exec`)
@@ -8,12 +9,15 @@
 
 use std::time::Duration;
 
-use darkswap_p2p::{Identity, Keypair, Network, NetworkEvent, ORDERBOOK_TOPIC, PeerId};
+use darkswap_p2p::{
+    Identity, Keypair, Multiaddr, Network, NetworkEvent, ORDERBOOK_TOPIC, PeerId, RelaySource,
+};
 use darkswap_testkit::{
     EVENT_TIMEOUT,
     netns::{Netns, is_root, run_with_timeout},
     order_message, test_config, wait_for, wait_message, wait_subscribed,
 };
+use libp2p::multiaddr::Protocol;
 
 /// Set in the environment of the run inside the namespace.
 const INSIDE: &str = "DARKSWAP_MDNS_TEST_INSIDE";
@@ -57,20 +61,28 @@ fn two_nodes_with_mdns_find_each_other_in_a_network_namespace() {
 }
 
 async fn mdns_node(key: &Keypair) -> Network {
+    mdns_node_with(key, test_config()).await.0
+}
+
+/// A node with mDNS on `config`, listening on every address of the
+/// namespace (mDNS answers with the addresses of the interface a query came
+/// in on, never loopback); with its listen address.
+async fn mdns_node_with(
+    key: &Keypair,
+    config: darkswap_p2p::NetworkConfig,
+) -> (Network, Multiaddr) {
     let network = Network::new(
-        test_config()
+        config
             .with_mdns(true)
             .with_identity(Identity::Keypair(key.clone())),
     )
     .await
     .expect("start node");
-    // Every address of the namespace: mDNS answers with the addresses of
-    // the interface a query came in on, never loopback.
-    network
+    let addr = network
         .listen_on("/ip4/0.0.0.0/tcp/0")
         .await
         .expect("listen");
-    network
+    (network, addr)
 }
 
 async fn wait_connected(net: &mut Network, peer: PeerId) {
@@ -91,14 +103,56 @@ async fn two_nodes_with_mdns_in_this_namespace_find_each_other_and_gossip() {
         "run by two_nodes_with_mdns_find_each_other_in_a_network_namespace inside a namespace"
     );
     let (key_a, key_b) = (Keypair::generate_ed25519(), Keypair::generate_ed25519());
-    let mut a = mdns_node(&key_a).await;
+    // a serves as a relay on its namespace address.
+    let (mut a, a_listen) = mdns_node_with(&key_a, test_config().with_relay_hop(true)).await;
+    let port = a_listen.iter().find_map(|p| match p {
+        Protocol::Tcp(port) => Some(port),
+        _ => None,
+    });
+    let external: Multiaddr = format!("/ip4/10.77.0.1/tcp/{}", port.expect("tcp port"))
+        .parse()
+        .unwrap();
+    a.add_external_address(external).await.unwrap();
     let mut b = mdns_node(&key_b).await;
     let (a_id, b_id) = (a.local_peer_id(), b.local_peer_id());
     // Nobody dials: mDNS finds the peer and the node dials what it found.
     wait_connected(&mut a, b_id).await;
     wait_connected(&mut b, a_id).await;
     wait_subscribed(&mut a, b_id).await;
-    wait_subscribed(&mut b, a_id).await;
+    // b learns a is a relay (found by mDNS) and reserves on it by itself;
+    // those and a's subscription come in any order.
+    let (mut subscribed, mut discovered) = (false, false);
+    while !(subscribed && discovered) {
+        wait_for(
+            &mut b,
+            "a subscribed and found as a relay",
+            EVENT_TIMEOUT,
+            |e| {
+                match e {
+                    NetworkEvent::PeerSubscribed { peer_id, topic }
+                        if *peer_id == a_id && topic == ORDERBOOK_TOPIC =>
+                    {
+                        subscribed = true
+                    }
+                    NetworkEvent::RelayDiscovered {
+                        relay_peer_id,
+                        source,
+                    } if *relay_peer_id == a_id => {
+                        assert_eq!(*source, RelaySource::Mdns);
+                        discovered = true
+                    }
+                    _ => return None,
+                }
+                Some(())
+            },
+        )
+        .await;
+    }
+    wait_for(&mut b, "a reservation on a", EVENT_TIMEOUT, |e| {
+        matches!(e, NetworkEvent::RelayReserved { relay_peer_id, .. } if *relay_peer_id == a_id)
+            .then_some(())
+    })
+    .await;
     let order = order_message(&key_a, 1);
     a.publish(ORDERBOOK_TOPIC, &order).await.unwrap();
     assert_eq!(wait_message(&mut b, a_id, ORDERBOOK_TOPIC).await, order);

@@ -26,9 +26,7 @@ async fn an_order_made_while_the_relay_was_down_arrives_once_it_is_back() {
             .then_some(())
     })
     .await;
-    let mut b = Network::new(config().with_auto_relay(false))
-        .await
-        .unwrap();
+    let mut b = Network::new(config().with_auto_relay(false)).await.unwrap();
     let circuit = relay
         .addr
         .clone()

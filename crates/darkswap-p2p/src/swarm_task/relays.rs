@@ -232,8 +232,9 @@ impl SwarmTask {
     /// Identify from `peer`: if it speaks the hop protocol it is a relay,
     /// found through mDNS or the DHT if one of them named it first.
     pub(super) fn relay_identified(&mut self, peer: PeerId, info: &identify::Info) {
+        // Not a relay (yet: a relay advertises hop once its address is
+        // confirmed, and identify pushes the change): the hint stays.
         if !info.protocols.contains(&libp2p::relay::HOP_PROTOCOL_NAME) {
-            self.relay_hints.remove(&peer);
             return;
         }
         let addrs = relay_addrs(info.listen_addrs.clone(), self.reached_over_loopback(&peer));
