@@ -218,7 +218,8 @@ impl SwarmTask {
         }
     }
 
-    /// A peer found by mDNS: a relay if identify says so once connected.
+    /// A peer found by mDNS or the DHT: a relay if identify says so once
+    /// connected, and then counted as found that way.
     pub(super) fn relay_hint(&mut self, peer: PeerId, source: RelaySource) {
         if self.pool.is_none() {
             return;
