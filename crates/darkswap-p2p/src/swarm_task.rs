@@ -109,9 +109,9 @@ pub(crate) struct SwarmTask {
     relay_enabled: bool,
     /// Peers found by mDNS or the DHT, until identify tells if they relay.
     relay_hints: HashMap<PeerId, RelaySource>,
-    /// Connected relays (identify lists the hop protocol) and their
-    /// addresses.
-    known_relays: HashMap<PeerId, Vec<Multiaddr>>,
+    /// Connected peers whose identify lists the hop protocol (their
+    /// addresses are in `peer_addrs`).
+    known_relays: HashSet<PeerId>,
     /// DHT look-ups for relays in flight.
     relay_queries: HashSet<kad::QueryId>,
     /// Whether the DHT has had a peer in its routing table yet.
@@ -211,7 +211,7 @@ pub(crate) async fn spawn(
         relay_discovery: config.relay.discovery,
         relay_enabled: config.relay.enabled,
         relay_hints: HashMap::new(),
-        known_relays: HashMap::new(),
+        known_relays: HashSet::new(),
         relay_queries: HashSet::new(),
         dht_seeded: false,
         hop: config.relay.hop,

@@ -5,15 +5,14 @@ use darkswap_core::{
     auth::{AuthRequest, AuthResponse},
     gossip::{Acceptance, GossipMessage, RateDecision},
     orderbook::VerifiedItems,
+    relay_pool::relay_of_circuit,
     reputation::{PenaltyReason, auth_penalty},
     sync::{SyncFailure, SyncRequest, SyncResponse},
 };
 use libp2p::{
     Multiaddr, PeerId, autonat,
     core::ConnectedPoint,
-    dcutr, gossipsub, identify, kad, mdns,
-    multiaddr::Protocol,
-    relay, request_response,
+    dcutr, gossipsub, identify, kad, mdns, relay, request_response,
     swarm::{
         SwarmEvent,
         dial_opts::{DialOpts, PeerCondition},
@@ -29,19 +28,10 @@ use crate::{
 
 /// The relay a connection runs through, if it is a relayed one.
 fn relay_of(endpoint: &ConnectedPoint) -> Option<PeerId> {
-    let addr = match endpoint {
-        ConnectedPoint::Dialer { address, .. } => address,
-        ConnectedPoint::Listener { local_addr, .. } => local_addr,
-    };
-    let mut relay = None;
-    for p in addr.iter() {
-        match p {
-            Protocol::P2p(id) => relay = Some(id),
-            Protocol::P2pCircuit => return relay,
-            _ => {}
-        }
+    match endpoint {
+        ConnectedPoint::Dialer { address, .. } => relay_of_circuit(address),
+        ConnectedPoint::Listener { local_addr, .. } => relay_of_circuit(local_addr),
     }
-    None
 }
 
 /// What to report of a hole-punch attempt, given whether a direct

@@ -239,7 +239,7 @@ impl SwarmTask {
             return;
         }
         let addrs = relay_addrs(info.listen_addrs.clone(), self.reached_over_loopback(&peer));
-        self.known_relays.insert(peer, addrs.clone());
+        self.known_relays.insert(peer);
         let source = self
             .relay_hints
             .remove(&peer)
@@ -263,7 +263,9 @@ impl SwarmTask {
     pub(super) fn relay_providers(&mut self, providers: HashSet<PeerId>) {
         let local = *self.swarm.local_peer_id();
         for peer in providers.into_iter().filter(|p| *p != local) {
-            if let Some(addrs) = self.known_relays.get(&peer).cloned() {
+            if self.known_relays.contains(&peer) {
+                let listen = self.peer_addrs.get(&peer).cloned().unwrap_or_default();
+                let addrs = relay_addrs(listen, self.reached_over_loopback(&peer));
                 if let Some(pool) = self.pool.as_mut() {
                     pool.handle_discovered(peer, addrs, RelaySource::Dht, Instant::now());
                 }
