@@ -3,8 +3,7 @@
 use std::{collections::HashMap, time::Duration};
 
 use libp2p::{
-    StreamProtocol, Swarm, allow_block_list, autonat, connection_limits, dcutr, gossipsub,
-    identify,
+    StreamProtocol, Swarm, allow_block_list, autonat, connection_limits, gossipsub, identify,
     identity::Keypair,
     kad, mdns, memory_connection_limits, noise, ping, relay, request_response,
     swarm::{NetworkBehaviour, behaviour::toggle::Toggle},
@@ -20,6 +19,7 @@ use crate::{
     sync::{SYNC_PROTOCOL, SyncCodec},
 };
 
+mod dcutr_filter;
 mod identify_filter;
 
 /// Kademlia protocol of the DarkSwap DHT, apart from the public IPFS DHT.
@@ -42,7 +42,8 @@ pub(crate) struct Behaviour {
     pub(crate) gossipsub: gossipsub::Behaviour,
     pub(crate) kad: Toggle<kad::Behaviour<kad::store::MemoryStore>>,
     pub(crate) mdns: Toggle<mdns::tokio::Behaviour>,
-    pub(crate) dcutr: dcutr::Behaviour,
+    /// DCUtR, with one hole-punch attempt per peer pair.
+    pub(crate) dcutr: dcutr_filter::Dcutr,
     pub(crate) autonat: autonat::Behaviour,
     pub(crate) stream: Toggle<libp2p_stream::Behaviour>,
     pub(crate) sync: request_response::Behaviour<SyncCodec>,
@@ -179,7 +180,7 @@ fn build(
         gossipsub: gossipsub_behaviour(key, config.max_message_size)?,
         kad: kad.into(),
         mdns: mdns.into(),
-        dcutr: dcutr::Behaviour::new(peer_id),
+        dcutr: dcutr_filter::Dcutr::new(peer_id),
         autonat: autonat::Behaviour::new(peer_id, autonat::Config::default()),
         stream: config
             .enable_perf
