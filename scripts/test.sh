@@ -3,15 +3,19 @@
 # what it needs (Debian's chromium, npm's playwright-core and typescript,
 # cargo-fuzz, the wasm32 Rust target), then formatting, lints (also without
 # default features), the wasm32 build of the sans-IO core, docs, all tests,
-# doc tests, examples, a short run of every fuzz target, the JS types check
-# and the browser tests. Needs root for
-# the browser tests' network namespace (CI runs as root).
+# doc tests, examples, the NAT lab (3 trials per cell), a short run of every
+# fuzz target, the JS types check and the browser tests. Needs root for the
+# network namespaces of the NAT lab and the browser tests (CI runs as root).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # Build artefacts live outside the clone so repeated runs (and CI) are warm.
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/darkswap-target}"
 export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
+# No incremental caches: every clone (CI's lives in a fresh directory each
+# run) left tens of GB of them in the shared target directory until the disk
+# filled; dependencies, the bulk of the build, are never incremental anyway.
+export CARGO_INCREMENTAL="${CARGO_INCREMENTAL:-0}"
 
 step() { printf '\n==> %s\n' "$*"; }
 
@@ -61,6 +65,16 @@ cargo run --locked -q -p darkswap-e2e --example encryption_example
 
 step "cargo test (unit, integration and doc tests; builds every example)"
 cargo test --workspace --locked
+
+step "NAT lab (root: daemons behind nftables NAT routers in network namespaces; 3 trials per cell, regenerates docs/nat-matrix.md)"
+if ! command -v nft >/dev/null; then
+  echo "installing Debian's nftables"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq nftables >/dev/null
+fi
+cargo build --locked -q -p darkswap-natlab -p darkswap-cli -p darkswap-relay
+"$CARGO_TARGET_DIR/debug/nat-lab" --trials 3 --out docs/nat-matrix.md
 
 step "fuzzing (each cargo-fuzz target for ${DARKSWAP_FUZZ_SECONDS:-20} s; scripts/fuzz.sh 600 to run longer)"
 ./scripts/fuzz.sh "${DARKSWAP_FUZZ_SECONDS:-20}"

@@ -331,6 +331,20 @@ impl<L: Copy + Eq> RelayKeeper<L> {
         self.out.push_back(RelayKeeperOutput::Event(event));
     }
 
+    /// A connection to `relay` is open: a reservation waiting out its
+    /// back-off is asked for now. An attempt made while the node was still
+    /// (re)connecting to the relay fails at once (the relay client does not
+    /// join a dial already under way) and would otherwise wait its back-off
+    /// with the relay right there: 2 s of a relay restart in the NAT lab.
+    pub fn handle_connected(&mut self, relay: &PeerId, now: Instant) {
+        if let Some(entry) = self.relays.get_mut(relay)
+            && let State::Waiting { retry_at } = &mut entry.state
+            && *retry_at > now
+        {
+            *retry_at = now;
+        }
+    }
+
     /// `relay` accepted a reservation (`renewal` as libp2p reports it).
     /// Each new reservation is reported once: a kept relay's renewals are
     /// not new; for relays listened on by hand, libp2p's flag decides.

@@ -329,6 +329,22 @@ impl RelayConnectionPool {
         }
     }
 
+    /// A connection to `relay` opened. If it cools down after a failure,
+    /// the cool-down ends now: it is demonstrably there, and the failure
+    /// was most likely an attempt made while the node was still
+    /// reconnecting to it (after a relay restart in the NAT lab, that cost
+    /// 2 s of the 10 s budget). Its failure count stands, so a relay that
+    /// keeps refusing still backs off.
+    pub fn handle_connected(&mut self, relay: &PeerId, now: Instant) {
+        self.now = self.now.max(now);
+        if let Some(cooling) = self.cooling.get_mut(relay)
+            && cooling.until > now
+        {
+            cooling.until = now;
+            self.fill(now);
+        }
+    }
+
     /// The reservation on `relay` was refused, could not be asked for, or
     /// was lost: let it go and reserve on the next best at once.
     pub fn handle_failed(&mut self, relay: PeerId, now: Instant) {
@@ -660,6 +676,17 @@ pub fn relay_of_circuit(addr: &Multiaddr) -> Option<PeerId> {
         }
     }
     None
+}
+
+/// Whether `addr` has a loopback IP, which names a different host for
+/// every peer that is not on this one: never announced to, nor dialled
+/// for, a peer reached over the network.
+pub fn is_loopback(addr: &Multiaddr) -> bool {
+    addr.iter().any(|p| match p {
+        Protocol::Ip4(ip) => ip.is_loopback(),
+        Protocol::Ip6(ip) => ip.is_loopback(),
+        _ => false,
+    })
 }
 
 #[cfg(test)]

@@ -21,6 +21,8 @@ use crate::{
 
 mod dcutr_filter;
 mod identify_filter;
+mod loopback_guard;
+pub(crate) use loopback_guard::LoopbackGuard;
 
 /// Kademlia protocol of the DarkSwap DHT, apart from the public IPFS DHT.
 pub const KAD_PROTOCOL: StreamProtocol =
@@ -220,7 +222,7 @@ const QUIC_KEEP_ALIVE: std::time::Duration = std::time::Duration::from_millis(1_
 pub(crate) async fn build_swarm(
     key: &Keypair,
     config: &NetworkConfig,
-) -> Result<Swarm<Behaviour>, Error> {
+) -> Result<Swarm<LoopbackGuard<Behaviour>>, Error> {
     let build_err = |e: &dyn std::fmt::Display| Error::Build(e.to_string());
     Ok(libp2p::SwarmBuilder::with_existing_identity(key.clone())
         .with_tokio()
@@ -244,6 +246,7 @@ pub(crate) async fn build_swarm(
         .map_err(|e| build_err(&e))?
         .with_behaviour(|key, relay_client| {
             build(key, relay_client, config)
+                .map(LoopbackGuard::new)
                 .map_err(Box::<dyn std::error::Error + Send + Sync>::from)
         })
         .map_err(|e| build_err(&e))?

@@ -36,7 +36,7 @@ use web_time::Instant;
 
 use crate::{
     auth::AuthToken,
-    behaviour::{Behaviour, build_swarm},
+    behaviour::{Behaviour, LoopbackGuard, build_swarm},
     command::Command,
     config::{Identity, NetworkConfig},
     error::Error,
@@ -88,7 +88,7 @@ struct OpenConnection {
 }
 
 pub(crate) struct SwarmTask {
-    swarm: Swarm<Behaviour>,
+    swarm: Swarm<LoopbackGuard<Behaviour>>,
     commands: mpsc::Receiver<Command>,
     events: mpsc::Sender<NetworkEvent>,
     dropped_events: u64,

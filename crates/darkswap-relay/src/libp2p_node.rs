@@ -43,6 +43,7 @@ use crate::{
 use peer_auth::PeerAuth;
 use reservations::Reservations;
 
+mod dht_peers;
 mod hop;
 mod peer_auth;
 mod reservations;
@@ -243,7 +244,15 @@ fn on_new_listen_addr(swarm: &mut Swarm<Behaviour>, address: &Multiaddr, announc
     tracing::info!(address = %full, "listening");
     if announce {
         // A relay refuses reservations until it has an external address.
-        swarm.add_external_address(address.clone());
+        // Its reservations hand these out to every client: a `127.0.0.1`
+        // would send a remote client dialling itself.
+        let (add, withdraw) = dht_peers::announce(address, swarm.external_addresses());
+        for stale in withdraw {
+            swarm.remove_external_address(&stale);
+        }
+        if add {
+            swarm.add_external_address(address.clone());
+        }
     }
 }
 
@@ -282,6 +291,7 @@ pub(crate) struct Libp2pNode {
     peer_auth: PeerAuth,
     security_metrics: Arc<SecurityMetrics>,
     reservations: Reservations,
+    dht_peers: dht_peers::DhtPeers,
 }
 
 /// The limit that refused a libp2p connection, as a metric label.
@@ -351,6 +361,7 @@ impl Libp2pNode {
             peer_auth,
             security_metrics,
             reservations: Reservations::default(),
+            dht_peers: dht_peers::DhtPeers::new(key.public().to_peer_id()),
         };
         Ok((node, listen_addrs))
     }
@@ -414,8 +425,21 @@ impl Libp2pNode {
                     let _ = self.swarm.disconnect_peer_id(peer);
                 }
             }
-            SwarmEvent::ConnectionClosed { endpoint, .. } => {
-                self.node_metrics.connection_closed(&endpoint)
+            SwarmEvent::ConnectionClosed {
+                peer_id,
+                endpoint,
+                num_established,
+                ..
+            } => {
+                self.node_metrics.connection_closed(&endpoint);
+                if num_established == 0 {
+                    for addr in self.dht_peers.on_disconnected(&peer_id) {
+                        self.swarm
+                            .behaviour_mut()
+                            .kad
+                            .remove_address(&peer_id, &addr);
+                    }
+                }
             }
             SwarmEvent::IncomingConnectionError {
                 error: ListenError::Denied { cause },
@@ -440,7 +464,12 @@ impl Libp2pNode {
                 if let identify::Event::Received { peer_id, info, .. } = e
                     && info.protocols.contains(&KAD_PROTOCOL)
                 {
-                    for addr in info.listen_addrs {
+                    let addrs = self.dht_peers.on_identified(
+                        peer_id,
+                        info.listen_addrs,
+                        &info.observed_addr,
+                    );
+                    for addr in addrs {
                         self.swarm.behaviour_mut().kad.add_address(&peer_id, addr);
                     }
                 }

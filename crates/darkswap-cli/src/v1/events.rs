@@ -2,7 +2,7 @@
 //! one [`Event`] as JSON, `{"type": ..., ...}`. The first is always
 //! [`Event::Hello`].
 
-use darkswap_p2p::{NetworkEvent, OrderbookChange};
+use darkswap_p2p::{NatStatus, NetworkEvent, OrderbookChange};
 use serde::{Deserialize, Serialize};
 
 use super::{Order, unix_secs};
@@ -163,6 +163,26 @@ pub enum Event {
         /// Base units the order still offers.
         remaining: u64,
     },
+    /// A hole punch turned a relayed link to the peer into a direct one.
+    HolePunchSucceeded {
+        /// The peer now reached directly.
+        peer_id: String,
+    },
+    /// A hole punch to the peer failed; the relayed link stays in use.
+    HolePunchFailed {
+        /// The peer.
+        peer_id: String,
+        /// Why.
+        error: String,
+    },
+    /// AutoNAT's verdict on this node's reachability changed.
+    NatStatus {
+        /// `public`, `private` or `unknown`.
+        status: String,
+        /// The address found reachable, when public.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        address: Option<String>,
+    },
     /// Any other node event, in its debug form.
     Network {
         /// The event.
@@ -310,6 +330,24 @@ impl From<&NetworkEvent> for Event {
                 amount: *amount,
                 remaining: *remaining,
             },
+            NetworkEvent::HolePunchSucceeded { peer_id } => Event::HolePunchSucceeded {
+                peer_id: peer_id.to_string(),
+            },
+            NetworkEvent::HolePunchFailed { peer_id, error } => Event::HolePunchFailed {
+                peer_id: peer_id.to_string(),
+                error: error.clone(),
+            },
+            NetworkEvent::NatStatusChanged { status } => {
+                let (status, address) = match status {
+                    NatStatus::Public(addr) => ("public", Some(addr.to_string())),
+                    NatStatus::Private => ("private", None),
+                    _ => ("unknown", None),
+                };
+                Event::NatStatus {
+                    status: status.to_owned(),
+                    address,
+                }
+            }
             other => Event::Network {
                 event: format!("{other:?}"),
             },

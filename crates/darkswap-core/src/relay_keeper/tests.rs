@@ -438,3 +438,25 @@ fn a_relay_still_authenticated_is_listened_on_again_without_a_new_proof() {
     );
     assert_eq!(node.pending_challenges(), 0);
 }
+
+#[test]
+fn a_connection_to_a_relay_in_back_off_asks_for_the_reservation_at_once() {
+    let (mut r, peer, addr, t0) = setup();
+    let mut auth = auth_manager(AuthManagerConfig::default());
+    r.add(&addr, t0).unwrap();
+    assert_eq!(due(&mut r, &mut auth, t0).len(), 1);
+    r.handle_listening(&peer, 1);
+    // The attempt failed while the node was still dialling the relay.
+    r.handle_listener_closed(1, None, t0);
+    let _ = outputs(&mut r);
+    let later = t0 + Duration::from_millis(10);
+    assert!(due(&mut r, &mut auth, later).is_empty(), "backing off");
+    r.handle_connected(&peer, later);
+    assert_eq!(r.poll_timeout(), Some(later));
+    assert_eq!(due(&mut r, &mut auth, later), vec![(peer, circuit(&addr))]);
+    // A connection to a relay that is not waiting changes nothing.
+    r.handle_listening(&peer, 2);
+    r.handle_connected(&peer, later);
+    assert!(due(&mut r, &mut auth, later).is_empty());
+    r.handle_connected(&PeerId::random(), later);
+}

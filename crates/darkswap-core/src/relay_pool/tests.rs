@@ -163,6 +163,30 @@ fn a_relay_that_comes_back_is_reserved_on_again_after_its_cool_down() {
 }
 
 #[test]
+fn a_connection_to_a_cooling_relay_ends_its_cool_down() {
+    let (mut pool, relays, t0) = pool_with(RelayConnectionPoolConfig::default(), &[10]);
+    pool.check_connections(t0);
+    assert_eq!(reserves(&drain(&mut pool)), [relays[0]]);
+    // Asked for while the node was still reconnecting: failed at once.
+    pool.handle_failed(relays[0], t0);
+    drain(&mut pool);
+    let soon = t0 + Duration::from_millis(5);
+    pool.handle_timeout(soon);
+    assert!(reserves(&drain(&mut pool)).is_empty(), "cooling down");
+    // The connection to it is up: asked for again now, not in 1 s.
+    pool.handle_connected(&relays[0], soon);
+    assert_eq!(reserves(&drain(&mut pool)), [relays[0]]);
+    // A relay that is not cooling down is left alone.
+    pool.handle_connected(&relays[0], soon);
+    pool.handle_connected(&PeerId::random(), soon);
+    assert!(drain(&mut pool).is_empty());
+    // Its failure still counts: failing again backs off 2 s.
+    pool.handle_failed(relays[0], soon);
+    drain(&mut pool);
+    assert_eq!(pool.poll_timeout(), soon + Duration::from_secs(2));
+}
+
+#[test]
 fn a_reservation_not_confirmed_in_time_counts_as_a_failure() {
     let config = RelayConnectionPoolConfig {
         max_relay_connections: 1,

@@ -114,6 +114,10 @@ impl SwarmTask {
                 }
                 if num_established.get() == 1 {
                     self.reconnect.handle_connected(&peer_id);
+                    self.relays.handle_connected(&peer_id, Instant::now());
+                    if let Some(pool) = self.pool.as_mut() {
+                        pool.handle_connected(&peer_id, Instant::now());
+                    }
                     self.emit(NetworkEvent::PeerConnected(peer_id));
                 }
                 // Also on a second connection (a direct one after a hole

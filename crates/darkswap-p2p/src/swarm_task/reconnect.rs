@@ -28,9 +28,12 @@ impl SwarmTask {
     }
 
     /// The last connection to `peer` closed: a market peer with somewhere
-    /// to redial it is redialled.
+    /// to redial it is redialled. Not a relay: the relay pool reconnects
+    /// to the relays it wants, and a second dial racing its reservation
+    /// made the reservation fail (2 s lost after a relay restart in the
+    /// NAT lab).
     pub(super) fn peer_gone(&mut self, peer: PeerId) {
-        let market = self.market_peers.remove(&peer);
+        let market = self.market_peers.remove(&peer) && !self.known_relays.contains(&peer);
         let reachable = self.peer_addrs.get(&peer).is_some_and(|a| !a.is_empty());
         if market && reachable {
             tracing::debug!(%peer, "market peer lost; will redial");

@@ -32,15 +32,7 @@ pub(super) fn relay_provider_key() -> kad::RecordKey {
     kad::RecordKey::new(&RELAY_PROVIDER_KEY)
 }
 
-/// Whether `addr` is a loopback address (which only a peer on this host
-/// can use).
-pub(super) fn is_loopback(addr: &Multiaddr) -> bool {
-    addr.iter().any(|p| match p {
-        Protocol::Ip4(ip) => ip.is_loopback(),
-        Protocol::Ip6(ip) => ip.is_loopback(),
-        _ => false,
-    })
-}
+pub(super) use darkswap_core::relay_pool::is_loopback;
 
 /// The addresses worth dialling a relay at, from what it listens on: no
 /// circuit addresses (a relay is reached directly), and no loopback
