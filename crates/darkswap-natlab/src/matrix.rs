@@ -26,10 +26,15 @@ use crate::{
 pub const RELAY_IP: Ipv4Addr = Ipv4Addr::new(7, 7, 7, 1);
 /// Bound on both daemons holding a reservation.
 const RESERVE_WITHIN: Duration = Duration::from_secs(20);
-/// How long a trial waits for a hole punch to turn the link direct.
-const PUNCH_WITHIN: Duration = Duration::from_secs(15);
+/// How long a trial waits for a hole punch to turn the link direct: long
+/// enough for DCUtR's second attempt, made when the first one's dial runs
+/// into the 10 s connection timeout (a TCP punch whose SYNs crossed badly
+/// can stall like that).
+pub const PUNCH_WITHIN: Duration = Duration::from_secs(25);
 /// Bound on an order reaching the other daemon.
 const ORDER_WITHIN: Duration = Duration::from_secs(10);
+/// Bound on a daemon stopping after SIGTERM (its shutdown grace is 2 s).
+const STOP_WITHIN: Duration = Duration::from_secs(5);
 
 /// One cell: the two routers' presets and the transport.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -146,6 +151,13 @@ impl CellResult {
                 self.direct()
             ));
         }
+        // Anything else that went wrong in a trial that connected (a
+        // daemon that would not stop on SIGTERM).
+        for (i, t) in self.trials.iter().enumerate() {
+            if let (true, Some(e)) = (t.connected, &t.error) {
+                out.push(format!("{} trial {i}: {e}", self.cell));
+            }
+        }
         // The events must say what happened: no failure reported for a
         // link that ended direct (extra attempts once did exactly that).
         let contradicted = self
@@ -259,10 +271,22 @@ fn run_trial(
         .map(|s| s.at)
         .context("connected, but no peer_connected event")?;
 
-    let punched = timeline.wait(Instant::now() + PUNCH_WITHIN, |s| {
-        is_peer_event(s, "hole_punch_succeeded", &a, &b)
-            || (!cell.expects_direct() && is_peer_event(s, "hole_punch_failed", &a, &b))
-    });
+    // Until a punch reports, or the link is direct anyway (behind a full
+    // cone a plain dial gets there and no punch is even tried), or the
+    // deadline. A direct connection has no event of its own in the stream:
+    // the connection list is asked between waits.
+    let deadline = Instant::now() + PUNCH_WITHIN;
+    let punched = loop {
+        let step = deadline.min(Instant::now() + Duration::from_millis(250));
+        let outcome = timeline.wait(step, |s| {
+            is_peer_event(s, "hole_punch_succeeded", &a, &b)
+                || (!cell.expects_direct() && is_peer_event(s, "hole_punch_failed", &a, &b))
+        });
+        if outcome.is_some() || Instant::now() >= deadline || has_direct_connection(&b, &a.peer_id)?
+        {
+            break outcome;
+        }
+    };
     let mut trial = Trial::default();
     if let Some(s) = punched.filter(|s| s.event["type"] == "hole_punch_succeeded") {
         trial.to_direct_ms = Some(
@@ -299,6 +323,22 @@ fn run_trial(
     trial.punch_succeeded = count(&timeline.seen, "hole_punch_succeeded", &a, &b);
     trial.punch_failed = count(&timeline.seen, "hole_punch_failed", &a, &b);
     timeline.save(&dir.join("events.jsonl"), relayed_since)?;
+    // Stopped as users stop them: the relay sees them go at once and takes
+    // their circuit addresses out of its DHT. (Killed, over QUIC the relay
+    // noticed only at its 10 s idle timeout; meanwhile every next trial's
+    // DHT walk dialled the dead daemons through it, and with trials a
+    // second apart that used up the per-IP circuit rate limit.)
+    for d in [&a, &b] {
+        d.terminate();
+    }
+    let (mut a, mut b) = (a, b);
+    for d in [&mut a, &mut b] {
+        if !d.wait_exit(STOP_WITHIN) {
+            trial.error = Some(format!(
+                "a daemon did not stop within {STOP_WITHIN:?} of SIGTERM"
+            ));
+        }
+    }
     if !trial.connected {
         trial.error = Some(format!(
             "order {id} did not arrive (logs in {})",

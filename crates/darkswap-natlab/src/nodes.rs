@@ -245,6 +245,27 @@ impl Daemon {
         Ok(daemon)
     }
 
+    /// Asks the daemon to shut down (SIGTERM), as a user stopping it does.
+    pub fn terminate(&self) {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+    }
+
+    /// Waits, at most `limit`, for the daemon to exit (after
+    /// [`terminate`](Self::terminate)); whether it did.
+    pub fn wait_exit(&mut self, limit: Duration) -> bool {
+        let deadline = Instant::now() + limit;
+        while Instant::now() < deadline {
+            if matches!(self.child.try_wait(), Ok(Some(_))) {
+                return true;
+            }
+            // A child's exit has no event to wait on here.
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        false
+    }
+
     fn cli_command(&self) -> Command {
         let mut cmd = Command::new("ip");
         cmd.args(["netns", "exec", &self.ns])

@@ -2,7 +2,11 @@
 
 use std::fmt::Write;
 
-use crate::{matrix::CellResult, nat::NatKind, scenarios::Outcome};
+use crate::{
+    matrix::{CellResult, PUNCH_WITHIN},
+    nat::NatKind,
+    scenarios::Outcome,
+};
 
 /// How a run was made, for the report's header.
 #[derive(Debug, Clone)]
@@ -33,7 +37,7 @@ pub fn markdown(info: &RunInfo, cells: &[CellResult], scenarios: &[Outcome]) -> 
         "Each trial starts two fresh `darkswap` daemons, each behind its own \
          NAT router, with one `darkswap-relay` on the public segment. Both \
          reserve on the relay; the second dials the first through its circuit; \
-         the lab waits up to 15 s for DCUtR to make the link direct; then an \
+         the lab waits up to {} s for DCUtR to make the link direct; then an \
          order made with the first daemon's CLI must reach the second. \
          *Connected*: the order arrived. *Direct*: the second daemon lists a \
          direct connection to the first; in brackets, how many of those a \
@@ -46,7 +50,9 @@ pub fn markdown(info: &RunInfo, cells: &[CellResult], scenarios: &[Outcome]) -> 
          and no `hole_punch_failed` for a link that ended direct. A failed \
          punch over TCP is reported only once DCUtR's three attempts have each \
          waited out a dial into a dropping router, after this lab stops \
-         looking: those cells show no failure events.\n"
+         looking (each attempt's dial times out after 10 s): those cells \
+         show no failure events.\n",
+        PUNCH_WITHIN.as_secs()
     );
     let _ = writeln!(md, "## Router presets (RFC 4787)\n");
     for kind in NatKind::ALL {
