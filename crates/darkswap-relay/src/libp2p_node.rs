@@ -43,7 +43,7 @@ use crate::{
 use peer_auth::PeerAuth;
 use reservations::Reservations;
 
-mod dht_peers;
+mod addresses;
 mod hop;
 mod peer_auth;
 mod reservations;
@@ -246,7 +246,7 @@ fn on_new_listen_addr(swarm: &mut Swarm<Behaviour>, address: &Multiaddr, announc
         // A relay refuses reservations until it has an external address.
         // Its reservations hand these out to every client: a `127.0.0.1`
         // would send a remote client dialling itself.
-        let (add, withdraw) = dht_peers::announce(address, swarm.external_addresses());
+        let (add, withdraw) = addresses::announce(address, swarm.external_addresses());
         for stale in withdraw {
             swarm.remove_external_address(&stale);
         }
@@ -291,7 +291,7 @@ pub(crate) struct Libp2pNode {
     peer_auth: PeerAuth,
     security_metrics: Arc<SecurityMetrics>,
     reservations: Reservations,
-    dht_peers: dht_peers::DhtPeers,
+    dht_peers: addresses::DhtPeers,
 }
 
 /// The limit that refused a libp2p connection, as a metric label.
@@ -361,7 +361,7 @@ impl Libp2pNode {
             peer_auth,
             security_metrics,
             reservations: Reservations::default(),
-            dht_peers: dht_peers::DhtPeers::new(key.public().to_peer_id()),
+            dht_peers: addresses::DhtPeers::new(key.public().to_peer_id()),
         };
         Ok((node, listen_addrs))
     }

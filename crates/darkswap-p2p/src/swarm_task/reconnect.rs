@@ -33,7 +33,8 @@ impl SwarmTask {
     /// made the reservation fail (2 s lost after a relay restart in the
     /// NAT lab).
     pub(super) fn peer_gone(&mut self, peer: PeerId) {
-        let market = self.market_peers.remove(&peer) && !self.known_relays.contains(&peer);
+        let relay = self.relays.is_kept(&peer) || self.known_relays.contains(&peer);
+        let market = self.market_peers.remove(&peer) && !relay;
         let reachable = self.peer_addrs.get(&peer).is_some_and(|a| !a.is_empty());
         if market && reachable {
             tracing::debug!(%peer, "market peer lost; will redial");

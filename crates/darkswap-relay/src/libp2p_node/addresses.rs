@@ -1,4 +1,5 @@
-//! Which of a peer's addresses the relay's Kademlia hands out to others.
+//! Which addresses the relay hands out: its own, in every reservation
+//! ([`announce`]), and its peers', through its Kademlia ([`DhtPeers`]).
 //!
 //! Two NAT lab findings: the relay put every identified peer's listen
 //! addresses in its DHT, `127.0.0.1` included, so remote nodes were told to
