@@ -112,10 +112,16 @@ impl Reconnector {
 
     /// The node's own reachability changed (a relay reservation re-made, a
     /// new address): a path to lost peers may exist again, so every lost
-    /// peer is dialled at once.
+    /// peer is dialled at once, and its back-off starts over. The other
+    /// side may not have re-made its own reservation yet when this dial
+    /// goes out (after a relay restart both re-reserve within milliseconds
+    /// of each other); with the back-off it had built up while the relay
+    /// was down, the next try came up to 8 s later (the NAT lab's order
+    /// made during the outage took 10 to 12 s to arrive).
     pub fn handle_network_changed(&mut self, now: Instant) {
         for lost in self.lost.values_mut() {
             lost.next = lost.next.min(now);
+            lost.backoff = self.config.retry_initial;
         }
     }
 
@@ -220,6 +226,27 @@ mod tests {
         let mut both = vec![a, b];
         both.sort();
         assert_eq!(dialled, both);
+        // Then again after the first back-off, not the one built up before.
+        assert_eq!(r.poll_timeout(), Some(now + Duration::from_secs(1)));
+    }
+
+    #[test]
+    fn a_change_of_reachability_starts_the_back_off_over() {
+        let t0 = Instant::now();
+        let mut r = Reconnector::new(ReconnectConfig::default());
+        let peer = PeerId::random();
+        r.handle_lost(peer, t0);
+        let mut now = t0;
+        for _ in 0..4 {
+            now = r.poll_timeout().unwrap();
+            r.handle_timeout(now);
+            dials(&mut r);
+        }
+        assert!(r.poll_timeout().unwrap() - now >= Duration::from_secs(8));
+        r.handle_network_changed(now);
+        r.handle_timeout(now);
+        assert_eq!(dials(&mut r), [peer]);
+        assert_eq!(r.poll_timeout(), Some(now + Duration::from_secs(1)));
     }
 
     #[test]

@@ -28,13 +28,12 @@ impl SwarmTask {
     }
 
     /// The last connection to `peer` closed: a market peer with somewhere
-    /// to redial it is redialled. Not a relay: the relay pool reconnects
-    /// to the relays it wants, and a second dial racing its reservation
-    /// made the reservation fail (2 s lost after a relay restart in the
-    /// NAT lab).
+    /// to redial it is redialled. Relays too (they are on the topic): the
+    /// redial finds a relay back sooner than the pool's cool-down would,
+    /// and the connection ends that cool-down
+    /// (`RelayConnectionPool::handle_connected`).
     pub(super) fn peer_gone(&mut self, peer: PeerId) {
-        let relay = self.relays.is_kept(&peer) || self.known_relays.contains(&peer);
-        let market = self.market_peers.remove(&peer) && !relay;
+        let market = self.market_peers.remove(&peer);
         let reachable = self.peer_addrs.get(&peer).is_some_and(|a| !a.is_empty());
         if market && reachable {
             tracing::debug!(%peer, "market peer lost; will redial");
@@ -58,7 +57,12 @@ impl SwarmTask {
             let opts = DialOpts::peer_id(peer)
                 .addresses(addrs)
                 .extend_addresses_through_behaviour()
-                .condition(PeerCondition::DisconnectedAndNotDialing)
+                // Not `DisconnectedAndNotDialing`: an earlier attempt may
+                // hang for the whole 10 s dial timeout on an address a NAT
+                // drops, and must not hold back this one, due because a
+                // path (a relay reservation) came back. The back-off
+                // bounds how many run at once.
+                .condition(PeerCondition::Disconnected)
                 .build();
             if let Err(error) = self.swarm.dial(opts) {
                 tracing::debug!(%peer, %error, "redial not started");
