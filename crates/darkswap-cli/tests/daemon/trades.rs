@@ -479,7 +479,10 @@ async fn two_takers_race_for_one_order_and_one_gets_the_typed_refusal() {
     let chain = ChainTestServer::spawn().await.unwrap();
     let dirs: Vec<_> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
     let (daemons, mut events, order_id) = market(&chain, &dirs, "").await;
-    // Both at once: 600 each of the 1,000.
+    // Both at once: 600 each of the 1,000. Both commands are started
+    // before either is waited for: run one after the other, the first
+    // trade could complete and its fill reach the second taker, which then
+    // refused the take itself (a flake seen in CI).
     let takes: Vec<_> = daemons[1..]
         .iter()
         .map(|t| {
@@ -494,12 +497,15 @@ async fn two_takers_race_for_one_order_and_one_gets_the_typed_refusal() {
                     "--amount",
                     "600",
                 ])
-                .output()
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
         })
         .collect();
     let mut ends = Vec::new();
     for (take, e) in takes.into_iter().zip(&mut events) {
-        let out = take.unwrap();
+        let out = take.wait_with_output().unwrap();
         assert!(
             out.status.success(),
             "{}",
