@@ -187,11 +187,30 @@ struct Tombstone {
 
 /// A maker that said it left, remembered until its orders from before
 /// would be too old to take anyway.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 struct Departure {
     /// When it left, unix seconds by its own clock.
     left_at: u64,
     keep_until: u64,
+    /// Orders it had on the book that were vouched for in or after the
+    /// second it left, with that vouch. Timestamps are whole seconds, so
+    /// `left_at` alone cannot tell a late copy announced in that second
+    /// (gossip or a sync still in flight) from a maker that came back in
+    /// it; a copy no newer than the one the departure removed is the
+    /// former. Only orders vouched in the last second or so land here.
+    recent: Vec<(OrderId, u64)>,
+}
+
+impl Departure {
+    /// Whether an announcement of `id` vouched at `vouch` was made before
+    /// the maker left.
+    fn hides(&self, id: &OrderId, vouch: u64) -> bool {
+        vouch < self.left_at
+            || self
+                .recent
+                .iter()
+                .any(|(gone, seen)| gone == id && vouch <= *seen)
+    }
 }
 
 /// Makers remembered as gone at most: each needs a gossipsub-signed message
@@ -311,7 +330,7 @@ impl Orderbook {
         // time it said it left. Announced in the very second it left counts
         // as back (a quick restart), not as gone.
         if let Some(d) = self.departures.get(&order.maker)
-            && signed_vouch < d.left_at
+            && d.hides(&order.id, signed_vouch)
         {
             return Err(OrderbookError::MakerLeft {
                 order_id: order.id,
@@ -450,46 +469,51 @@ impl Orderbook {
 
     /// `maker` said at `left_at` (unix seconds, its clock) that it leaves
     /// the network; received at `now`. Its orders go, and copies announced
-    /// before `left_at` (from peers that did not hear it yet) are refused
+    /// before `left_at`, or no newer than the copy removed here (from peers
+    /// that did not hear it yet, or gossip still in flight), are refused
     /// with [`OrderbookError::MakerLeft`] until the TTL would drop them
     /// anyway. A maker that comes back announces its orders again and they
     /// return. Returns the orders removed, if any.
     pub fn maker_left(&mut self, maker: PeerId, left_at: u64, now: u64) -> Option<OrderbookChange> {
         let left_at = left_at.min(now.saturating_add(MAX_CLOCK_SKEW_SECS));
         let keep_until = now.saturating_add(self.config.ttl.as_secs());
+        let gone: Vec<(OrderId, u64)> = if self.per_maker.contains_key(&maker) {
+            self.entries
+                .iter()
+                .filter(|(_, e)| e.order.maker == maker)
+                .map(|(id, e)| (*id, e.last_seen))
+                .collect()
+        } else {
+            Vec::new()
+        };
         let room = self.departures.len() < MAX_DEPARTURES;
-        match self.departures.get_mut(&maker) {
+        let departure = match self.departures.get_mut(&maker) {
             Some(d) => {
                 d.left_at = d.left_at.max(left_at);
                 d.keep_until = keep_until;
+                Some(d)
             }
-            None if room => {
-                self.departures.insert(
-                    maker,
-                    Departure {
-                        left_at,
-                        keep_until,
-                    },
-                );
-            }
+            None if room => Some(self.departures.entry(maker).or_insert(Departure {
+                left_at,
+                keep_until,
+                recent: Vec::new(),
+            })),
             // Full: the orders still go; only late copies may come back
             // until the TTL drops them.
-            None => {}
-        }
-        if !self.per_maker.contains_key(&maker) {
-            return None;
-        }
-        let mut gone: Vec<OrderId> = self
-            .entries
-            .iter()
-            .filter(|(_, e)| e.order.maker == maker)
-            .map(|(id, _)| *id)
-            .collect();
-        for id in &gone {
-            self.remove_entry(id);
+            None => None,
+        };
+        if let Some(d) = departure {
+            let left_at = d.left_at;
+            d.recent.retain(|(_, seen)| *seen >= left_at);
+            d.recent
+                .extend(gone.iter().filter(|(_, seen)| *seen >= left_at).copied());
         }
         if gone.is_empty() {
             return None;
+        }
+        let mut gone: Vec<OrderId> = gone.into_iter().map(|(id, _)| id).collect();
+        for id in &gone {
+            self.remove_entry(id);
         }
         self.generation += 1;
         gone.sort();

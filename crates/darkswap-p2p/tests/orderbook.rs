@@ -276,8 +276,9 @@ async fn a_live_maker_keeps_its_orders_and_a_gone_one_loses_them() {
 async fn a_maker_that_shuts_down_takes_its_orders_off_every_book_at_once() {
     // a — b — c: c hears of a's departure only through b's forwarding.
     // Default refresh and TTL, so nothing but the `Disconnect` drops it.
+    // c runs without Kademlia, so it knows only b: a DHT walk would find a.
     let (a, mut b) = connected_pair(test_config).await;
-    let (mut c, _) = spawn_node(test_config()).await;
+    let (mut c, _) = spawn_node(test_config().with_kad(false)).await;
     let b_addr = b.listen_addrs().await.unwrap()[0]
         .clone()
         .with(libp2p::multiaddr::Protocol::P2p(b.local_peer_id()));

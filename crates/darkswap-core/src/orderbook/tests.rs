@@ -395,6 +395,52 @@ fn a_maker_that_leaves_takes_its_orders_until_it_announces_them_again() {
 }
 
 #[test]
+fn a_copy_from_the_second_the_maker_left_stays_out_and_a_newer_announcement_returns() {
+    // Timestamps are whole seconds: the maker announces, and leaves, in
+    // second NOW + 10. A copy of that very announcement still in flight
+    // (gossip, a sync) must not bring the order back.
+    let leaver = Keypair::generate_ed25519();
+    let maker = leaver.public().to_peer_id();
+    let mut b = book();
+    let signed = new_order(Side::Sell, PRICE_SCALE, 1).sign(&leaver).unwrap();
+    let id = signed.id();
+    let announced =
+        Message::OrderCreate(OrderCreate::announce(signed.clone(), NOW + 10, &leaver).unwrap());
+    b.apply(&announced, NOW + 10).unwrap();
+    assert_eq!(
+        b.maker_left(maker, NOW + 10, NOW + 10),
+        Some(OrderbookChange::Expired(vec![id]))
+    );
+    assert_eq!(
+        b.apply(&announced, NOW + 10),
+        Err(OrderbookError::MakerLeft {
+            order_id: id,
+            left_at: NOW + 10,
+        })
+    );
+    // An order it never had on this book, announced in that second, is
+    // taken: that is a maker back at once as far as this book can tell.
+    let (other, other_id) = {
+        let s = new_order(Side::Sell, PRICE_SCALE, 2).sign(&leaver).unwrap();
+        let id = s.id();
+        (
+            Message::OrderCreate(OrderCreate::announce(s, NOW + 10, &leaver).unwrap()),
+            id,
+        )
+    };
+    assert!(matches!(
+        b.apply(&other, NOW + 10),
+        Ok(Some(OrderbookChange::Added(o))) if o.id == other_id
+    ));
+    // The next announcement of the first order is the maker back.
+    let back = Message::OrderCreate(OrderCreate::announce(signed, NOW + 11, &leaver).unwrap());
+    assert!(matches!(
+        b.apply(&back, NOW + 11),
+        Ok(Some(OrderbookChange::Added(_)))
+    ));
+}
+
+#[test]
 fn a_departure_is_forgotten_once_the_ttl_would_drop_what_it_hides() {
     let key = Keypair::generate_ed25519();
     let maker = key.public().to_peer_id();
