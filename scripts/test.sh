@@ -47,11 +47,14 @@ for p in json.load(sys.stdin)["packages"]:
   cargo clippy -p "$crate" --no-default-features --all-targets --locked -- -D warnings
 done
 
-step "darkswap-core builds for wasm32-unknown-unknown (the sans-IO core runs in browsers)"
+step "wasm32: the sans-IO core, the SDK and DarkSwapWasm build and pass clippy for the browser"
 if command -v rustup >/dev/null; then
   rustup target add wasm32-unknown-unknown >/dev/null 2>&1 || true
 fi
+./scripts/wasm-tools.sh
 cargo build -p darkswap-core --target wasm32-unknown-unknown --locked -q
+cargo clippy -p darkswap-p2p --lib --target wasm32-unknown-unknown --locked -- -D warnings
+cargo clippy -p darkswap-wasm --lib --tests --target wasm32-unknown-unknown --locked -- -D warnings
 
 step "cargo doc (warnings and broken intra-doc links are errors)"
 RUSTDOCFLAGS="-D warnings -D rustdoc::broken_intra_doc_links" \
@@ -65,6 +68,9 @@ cargo run --locked -q -p darkswap-e2e --example encryption_example
 
 step "cargo test (unit, integration and doc tests; builds every example)"
 cargo test --workspace --locked
+
+step "wasm-bindgen tests of DarkSwapWasm in headless Chromium (wasm-bindgen-test-runner, Debian's chromedriver)"
+./scripts/wasm-tests.sh
 
 step "NAT lab (root: daemons behind nftables NAT routers in network namespaces; 3 trials per cell, regenerates docs/nat-matrix.md)"
 if ! command -v nft >/dev/null; then

@@ -79,6 +79,7 @@ pub async fn run(opts: DaemonOptions) -> anyhow::Result<()> {
     let network = Network::new(
         config
             .with_identity(Identity::File(opts.data_dir.join("identity.key")))
+            .with_webrtc_certificate(opts.data_dir.join("webrtc.pem"))
             .with_listen_addresses(opts.listen.clone())
             .with_relay_peers(opts.relays.clone())
             .with_relay(opts.relay.clone())

@@ -18,8 +18,6 @@ mod node;
 mod orders;
 mod trades;
 
-use std::time::{SystemTime, UNIX_EPOCH};
-
 use axum::{
     http::{Method, StatusCode},
     routing::MethodFilter,
@@ -27,6 +25,7 @@ use axum::{
 use serde::{Deserialize, Serialize, de::DeserializeOwned};
 
 pub use bans::{Ban, BanPeer, ListBans, UnbanPeer};
+pub use darkswap_p2p::json::unix_secs;
 pub use events::{EVENTS_ROUTE, Event, HelloRelay};
 pub use node::{Connect, Connected, GetStatus, ListPeers, Peer, Relay, Status};
 pub use orders::{
@@ -34,7 +33,6 @@ pub use orders::{
 };
 pub use trades::{
     CancelTrade, Coin, GetTrade, GetWallet, ListTrades, SyncWallet, TakeOrder, Trade, Wallet,
-    role_name,
 };
 
 /// Route of the Prometheus metrics (OpenMetrics text, not JSON).
@@ -107,13 +105,6 @@ pub struct ErrorDetail {
     pub code: String,
     /// For people; names the offending field of a refused request.
     pub message: String,
-}
-
-/// Unix seconds of `t`, rounded up: a ban shown never ends earlier than it
-/// does.
-pub fn unix_secs(t: SystemTime) -> u64 {
-    let d = t.duration_since(UNIX_EPOCH).unwrap_or_default();
-    d.as_secs() + u64::from(d.subsec_nanos() > 0)
 }
 
 #[cfg(test)]

@@ -157,20 +157,26 @@ pub struct OwnOrders {
     orders: HashMap<OrderId, SignedOrder>,
     refresh_interval: Duration,
     next_refresh: Instant,
+    /// The earliest time (unix seconds) an announcement is dated: the
+    /// second after this node started. Peers refuse announcements dated up
+    /// to the second a maker said it left (late copies of what it had
+    /// out); a node restarted within that second must not look like one.
+    first_second: u64,
     out: VecDeque<OwnOrdersOutput>,
 }
 
 impl OwnOrders {
     /// Orders signed with `key`, re-announced every `refresh_interval` (at
     /// least [`MIN_REFRESH_INTERVAL`]) from `now` on.
-    pub fn new(key: Keypair, refresh_interval: Duration, now: Instant) -> Self {
+    pub fn new(key: Keypair, refresh_interval: Duration, now: Now) -> Self {
         let refresh_interval = refresh_interval.max(MIN_REFRESH_INTERVAL);
         OwnOrders {
             local_peer_id: key.public().to_peer_id(),
             key,
             orders: HashMap::new(),
             refresh_interval,
-            next_refresh: now + refresh_interval,
+            next_refresh: now.instant + refresh_interval,
+            first_second: now.unix_secs().saturating_add(1),
             out: VecDeque::new(),
         }
     }
@@ -395,9 +401,12 @@ impl OwnOrders {
         self.out.pop_front()
     }
 
-    /// The order with a fresh announcement signed by this node.
+    /// The order with a fresh announcement signed by this node, dated no
+    /// earlier than the second after it started (at most a second ahead,
+    /// well within the clock skew peers allow).
     fn announce(&self, signed: SignedOrder, now: Now) -> Result<OrderCreate, OrderbookError> {
-        OrderCreate::announce(signed, now.unix_secs(), &self.key).map_err(OrderbookError::Invalid)
+        let at = now.unix_secs().max(self.first_second);
+        OrderCreate::announce(signed, at, &self.key).map_err(OrderbookError::Invalid)
     }
 
     fn apply(

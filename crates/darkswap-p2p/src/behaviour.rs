@@ -5,9 +5,9 @@ use std::{collections::HashMap, time::Duration};
 use libp2p::{
     StreamProtocol, Swarm, allow_block_list, autonat, connection_limits, gossipsub, identify,
     identity::Keypair,
-    kad, mdns, memory_connection_limits, noise, ping, relay, request_response,
+    kad, noise, ping, relay, request_response,
     swarm::{NetworkBehaviour, behaviour::toggle::Toggle},
-    tcp, yamux,
+    yamux,
 };
 use sha2::{Digest, Sha256};
 
@@ -28,13 +28,26 @@ pub(crate) use loopback_guard::LoopbackGuard;
 pub const KAD_PROTOCOL: StreamProtocol =
     StreamProtocol::new(darkswap_core::protocols::KAD_PROTOCOL);
 
+/// Refuses connections while the process uses too much of the machine's
+/// memory. A browser tab cannot see the machine's memory.
+#[cfg(not(target_arch = "wasm32"))]
+type MemoryLimits = libp2p::memory_connection_limits::Behaviour;
+#[cfg(target_arch = "wasm32")]
+type MemoryLimits = libp2p::swarm::dummy::Behaviour;
+
+/// Finds peers on the local network. A browser has no multicast socket.
+#[cfg(not(target_arch = "wasm32"))]
+pub(crate) type Mdns = libp2p::mdns::tokio::Behaviour;
+#[cfg(target_arch = "wasm32")]
+pub(crate) type Mdns = libp2p::swarm::dummy::Behaviour;
+
 #[derive(NetworkBehaviour)]
 pub(crate) struct Behaviour {
     /// Banned peers. First, so their connections are refused before any
     /// other behaviour spends work on them.
     pub(crate) blocked: allow_block_list::Behaviour<allow_block_list::BlockedPeers>,
     pub(crate) limits: connection_limits::Behaviour,
-    pub(crate) memory: memory_connection_limits::Behaviour,
+    pub(crate) memory: MemoryLimits,
     pub(crate) relay_client: relay::client::Behaviour,
     /// Circuit relay v2 hop, when the node serves as a relay (`relay.hop`).
     pub(crate) relay_server: Toggle<relay::Behaviour>,
@@ -43,7 +56,7 @@ pub(crate) struct Behaviour {
     pub(crate) identify: identify_filter::Identify,
     pub(crate) gossipsub: gossipsub::Behaviour,
     pub(crate) kad: Toggle<kad::Behaviour<kad::store::MemoryStore>>,
-    pub(crate) mdns: Toggle<mdns::tokio::Behaviour>,
+    pub(crate) mdns: Toggle<Mdns>,
     /// DCUtR, with one hole-punch attempt per peer pair.
     pub(crate) dcutr: dcutr_filter::Dcutr,
     pub(crate) autonat: autonat::Behaviour,
@@ -146,10 +159,7 @@ fn build(
         kad
     });
     let mdns = if config.enable_mdns {
-        Some(
-            mdns::tokio::Behaviour::new(mdns::Config::default(), peer_id)
-                .map_err(|e| Error::Build(format!("mdns: {e}")))?,
-        )
+        Some(mdns(peer_id)?)
     } else {
         None
     };
@@ -164,9 +174,7 @@ fn build(
                 .with_max_pending_incoming(Some(config.connection_limits.max_pending_incoming))
                 .with_max_pending_outgoing(Some(config.connection_limits.max_pending_outgoing)),
         ),
-        memory: memory_connection_limits::Behaviour::with_max_percentage(
-            config.connection_limits.max_memory_fraction,
-        ),
+        memory: memory_limits(config.connection_limits.max_memory_fraction),
         relay_client,
         relay_server: config
             .relay
@@ -206,19 +214,23 @@ fn build(
     })
 }
 
-/// The node's swarm: TCP, QUIC, DNS and WebSocket transports with Noise and
 /// How long a QUIC connection may be silent before it is taken for dead.
 /// UDP says nothing when the other side dies (`kill -9`, a lost NAT
 /// mapping): without this a dead relay was noticed 11–15 s late (quinn's
 /// default is 10 s of silence) and its reservation reported as held
 /// meanwhile. With keep-alives every [`QUIC_KEEP_ALIVE`], a live connection
 /// is never that silent.
+#[cfg(not(target_arch = "wasm32"))]
 const QUIC_IDLE_TIMEOUT_MS: u32 = 5_000;
 /// How often an otherwise idle QUIC connection sends a keep-alive (a
 /// PING frame of a few bytes).
+#[cfg(not(target_arch = "wasm32"))]
 const QUIC_KEEP_ALIVE: std::time::Duration = std::time::Duration::from_millis(1_500);
 
-/// Yamux, the relay client transport, and [`Behaviour`].
+/// The node's swarm: TCP, QUIC, WebRTC-direct, DNS and WebSocket transports
+/// (Noise and Yamux where the transport has none of its own), the relay
+/// client transport, and [`Behaviour`].
+#[cfg(not(target_arch = "wasm32"))]
 pub(crate) async fn build_swarm(
     key: &Keypair,
     config: &NetworkConfig,
@@ -227,7 +239,7 @@ pub(crate) async fn build_swarm(
     Ok(libp2p::SwarmBuilder::with_existing_identity(key.clone())
         .with_tokio()
         .with_tcp(
-            tcp::Config::default().nodelay(true),
+            libp2p::tcp::Config::default().nodelay(true),
             noise::Config::new,
             yamux::Config::default,
         )
@@ -237,6 +249,17 @@ pub(crate) async fn build_swarm(
             quic.keep_alive_interval = QUIC_KEEP_ALIVE;
             quic
         })
+        .with_other_transport(|key| {
+            let certificate = match &config.webrtc_certificate {
+                Some(path) => crate::load_or_create_webrtc_certificate(path)?,
+                None => crate::generate_webrtc_certificate()?,
+            };
+            Ok::<_, Box<dyn std::error::Error + Send + Sync>>(crate::webrtc_direct_transport(
+                key,
+                certificate,
+            ))
+        })
+        .map_err(|e| build_err(&e))?
         .with_dns()
         .map_err(|e| build_err(&e))?
         .with_websocket(noise::Config::new, yamux::Config::default)
@@ -252,4 +275,66 @@ pub(crate) async fn build_swarm(
         .map_err(|e| build_err(&e))?
         .with_swarm_config(|c| c.with_idle_connection_timeout(config.idle_connection_timeout))
         .build())
+}
+
+/// The node's swarm in a browser: WebSocket (`/ws`, `/wss`) with Noise and
+/// Yamux, WebRTC-direct (`/webrtc-direct`, its own encryption and
+/// multiplexing), the relay client transport, and [`Behaviour`].
+#[cfg(target_arch = "wasm32")]
+pub(crate) async fn build_swarm(
+    key: &Keypair,
+    config: &NetworkConfig,
+) -> Result<Swarm<LoopbackGuard<Behaviour>>, Error> {
+    use libp2p::{
+        Transport,
+        core::{muxing::StreamMuxerBox, upgrade::Version},
+    };
+    let build_err = |e: &dyn std::fmt::Display| Error::Build(e.to_string());
+    Ok(libp2p::SwarmBuilder::with_existing_identity(key.clone())
+        .with_wasm_bindgen()
+        .with_other_transport(|key| {
+            let websocket = libp2p::websocket_websys::Transport::default()
+                .upgrade(Version::V1Lazy)
+                .authenticate(noise::Config::new(key)?)
+                .multiplex(yamux::Config::default())
+                .map(|(peer, muxer), _| (peer, StreamMuxerBox::new(muxer)));
+            let webrtc =
+                libp2p::webrtc_websys::Transport::new(libp2p::webrtc_websys::Config::new(key))
+                    .map(|(peer, muxer), _| (peer, StreamMuxerBox::new(muxer)));
+            Ok(websocket
+                .or_transport(webrtc)
+                .map(|either, _| either.into_inner()))
+        })
+        .map_err(|e| build_err(&e))?
+        .with_relay_client(noise::Config::new, yamux::Config::default)
+        .map_err(|e| build_err(&e))?
+        .with_behaviour(|key, relay_client| {
+            build(key, relay_client, config)
+                .map(LoopbackGuard::new)
+                .map_err(Box::<dyn std::error::Error + Send + Sync>::from)
+        })
+        .map_err(|e| build_err(&e))?
+        .with_swarm_config(|c| c.with_idle_connection_timeout(config.idle_connection_timeout))
+        .build())
+}
+
+#[cfg(not(target_arch = "wasm32"))]
+fn mdns(peer_id: libp2p::PeerId) -> Result<Mdns, Error> {
+    Mdns::new(libp2p::mdns::Config::default(), peer_id)
+        .map_err(|e| Error::Build(format!("mdns: {e}")))
+}
+
+#[cfg(target_arch = "wasm32")]
+fn mdns(_: libp2p::PeerId) -> Result<Mdns, Error> {
+    Err(Error::Build("mdns: not available in a browser".to_owned()))
+}
+
+#[cfg(not(target_arch = "wasm32"))]
+fn memory_limits(max_fraction: f64) -> MemoryLimits {
+    MemoryLimits::with_max_percentage(max_fraction)
+}
+
+#[cfg(target_arch = "wasm32")]
+fn memory_limits(_: f64) -> MemoryLimits {
+    libp2p::swarm::dummy::Behaviour
 }

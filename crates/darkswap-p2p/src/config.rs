@@ -15,6 +15,10 @@ use libp2p::{Multiaddr, identity::Keypair};
 
 /// Where the node's libp2p identity comes from.
 #[derive(Debug, Clone, Default)]
+#[allow(
+    clippy::large_enum_variant,
+    reason = "built once per node; on wasm32 the path variant is small enough to trip the lint"
+)]
 pub enum Identity {
     /// A fresh Ed25519 key for this run only.
     #[default]
@@ -141,7 +145,13 @@ pub struct NetworkConfig {
     pub external_addresses: Vec<Multiaddr>,
     /// The node's identity. Default: [`Identity::Ephemeral`].
     pub identity: Identity,
-    /// Local network discovery with mDNS. Default: on.
+    /// The file keeping the certificate of `/webrtc-direct` listeners (PEM,
+    /// created on first use), so their `/certhash` address survives a
+    /// restart. Default: none, a new certificate at every start. Not used
+    /// in a browser, which cannot listen.
+    pub webrtc_certificate: Option<std::path::PathBuf>,
+    /// Local network discovery with mDNS. Default: on, but off in a browser
+    /// (wasm32), which has no multicast socket.
     pub enable_mdns: bool,
     /// Kademlia (`/darkswap/kad/1.0.0`). Default: on.
     pub enable_kad: bool,
@@ -252,7 +262,9 @@ impl Default for NetworkConfig {
             listen_addresses: Vec::new(),
             external_addresses: Vec::new(),
             identity: Identity::Ephemeral,
-            enable_mdns: true,
+            webrtc_certificate: None,
+            // A browser has no multicast socket.
+            enable_mdns: cfg!(not(target_arch = "wasm32")),
             enable_kad: true,
             kad_mode: KadMode::Auto,
             enable_perf: false,
@@ -321,6 +333,13 @@ impl NetworkConfig {
     /// Where the node's identity comes from (`identity`).
     pub fn with_identity(mut self, identity: Identity) -> Self {
         self.identity = identity;
+        self
+    }
+
+    /// Keeps the `/webrtc-direct` certificate in `path`
+    /// (`webrtc_certificate`).
+    pub fn with_webrtc_certificate(mut self, path: impl Into<std::path::PathBuf>) -> Self {
+        self.webrtc_certificate = Some(path.into());
         self
     }
 

@@ -1,4 +1,5 @@
-//! The node's Ed25519 identity, persisted to a key file.
+//! The node's Ed25519 identity, persisted to a key file, and the way every
+//! secret of the node is kept on disk.
 
 use std::{
     fs,
@@ -16,32 +17,45 @@ use crate::error::Error;
 /// temporary name and renamed into place, so a crash never leaves a
 /// half-written key. A key file readable by others is refused, as ssh does.
 pub fn load_or_create_keypair(path: &Path) -> Result<Keypair, Error> {
+    load_or_create_secret(
+        path,
+        |bytes| Keypair::from_protobuf_encoding(bytes).map_err(|e| e.to_string()),
+        || {
+            let keypair = Keypair::generate_ed25519();
+            let bytes = keypair.to_protobuf_encoding().map_err(|e| e.to_string())?;
+            tracing::info!(path = %path.display(), peer_id = %keypair.public().to_peer_id(), "created identity key");
+            Ok((keypair, bytes))
+        },
+    )
+}
+
+/// Loads the secret stored at `path` with `decode`, or makes one with
+/// `create` and stores its bytes there: mode 0600, written to a temporary
+/// name and renamed into place. A file readable by others is refused.
+pub(crate) fn load_or_create_secret<T>(
+    path: &Path,
+    decode: impl FnOnce(&[u8]) -> Result<T, String>,
+    create: impl FnOnce() -> Result<(T, Vec<u8>), String>,
+) -> Result<T, Error> {
+    let fail = |reason: String| Error::KeyFile {
+        path: path.to_owned(),
+        reason,
+    };
     match fs::read(path) {
         Ok(bytes) => {
             check_permissions(path)?;
-            Keypair::from_protobuf_encoding(&bytes).map_err(|e| Error::KeyFile {
-                path: path.to_owned(),
-                reason: e.to_string(),
-            })
+            decode(&bytes).map_err(fail)
         }
         Err(e) if e.kind() == io::ErrorKind::NotFound => {
-            let keypair = Keypair::generate_ed25519();
-            write_key(path, &keypair).map_err(|e| Error::KeyFile {
-                path: path.to_owned(),
-                reason: e.to_string(),
-            })?;
-            tracing::info!(path = %path.display(), peer_id = %keypair.public().to_peer_id(), "created identity key");
-            Ok(keypair)
+            let (secret, bytes) = create().map_err(fail)?;
+            write_secret(path, &bytes).map_err(|e| fail(e.to_string()))?;
+            Ok(secret)
         }
-        Err(e) => Err(Error::KeyFile {
-            path: path.to_owned(),
-            reason: e.to_string(),
-        }),
+        Err(e) => Err(fail(e.to_string())),
     }
 }
 
-fn write_key(path: &Path, keypair: &Keypair) -> io::Result<()> {
-    let bytes = keypair.to_protobuf_encoding().map_err(io::Error::other)?;
+fn write_secret(path: &Path, bytes: &[u8]) -> io::Result<()> {
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         fs::create_dir_all(dir)?;
     }
@@ -54,7 +68,7 @@ fn write_key(path: &Path, keypair: &Keypair) -> io::Result<()> {
         options.mode(0o600);
     }
     let mut file = options.open(&tmp)?;
-    file.write_all(&bytes)?;
+    file.write_all(bytes)?;
     file.sync_all()?;
     fs::rename(&tmp, path)
 }

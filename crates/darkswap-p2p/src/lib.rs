@@ -37,11 +37,15 @@ mod command;
 mod config;
 mod error;
 mod identity;
+pub mod json;
 mod network;
 mod perf;
+mod runtime;
 mod swarm_task;
 mod sync;
 mod trade;
+#[cfg(not(target_arch = "wasm32"))]
+mod webrtc_direct;
 
 pub use behaviour::{KAD_PROTOCOL, gossipsub_behaviour};
 pub use config::{ConnectionLimits, Identity, KadMode, NetworkConfig, RelayConfig};
@@ -74,6 +78,11 @@ pub use perf::{PERF_PROTOCOL, PerfReport};
 pub use sync::SYNC_PROTOCOL;
 pub use trade::{
     Broadcaster, HoldingsSource, TRADE_PROTOCOL, TradeCodec, TradeStore, Trading, trade_behaviour,
+};
+#[cfg(not(target_arch = "wasm32"))]
+pub use webrtc_direct::{
+    WebRtcCertificate, generate_webrtc_certificate, load_or_create_webrtc_certificate,
+    webrtc_direct_transport,
 };
 
 /// The sans-IO state machines this SDK runs, and the wire crate.

@@ -11,7 +11,6 @@ use darkswap_core::{NetworkEvent, gossip::validate_gossip, relay_keeper::RelaySt
 use darkswap_proto::Message;
 use libp2p::{Multiaddr, PeerId};
 use tokio::sync::{mpsc, oneshot};
-use tokio_util::task::AbortOnDropHandle;
 
 use crate::{
     command::{Command, SwarmCommand},
@@ -145,7 +144,7 @@ impl NetworkHandle {
             .send(make(tx).into())
             .await
             .map_err(|_| CommandError::Shutdown)?;
-        match tokio::time::timeout(self.timeout, rx).await {
+        match crate::runtime::timeout(self.timeout, rx).await {
             Ok(Ok(v)) => Ok(v),
             Ok(Err(_)) => Err(CommandError::Shutdown),
             Err(_) => Err(CommandError::Timeout(self.timeout)),
@@ -304,7 +303,7 @@ pub struct Network {
     handle: NetworkHandle,
     events: mpsc::Receiver<NetworkEvent>,
     /// The swarm task; dropping the handle aborts it.
-    task: Option<AbortOnDropHandle<()>>,
+    task: Option<crate::runtime::TaskHandle>,
 }
 
 impl Network {

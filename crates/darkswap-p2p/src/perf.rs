@@ -6,7 +6,9 @@
 //! bytes it wants back as a big-endian u64, uploads its bytes and closes its
 //! write side; the server counts until EOF, then sends the requested bytes.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use web_time::Instant;
 
 use futures::{AsyncReadExt, AsyncWriteExt, StreamExt};
 use libp2p::{PeerId, Stream, StreamProtocol};

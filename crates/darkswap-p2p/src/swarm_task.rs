@@ -7,7 +7,7 @@
 
 use std::{
     collections::{HashMap, HashSet},
-    time::{Duration, SystemTime},
+    time::Duration,
 };
 
 use darkswap_core::{
@@ -31,8 +31,7 @@ use libp2p::{
     request_response::OutboundRequestId, swarm::ConnectionId,
 };
 use tokio::sync::{mpsc, oneshot};
-use tokio_util::task::AbortOnDropHandle;
-use web_time::Instant;
+use web_time::{Instant, SystemTime};
 
 use crate::{
     auth::AuthToken,
@@ -42,6 +41,7 @@ use crate::{
     error::Error,
     identity::load_or_create_keypair,
     perf,
+    runtime::{self, TaskHandle},
 };
 
 mod commands;
@@ -132,10 +132,7 @@ pub(crate) struct SwarmTask {
     /// Re-announcements, paced (see `darkswap_core::paced`).
     republish: Paced<darkswap_proto::Message>,
     verifying: FuturesUnordered<
-        futures::future::BoxFuture<
-            'static,
-            (PeerId, Result<VerifiedItems, tokio::task::JoinError>),
-        >,
+        futures::future::BoxFuture<'static, (PeerId, Result<VerifiedItems, runtime::TaskFailed>)>,
     >,
 
     // IO bookkeeping: who waits for what.
@@ -153,7 +150,7 @@ pub(crate) struct SwarmTask {
     pending_listens: HashMap<ListenerId, oneshot::Sender<Result<Multiaddr, Error>>>,
     pending_dials: HashMap<ConnectionId, (String, oneshot::Sender<Result<PeerId, Error>>)>,
     pending_finds: HashMap<kad::QueryId, (PeerId, FindReply)>,
-    _perf_server: Option<AbortOnDropHandle<()>>,
+    _perf_server: Option<TaskHandle>,
 }
 
 /// Builds the swarm and the services, and starts the task.
@@ -161,14 +158,7 @@ pub(crate) async fn spawn(
     config: NetworkConfig,
     commands: mpsc::Receiver<Command>,
     events: mpsc::Sender<NetworkEvent>,
-) -> Result<
-    (
-        PeerId,
-        Option<libp2p_stream::Control>,
-        AbortOnDropHandle<()>,
-    ),
-    Error,
-> {
+) -> Result<(PeerId, Option<libp2p_stream::Control>, TaskHandle), Error> {
     let key = match &config.identity {
         Identity::Ephemeral => libp2p::identity::Keypair::generate_ed25519(),
         Identity::Keypair(k) => k.clone(),
@@ -184,7 +174,7 @@ pub(crate) async fn spawn(
             let incoming = control
                 .accept(perf::PERF_PROTOCOL)
                 .map_err(|e| build_err(&e))?;
-            perf_server = Some(AbortOnDropHandle::new(tokio::spawn(perf::serve(incoming))));
+            perf_server = Some(runtime::spawn(perf::serve(incoming)));
             Some(control)
         }
         None => None,
@@ -198,7 +188,7 @@ pub(crate) async fn spawn(
         book: Orderbook::new(config.orderbook.clone()),
         gossip_rate: GossipRateLimiter::new(config.gossip_rate_limit),
         gossip: GossipValidator::new(config.max_message_size),
-        own_orders: OwnOrders::new(key.clone(), config.orderbook.refresh_interval, t0.instant),
+        own_orders: OwnOrders::new(key.clone(), config.orderbook.refresh_interval, t0),
         sync: OrderbookSync::new(config.sync.clone(), t0.instant),
         relays: RelayKeeper::new(RelayKeeperConfig {
             retry_initial: config.relay.pool.retry_initial,
@@ -245,7 +235,7 @@ pub(crate) async fn spawn(
     task.listen_first(&config.listen_addresses, config.connection_timeout)
         .await?;
     task.start(&config, now())?;
-    let handle = AbortOnDropHandle::new(tokio::spawn(task.run()));
+    let handle = runtime::spawn(task.run());
     Ok((local_peer_id, perf_control, handle))
 }
 
@@ -262,7 +252,7 @@ impl SwarmTask {
             }));
             waiting.push((addr, answer));
         }
-        let deadline = tokio::time::Instant::now() + timeout;
+        let deadline = Instant::now() + timeout;
         for (addr, mut answer) in waiting {
             loop {
                 match answer.try_recv() {
@@ -278,7 +268,7 @@ impl SwarmTask {
                     }
                     Err(oneshot::error::TryRecvError::Empty) => {}
                 }
-                match tokio::time::timeout_at(deadline, self.swarm.select_next_some()).await {
+                match runtime::timeout_at(deadline, self.swarm.select_next_some()).await {
                     Ok(event) => self.on_swarm_event(event),
                     Err(_) => {
                         return Err(Error::Listen {
@@ -355,7 +345,7 @@ impl SwarmTask {
                 Some(io) = self.trade_io.next(), if !self.trade_io.is_empty() => {
                     self.on_trade_io(io);
                 }
-                () = tokio::time::sleep_until(deadline.into()) => self.on_timeout(now()),
+                () = runtime::sleep_until(deadline) => self.on_timeout(now()),
             }
             self.perform_outputs();
         }
@@ -515,9 +505,9 @@ impl SwarmTask {
         for l in listeners {
             self.swarm.remove_listener(l);
         }
-        let deadline = tokio::time::Instant::now() + SHUTDOWN_GRACE;
+        let deadline = Instant::now() + SHUTDOWN_GRACE;
         while self.swarm.connected_peers().next().is_some() {
-            match tokio::time::timeout_at(deadline, self.swarm.select_next_some()).await {
+            match runtime::timeout_at(deadline, self.swarm.select_next_some()).await {
                 Ok(event) => self.on_swarm_event(event),
                 Err(_) => break,
             }
@@ -558,9 +548,9 @@ impl SwarmTask {
             tracing::debug!(%error, "departure not announced");
             return;
         }
-        let deadline = tokio::time::Instant::now() + DEPARTURE_GRACE;
+        let deadline = Instant::now() + DEPARTURE_GRACE;
         while listeners.iter().any(|p| self.swarm.is_connected(p)) {
-            match tokio::time::timeout_at(deadline, self.swarm.select_next_some()).await {
+            match runtime::timeout_at(deadline, self.swarm.select_next_some()).await {
                 Ok(event) => self.on_swarm_event(event),
                 Err(_) => break,
             }

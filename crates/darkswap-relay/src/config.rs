@@ -90,8 +90,9 @@ pub fn default_data_dir() -> PathBuf {
 #[non_exhaustive]
 pub struct Libp2pConfig {
     /// Addresses to listen on. Default: TCP and QUIC on port 9000, WebSocket
-    /// on 9002: `/ip4/0.0.0.0/tcp/9000`, `/ip4/0.0.0.0/udp/9000/quic-v1`,
-    /// `/ip4/0.0.0.0/tcp/9002/ws`.
+    /// and WebRTC-direct on 9002: `/ip4/0.0.0.0/tcp/9000`,
+    /// `/ip4/0.0.0.0/udp/9000/quic-v1`, `/ip4/0.0.0.0/tcp/9002/ws`,
+    /// `/ip4/0.0.0.0/udp/9002/webrtc-direct`.
     pub listen_addresses: Vec<Multiaddr>,
     /// Public addresses to announce (e.g. behind a load balancer or NAT with
     /// port forwarding). Default: none, and then the listen addresses are
@@ -569,7 +570,8 @@ mod tests {
             [
                 "/ip4/0.0.0.0/tcp/9000",
                 "/ip4/0.0.0.0/udp/9000/quic-v1",
-                "/ip4/0.0.0.0/tcp/9002/ws"
+                "/ip4/0.0.0.0/tcp/9002/ws",
+                "/ip4/0.0.0.0/udp/9002/webrtc-direct"
             ]
         );
         assert_eq!(c.admin_http.listen.to_string(), "127.0.0.1:9090");

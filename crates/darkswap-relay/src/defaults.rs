@@ -16,11 +16,13 @@ pub mod libp2p {
     use std::time::Duration;
 
     /// Listen addresses: TCP and QUIC on port 9000, WebSocket (browsers'
-    /// libp2p) on 9002.
-    pub const LISTEN_ADDRESSES: [&str; 3] = [
+    /// libp2p) on TCP 9002 and WebRTC-direct (browsers without TLS) on UDP
+    /// 9002.
+    pub const LISTEN_ADDRESSES: [&str; 4] = [
         "/ip4/0.0.0.0/tcp/9000",
         "/ip4/0.0.0.0/udp/9000/quic-v1",
         "/ip4/0.0.0.0/tcp/9002/ws",
+        "/ip4/0.0.0.0/udp/9002/webrtc-direct",
     ];
     /// How long a connection with nothing keeping it alive stays open: 60 s.
     pub const IDLE_CONNECTION_TIMEOUT: Duration = Duration::from_secs(60);

@@ -321,13 +321,19 @@ impl Libp2pNode {
     /// returns it with the addresses bound, each ending in `/p2p/<id>`.
     pub(crate) async fn start(
         key: &Keypair,
+        certificate: darkswap_p2p::WebRtcCertificate,
         config: &RelayConfig,
         registry: &mut Registry,
         libp2p_metrics: Metrics,
         node_metrics: Arc<Libp2pNodeMetrics>,
         security_metrics: Arc<SecurityMetrics>,
     ) -> Result<(Self, Vec<Multiaddr>), StartError> {
-        let transport = transport::build(key, registry, node_metrics.bytes_relayed_counter())?;
+        let transport = transport::build(
+            key,
+            certificate,
+            registry,
+            node_metrics.bytes_relayed_counter(),
+        )?;
         let behaviour = build_behaviour(key, config, security_metrics.clone())?;
         let peer_auth = PeerAuth::new(&config.peer_auth, key.clone()).map_err(StartError::Build)?;
         let mut swarm = Swarm::new(

@@ -24,6 +24,9 @@ use crate::{
 
 /// File in the data dir holding the relay's identity key.
 pub const KEY_FILE: &str = "identity.key";
+/// File in the data dir holding the certificate of the `/webrtc-direct`
+/// listeners (PEM): kept, so their `/certhash` address survives restarts.
+pub(crate) const WEBRTC_CERTIFICATE_FILE: &str = "webrtc.pem";
 
 /// Why the relay could not start. Each renders as one line.
 #[derive(Debug, thiserror::Error)]
@@ -70,6 +73,15 @@ pub fn load_identity(data_dir: &Path) -> Result<Keypair, StartError> {
         .map_err(|e| StartError::Identity(e.to_string()))
 }
 
+/// Loads (or creates, mode 0600) the relay's WebRTC-direct certificate in
+/// `data_dir`.
+pub(crate) fn load_webrtc_certificate(
+    data_dir: &Path,
+) -> Result<darkswap_p2p::WebRtcCertificate, StartError> {
+    darkswap_p2p::load_or_create_webrtc_certificate(&data_dir.join(WEBRTC_CERTIFICATE_FILE))
+        .map_err(|e| StartError::Identity(e.to_string()))
+}
+
 /// A running relay.
 #[derive(Debug)]
 pub struct RelayServer {
@@ -87,6 +99,7 @@ impl RelayServer {
     /// Returns once all listeners are bound.
     pub async fn spawn(config: RelayConfig) -> Result<Self, StartError> {
         let key = load_identity(&config.data_dir)?;
+        let certificate = load_webrtc_certificate(&config.data_dir)?;
         let peer_id = key.public().to_peer_id();
         let mut registry = Registry::default();
         let libp2p_metrics = Metrics::new(&mut registry);
@@ -101,6 +114,7 @@ impl RelayServer {
         )?);
         let (node, listen_addrs) = Libp2pNode::start(
             &key,
+            certificate,
             &config,
             &mut registry,
             libp2p_metrics,

@@ -1,7 +1,9 @@
 //! The node itself: `/v1/status`, `/v1/peers`, `/v1/connect`.
 
-use darkswap_p2p::{PeerInfo, RelayStatus};
+use darkswap_p2p::RelayStatus;
 use serde::{Deserialize, Serialize};
+
+pub use darkswap_p2p::json::Peer;
 
 use super::{Ban, Endpoint, Verb};
 
@@ -91,56 +93,6 @@ impl Endpoint for ListPeers {
     const VERB: Verb = Verb::Get;
     const ROUTE: &'static str = "/v1/peers";
     type Response = Vec<Peer>;
-}
-
-/// A connected peer.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Peer {
-    /// Its peer id.
-    pub peer_id: String,
-    /// The remote address of a direct connection if there is one, else of
-    /// its first connection.
-    pub address: String,
-    /// `relayed` when every connection runs through a relay, else `direct`.
-    pub path: String,
-    /// Last ping's round trip, if any yet.
-    pub latency_ms: Option<u64>,
-    /// Every open connection, oldest first, each with its own path.
-    pub connections: Vec<PeerConnection>,
-}
-
-/// One open connection to a peer.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct PeerConnection {
-    /// Its remote address.
-    pub address: String,
-    /// `relayed` or `direct`.
-    pub path: String,
-}
-
-fn path(relayed: bool) -> String {
-    if relayed { "relayed" } else { "direct" }.to_owned()
-}
-
-impl From<&PeerInfo> for Peer {
-    fn from(p: &PeerInfo) -> Self {
-        Peer {
-            peer_id: p.peer_id.to_string(),
-            address: p.address.to_string(),
-            path: path(p.relayed),
-            latency_ms: p
-                .rtt
-                .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
-            connections: p
-                .connections
-                .iter()
-                .map(|c| PeerConnection {
-                    address: c.address.to_string(),
-                    path: path(c.relayed),
-                })
-                .collect(),
-        }
-    }
 }
 
 /// `POST /v1/connect`: dial a peer.

@@ -4,46 +4,9 @@
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 
+pub use darkswap_p2p::json::Order;
+
 use super::{Endpoint, Verb};
-
-/// An order as the API shows it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Order {
-    /// Hex order id.
-    pub id: String,
-    /// Maker peer id.
-    pub maker: String,
-    /// `buy` or `sell`.
-    pub side: String,
-    /// Base asset.
-    pub base: String,
-    /// Quote asset.
-    pub quote: String,
-    /// Base amount, smallest unit.
-    pub amount: u64,
-    /// Quote units per 10^8 base units.
-    pub price: u64,
-    /// Unix seconds.
-    pub created_at: u64,
-    /// Unix seconds.
-    pub expires_at: u64,
-}
-
-impl From<&darkswap_proto::Order> for Order {
-    fn from(o: &darkswap_proto::Order) -> Self {
-        Order {
-            id: o.id.to_string(),
-            maker: o.maker.to_string(),
-            side: o.side.to_string(),
-            base: o.base.to_string(),
-            quote: o.quote.to_string(),
-            amount: o.amount,
-            price: o.price,
-            created_at: o.created_at,
-            expires_at: o.expires_at,
-        }
-    }
-}
 
 /// `POST /v1/orders`: sign and publish an own order; answers `201` with
 /// the order.

@@ -142,11 +142,11 @@ fn status_peers_and_bans_keep_their_wire_names() {
             path: "direct".into(),
             latency_ms: None,
             connections: vec![
-                node::PeerConnection {
+                darkswap_p2p::json::PeerConnection {
                     address: "/ip4/5.6.7.8/tcp/1/p2p/12D3KooWrelay/p2p-circuit".into(),
                     path: "relayed".into(),
                 },
-                node::PeerConnection {
+                darkswap_p2p::json::PeerConnection {
                     address: "/ip4/1.2.3.4/tcp/1".into(),
                     path: "direct".into(),
                 },

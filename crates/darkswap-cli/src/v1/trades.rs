@@ -4,56 +4,11 @@
 use std::collections::BTreeMap;
 
 use axum::http::StatusCode;
-use darkswap_p2p::TradeInfo;
 use serde::{Deserialize, Serialize};
 
+pub use darkswap_p2p::json::Trade;
+
 use super::{Endpoint, Verb};
-
-/// A trade as the API shows it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Trade {
-    /// Hex trade id.
-    pub id: String,
-    /// The order it fills.
-    pub order_id: String,
-    /// The counterparty's peer id.
-    pub peer_id: String,
-    /// This node's side: `maker` or `taker`.
-    pub role: String,
-    /// `proposed`, `accepted`, `psbt_created`, `maker_signed`,
-    /// `finalized`, `broadcast`, `completed`, `rejected`, `cancelled`,
-    /// `timed_out` or `failed`.
-    pub state: String,
-    /// What ended it: a refusal's code (`amount_above_remaining`, ...),
-    /// who cancelled, the step that timed out, the failure.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub detail: Option<String>,
-    /// The swap transaction's id, once it is final.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub txid: Option<String>,
-}
-
-/// `maker` or `taker`.
-pub fn role_name(role: darkswap_p2p::core::trade::Role) -> &'static str {
-    match role {
-        darkswap_p2p::core::trade::Role::Maker => "maker",
-        darkswap_p2p::core::trade::Role::Taker => "taker",
-    }
-}
-
-impl From<&TradeInfo> for Trade {
-    fn from(t: &TradeInfo) -> Self {
-        Trade {
-            id: t.trade_id.to_string(),
-            order_id: t.order_id.to_string(),
-            peer_id: t.peer_id.to_string(),
-            role: role_name(t.role).to_owned(),
-            state: t.state.code().to_owned(),
-            detail: t.state.detail(),
-            txid: t.txid.clone(),
-        }
-    }
-}
 
 /// `POST /v1/trades`: take `amount` of another maker's order; answers
 /// `201` with the trade as proposed. Its steps follow as `trade_updated`

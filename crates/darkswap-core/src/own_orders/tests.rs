@@ -11,7 +11,7 @@ const REFRESH: Duration = Duration::from_secs(180);
 fn setup() -> (OwnOrders, Orderbook, Keypair, Now) {
     let key = Keypair::generate_ed25519();
     let t0 = now();
-    let own = OwnOrders::new(key.clone(), REFRESH, t0.instant);
+    let own = OwnOrders::new(key.clone(), REFRESH, t0);
     (own, Orderbook::new(OrderbookConfig::default()), key, t0)
 }
 
@@ -51,9 +51,22 @@ fn a_created_order_is_signed_by_the_node_put_in_the_book_and_published() {
     };
     let announced = create.verify().unwrap();
     assert_eq!(announced.order, order);
+    // In the second the node started, it dates the announcement the next
+    // one: a node restarted within the second it said goodbye is not taken
+    // for a late copy of what it had out.
+    assert_eq!(announced.announced_at, Some(NOW + 1));
+    let (later, _) = own
+        .create(&mut book, &new_order(Side::Buy, NOW, 2), t0.after(REFRESH))
+        .unwrap();
+    let later_out = outputs(&mut own);
+    let [Message::OrderCreate(create)] = published(&later_out)[..] else {
+        panic!("one create published: {later_out:?}");
+    };
+    let announced = create.verify().unwrap();
+    assert_eq!(announced.order, later);
     assert_eq!(
         announced.announced_at,
-        Some(NOW),
+        Some(NOW + REFRESH.as_secs()),
         "announced by its maker now"
     );
 }
@@ -146,7 +159,7 @@ fn open_orders_are_re_announced_when_the_refresh_is_due() {
 #[test]
 fn the_refresh_interval_has_a_floor() {
     let t0 = now();
-    let own = OwnOrders::new(Keypair::generate_ed25519(), Duration::ZERO, t0.instant);
+    let own = OwnOrders::new(Keypair::generate_ed25519(), Duration::ZERO, t0);
     assert_eq!(own.poll_timeout(), t0.instant + MIN_REFRESH_INTERVAL);
 }
 
@@ -221,7 +234,7 @@ fn after_a_restart_the_sequence_continues_from_the_update_the_book_holds() {
         .unwrap();
 
     // A new life: the order and its stored update come back.
-    let mut own = OwnOrders::new(key, REFRESH, t0.instant);
+    let mut own = OwnOrders::new(key, REFRESH, t0);
     let mut book = Orderbook::new(OrderbookConfig::default());
     own.restore(&mut book, signed, t0).unwrap();
     book.apply(&Message::OrderUpdate(first), NOW).unwrap();

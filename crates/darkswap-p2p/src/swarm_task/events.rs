@@ -10,13 +10,8 @@ use darkswap_core::{
     sync::{SyncFailure, SyncRequest, SyncResponse},
 };
 use libp2p::{
-    Multiaddr, PeerId, autonat,
-    core::ConnectedPoint,
-    dcutr, gossipsub, identify, kad, mdns, relay, request_response,
-    swarm::{
-        SwarmEvent,
-        dial_opts::{DialOpts, PeerCondition},
-    },
+    Multiaddr, PeerId, autonat, core::ConnectedPoint, dcutr, gossipsub, identify, kad, relay,
+    request_response, swarm::SwarmEvent,
 };
 use web_time::Instant;
 
@@ -233,7 +228,9 @@ impl SwarmTask {
                     }
                 }
             }
-            BehaviourEvent::Mdns(mdns::Event::Discovered(found)) => {
+            #[cfg(not(target_arch = "wasm32"))]
+            BehaviourEvent::Mdns(libp2p::mdns::Event::Discovered(found)) => {
+                use libp2p::swarm::dial_opts::{DialOpts, PeerCondition};
                 for (peer, addr) in found {
                     if self.relay_discovery {
                         self.relay_hint(peer, darkswap_core::relay_discovery::RelaySource::Mdns);
@@ -416,8 +413,7 @@ impl SwarmTask {
                     ..
                 } => {
                     // Verification is the bulk of a join: off this task.
-                    let verifying =
-                        tokio::task::spawn_blocking(move || VerifiedItems::verify(items));
+                    let verifying = crate::runtime::blocking(move || VerifiedItems::verify(items));
                     self.verifying
                         .push(Box::pin(async move { (peer, verifying.await) }));
                 }
@@ -455,7 +451,7 @@ impl SwarmTask {
     pub(super) fn on_verified(
         &mut self,
         peer: PeerId,
-        verified: Result<VerifiedItems, tokio::task::JoinError>,
+        verified: Result<VerifiedItems, crate::runtime::TaskFailed>,
     ) {
         match verified {
             Ok(items) => self.sync.handle_verified(

@@ -1,4 +1,5 @@
-//! The relay's transport stack: TCP and QUIC, DNS, WebSocket, with
+//! The relay's transport stack: TCP and QUIC, DNS, WebSocket and
+//! WebRTC-direct (browsers without TLS), with
 //! bandwidth metrics and a count of the bytes that circuits carry.
 //!
 //! libp2p's relay behaviour copies circuit data between two streams without
@@ -44,6 +45,7 @@ pub(crate) const DIAL_TIMEOUT: Duration = Duration::from_secs(10);
 
 pub(crate) fn build(
     key: &Keypair,
+    certificate: darkswap_p2p::WebRtcCertificate,
     registry: &mut Registry,
     relayed_bytes: Counter,
 ) -> Result<Boxed<(PeerId, StreamMuxerBox)>, StartError> {
@@ -67,8 +69,12 @@ pub(crate) fn build(
         .authenticate(noise)
         .multiplex(yamux::Config::default())
         .map(|(p, c), _| (p, StreamMuxerBox::new(c)));
+    let webrtc = darkswap_p2p::webrtc_direct_transport(key, certificate);
     let all = TransportTimeout::new(
-        ws.or_transport(direct).map(|e, _| e.into_inner()),
+        ws.or_transport(direct)
+            .map(|e, _| e.into_inner())
+            .or_transport(webrtc)
+            .map(|e, _| e.into_inner()),
         DIAL_TIMEOUT,
     );
     Ok(libp2p::metrics::BandwidthTransport::new(all, registry)
