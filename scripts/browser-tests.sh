@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Browser tests: Debian's Chromium driven by playwright-core against the real
 # darkswap-relay (and, for the native peer test, the webrtc_example binary;
-# for the Rust<->browser encryption test, the e2e_interop example),
+# for the Rust<->browser encryption test, the e2e_interop example; for the
+# market page, the darkswap daemon and the darkswap-wasm package),
 # inside a loopback-only network namespace so every ICE candidate is
 # 127.0.0.1 and nothing leaves the machine. Needs root (ip netns). Installs
 # what it needs: chromium from Debian, playwright-core from npm.
@@ -30,3 +31,22 @@ ip netns add "$ns"
 trap 'ip netns del "$ns" 2>/dev/null || true' EXIT
 ip -n "$ns" link set lo up
 ip netns exec "$ns" node --test --test-concurrency=1 clients/js/test/
+
+# The market page on the darkswap-wasm package, against the real relay and
+# daemon. Its namespace also has a veth pair with 10.99.0.1: the native
+# WebRTC stack gathers no candidate on loopback, so WebRTC-direct listeners
+# use that address (nothing leaves the namespace either way).
+cargo build --locked -q -p darkswap-cli --bin darkswap
+./scripts/build-wasm-package.sh
+npm ci --prefix clients/web --no-audit --no-fund --loglevel=error
+export DARKSWAP_TEST_DARKSWAP_BIN="$CARGO_TARGET_DIR/debug/darkswap"
+export DARKSWAP_TEST_HOST_IP=10.99.0.1
+web="dsw-market-$$"
+ip netns add "$web"
+trap 'ip netns del "$ns" 2>/dev/null || true; ip netns del "$web" 2>/dev/null || true' EXIT
+ip -n "$web" link set lo up
+ip -n "$web" link add v0 type veth peer name v1
+ip -n "$web" addr add "$DARKSWAP_TEST_HOST_IP/24" dev v0
+ip -n "$web" link set v0 up
+ip -n "$web" link set v1 up
+ip netns exec "$web" node --test --test-concurrency=1 clients/web/test/

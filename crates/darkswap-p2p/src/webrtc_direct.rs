@@ -25,6 +25,12 @@ pub fn webrtc_direct_transport(
     key: &Keypair,
     certificate: WebRtcCertificate,
 ) -> Boxed<(PeerId, StreamMuxerBox)> {
+    // DTLS (webrtc-rs) builds a rustls verifier from the process-wide
+    // crypto provider, and rustls cannot pick one when the build has both
+    // ring and aws-lc-rs (ours does): without this the first WebRTC-direct
+    // handshake panicked. A provider installed already (by the embedding
+    // application) is kept.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     libp2p_webrtc::tokio::Transport::new(key.clone(), certificate)
         .map(|(peer, connection), _| (peer, StreamMuxerBox::new(connection)))
         .boxed()
