@@ -96,7 +96,7 @@ impl TradeDb {
             params![
                 id,
                 record.order_id.to_string(),
-                role_name(record.role),
+                darkswap_p2p::json::role_name(record.role),
                 record.peer.to_string(),
                 state,
                 record.signed,
@@ -196,13 +196,6 @@ impl TradeDb {
 impl TradeStore for TradeDb {
     fn save(&self, record: &TradeRecord) -> Result<(), String> {
         self.put(record).map_err(|e| e.to_string())
-    }
-}
-
-fn role_name(role: Role) -> &'static str {
-    match role {
-        Role::Maker => "maker",
-        Role::Taker => "taker",
     }
 }
 
