@@ -21,17 +21,13 @@ use futures::{FutureExt, future::BoxFuture};
 use reqwest::{StatusCode, Url};
 use serde::Deserialize;
 
-use crate::http::{self, ConfigError, DEFAULT_TIMEOUT};
+use crate::http::{self, ALREADY_IN_CHAIN, ConfigError, DEFAULT_TIMEOUT};
 
 /// `RPC_VERIFY_ERROR`: Core could not verify the transaction (missing or
 /// spent inputs).
 const VERIFY_ERROR: i64 = -25;
 /// `RPC_VERIFY_REJECTED`: refused by policy or consensus rules.
 const VERIFY_REJECTED: i64 = -26;
-/// `RPC_VERIFY_ALREADY_IN_CHAIN`: the transaction's outputs are already in
-/// the UTXO set ("Transaction already in block chain", "Transaction
-/// outputs already in utxo set" in newer Core).
-pub(crate) const ALREADY_IN_CHAIN: i64 = -27;
 
 /// How Core checks who calls.
 #[derive(Clone)]
@@ -221,7 +217,7 @@ impl CoreRpcBroadcaster {
     /// took it (or has it confirmed already).
     pub async fn send_raw_transaction(&self, tx: &Transaction) -> Result<Txid, CoreRpcError> {
         let expected = tx.compute_txid();
-        let (status, body) = tokio::time::timeout(self.timeout, self.call(tx))
+        let (status, body) = darkswap_p2p::runtime::timeout(self.timeout, self.call(tx))
             .await
             .map_err(|_| CoreRpcError::Timeout(self.timeout))??;
         if status == StatusCode::UNAUTHORIZED {

@@ -16,13 +16,10 @@ use darkswap_p2p::{
         Address, Amount, OutPoint, Transaction, Txid, consensus::encode::serialize_hex,
     },
 };
-use futures::{FutureExt, future::BoxFuture};
+use futures::future::BoxFuture;
 use reqwest::{Url, header::CONTENT_TYPE};
 
-use crate::{
-    core_rpc::ALREADY_IN_CHAIN,
-    http::{self, ConfigError, DEFAULT_TIMEOUT},
-};
+use crate::http::{self, ALREADY_IN_CHAIN, ConfigError, DEFAULT_TIMEOUT};
 
 /// How to reach an Esplora.
 #[derive(Debug, Clone)]
@@ -262,7 +259,7 @@ impl EsploraClient {
             let body = response.text().await.map_err(unreachable)?;
             Ok::<_, EsploraError>((status, body))
         };
-        tokio::time::timeout(self.timeout, exchange)
+        darkswap_p2p::runtime::timeout(self.timeout, exchange)
             .await
             .map_err(|_| EsploraError::Timeout(self.timeout))?
     }
@@ -283,13 +280,12 @@ fn core_error_code(text: &str) -> Option<i64> {
 impl Broadcaster for EsploraClient {
     fn broadcast(&self, tx: Transaction) -> BoxFuture<'static, Result<Txid, String>> {
         let esplora = self.clone();
-        async move {
+        crate::send_future(async move {
             esplora
                 .post_transaction(&tx)
                 .await
                 .map_err(|e| e.to_string())
-        }
-        .boxed()
+        })
     }
 }
 

@@ -12,6 +12,11 @@ use reqwest::Url;
 /// hold a trade step (whose own deadline is longer) for long.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// `RPC_VERIFY_ALREADY_IN_CHAIN`: the transaction's outputs are already in
+/// the UTXO set ("Transaction already in block chain", "Transaction
+/// outputs already in utxo set" in newer Core). Esplora relays Core's code.
+pub(crate) const ALREADY_IN_CHAIN: i64 = -27;
+
 /// Why a client could not be built from its config.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -60,6 +65,7 @@ pub(crate) fn base_url(base: &str) -> Result<Url, ConfigError> {
 /// body) must finish within `timeout`. `https://` is verified against the
 /// system's roots (rustls with the platform verifier) and the PEM
 /// certificates in `extra_roots` (a private CA), if any.
+#[cfg(not(target_arch = "wasm32"))]
 pub(crate) fn client(
     timeout: Duration,
     extra_roots: &[u8],
@@ -83,6 +89,27 @@ pub(crate) fn client(
         // The services are named by the operator; a redirect elsewhere is
         // not something to follow with credentials or a transaction.
         .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .map_err(ConfigError::Client)
+}
+
+/// In a browser: the page's `fetch`, which trusts the browser's roots
+/// only (a private CA is installed in the browser, not passed here). The
+/// deadline is the callers' (`runtime::timeout` around each call).
+#[cfg(target_arch = "wasm32")]
+pub(crate) fn client(
+    timeout: Duration,
+    extra_roots: &[u8],
+) -> Result<reqwest::Client, ConfigError> {
+    if timeout.is_zero() {
+        return Err(ConfigError::ZeroTimeout);
+    }
+    if !extra_roots.is_empty() {
+        return Err(ConfigError::ExtraRoots(
+            "a browser trusts its own roots: install the CA there".into(),
+        ));
+    }
+    reqwest::Client::builder()
         .build()
         .map_err(ConfigError::Client)
 }

@@ -36,20 +36,51 @@
 //! transaction posted to it with Bitcoin Core's script interpreter and
 //! records it.
 //!
+//! [`sync_wallet`] brings a key wallet up to date with the chain: its
+//! coins from Esplora, their runes from ord.
+//!
+//! In a browser (wasm32) the clients make their calls with the page's
+//! `fetch`, which uses the browser's own certificate roots (`extra_roots`
+//! is refused there) and needs the services to allow the page's origin
+//! (CORS: Esplora and `ord server` allow any); [`CoreRpcBroadcaster`], which
+//! reads a cookie file, is native only.
+//!
 //! `docs/trade.md` ("Chain services") says what each client calls, what it
 //! trusts, and how errors map.
 #![deny(missing_docs)]
 #![deny(clippy::unwrap_used)]
 
+#[cfg(not(target_arch = "wasm32"))]
 mod core_rpc;
 mod esplora;
 mod http;
 mod ord;
-#[cfg(feature = "test-server")]
+#[cfg(all(feature = "test-server", not(target_arch = "wasm32")))]
 pub mod test_server;
+mod wallet_sync;
 
+#[cfg(not(target_arch = "wasm32"))]
 pub use core_rpc::{CoreRpcAuth, CoreRpcBroadcaster, CoreRpcConfig, CoreRpcError};
 pub use darkswap_p2p::{Broadcaster, HoldingsSource};
 pub use esplora::{AddressUtxo, EsploraClient, EsploraConfig, EsploraError};
 pub use http::{ConfigError, DEFAULT_TIMEOUT};
 pub use ord::{OrdConfig, OrdError, OrdIndex};
+pub use wallet_sync::{WalletSyncError, sync_wallet};
+
+/// `future` boxed as the `Send` future the trade traits return. In a
+/// browser the HTTP calls are not `Send`: they run on the page's event
+/// loop and the box waits for their output.
+#[cfg(not(target_arch = "wasm32"))]
+fn send_future<T: Send + 'static>(
+    future: impl std::future::Future<Output = Result<T, String>> + Send + 'static,
+) -> futures::future::BoxFuture<'static, Result<T, String>> {
+    futures::FutureExt::boxed(future)
+}
+
+#[cfg(target_arch = "wasm32")]
+fn send_future<T: Send + 'static>(
+    future: impl std::future::Future<Output = Result<T, String>> + 'static,
+) -> futures::future::BoxFuture<'static, Result<T, String>> {
+    let output = darkswap_p2p::runtime::on_page(future);
+    futures::FutureExt::boxed(async move { output.await.map_err(|e| e.to_string())? })
+}

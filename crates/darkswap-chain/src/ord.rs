@@ -24,7 +24,7 @@ use darkswap_p2p::{
     HoldingsSource,
     darkswap_trade::{Asset, Holdings, InMemoryIndex, bitcoin::OutPoint},
 };
-use futures::{FutureExt, StreamExt, TryStreamExt, future::BoxFuture, stream};
+use futures::{StreamExt, TryStreamExt, future::BoxFuture, stream};
 use reqwest::{StatusCode, Url, header::ACCEPT};
 use serde::Deserialize;
 
@@ -227,7 +227,7 @@ impl OrdIndex {
                 }
                 Ok(index)
             });
-        tokio::time::timeout(self.timeout, work)
+        darkswap_p2p::runtime::timeout(self.timeout, work)
             .await
             .map_err(|_| OrdError::Timeout(self.timeout))?
     }
@@ -381,7 +381,7 @@ impl HoldingsSource for OrdIndex {
         outpoints: Vec<OutPoint>,
     ) -> BoxFuture<'static, Result<InMemoryIndex, String>> {
         let index = self.clone();
-        async move { index.lookup(outpoints).await.map_err(|e| e.to_string()) }.boxed()
+        crate::send_future(async move { index.lookup(outpoints).await.map_err(|e| e.to_string()) })
     }
 }
 

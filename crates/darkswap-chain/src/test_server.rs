@@ -31,6 +31,15 @@
 //! # }
 //! ```
 //!
+//! For tests in other languages (the browser tests drive it from Node),
+//! the `chain-test-server` binary serves it on a given address and two
+//! routes drive it over HTTP: `POST /test/fund` with
+//! `{"address", "sat", "rune": {"name", "id": "840000:3", "amount": "1000"}}`
+//! (rune optional; amounts as decimal strings) answers `{"outpoint"}`, and
+//! `GET /test/transactions` lists what was accepted as `[{"txid", "hex"}]`.
+//! Every answer allows any origin (CORS), as Esplora and `ord server` do,
+//! so a page can use it.
+//!
 //! Every accepted post is recorded, repeats included (a repeat of a known
 //! transaction is answered like Core's "already in block chain"), so a
 //! test can tell one broadcast from two. The server stops when dropped.
@@ -128,7 +137,12 @@ pub struct WaitError {
 impl ChainTestServer {
     /// Starts the server on 127.0.0.1, port chosen by the system.
     pub async fn spawn() -> io::Result<Self> {
-        let listener = TcpListener::bind((std::net::Ipv4Addr::LOCALHOST, 0)).await?;
+        Self::spawn_on(SocketAddr::from((std::net::Ipv4Addr::LOCALHOST, 0))).await
+    }
+
+    /// Starts the server on `addr` (port 0: chosen by the system).
+    pub async fn spawn_on(addr: SocketAddr) -> io::Result<Self> {
+        let listener = TcpListener::bind(addr).await?;
         let addr = listener.local_addr()?;
         Ok(Self::serve(listener, addr, None))
     }
@@ -167,6 +181,9 @@ impl ChainTestServer {
             .route("/address/{address}/utxo", get(address_utxos))
             .route("/output/{outpoint}", get(output))
             .route("/rune/{name}", get(rune))
+            .route("/test/fund", post(fund))
+            .route("/test/transactions", get(transactions))
+            .layer(axum::middleware::map_response(allow_any_origin))
             .with_state(shared.clone());
         let task = tokio::spawn(async move {
             // Serving only ends with an accept error on a loopback
@@ -211,29 +228,7 @@ impl ChainTestServer {
         value: Amount,
         runes: Option<RuneHolding>,
     ) -> OutPoint {
-        let mut chain = self.chain.lock().unwrap_or_else(|p| p.into_inner());
-        chain.funded += 1;
-        let outpoint = OutPoint {
-            txid: Txid::from_raw_hash(sha256d::Hash::hash(
-                format!("test chain funding {}", chain.funded).as_bytes(),
-            )),
-            vout: 0,
-        };
-        if let Some(r) = &runes {
-            chain.runes.insert(letters(&r.name), r.rune);
-        }
-        chain.utxos.insert(
-            outpoint,
-            Utxo {
-                output: TxOut {
-                    value,
-                    script_pubkey,
-                },
-                runes,
-                spent: false,
-            },
-        );
-        outpoint
+        fund_script(&self.chain, script_pubkey, value, runes)
     }
 
     /// Every transaction accepted so far, in order.
@@ -266,6 +261,38 @@ impl Drop for ChainTestServer {
     fn drop(&mut self) {
         self.task.abort();
     }
+}
+
+/// A new unspent output; see [`ChainTestServer::fund_script`].
+fn fund_script(
+    chain: &Mutex<Chain>,
+    script_pubkey: ScriptBuf,
+    value: Amount,
+    runes: Option<RuneHolding>,
+) -> OutPoint {
+    let mut chain = chain.lock().unwrap_or_else(|p| p.into_inner());
+    chain.funded += 1;
+    let outpoint = OutPoint {
+        txid: Txid::from_raw_hash(sha256d::Hash::hash(
+            format!("test chain funding {}", chain.funded).as_bytes(),
+        )),
+        vout: 0,
+    };
+    if let Some(r) = &runes {
+        chain.runes.insert(letters(&r.name), r.rune);
+    }
+    chain.utxos.insert(
+        outpoint,
+        Utxo {
+            output: TxOut {
+                value,
+                script_pubkey,
+            },
+            runes,
+            spent: false,
+        },
+    );
+    outpoint
 }
 
 fn core_error(code: i64, message: &str) -> (StatusCode, String) {
@@ -388,6 +415,86 @@ async fn rune(State(shared): State<Shared>, Path(name): Path<String>) -> Respons
         }
         _ => (StatusCode::NOT_FOUND, "rune not found").into_response(),
     }
+}
+
+/// Every answer allows any origin, as Esplora and `ord server` do.
+async fn allow_any_origin(mut response: Response) -> Response {
+    response.headers_mut().insert(
+        axum::http::header::ACCESS_CONTROL_ALLOW_ORIGIN,
+        axum::http::HeaderValue::from_static("*"),
+    );
+    response
+}
+
+/// The body of `POST /test/fund`.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FundRequest {
+    address: String,
+    sat: u64,
+    rune: Option<FundRune>,
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FundRune {
+    name: String,
+    /// `block:tx`.
+    id: String,
+    /// Decimal: rune amounts exceed JSON's safe integers.
+    amount: String,
+}
+
+/// `POST /test/fund`: [`ChainTestServer::fund`] over HTTP.
+async fn fund(State(shared): State<Shared>, body: String) -> Response {
+    let bad = |reason: String| (StatusCode::BAD_REQUEST, reason).into_response();
+    let request: FundRequest = match serde_json::from_str(&body) {
+        Ok(request) => request,
+        Err(e) => return bad(format!("fund request: {e}")),
+    };
+    let Ok(address) = request.address.parse::<Address<_>>() else {
+        return bad("invalid Bitcoin address".into());
+    };
+    let runes = match request.rune {
+        None => None,
+        Some(rune) => {
+            let id = rune
+                .id
+                .split_once(':')
+                .and_then(|(block, tx)| Some((block.parse().ok()?, tx.parse().ok()?)));
+            let (Some((block, tx)), Ok(amount)) = (id, rune.amount.parse::<u128>()) else {
+                return bad("rune: id is block:tx and amount a decimal".into());
+            };
+            Some(RuneHolding {
+                name: rune.name,
+                rune: Asset::Rune { block, tx },
+                amount,
+            })
+        }
+    };
+    let outpoint = fund_script(
+        &shared.chain,
+        address.assume_checked().script_pubkey(),
+        Amount::from_sat(request.sat),
+        runes,
+    );
+    Json(json!({"outpoint": outpoint.to_string()})).into_response()
+}
+
+/// `GET /test/transactions`: every accepted transaction, in order.
+async fn transactions(State(shared): State<Shared>) -> Response {
+    let got: Vec<_> = shared
+        .received
+        .borrow()
+        .iter()
+        .map(|tx| {
+            json!({
+                "txid": tx.compute_txid().to_string(),
+                "hex": darkswap_p2p::darkswap_trade::bitcoin::consensus::encode::serialize_hex(tx),
+            })
+        })
+        .collect();
+    Json(got).into_response()
 }
 
 /// A rune name without its spacers.

@@ -19,7 +19,6 @@
 //! committed stays until the trade ends, listed or not.
 
 use std::{
-    collections::BTreeSet,
     path::{Path, PathBuf},
     sync::{Arc, Mutex},
     time::Duration,
@@ -32,9 +31,7 @@ use darkswap_chain::{
 use darkswap_p2p::{
     Broadcaster, Trading,
     darkswap_trade::{
-        AssetIndex, KeyKind, KeyWallet, OfferedInput, Wallet, WalletFileError,
-        bitcoin::{Network, TxOut, secp256k1::SecretKey},
-        negotiation::NegotiationConfig,
+        KeyWallet, Wallet, WalletFileError, bitcoin::Network, negotiation::NegotiationConfig,
     },
 };
 use tokio_util::sync::CancellationToken;
@@ -99,15 +96,9 @@ pub enum TradingError {
         /// The configured one.
         configured: Network,
     },
-    /// The operating system gave no randomness for a key.
-    #[error("trading: no randomness for a new key: {0}")]
-    Randomness(String),
-    /// Esplora failed.
-    #[error("wallet sync: {0}")]
-    Esplora(#[from] darkswap_chain::EsploraError),
-    /// ord failed.
-    #[error("wallet sync: {0}")]
-    Ord(#[from] darkswap_chain::OrdError),
+    /// Esplora or ord failed.
+    #[error(transparent)]
+    Sync(#[from] darkswap_chain::WalletSyncError),
     /// The trades' database could not be opened or read.
     #[error("trading: {0}")]
     Store(#[from] StoreError),
@@ -207,75 +198,24 @@ fn load_or_create(path: &Path, network: Network) -> Result<KeyWallet, TradingErr
         }
         return Ok(wallet);
     }
-    let wallet = KeyWallet::new(network)
-        .with_key(random_key()?, KeyKind::P2tr)
-        .with_key(random_key()?, KeyKind::P2wpkh);
+    let wallet = KeyWallet::generate(network)?;
     wallet.save(path)?;
     tracing::info!(path = %path.display(), %network, "new trading wallet");
     Ok(wallet)
 }
 
-fn random_key() -> Result<SecretKey, TradingError> {
-    // A 32-byte string is a valid key unless it is zero or above the
-    // curve order: a chance of about 2^-128 per try.
-    loop {
-        let mut bytes = [0u8; 32];
-        getrandom::fill(&mut bytes).map_err(|e| TradingError::Randomness(e.to_string()))?;
-        if let Ok(key) = SecretKey::from_slice(&bytes) {
-            return Ok(key);
-        }
-    }
-}
-
 impl WalletService {
     /// Asks Esplora for each address's coins and ord for their runes, and
-    /// gives the wallet the result. Returns the wallet as it then stands.
+    /// gives the wallet the result ([`darkswap_chain::sync_wallet`]).
+    /// Returns the wallet as it then stands.
     pub async fn sync(&self) -> Result<v1::Wallet, TradingError> {
-        let addresses = self.lock().addresses();
-        let mut listed = Vec::new();
-        for address in &addresses {
-            let script = address.script_pubkey();
-            for utxo in self.esplora.address_utxos(address).await? {
-                listed.push((utxo, script.clone()));
-            }
-        }
-        let index = self
-            .ord
-            .lookup(listed.iter().map(|(u, _)| u.outpoint).collect())
-            .await?;
-        let mut wallet = self.lock();
-        let mut seen = BTreeSet::new();
-        for (utxo, script) in listed {
-            // Not indexed yet: its runes are unknown, so it waits.
-            let Some(holdings) = index.holdings(&utxo.outpoint) else {
-                continue;
-            };
-            seen.insert(utxo.outpoint);
-            let input = OfferedInput {
-                outpoint: utxo.outpoint,
-                prevout: TxOut {
-                    value: utxo.value,
-                    script_pubkey: script,
-                },
-                holdings,
-            };
-            if let Err(e) = wallet.add_utxo(input) {
-                tracing::warn!(error = %e, outpoint = %utxo.outpoint, "coin not taken");
-            }
-        }
-        let gone: Vec<_> = wallet
-            .utxos()
-            .iter()
-            .map(|u| u.outpoint)
-            .filter(|o| !seen.contains(o) && !wallet.is_committed(o))
-            .collect();
-        wallet.spent(&gone);
-        Ok(view(&wallet))
+        darkswap_chain::sync_wallet(&self.wallet, &self.esplora, &self.ord).await?;
+        Ok(self.view())
     }
 
     /// The wallet as it stands, without asking the chain.
     pub fn view(&self) -> v1::Wallet {
-        view(&self.lock())
+        v1::Wallet::from(&*self.lock())
     }
 
     /// Syncs every interval until `stop`.
@@ -295,26 +235,5 @@ impl WalletService {
         // The wallet's state is a set of coins, consistent at every step:
         // usable after a panic elsewhere.
         self.wallet.lock().unwrap_or_else(|p| p.into_inner())
-    }
-}
-
-fn view(wallet: &KeyWallet) -> v1::Wallet {
-    v1::Wallet {
-        network: wallet.network().to_string(),
-        addresses: wallet.addresses().iter().map(ToString::to_string).collect(),
-        coins: wallet
-            .utxos()
-            .iter()
-            .map(|u| v1::Coin {
-                outpoint: u.outpoint.to_string(),
-                value: u.prevout.value.to_sat(),
-                holdings: u
-                    .holdings
-                    .iter()
-                    .map(|(asset, amount)| (asset.to_string(), amount.to_string()))
-                    .collect(),
-                committed: wallet.is_committed(&u.outpoint),
-            })
-            .collect(),
     }
 }

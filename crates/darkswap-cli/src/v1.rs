@@ -32,7 +32,7 @@ pub use orders::{
     CancelOrder, CreateOrder, GetOrderbook, ListOwnOrders, Order, Orderbook, UpdateOrder,
 };
 pub use trades::{
-    CancelTrade, Coin, GetTrade, GetWallet, ListTrades, SyncWallet, TakeOrder, Trade, Wallet,
+    CancelTrade, GetTrade, GetWallet, ListTrades, SyncWallet, TakeOrder, Trade, Wallet,
 };
 
 /// Route of the Prometheus metrics (OpenMetrics text, not JSON).

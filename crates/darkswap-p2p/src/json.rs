@@ -1,7 +1,10 @@
-//! JSON views of what a node shows: orders, peers, trades and events, with
-//! string ids and snake-case names. The daemon's local API (`/v1`) serves
-//! them and the browser node (`darkswap-wasm`) hands them to JavaScript, so
-//! a page or a script reads one shape from either.
+//! JSON views of what a node shows: orders, peers, trades, the trading
+//! wallet and events, with string ids and snake-case names. The daemon's
+//! local API (`/v1`) serves them and the browser node (`darkswap-wasm`)
+//! hands them to JavaScript, so a page or a script reads one shape from
+//! either.
+
+use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 use web_time::{SystemTime, UNIX_EPOCH};
@@ -95,6 +98,54 @@ impl From<&PeerInfo> for Peer {
                 .map(|c| PeerConnection {
                     address: c.address.to_string(),
                     path: path(c.relayed),
+                })
+                .collect(),
+        }
+    }
+}
+
+/// The trading wallet.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Wallet {
+    /// `bitcoin`, `testnet`, `signet` or `regtest`.
+    pub network: String,
+    /// Its addresses: the first receives, the last takes change.
+    pub addresses: Vec<String>,
+    /// The coins it knows, from the last sync.
+    pub coins: Vec<Coin>,
+}
+
+/// One coin of the wallet.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Coin {
+    /// `txid:vout`.
+    pub outpoint: String,
+    /// Satoshis.
+    pub value: u64,
+    /// Runes it holds: asset (`rune:<block>:<tx>`) to amount, as a
+    /// decimal string (rune amounts exceed JSON's safe integers).
+    pub holdings: BTreeMap<String, String>,
+    /// Committed to a running trade: not offered to another.
+    pub committed: bool,
+}
+
+impl From<&darkswap_trade::KeyWallet> for Wallet {
+    fn from(wallet: &darkswap_trade::KeyWallet) -> Self {
+        Wallet {
+            network: wallet.network().to_string(),
+            addresses: wallet.addresses().iter().map(ToString::to_string).collect(),
+            coins: wallet
+                .utxos()
+                .iter()
+                .map(|u| Coin {
+                    outpoint: u.outpoint.to_string(),
+                    value: u.prevout.value.to_sat(),
+                    holdings: u
+                        .holdings
+                        .iter()
+                        .map(|(asset, amount)| (asset.to_string(), amount.to_string()))
+                        .collect(),
+                    committed: wallet.is_committed(&u.outpoint),
                 })
                 .collect(),
         }

@@ -40,7 +40,7 @@ mod identity;
 pub mod json;
 mod network;
 mod perf;
-mod runtime;
+pub mod runtime;
 mod swarm_task;
 mod sync;
 mod trade;

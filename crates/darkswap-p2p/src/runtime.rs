@@ -1,5 +1,6 @@
 //! What the node needs from an async runtime: spawning its tasks, timers,
-//! and a place for CPU-heavy work. Natively that is tokio; in a browser
+//! and a place for CPU-heavy work. Public: [`timeout`], and [`on_page`] in
+//! a browser, for crates that do I/O next to the node (the chain clients). Natively that is tokio; in a browser
 //! (wasm32) it is the page's event loop (`wasm-bindgen-futures`) and the
 //! browser's timers (`futures-timer`), where there is one thread and no
 //! blocking pool.
@@ -15,11 +16,19 @@ use web_time::Instant;
 
 /// The deadline passed before the future finished.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Elapsed;
+pub struct Elapsed;
+
+impl std::fmt::Display for Elapsed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("the deadline passed")
+    }
+}
+
+impl std::error::Error for Elapsed {}
 
 /// A spawned task ended without a result: it panicked or was aborted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct TaskFailed;
+pub struct TaskFailed;
 
 impl std::fmt::Display for TaskFailed {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -27,11 +36,11 @@ impl std::fmt::Display for TaskFailed {
     }
 }
 
-/// `future`'s output, or [`Elapsed`] once `duration` has passed.
-pub(crate) async fn timeout<F: Future>(
-    duration: Duration,
-    future: F,
-) -> Result<F::Output, Elapsed> {
+impl std::error::Error for TaskFailed {}
+
+/// `future`'s output, or [`Elapsed`] once `duration` has passed: on
+/// tokio's timers natively, on the browser's in a page.
+pub async fn timeout<F: Future>(duration: Duration, future: F) -> Result<F::Output, Elapsed> {
     timeout_at(Instant::now() + duration, future).await
 }
 
@@ -164,3 +173,18 @@ mod imp {
 }
 
 pub(crate) use imp::{TaskHandle, blocking, sleep_until, spawn, timeout_at};
+
+/// Runs `future`, which need not be `Send` (a browser's `fetch` is not), on
+/// the page's event loop, and returns a `Send` future of its output: for
+/// traits whose futures must be `Send` ([`crate::Broadcaster`],
+/// [`crate::HoldingsSource`]) when the work is done in a browser.
+#[cfg(target_arch = "wasm32")]
+pub fn on_page<T: Send + 'static>(
+    future: impl Future<Output = T> + 'static,
+) -> impl Future<Output = Result<T, TaskFailed>> + Send {
+    let (tx, rx) = futures::channel::oneshot::channel();
+    wasm_bindgen_futures::spawn_local(async move {
+        let _ = tx.send(future.await);
+    });
+    async move { rx.await.map_err(|_| TaskFailed) }
+}

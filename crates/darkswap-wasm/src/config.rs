@@ -19,6 +19,11 @@ use serde::Deserialize;
 ///   identity_store: "darkswap",   // IndexedDB database of the identity key
 ///   ephemeral: false,             // true: a new identity on every start
 ///   timeout_ms: 30000,
+///   trading: {                    // optional: take and fill orders
+///     esplora_url: "https://mempool.space/api",
+///     ord_url: "https://ordinals.com",
+///     max_trades: 16,
+///   },
 /// })
 /// ```
 #[derive(Debug, Clone, Deserialize)]
@@ -41,6 +46,31 @@ pub struct WasmConfig {
     pub ephemeral: bool,
     /// Deadline of every command and dial, milliseconds. Default: 30 000.
     pub timeout_ms: u64,
+    /// Trading: the chain services the wallet syncs with and broadcasts
+    /// through. Without it the node shows and makes orders but takes and
+    /// fills none.
+    pub trading: Option<TradingSettings>,
+}
+
+/// `config.trading`: where the page's wallet learns its coins and their
+/// runes, and sends a finished swap. Both must allow the page's origin
+/// (CORS), as Esplora and `ord server` do. The wallet's keys are kept in
+/// the `identity_store` next to the identity (in memory only when
+/// `ephemeral`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TradingSettings {
+    /// Esplora's root (`…/api`): coins and broadcasts.
+    pub esplora_url: String,
+    /// `ord server`'s root: runes held by each coin.
+    pub ord_url: String,
+    /// Trades at once; a maker refuses more as busy. Default: 16.
+    #[serde(default = "default_max_trades")]
+    pub max_trades: usize,
+}
+
+fn default_max_trades() -> usize {
+    16
 }
 
 impl Default for WasmConfig {
@@ -52,6 +82,7 @@ impl Default for WasmConfig {
             identity_store: None,
             ephemeral: false,
             timeout_ms: 30_000,
+            trading: None,
         }
     }
 }
@@ -75,6 +106,36 @@ pub enum ConfigError {
     /// `timeout_ms` of zero.
     #[error("timeout_ms: must be greater than zero")]
     Timeout,
+    /// A chain service's URL is unusable.
+    #[error("trading: {0}")]
+    Chain(#[from] darkswap_chain::ConfigError),
+    /// `trading.max_trades` of zero.
+    #[error("trading.max_trades: must be greater than zero")]
+    MaxTrades,
+}
+
+/// The chain services of [`TradingSettings`].
+#[derive(Debug, Clone)]
+pub struct ChainServices {
+    /// Coins and broadcasts.
+    pub esplora: darkswap_chain::EsploraClient,
+    /// Runes.
+    pub ord: darkswap_chain::OrdIndex,
+}
+
+impl TradingSettings {
+    /// The clients of both services.
+    pub fn services(&self) -> Result<ChainServices, ConfigError> {
+        if self.max_trades == 0 {
+            return Err(ConfigError::MaxTrades);
+        }
+        Ok(ChainServices {
+            esplora: darkswap_chain::EsploraClient::new(darkswap_chain::EsploraConfig::new(
+                &self.esplora_url,
+            ))?,
+            ord: darkswap_chain::OrdIndex::new(darkswap_chain::OrdConfig::new(&self.ord_url))?,
+        })
+    }
 }
 
 fn addresses(field: &'static str, addrs: &[String]) -> Result<Vec<Multiaddr>, ConfigError> {
@@ -133,6 +194,9 @@ impl WasmConfig {
         addresses("bootstrap", &self.bootstrap)?;
         if self.timeout_ms == 0 {
             return Err(ConfigError::Timeout);
+        }
+        if let Some(trading) = &self.trading {
+            trading.services()?;
         }
         Ok(())
     }

@@ -1,16 +1,21 @@
-//! The node's identity key in the browser's IndexedDB, so a page that
-//! reloads (or opens again tomorrow) is the same peer. One database per
-//! store name, one object store, one record: the key in libp2p's protobuf
-//! encoding.
+//! The node's keys in the browser's IndexedDB, so a page that reloads (or
+//! opens again tomorrow) is the same peer with the same wallet. One
+//! database per store name, one object store, two records: the identity
+//! key in libp2p's protobuf encoding (`ed25519`) and, with trading on, the
+//! wallet's keys as `KeyWallet::to_json` writes them (`wallet`).
 
-use darkswap_p2p::Keypair;
+use darkswap_p2p::{
+    Keypair,
+    darkswap_trade::{KeyWallet, bitcoin::Network},
+};
 use futures::channel::oneshot;
 use js_sys::Uint8Array;
 use wasm_bindgen::{JsCast, JsValue, closure::Closure};
 use web_sys::{IdbDatabase, IdbFactory, IdbOpenDbRequest, IdbRequest, IdbTransactionMode};
 
 const OBJECT_STORE: &str = "identity";
-const KEY: &str = "ed25519";
+const IDENTITY: &str = "ed25519";
+const WALLET: &str = "wallet";
 const VERSION: u32 = 1;
 
 /// Why the identity key could not be loaded or kept.
@@ -29,8 +34,19 @@ pub enum KeyStoreError {
         reason: String,
     },
     /// The stored record is not a key this node can use.
-    #[error("the stored identity key is unusable: {0}")]
+    #[error("the stored key is unusable: {0}")]
     Corrupt(String),
+    /// The stored wallet is for another Bitcoin network.
+    #[error(
+        "the stored wallet is for {stored}, the node trades on {configured}: \
+         use another identity_store"
+    )]
+    WrongNetwork {
+        /// The wallet's network.
+        stored: Network,
+        /// The configured one.
+        configured: Network,
+    },
 }
 
 fn idb(operation: &'static str) -> impl Fn(JsValue) -> KeyStoreError {
@@ -129,10 +145,10 @@ async fn open(name: &str) -> Result<IdbDatabase, KeyStoreError> {
         })
 }
 
-async fn get(db: &IdbDatabase) -> Result<Option<Vec<u8>>, KeyStoreError> {
+async fn get(db: &IdbDatabase, record: &str) -> Result<Option<Vec<u8>>, KeyStoreError> {
     let tx = db.transaction_with_str(OBJECT_STORE).map_err(idb("read"))?;
     let store = tx.object_store(OBJECT_STORE).map_err(idb("read"))?;
-    let value = settle(&store.get(&JsValue::from_str(KEY)).map_err(idb("read"))?)
+    let value = settle(&store.get(&JsValue::from_str(record)).map_err(idb("read"))?)
         .await
         .map_err(idb("read"))?;
     if value.is_undefined() {
@@ -147,13 +163,13 @@ async fn get(db: &IdbDatabase) -> Result<Option<Vec<u8>>, KeyStoreError> {
 /// Stores `bytes` unless a key is there already; `Ok(false)` then. `add`,
 /// not `put`: two tabs that start at once must not each keep a different
 /// key.
-async fn add(db: &IdbDatabase, bytes: &[u8]) -> Result<bool, KeyStoreError> {
+async fn add(db: &IdbDatabase, record: &str, bytes: &[u8]) -> Result<bool, KeyStoreError> {
     let tx = db
         .transaction_with_str_and_mode(OBJECT_STORE, IdbTransactionMode::Readwrite)
         .map_err(idb("write"))?;
     let store = tx.object_store(OBJECT_STORE).map_err(idb("write"))?;
     let request = store
-        .add_with_key(&Uint8Array::from(bytes), &JsValue::from_str(KEY))
+        .add_with_key(&Uint8Array::from(bytes), &JsValue::from_str(record))
         .map_err(idb("write"))?;
     match settle(&request).await {
         Ok(_) => Ok(true),
@@ -167,34 +183,64 @@ async fn add(db: &IdbDatabase, bytes: &[u8]) -> Result<bool, KeyStoreError> {
     }
 }
 
-fn decode(bytes: &[u8]) -> Result<Keypair, KeyStoreError> {
-    Keypair::from_protobuf_encoding(bytes).map_err(|e| KeyStoreError::Corrupt(e.to_string()))
+/// The bytes of `record` in the IndexedDB database `name`; `make`s them
+/// and stores them there on first use. When two tabs start at once, the
+/// first to store wins and both use its bytes.
+async fn load_or_create_record(
+    name: &str,
+    record: &str,
+    make: impl FnOnce() -> Result<Vec<u8>, KeyStoreError>,
+) -> Result<Vec<u8>, KeyStoreError> {
+    let db = open(name).await?;
+    let result = async {
+        if let Some(bytes) = get(&db, record).await? {
+            return Ok(bytes);
+        }
+        let bytes = make()?;
+        if add(&db, record, &bytes).await? {
+            return Ok(bytes);
+        }
+        get(&db, record)
+            .await?
+            .ok_or_else(|| KeyStoreError::Corrupt(format!("{record} vanished while it was stored")))
+    }
+    .await;
+    db.close();
+    result
 }
 
 /// The identity key kept in the IndexedDB database `name`, created there on
 /// first use.
 pub async fn load_or_create(name: &str) -> Result<Keypair, KeyStoreError> {
-    let db = open(name).await?;
-    let result = async {
-        if let Some(bytes) = get(&db).await? {
-            return decode(&bytes);
-        }
-        let key = Keypair::generate_ed25519();
-        let bytes = key
+    let bytes = load_or_create_record(name, IDENTITY, || {
+        Keypair::generate_ed25519()
             .to_protobuf_encoding()
-            .map_err(|e| KeyStoreError::Corrupt(e.to_string()))?;
-        if add(&db, &bytes).await? {
-            return Ok(key);
-        }
-        // Another tab stored one first: that one is the identity.
-        match get(&db).await? {
-            Some(bytes) => decode(&bytes),
-            None => Err(KeyStoreError::Corrupt(
-                "the key vanished while it was stored".to_owned(),
-            )),
-        }
+            .map_err(|e| KeyStoreError::Corrupt(e.to_string()))
+    })
+    .await?;
+    Keypair::from_protobuf_encoding(&bytes).map_err(|e| KeyStoreError::Corrupt(e.to_string()))
+}
+
+/// The trading wallet kept in the IndexedDB database `name`, made with two
+/// new keys for `network` on first use.
+pub async fn load_or_create_wallet(
+    name: &str,
+    network: Network,
+) -> Result<KeyWallet, KeyStoreError> {
+    let corrupt =
+        |e: darkswap_p2p::darkswap_trade::WalletFileError| KeyStoreError::Corrupt(e.to_string());
+    let bytes = load_or_create_record(name, WALLET, || {
+        KeyWallet::generate(network)
+            .and_then(|w| w.to_json())
+            .map_err(corrupt)
+    })
+    .await?;
+    let wallet = KeyWallet::from_json(&bytes).map_err(corrupt)?;
+    if wallet.network() != network {
+        return Err(KeyStoreError::WrongNetwork {
+            stored: wallet.network(),
+            configured: network,
+        });
     }
-    .await;
-    db.close();
-    result
+    Ok(wallet)
 }

@@ -16,9 +16,12 @@
 mod config;
 mod key_store;
 mod node;
+mod trading;
 
-pub use config::{ConfigError, WasmConfig};
-pub use key_store::{KeyStoreError, load_or_create as load_or_create_identity};
+pub use config::{ConfigError, TradingSettings, WasmConfig};
+pub use key_store::{
+    KeyStoreError, load_or_create as load_or_create_identity, load_or_create_wallet,
+};
 pub use node::DarkSwapWasm;
 
 use wasm_bindgen::prelude::wasm_bindgen;

@@ -19,7 +19,7 @@ use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::future_to_promise;
 use web_time::{SystemTime, UNIX_EPOCH};
 
-use crate::{config::WasmConfig, key_store};
+use crate::{config::WasmConfig, key_store, trading::TradingParts};
 
 /// A DarkSwap node in the page: the SDK's libp2p node (WebSocket and
 /// WebRTC-direct transports, gossipsub orderbook, Kademlia client, relay
@@ -42,7 +42,7 @@ use crate::{config::WasmConfig, key_store};
 /// objects the daemon's `/v1` API serves.
 #[wasm_bindgen]
 pub struct DarkSwapWasm {
-    inner: Rc<Inner>,
+    pub(crate) inner: Rc<Inner>,
 }
 
 impl std::fmt::Debug for DarkSwapWasm {
@@ -54,7 +54,7 @@ impl std::fmt::Debug for DarkSwapWasm {
     }
 }
 
-struct Inner {
+pub(crate) struct Inner {
     config: WasmConfig,
     state: RefCell<State>,
     listeners: RefCell<Vec<Function>>,
@@ -65,17 +65,19 @@ enum State {
     Starting,
     Running {
         handle: NetworkHandle,
+        /// The wallet and its chain services, with trading on.
+        trading: Option<TradingParts>,
         /// Tells the event pump to shut the node down; it answers when done.
         stop: oneshot::Sender<oneshot::Sender<()>>,
     },
 }
 
-fn error(message: impl std::fmt::Display) -> JsValue {
+pub(crate) fn error(message: impl std::fmt::Display) -> JsValue {
     js_sys::Error::new(&message.to_string()).into()
 }
 
 /// Plain JS objects and numbers, as JSON would give them.
-fn to_js<T: Serialize>(value: &T) -> Result<JsValue, JsValue> {
+pub(crate) fn to_js<T: Serialize>(value: &T) -> Result<JsValue, JsValue> {
     value
         .serialize(&serde_wasm_bindgen::Serializer::json_compatible())
         .map_err(error)
@@ -520,9 +522,24 @@ async fn relay_address(handle: &NetworkHandle, relay: PeerId) -> Result<Multiadd
 }
 
 impl Inner {
-    fn handle(&self) -> Result<NetworkHandle, JsValue> {
+    pub(crate) fn handle(&self) -> Result<NetworkHandle, JsValue> {
         match &*self.state.borrow() {
             State::Running { handle, .. } => Ok(handle.clone()),
+            _ => Err(error("the node is not started")),
+        }
+    }
+
+    /// The wallet and its services; an error when the node is stopped or
+    /// trades nothing.
+    pub(crate) fn trading(&self) -> Result<TradingParts, JsValue> {
+        match &*self.state.borrow() {
+            State::Running {
+                trading: Some(parts),
+                ..
+            } => Ok(parts.clone()),
+            State::Running { trading: None, .. } => Err(error(
+                "trading is off: give the node a `trading` config (esplora_url, ord_url)",
+            )),
             _ => Err(error("the node is not started")),
         }
     }
@@ -535,12 +552,24 @@ impl Inner {
                 .await
                 .map_err(error)?
         };
-        let config = this.config.network_config(key).map_err(error)?;
+        let mut config = this.config.network_config(key).map_err(error)?;
+        let trading = match &this.config.trading {
+            Some(settings) => {
+                let (parts, trading) = TradingParts::set_up(&this.config, settings).await?;
+                config = config.with_trading(trading);
+                Some(parts)
+            }
+            None => None,
+        };
         let network = Network::new(config).await.map_err(error)?;
         let handle = network.handle();
         let peer = handle.local_peer_id();
         let (stop, stop_rx) = oneshot::channel();
-        *this.state.borrow_mut() = State::Running { handle, stop };
+        *this.state.borrow_mut() = State::Running {
+            handle,
+            trading,
+            stop,
+        };
         wasm_bindgen_futures::spawn_local(pump(Rc::downgrade(this), network, stop_rx));
         Ok(peer)
     }

@@ -1,12 +1,10 @@
 //! Trades and the trading wallet: `/v1/trades`, `/v1/trades/{id}`,
 //! `/v1/wallet`, `/v1/wallet/sync`.
 
-use std::collections::BTreeMap;
-
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 
-pub use darkswap_p2p::json::Trade;
+pub use darkswap_p2p::json::{Trade, Wallet};
 
 use super::{Endpoint, Verb};
 
@@ -75,31 +73,6 @@ impl Endpoint for CancelTrade {
     fn path(&self) -> String {
         format!("/v1/trades/{}", self.id)
     }
-}
-
-/// The trading wallet.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Wallet {
-    /// `bitcoin`, `testnet`, `signet` or `regtest`.
-    pub network: String,
-    /// Its addresses: the first receives, the last takes change.
-    pub addresses: Vec<String>,
-    /// The coins it knows, from the last sync.
-    pub coins: Vec<Coin>,
-}
-
-/// One coin of the wallet.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Coin {
-    /// `txid:vout`.
-    pub outpoint: String,
-    /// Satoshis.
-    pub value: u64,
-    /// Runes it holds: asset (`rune:<block>:<tx>`) to amount, as a
-    /// decimal string (rune amounts exceed JSON's safe integers).
-    pub holdings: BTreeMap<String, String>,
-    /// Committed to a running trade: not offered to another.
-    pub committed: bool,
 }
 
 /// `GET /v1/wallet`: the wallet as of its last sync.

@@ -1,10 +1,12 @@
-//! A [`KeyWallet`]'s keys in a file: JSON with the network and one WIF per
-//! key, written with mode 0600 (owner read/write only) since it holds the
-//! secrets. UTXOs are not stored: they come from the chain and the index.
+//! A [`KeyWallet`]'s keys as JSON with the network and one WIF per key: in
+//! a file written with mode 0600 (owner read/write only) since it holds the
+//! secrets, or as bytes for a store of the caller's (a browser's
+//! IndexedDB). UTXOs are not stored: they come from the chain and the
+//! index.
 
 use std::{io::Write, path::Path, str::FromStr};
 
-use bitcoin::{Network, PrivateKey};
+use bitcoin::{Network, PrivateKey, secp256k1::SecretKey};
 
 use super::{KeyKind, KeyWallet};
 
@@ -18,6 +20,9 @@ pub enum WalletFileError {
     /// The file is not a wallet file.
     #[error("wallet file format: {0}")]
     Format(String),
+    /// The operating system (or the browser) gave no randomness for a key.
+    #[error("no randomness for a new key: {0}")]
+    Randomness(String),
 }
 
 #[derive(serde::Serialize, serde::Deserialize)]
@@ -33,9 +38,17 @@ struct WalletFile {
 }
 
 impl KeyWallet {
-    /// Writes the keys to `path` with mode 0600, through a temporary file
-    /// renamed over it, so a crash never leaves half a wallet.
-    pub fn save(&self, path: &Path) -> Result<(), WalletFileError> {
+    /// A wallet for `network` with two new keys from the operating
+    /// system's randomness (`crypto.getRandomValues` in a browser): a P2TR
+    /// key that receives runes and coins, and a P2WPKH key for change.
+    pub fn generate(network: Network) -> Result<Self, WalletFileError> {
+        Ok(KeyWallet::new(network)
+            .with_key(random_key()?, KeyKind::P2tr)
+            .with_key(random_key()?, KeyKind::P2wpkh))
+    }
+
+    /// The keys as JSON (the file's content): secrets, keep them private.
+    pub fn to_json(&self) -> Result<Vec<u8>, WalletFileError> {
         let file = WalletFile {
             network: self.network.to_string(),
             keys: self
@@ -47,8 +60,28 @@ impl KeyWallet {
                 })
                 .collect(),
         };
-        let json =
-            serde_json::to_vec_pretty(&file).map_err(|e| WalletFileError::Format(e.to_string()))?;
+        serde_json::to_vec_pretty(&file).map_err(|e| WalletFileError::Format(e.to_string()))
+    }
+
+    /// A wallet from [`KeyWallet::to_json`]'s bytes.
+    pub fn from_json(bytes: &[u8]) -> Result<Self, WalletFileError> {
+        let file: WalletFile =
+            serde_json::from_slice(bytes).map_err(|e| WalletFileError::Format(e.to_string()))?;
+        let network =
+            Network::from_str(&file.network).map_err(|e| WalletFileError::Format(e.to_string()))?;
+        let mut wallet = KeyWallet::new(network);
+        for entry in file.keys {
+            let key = PrivateKey::from_wif(&entry.wif)
+                .map_err(|e| WalletFileError::Format(e.to_string()))?;
+            wallet.add_key(key.inner, entry.kind);
+        }
+        Ok(wallet)
+    }
+
+    /// Writes the keys to `path` with mode 0600, through a temporary file
+    /// renamed over it, so a crash never leaves half a wallet.
+    pub fn save(&self, path: &Path) -> Result<(), WalletFileError> {
+        let json = self.to_json()?;
         let tmp = path.with_extension("tmp");
         let mut options = std::fs::OpenOptions::new();
         options.write(true).create(true).truncate(true);
@@ -70,25 +103,45 @@ impl KeyWallet {
 
     /// Reads a wallet written by [`KeyWallet::save`].
     pub fn load(path: &Path) -> Result<Self, WalletFileError> {
-        let bytes = std::fs::read(path)?;
-        let file: WalletFile =
-            serde_json::from_slice(&bytes).map_err(|e| WalletFileError::Format(e.to_string()))?;
-        let network =
-            Network::from_str(&file.network).map_err(|e| WalletFileError::Format(e.to_string()))?;
-        let mut wallet = KeyWallet::new(network);
-        for entry in file.keys {
-            let key = PrivateKey::from_wif(&entry.wif)
-                .map_err(|e| WalletFileError::Format(e.to_string()))?;
-            wallet.add_key(key.inner, entry.kind);
+        KeyWallet::from_json(&std::fs::read(path)?)
+    }
+}
+
+fn random_key() -> Result<SecretKey, WalletFileError> {
+    // A 32-byte string is a valid key unless it is zero or above the
+    // curve order: a chance of about 2^-128 per try.
+    loop {
+        let mut bytes = [0u8; 32];
+        getrandom::fill(&mut bytes).map_err(|e| WalletFileError::Randomness(e.to_string()))?;
+        if let Ok(key) = SecretKey::from_slice(&bytes) {
+            return Ok(key);
         }
-        Ok(wallet)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use bitcoin::secp256k1::SecretKey;
+
+    #[test]
+    fn a_generated_wallet_has_two_distinct_keys_and_round_trips_through_json() {
+        let wallet = KeyWallet::generate(Network::Regtest).unwrap();
+        let addresses = wallet.addresses();
+        assert_eq!(addresses.len(), 2);
+        assert_ne!(addresses[0], addresses[1]);
+        assert!(addresses[0].to_string().starts_with("bcrt1p"), "P2TR first");
+        assert!(
+            addresses[1].to_string().starts_with("bcrt1q"),
+            "P2WPKH change"
+        );
+        let back = KeyWallet::from_json(&wallet.to_json().unwrap()).unwrap();
+        assert_eq!(back.addresses(), addresses);
+        assert_ne!(
+            KeyWallet::generate(Network::Regtest).unwrap().addresses(),
+            addresses,
+            "a second wallet has keys of its own"
+        );
+    }
 
     #[test]
     fn a_saved_wallet_loads_with_the_same_addresses_and_mode_0600() {
