@@ -37,6 +37,10 @@ ip netns exec "$ns" node --test --test-concurrency=1 clients/js/test/
 # WebRTC stack gathers no candidate on loopback, so WebRTC-direct listeners
 # use that address (nothing leaves the namespace either way).
 cargo build --locked -q -p darkswap-cli --bin darkswap
+# The test chain the trade tests fund wallets on and broadcast to.
+cargo build --locked -q -p darkswap-chain --features test-server --bin chain-test-server
+# A hostile peer the page dials directly, for the forged-order test.
+cargo build --locked -q -p darkswap-testkit --bin forge-order
 ./scripts/build-wasm-package.sh
 npm ci --prefix clients/web --no-audit --no-fund --loglevel=error
 export DARKSWAP_TEST_DARKSWAP_BIN="$CARGO_TARGET_DIR/debug/darkswap"

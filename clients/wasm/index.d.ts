@@ -18,6 +18,52 @@ export interface NodeConfig {
   ephemeral?: boolean;
   /** Deadline of every command and dial in ms (default 30000). */
   timeout_ms?: number;
+  /** Trading on: where the wallet learns its coins and broadcasts. Both must allow the page's origin (CORS). */
+  trading?: TradingConfig;
+}
+
+export interface TradingConfig {
+  /** Esplora's root (`…/api`): coins and broadcasts. */
+  esplora_url: string;
+  /** `ord server`'s root: the runes each coin holds. */
+  ord_url: string;
+  /** Trades at once (default 16). */
+  max_trades?: number;
+}
+
+export interface Coin {
+  /** `txid:vout`. */
+  outpoint: string;
+  /** Satoshis. */
+  value: number;
+  /** Asset (`rune:<block>:<tx>`) to amount, as a decimal string. */
+  holdings: Record<string, string>;
+  /** Held by a running trade. */
+  committed: boolean;
+}
+
+export interface Wallet {
+  network: string;
+  /** The first receives runes and coins, the last takes change. */
+  addresses: string[];
+  coins: Coin[];
+}
+
+export type TradeState =
+  | 'proposed' | 'accepted' | 'psbt_created' | 'maker_signed' | 'finalized' | 'broadcast'
+  | 'completed' | 'rejected' | 'cancelled' | 'timed_out' | 'failed';
+
+export interface Trade {
+  id: string;
+  order_id: string;
+  /** The counterparty. */
+  peer_id: string;
+  role: 'maker' | 'taker';
+  state: TradeState;
+  /** What ended it, when it ended early. */
+  detail?: string;
+  /** The swap transaction's id, once final. */
+  txid?: string;
 }
 
 /** An order, as the daemon's /v1 API shows it too. */
@@ -83,6 +129,8 @@ export type NodeEvent =
   | { type: 'order_cancelled'; id: string; maker: string }
   | { type: 'orders_expired'; ids: string[] }
   | { type: 'relay_reserved'; relay_peer_id: string; reservation_id: string }
+  | { type: 'trade_updated'; trade_id: string; order_id: string; peer_id: string; role: 'maker' | 'taker'; state: TradeState; detail?: string }
+  | { type: 'order_filled'; order_id: string; amount: number; remaining: number }
   | { type: string; [field: string]: unknown };
 
 /** Loads the WebAssembly module (once per page). */
@@ -112,4 +160,9 @@ export class DarkSwapNode {
   makeRelayReservation(relayPeerId: string): Promise<string>;
   connectThroughRelay(relayPeerId: string, targetPeerId: string): Promise<string>;
   relayMetrics(): Promise<RelayMetrics>;
+  wallet(): Promise<Wallet>;
+  syncWallet(): Promise<Wallet>;
+  takeOrder(orderId: string, amount: number): Promise<Trade>;
+  trades(): Promise<Trade[]>;
+  cancelTrade(tradeId: string): Promise<void>;
 }

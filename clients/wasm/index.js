@@ -131,6 +131,15 @@ export class DarkSwapNode {
   /** @param {string} relayPeerId @param {string} targetPeerId */
   connectThroughRelay(relayPeerId, targetPeerId) { return this.#node.connect_through_webrtc_relay(relayPeerId, targetPeerId); }
   relayMetrics() { return this.#node.get_webrtc_relay_metrics(); }
+  /** The trading wallet as of its last sync (needs `config.trading`). */
+  wallet() { return this.#node.wallet(); }
+  /** Asks the chain services for the wallet's coins; resolves to the wallet. */
+  syncWallet() { return this.#node.sync_wallet(); }
+  /** @param {string} orderId @param {number} amount base units to take */
+  takeOrder(orderId, amount) { return this.#node.take_order(orderId, amount); }
+  trades() { return this.#node.trades(); }
+  /** @param {string} tradeId */
+  cancelTrade(tradeId) { return this.#node.cancel_trade(tradeId); }
 }
 
 export { DarkSwapWasm };

@@ -6,7 +6,9 @@
 // repeatable), `peer` (another node to dial, e.g. a daemon's /webrtc-direct
 // address; repeatable), `base` and `quote` (the pair; default
 // rune:840000:3 / BTC), `store` (IndexedDB database of the identity key),
-// `log` (the node's log level in the console: error, warn, info, debug).
+// `log` (the node's log level in the console: error, warn, info, debug),
+// `esplora` and `ord` (the chain services' roots: with both, trading is on
+// and the page has a wallet and can take orders).
 import { DarkSwapNode, enableLogging } from '../wasm/index.js';
 
 const params = new URLSearchParams(location.search);
@@ -30,7 +32,9 @@ function coalesced(refresh) {
   };
 }
 
-function orderRow(order, me, onCancel) {
+const ENDED = new Set(['completed', 'rejected', 'cancelled', 'timed_out', 'failed']);
+
+function orderRow(order, me, onCancel, onTake) {
   const tr = document.createElement('tr');
   tr.dataset.order = order.id;
   tr.dataset.maker = order.maker;
@@ -47,28 +51,61 @@ function orderRow(order, me, onCancel) {
     cancel.dataset.cancel = order.id;
     cancel.addEventListener('click', () => onCancel(order.id));
     td.append(cancel);
+  } else if (onTake) {
+    const amount = document.createElement('input');
+    amount.type = 'number';
+    amount.min = '1';
+    amount.max = String(order.amount);
+    amount.value = String(order.amount);
+    amount.dataset.takeAmount = order.id;
+    amount.setAttribute('aria-label', 'amount to take');
+    const take = document.createElement('button');
+    take.textContent = 'take';
+    take.dataset.take = order.id;
+    take.addEventListener('click', () => onTake(order.id, Number(amount.value)));
+    td.append(amount, take);
   }
   tr.append(td);
   return tr;
 }
 
+/** `{asset: amount}` over the wallet's coins; BTC in sats. */
+function balances(wallet) {
+  const total = new Map([['BTC', 0n]]);
+  for (const coin of wallet.coins) {
+    total.set('BTC', total.get('BTC') + BigInt(coin.value));
+    for (const [asset, amount] of Object.entries(coin.holdings)) {
+      total.set(asset, (total.get(asset) ?? 0n) + BigInt(amount));
+    }
+  }
+  return [...total].map(([asset, amount]) => `${amount} ${asset === 'BTC' ? 'sat' : asset}`).join(' · ');
+}
+
 async function main() {
   if (params.get('log')) await enableLogging(params.get('log'));
   $('pair').textContent = `${base} / ${quote}`;
+  const trading = params.get('esplora') && params.get('ord')
+    ? { esplora_url: params.get('esplora'), ord_url: params.get('ord') }
+    : undefined;
   const node = await DarkSwapNode.create({
     relays: params.getAll('relay'),
     bootstrap: params.getAll('peer'),
     ...(params.get('store') ? { identity_store: params.get('store') } : {}),
+    ...(trading ? { trading } : {}),
   });
   const cancel = async (id) => {
     try { await node.cancelOrder(id); } catch (error) { $('form-error').textContent = error.message; }
   };
+  const take = trading && (async (id, amount) => {
+    $('trade-error').textContent = '';
+    try { await node.takeOrder(id, amount); } catch (error) { $('trade-error').textContent = error.message; }
+  });
 
   let me = '';
   const renderBook = coalesced(async () => {
     const book = await node.orderbook(base, quote);
-    $('bids').replaceChildren(...book.bids.map((o) => orderRow(o, me, cancel)));
-    $('asks').replaceChildren(...book.asks.map((o) => orderRow(o, me, cancel)));
+    $('bids').replaceChildren(...book.bids.map((o) => orderRow(o, me, cancel, take)));
+    $('asks').replaceChildren(...book.asks.map((o) => orderRow(o, me, cancel, take)));
     const own = await node.ownOrders();
     $('own-orders').replaceChildren(...own.map((o) => {
       const li = document.createElement('li');
@@ -100,12 +137,44 @@ async function main() {
     $('reservations').textContent = String(metrics.reservations);
   });
 
+  const renderWallet = coalesced(async () => {
+    const wallet = await node.wallet();
+    $('wallet-address').textContent = wallet.addresses[0] ?? '–';
+    $('balances').textContent = balances(wallet);
+  });
+  const syncWallet = async () => {
+    $('trade-error').textContent = '';
+    try { await node.syncWallet(); } catch (error) { $('trade-error').textContent = error.message; }
+    renderWallet();
+  };
+  const renderTrades = coalesced(async () => {
+    const trades = await node.trades();
+    $('trade-list').replaceChildren(...trades.map((t) => {
+      const li = document.createElement('li');
+      li.dataset.trade = t.id;
+      li.dataset.state = t.state;
+      li.textContent = `${t.role} of ${t.order_id.slice(0, 8)}… with ${short(t.peer_id)}: `;
+      const state = document.createElement('strong');
+      state.textContent = t.state;
+      li.append(state, t.detail ? ` (${t.detail})` : '', t.txid ? ` tx ${t.txid.slice(0, 12)}…` : '');
+      return li;
+    }));
+  });
+
   for (const type of ['order_added', 'order_updated', 'order_cancelled', 'orders_expired', 'orderbook_synced']) {
     node.on(type, renderBook);
   }
   for (const type of ['peer_connected', 'peer_disconnected', 'relay_reserved', 'relay_lost', 'hole_punch_succeeded']) {
     node.on(type, renderPeers);
   }
+
+  node.on('trade_updated', (event) => {
+    renderTrades();
+    // A trade that ended changed the coins (spent, or freed again).
+    if (ENDED.has(event.state)) syncWallet();
+  });
+  $('sync-wallet').addEventListener('click', syncWallet);
+  $('trading').hidden = !trading;
 
   $('order-form').addEventListener('submit', async (event) => {
     event.preventDefault();
@@ -136,6 +205,7 @@ async function main() {
   setStatus('online');
   renderBook();
   renderPeers();
+  if (trading) await syncWallet();
   // Paths change without an event of their own (a relayed link upgraded).
   setInterval(renderPeers, 2000);
   globalThis.darkswapMarket = { node };

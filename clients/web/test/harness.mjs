@@ -4,7 +4,7 @@
 // Chromium pages. Every wait is bounded.
 import assert from 'node:assert/strict';
 import { execFile, spawn } from 'node:child_process';
-import { createReadStream, mkdtempSync, rmSync, statSync } from 'node:fs';
+import { createReadStream, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import { tmpdir } from 'node:os';
 import { dirname, extname, join, resolve, sep } from 'node:path';
@@ -15,6 +15,8 @@ const CLIENTS_DIR = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 const TARGET_DIR = process.env.CARGO_TARGET_DIR ?? `${process.env.HOME}/.cache/darkswap-target`;
 const RELAY_BIN = process.env.DARKSWAP_TEST_RELAY_BIN ?? `${TARGET_DIR}/debug/darkswap-relay`;
 const DARKSWAP_BIN = process.env.DARKSWAP_TEST_DARKSWAP_BIN ?? `${TARGET_DIR}/debug/darkswap`;
+const CHAIN_BIN = process.env.DARKSWAP_TEST_CHAIN_BIN ?? `${TARGET_DIR}/debug/chain-test-server`;
+const FORGE_BIN = process.env.DARKSWAP_TEST_FORGE_BIN ?? `${TARGET_DIR}/debug/forge-order`;
 const CHROMIUM = process.env.CHROMIUM_BIN ?? '/usr/bin/chromium';
 const CHROMIUM_ARGS = [
   '--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
@@ -61,8 +63,8 @@ process.once('exit', () => { for (const child of children) if (child.exitCode ==
  * Starts `bin` and resolves once `ready(line, log)` returns a value for one
  * of its output lines; rejects after `WAIT_MS` or if it exits first.
  */
-function startProcess(bin, args, env, ready) {
-  const child = spawn(bin, args, { stdio: ['ignore', 'pipe', 'pipe'], env });
+function startProcess(bin, args, env, ready, { stdin = 'ignore' } = {}) {
+  const child = spawn(bin, args, { stdio: [stdin, 'pipe', 'pipe'], env });
   children.add(child);
   const log = [];
   return new Promise((resolvePromise, reject) => {
@@ -137,13 +139,86 @@ export class Relay {
   stop() { return stopProcess(this.child); }
 }
 
-/** A `darkswap` daemon on 127.0.0.1: TCP and WebRTC-direct, its API on port 0. */
+/**
+ * The test chain (crates/darkswap-chain's chain-test-server) on 127.0.0.1:
+ * an Esplora and an ord over the coins a test funds, which checks every
+ * transaction posted to it with Bitcoin Core's script interpreter (400
+ * otherwise) and records it.
+ */
+export class Chain {
+  static async start() {
+    const chain = new Chain();
+    const { child, value } = await startProcess(CHAIN_BIN, ['127.0.0.1:0'], cleanEnv(), (line) => {
+      try { return JSON.parse(line).base_url; } catch { return undefined; }
+    }, { stdin: 'pipe' });
+    chain.child = child;
+    chain.baseUrl = value;
+    return chain;
+  }
+
+  /** A new coin of `sat` paying `address`, holding `rune` (`{name, id, amount}`) if given. */
+  async fund(address, sat, rune) {
+    const response = await fetch(`${this.baseUrl}/test/fund`, {
+      method: 'POST', body: JSON.stringify({ address, sat, ...(rune ? { rune } : {}) }), signal: AbortSignal.timeout(WAIT_MS),
+    });
+    assert.equal(response.status, 200, await response.clone().text());
+    return (await response.json()).outpoint;
+  }
+
+  /** Every transaction the chain accepted: `[{txid, hex}]`. */
+  async transactions() {
+    const response = await fetch(`${this.baseUrl}/test/transactions`, { signal: AbortSignal.timeout(WAIT_MS) });
+    return response.json();
+  }
+
+  stop() { return stopProcess(this.child); }
+}
+
+/**
+ * A hostile peer (crates/darkswap-testkit's forge-order): raw gossipsub with
+ * no validation of its own, on WebRTC-direct so a page dials it directly.
+ */
+export class Forger {
+  static async start() {
+    const forger = new Forger();
+    const { child, log, value } = await startProcess(FORGE_BIN, [HOST_IP], cleanEnv(), (line) => {
+      try { return JSON.parse(line).addr; } catch { return undefined; }
+    }, { stdin: 'pipe' });
+    Object.assign(forger, { child, log, addr: value, peerId: value.split('/p2p/')[1] });
+    return forger;
+  }
+
+  /**
+   * Publishes one valid order and two forgeries once a peer subscribed to
+   * the orderbook topic; resolves to `{valid, forged: [id, id]}`.
+   */
+  async publish() {
+    const from = this.log.length;
+    this.child.stdin.write('publish\n');
+    return eventually('the forger published', () => this.log.slice(from).map((line) => {
+      try { return JSON.parse(line); } catch { return undefined; }
+    }).find((v) => v?.valid));
+  }
+
+  stop() { return stopProcess(this.child); }
+}
+
+/** A `darkswap` daemon on 127.0.0.1: TCP and WebRTC-direct, its API on port 0; trading on against `chain` if given. */
 export class Daemon {
-  static async start({ relay, dataDir = tempDir('dsw-daemon-') } = {}) {
+  static async start({ relay, chain, dataDir = tempDir('dsw-daemon-') } = {}) {
     const daemon = new Daemon();
     const args = ['--api', '127.0.0.1:0', 'daemon', '--no-mdns', '--data-dir', dataDir,
       '--listen', '/ip4/127.0.0.1/tcp/0', '--listen', `/ip4/${HOST_IP}/udp/0/webrtc-direct`];
     if (relay) args.push('--relay', relay.addr(/\/tcp\/\d+\/p2p\//));
+    if (chain) {
+      const config = join(dataDir, 'darkswap.toml');
+      writeFileSync(config, [
+        'trading = true', 'bitcoin_network = "regtest"',
+        `esplora_url = "${chain.baseUrl}"`, `ord_url = "${chain.baseUrl}"`,
+        '# Synced by the test through the CLI.', 'wallet_sync_interval = "1h"', '',
+      ].join('\n'));
+      args.push('--config', config);
+    }
     const { child, log, value } = await startProcess(DARKSWAP_BIN, args, { ...cleanEnv(), RUST_LOG: process.env.RUST_LOG ?? 'info', NO_COLOR: '1' },
       (line) => (line.includes('daemon started') ? /api=([\d.:]+)/.exec(line)?.[1] : undefined));
     daemon.child = child;
@@ -225,7 +300,7 @@ export function startStaticServer() {
  * Opens the market page in a browser profile of its own (`profile`: reuse
  * one to keep its IndexedDB) and waits until its node is online.
  */
-export async function openMarket(t, { baseUrl, relay, peers = [], profile = tempDir('dsw-chromium-') }) {
+export async function openMarket(t, { baseUrl, relay, peers = [], profile = tempDir('dsw-chromium-'), base = BASE, quote = QUOTE, chain }) {
   const { chromium } = await import('playwright-core');
   const context = await chromium.launchPersistentContext(profile, {
     executablePath: CHROMIUM, headless: true, args: CHROMIUM_ARGS,
@@ -246,7 +321,8 @@ export async function openMarket(t, { baseUrl, relay, peers = [], profile = temp
   });
   page.on('console', (message) => consoleLines.push(message.text()));
   t.after(() => assert.deepEqual(errors, [], 'uncaught errors in the page'));
-  const params = new URLSearchParams({ base: BASE, quote: QUOTE });
+  const params = new URLSearchParams({ base, quote });
+  if (chain) { params.set('esplora', chain.baseUrl); params.set('ord', chain.baseUrl); }
   if (relay) params.append('relay', relay);
   for (const peer of peers) params.append('peer', peer);
   await page.goto(`${baseUrl}/web/index.html?${params}`);

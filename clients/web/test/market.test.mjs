@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 
 import {
-  BASE, Daemon, QUOTE, Relay, TEST_TIMEOUT_MS, WAIT_MS, eventually, online, openMarket, removeTempDirs,
+  BASE, Daemon, Forger, QUOTE, Relay, TEST_TIMEOUT_MS, WAIT_MS, eventually, online, openMarket, removeTempDirs,
   row, startStaticServer, tempDir,
 } from './harness.mjs';
 
@@ -116,5 +116,28 @@ describe('market page', { timeout: TEST_TIMEOUT_MS * 4 }, () => {
     assert.ok(box && rowBox && rowBox.height > 0
       && rowBox.y >= box.y && rowBox.y + rowBox.height <= box.y + box.height, 'the row is in the screenshot');
     await daemon.cli(['order', 'cancel', order.id]);
+  });
+
+  test('forged orders from a peer the page dials directly never show in it', { timeout: TEST_TIMEOUT_MS }, async (t) => {
+    const forger = await Forger.start();
+    t.after(() => forger.stop());
+    const pair = { base: 'rune:840000:3', quote: 'BTC' };
+    const { page } = await open(t, { peers: [forger.addr], ...pair });
+    await page.locator(`[data-testid="peer-list"] li[data-peer="${forger.peerId}"]`).waitFor({ timeout: WAIT_MS });
+    await page.evaluate(() => {
+      globalThis.seen = [];
+      globalThis.darkswapMarket.node.on('*', (event) => globalThis.seen.push(event));
+    });
+    const ids = await forger.publish();
+    // The valid order shows: the forger's gossip does reach the page…
+    await page.locator(row(ids.valid)).waitFor({ timeout: WAIT_MS });
+    // …and the page's own validation judged both forgeries.
+    await page.waitForFunction((peer) => globalThis.seen
+      .filter((e) => e.type === 'invalid_message' && e.peer_id === peer).length >= 2, forger.peerId, { timeout: WAIT_MS });
+    for (const id of ids.forged) assert.equal(await page.locator(row(id)).count(), 0, `forged order ${id} shown`);
+    const book = await page.evaluate(({ base, quote }) => globalThis.darkswapMarket.node.orderbook(base, quote), pair);
+    const listed = [...book.bids, ...book.asks].map((o) => o.id);
+    assert.ok(listed.includes(ids.valid));
+    for (const id of ids.forged) assert.ok(!listed.includes(id), `forged order ${id} in the book`);
   });
 });

@@ -6,7 +6,7 @@
 //! blocking on the application.
 
 use std::{
-    collections::{HashMap, HashSet},
+    collections::{HashMap, HashSet, VecDeque},
     time::Duration,
 };
 
@@ -58,6 +58,11 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
 const DEPARTURE_GRACE: Duration = Duration::from_secs(1);
 /// How often expired orders, challenges and sessions are dropped.
 const PRUNE_INTERVAL: Duration = Duration::from_secs(1);
+
+/// Own order messages kept for a peer to subscribe (see
+/// `SwarmTask::unsent`): a node makes this many orders before its first
+/// peer subscribes only in a test.
+const MAX_UNSENT: usize = 256;
 
 /// How often paced re-announcements go out, `republish_per_tick` at a time.
 const REPUBLISH_TICK: Duration = Duration::from_millis(100);
@@ -121,16 +126,23 @@ pub(crate) struct SwarmTask {
     auth: AuthManager,
     reputation: ReputationManager,
     next_prune: Instant,
-    /// Sync answers whose signatures are being verified on tokio's blocking
-    /// pool: a joiner's verification runs on every core, and this task
-    /// stays free for the swarm. As many as the sync keeps fetches in
-    /// flight.
     /// The node's trades, when it trades.
     trading: Option<trading::TradingState>,
     /// Asset index look-ups and broadcasts in flight.
     trade_io: FuturesUnordered<trading::TradeIoFuture>,
     /// Re-announcements, paced (see `darkswap_core::paced`).
     republish: Paced<darkswap_proto::Message>,
+    /// Own order messages published while no peer was known to take their
+    /// topic, sent when one subscribes. A node that just connected learns
+    /// its peer's subscription a moment later, and its peer may have
+    /// synced from it before the user's first order existed: without
+    /// this, that order would wait for the next refresh. The oldest go
+    /// past [`MAX_UNSENT`] (refreshes and sync still bring them).
+    unsent: VecDeque<(String, darkswap_proto::Message)>,
+    /// Sync answers whose signatures are being verified on tokio's blocking
+    /// pool: a joiner's verification runs on every core, and this task
+    /// stays free for the swarm. As many as the sync keeps fetches in
+    /// flight.
     verifying: FuturesUnordered<
         futures::future::BoxFuture<'static, (PeerId, Result<VerifiedItems, runtime::TaskFailed>)>,
     >,
@@ -213,6 +225,7 @@ pub(crate) async fn spawn(
         trading,
         trade_io: FuturesUnordered::new(),
         republish: Paced::new(config.republish_per_tick, REPUBLISH_TICK),
+        unsent: VecDeque::new(),
         swarm,
         commands,
         events,
@@ -486,12 +499,36 @@ impl SwarmTask {
                         reason: GossipDropReason::PublishFailed,
                     });
                 }
-                // No peers yet, or a re-announcement still in the duplicate
-                // cache: peers get the order by sync or at the next refresh.
+                // Nobody to send it to yet: the first peer to subscribe
+                // gets it (see `unsent`).
+                gossipsub::PublishError::NoPeersSubscribedToTopic => {
+                    tracing::debug!(
+                        kind = message.kind(),
+                        "order message kept until a peer subscribes"
+                    );
+                    if self.unsent.len() == MAX_UNSENT {
+                        self.unsent.pop_front();
+                    }
+                    self.unsent.push_back((topic.to_owned(), message.clone()));
+                }
+                // A re-announcement still in the duplicate cache: peers
+                // have it, or get it by sync or at the next refresh.
                 e => {
                     tracing::debug!(error = %e, kind = message.kind(), "order message not published now")
                 }
             }
+        }
+    }
+
+    /// Publishes what waited for a peer on `topic` (see `unsent`), now
+    /// that one subscribed.
+    pub(crate) fn publish_unsent(&mut self, topic: &str) {
+        let (now, later): (VecDeque<_>, VecDeque<_>) = std::mem::take(&mut self.unsent)
+            .into_iter()
+            .partition(|(t, _)| t == topic);
+        self.unsent = later;
+        for (_, message) in now {
+            self.publish_order_message(topic, &message);
         }
     }
 

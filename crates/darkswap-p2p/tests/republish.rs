@@ -4,11 +4,47 @@
 
 use std::time::Duration;
 
-use darkswap_p2p::{NetworkEvent, OrderbookChange, OrderbookConfig};
-use darkswap_proto::{Asset, Message, NewOrder, PRICE_SCALE, Side};
-use darkswap_testkit::{EVENT_TIMEOUT, now, spawn_node, test_config, wait_for, wait_subscribed};
+use darkswap_p2p::{NetworkEvent, ORDERBOOK_TOPIC, OrderbookChange, OrderbookConfig};
+use darkswap_proto::{Asset, Message, NewOrder, PRICE_SCALE, Side, decode};
+use darkswap_testkit::{
+    EVENT_TIMEOUT, RawGossip, now, spawn_node, test_config, wait_for, wait_subscribed,
+};
 
 const ORDERS: u64 = 150;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_order_made_before_any_peer_subscribed_goes_to_the_first_that_does() {
+    // The refresh is an hour away: only the kept message can bring it.
+    let (maker, maker_addr) = spawn_node(test_config().with_orderbook(OrderbookConfig {
+        refresh_interval: Duration::from_secs(3600),
+        ..OrderbookConfig::default()
+    }))
+    .await;
+    let t = now();
+    let (order, _) = maker
+        .orderbook()
+        .create(NewOrder {
+            side: Side::Sell,
+            base: Asset::Btc,
+            quote: "rune:1:0".parse().unwrap(),
+            amount: 1_000,
+            price: PRICE_SCALE,
+            created_at: t,
+            expires_at: t + 3600,
+            nonce: 1,
+        })
+        .await
+        .unwrap();
+    // A peer without sync of its own: what it gets came by gossip.
+    let mut peer = RawGossip::new(&[ORDERBOOK_TOPIC]);
+    peer.connect(&[maker_addr], &[maker.local_peer_id()], ORDERBOOK_TOPIC)
+        .await;
+    let data = peer.next_message(ORDERBOOK_TOPIC).await;
+    match decode(&data).unwrap() {
+        Message::OrderCreate(create) => assert_eq!(create.order.unwrap().id(), order.id),
+        other => panic!("expected the order's create, got {other:?}"),
+    }
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_cancel_made_during_a_refresh_reaches_a_peer_ahead_of_the_burst() {

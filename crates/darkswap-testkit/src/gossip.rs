@@ -64,6 +64,24 @@ impl RawGossip {
             .expect("peers subscribed to the raw gossip peer's topic");
     }
 
+    /// Drives the swarm until a gossip message arrives on `topic`; its
+    /// data. Panics after [`EVENT_TIMEOUT`].
+    pub async fn next_message(&mut self, topic: &str) -> Vec<u8> {
+        let wait = async {
+            loop {
+                if let SwarmEvent::Behaviour(gossipsub::Event::Message { message, .. }) =
+                    self.swarm.select_next_some().await
+                    && message.topic.as_str() == topic
+                {
+                    return message.data;
+                }
+            }
+        };
+        tokio::time::timeout(EVENT_TIMEOUT, wait)
+            .await
+            .expect("a gossip message on the topic")
+    }
+
     /// Publishes `data` on `topic` as is.
     pub fn publish(&mut self, topic: &str, data: Vec<u8>) {
         self.swarm

@@ -47,6 +47,18 @@ fn a_bad_configuration_is_refused_at_construction_with_the_field_named() {
         ),
         (r#"{"timeout_ms": 0}"#, "timeout_ms"),
         (r#"{"relay": []}"#, "unknown field `relay`"),
+        (
+            r#"{"trading": {"esplora_url": "ftp://x", "ord_url": "http://127.0.0.1:1"}}"#,
+            "trading",
+        ),
+        (
+            r#"{"trading": {"esplora_url": "http://127.0.0.1:1"}}"#,
+            "missing field `ord_url`",
+        ),
+        (
+            r#"{"trading": {"esplora_url": "http://127.0.0.1:1", "ord_url": "http://127.0.0.1:1", "max_trades": 0}}"#,
+            "max_trades",
+        ),
     ] {
         let error = message(DarkSwapWasm::new(object(config)).expect_err(config));
         assert!(error.contains(expected), "{config}: {error}");
@@ -102,6 +114,61 @@ async fn a_node_started_twice_on_one_store_is_the_same_peer() {
     let ephemeral = DarkSwapWasm::new(object(r#"{"ephemeral": true}"#)).unwrap();
     assert_ne!(wait(ephemeral.start()).await.unwrap(), peer);
     wait(ephemeral.stop()).await.unwrap();
+}
+
+/// Trading against services nobody answers at (port 1 refuses at once):
+/// the wallet still comes up from IndexedDB, a sync fails with a clear
+/// error and loses nothing.
+fn trading_config(store: &str) -> JsValue {
+    object(&format!(
+        r#"{{"identity_store": "{store}", "trading": {{"esplora_url": "http://127.0.0.1:1", "ord_url": "http://127.0.0.1:1"}}}}"#
+    ))
+}
+
+fn addresses(wallet: &JsValue) -> Vec<String> {
+    Array::from(&get(wallet, "addresses"))
+        .iter()
+        .map(|a| a.as_string().expect("an address"))
+        .collect()
+}
+
+#[wasm_bindgen_test]
+async fn the_wallet_keys_stay_in_indexeddb_and_a_failed_sync_says_why() {
+    let name = store("wallet");
+    let node = DarkSwapWasm::new(trading_config(&name)).unwrap();
+    wait(node.start()).await.unwrap();
+    let wallet = wait(node.wallet()).await.unwrap();
+    assert_eq!(get(&wallet, "network").as_string().unwrap(), "regtest");
+    let first = addresses(&wallet);
+    assert_eq!(first.len(), 2, "{first:?}");
+    assert!(first[0].starts_with("bcrt1p") && first[1].starts_with("bcrt1q"));
+    let error = wait(node.sync_wallet()).await.unwrap_err();
+    assert!(error.contains("wallet sync"), "{error}");
+    assert_eq!(addresses(&wait(node.wallet()).await.unwrap()), first);
+    wait(node.stop()).await.unwrap();
+
+    // A reload: the same keys. Another store: other keys.
+    let reloaded = DarkSwapWasm::new(trading_config(&name)).unwrap();
+    wait(reloaded.start()).await.unwrap();
+    assert_eq!(addresses(&wait(reloaded.wallet()).await.unwrap()), first);
+    wait(reloaded.stop()).await.unwrap();
+    let other = DarkSwapWasm::new(trading_config(&store("wallet-other"))).unwrap();
+    wait(other.start()).await.unwrap();
+    assert_ne!(addresses(&wait(other.wallet()).await.unwrap()), first);
+    wait(other.stop()).await.unwrap();
+}
+
+#[wasm_bindgen_test]
+async fn without_trading_the_wallet_and_take_say_how_to_turn_it_on() {
+    let node = DarkSwapWasm::new(object(r#"{"ephemeral": true}"#)).unwrap();
+    wait(node.start()).await.unwrap();
+    let error = wait(node.wallet()).await.unwrap_err();
+    assert!(error.contains("trading is off"), "{error}");
+    let error = wait(node.take_order("00".repeat(32), 1.0))
+        .await
+        .unwrap_err();
+    assert!(error.contains("trading is off"), "{error}");
+    wait(node.stop()).await.unwrap();
 }
 
 #[wasm_bindgen_test]

@@ -374,6 +374,7 @@ impl SwarmTask {
                     self.market_peers.insert(peer_id);
                 }
                 self.sync.handle_subscribed(&self.book, peer_id, &topic);
+                self.publish_unsent(&topic);
                 self.emit(NetworkEvent::PeerSubscribed { peer_id, topic });
             }
             gossipsub::Event::SlowPeer {
