@@ -119,6 +119,12 @@ export interface RelayMetrics {
   active_connections: number;
   relayed_connections: number;
   reservations: number;
+  /** Bytes received and sent since start, over every connection. */
+  bytes_in: number;
+  bytes_out: number;
+  /** Of those, over relay circuits. */
+  relayed_bytes_in: number;
+  relayed_bytes_out: number;
   relays: { relay_peer_id: string; circuit_address: string; reserved: boolean; score: number; rtt_ms: number | null }[];
 }
 

@@ -184,6 +184,14 @@ describe('trades from the market page', { timeout: TEST_TIMEOUT_MS * 4 }, () => 
     const done = trades.find((x) => x.id === id);
     const txs = await chain.transactions();
     assert.ok(txs.some((tx) => tx.txid === done.txid), `swap ${done.txid} accepted by the chain`);
+    // The trade crossed the circuit, and both pages counted it.
+    for (const { page } of [maker, taker]) {
+      const metrics = await page.evaluate(() => globalThis.darkswapMarket.node.relayMetrics());
+      assert.equal(metrics.reservations, 1);
+      assert.ok(metrics.relayed_connections >= 1, JSON.stringify(metrics));
+      assert.ok(metrics.relayed_bytes_in > 0 && metrics.relayed_bytes_out > 0, JSON.stringify(metrics));
+      assert.ok(metrics.bytes_in > metrics.relayed_bytes_in, JSON.stringify(metrics));
+    }
     // All of it was taken: the order is gone from both books.
     for (const { page } of [maker, taker]) {
       await page.locator(row(order.id)).waitFor({ state: 'detached', timeout: WAIT_MS });

@@ -234,6 +234,7 @@ const QUIC_KEEP_ALIVE: std::time::Duration = std::time::Duration::from_millis(1_
 pub(crate) async fn build_swarm(
     key: &Keypair,
     config: &NetworkConfig,
+    metrics: &mut prometheus_client::registry::Registry,
 ) -> Result<Swarm<LoopbackGuard<Behaviour>>, Error> {
     let build_err = |e: &dyn std::fmt::Display| Error::Build(e.to_string());
     Ok(libp2p::SwarmBuilder::with_existing_identity(key.clone())
@@ -267,6 +268,7 @@ pub(crate) async fn build_swarm(
         .map_err(|e| build_err(&e))?
         .with_relay_client(noise::Config::new, yamux::Config::default)
         .map_err(|e| build_err(&e))?
+        .with_bandwidth_metrics(metrics)
         .with_behaviour(|key, relay_client| {
             build(key, relay_client, config)
                 .map(LoopbackGuard::new)
@@ -284,6 +286,7 @@ pub(crate) async fn build_swarm(
 pub(crate) async fn build_swarm(
     key: &Keypair,
     config: &NetworkConfig,
+    metrics: &mut prometheus_client::registry::Registry,
 ) -> Result<Swarm<LoopbackGuard<Behaviour>>, Error> {
     use libp2p::{
         Transport,
@@ -308,6 +311,7 @@ pub(crate) async fn build_swarm(
         .map_err(|e| build_err(&e))?
         .with_relay_client(noise::Config::new, yamux::Config::default)
         .map_err(|e| build_err(&e))?
+        .with_bandwidth_metrics(metrics)
         .with_behaviour(|key, relay_client| {
             build(key, relay_client, config)
                 .map(LoopbackGuard::new)

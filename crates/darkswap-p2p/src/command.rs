@@ -102,6 +102,9 @@ pub(crate) enum SwarmCommand {
     ListenAddrs {
         reply: Reply<Vec<Multiaddr>>,
     },
+    Bandwidth {
+        reply: Reply<crate::Bandwidth>,
+    },
     AddExternalAddress {
         addr: Multiaddr,
         reply: Reply<()>,

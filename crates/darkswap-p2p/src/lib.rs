@@ -32,6 +32,7 @@
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
 pub mod auth;
+mod bandwidth;
 mod behaviour;
 mod command;
 mod config;
@@ -47,6 +48,7 @@ mod trade;
 #[cfg(not(target_arch = "wasm32"))]
 mod webrtc_direct;
 
+pub use bandwidth::Bandwidth;
 pub use behaviour::{KAD_PROTOCOL, gossipsub_behaviour};
 pub use config::{ConnectionLimits, Identity, KadMode, NetworkConfig, RelayConfig};
 pub use darkswap_core::{

@@ -243,6 +243,12 @@ impl NetworkHandle {
             .await?)
     }
 
+    /// Bytes sent and received over every connection since start, and of
+    /// those, over relay circuits.
+    pub async fn bandwidth(&self) -> Result<crate::Bandwidth, Error> {
+        Ok(self.ask(|reply| SwarmCommand::Bandwidth { reply }).await?)
+    }
+
     /// Announces `addr` as an address this node is reachable at, confirmed
     /// (as `external_addresses` does at start): for an address learned
     /// after start, such as a port mapped by the router.

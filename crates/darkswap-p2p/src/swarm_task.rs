@@ -139,6 +139,8 @@ pub(crate) struct SwarmTask {
     /// this, that order would wait for the next refresh. The oldest go
     /// past [`MAX_UNSENT`] (refreshes and sync still bring them).
     unsent: VecDeque<(String, darkswap_proto::Message)>,
+    /// libp2p's own metrics: bytes by transport stack and direction.
+    metrics: prometheus_client::registry::Registry,
     /// Sync answers whose signatures are being verified on tokio's blocking
     /// pool: a joiner's verification runs on every core, and this task
     /// stays free for the swarm. As many as the sync keeps fetches in
@@ -177,7 +179,8 @@ pub(crate) async fn spawn(
         Identity::File(path) => load_or_create_keypair(path)?,
     };
     let build_err = |e: &dyn std::fmt::Display| Error::Build(e.to_string());
-    let swarm = build_swarm(&key, &config).await?;
+    let mut metrics = prometheus_client::registry::Registry::default();
+    let swarm = build_swarm(&key, &config, &mut metrics).await?;
     let local_peer_id = *swarm.local_peer_id();
     let mut perf_server = None;
     let perf_control = match swarm.behaviour().stream.as_ref() {
@@ -226,6 +229,7 @@ pub(crate) async fn spawn(
         trade_io: FuturesUnordered::new(),
         republish: Paced::new(config.republish_per_tick, REPUBLISH_TICK),
         unsent: VecDeque::new(),
+        metrics,
         swarm,
         commands,
         events,

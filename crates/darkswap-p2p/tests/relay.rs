@@ -77,6 +77,19 @@ async fn relay_only_node_is_reached_through_its_circuit() {
 
     gossip_both_ways(&mut a, &key_a, &mut b, &key_b).await;
 
+    // Their gossip crossed the circuit: both count it, within their totals.
+    for node in [&a, &b] {
+        let bytes = node.handle().bandwidth().await.unwrap();
+        assert!(
+            bytes.relayed_inbound > 0 && bytes.relayed_outbound > 0,
+            "{bytes:?}"
+        );
+        assert!(
+            bytes.inbound > bytes.relayed_inbound && bytes.outbound > bytes.relayed_outbound,
+            "the circuit's carrier connection counts too: {bytes:?}"
+        );
+    }
+
     a.shutdown().await.unwrap();
     b.shutdown().await.unwrap();
 }

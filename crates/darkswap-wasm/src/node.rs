@@ -155,6 +155,14 @@ struct RelayMetrics {
     relayed_connections: usize,
     /// Relays holding a reservation for this node.
     reservations: usize,
+    /// Bytes received since start, over every connection.
+    bytes_in: u64,
+    /// Bytes sent since start.
+    bytes_out: u64,
+    /// Of `bytes_in`, received over relay circuits.
+    relayed_bytes_in: u64,
+    /// Of `bytes_out`, sent over relay circuits.
+    relayed_bytes_out: u64,
     /// Relays known to the node, with their state.
     relays: Vec<RelayView>,
 }
@@ -472,8 +480,9 @@ impl DarkSwapWasm {
         })
     }
 
-    /// Connections, relayed connections and reservations now, and the
-    /// relays the node knows with their state.
+    /// Connections, relayed connections and reservations now, bytes moved
+    /// since start (over relay circuits apart), and the relays the node
+    /// knows with their state.
     #[wasm_bindgen(unchecked_return_type = "Promise<RelayMetrics>")]
     pub fn get_webrtc_relay_metrics(&self) -> Promise {
         let inner = self.inner.clone();
@@ -481,10 +490,15 @@ impl DarkSwapWasm {
             let handle = inner.handle()?;
             let peers = handle.peers().await.map_err(error)?;
             let relays = handle.relay_status().await.map_err(error)?;
+            let bytes = handle.bandwidth().await.map_err(error)?;
             to_js(&RelayMetrics {
                 active_connections: peers.len(),
                 relayed_connections: peers.iter().filter(|p| p.relayed).count(),
                 reservations: relays.iter().filter(|r| r.reserved).count(),
+                bytes_in: bytes.inbound,
+                bytes_out: bytes.outbound,
+                relayed_bytes_in: bytes.relayed_inbound,
+                relayed_bytes_out: bytes.relayed_outbound,
                 relays: relays
                     .iter()
                     .map(|r| RelayView {

@@ -105,6 +105,9 @@ impl SwarmTask {
             SwarmCommand::ListenAddrs { reply } => {
                 let _ = reply.send(self.swarm.listeners().cloned().collect());
             }
+            SwarmCommand::Bandwidth { reply } => {
+                let _ = reply.send(crate::bandwidth::totals(&self.metrics));
+            }
             SwarmCommand::AddExternalAddress { addr, reply } => {
                 self.swarm.add_external_address(addr);
                 let _ = reply.send(());
