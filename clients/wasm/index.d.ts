@@ -131,6 +131,7 @@ export interface RelayMetrics {
 /** A node event; `type` names it (the daemon's /v1/events). */
 export type NodeEvent =
   | { type: 'peer_connected' | 'peer_disconnected'; peer_id: string }
+  | { type: 'peer_subscribed'; peer_id: string; topic: string }
   | { type: 'order_added' | 'order_updated'; order: Order }
   | { type: 'order_cancelled'; id: string; maker: string }
   | { type: 'orders_expired'; ids: string[] }

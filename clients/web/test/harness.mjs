@@ -189,8 +189,9 @@ export class Forger {
   }
 
   /**
-   * Publishes one valid order and two forgeries once a peer subscribed to
-   * the orderbook topic; resolves to `{valid, forged: [id, id]}`.
+   * Publishes one valid order and two forgeries (fresh ones each time)
+   * once a peer subscribed to the orderbook topic; resolves to
+   * `{valid, forged: [id, id]}`.
    */
   async publish() {
     const from = this.log.length;
@@ -324,6 +325,7 @@ export async function openMarket(t, { baseUrl, relay, peers = [], profile = temp
   const params = new URLSearchParams({ base, quote });
   if (chain) { params.set('esplora', chain.baseUrl); params.set('ord', chain.baseUrl); }
   if (relay) params.append('relay', relay);
+  if (process.env.DARKSWAP_TEST_PAGE_LOG) params.set('log', process.env.DARKSWAP_TEST_PAGE_LOG);
   for (const peer of peers) params.append('peer', peer);
   await page.goto(`${baseUrl}/web/index.html?${params}`);
   const peerId = await online(page, consoleLines);

@@ -21,6 +21,14 @@ pub enum Event {
         /// The peer.
         peer_id: String,
     },
+    /// A peer said it takes a gossip topic (it then gets what this node
+    /// publishes there).
+    PeerSubscribed {
+        /// The peer.
+        peer_id: String,
+        /// The topic.
+        topic: String,
+    },
     /// The last connection to a peer closed.
     PeerDisconnected {
         /// The peer.
@@ -212,6 +220,10 @@ impl From<&NetworkEvent> for Event {
             },
             NetworkEvent::PeerDisconnected(p) => Event::PeerDisconnected {
                 peer_id: p.to_string(),
+            },
+            NetworkEvent::PeerSubscribed { peer_id, topic } => Event::PeerSubscribed {
+                peer_id: peer_id.to_string(),
+                topic: topic.clone(),
             },
             NetworkEvent::OrderbookChanged(OrderbookChange::Added(o)) => {
                 Event::OrderAdded { order: o.into() }

@@ -4,11 +4,11 @@
 //!
 //! `forge-order IP` listens on `/ip4/IP/udp/0/webrtc-direct` and prints
 //! `{"addr": "<multiaddr with /p2p/>"}`. Each line then read on standard
-//! input publishes, once a peer has subscribed to the orderbook topic, one
-//! valid order and two forgeries (a broken signature, and an order that
-//! claims another maker than the key that signed it), and prints
-//! `{"valid": id, "forged": [id, id]}`. It ends when its standard input
-//! closes.
+//! input publishes, once a peer has subscribed to the orderbook topic, a
+//! fresh batch of one valid order and two forgeries (a broken signature,
+//! and an order that claims another maker than the key that signed it),
+//! and prints `{"valid": id, "forged": [id, id]}`. It ends when its
+//! standard input closes.
 
 use std::{net::IpAddr, process::ExitCode};
 
@@ -64,6 +64,7 @@ async fn run(ip: IpAddr) -> Result<(), String> {
     let mut lines = BufReader::new(tokio::io::stdin()).lines();
     let mut subscribed = false;
     let mut asked = 0u64;
+    let mut published = 0u64;
     loop {
         tokio::select! {
             event = swarm.select_next_some() => match event {
@@ -82,7 +83,9 @@ async fn run(ip: IpAddr) -> Result<(), String> {
         }
         while subscribed && asked > 0 {
             asked -= 1;
-            let ids = publish_batch(&mut swarm, &topic, &key, asked);
+            // Fresh nonces each batch: new orders, new gossip ids.
+            let ids = publish_batch(&mut swarm, &topic, &key, published);
+            published += 1;
             println!("{ids}");
         }
     }
