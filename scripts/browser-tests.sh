@@ -43,6 +43,8 @@ cargo build --locked -q -p darkswap-chain --features test-server --bin chain-tes
 cargo build --locked -q -p darkswap-testkit --bin forge-order
 ./scripts/build-wasm-package.sh
 npm ci --prefix clients/web --no-audit --no-fund --loglevel=error
+# The page against the package's types (index.d.ts and the generated ones).
+npm run --prefix clients/web --silent typecheck
 export DARKSWAP_TEST_DARKSWAP_BIN="$CARGO_TARGET_DIR/debug/darkswap"
 export DARKSWAP_TEST_HOST_IP=10.99.0.1
 web="dsw-market-$$"

@@ -14,7 +14,8 @@ import { DarkSwapNode, enableLogging } from '../wasm/index.js';
 const params = new URLSearchParams(location.search);
 const base = params.get('base') ?? 'rune:840000:3';
 const quote = params.get('quote') ?? 'BTC';
-const $ = (id) => document.querySelector(`[data-testid="${id}"]`);
+/** The page's element with `data-testid` `id` (every one named here exists). */
+const $ = (id) => /** @type {HTMLElement} */ (document.querySelector(`[data-testid="${id}"]`));
 const short = (peer) => `${peer.slice(0, 8)}…${peer.slice(-6)}`;
 
 function setStatus(text) { $('status').textContent = text; }
@@ -82,7 +83,8 @@ function balances(wallet) {
 }
 
 async function main() {
-  if (params.get('log')) await enableLogging(params.get('log'));
+  const level = params.get('log');
+  if (level) await enableLogging(/** @type {'error' | 'warn' | 'info' | 'debug' | 'trace'} */ (level));
   $('pair').textContent = `${base} / ${quote}`;
   const trading = params.get('esplora') && params.get('ord')
     ? { esplora_url: params.get('esplora'), ord_url: params.get('ord') }
@@ -178,11 +180,11 @@ async function main() {
 
   $('order-form').addEventListener('submit', async (event) => {
     event.preventDefault();
-    const form = new FormData(event.target);
+    const form = new FormData(/** @type {HTMLFormElement} */ (event.target));
     $('form-error').textContent = '';
     try {
       await node.createOrder({
-        side: String(form.get('side')),
+        side: form.get('side') === 'buy' ? 'buy' : 'sell',
         base,
         quote,
         amount: Number(form.get('amount')),

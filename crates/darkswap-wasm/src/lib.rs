@@ -17,6 +17,7 @@ mod config;
 mod key_store;
 mod node;
 mod trading;
+mod types;
 
 pub use config::{ConfigError, TradingSettings, WasmConfig};
 pub use key_store::{

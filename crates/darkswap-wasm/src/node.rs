@@ -181,7 +181,9 @@ impl DarkSwapWasm {
     /// A node with `config` (see the package README for its fields); it
     /// does nothing until [`start`](Self::start).
     #[wasm_bindgen(constructor)]
-    pub fn new(config: JsValue) -> Result<DarkSwapWasm, JsValue> {
+    pub fn new(
+        #[wasm_bindgen(unchecked_param_type = "NodeConfig | undefined")] config: JsValue,
+    ) -> Result<DarkSwapWasm, JsValue> {
         let config: WasmConfig = if config.is_undefined() || config.is_null() {
             WasmConfig::default()
         } else {
@@ -284,7 +286,10 @@ impl DarkSwapWasm {
     /// whose `type` names it (`order_added`, `order_cancelled`,
     /// `orders_expired`, `peer_connected`, `relay_reserved`, …: the
     /// daemon's `/v1/events`).
-    pub fn on_event(&self, callback: Function) {
+    pub fn on_event(
+        &self,
+        #[wasm_bindgen(unchecked_param_type = "(event: NodeEvent) => void")] callback: Function,
+    ) {
         self.inner.listeners.borrow_mut().push(callback);
     }
 
@@ -354,7 +359,10 @@ impl DarkSwapWasm {
     /// Signs an order with the node's key and publishes it: `{side, base,
     /// quote, amount, price, expires_in}` (seconds). Resolves to the order.
     #[wasm_bindgen(unchecked_return_type = "Promise<Order>")]
-    pub fn create_order(&self, terms: JsValue) -> Promise {
+    pub fn create_order(
+        &self,
+        #[wasm_bindgen(unchecked_param_type = "OrderTerms")] terms: JsValue,
+    ) -> Promise {
         let inner = self.inner.clone();
         future_to_promise(async move {
             let t: OrderTerms = from_js("order", terms)?;
@@ -385,7 +393,11 @@ impl DarkSwapWasm {
     /// Changes one of the node's own orders: `{amount?, price?,
     /// expires_in?}`. Resolves to the order as it now stands.
     #[wasm_bindgen(unchecked_return_type = "Promise<Order>")]
-    pub fn update_order(&self, id: String, changes: JsValue) -> Promise {
+    pub fn update_order(
+        &self,
+        id: String,
+        #[wasm_bindgen(unchecked_param_type = "OrderChanges")] changes: JsValue,
+    ) -> Promise {
         let inner = self.inner.clone();
         future_to_promise(async move {
             let id = parse_order_id(&id)?;
