@@ -204,13 +204,14 @@ async function main() {
   setStatus('starting…');
   me = await node.start();
   $('peer-id').textContent = me;
+  // For scripts and tests driving the page: the node it runs.
+  globalThis.darkswapMarket = { node };
   setStatus('online');
   renderBook();
   renderPeers();
   if (trading) await syncWallet();
   // Paths change without an event of their own (a relayed link upgraded).
   setInterval(renderPeers, 2000);
-  globalThis.darkswapMarket = { node };
 }
 
 main().catch((error) => {

@@ -1,9 +1,11 @@
 //! What the node needs from an async runtime: spawning its tasks, timers,
-//! and a place for CPU-heavy work. Public: [`timeout`], and [`on_page`] in
-//! a browser, for crates that do I/O next to the node (the chain clients). Natively that is tokio; in a browser
+//! and a place for CPU-heavy work. Natively that is tokio; in a browser
 //! (wasm32) it is the page's event loop (`wasm-bindgen-futures`) and the
 //! browser's timers (`futures-timer`), where there is one thread and no
 //! blocking pool.
+//!
+//! Public for crates that do I/O next to the node (the chain clients):
+//! [`timeout`] on both targets, and `on_page` in a browser.
 
 use std::{
     future::Future,
