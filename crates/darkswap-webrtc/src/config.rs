@@ -24,6 +24,32 @@ pub struct WebRtcConfig {
     /// How long a connection whose ICE went `Disconnected` may take to
     /// recover before it is closed. Default: 5 s.
     pub disconnect_grace: Duration,
+    /// How long a WebRTC attempt this side offers may take before it falls
+    /// back to a relayed circuit (the browser client's `iceTimeoutMs`).
+    /// Default: 5 s.
+    pub ice_timeout: Duration,
+    /// Which ICE candidates to use (seed 002's `iceTransportPolicy`).
+    /// Default: [`IceTransportPolicy::All`].
+    pub ice_transport_policy: IceTransportPolicy,
+    /// Whether [`create_connection`](crate::WebRtcConnectionManager::create_connection)
+    /// falls back to a relayed circuit (through the signaling server's
+    /// `/relay`, end-to-end encrypted) when WebRTC does not connect within
+    /// [`ice_timeout`](Self::ice_timeout). Default: true.
+    pub relay_fallback: bool,
+    /// Whether to accept relayed circuits other peers request. Default: true.
+    pub accept_relayed: bool,
+}
+
+/// Which ICE candidates a connection gathers (WebRTC's `RTCIceTransportPolicy`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum IceTransportPolicy {
+    /// Host candidates (and, with ICE servers, reflexive and relay ones).
+    #[default]
+    All,
+    /// Only relay candidates: no host candidate reveals a local address. With
+    /// no TURN server configured there is no candidate at all, WebRTC cannot
+    /// connect, and connections take the relayed circuit.
+    Relay,
 }
 
 impl Default for WebRtcConfig {
@@ -37,6 +63,10 @@ impl Default for WebRtcConfig {
             connect_timeout: Duration::from_secs(15),
             max_message_size: 256 * 1024,
             disconnect_grace: Duration::from_secs(5),
+            ice_timeout: Duration::from_secs(5),
+            ice_transport_policy: IceTransportPolicy::All,
+            relay_fallback: true,
+            accept_relayed: true,
         }
     }
 }
@@ -54,6 +84,38 @@ impl WebRtcConfig {
     pub fn with_connect_timeout(mut self, timeout: Duration) -> Self {
         self.connect_timeout = timeout;
         self
+    }
+
+    /// Sets [`ice_timeout`](Self::ice_timeout).
+    pub fn with_ice_timeout(mut self, timeout: Duration) -> Self {
+        self.ice_timeout = timeout;
+        self
+    }
+
+    /// Sets [`ice_transport_policy`](Self::ice_transport_policy).
+    pub fn with_ice_transport_policy(mut self, policy: IceTransportPolicy) -> Self {
+        self.ice_transport_policy = policy;
+        self
+    }
+
+    /// Sets [`relay_fallback`](Self::relay_fallback).
+    pub fn with_relay_fallback(mut self, fallback: bool) -> Self {
+        self.relay_fallback = fallback;
+        self
+    }
+
+    /// Sets [`accept_relayed`](Self::accept_relayed).
+    pub fn with_accept_relayed(mut self, accept: bool) -> Self {
+        self.accept_relayed = accept;
+        self
+    }
+
+    /// The addresses host candidates are gathered on under the policy.
+    pub(crate) fn host_candidate_ips(&self) -> &[IpAddr] {
+        match self.ice_transport_policy {
+            IceTransportPolicy::All => &self.candidate_ips,
+            IceTransportPolicy::Relay => &[],
+        }
     }
 
     /// Sets [`candidate_ips`](Self::candidate_ips).

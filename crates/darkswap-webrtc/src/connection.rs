@@ -31,7 +31,33 @@ impl DataMessage {
     }
 }
 
-/// An open data channel to one peer. Cheap to clone; the connection closes
+/// How a connection reaches its peer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ConnectionPath {
+    /// A WebRTC data channel, peer to peer.
+    Direct,
+    /// A circuit through the relay's `/relay` endpoint, end-to-end
+    /// encrypted: the relay forwards only ciphertext.
+    Relayed,
+}
+
+impl ConnectionPath {
+    /// `direct` or `relayed`, as the browser client names them.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ConnectionPath::Direct => "direct",
+            ConnectionPath::Relayed => "relayed",
+        }
+    }
+}
+
+impl fmt::Display for ConnectionPath {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// An open connection to one peer, direct or relayed. Cheap to clone; the connection closes
 /// when [`close`](Self::close) is called or the last clone is dropped.
 #[derive(Clone)]
 pub struct WebRtcConnection {
@@ -44,6 +70,7 @@ pub(crate) struct ConnInner {
     pub(crate) incoming: tokio::sync::Mutex<mpsc::Receiver<DataMessage>>,
     pub(crate) alive: Arc<AtomicBool>,
     pub(crate) initiator: bool,
+    pub(crate) path: ConnectionPath,
     pub(crate) max_message_size: usize,
 }
 
@@ -58,6 +85,7 @@ impl fmt::Debug for WebRtcConnection {
         f.debug_struct("WebRtcConnection")
             .field("peer", &self.peer)
             .field("initiator", &self.inner.initiator)
+            .field("path", &self.inner.path)
             .field("alive", &self.is_alive())
             .finish()
     }
@@ -69,9 +97,21 @@ impl WebRtcConnection {
         self.peer
     }
 
-    /// Whether this side made the offer.
+    /// Whether this side made the offer (or requested the circuit).
     pub fn is_initiator(&self) -> bool {
         self.inner.initiator
+    }
+
+    /// Whether the connection is a direct data channel or a relayed circuit.
+    pub fn path(&self) -> ConnectionPath {
+        self.inner.path
+    }
+
+    /// The largest message [`send_message`](Self::send_message) takes on
+    /// this connection (a relayed circuit carries a little less than a data
+    /// channel).
+    pub fn max_message_size(&self) -> usize {
+        self.inner.max_message_size
     }
 
     /// Whether the data channel is still open.
@@ -79,7 +119,7 @@ impl WebRtcConnection {
         self.inner.alive.load(Ordering::Relaxed)
     }
 
-    /// Sends a binary message; waits while the channel's send buffer is full.
+    /// Sends a binary message; waits while the send buffer is full.
     pub async fn send(&self, data: Vec<u8>) -> Result<(), WebRtcError> {
         self.send_message(DataMessage::Binary(data)).await
     }

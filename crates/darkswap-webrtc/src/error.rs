@@ -39,6 +39,18 @@ pub enum WebRtcError {
         /// The limit.
         max: usize,
     },
+    /// End-to-end encryption of a relayed circuit failed: a forged key, an
+    /// altered, replayed or unencrypted frame. The connection is closed.
+    #[error("end-to-end encryption failed: {0}")]
+    Encryption(String),
+    /// The peer or the relay refused the relayed circuit, or closed it
+    /// before it opened (`rejected`, `accept_timeout`, `peer_left`, a limit).
+    #[error("relayed circuit refused: {0}")]
+    CircuitRefused(String),
+    /// Neither WebRTC nor a relayed circuit may be tried (relay-only ICE
+    /// policy without TURN, and no fallback).
+    #[error("no way to reach {0}: no ICE candidates and no relayed fallback")]
+    NoPath(PeerId),
     /// The pool is full of connections in use.
     #[error(transparent)]
     Pool(#[from] crate::PoolError),

@@ -22,6 +22,7 @@
 #![deny(missing_docs)]
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
+mod circuit;
 mod config;
 mod connection;
 mod connection_pool;
@@ -30,8 +31,9 @@ mod manager;
 mod peer_task;
 mod signaling_client;
 
-pub use config::{DATA_CHANNEL_LABEL, WebRtcConfig};
-pub use connection::{DataMessage, WebRtcConnection};
+pub use circuit::frames::MAX_RELAYED_MESSAGE;
+pub use config::{DATA_CHANNEL_LABEL, IceTransportPolicy, WebRtcConfig};
+pub use connection::{ConnectionPath, DataMessage, WebRtcConnection};
 pub use connection_pool::{
     ConnectionPool, ConnectionPoolConfig, PoolError, PoolStats, PooledConnection,
 };

@@ -8,9 +8,16 @@
 //! configured host addresses. One data channel, labelled `darkswap`,
 //! carries the messages: text frames and binary frames, as a browser's
 //! `RTCDataChannel` sends them.
+//!
+//! When WebRTC does not connect within [`WebRtcConfig::ice_timeout`] (or
+//! cannot be tried: no ICE candidate), the offering side falls back to a
+//! relayed circuit through the signaling server's `/relay` endpoint,
+//! end-to-end encrypted ([`crate::circuit`]), exactly as the browser client
+//! does; the other side accepts it in place of its pending WebRTC attempt.
+//! [`WebRtcConnection::path`] tells which path a connection took.
 
 use std::{
-    collections::HashMap,
+    collections::{HashMap, VecDeque},
     fmt,
     sync::{Arc, Mutex},
     time::Duration,
@@ -23,6 +30,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio_util::task::AbortOnDropHandle;
 
 use crate::{
+    circuit::{CIRCUIT_TIMEOUT, CircuitSignal, CircuitTask},
     config::WebRtcConfig,
     connection::WebRtcConnection,
     connection_pool::{ConnectionPool, ConnectionPoolConfig, PoolStats},
@@ -64,21 +72,70 @@ pub(crate) struct State {
     pub(crate) waiters: HashMap<PeerId, Vec<Waiter>>,
     /// Tasks of attempts not yet open, by peer.
     pub(crate) attempts: HashMap<PeerId, PendingAttempt>,
+    /// Relayed circuits (pending or open) by id: where their signals go.
+    pub(crate) circuits: HashMap<String, mpsc::Sender<CircuitSignal>>,
+    /// Signals for circuits not registered yet (a `circuit_ready` that
+    /// overtook the requester's registration), oldest first.
+    pub(crate) early: VecDeque<(String, CircuitSignal)>,
 }
+
+/// Early circuit signals kept at most.
+const MAX_EARLY_SIGNALS: usize = 32;
 
 /// A connection attempt in flight. Its task outlives this entry once the
 /// channel opens (it then serves the connection); a superseded attempt is
 /// aborted.
 pub(crate) struct PendingAttempt {
+    /// The WebRTC session id, or the circuit id.
     pub(crate) session: String,
+    pub(crate) kind: AttemptKind,
     pub(crate) task: tokio::task::AbortHandle,
 }
 
+/// Which path an attempt tries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum AttemptKind {
+    Direct,
+    /// A circuit this side requested.
+    CircuitRequested,
+    /// A circuit the peer requested.
+    CircuitAccepted,
+}
+
 impl State {
-    fn start_attempt(&mut self, peer: PeerId, session: String, task: tokio::task::AbortHandle) {
-        if let Some(old) = self.attempts.insert(peer, PendingAttempt { session, task }) {
-            old.task.abort();
+    /// Starts tracking an attempt; a previous one for the peer is aborted.
+    /// Returns the id of a circuit that attempt held, for the caller to
+    /// close on the server.
+    fn start_attempt(
+        &mut self,
+        peer: PeerId,
+        session: String,
+        kind: AttemptKind,
+        task: tokio::task::AbortHandle,
+    ) -> Option<String> {
+        let old = self.attempts.insert(
+            peer,
+            PendingAttempt {
+                session,
+                kind,
+                task,
+            },
+        )?;
+        old.task.abort();
+        (old.kind != AttemptKind::Direct).then(|| {
+            self.circuits.remove(&old.session);
+            old.session
+        })
+    }
+
+    /// Registers a circuit's route, handing it any signal that came early.
+    fn add_circuit(&mut self, circuit_id: &str, signals: mpsc::Sender<CircuitSignal>) {
+        while let Some(at) = self.early.iter().position(|(id, _)| id == circuit_id) {
+            if let Some((_, signal)) = self.early.remove(at) {
+                let _ = signals.try_send(signal);
+            }
         }
+        self.circuits.insert(circuit_id.to_owned(), signals);
     }
 }
 
@@ -94,7 +151,11 @@ impl Shared {
         let waiters = {
             let mut state = self.state();
             state.attempts.remove(&peer);
-            state.waiters.remove(&peer).unwrap_or_default()
+            let mut waiters = state.waiters.remove(&peer).unwrap_or_default();
+            // Callers that gave up (a WebRTC attempt that timed out into a
+            // relayed one) take no connection.
+            waiters.retain(|w| !w.is_closed());
+            waiters
         };
         if let Err(e) = self.pool.insert(peer, conn.clone()) {
             tracing::warn!(%peer, error = %e, "WebRTC connection not pooled");
@@ -116,6 +177,57 @@ impl Shared {
             };
             let _ = w.send(conn.ok_or(WebRtcError::Closed));
         }
+    }
+
+    /// A circuit ended: its signals have nowhere to go.
+    pub(crate) fn forget_circuit(&self, circuit_id: &str) {
+        self.state().circuits.remove(circuit_id);
+    }
+
+    /// Hands a signal to the circuit it names, or keeps it briefly for a
+    /// circuit about to be registered.
+    fn route_circuit(&self, circuit_id: String, signal: CircuitSignal) {
+        let mut state = self.state();
+        match state.circuits.get(&circuit_id) {
+            Some(route) => {
+                let _ = route.try_send(signal);
+            }
+            None => {
+                if state.early.len() >= MAX_EARLY_SIGNALS {
+                    state.early.pop_front();
+                }
+                state.early.push_back((circuit_id, signal));
+            }
+        }
+    }
+
+    /// Starts the circuit `circuit_id` with `peer`; returns a circuit a
+    /// replaced attempt held.
+    fn start_circuit(
+        &self,
+        shared: &Arc<Shared>,
+        peer: PeerId,
+        circuit_id: &str,
+        requester: bool,
+    ) -> Option<String> {
+        let (signals_tx, signals_rx) = mpsc::channel(8);
+        let mut state = self.state();
+        state.add_circuit(circuit_id, signals_tx);
+        let task = tokio::spawn(
+            CircuitTask {
+                shared: shared.clone(),
+                peer,
+                circuit_id: circuit_id.to_owned(),
+                requester,
+            }
+            .run(signals_rx),
+        );
+        let kind = if requester {
+            AttemptKind::CircuitRequested
+        } else {
+            AttemptKind::CircuitAccepted
+        };
+        state.start_attempt(peer, circuit_id.to_owned(), kind, task.abort_handle())
     }
 
     /// An attempt failed: its waiters learn why, unless a newer attempt for
@@ -199,8 +311,11 @@ impl WebRtcConnectionManager {
     }
 
     /// A connection to `peer`: a pooled one if there is a live one, else a
-    /// new one (this side offers). It is in use by the caller until
-    /// [`release_connection`](Self::release_connection).
+    /// new one: WebRTC first (this side offers), then, unless
+    /// [`WebRtcConfig::relay_fallback`] is off, a relayed circuit if WebRTC
+    /// did not connect within [`WebRtcConfig::ice_timeout`] or had no ICE
+    /// candidate. [`WebRtcConnection::path`] says which. The connection is
+    /// in use by the caller until [`release_connection`](Self::release_connection).
     pub async fn create_connection(&self, peer: &PeerId) -> Result<WebRtcConnection, WebRtcError> {
         if let Some(conn) = self.shared.pool.get(peer) {
             return Ok(conn);
@@ -217,6 +332,42 @@ impl WebRtcConnectionManager {
         {
             return Err(WebRtcError::UnknownPeer(*peer));
         }
+        let config = &self.shared.config;
+        if config.host_candidate_ips().is_empty() {
+            // No candidate: WebRTC cannot connect (the browser client falls
+            // back at once in this case too).
+            if !config.relay_fallback {
+                return Err(WebRtcError::NoPath(*peer));
+            }
+            return self.create_relayed_connection(peer).await;
+        }
+        let wait = if config.relay_fallback {
+            config.ice_timeout
+        } else {
+            config.connect_timeout + Duration::from_secs(1)
+        };
+        let direct = self.connect_direct(peer, wait).await;
+        match direct {
+            Err(e) if config.relay_fallback && falls_back(&e) => {
+                tracing::debug!(%peer, error = %e, "WebRTC did not connect: trying a relayed circuit");
+                // The peer may have connected meanwhile (its own offer, or a
+                // circuit it requested and we accepted).
+                if let Some(conn) = self.shared.pool.get(peer) {
+                    return Ok(conn);
+                }
+                self.create_relayed_connection(peer).await
+            }
+            other => other,
+        }
+    }
+
+    /// A WebRTC attempt this side offers, waited for at most `wait`; one that
+    /// does not open in time is abandoned.
+    async fn connect_direct(
+        &self,
+        peer: &PeerId,
+        wait: Duration,
+    ) -> Result<WebRtcConnection, WebRtcError> {
         let (tx, rx) = oneshot::channel();
         let session = random_session();
         let (signals_tx, signals_rx) = mpsc::channel(64);
@@ -237,14 +388,68 @@ impl WebRtcConnectionManager {
                 session.clone(),
                 signals_rx,
             ));
-            state.start_attempt(*peer, session, task.abort_handle());
+            if let Some(old) = state.start_attempt(
+                *peer,
+                session.clone(),
+                AttemptKind::Direct,
+                task.abort_handle(),
+            ) {
+                self.close_circuit_later(old);
+            }
         }
-        let timeout = self.shared.config.connect_timeout + Duration::from_secs(1);
-        match tokio::time::timeout(timeout, rx).await {
+        match tokio::time::timeout(wait, rx).await {
+            Ok(Ok(result)) => result,
+            Ok(Err(_)) => Err(WebRtcError::Closed),
+            Err(_) => {
+                let mut state = self.shared.state();
+                if state
+                    .attempts
+                    .get(peer)
+                    .is_some_and(|a| a.session == session)
+                {
+                    if let Some(attempt) = state.attempts.remove(peer) {
+                        attempt.task.abort();
+                    }
+                    state.routes.remove(peer);
+                }
+                Err(WebRtcError::Timeout(*peer))
+            }
+        }
+    }
+
+    /// A relayed circuit to `peer` through the signaling server's `/relay`
+    /// endpoint, end-to-end encrypted, without trying WebRTC. The peer must
+    /// accept relayed circuits.
+    pub async fn create_relayed_connection(
+        &self,
+        peer: &PeerId,
+    ) -> Result<WebRtcConnection, WebRtcError> {
+        if let Some(conn) = self.shared.pool.get(peer) {
+            return Ok(conn);
+        }
+        let circuit_id = self.shared.signaling.request_circuit(peer).await?;
+        let (tx, rx) = oneshot::channel();
+        self.shared
+            .state()
+            .waiters
+            .entry(*peer)
+            .or_default()
+            .push(tx);
+        if let Some(old) = self
+            .shared
+            .start_circuit(&self.shared, *peer, &circuit_id, true)
+        {
+            self.close_circuit_later(old);
+        }
+        match tokio::time::timeout(CIRCUIT_TIMEOUT + Duration::from_secs(1), rx).await {
             Ok(Ok(result)) => result,
             Ok(Err(_)) => Err(WebRtcError::Closed),
             Err(_) => Err(WebRtcError::Timeout(*peer)),
         }
+    }
+
+    fn close_circuit_later(&self, circuit_id: String) {
+        close_circuit_later(&self.shared, circuit_id);
     }
 
     /// Waits until a connection with `peer` is open, whichever side makes
@@ -326,6 +531,15 @@ pub(crate) async fn run_manager(shared: Arc<Shared>) {
             SignalingEvent::Offer { from, sdp, session } => {
                 let session = session.unwrap_or_default();
                 let mut state = shared.state();
+                // Our own pending circuit request wins over a late offer;
+                // the peer accepts it.
+                if state
+                    .attempts
+                    .get(&from)
+                    .is_some_and(|a| a.kind == AttemptKind::CircuitRequested)
+                {
+                    continue;
+                }
                 if let Some(route) = state.routes.get(&from) {
                     // Both sides offered at once: the smaller peer id yields.
                     if route.initiator && route.session != session && local > from {
@@ -349,7 +563,11 @@ pub(crate) async fn run_manager(shared: Arc<Shared>) {
                     sdp,
                     signals_rx,
                 ));
-                state.start_attempt(from, session, task.abort_handle());
+                if let Some(old) =
+                    state.start_attempt(from, session, AttemptKind::Direct, task.abort_handle())
+                {
+                    close_circuit_later(&shared, old);
+                }
             }
             SignalingEvent::Answer { from, sdp, session } => {
                 route(&shared, from, session, Signal::Answer(sdp));
@@ -359,10 +577,63 @@ pub(crate) async fn run_manager(shared: Arc<Shared>) {
                 candidate,
                 session,
             } => route(&shared, from, session, Signal::Candidate(candidate)),
+            SignalingEvent::CircuitRequest { circuit_id, from } => {
+                on_circuit_request(&shared, circuit_id, from).await;
+            }
+            SignalingEvent::CircuitReady {
+                circuit_id, token, ..
+            } => shared.route_circuit(circuit_id, CircuitSignal::Ready(token)),
+            SignalingEvent::CircuitRejected { circuit_id, reason }
+            | SignalingEvent::CircuitClosed { circuit_id, reason } => {
+                shared.route_circuit(circuit_id, CircuitSignal::Ended(reason))
+            }
             SignalingEvent::Disconnected => break,
             _ => {}
         }
     }
+}
+
+/// Another peer asks for a relayed circuit: accept it in place of any
+/// pending attempt with that peer, unless relayed circuits are refused or
+/// both sides asked at once and ours wins (the smaller peer id yields, as in
+/// the browser client).
+async fn on_circuit_request(shared: &Arc<Shared>, circuit_id: String, from: PeerId) {
+    let signaling = &shared.signaling;
+    if !shared.config.accept_relayed {
+        let _ = signaling.reject_circuit(&circuit_id, "not accepted").await;
+        return;
+    }
+    let ours_wins = shared.state().attempts.get(&from).is_some_and(|a| {
+        a.kind == AttemptKind::CircuitRequested && signaling.local_peer_id() > from
+    });
+    if ours_wins {
+        let _ = signaling.reject_circuit(&circuit_id, "glare").await;
+        return;
+    }
+    if let Some(old) = shared.start_circuit(shared, from, &circuit_id, false) {
+        close_circuit_later(shared, old);
+    }
+    // A WebRTC answer of ours that was still trying is over.
+    shared.state().routes.remove(&from);
+    if let Err(e) = signaling.accept_circuit(&circuit_id).await {
+        shared.fail(from, &circuit_id, e.into());
+    }
+}
+
+/// Closes a circuit a replaced attempt held, without waiting.
+fn close_circuit_later(shared: &Arc<Shared>, circuit_id: String) {
+    let signaling = shared.signaling.clone();
+    tokio::spawn(async move {
+        let _ = signaling.close_circuit(&circuit_id).await;
+    });
+}
+
+/// Whether a failed WebRTC attempt is worth a relayed circuit.
+fn falls_back(error: &WebRtcError) -> bool {
+    !matches!(
+        error,
+        WebRtcError::UnknownPeer(_) | WebRtcError::TooLarge { .. } | WebRtcError::Pool(_)
+    )
 }
 
 pub(crate) fn route(shared: &Shared, from: PeerId, session: Option<String>, signal: Signal) {

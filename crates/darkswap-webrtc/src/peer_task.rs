@@ -25,7 +25,7 @@ use tokio_util::task::AbortOnDropHandle;
 
 use crate::{
     config::{DATA_CHANNEL_LABEL, WebRtcConfig},
-    connection::{Command, ConnInner, DataMessage, WebRtcConnection},
+    connection::{Command, ConnInner, ConnectionPath, DataMessage, WebRtcConnection},
     error::WebRtcError,
     manager::{Shared, Signal},
 };
@@ -39,7 +39,7 @@ pub(crate) async fn new_rtc(
         .set_sctp_max_buffered_amount(config.max_message_size.max(1 << 20))
         .build(Instant::now());
     let mut sockets = Vec::new();
-    for ip in &config.candidate_ips {
+    for ip in config.host_candidate_ips() {
         let socket = UdpSocket::bind(SocketAddr::new(*ip, 0))
             .await
             .map_err(|e| WebRtcError::Local(format!("bind {ip}: {e}")))?;
@@ -52,7 +52,9 @@ pub(crate) async fn new_rtc(
         sockets.push(Arc::new(socket));
     }
     if sockets.is_empty() {
-        return Err(WebRtcError::Local("no candidate address configured".into()));
+        return Err(WebRtcError::Local(
+            "no ICE candidate: no host address under the ICE policy".into(),
+        ));
     }
     Ok((rtc, sockets))
 }
@@ -294,6 +296,7 @@ impl PeerTask {
                 incoming: tokio::sync::Mutex::new(incoming),
                 alive: self.alive.clone(),
                 initiator: self.initiator,
+                path: ConnectionPath::Direct,
                 max_message_size: self.shared.config.max_message_size,
             }),
         };

@@ -11,7 +11,7 @@
 //! [`list_peers_page`]: WebRtcSignalingClient::list_peers_page
 //! [`watch`]: WebRtcSignalingClient::watch
 
-use std::{collections::VecDeque, fmt, sync::Arc, time::Duration};
+use std::{collections::VecDeque, fmt, time::Duration};
 
 use darkswap_proto::signaling::{ClientToServer, ServerToClient, sign_registration};
 use futures::{SinkExt, StreamExt};
@@ -21,6 +21,10 @@ use tokio::sync::{Mutex, mpsc, oneshot, watch};
 use tokio_tungstenite::tungstenite::Message;
 
 use tokio_util::task::AbortOnDropHandle;
+
+mod inbound;
+
+use inbound::{Answered, Replies, answer, parse_peers, relay_url_of, to_event};
 
 /// Bound on connecting and registering.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
@@ -97,12 +101,48 @@ pub enum SignalingEvent {
         /// The attempt it belongs to.
         session: Option<String>,
     },
+    /// `from` asks for a relayed circuit (`docs/signaling.md`, Relayed
+    /// circuits); answer with [`accept_circuit`] or [`reject_circuit`].
+    ///
+    /// [`accept_circuit`]: WebRtcSignalingClient::accept_circuit
+    /// [`reject_circuit`]: WebRtcSignalingClient::reject_circuit
+    CircuitRequest {
+        /// The circuit.
+        circuit_id: String,
+        /// The requester, as verified by the server.
+        from: PeerId,
+    },
+    /// A circuit was accepted: attach to it on `/relay` with `token`.
+    CircuitReady {
+        /// The circuit.
+        circuit_id: String,
+        /// The other end.
+        peer: PeerId,
+        /// This side's secret for `attach`.
+        token: String,
+    },
+    /// Our circuit request was refused.
+    CircuitRejected {
+        /// The circuit.
+        circuit_id: String,
+        /// Why.
+        reason: String,
+    },
+    /// A circuit closed (`closed`, `peer_left`, `accept_timeout`, a limit…).
+    CircuitClosed {
+        /// The circuit.
+        circuit_id: String,
+        /// Why.
+        reason: String,
+    },
     /// The server answered a request with an error.
     Error {
         /// The error code.
         code: String,
         /// Its message.
         message: String,
+        /// The type of the message it refused, if the server says.
+        in_reply_to: Option<String>,
     },
     /// The socket closed; no more events follow.
     Disconnected,
@@ -116,6 +156,8 @@ pub struct WebRtcSignalingClient {
     state: Mutex<Option<Connected>>,
     events: Mutex<Option<mpsc::Receiver<SignalingEvent>>>,
     peers: watch::Sender<Vec<PeerId>>,
+    /// The `/signaling` URL of the last successful connection.
+    url: std::sync::Mutex<Option<String>>,
     /// Callers waiting for the server's answers, in order.
     replies: Replies,
     /// Peers watched, oldest first.
@@ -142,18 +184,6 @@ pub struct Presence {
     pub offline: Vec<PeerId>,
 }
 
-type Reply<T> = oneshot::Sender<Result<T, SignalingError>>;
-
-/// Callers of `list_peers` and `watch` waiting for the server's answers;
-/// the server answers each kind in order.
-#[derive(Default)]
-struct Waiting {
-    pages: VecDeque<Reply<PeerPage>>,
-    presence: VecDeque<Reply<Presence>>,
-}
-
-type Replies = Arc<std::sync::Mutex<Waiting>>;
-
 fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
@@ -179,6 +209,7 @@ impl WebRtcSignalingClient {
             state: Mutex::new(None),
             events: Mutex::new(None),
             peers: watch::Sender::new(Vec::new()),
+            url: std::sync::Mutex::new(None),
             replies: Replies::default(),
             watched: std::sync::Mutex::new(VecDeque::new()),
         }
@@ -187,6 +218,19 @@ impl WebRtcSignalingClient {
     /// This client's peer id.
     pub fn local_peer_id(&self) -> PeerId {
         self.keypair.public().to_peer_id()
+    }
+
+    /// The identity key this client registers with (it also signs the
+    /// end-to-end key of relayed circuits).
+    pub(crate) fn keypair(&self) -> &Keypair {
+        &self.keypair
+    }
+
+    /// The `/relay` endpoint (relayed circuits) of the server this client
+    /// last connected to: its `/signaling` URL with the last path segment
+    /// replaced, as the browser client derives it.
+    pub fn relay_url(&self) -> Option<String> {
+        lock(&self.url).as_deref().map(relay_url_of)
     }
 
     /// Connects to `url` (`ws://host:9001/signaling`) and registers. Returns
@@ -240,6 +284,7 @@ impl WebRtcSignalingClient {
             self.replies.clone(),
         )));
         lock(&self.watched).clear();
+        *lock(&self.url) = Some(url.to_owned());
         *self.state.lock().await = Some(Connected {
             outgoing: out_tx,
             _task: task,
@@ -310,6 +355,49 @@ impl WebRtcSignalingClient {
         lock(&self.watched).retain(|w| !peers.contains(w));
         let peers = peers.iter().map(PeerId::to_string).collect();
         self.send(ClientToServer::Unwatch { peers }).await
+    }
+
+    /// Asks the server for a relayed circuit to `peer`; returns its id once
+    /// the server forwarded the request (`circuit_pending`). The peer's
+    /// answer comes as [`SignalingEvent::CircuitReady`] or
+    /// [`SignalingEvent::CircuitRejected`].
+    pub async fn request_circuit(&self, peer: &PeerId) -> Result<String, SignalingError> {
+        let (tx, rx) = oneshot::channel();
+        lock(&self.replies).circuits.push_back((*peer, tx));
+        self.send(ClientToServer::CircuitRequest {
+            to: peer.to_string(),
+        })
+        .await?;
+        wait_reply(rx, "circuit_request").await
+    }
+
+    /// Accepts the circuit another peer requested.
+    pub async fn accept_circuit(&self, circuit_id: &str) -> Result<(), SignalingError> {
+        self.send(ClientToServer::CircuitAccept {
+            circuit_id: circuit_id.to_owned(),
+        })
+        .await
+    }
+
+    /// Refuses the circuit another peer requested.
+    pub async fn reject_circuit(
+        &self,
+        circuit_id: &str,
+        reason: &str,
+    ) -> Result<(), SignalingError> {
+        self.send(ClientToServer::CircuitReject {
+            circuit_id: circuit_id.to_owned(),
+            reason: Some(reason.to_owned()),
+        })
+        .await
+    }
+
+    /// Closes a circuit (pending or open) on the server.
+    pub async fn close_circuit(&self, circuit_id: &str) -> Result<(), SignalingError> {
+        self.send(ClientToServer::CircuitClose {
+            circuit_id: circuit_id.to_owned(),
+        })
+        .await
     }
 
     /// Sends an SDP offer to `peer`.
@@ -407,10 +495,6 @@ impl WebRtcSignalingClient {
     }
 }
 
-fn parse_peers(peers: &[String]) -> Vec<PeerId> {
-    peers.iter().filter_map(|p| p.parse().ok()).collect()
-}
-
 async fn wait_reply<T>(
     rx: oneshot::Receiver<Result<T, SignalingError>>,
     what: &'static str,
@@ -473,8 +557,15 @@ async fn run_socket(
                     tracing::debug!(frame = %text.as_str(), "unknown signaling message ignored");
                     continue;
                 };
-                if answer(&message, &peers, &replies) {
-                    continue;
+                match answer(&message, &peers, &replies) {
+                    Answered::No => {}
+                    Answered::Yes => continue,
+                    Answered::Send(reply) => {
+                        if ws.send(Message::text(reply.to_json())).await.is_err() {
+                            break;
+                        }
+                        continue;
+                    }
                 }
                 let Some(event) = to_event(message, &peers) else { continue };
                 if events.send(event).await.is_err() {
@@ -485,113 +576,6 @@ async fn run_socket(
     }
     let _ = ws.close(None).await;
     let _ = events.send(SignalingEvent::Disconnected).await;
-}
-
-/// Hands an answer to `list_peers` or `watch` (or a refusal of one) to its
-/// caller; `true` if `message` was one.
-fn answer(message: &ServerToClient, peers: &watch::Sender<Vec<PeerId>>, replies: &Replies) -> bool {
-    match message {
-        ServerToClient::Peers { peers: list, next } => {
-            let page = PeerPage {
-                peers: parse_peers(list),
-                next: next.as_deref().and_then(|n| n.parse().ok()),
-            };
-            peers.send_modify(|known| {
-                for p in &page.peers {
-                    if !known.contains(p) {
-                        known.push(*p);
-                    }
-                }
-            });
-            if let Some(reply) = lock(replies).pages.pop_front() {
-                let _ = reply.send(Ok(page));
-            }
-            true
-        }
-        ServerToClient::Presence { online, offline } => {
-            let presence = Presence {
-                online: parse_peers(online),
-                offline: parse_peers(offline),
-            };
-            peers.send_modify(|known| {
-                known.retain(|p| !presence.offline.contains(p));
-                for p in &presence.online {
-                    if !known.contains(p) {
-                        known.push(*p);
-                    }
-                }
-            });
-            if let Some(reply) = lock(replies).presence.pop_front() {
-                let _ = reply.send(Ok(presence));
-            }
-            true
-        }
-        ServerToClient::Error {
-            code,
-            message,
-            in_reply_to: Some(kind),
-        } if kind == "list_peers" || kind == "watch" => {
-            let refused = || SignalingError::Refused {
-                code: code.as_str().to_owned(),
-                message: message.clone(),
-            };
-            let mut waiting = lock(replies);
-            if kind == "list_peers" {
-                if let Some(reply) = waiting.pages.pop_front() {
-                    let _ = reply.send(Err(refused()));
-                }
-            } else if let Some(reply) = waiting.presence.pop_front() {
-                let _ = reply.send(Err(refused()));
-            }
-            // Still reported as an event, as every server error is.
-            false
-        }
-        _ => false,
-    }
-}
-
-fn to_event(message: ServerToClient, peers: &watch::Sender<Vec<PeerId>>) -> Option<SignalingEvent> {
-    let peer = |s: &str| s.parse::<PeerId>().ok();
-    Some(match message {
-        ServerToClient::PeerJoined { peer_id } => {
-            let p = peer(&peer_id)?;
-            peers.send_modify(|v| {
-                if !v.contains(&p) {
-                    v.push(p)
-                }
-            });
-            SignalingEvent::PeerJoined(p)
-        }
-        ServerToClient::PeerLeft { peer_id } => {
-            let p = peer(&peer_id)?;
-            peers.send_modify(|v| v.retain(|x| *x != p));
-            SignalingEvent::PeerLeft(p)
-        }
-        ServerToClient::Offer { from, sdp, session } => SignalingEvent::Offer {
-            from: peer(&from)?,
-            sdp,
-            session,
-        },
-        ServerToClient::Answer { from, sdp, session } => SignalingEvent::Answer {
-            from: peer(&from)?,
-            sdp,
-            session,
-        },
-        ServerToClient::Candidate {
-            from,
-            candidate,
-            session,
-        } => SignalingEvent::Candidate {
-            from: peer(&from)?,
-            candidate,
-            session,
-        },
-        ServerToClient::Error { code, message, .. } => SignalingEvent::Error {
-            code: code.as_str().to_owned(),
-            message,
-        },
-        _ => return None,
-    })
 }
 
 /// Which SDP message to send.
