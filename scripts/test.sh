@@ -65,6 +65,7 @@ cargo run --locked -q -p darkswap-p2p --example simple_node
 cargo run --locked -q -p darkswap-p2p --example auth_relay_example
 cargo run --locked -q -p darkswap-p2p --example relay_connection_example
 cargo run --locked -q -p darkswap-e2e --example encryption_example
+cargo run --locked -q -p darkswap-webrtc --example relay_example
 
 step "cargo test (unit, integration and doc tests; builds every example)"
 cargo test --workspace --locked

@@ -264,9 +264,10 @@ async function sendBinary(from, to) {
  * each chat message with "echo: <text>". Resolves with its peer id and a way to
  * wait for a line of its output.
  * @param {import('node:test').TestContext} t
+ * @param {string[]} [extraArgs] e.g. `--relay-only`
  */
-function startNativePeer(t) {
-  const child = spawn(WEBRTC_EXAMPLE, [signalingUrl, '--loopback'], { stdio: ['ignore', 'pipe', 'pipe'], env: relayEnv() });
+function startNativePeer(t, extraArgs = []) {
+  const child = spawn(WEBRTC_EXAMPLE, [signalingUrl, '--loopback', ...extraArgs], { stdio: ['ignore', 'pipe', 'pipe'], env: relayEnv() });
   const lines = [];
   const waiters = [];
   const onLine = (line) => {
@@ -310,4 +311,54 @@ test('a native Rust peer and a Chromium page talk over a direct data channel', {
   await native.waitLine(new RegExp(`^received from ${page.peerId}: hello from chromium$`));
   await fromNative.filter({ hasText: 'echo: hello from chromium' }).waitFor({ state: 'visible', timeout: WAIT_MS });
   await waitRtt(page.page, native.peerId);
+});
+
+test('a native Rust peer WebRTC cannot reach and a Chromium page talk over an end-to-end encrypted circuit', { timeout: TEST_TIMEOUT_MS }, async (t) => {
+  // The native peer gathers no ICE candidate (--relay-only): the page's offer
+  // times out and the page falls back to a circuit the native peer accepts.
+  const native = await startNativePeer(t, ['--relay-only']);
+  const page = await openPage(t, { iceTimeout: '2000' });
+  // Everything on the page's /relay socket, both ways: what the relay forwards.
+  const sent = [];
+  const received = [];
+  page.page.on('websocket', (ws) => {
+    if (new URL(ws.url()).pathname !== '/relay') return;
+    ws.on('framesent', ({ payload }) => sent.push(payload));
+    ws.on('framereceived', ({ payload }) => received.push(payload));
+  });
+  await waitForPeer(page.page, native.peerId);
+  await page.page.locator(peerSelector(native.peerId, 'connect')).click();
+  await waitPath(page.page, native.peerId, 'relayed');
+  assert.equal(await apiPath(page.page, native.peerId), 'open/relayed');
+  await native.waitLine(new RegExp(`^path: ${page.peerId} relayed$`));
+
+  const fromNative = page.page.locator(`[data-testid="chat-log"] [data-from="${native.peerId}"]`);
+  await fromNative.filter({ hasText: 'hello from rust' }).waitFor({ state: 'visible', timeout: WAIT_MS });
+  await page.page.locator('[data-testid="chat-target"]').selectOption(native.peerId, { timeout: WAIT_MS });
+  await page.page.locator('[data-testid="chat-input"]').fill('hello from chromium');
+  await page.page.locator('[data-testid="chat-send"]').click();
+  await native.waitLine(new RegExp(`^received from ${page.peerId}: hello from chromium$`));
+  await fromNative.filter({ hasText: 'echo: hello from chromium' }).waitFor({ state: 'visible', timeout: WAIT_MS });
+
+  // The relay saw the native peer's signed key, then only sealed frames, and
+  // no plaintext either way.
+  const binaryIn = received.filter((frame) => Buffer.isBuffer(frame));
+  const [handshake, ...sealed] = binaryIn;
+  assert.ok(handshake && handshake[0] === 4 && handshake.length === 131, 'the native handshake frame');
+  assert.deepEqual([...handshake.subarray(1, 3)], [1, 1], 'version 1, AES-256-GCM');
+  assert.ok(sealed.length >= 2 && sealed.every((frame) => frame[0] === 5 && frame[1] === 1), 'then only sealed frames');
+  const binaryOut = sent.filter((frame) => Buffer.isBuffer(frame));
+  assert.ok(binaryOut[0][0] === 4 && binaryOut.slice(1).every((frame) => frame[0] === 5), 'the page seals too');
+  for (const frame of [...binaryIn, ...binaryOut]) {
+    for (const text of ['hello from rust', 'hello from chromium', 'echo:']) {
+      assert.ok(!frame.includes(text), `no plaintext "${text}" on the relay`);
+    }
+  }
+  // Sealed plaintext = kind byte + the JSON text; overhead 30 (header 14, tag 16).
+  const greeting = Buffer.byteLength(JSON.stringify({ type: 'chat', text: 'hello from rust' }));
+  assert.ok(sealed.some((frame) => frame.length === 1 + 30 + 1 + greeting), 'the greeting, sealed');
+
+  // Closing on purpose closes the circuit for the native peer too.
+  await page.page.evaluate((id) => window.darkswap.closeConnection(id), native.peerId);
+  await native.waitLine(new RegExp(`^disconnected: ${page.peerId}$`));
 });

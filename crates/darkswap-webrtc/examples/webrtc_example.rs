@@ -4,9 +4,11 @@
 //! # a relay (or `cargo run -p darkswap-relay --example signaling_server`)
 //! cargo run -p darkswap-relay
 //! # a peer that waits for connections and answers every chat message
-//! cargo run -p darkswap-p2p --example webrtc_example ws://localhost:9001/signaling
+//! cargo run -p darkswap-webrtc --example webrtc_example ws://localhost:9001/signaling
 //! # a peer that connects to it (or open clients/js/example.html and connect)
-//! cargo run -p darkswap-p2p --example webrtc_example ws://localhost:9001/signaling <peer-id>
+//! cargo run -p darkswap-webrtc --example webrtc_example ws://localhost:9001/signaling <peer-id>
+//! # the same, but WebRTC cannot reach it: connections take a relayed circuit
+//! cargo run -p darkswap-webrtc --example webrtc_example ws://localhost:9001/signaling --relay-only
 //! ```
 //!
 //! Messages are chat objects as the JS client's example page sends them,
@@ -16,8 +18,8 @@ use std::{sync::Arc, time::Duration};
 
 use clap::Parser;
 use darkswap_webrtc::{
-    DataMessage, Keypair, PeerId, WebRtcConfig, WebRtcConnection, WebRtcConnectionManager,
-    WebRtcSignalingClient,
+    DataMessage, IceTransportPolicy, Keypair, PeerId, WebRtcConfig, WebRtcConnection,
+    WebRtcConnectionManager, WebRtcSignalingClient,
 };
 use serde_json::{Value, json};
 
@@ -34,6 +36,10 @@ struct Args {
     /// Offer only 127.0.0.1 as ICE candidate (same-host peers, tests).
     #[arg(long)]
     loopback: bool,
+    /// Gather no ICE candidate (ICE policy `relay` without a TURN server),
+    /// so that every connection takes a relayed circuit.
+    #[arg(long)]
+    relay_only: bool,
 }
 
 fn chat(text: &str) -> String {
@@ -55,6 +61,7 @@ fn text_of(message: &DataMessage) -> String {
 async fn serve(conn: WebRtcConnection) {
     let peer = conn.peer_id();
     println!("connected: {peer}");
+    println!("path: {peer} {}", conn.path());
     if conn.send_text(&chat("hello from rust")).await.is_err() {
         return;
     }
@@ -85,11 +92,14 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let peers = signaling.connect(&args.url).await?;
     println!("peer id: {}", signaling.local_peer_id());
     println!("peers: {}", peers.len());
-    let config = if args.loopback {
+    let mut config = if args.loopback {
         WebRtcConfig::loopback()
     } else {
         WebRtcConfig::default()
     };
+    if args.relay_only {
+        config = config.with_ice_transport_policy(IceTransportPolicy::Relay);
+    }
     let manager = WebRtcConnectionManager::new(signaling, config);
 
     let Some(peer) = args.peer else {
@@ -100,6 +110,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     };
     let conn = manager.create_connection(&peer).await?;
     println!("connected: {peer}");
+    println!("path: {peer} {}", conn.path());
     conn.send_text(&chat(&args.message)).await?;
     println!("sent: {}", args.message);
     // The listener greets first, then echoes: wait for the echo.

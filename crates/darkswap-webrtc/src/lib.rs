@@ -7,7 +7,12 @@
 //!   offers, answers and ICE candidates.
 //! - [`WebRtcConnectionManager`]: makes and accepts [`WebRtcConnection`]s
 //!   ([str0m](https://docs.rs/str0m): sans-IO ICE, DTLS and SCTP, one task
-//!   per connection over UDP) and keeps them in a [`ConnectionPool`].
+//!   per connection over UDP) and keeps them in a [`ConnectionPool`]. When
+//!   WebRTC cannot connect it falls back to a relayed circuit through the
+//!   relay's `/relay` endpoint, end-to-end encrypted like the browser
+//!   client's ([`ConnectionPath`]).
+//! - [`RelayManager`]: both of them for one relay, from its multiaddr
+//!   ([`RelayUrls`]).
 //!
 //! ```no_run
 //! use std::sync::Arc;
@@ -29,6 +34,7 @@ mod connection_pool;
 mod error;
 mod manager;
 mod peer_task;
+mod relay_manager;
 mod signaling_client;
 
 pub use circuit::frames::MAX_RELAYED_MESSAGE;
@@ -39,6 +45,7 @@ pub use connection_pool::{
 };
 pub use error::WebRtcError;
 pub use manager::WebRtcConnectionManager;
+pub use relay_manager::{RelayAddrError, RelayManager, RelayUrls};
 pub use signaling_client::{
     MAX_WATCHED, PeerPage, Presence, SignalingError, SignalingEvent, WebRtcSignalingClient,
 };

@@ -134,7 +134,10 @@ pub(super) fn answer(
     }
 }
 
-pub(super) fn to_event(message: ServerToClient, peers: &watch::Sender<Vec<PeerId>>) -> Option<SignalingEvent> {
+pub(super) fn to_event(
+    message: ServerToClient,
+    peers: &watch::Sender<Vec<PeerId>>,
+) -> Option<SignalingEvent> {
     let peer = |s: &str| s.parse::<PeerId>().ok();
     Some(match message {
         ServerToClient::PeerJoined { peer_id } => {
