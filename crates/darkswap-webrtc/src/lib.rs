@@ -35,6 +35,7 @@ mod error;
 mod manager;
 mod peer_task;
 mod relay_manager;
+mod relay_token;
 mod signaling_client;
 
 pub use circuit::frames::MAX_RELAYED_MESSAGE;
@@ -46,9 +47,14 @@ pub use connection_pool::{
 pub use error::WebRtcError;
 pub use manager::WebRtcConnectionManager;
 pub use relay_manager::{RelayAddrError, RelayManager, RelayUrls};
+pub use relay_token::RelayToken;
 pub use signaling_client::{
-    MAX_WATCHED, PeerPage, Presence, SignalingError, SignalingEvent, WebRtcSignalingClient,
+    ConnectionState, MAX_WATCHED, PeerPage, Presence, ReconnectPolicy, RelayAuth, SignalingError,
+    SignalingEvent, SignalingOptions, WebRtcSignalingClient,
 };
+
+/// Roles a relay token grants.
+pub use darkswap_proto::relay_auth::Role;
 
 /// The identity types this crate's API uses.
 pub use libp2p_identity::{Keypair, PeerId};

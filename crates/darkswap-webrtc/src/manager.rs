@@ -587,7 +587,9 @@ pub(crate) async fn run_manager(shared: Arc<Shared>) {
             | SignalingEvent::CircuitClosed { circuit_id, reason } => {
                 shared.route_circuit(circuit_id, CircuitSignal::Ended(reason))
             }
-            SignalingEvent::Disconnected => break,
+            // The client reconnects by itself; attempts in flight finish or
+            // time out on their own, and open connections do not need it.
+            SignalingEvent::Disconnected => {}
             _ => {}
         }
     }

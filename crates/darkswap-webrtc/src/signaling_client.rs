@@ -11,29 +11,39 @@
 //! [`list_peers_page`]: WebRtcSignalingClient::list_peers_page
 //! [`watch`]: WebRtcSignalingClient::watch
 
-use std::{collections::VecDeque, fmt, time::Duration};
+use std::{
+    collections::VecDeque,
+    fmt,
+    sync::{Arc, Mutex},
+    time::Duration,
+};
 
-use darkswap_proto::signaling::{ClientToServer, ServerToClient, sign_registration};
-use futures::{SinkExt, StreamExt};
+use darkswap_proto::signaling::ClientToServer;
 use libp2p_identity::{Keypair, PeerId};
 use serde_json::Value;
-use tokio::sync::{Mutex, mpsc, oneshot, watch};
-use tokio_tungstenite::tungstenite::Message;
-
-use tokio_util::task::AbortOnDropHandle;
+use tokio::sync::{broadcast, mpsc, oneshot, watch};
+use tokio_util::{sync::CancellationToken, task::AbortOnDropHandle};
 
 mod inbound;
+mod lifecycle;
+mod socket;
+mod supervisor;
 
-use inbound::{Answered, Replies, answer, parse_peers, relay_url_of, to_event};
+use inbound::{Replies, relay_url_of};
+pub use lifecycle::{ConnectionState, ReconnectPolicy};
 
-/// Bound on connecting and registering.
+use crate::relay_token::RelayToken;
+
+/// Bound on connecting and registering, and on waiting for an answer.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
-/// Keep-alive interval; the server closes sockets idle for 60 s by default.
-const PING_INTERVAL: Duration = Duration::from_secs(20);
 /// Events buffered for the reader before the socket task waits.
 const EVENT_BUFFER: usize = 256;
 /// Messages buffered for the socket before senders wait.
 const SEND_BUFFER: usize = 256;
+/// State changes buffered for each subscriber.
+const STATE_BUFFER: usize = 64;
+/// How long `disconnect` waits for the socket's close handshake.
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(3);
 /// Peers this client watches at most; watching one more unwatches the one
 /// watched longest ago (the server's default limit is 256).
 pub const MAX_WATCHED: usize = 128;
@@ -144,24 +154,108 @@ pub enum SignalingEvent {
         /// The type of the message it refused, if the server says.
         in_reply_to: Option<String>,
     },
-    /// The socket closed; no more events follow.
+    /// The socket closed. With reconnection on, the client connects again
+    /// and registers under the same peer id ([`WebRtcSignalingClient::state_changes`]
+    /// tells when).
     Disconnected,
 }
 
+/// How a client shows itself to a relay that requires a token
+/// (`docs/signaling.md`, Tokens).
+#[derive(Debug, Clone, Default)]
+#[non_exhaustive]
+pub enum RelayAuth {
+    /// No token: fine on an open relay; a closed relay refuses the
+    /// registration (`Failed`).
+    #[default]
+    None,
+    /// Earn a token from the relay's token service (`/auth/challenge`,
+    /// `/auth/token`) before connecting, refresh it after 3/4 of its
+    /// lifetime so that a reconnection always has a valid one, and earn a new
+    /// one if the relay refuses it as expired.
+    Auto,
+    /// Start with this token (`darkswap-relay token issue`), then as `Auto`.
+    Token(RelayToken),
+}
+
+/// Settings of a [`WebRtcSignalingClient`].
+#[derive(Debug, Clone, Default)]
+#[non_exhaustive]
+pub struct SignalingOptions {
+    /// Reconnection with backoff after a registered socket is lost.
+    pub reconnect: ReconnectPolicy,
+    /// Relay tokens.
+    pub auth: RelayAuth,
+}
+
+impl SignalingOptions {
+    /// Sets [`reconnect`](Self::reconnect).
+    pub fn with_reconnect(mut self, reconnect: ReconnectPolicy) -> Self {
+        self.reconnect = reconnect;
+        self
+    }
+
+    /// Sets [`auth`](Self::auth).
+    pub fn with_auth(mut self, auth: RelayAuth) -> Self {
+        self.auth = auth;
+        self
+    }
+}
+
 /// A native signaling client. `connect` opens the socket and registers
-/// (answers the server's challenge with this node's key); then offers,
-/// answers and candidates can be sent and events read.
+/// (answers the server's challenge with this node's key, showing a relay
+/// token if configured); then offers, answers and candidates can be sent
+/// and events read. A lost socket is reconnected with backoff and
+/// registered again under the same peer id; [`state`](Self::state) and
+/// [`state_changes`](Self::state_changes) tell where it is.
 pub struct WebRtcSignalingClient {
+    inner: Arc<Inner>,
+    events: tokio::sync::Mutex<mpsc::Receiver<SignalingEvent>>,
+    supervisor: Mutex<Option<Supervisor>>,
+}
+
+struct Supervisor {
+    cancel: CancellationToken,
+    task: AbortOnDropHandle<()>,
+}
+
+/// What the client and its supervisor task share.
+struct Inner {
     keypair: Keypair,
-    state: Mutex<Option<Connected>>,
-    events: Mutex<Option<mpsc::Receiver<SignalingEvent>>>,
+    options: SignalingOptions,
+    /// The registered socket's queue, while there is one.
+    outgoing: Mutex<Option<mpsc::Sender<ClientToServer>>>,
+    events: mpsc::Sender<SignalingEvent>,
     peers: watch::Sender<Vec<PeerId>>,
-    /// The `/signaling` URL of the last successful connection.
-    url: std::sync::Mutex<Option<String>>,
+    /// The `/signaling` URL of the last registration.
+    url: Mutex<Option<String>>,
     /// Callers waiting for the server's answers, in order.
     replies: Replies,
     /// Peers watched, oldest first.
-    watched: std::sync::Mutex<VecDeque<PeerId>>,
+    watched: Mutex<VecDeque<PeerId>>,
+    state: watch::Sender<ConnectionState>,
+    changes: broadcast::Sender<ConnectionState>,
+    token: watch::Sender<Option<RelayToken>>,
+}
+
+impl Inner {
+    fn set_state(&self, state: ConnectionState) {
+        if self
+            .state
+            .send_if_modified(|s| std::mem::replace(s, state) != state)
+        {
+            tracing::debug!(%state, "signaling state");
+            let _ = self.changes.send(state);
+        }
+    }
+
+    /// The socket is gone: whoever waits for an answer on it learns it now.
+    fn replies_lost(&self) {
+        let mut waiting = lock(&self.replies);
+        waiting.pages.clear();
+        waiting.presence.clear();
+        waiting.circuits.clear();
+    }
 }
 
 /// One page of the registered peers ([`WebRtcSignalingClient::list_peers_page`]).
@@ -184,13 +278,8 @@ pub struct Presence {
     pub offline: Vec<PeerId>,
 }
 
-fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-struct Connected {
-    outgoing: mpsc::Sender<ClientToServer>,
-    _task: AbortOnDropHandle<()>,
 }
 
 impl fmt::Debug for WebRtcSignalingClient {
@@ -202,102 +291,141 @@ impl fmt::Debug for WebRtcSignalingClient {
 }
 
 impl WebRtcSignalingClient {
-    /// A client that will register as `keypair`'s peer id.
+    /// A client that will register as `keypair`'s peer id, reconnecting
+    /// with the default backoff, without a relay token.
     pub fn new(keypair: Keypair) -> Self {
+        Self::with_options(keypair, SignalingOptions::default())
+    }
+
+    /// A client with these reconnection and token settings.
+    pub fn with_options(keypair: Keypair, options: SignalingOptions) -> Self {
+        let (events_tx, events_rx) = mpsc::channel(EVENT_BUFFER);
+        let token = match &options.auth {
+            RelayAuth::Token(t) => Some(t.clone()),
+            _ => None,
+        };
         WebRtcSignalingClient {
-            keypair,
-            state: Mutex::new(None),
-            events: Mutex::new(None),
-            peers: watch::Sender::new(Vec::new()),
-            url: std::sync::Mutex::new(None),
-            replies: Replies::default(),
-            watched: std::sync::Mutex::new(VecDeque::new()),
+            inner: Arc::new(Inner {
+                keypair,
+                options,
+                outgoing: Mutex::new(None),
+                events: events_tx,
+                peers: watch::Sender::new(Vec::new()),
+                url: Mutex::new(None),
+                replies: Replies::default(),
+                watched: Mutex::new(VecDeque::new()),
+                state: watch::Sender::new(ConnectionState::New),
+                changes: broadcast::channel(STATE_BUFFER).0,
+                token: watch::Sender::new(token),
+            }),
+            events: tokio::sync::Mutex::new(events_rx),
+            supervisor: Mutex::new(None),
         }
+    }
+
+    /// The connection's state now.
+    pub fn state(&self) -> ConnectionState {
+        *self.inner.state.borrow()
+    }
+
+    /// Every state change from now on, in order (`Connecting`, `Connected`,
+    /// `Disconnected`, `Connecting`, `Connected`, ..., `Closed`). A
+    /// subscriber that falls more than 64 changes behind skips the oldest.
+    pub fn state_changes(&self) -> broadcast::Receiver<ConnectionState> {
+        self.inner.changes.subscribe()
+    }
+
+    /// Waits until the client is registered (`Connected`), at most
+    /// `timeout`; fails at once if it stopped (`Failed`, `Closed`, or
+    /// `Disconnected` without reconnection).
+    pub async fn wait_until_connected(&self, timeout: Duration) -> Result<(), SignalingError> {
+        let mut state = self.inner.state.subscribe();
+        let reached = state.wait_for(|s| {
+            matches!(
+                s,
+                ConnectionState::Connected | ConnectionState::Failed | ConnectionState::Closed
+            ) || (*s == ConnectionState::Disconnected && !self.inner.options.reconnect.enabled)
+        });
+        match tokio::time::timeout(timeout, reached).await {
+            Ok(Ok(s)) if *s == ConnectionState::Connected => Ok(()),
+            Ok(_) => Err(SignalingError::NotConnected),
+            Err(_) => Err(SignalingError::Timeout("connected")),
+        }
+    }
+
+    /// The relay token in use, if the client has one.
+    pub fn token(&self) -> Option<RelayToken> {
+        self.inner.token.borrow().clone()
+    }
+
+    /// The relay token as it changes (earned, refreshed, dropped).
+    pub fn token_changes(&self) -> watch::Receiver<Option<RelayToken>> {
+        self.inner.token.subscribe()
     }
 
     /// This client's peer id.
     pub fn local_peer_id(&self) -> PeerId {
-        self.keypair.public().to_peer_id()
+        self.inner.keypair.public().to_peer_id()
     }
 
     /// The identity key this client registers with (it also signs the
     /// end-to-end key of relayed circuits).
     pub(crate) fn keypair(&self) -> &Keypair {
-        &self.keypair
+        &self.inner.keypair
     }
 
     /// The `/relay` endpoint (relayed circuits) of the server this client
     /// last connected to: its `/signaling` URL with the last path segment
     /// replaced, as the browser client derives it.
     pub fn relay_url(&self) -> Option<String> {
-        lock(&self.url).as_deref().map(relay_url_of)
+        lock(&self.inner.url).as_deref().map(relay_url_of)
     }
 
     /// Connects to `url` (`ws://host:9001/signaling`) and registers. Returns
-    /// the first page of the peers registered at that moment. Connecting
-    /// again replaces the previous connection (and forgets what was watched).
+    /// the first page of the peers registered at that moment. From then on
+    /// the client reconnects by itself when the socket is lost (see
+    /// [`SignalingOptions::reconnect`]). Connecting again replaces the
+    /// previous connection (and forgets what was watched).
     pub async fn connect(&self, url: &str) -> Result<Vec<PeerId>, SignalingError> {
-        tokio::time::timeout(CONNECT_TIMEOUT, self.connect_inner(url))
-            .await
-            .map_err(|_| SignalingError::Timeout("connect and register"))?
+        self.stop().await;
+        lock(&self.inner.watched).clear();
+        let (first_tx, first_rx) = oneshot::channel();
+        let cancel = CancellationToken::new();
+        let task = tokio::spawn(supervisor::supervise(
+            self.inner.clone(),
+            url.to_owned(),
+            first_tx,
+            cancel.clone(),
+        ));
+        *lock(&self.supervisor) = Some(Supervisor {
+            cancel,
+            task: AbortOnDropHandle::new(task),
+        });
+        match tokio::time::timeout(CONNECT_TIMEOUT, first_rx).await {
+            Ok(Ok(result)) => result,
+            Ok(Err(_)) => Err(SignalingError::NotConnected),
+            Err(_) => {
+                self.stop().await;
+                self.inner.set_state(ConnectionState::Failed);
+                Err(SignalingError::Timeout("connect and register"))
+            }
+        }
     }
 
-    async fn connect_inner(&self, url: &str) -> Result<Vec<PeerId>, SignalingError> {
-        let (mut ws, _) = tokio_tungstenite::connect_async(url)
-            .await
-            .map_err(|e| SignalingError::Connection(e.to_string()))?;
-        let nonce = match next_message(&mut ws).await? {
-            ServerToClient::Challenge { nonce } => nonce,
-            other => {
-                return Err(SignalingError::Protocol(format!(
-                    "expected a challenge, got {other:?}"
-                )));
-            }
-        };
-        let register = sign_registration(&self.keypair, &nonce)
-            .map_err(|e| SignalingError::Protocol(e.to_string()))?;
-        ws.send(Message::text(register.to_json()))
-            .await
-            .map_err(|e| SignalingError::Connection(e.to_string()))?;
-        let peers = match next_message(&mut ws).await? {
-            ServerToClient::Registered { peers, .. } => parse_peers(&peers),
-            ServerToClient::Error { code, message, .. } => {
-                return Err(SignalingError::Refused {
-                    code: code.as_str().to_owned(),
-                    message,
-                });
-            }
-            other => {
-                return Err(SignalingError::Protocol(format!(
-                    "expected registered, got {other:?}"
-                )));
-            }
-        };
-        self.peers.send_replace(peers.clone());
-        let (out_tx, out_rx) = mpsc::channel(SEND_BUFFER);
-        let (ev_tx, ev_rx) = mpsc::channel(EVENT_BUFFER);
-        let task = AbortOnDropHandle::new(tokio::spawn(run_socket(
-            ws,
-            out_rx,
-            ev_tx,
-            self.peers.clone(),
-            self.replies.clone(),
-        )));
-        lock(&self.watched).clear();
-        *lock(&self.url) = Some(url.to_owned());
-        *self.state.lock().await = Some(Connected {
-            outgoing: out_tx,
-            _task: task,
-        });
-        *self.events.lock().await = Some(ev_rx);
-        Ok(peers)
+    /// Ends the supervisor, closing its socket cleanly (bounded).
+    async fn stop(&self) {
+        let supervisor = lock(&self.supervisor).take();
+        if let Some(Supervisor { cancel, task }) = supervisor {
+            cancel.cancel();
+            let _ = tokio::time::timeout(CLOSE_TIMEOUT, task).await;
+        }
     }
 
     /// The other registered peers this client knows of: the last page it
     /// was given, and the watched peers, kept current by their
     /// `peer_joined` and `peer_left`.
     pub fn peers(&self) -> Vec<PeerId> {
-        self.peers.borrow().clone()
+        self.inner.peers.borrow().clone()
     }
 
     /// Asks the server for the first page of the registered peers now.
@@ -314,7 +442,7 @@ impl WebRtcSignalingClient {
         limit: Option<u32>,
     ) -> Result<PeerPage, SignalingError> {
         let (tx, rx) = oneshot::channel();
-        lock(&self.replies).pages.push_back(tx);
+        lock(&self.inner.replies).pages.push_back(tx);
         let after = after.map(|p| p.to_string());
         self.send(ClientToServer::ListPeers { after, limit })
             .await?;
@@ -326,7 +454,7 @@ impl WebRtcSignalingClient {
     /// [`MAX_WATCHED`] peers unwatches those watched longest ago.
     pub async fn watch(&self, peers: &[PeerId]) -> Result<Presence, SignalingError> {
         let evicted: Vec<String> = {
-            let mut watched = lock(&self.watched);
+            let mut watched = lock(&self.inner.watched);
             for p in peers {
                 watched.retain(|w| w != p);
                 watched.push_back(*p);
@@ -339,20 +467,20 @@ impl WebRtcSignalingClient {
                 .await?;
         }
         let (tx, rx) = oneshot::channel();
-        lock(&self.replies).presence.push_back(tx);
+        lock(&self.inner.replies).presence.push_back(tx);
         let ids = peers.iter().map(PeerId::to_string).collect();
         self.send(ClientToServer::Watch { peers: ids }).await?;
         let answer = wait_reply(rx, "watch").await;
         if answer.is_err() {
             // Refused as a whole: none of them is watched.
-            lock(&self.watched).retain(|w| !peers.contains(w));
+            lock(&self.inner.watched).retain(|w| !peers.contains(w));
         }
         answer
     }
 
     /// Stops watching `peers`.
     pub async fn unwatch(&self, peers: &[PeerId]) -> Result<(), SignalingError> {
-        lock(&self.watched).retain(|w| !peers.contains(w));
+        lock(&self.inner.watched).retain(|w| !peers.contains(w));
         let peers = peers.iter().map(PeerId::to_string).collect();
         self.send(ClientToServer::Unwatch { peers }).await
     }
@@ -363,7 +491,7 @@ impl WebRtcSignalingClient {
     /// [`SignalingEvent::CircuitRejected`].
     pub async fn request_circuit(&self, peer: &PeerId) -> Result<String, SignalingError> {
         let (tx, rx) = oneshot::channel();
-        lock(&self.replies).circuits.push_back((*peer, tx));
+        lock(&self.inner.replies).circuits.push_back((*peer, tx));
         self.send(ClientToServer::CircuitRequest {
             to: peer.to_string(),
         })
@@ -469,12 +597,8 @@ impl WebRtcSignalingClient {
     }
 
     async fn send(&self, message: ClientToServer) -> Result<(), SignalingError> {
-        let outgoing = self
-            .state
-            .lock()
-            .await
-            .as_ref()
-            .map(|c| c.outgoing.clone())
+        let outgoing = lock(&self.inner.outgoing)
+            .clone()
             .ok_or(SignalingError::NotConnected)?;
         outgoing
             .send(message)
@@ -482,16 +606,17 @@ impl WebRtcSignalingClient {
             .map_err(|_| SignalingError::NotConnected)
     }
 
-    /// The next event; `None` once the connection is gone and every event
-    /// was read. Meant for one reader.
+    /// The next event; meant for one reader. `Disconnected` reports each
+    /// lost socket; events go on after a reconnection.
     pub async fn next_event(&self) -> Option<SignalingEvent> {
-        let mut events = self.events.lock().await;
-        events.as_mut()?.recv().await
+        self.events.lock().await.recv().await
     }
 
-    /// Closes the connection.
+    /// Closes the connection for good (state `Closed`); no reconnection.
     pub async fn disconnect(&self) {
-        self.state.lock().await.take();
+        self.stop().await;
+        lock(&self.inner.outgoing).take();
+        self.inner.set_state(ConnectionState::Closed);
     }
 }
 
@@ -503,79 +628,6 @@ async fn wait_reply<T>(
         .await
         .map_err(|_| SignalingError::Timeout(what))?
         .map_err(|_| SignalingError::NotConnected)?
-}
-
-type Ws =
-    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
-
-async fn next_message(ws: &mut Ws) -> Result<ServerToClient, SignalingError> {
-    loop {
-        match ws.next().await {
-            Some(Ok(Message::Text(t))) => {
-                return serde_json::from_str(t.as_str())
-                    .map_err(|e| SignalingError::Protocol(format!("{e}: {t}")));
-            }
-            Some(Ok(Message::Close(frame))) => {
-                return Err(SignalingError::Connection(format!("closed: {frame:?}")));
-            }
-            Some(Ok(_)) => {}
-            Some(Err(e)) => return Err(SignalingError::Connection(e.to_string())),
-            None => return Err(SignalingError::Connection("closed".to_owned())),
-        }
-    }
-}
-
-async fn run_socket(
-    mut ws: Ws,
-    mut outgoing: mpsc::Receiver<ClientToServer>,
-    events: mpsc::Sender<SignalingEvent>,
-    peers: watch::Sender<Vec<PeerId>>,
-    replies: Replies,
-) {
-    let mut ping = tokio::time::interval(PING_INTERVAL);
-    ping.tick().await;
-    loop {
-        tokio::select! {
-            message = outgoing.recv() => {
-                let Some(message) = message else { break };
-                if ws.send(Message::text(message.to_json())).await.is_err() {
-                    break;
-                }
-            }
-            _ = ping.tick() => {
-                if ws.send(Message::text(ClientToServer::Ping { id: None }.to_json())).await.is_err() {
-                    break;
-                }
-            }
-            frame = ws.next() => {
-                let text = match frame {
-                    Some(Ok(Message::Text(t))) => t,
-                    Some(Ok(Message::Close(_))) | None | Some(Err(_)) => break,
-                    Some(Ok(_)) => continue,
-                };
-                let Ok(message) = serde_json::from_str::<ServerToClient>(text.as_str()) else {
-                    tracing::debug!(frame = %text.as_str(), "unknown signaling message ignored");
-                    continue;
-                };
-                match answer(&message, &peers, &replies) {
-                    Answered::No => {}
-                    Answered::Yes => continue,
-                    Answered::Send(reply) => {
-                        if ws.send(Message::text(reply.to_json())).await.is_err() {
-                            break;
-                        }
-                        continue;
-                    }
-                }
-                let Some(event) = to_event(message, &peers) else { continue };
-                if events.send(event).await.is_err() {
-                    break;
-                }
-            }
-        }
-    }
-    let _ = ws.close(None).await;
-    let _ = events.send(SignalingEvent::Disconnected).await;
 }
 
 /// Which SDP message to send.
