@@ -54,6 +54,7 @@ export type ConnectionPath = import('./src/connection.js').ConnectionPath;
 export type ConnectionState = import('./src/connection.js').ConnectionState;
 export type ConnectionQuality = import('./src/connection.js').ConnectionQuality;
 export type SignalingState = import('./src/signaling.js').SignalingState;
+export type ConnectionLifecycleState = import('./src/signaling.js').ConnectionLifecycleState;
 export type PeerPage = import('./src/signaling.js').PeerPage;
 export type TokenProvider = import('./src/tokens.js').TokenProvider;
 export type RelayToken = import('./src/tokens.js').RelayToken;
@@ -65,6 +66,7 @@ export type RelayTokenError = import('./src/tokens.js').RelayTokenError;
 /** @typedef {import('./src/connection.js').ConnectionState} ConnectionState */
 /** @typedef {import('./src/connection.js').ConnectionQuality} ConnectionQuality */
 /** @typedef {import('./src/signaling.js').SignalingState} SignalingState */
+/** @typedef {import('./src/signaling.js').ConnectionLifecycleState} ConnectionLifecycleState */
 /** @typedef {import('./src/signaling.js').PeerPage} PeerPage */
 /** @typedef {import('./src/tokens.js').TokenProvider} TokenProvider */
 /** @typedef {import('./src/tokens.js').RelayToken} RelayToken */

@@ -57,6 +57,7 @@ export { fetchRelayToken, refreshRelayToken } from './src/tokens.js';
 /** @typedef {import('./src/connection.js').ConnectionState} ConnectionState */
 /** @typedef {import('./src/connection.js').ConnectionQuality} ConnectionQuality */
 /** @typedef {import('./src/signaling.js').SignalingState} SignalingState */
+/** @typedef {import('./src/signaling.js').ConnectionLifecycleState} ConnectionLifecycleState */
 /** @typedef {import('./src/signaling.js').PeerPage} PeerPage */
 /** @typedef {import('./src/tokens.js').TokenProvider} TokenProvider */
 /** @typedef {import('./src/tokens.js').RelayToken} RelayToken */

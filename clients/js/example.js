@@ -21,8 +21,14 @@ const auth = params.get('auth') === 'auto' ? 'auto' : 'none';
 /** @type {RTCConfiguration} */
 const rtcConfig = relayOnly ? { iceServers: [], iceTransportPolicy: 'relay' } : { iceServers: [] };
 const manager = new WebRtcConnectionManager({ signalingUrl, rtcConfig, iceTimeoutMs, storageKey, auth });
+/** Every lifecycle state the manager went through, in order (`state` events). @type {string[]} */
+const darkswapStates = [manager.state];
+manager.addEventListener('state', (event) => {
+  darkswapStates.push(/** @type {CustomEvent} */ (event).detail.state);
+  byTestId('connection-state').textContent = manager.state;
+});
 // For tests and the console.
-Object.assign(window, { darkswap: manager });
+Object.assign(window, { darkswap: manager, darkswapStates });
 
 /** @param {string} testId @returns {HTMLElement} */
 const byTestId = (testId) => /** @type {HTMLElement} */ (document.querySelector(`[data-testid="${testId}"]`));

@@ -16,7 +16,7 @@
  */
 import { WebRtcConnection } from './connection.js';
 import type { ConnectionPath, ConnectionState } from './connection.js';
-import type { PeerPage, SignalingState } from './signaling.js';
+import type { ConnectionLifecycleState, PeerPage, SignalingState } from './signaling.js';
 import type { TokenEventDetail, TokenProvider } from './tokens.js';
 export type ManagerOptions = {
     /**
@@ -112,6 +112,12 @@ export type MessageDetail = {
 export type SignalingStateDetail = {
     state: SignalingState;
 };
+export type StateDetail = {
+    /**
+     * the new state
+     */
+    state: ConnectionLifecycleState;
+};
 export type ErrorDetail = {
     /**
      * see {@link DarkSwapError}
@@ -127,6 +133,7 @@ export type WebRtcConnectionManagerEventMap = {
     'connection-state': CustomEvent<ConnectionStateDetail>;
     message: CustomEvent<MessageDetail>;
     'signaling-state': CustomEvent<SignalingStateDetail>;
+    state: CustomEvent<StateDetail>;
     token: CustomEvent<TokenEventDetail>;
     error: CustomEvent<ErrorDetail>;
 };
@@ -188,6 +195,11 @@ export type WebRtcConnectionManagerEventMap = {
  * @property {SignalingState} state
  */
 /**
+ * Detail of the `state` event.
+ * @typedef {object} StateDetail
+ * @property {ConnectionLifecycleState} state the new state
+ */
+/**
  * Detail of the `error` event.
  * @typedef {object} ErrorDetail
  * @property {string} code see {@link DarkSwapError}
@@ -199,12 +211,14 @@ export type WebRtcConnectionManagerEventMap = {
  * enters or leaves {@link WebRtcConnectionManager#peers};
  * `connection` when any connection opens, incoming or outgoing;
  * `connection-state` on every state or path change; `message`;
- * `signaling-state` (`open` = registered); `token` when `auth: 'auto'` earned
+ * `signaling-state` (`open` = registered); `state` on every change of
+ * {@link WebRtcConnectionManager#state} (`new` → `connecting` → `connected` →
+ * `disconnected` → `connecting` → ... → `closed`); `token` when `auth: 'auto'` earned
  * or refreshed a token (the token itself is not in the event); `error` for
  * server errors and local failures that have no caller to reject.
  * @typedef {{ registered: CustomEvent<RegisteredDetail>, 'peer-joined': CustomEvent<PeerDetail>, 'peer-left': CustomEvent<PeerDetail>,
  *   connection: CustomEvent<ConnectionDetail>, 'connection-state': CustomEvent<ConnectionStateDetail>,
- *   message: CustomEvent<MessageDetail>, 'signaling-state': CustomEvent<SignalingStateDetail>,
+ *   message: CustomEvent<MessageDetail>, 'signaling-state': CustomEvent<SignalingStateDetail>, state: CustomEvent<StateDetail>,
  *   token: CustomEvent<TokenEventDetail>, error: CustomEvent<ErrorDetail> }} WebRtcConnectionManagerEventMap
  */
 /**
@@ -249,6 +263,13 @@ export declare class WebRtcConnectionManager extends EventTarget {
     }): Promise<PeerPage | null>;
     /** State of the signaling socket (`open` = registered). @returns {SignalingState} */
     get signalingState(): SignalingState;
+    /**
+     * Lifecycle of the connection to the relay (seed 000's states: `new`,
+     * `connecting`, `connected`, `disconnected`, `failed`, `closed`); every
+     * change is a `state` event, in order.
+     * @returns {ConnectionLifecycleState}
+     */
+    get state(): ConnectionLifecycleState;
     /**
      * Loads (or creates) the identity, opens the signaling socket and registers.
      * Resolves once registered; rejects with a {@link DarkSwapError} carrying the

@@ -31,7 +31,7 @@ import { TokenKeeper } from './tokens.js';
  * @import { ConnectionContext, ConnectionPath, ConnectionState, StateChange } from './connection.js'
  * @import { Deferred } from './deferred.js'
  * @import { DarkSwapError } from './errors.js'
- * @import { PeerPage, SignalingState } from './signaling.js'
+ * @import { ConnectionLifecycleState, PeerPage, SignalingState } from './signaling.js'
  * @import { TokenEventDetail, TokenProvider, fetchRelayToken } from './tokens.js'
  */
 
@@ -106,6 +106,12 @@ const MAX_LOST = 1024;
  */
 
 /**
+ * Detail of the `state` event.
+ * @typedef {object} StateDetail
+ * @property {ConnectionLifecycleState} state the new state
+ */
+
+/**
  * Detail of the `error` event.
  * @typedef {object} ErrorDetail
  * @property {string} code see {@link DarkSwapError}
@@ -120,12 +126,14 @@ const MAX_LOST = 1024;
  * enters or leaves {@link WebRtcConnectionManager#peers};
  * `connection` when any connection opens, incoming or outgoing;
  * `connection-state` on every state or path change; `message`;
- * `signaling-state` (`open` = registered); `token` when `auth: 'auto'` earned
+ * `signaling-state` (`open` = registered); `state` on every change of
+ * {@link WebRtcConnectionManager#state} (`new` → `connecting` → `connected` →
+ * `disconnected` → `connecting` → ... → `closed`); `token` when `auth: 'auto'` earned
  * or refreshed a token (the token itself is not in the event); `error` for
  * server errors and local failures that have no caller to reject.
  * @typedef {{ registered: CustomEvent<RegisteredDetail>, 'peer-joined': CustomEvent<PeerDetail>, 'peer-left': CustomEvent<PeerDetail>,
  *   connection: CustomEvent<ConnectionDetail>, 'connection-state': CustomEvent<ConnectionStateDetail>,
- *   message: CustomEvent<MessageDetail>, 'signaling-state': CustomEvent<SignalingStateDetail>,
+ *   message: CustomEvent<MessageDetail>, 'signaling-state': CustomEvent<SignalingStateDetail>, state: CustomEvent<StateDetail>,
  *   token: CustomEvent<TokenEventDetail>, error: CustomEvent<ErrorDetail> }} WebRtcConnectionManagerEventMap
  */
 
@@ -203,6 +211,7 @@ export class WebRtcConnectionManager extends EventTarget {
       tokens,
       events: {
         state: (state) => self.#emit('signaling-state', { state }),
+        lifecycle: (state) => self.#emit('state', { state }),
         peers: (peers) => self.#peers.replaceListed(peers),
         presence: (online, offline) => self.#peers.update(online, offline),
         registered: () => self.#onRegistered(),
@@ -280,6 +289,14 @@ export class WebRtcConnectionManager extends EventTarget {
 
   /** State of the signaling socket (`open` = registered). @returns {SignalingState} */
   get signalingState() { return this.#signaling.state; }
+
+  /**
+   * Lifecycle of the connection to the relay (seed 000's states: `new`,
+   * `connecting`, `connected`, `disconnected`, `failed`, `closed`); every
+   * change is a `state` event, in order.
+   * @returns {ConnectionLifecycleState}
+   */
+  get state() { return this.#signaling.lifecycle; }
 
   /**
    * Loads (or creates) the identity, opens the signaling socket and registers.

@@ -14,6 +14,7 @@
 import type { DarkSwapError } from './errors.js';
 import type { TokenKeeper } from './tokens.js';
 export type SignalingState = 'connecting' | 'open' | 'closed';
+export type ConnectionLifecycleState = 'new' | 'connecting' | 'connected' | 'disconnected' | 'failed' | 'closed';
 export type PeerPage = {
     /**
      * the page, in the server's order
@@ -37,6 +38,10 @@ export type SignalingEvents = {
      * the state changed
      */
     state: (state: SignalingState) => void;
+    /**
+     * the lifecycle state changed
+     */
+    lifecycle: (state: ConnectionLifecycleState) => void;
     /**
      * a page of the registered peers (the first on registration, then each answer to `list_peers`)
      */
@@ -93,6 +98,8 @@ export declare class SignalingClient {
     });
     /** @returns {SignalingState} */
     get state(): SignalingState;
+    /** @returns {ConnectionLifecycleState} */
+    get lifecycle(): ConnectionLifecycleState;
     /** Whether the current socket is registered. */
     get registered(): boolean;
     /**

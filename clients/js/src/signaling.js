@@ -50,6 +50,16 @@ const CLOSE_TRY_AGAIN_LATER = 1013;
  */
 
 /**
+ * Lifecycle of the signaling connection (seed 000's connection states, as the
+ * native client's `ConnectionState`): `new` (never connected), `connecting`
+ * (opening and registering, the first time or again), `connected`
+ * (registered), `disconnected` (lost; a reconnection is scheduled, or none
+ * without `autoReconnect`), `failed` (gave up: refused for good, or the first
+ * connection failed), `closed` (closed on purpose).
+ * @typedef {'new' | 'connecting' | 'connected' | 'disconnected' | 'failed' | 'closed'} ConnectionLifecycleState
+ */
+
+/**
  * One page of the registered peers (`list_peers`).
  * @typedef {object} PeerPage
  * @property {string[]} peers the page, in the server's order
@@ -68,6 +78,7 @@ const CLOSE_TRY_AGAIN_LATER = 1013;
  * What the signaling client reports to its owner.
  * @typedef {object} SignalingEvents
  * @property {(state: SignalingState) => void} state the state changed
+ * @property {(state: ConnectionLifecycleState) => void} lifecycle the lifecycle state changed
  * @property {(peers: string[]) => void} peers a page of the registered peers (the first on registration, then each answer to `list_peers`)
  * @property {(online: string[], offline: string[]) => void} presence which of the peers named in a `watch` are registered now
  * @property {() => void} registered registered, the state is `open`
@@ -101,6 +112,7 @@ export class SignalingClient {
   #registered = false;
   /** @type {string | null} registration refusal received on the current socket */ #refusal = null;
   /** @type {SignalingState} */ #state = 'closed';
+  /** @type {ConnectionLifecycleState} */ #lifecycle = 'new';
   #closed = false;
   #everRegistered = false;
   #reconnectAttempt = 0;
@@ -129,6 +141,9 @@ export class SignalingClient {
 
   /** @returns {SignalingState} */
   get state() { return this.#state; }
+
+  /** @returns {ConnectionLifecycleState} */
+  get lifecycle() { return this.#lifecycle; }
 
   /** Whether the current socket is registered. */
   get registered() { return this.#registered; }
@@ -227,6 +242,7 @@ export class SignalingClient {
       try { ws.close(1000, 'client closed'); } catch { /* already closed */ }
     }
     this.#setState('closed');
+    this.#setLifecycle('closed');
   }
 
   // ── socket ──
@@ -241,6 +257,7 @@ export class SignalingClient {
     }
     this.#opening = true;
     this.#setState('connecting');
+    this.#setLifecycle('connecting');
     tokens.forSocket(/** @type {Signer} */ (this.#signer).peerId).then(({ token, fresh }) => {
       this.#opening = false;
       if (!this.#closed && !this.#ws && !this.#reconnectTimer) this.#openSocket(token, fresh);
@@ -256,6 +273,7 @@ export class SignalingClient {
    */
   #openSocket(token, fresh) {
     this.#setState('connecting');
+    this.#setLifecycle('connecting');
     /** @type {WebSocket} */
     let ws;
     try {
@@ -360,6 +378,9 @@ export class SignalingClient {
     const error = refusal
       ? makeError(refusal, `registration refused: ${refusal}`)
       : makeError('signaling_unavailable', `signaling socket closed (${code}${reason ? ` ${reason}` : ''})`);
+    // A registered socket lost without reconnection stays disconnected; a
+    // first connection that failed has failed.
+    this.#setLifecycle(wasRegistered && !this.#autoReconnect ? 'disconnected' : 'failed');
     this.#events.stopped(error, false);
   }
 
@@ -370,6 +391,7 @@ export class SignalingClient {
     this.#reconnectAttempt = Math.min(this.#reconnectAttempt + 1, 16);
     const delay = Math.max(minDelayMs, base / 2 + Math.random() * base / 2);
     this.#setState('connecting');
+    this.#setLifecycle('disconnected');
     this.#reconnectTimer = setTimeout(() => {
       this.#reconnectTimer = null;
       if (!this.#closed && !this.#ws) this.#connectSocket();
@@ -383,6 +405,7 @@ export class SignalingClient {
    */
   #authFailed(error) {
     this.#setState('closed');
+    this.#setLifecycle('failed');
     this.#events.stopped(error, true);
   }
 
@@ -409,6 +432,13 @@ export class SignalingClient {
     if (this.#state === state) return;
     this.#state = state;
     this.#events.state(state);
+  }
+
+  /** @param {ConnectionLifecycleState} state */
+  #setLifecycle(state) {
+    if (this.#lifecycle === state) return;
+    this.#lifecycle = state;
+    this.#events.lifecycle(state);
   }
 
   // ── messages ──
@@ -501,6 +531,7 @@ export class SignalingClient {
     }, this.#pingIntervalMs);
     this.#events.peers(peerList(message.peers));
     this.#setState('open');
+    this.#setLifecycle('connected');
     this.#events.registered();
   }
 

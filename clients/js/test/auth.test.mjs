@@ -59,6 +59,7 @@ test('on a closed relay a page without a token is refused once; pages with auto 
   const anonymous = await page(t, relay, {}, false);
   await waitText(anonymous.page, '[data-testid="signaling-state"]', 'failed: unauthorized');
   assert.equal(await anonymous.page.evaluate(() => window.darkswap.signalingState), 'closed', 'no reconnect pending');
+  assert.deepEqual(await anonymous.page.evaluate(() => window.darkswapStates), ['new', 'connecting', 'failed']);
   assert.deepEqual(await errorCodes(anonymous), ['unauthorized']);
 
   // Pages that earn a token register (role user) and find each other...
@@ -159,4 +160,34 @@ test('circuits reserved to admins are refused with forbidden; the direct path st
   // The same page still connects directly to C.
   assert.equal(await connectResult(a, c), 'open/direct');
   await chat(a, c, 'direct while circuits are forbidden');
+});
+
+test('a page reports its connection states in order through a relay restart, re-registers under its id and is reached again', { timeout: TEST_TIMEOUT_MS }, async (t) => {
+  const relay = await startRelay(CLOSED);
+  const port = Number(relay.addr.split(':').pop());
+  const a = await page(t, relay, { auth: 'auto' });
+  const b = await page(t, relay, { auth: 'auto' });
+  await waitText(a.page, '[data-testid="connection-state"]', 'connected');
+
+  // The relay goes away: the page is disconnected and keeps trying.
+  await relay.stop();
+  await a.page.waitForFunction(() => window.darkswapStates.includes('disconnected'), null, { timeout: WAIT_MS });
+  // Back on the same port with the same key: both pages re-register as themselves.
+  relays.push(await Relay.start({ env: CLOSED, port, dataDir: relay.dataDir }));
+  await a.page.waitForFunction(() => window.darkswapStates.lastIndexOf('connected') > window.darkswapStates.indexOf('disconnected'), null, { timeout: WAIT_MS });
+  assert.equal(await registeredPeerId(a.page), a.peerId);
+  assert.equal(await registeredPeerId(b.page), b.peerId);
+  await waitForPeer(a.page, b.peerId);
+  assert.equal(await connectResult(a, b), 'open/direct');
+  await chat(a, b, 'after the relay came back');
+
+  // Closing on purpose ends it: `closed`, and no reconnection after.
+  await a.page.evaluate(() => window.darkswap.close());
+  const states = await a.page.evaluate(() => window.darkswapStates);
+  assert.deepEqual(states.slice(0, 4), ['new', 'connecting', 'connected', 'disconnected'], states.join(' → '));
+  assert.deepEqual(states.slice(-2), ['connected', 'closed'], states.join(' → '));
+  const between = states.slice(4, -2);
+  assert.ok(between.every((s) => s === 'connecting' || s === 'disconnected'), states.join(' → '));
+  assert.ok(between.includes('connecting'), 'reconnection was tried');
+  await waitText(a.page, '[data-testid="connection-state"]', 'closed');
 });

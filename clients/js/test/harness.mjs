@@ -79,18 +79,19 @@ export class Relay {
   get httpUrl() { return `http://${this.addr}`; }
 
   /**
-   * @param {{ env?: Record<string, string> }} [options] configuration overrides
-   *   (`DARKSWAP_RELAY_AUTH__ANONYMOUS_ROLE: 'guest'`, ...)
+   * @param {{ env?: Record<string, string>, port?: number, dataDir?: string }} [options] configuration
+   *   overrides (`DARKSWAP_RELAY_AUTH__ANONYMOUS_ROLE: 'guest'`, ...); the public port (default: any);
+   *   the data directory (default: a new one), e.g. a stopped relay's to restart it as the same peer
    * @returns {Promise<Relay>}
    */
-  static start({ env = {} } = {}) {
+  static start({ env = {}, port = 0, dataDir } = {}) {
     const relay = new Relay();
-    relay.dataDir = tempDir('dsw-relay-');
+    relay.dataDir = dataDir ?? tempDir('dsw-relay-');
     const child = spawn(RELAY_BIN, [
       '--data-dir', relay.dataDir,
       '--listen', '/ip4/127.0.0.1/tcp/0',
       '--metrics-listen', '127.0.0.1:0',
-      '--signaling-listen', '127.0.0.1:0',
+      '--signaling-listen', `127.0.0.1:${port}`,
       '--log-format', 'json',
     ], { stdio: ['ignore', 'pipe', 'pipe'], env: relayEnv(env) });
     relay.child = child;
