@@ -130,6 +130,29 @@ pub struct RevokeRequest {
     pub peer_id: Option<String>,
 }
 
+/// One ICE server entry as WebRTC's `RTCIceServer` takes it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IceServer {
+    /// `stun:host:port` or `turn:host:port?transport=udp`.
+    pub urls: Vec<String>,
+    /// For TURN: the time-limited username.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub username: Option<String>,
+    /// For TURN: the password.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credential: Option<String>,
+}
+
+/// Answer of `POST /auth/ice-servers` (an `Authorization: Bearer` token
+/// of a role the relay gives TURN credentials to).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IceServersResponse {
+    /// The relay's STUN server, then its TURN server with credentials.
+    pub ice_servers: Vec<IceServer>,
+    /// Unix seconds after which the TURN credentials are refused.
+    pub expires_at: u64,
+}
+
 /// The bytes a peer signs to answer `challenge` from `relay`.
 pub fn auth_payload(relay: &PeerId, challenge: &[u8]) -> Vec<u8> {
     [AUTH_TAG, &relay.to_bytes(), challenge].concat()

@@ -8,7 +8,13 @@
 //! and `[auth]` is [`TokenConfig`]) and checks them there; a library user
 //! starts from [`RelayConfig::default`] and changes what it needs.
 
-use std::{collections::BTreeMap, net::SocketAddr, num::NonZeroU32, path::PathBuf, time::Duration};
+use std::{
+    collections::BTreeMap,
+    net::{IpAddr, SocketAddr},
+    num::NonZeroU32,
+    path::PathBuf,
+    time::Duration,
+};
 
 use darkswap_p2p::auth::{AuthMethod, AuthorizationLevel};
 use darkswap_proto::relay_auth::Role;
@@ -40,6 +46,8 @@ pub struct RelayConfig {
     pub limits: LimitsConfig,
     /// Peer authentication over `/darkswap/auth/1.0.0`.
     pub peer_auth: PeerAuthConfig,
+    /// STUN and TURN for WebRTC peers.
+    pub turn: TurnConfig,
 }
 
 impl Default for RelayConfig {
@@ -54,6 +62,7 @@ impl Default for RelayConfig {
             tokens: TokenConfig::default(),
             limits: LimitsConfig::default(),
             peer_auth: PeerAuthConfig::default(),
+            turn: TurnConfig::default(),
         }
     }
 }
@@ -304,6 +313,68 @@ impl Default for SignalingConfig {
             send_queue_bytes: d::SEND_QUEUE_BYTES,
             send_queue_bytes_per_sender: d::SEND_QUEUE_BYTES_PER_SENDER,
             slow_reader_timeout: d::SLOW_READER_TIMEOUT,
+        }
+    }
+}
+
+/// STUN and TURN on a UDP port of the relay's own (`docs/signaling.md`,
+/// STUN and TURN). One port answers STUN binding requests (anyone) and TURN
+/// allocations (only with credentials from `POST /auth/ice-servers`, minted
+/// for a peer holding a token of at least [`role`](Self::role)).
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct TurnConfig {
+    /// Serve STUN and TURN. Default: false.
+    pub enabled: bool,
+    /// UDP address of the STUN/TURN port. Default: `0.0.0.0:3478`.
+    pub listen: SocketAddr,
+    /// The address relayed candidates carry: the relay's public IP. Default:
+    /// the listen IP if it is not unspecified, else the IP of the default
+    /// route.
+    pub relay_ip: Option<IpAddr>,
+    /// Host named in the `stun:`/`turn:` URLs handed out. Default: the host
+    /// the client reached the token service on.
+    pub public_host: Option<String>,
+    /// First UDP port of relayed addresses. Default: 49152.
+    pub relay_port_min: u16,
+    /// Last UDP port of relayed addresses. Default: 65535.
+    pub relay_port_max: u16,
+    /// The TURN realm. Default: `darkswap`.
+    pub realm: String,
+    /// Secret of the time-limited credentials (coturn's
+    /// `static-auth-secret`). Default: none, a random one per start (only
+    /// this process checks them).
+    pub secret: Option<String>,
+    /// How long minted credentials are valid. Default: 10 min.
+    pub credential_ttl: Duration,
+    /// Lowest token role given credentials. Default: `user`.
+    pub role: Role,
+    /// Allocations held at once, all peers together (508 above). Default: 256.
+    pub max_allocations: usize,
+    /// Allocations one peer may hold at once (486 above). Default: 4.
+    pub max_allocations_per_peer: usize,
+    /// Bytes per second one allocation may relay, both directions; datagrams
+    /// above are dropped. Default: 1 MiB/s.
+    pub bandwidth_per_allocation: u64,
+}
+
+impl Default for TurnConfig {
+    fn default() -> Self {
+        use defaults::turn as d;
+        TurnConfig {
+            enabled: d::ENABLED,
+            listen: d::LISTEN,
+            relay_ip: None,
+            public_host: None,
+            relay_port_min: d::RELAY_PORT_MIN,
+            relay_port_max: d::RELAY_PORT_MAX,
+            realm: d::REALM.to_owned(),
+            secret: None,
+            credential_ttl: d::CREDENTIAL_TTL,
+            role: d::ROLE,
+            max_allocations: d::MAX_ALLOCATIONS,
+            max_allocations_per_peer: d::MAX_ALLOCATIONS_PER_PEER,
+            bandwidth_per_allocation: d::BANDWIDTH_PER_ALLOCATION,
         }
     }
 }

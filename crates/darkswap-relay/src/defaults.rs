@@ -152,6 +152,41 @@ pub mod ws_circuit {
     pub const MAX_FRAME_SIZE: usize = 256 * 1024;
 }
 
+/// STUN and TURN on a UDP port of the relay's own (`[turn]`).
+pub mod turn {
+    use std::{
+        net::{Ipv4Addr, SocketAddr, SocketAddrV4},
+        time::Duration,
+    };
+
+    use darkswap_proto::relay_auth::Role;
+
+    /// Off unless enabled: TURN relays traffic for others and needs the
+    /// relay's public address and a UDP port range open.
+    pub const ENABLED: bool = false;
+    /// `0.0.0.0:3478`, the IANA STUN/TURN port.
+    pub const LISTEN: SocketAddr = SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 3478));
+    /// First UDP port of relayed addresses.
+    pub const RELAY_PORT_MIN: u16 = 49152;
+    /// Last UDP port of relayed addresses.
+    pub const RELAY_PORT_MAX: u16 = 65535;
+    /// The TURN realm.
+    pub const REALM: &str = "darkswap";
+    /// How long minted TURN credentials are valid: 10 min (a client
+    /// fetches new ones for each connection attempt).
+    pub const CREDENTIAL_TTL: Duration = Duration::from_secs(600);
+    /// Lowest role that is given TURN credentials.
+    pub const ROLE: Role = Role::User;
+    /// Allocations held at once, all peers together.
+    pub const MAX_ALLOCATIONS: usize = 256;
+    /// Allocations one peer may hold at once.
+    pub const MAX_ALLOCATIONS_PER_PEER: usize = 4;
+    /// Bytes per second one allocation may relay, both directions together;
+    /// datagrams above it are dropped, as a congested link drops them:
+    /// 1 MiB/s.
+    pub const BANDWIDTH_PER_ALLOCATION: u64 = 1024 * 1024;
+}
+
 /// The token authority and the roles it grants.
 pub mod tokens {
     use std::time::Duration;

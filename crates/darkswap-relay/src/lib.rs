@@ -32,6 +32,7 @@
 pub mod defaults;
 pub mod signaling;
 pub mod token;
+pub mod turn_credentials;
 
 #[cfg(feature = "server")]
 mod admin_http;
@@ -45,6 +46,8 @@ mod libp2p_node;
 pub mod metrics;
 #[cfg(feature = "server")]
 mod server;
+#[cfg(feature = "server")]
+pub mod stun_turn;
 #[cfg(feature = "server")]
 pub mod token_authority;
 #[cfg(feature = "server")]

@@ -340,6 +340,56 @@ mod tests {
     }
 }
 
+/// The STUN/TURN port (`[turn]`).
+#[derive(Debug, Default)]
+pub struct TurnMetrics {
+    allocations_active: Gauge,
+    allocations: Counter,
+    refusals: Family<StaticReasonLabel, Counter>,
+    credentials: Counter,
+    bytes_relayed: Counter,
+    bytes_dropped: Counter,
+}
+
+registered!(TurnMetrics;
+    "turn_allocations_active", "TURN allocations held now" => allocations_active,
+    "turn_allocations", "TURN allocations granted" => allocations,
+    "turn_refusals", "TURN Allocate requests refused, by reason (unauthorized: bad, expired or missing credentials; peer_limit; allocation_limit)" => refusals,
+    "turn_credentials_issued", "TURN credentials minted by POST /auth/ice-servers" => credentials,
+    "turn_bytes_relayed", "Bytes relayed through TURN allocations, both directions" => bytes_relayed,
+    "turn_bytes_dropped", "Bytes of datagrams dropped over an allocation's bandwidth" => bytes_dropped,
+);
+
+impl TurnMetrics {
+    pub(crate) fn allocated(&self, active: usize) {
+        self.allocations.inc();
+        self.set_active(active);
+    }
+
+    pub(crate) fn set_active(&self, active: usize) {
+        self.allocations_active
+            .set(i64::try_from(active).unwrap_or(i64::MAX));
+    }
+
+    pub(crate) fn refused(&self, reason: &'static str) {
+        self.refusals
+            .get_or_create(&StaticReasonLabel { reason })
+            .inc();
+    }
+
+    pub(crate) fn credentials_issued(&self) {
+        self.credentials.inc();
+    }
+
+    pub(crate) fn relayed(&self, bytes: usize) {
+        self.bytes_relayed.inc_by(bytes as u64);
+    }
+
+    pub(crate) fn dropped(&self, bytes: usize) {
+        self.bytes_dropped.inc_by(bytes as u64);
+    }
+}
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct TypeLabel {
     r#type: &'static str,

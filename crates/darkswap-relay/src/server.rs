@@ -17,9 +17,11 @@ use crate::{
     admin_http::{self, AdminState},
     config::RelayConfig,
     libp2p_node::Libp2pNode,
-    metrics::{Libp2pNodeMetrics, SecurityMetrics, SignalingMetrics},
+    metrics::{Libp2pNodeMetrics, SecurityMetrics, SignalingMetrics, TurnMetrics},
     signaling::SignalingServer,
+    stun_turn::{IceService, TurnServer},
     token_authority::{TokenAuthority, TokenAuthorityError},
+    turn_credentials::TurnCredentials,
 };
 
 /// File in the data dir holding the relay's identity key.
@@ -57,6 +59,9 @@ pub enum StartError {
     /// The token authority could not start (key, revocations file).
     #[error("auth: {0}")]
     Auth(#[from] TokenAuthorityError),
+    /// The STUN/TURN port could not start.
+    #[error("STUN/TURN: {0}")]
+    Turn(String),
     /// The signaling server could not bind.
     #[error("cannot serve signaling on {addr}: {reason}")]
     Signaling {
@@ -89,6 +94,7 @@ pub struct RelayServer {
     listen_addrs: Vec<Multiaddr>,
     metrics_addr: Option<SocketAddr>,
     signaling: Option<SignalingServer>,
+    turn: Option<TurnServer>,
     cancel: CancellationToken,
     swarm_task: AbortOnDropHandle<()>,
     admin_task: Option<AbortOnDropHandle<()>>,
@@ -124,6 +130,30 @@ impl RelayServer {
         .await?;
 
         let cancel = CancellationToken::new();
+        let (turn, ice) = if config.turn.enabled {
+            let metrics = Arc::new(TurnMetrics::register(&mut registry));
+            let secret = match &config.turn.secret {
+                Some(secret) => secret.as_bytes().to_vec(),
+                None => {
+                    let mut secret = vec![0u8; 32];
+                    rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut secret);
+                    secret
+                }
+            };
+            let credentials = TurnCredentials::new(&secret);
+            let server = TurnServer::start(&config.turn, credentials.clone(), metrics.clone())
+                .await
+                .map_err(|e| StartError::Turn(e.to_string()))?;
+            let ice = IceService::new(
+                &config.turn,
+                server.local_addr().port(),
+                credentials,
+                metrics,
+            );
+            (Some(server), Some(Arc::new(ice)))
+        } else {
+            (None, None)
+        };
         let signaling = if config.signaling.enabled {
             let addr = config.signaling.listen;
             let fail = |e: std::io::Error| StartError::Signaling {
@@ -132,11 +162,12 @@ impl RelayServer {
             };
             let listener = tokio::net::TcpListener::bind(addr).await.map_err(fail)?;
             Some(
-                SignalingServer::serve(
+                SignalingServer::serve_with_ice(
                     listener,
                     &config,
                     authority,
                     signaling_metrics,
+                    ice,
                     cancel.child_token(),
                 )
                 .map_err(fail)?,
@@ -175,6 +206,7 @@ impl RelayServer {
             listen_addrs,
             metrics_addr,
             signaling,
+            turn,
             cancel,
             swarm_task,
             admin_task,
@@ -202,6 +234,11 @@ impl RelayServer {
         self.signaling.as_ref().map(SignalingServer::local_addr)
     }
 
+    /// The STUN/TURN UDP address, if `[turn]` is enabled.
+    pub fn turn_addr(&self) -> Option<SocketAddr> {
+        self.turn.as_ref().map(TurnServer::local_addr)
+    }
+
     /// A token that stops the server when cancelled.
     pub fn cancellation_token(&self) -> CancellationToken {
         self.cancel.clone()
@@ -219,6 +256,9 @@ impl RelayServer {
         }
         if let Some(signaling) = self.signaling {
             signaling.stopped().await;
+        }
+        if let Some(turn) = self.turn {
+            turn.close().await;
         }
         tracing::info!("relay stopped");
     }

@@ -114,6 +114,19 @@ impl SignalingServer {
         metrics: Arc<SignalingMetrics>,
         cancel: CancellationToken,
     ) -> std::io::Result<Self> {
+        Self::serve_with_ice(listener, config, authority, metrics, None, cancel)
+    }
+
+    /// [`serve`](Self::serve), with `POST /auth/ice-servers` handing out
+    /// the relay's STUN/TURN servers.
+    pub fn serve_with_ice(
+        listener: TcpListener,
+        config: &RelayConfig,
+        authority: Arc<TokenAuthority>,
+        metrics: Arc<SignalingMetrics>,
+        ice: Option<Arc<crate::stun_turn::IceService>>,
+        cancel: CancellationToken,
+    ) -> std::io::Result<Self> {
         let (signaling, ws_circuit, limits) =
             (&config.signaling, &config.ws_circuit, &config.limits);
         let local_addr = listener.local_addr()?;
@@ -139,7 +152,7 @@ impl SignalingServer {
             limits: limits.clone(),
             anonymous_role: config.tokens.anonymous_role,
             security: authority.metrics().clone(),
-            token_service: Arc::new(TokenService::new(authority.clone(), limits)),
+            token_service: Arc::new(TokenService::new(authority.clone(), limits, ice)),
             authority,
             conn_rate_per_ip: RateLimiter::keyed(limits.connection_rate_per_ip.quota()),
             conn_rate_global: RateLimiter::direct(limits.connection_rate_global.quota()),

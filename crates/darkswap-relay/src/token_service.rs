@@ -28,8 +28,10 @@ use crate::{
     clock::unix_now,
     config::LimitsConfig,
     defaults::queues,
+    stun_turn::IceService,
     token::{Claims, TokenError},
     token_authority::{ChallengeError, Revocation, TokenAuthority},
+    turn_credentials::IceServersResponse,
 };
 
 /// The client's address, set per connection.
@@ -42,14 +44,21 @@ pub(crate) struct TokenService {
     authority: Arc<TokenAuthority>,
     per_ip: DefaultKeyedRateLimiter<IpAddr>,
     global: DefaultDirectRateLimiter,
+    /// The STUN/TURN port's credentials, when it runs.
+    ice: Option<Arc<IceService>>,
 }
 
 impl TokenService {
-    pub(crate) fn new(authority: Arc<TokenAuthority>, limits: &LimitsConfig) -> Self {
+    pub(crate) fn new(
+        authority: Arc<TokenAuthority>,
+        limits: &LimitsConfig,
+        ice: Option<Arc<IceService>>,
+    ) -> Self {
         TokenService {
             authority,
             per_ip: RateLimiter::keyed(limits.http_rate_per_ip.quota()),
             global: RateLimiter::direct(limits.http_rate_global.quota()),
+            ice,
         }
     }
 
@@ -276,6 +285,48 @@ async fn revoke(
     Ok(Json(json!({ "revoked": kind })))
 }
 
+/// `POST /auth/ice-servers`: the relay's STUN server and its TURN server
+/// with time-limited credentials for the token's peer.
+async fn ice_servers(
+    State(http): State<Arc<TokenService>>,
+    Extension(ClientIp(ip)): Extension<ClientIp>,
+    headers: HeaderMap,
+) -> Answer<IceServersResponse> {
+    http.admit(ip)?;
+    let ice = http.ice.clone().ok_or_else(|| {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not_enabled",
+            "this relay serves no STUN/TURN ([turn] enabled = false)",
+        )
+    })?;
+    let caller = require_bearer(&http, &headers)?;
+    if caller.role < ice.role {
+        http.authority.metrics().denied("turn");
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            format!("TURN credentials need the {} role", ice.role),
+        ));
+    }
+    let host = headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .map(host_of)
+        .unwrap_or("localhost");
+    Ok(Json(ice.ice_servers(&caller.sub, host)))
+}
+
+/// The host part of a `Host` header (`[::1]:9001` → `[::1]`).
+fn host_of(value: &str) -> &str {
+    match value.rsplit_once(':') {
+        Some((host, port)) if port.bytes().all(|b| b.is_ascii_digit()) && !host.ends_with(':') => {
+            host
+        }
+        _ => value,
+    }
+}
+
 async fn not_found() -> ApiError {
     ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such endpoint")
 }
@@ -295,6 +346,7 @@ fn router(http: Arc<TokenService>) -> Router {
         .route("/auth/token", post(token))
         .route("/auth/refresh", post(refresh))
         .route("/auth/revoke", post(revoke))
+        .route("/auth/ice-servers", post(ice_servers))
         .fallback(not_found)
         .layer(axum::extract::DefaultBodyLimit::max(queues::HTTP_BODY))
         .layer(cors)

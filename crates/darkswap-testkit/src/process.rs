@@ -32,6 +32,8 @@ pub struct RelayProcess {
     pub metrics: Option<SocketAddr>,
     /// The signaling and relayed-circuit WebSocket server, if enabled.
     pub signaling: Option<SocketAddr>,
+    /// The STUN/TURN UDP port, if `[turn]` is enabled.
+    pub turn: Option<SocketAddr>,
     /// The JSON log lines it writes after start-up.
     pub logs: mpsc::Receiver<serde_json::Value>,
 }
@@ -92,6 +94,7 @@ impl RelayProcess {
         });
         let (mut tcp_addr, mut ws_addr, mut quic_addr, mut metrics, mut signaling, mut peer_id) =
             (None, None, None, None, None, None);
+        let mut turn = None;
         let deadline = Instant::now() + START_TIMEOUT;
         while peer_id.is_none() {
             let left = deadline.saturating_duration_since(Instant::now());
@@ -117,6 +120,9 @@ impl RelayProcess {
                 Some("signaling server listening") => {
                     signaling = Some(text("addr").parse().expect("signaling address"))
                 }
+                Some("STUN/TURN server listening") => {
+                    turn = Some(text("addr").parse().expect("STUN/TURN address"))
+                }
                 Some("relay started") => {
                     peer_id = Some(text("peer_id").parse().expect("relay peer id"))
                 }
@@ -131,6 +137,7 @@ impl RelayProcess {
             quic_addr,
             metrics,
             signaling,
+            turn,
             logs,
         }
     }

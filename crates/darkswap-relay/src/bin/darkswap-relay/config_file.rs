@@ -6,7 +6,7 @@
 //! (`deploy/config.toml` lists every one with its default): `[network]` is
 //! the libp2p node, `[relay]` libp2p circuit relay v2 (hop), `[metrics]` the
 //! admin HTTP server, `[ws_relay]` the WebSocket circuits, `[auth]` the
-//! token authority. Unknown keys are errors, so a typo never silently
+//! token authority, `[turn]` the STUN/TURN port. Unknown keys are errors, so a typo never silently
 //! leaves a default in force. Each key's meaning and default is documented
 //! on the library field it becomes.
 
@@ -48,6 +48,7 @@ pub(crate) struct ConfigFile {
     pub(crate) limits: LimitsSection,
     pub(crate) log: LogSection,
     pub(crate) peer_auth: PeerAuthSection,
+    pub(crate) turn: TurnSection,
 }
 
 /// `[network]`: [`Libp2pConfig`].
@@ -360,6 +361,7 @@ impl Default for ConfigFile {
                 challenge_ttl_secs: p.challenge_ttl.as_secs(),
                 token_ttl_secs: p.token_ttl.as_secs(),
             },
+            turn: TurnSection::default(),
         }
     }
 }
@@ -392,6 +394,7 @@ impl ConfigFile {
 
     /// Checks what types alone cannot, naming the offending key.
     pub(crate) fn validate(&self) -> Result<(), ConfigError> {
+        self.turn.validate()?;
         let (r, s, w, a, l) = (
             &self.relay,
             &self.signaling,
@@ -619,6 +622,7 @@ impl ConfigFile {
         c.tokens = self.auth.token_config();
         set_limits(&mut c.limits, &self.limits);
         c.peer_auth = self.peer_auth.peer_auth_config()?;
+        c.turn = self.turn.turn_config();
         Ok(c)
     }
 }
@@ -738,3 +742,6 @@ fn describe(error: figment::Error) -> String {
 
 #[cfg(test)]
 mod tests;
+mod turn;
+
+use turn::TurnSection;
