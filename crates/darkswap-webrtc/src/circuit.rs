@@ -75,6 +75,7 @@ impl CircuitTask {
                         alive: alive.clone(),
                         initiator: self.requester,
                         path: ConnectionPath::Relayed,
+                        local_candidate: None,
                         max_message_size: self
                             .shared
                             .config

@@ -1,5 +1,6 @@
 //! Settings of a [`WebRtcConnectionManager`](crate::WebRtcConnectionManager).
 
+use darkswap_proto::relay_auth::IceServer;
 use std::{
     net::{IpAddr, Ipv4Addr},
     time::Duration,
@@ -38,6 +39,15 @@ pub struct WebRtcConfig {
     pub relay_fallback: bool,
     /// Whether to accept relayed circuits other peers request. Default: true.
     pub accept_relayed: bool,
+    /// STUN and TURN servers (seed 002's `iceServers`): `stun:host:port`
+    /// gives server-reflexive candidates, `turn:host:port?transport=udp`
+    /// with a username and credential a relayed one. Default: none. A
+    /// relay's own come from [`fetch_ice_servers`](crate::WebRtcSignalingClient::fetch_ice_servers).
+    pub ice_servers: Vec<IceServer>,
+    /// Fetch the signaling relay's own STUN and TURN servers (short-lived
+    /// TURN credentials; fetched again when 3/4 of their life is over) and
+    /// use them beside [`ice_servers`](Self::ice_servers). Default: false.
+    pub relay_ice_servers: bool,
 }
 
 /// Which ICE candidates a connection gathers (WebRTC's `RTCIceTransportPolicy`).
@@ -46,9 +56,9 @@ pub enum IceTransportPolicy {
     /// Host candidates (and, with ICE servers, reflexive and relay ones).
     #[default]
     All,
-    /// Only relay candidates: no host candidate reveals a local address. With
-    /// no TURN server configured there is no candidate at all, WebRTC cannot
-    /// connect, and connections take the relayed circuit.
+    /// Only relay candidates (from a TURN server): no host candidate reveals
+    /// a local address. With no TURN server there is no candidate at all,
+    /// WebRTC cannot connect, and connections take the relayed circuit.
     Relay,
 }
 
@@ -67,6 +77,8 @@ impl Default for WebRtcConfig {
             ice_transport_policy: IceTransportPolicy::All,
             relay_fallback: true,
             accept_relayed: true,
+            ice_servers: Vec::new(),
+            relay_ice_servers: false,
         }
     }
 }
@@ -102,6 +114,29 @@ impl WebRtcConfig {
     pub fn with_relay_fallback(mut self, fallback: bool) -> Self {
         self.relay_fallback = fallback;
         self
+    }
+
+    /// Sets [`ice_servers`](Self::ice_servers).
+    pub fn with_ice_servers(mut self, servers: Vec<IceServer>) -> Self {
+        self.ice_servers = servers;
+        self
+    }
+
+    /// Sets [`relay_ice_servers`](Self::relay_ice_servers).
+    pub fn with_relay_ice_servers(mut self, fetch: bool) -> Self {
+        self.relay_ice_servers = fetch;
+        self
+    }
+
+    /// Whether a WebRTC attempt can have any candidate: host addresses, or
+    /// a TURN server.
+    pub(crate) fn has_candidates(&self) -> bool {
+        !self.host_candidate_ips().is_empty()
+            || self.relay_ice_servers
+            || self
+                .ice_servers
+                .iter()
+                .any(|s| s.urls.iter().any(|u| u.starts_with("turn:")))
     }
 
     /// Sets [`accept_relayed`](Self::accept_relayed).

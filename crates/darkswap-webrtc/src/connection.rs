@@ -11,7 +11,7 @@ use std::{
 use libp2p_identity::PeerId;
 use tokio::sync::{mpsc, oneshot};
 
-use crate::{connection_pool::PooledConnection, error::WebRtcError};
+use crate::{connection_pool::PooledConnection, error::WebRtcError, ice::CandidateType};
 
 /// One message on a data channel.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -71,6 +71,9 @@ pub(crate) struct ConnInner {
     pub(crate) alive: Arc<AtomicBool>,
     pub(crate) initiator: bool,
     pub(crate) path: ConnectionPath,
+    /// For a direct path: which of our ICE candidates is in use (0 unknown,
+    /// 1 host, 2 relay).
+    pub(crate) local_candidate: Option<Arc<std::sync::atomic::AtomicU8>>,
     pub(crate) max_message_size: usize,
 }
 
@@ -105,6 +108,17 @@ impl WebRtcConnection {
     /// Whether the connection is a direct data channel or a relayed circuit.
     pub fn path(&self) -> ConnectionPath {
         self.inner.path
+    }
+
+    /// For a direct path, which of our ICE candidates its datagrams leave
+    /// from: a local socket, or our TURN allocation. `None` for a relayed
+    /// circuit, or before the first datagram.
+    pub fn local_candidate_type(&self) -> Option<CandidateType> {
+        match self.inner.local_candidate.as_ref()?.load(Ordering::Relaxed) {
+            1 => Some(CandidateType::Host),
+            2 => Some(CandidateType::Relay),
+            _ => None,
+        }
     }
 
     /// The largest message [`send_message`](Self::send_message) takes on

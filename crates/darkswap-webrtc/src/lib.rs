@@ -32,6 +32,7 @@ mod config;
 mod connection;
 mod connection_pool;
 mod error;
+mod ice;
 mod manager;
 mod peer_task;
 mod relay_manager;
@@ -44,7 +45,10 @@ pub use connection::{ConnectionPath, DataMessage, WebRtcConnection};
 pub use connection_pool::{
     ConnectionPool, ConnectionPoolConfig, PoolError, PoolStats, PooledConnection,
 };
+/// An ICE server (`RTCIceServer`): STUN or TURN URLs and TURN credentials.
+pub use darkswap_proto::relay_auth::{IceServer, IceServersResponse};
 pub use error::WebRtcError;
+pub use ice::CandidateType;
 pub use manager::WebRtcConnectionManager;
 pub use relay_manager::{RelayAddrError, RelayManager, RelayUrls};
 pub use relay_token::RelayToken;

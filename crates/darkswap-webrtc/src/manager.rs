@@ -23,6 +23,7 @@ use std::{
     time::Duration,
 };
 
+use darkswap_proto::relay_auth::IceServer;
 use libp2p_identity::PeerId;
 use rand::RngCore;
 use serde_json::Value;
@@ -63,6 +64,8 @@ pub(crate) struct Shared {
     pub(crate) pool: Arc<ConnectionPool<WebRtcConnection>>,
     pub(crate) state: Mutex<State>,
     pub(crate) incoming: mpsc::Sender<WebRtcConnection>,
+    /// The relay's ICE servers and until when (unix seconds) to use them.
+    pub(crate) relay_ice: tokio::sync::Mutex<Option<(Vec<IceServer>, u64)>>,
 }
 
 #[derive(Default)]
@@ -142,6 +145,36 @@ impl State {
 impl Shared {
     pub(crate) fn state(&self) -> std::sync::MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The settings of one attempt: the configured ones, with the relay's
+    /// ICE servers if asked for (fetched again once 3/4 of their credentials'
+    /// life is over; without them the attempt goes on with the rest).
+    pub(crate) async fn attempt_config(&self) -> WebRtcConfig {
+        let mut config = self.config.clone();
+        if !config.relay_ice_servers {
+            return config;
+        }
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
+        let mut cached = self.relay_ice.lock().await;
+        if cached.as_ref().is_none_or(|(_, until)| *until <= now) {
+            match self.signaling.fetch_ice_servers().await {
+                Ok(answer) => {
+                    let until = now + answer.expires_at.saturating_sub(now) * 3 / 4;
+                    *cached = Some((answer.ice_servers, until));
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "the relay's ICE servers could not be fetched")
+                }
+            }
+        }
+        if let Some((servers, _)) = cached.as_ref() {
+            config.ice_servers.extend(servers.iter().cloned());
+        }
+        config
     }
 
     /// A connection opened: into the pool, to whoever waits for it, else to
@@ -296,6 +329,7 @@ impl WebRtcConnectionManager {
             pool,
             state: Mutex::new(State::default()),
             incoming: incoming_tx,
+            relay_ice: tokio::sync::Mutex::new(None),
         });
         let task = AbortOnDropHandle::new(tokio::spawn(run_manager(shared.clone())));
         WebRtcConnectionManager {
@@ -333,7 +367,7 @@ impl WebRtcConnectionManager {
             return Err(WebRtcError::UnknownPeer(*peer));
         }
         let config = &self.shared.config;
-        if config.host_candidate_ips().is_empty() {
+        if !config.has_candidates() {
             // No candidate: WebRTC cannot connect (the browser client falls
             // back at once in this case too).
             if !config.relay_fallback {

@@ -4,7 +4,7 @@ use std::{
     net::SocketAddr,
     sync::{
         Arc,
-        atomic::{AtomicBool, Ordering},
+        atomic::{AtomicBool, AtomicU8, Ordering},
     },
     time::{Duration, Instant},
 };
@@ -27,36 +27,16 @@ use crate::{
     config::{DATA_CHANNEL_LABEL, WebRtcConfig},
     connection::{Command, ConnInner, ConnectionPath, DataMessage, WebRtcConnection},
     error::WebRtcError,
+    ice::{Gathered, TurnOutbox, TurnRelay, gather},
     manager::{Shared, Signal},
 };
 
-/// Binds one UDP socket per candidate address and makes an `Rtc` with them
-/// as host candidates.
-pub(crate) async fn new_rtc(
-    config: &WebRtcConfig,
-) -> Result<(Rtc, Vec<Arc<UdpSocket>>), WebRtcError> {
-    let mut rtc = Rtc::builder()
+/// Gathers the candidates (host sockets, STUN, TURN) into a new `Rtc`.
+pub(crate) async fn new_rtc(config: &WebRtcConfig) -> Result<Gathered, WebRtcError> {
+    let rtc = Rtc::builder()
         .set_sctp_max_buffered_amount(config.max_message_size.max(1 << 20))
         .build(Instant::now());
-    let mut sockets = Vec::new();
-    for ip in config.host_candidate_ips() {
-        let socket = UdpSocket::bind(SocketAddr::new(*ip, 0))
-            .await
-            .map_err(|e| WebRtcError::Local(format!("bind {ip}: {e}")))?;
-        let addr = socket
-            .local_addr()
-            .map_err(|e| WebRtcError::Local(e.to_string()))?;
-        let candidate =
-            Candidate::host(addr, "udp").map_err(|e| WebRtcError::Local(e.to_string()))?;
-        rtc.add_local_candidate(candidate);
-        sockets.push(Arc::new(socket));
-    }
-    if sockets.is_empty() {
-        return Err(WebRtcError::Local(
-            "no ICE candidate: no host address under the ICE policy".into(),
-        ));
-    }
-    Ok((rtc, sockets))
+    gather(config, rtc).await
 }
 
 /// This side offers: a data channel, the offer, then the answer.
@@ -67,8 +47,8 @@ pub(crate) async fn offer(
     mut signals: mpsc::Receiver<Signal>,
 ) {
     let result = async {
-        let (mut rtc, sockets) = new_rtc(&shared.config).await?;
-        let mut api = rtc.sdp_api();
+        let mut gathered = new_rtc(&shared.attempt_config().await).await?;
+        let mut api = gathered.rtc.sdp_api();
         api.add_channel(DATA_CHANNEL_LABEL.to_owned());
         let (offer, pending) = api
             .apply()
@@ -77,12 +57,12 @@ pub(crate) async fn offer(
             .signaling
             .send_offer(&peer, &offer.to_sdp_string(), Some(&session))
             .await?;
-        Ok::<_, WebRtcError>((rtc, sockets, Some(pending)))
+        Ok::<_, WebRtcError>((gathered, Some(pending)))
     }
     .await;
     match result {
-        Ok((rtc, sockets, pending)) => {
-            PeerTask::new(shared, peer, session, rtc, sockets, pending, true)
+        Ok((gathered, pending)) => {
+            PeerTask::new(shared, peer, session, gathered, pending, true)
                 .run(&mut signals)
                 .await
         }
@@ -103,8 +83,9 @@ pub(crate) async fn answer(
             peer,
             reason: e.to_string(),
         })?;
-        let (mut rtc, sockets) = new_rtc(&shared.config).await?;
-        let answer = rtc
+        let mut gathered = new_rtc(&shared.attempt_config().await).await?;
+        let answer = gathered
+            .rtc
             .sdp_api()
             .accept_offer(offer)
             .map_err(|e| WebRtcError::Sdp {
@@ -115,12 +96,12 @@ pub(crate) async fn answer(
             .signaling
             .send_answer(&peer, &answer.to_sdp_string(), Some(&session))
             .await?;
-        Ok::<_, WebRtcError>((rtc, sockets))
+        Ok::<_, WebRtcError>(gathered)
     }
     .await;
     match result {
-        Ok((rtc, sockets)) => {
-            PeerTask::new(shared, peer, session, rtc, sockets, None, false)
+        Ok(gathered) => {
+            PeerTask::new(shared, peer, session, gathered, None, false)
                 .run(&mut signals)
                 .await
         }
@@ -138,10 +119,17 @@ pub(crate) struct PeerTask {
     session: String,
     rtc: Rtc,
     sockets: Vec<Arc<UdpSocket>>,
+    /// Our TURN allocation, if one was made.
+    relay: Option<TurnRelay>,
+    /// Datagrams for the TURN allocation, once it is started.
+    relay_out: Option<TurnOutbox>,
     pending_offer: Option<SdpPendingOffer>,
     initiator: bool,
     channel: Option<ChannelId>,
     alive: Arc<AtomicBool>,
+    /// Which of our candidates the open channel's datagrams leave from
+    /// (0 unknown, 1 host, 2 relay).
+    local_candidate: Arc<AtomicU8>,
 }
 
 impl PeerTask {
@@ -149,8 +137,7 @@ impl PeerTask {
         shared: Arc<Shared>,
         peer: PeerId,
         session: String,
-        rtc: Rtc,
-        sockets: Vec<Arc<UdpSocket>>,
+        gathered: Gathered,
         pending_offer: Option<SdpPendingOffer>,
         initiator: bool,
     ) -> Self {
@@ -158,12 +145,15 @@ impl PeerTask {
             shared,
             peer,
             session,
-            rtc,
-            sockets,
+            rtc: gathered.rtc,
+            sockets: gathered.sockets,
+            relay: gathered.relay,
+            relay_out: None,
             pending_offer,
             initiator,
             channel: None,
             alive: Arc::new(AtomicBool::new(false)),
+            local_candidate: Arc::new(AtomicU8::new(0)),
         }
     }
 
@@ -175,6 +165,11 @@ impl PeerTask {
             .iter()
             .map(|s| AbortOnDropHandle::new(tokio::spawn(read_socket(s.clone(), udp_tx.clone()))))
             .collect();
+        let _relay_tasks = self.relay.as_ref().map(|relay| {
+            let (out, tasks) = relay.start(udp_tx.clone());
+            self.relay_out = Some(out);
+            tasks
+        });
         drop(udp_tx);
         let deadline = Instant::now() + self.shared.config.connect_timeout;
         // Until the channel opens, this task belongs to the attempt; then it
@@ -265,6 +260,9 @@ impl PeerTask {
             }
         };
         self.alive.store(false, Ordering::Relaxed);
+        if let Some(relay) = &self.relay {
+            relay.close().await;
+        }
         if let Some((_, reply)) = blocked {
             let _ = reply.send(Err(WebRtcError::Closed));
         }
@@ -297,6 +295,7 @@ impl PeerTask {
                 alive: self.alive.clone(),
                 initiator: self.initiator,
                 path: ConnectionPath::Direct,
+                local_candidate: Some(self.local_candidate.clone()),
                 max_message_size: self.shared.config.max_message_size,
             }),
         };
@@ -321,6 +320,21 @@ impl PeerTask {
             match output {
                 Output::Timeout(t) => return Ok(Some(t)),
                 Output::Transmit(t) => {
+                    if let Some(relay) = &self.relay
+                        && t.source == relay.addr
+                    {
+                        if self.channel.is_some() {
+                            self.local_candidate.store(2, Ordering::Relaxed);
+                        }
+                        if let Some(out) = &self.relay_out {
+                            // Full: dropped, as a congested link would.
+                            let _ = out.try_send((t.contents.to_vec(), t.destination));
+                        }
+                        continue;
+                    }
+                    if self.channel.is_some() {
+                        self.local_candidate.store(1, Ordering::Relaxed);
+                    }
                     if let Some(socket) = self
                         .sockets
                         .iter()

@@ -7,7 +7,8 @@
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use darkswap_proto::relay_auth::{
-    ChallengeRequest, ChallengeResponse, Role, TokenResponse, sign_token_request,
+    ChallengeRequest, ChallengeResponse, IceServersResponse, Role, TokenResponse,
+    sign_token_request,
 };
 use libp2p_identity::{Keypair, PeerId};
 use serde::de::DeserializeOwned;
@@ -116,6 +117,20 @@ impl TokenClient {
             .post("/auth/refresh", Some(&token.token), &serde_json::json!({}))
             .await?;
         Ok(fresh.into())
+    }
+
+    /// The relay's STUN and TURN servers, with TURN credentials for the
+    /// token's peer (`POST /auth/ice-servers`).
+    pub(crate) async fn ice_servers(
+        &self,
+        token: &RelayToken,
+    ) -> Result<IceServersResponse, SignalingError> {
+        self.post(
+            "/auth/ice-servers",
+            Some(&token.token),
+            &serde_json::json!({}),
+        )
+        .await
     }
 
     async fn post<T: DeserializeOwned>(

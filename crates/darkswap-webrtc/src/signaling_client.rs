@@ -358,6 +358,32 @@ impl WebRtcSignalingClient {
         self.inner.token.borrow().clone()
     }
 
+    /// The relay's own STUN and TURN servers, with TURN credentials minted
+    /// for this peer (`POST /auth/ice-servers`; a token is earned first if
+    /// the client has none). Put them in [`WebRtcConfig::ice_servers`](crate::WebRtcConfig::ice_servers),
+    /// or let the manager fetch them ([`WebRtcConfig::relay_ice_servers`](crate::WebRtcConfig::relay_ice_servers)).
+    pub async fn fetch_ice_servers(
+        &self,
+    ) -> Result<darkswap_proto::relay_auth::IceServersResponse, SignalingError> {
+        use crate::relay_token::{TokenClient, http_base_of};
+        let url = lock(&self.inner.url)
+            .clone()
+            .ok_or(SignalingError::NotConnected)?;
+        let client = TokenClient::new(http_base_of(&url)?)?;
+        let kept = self
+            .token()
+            .filter(|t| !t.refresh_in(std::time::SystemTime::now()).is_zero());
+        let token = match kept {
+            Some(token) => token,
+            None => {
+                let token = client.earn(&self.inner.keypair).await?;
+                self.inner.token.send_replace(Some(token.clone()));
+                token
+            }
+        };
+        client.ice_servers(&token).await
+    }
+
     /// The relay token as it changes (earned, refreshed, dropped).
     pub fn token_changes(&self) -> watch::Receiver<Option<RelayToken>> {
         self.inner.token.subscribe()
