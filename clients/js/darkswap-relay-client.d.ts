@@ -46,7 +46,7 @@ export { WebRtcConnection } from './src/connection.js';
 export { loadOrCreateIdentity } from './src/identity.js';
 export { WebRtcConnectionManager } from './src/manager.js';
 export { peerIdFromPublicKey } from './src/peer-id.js';
-export { fetchRelayToken, refreshRelayToken } from './src/tokens.js';
+export { fetchIceServers, fetchRelayToken, refreshRelayToken } from './src/tokens.js';
 export type DarkSwapError = import('./src/errors.js').DarkSwapError;
 export type ManagerOptions = import('./src/manager.js').ManagerOptions;
 export type WebRtcConnectionManagerEventMap = import('./src/manager.js').WebRtcConnectionManagerEventMap;

@@ -48,7 +48,7 @@ export { WebRtcConnection } from './src/connection.js';
 export { loadOrCreateIdentity } from './src/identity.js';
 export { WebRtcConnectionManager } from './src/manager.js';
 export { peerIdFromPublicKey } from './src/peer-id.js';
-export { fetchRelayToken, refreshRelayToken } from './src/tokens.js';
+export { fetchIceServers, fetchRelayToken, refreshRelayToken } from './src/tokens.js';
 
 /** @typedef {import('./src/errors.js').DarkSwapError} DarkSwapError */
 /** @typedef {import('./src/manager.js').ManagerOptions} ManagerOptions */

@@ -9,6 +9,8 @@
 //                                        empty = ephemeral identity)
 //   auth=none|auto                       auto: earn a token from the relay's token service (needed on
 //                                        a relay whose anonymous role may not register; default none)
+//   relayIce=1                           use the relay's own STUN/TURN servers (relayIceServers); with
+//                                        policy=relay, WebRTC then goes through the relay's TURN
 import { WebRtcConnectionManager } from './darkswap-relay-client.js';
 
 const params = new URLSearchParams(location.search);
@@ -20,7 +22,8 @@ const auth = params.get('auth') === 'auto' ? 'auto' : 'none';
 
 /** @type {RTCConfiguration} */
 const rtcConfig = relayOnly ? { iceServers: [], iceTransportPolicy: 'relay' } : { iceServers: [] };
-const manager = new WebRtcConnectionManager({ signalingUrl, rtcConfig, iceTimeoutMs, storageKey, auth });
+const relayIceServers = params.get('relayIce') === '1';
+const manager = new WebRtcConnectionManager({ signalingUrl, rtcConfig, iceTimeoutMs, storageKey, auth, relayIceServers });
 /** Every lifecycle state the manager went through, in order (`state` events). @type {string[]} */
 const darkswapStates = [manager.state];
 manager.addEventListener('state', (event) => {

@@ -67,6 +67,13 @@ export type ManagerOptions = {
      */
     auth?: 'none' | 'auto' | TokenProvider;
     /**
+     * Use the relay's own STUN and TURN servers: after each registration,
+     * fetch them (`POST /auth/ice-servers`, with a token earned by the identity key; TURN credentials are
+     * short-lived and minted for this peer), add them to `rtcConfig.iceServers`, and fetch them again after
+     * 3/4 of their lifetime (default false; the relay must have `[turn] enabled`).
+     */
+    relayIceServers?: boolean;
+    /**
      * Base of the token service; default: `signalingUrl` with `ws(s):` → `http(s):` and `/signaling` → `/auth`.
      */
     authUrl?: string;
@@ -157,6 +164,10 @@ export type WebRtcConnectionManagerEventMap = {
  *   new socket. A socket closed with 4004 for any other reason (no token on a closed relay, a role that
  *   may not register, a token for another peer, revoked by an admin) is not retried: `init()` rejects,
  *   or an `error` event says `unauthorized`.
+ * @property {boolean} [relayIceServers] Use the relay's own STUN and TURN servers: after each registration,
+ *   fetch them (`POST /auth/ice-servers`, with a token earned by the identity key; TURN credentials are
+ *   short-lived and minted for this peer), add them to `rtcConfig.iceServers`, and fetch them again after
+ *   3/4 of their lifetime (default false; the relay must have `[turn] enabled`).
  * @property {string} [authUrl] Base of the token service; default: `signalingUrl` with `ws(s):` → `http(s):` and `/signaling` → `/auth`.
  */
 /**
@@ -321,6 +332,12 @@ export declare class WebRtcConnectionManager extends EventTarget {
      * The manager cannot be used afterwards.
      * @returns {Promise<void>}
      */
+    /**
+     * The ICE servers connections use now: the configured ones and, with
+     * `relayIceServers`, the relay's (TURN credentials included).
+     * @returns {RTCIceServer[]}
+     */
+    get iceServers(): RTCIceServer[];
     close(): Promise<void>;
     /**
      * Listens to one of the manager's events (see {@link WebRtcConnectionManagerEventMap}).

@@ -24,7 +24,7 @@ import { isNonEmptyString, isObject } from './json.js';
 import { ed25519PublicKeyProtobuf, peerIdFromPublicKey } from './peer-id.js';
 import { Presence } from './presence.js';
 import { SignalingClient } from './signaling.js';
-import { TokenKeeper } from './tokens.js';
+import { TokenKeeper, fetchIceServers, fetchRelayToken } from './tokens.js';
 
 /**
  * @import { RelayedCircuit } from './circuit.js'
@@ -32,7 +32,7 @@ import { TokenKeeper } from './tokens.js';
  * @import { Deferred } from './deferred.js'
  * @import { DarkSwapError } from './errors.js'
  * @import { ConnectionLifecycleState, PeerPage, SignalingState } from './signaling.js'
- * @import { TokenEventDetail, TokenProvider, fetchRelayToken } from './tokens.js'
+ * @import { TokenEventDetail, TokenProvider } from './tokens.js'
  */
 
 const MAX_PENDING_CIRCUIT_REQUESTS = 32;
@@ -61,6 +61,10 @@ const MAX_LOST = 1024;
  *   new socket. A socket closed with 4004 for any other reason (no token on a closed relay, a role that
  *   may not register, a token for another peer, revoked by an admin) is not retried: `init()` rejects,
  *   or an `error` event says `unauthorized`.
+ * @property {boolean} [relayIceServers] Use the relay's own STUN and TURN servers: after each registration,
+ *   fetch them (`POST /auth/ice-servers`, with a token earned by the identity key; TURN credentials are
+ *   short-lived and minted for this peer), add them to `rtcConfig.iceServers`, and fetch them again after
+ *   3/4 of their lifetime (default false; the relay must have `[turn] enabled`).
  * @property {string} [authUrl] Base of the token service; default: `signalingUrl` with `ws(s):` → `http(s):` and `/signaling` → `/auth`.
  */
 
@@ -151,6 +155,11 @@ export class WebRtcConnectionManager extends EventTarget {
   /** @type {boolean} */ #autoReconnect;
   /** @type {number} */ #pingIntervalMs;
   /** @type {string | null} */ #storageKey;
+  /** @type {string} */ #signalingUrl;
+  /** @type {string | undefined} */ #authUrl;
+  /** @type {boolean} */ #relayIceServers;
+  /** @type {RTCIceServer[]} the configured ones, before the relay's are added */ #baseIceServers;
+  /** @type {ReturnType<typeof setTimeout> | null} */ #iceTimer = null;
 
   // identity
   /** @type {CryptoKeyPair | null} */ #identity;
@@ -185,6 +194,10 @@ export class WebRtcConnectionManager extends EventTarget {
     const signalingUrl = options.signalingUrl;
     this.#relayUrl = options.relayUrl ?? defaultRelayUrl(signalingUrl);
     this.#rtcConfig = options.rtcConfig ?? { iceServers: [] };
+    this.#signalingUrl = signalingUrl;
+    this.#authUrl = options.authUrl;
+    this.#relayIceServers = options.relayIceServers === true;
+    this.#baseIceServers = [...(this.#rtcConfig.iceServers ?? [])];
     this.#iceTimeoutMs = options.iceTimeoutMs ?? 5000;
     this.#acceptRelayed = options.acceptRelayed ?? (() => true);
     this.#autoReconnect = options.autoReconnect ?? true;
@@ -419,9 +432,40 @@ export class WebRtcConnectionManager extends EventTarget {
    * The manager cannot be used afterwards.
    * @returns {Promise<void>}
    */
+  /**
+   * The ICE servers connections use now: the configured ones and, with
+   * `relayIceServers`, the relay's (TURN credentials included).
+   * @returns {RTCIceServer[]}
+   */
+  get iceServers() { return [...(this.#rtcConfig.iceServers ?? [])]; }
+
+  /** Fetches the relay's STUN/TURN servers into `rtcConfig`, and schedules the next fetch. */
+  async #refreshIceServers() {
+    if (this.#iceTimer) { clearTimeout(this.#iceTimer); this.#iceTimer = null; }
+    const identity = this.#identity;
+    if (this.#closed || !identity) return;
+    /** @type {number} */
+    let nextMs;
+    try {
+      const where = { signalingUrl: this.#signalingUrl, authUrl: this.#authUrl };
+      const { token } = await fetchRelayToken({ ...where, identity });
+      const { iceServers, expiresAt } = await fetchIceServers({ ...where, token });
+      if (this.#closed) return;
+      // In place: connections read this object when they make an RTCPeerConnection.
+      this.#rtcConfig.iceServers = [...this.#baseIceServers, ...iceServers];
+      nextMs = Math.max(10_000, (expiresAt * 1000 - Date.now()) * 0.75);
+    } catch (error) {
+      const code = isObject(error) && isNonEmptyString(error.code) ? error.code : 'ice_servers_unavailable';
+      this.#emit('error', { code, message: `the relay's ICE servers: ${describe(error)}` });
+      nextMs = 30_000;
+    }
+    if (!this.#closed) this.#iceTimer = setTimeout(() => { this.#iceTimer = null; this.#refreshIceServers(); }, nextMs);
+  }
+
   async close() {
     if (this.#closed) return;
     this.#closed = true;
+    if (this.#iceTimer) { clearTimeout(this.#iceTimer); this.#iceTimer = null; }
     this.#resume.clear();
     this.#lost.clear();
     this.#peers.clear();
@@ -492,6 +536,7 @@ export class WebRtcConnectionManager extends EventTarget {
   #onRegistered() {
     // The server forgets watches with the socket: watch again on this one.
     this.#peers.rewatch();
+    if (this.#relayIceServers && !this.#iceTimer) this.#refreshIceServers();
     this.#emit('registered', { peerId: /** @type {string} */ (this.#peerId), peers: this.peers });
     this.#initDeferred?.resolve();
     this.#initDeferred = null;

@@ -83,6 +83,23 @@ export declare function refreshRelayToken(options: {
     authUrl?: string;
     token: string;
 }): Promise<RelayToken>;
+/**
+ * The relay's own STUN and TURN servers (`POST /auth/ice-servers`): its STUN
+ * server, and its TURN server with time-limited credentials minted for the
+ * token's peer (coturn's REST scheme), ready for `RTCConfiguration.iceServers`.
+ * Rejects like {@link fetchRelayToken}; `not_enabled` when the relay serves
+ * no STUN/TURN, `forbidden` for a role the relay gives no TURN credentials.
+ * @param {{ signalingUrl?: string, authUrl?: string, token: string }} options
+ * @returns {Promise<{ iceServers: RTCIceServer[], expiresAt: number }>} `expiresAt` in unix seconds
+ */
+export declare function fetchIceServers(options: {
+    signalingUrl?: string;
+    authUrl?: string;
+    token: string;
+}): Promise<{
+    iceServers: RTCIceServer[];
+    expiresAt: number;
+}>;
 export type TokenKeeperOptions = {
     /**
      * `'auto'` earns tokens; a provider is asked for them

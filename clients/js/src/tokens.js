@@ -120,7 +120,7 @@ export function isTransientAuthError(error) {
  * (`bad_proof`, `unknown_challenge`, `expired`, `revoked`, `rate_limited`, ...),
  * `auth_unavailable` when there is no answer, or `auth_protocol_error`.
  * @param {string} base
- * @param {'challenge' | 'token' | 'refresh'} endpoint
+ * @param {'challenge' | 'token' | 'refresh' | 'ice-servers'} endpoint
  * @param {Record<string, unknown> | null} body
  * @param {string} [bearer]
  * @returns {Promise<Record<string, unknown>>}
@@ -228,6 +228,39 @@ export async function refreshRelayToken(options) {
     throw new TypeError('refreshRelayToken needs { signalingUrl or authUrl, token }');
   }
   return relayTokenFrom(await authRequest(resolveAuthUrl(options), 'refresh', null, options.token));
+}
+
+/**
+ * The relay's own STUN and TURN servers (`POST /auth/ice-servers`): its STUN
+ * server, and its TURN server with time-limited credentials minted for the
+ * token's peer (coturn's REST scheme), ready for `RTCConfiguration.iceServers`.
+ * Rejects like {@link fetchRelayToken}; `not_enabled` when the relay serves
+ * no STUN/TURN, `forbidden` for a role the relay gives no TURN credentials.
+ * @param {{ signalingUrl?: string, authUrl?: string, token: string }} options
+ * @returns {Promise<{ iceServers: RTCIceServer[], expiresAt: number }>} `expiresAt` in unix seconds
+ */
+export async function fetchIceServers(options) {
+  if (!isObject(options) || !isNonEmptyString(options.token)) {
+    throw new TypeError('fetchIceServers needs { signalingUrl or authUrl, token }');
+  }
+  const answer = await authRequest(resolveAuthUrl(options), 'ice-servers', {}, options.token);
+  const servers = Array.isArray(answer.ice_servers) ? answer.ice_servers : null;
+  if (!servers || typeof answer.expires_at !== 'number') {
+    throw authError('auth_protocol_error', '/auth/ice-servers: the answer lacks ice_servers or expires_at', 200);
+  }
+  /** @type {RTCIceServer[]} */
+  const iceServers = [];
+  for (const server of servers) {
+    if (!isObject(server) || !Array.isArray(server.urls) || !server.urls.every(isNonEmptyString)) continue;
+    /** @type {RTCIceServer} */
+    const entry = { urls: /** @type {string[]} */ (server.urls) };
+    if (isNonEmptyString(server.username) && isNonEmptyString(server.credential)) {
+      entry.username = server.username;
+      entry.credential = server.credential;
+    }
+    iceServers.push(entry);
+  }
+  return { iceServers, expiresAt: answer.expires_at };
 }
 
 /**

@@ -191,3 +191,39 @@ test('a page reports its connection states in order through a relay restart, re-
   assert.ok(between.includes('connecting'), 'reconnection was tried');
   await waitText(a.page, '[data-testid="connection-state"]', 'closed');
 });
+
+/**
+ * Type of the local candidate of the pair a page's direct connection uses.
+ * @param {import('playwright-core').Page} p
+ * @param {string} peerId
+ */
+function localCandidateType(p, peerId) {
+  return p.evaluate(async (id) => {
+    const pc = window.darkswap.getConnection(id)._direct.pc;
+    const stats = await pc.getStats();
+    let pair = null;
+    stats.forEach((r) => { if (r.type === 'transport' && r.selectedCandidatePairId) pair = stats.get(r.selectedCandidatePairId); });
+    if (!pair) stats.forEach((r) => { if (r.type === 'candidate-pair' && r.nominated && r.state === 'succeeded') pair = r; });
+    return pair ? stats.get(pair.localCandidateId)?.candidateType ?? null : null;
+  }, peerId);
+}
+
+test("pages that may only use relay candidates connect over WebRTC through the relay's own TURN server", { timeout: TEST_TIMEOUT_MS }, async (t) => {
+  const relay = await startRelay({ DARKSWAP_RELAY_TURN__ENABLED: 'true', DARKSWAP_RELAY_TURN__LISTEN: '127.0.0.1:0' });
+  // policy=relay: no host candidate; relayIce=1: the relay's STUN/TURN with minted credentials.
+  const query = { policy: 'relay', relayIce: '1', iceTimeout: '10000' };
+  const a = await page(t, relay, query);
+  const b = await page(t, relay, query);
+  for (const p of [a, b]) {
+    await p.page.waitForFunction(() => window.darkswap.iceServers.some((s) => String(s.urls).startsWith('turn:') && s.credential), null, { timeout: WAIT_MS });
+  }
+  const servers = await a.page.evaluate(() => window.darkswap.iceServers);
+  assert.match(String(servers[0].urls), /^stun:127\.0\.0\.1:\d+$/);
+  await waitForPeer(a.page, b.peerId);
+  assert.equal(await connectResult(a, b), 'open/direct');
+  await waitPath(b.page, a.peerId, 'direct');
+  await chat(a, b, 'through the relay TURN');
+  await chat(b, a, 'and back');
+  assert.equal(await localCandidateType(a.page, b.peerId), 'relay');
+  assert.equal(await localCandidateType(b.page, a.peerId), 'relay');
+});
