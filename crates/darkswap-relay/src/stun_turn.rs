@@ -4,11 +4,11 @@
 //! - **credentials**: time-limited, coturn's REST scheme
 //!   ([`TurnCredentials`]), minted by the token service for a peer with a
 //!   token (`POST /auth/ice-servers`), checked here without state;
-//! - **limits**: the server's socket is wrapped ([`Gate`]) so that Allocate
+//! - **limits**: the server's socket is wrapped (`Gate`) so that Allocate
 //!   requests over `max_allocations_per_peer` are answered 486 and over
-//!   `max_allocations` 508 before the server sees them ([`ledger`]), and
+//!   `max_allocations` 508 before the server sees them (`ledger`), and
 //!   every refusal the server sends is counted by reason;
-//! - **bandwidth**: each relayed socket is wrapped ([`Throttled`]) so that
+//! - **bandwidth**: each relayed socket is wrapped (`Throttled`) so that
 //!   datagrams above `bandwidth_per_allocation` are dropped.
 //!
 //! STUN binding requests are answered to anyone, as STUN servers do.
