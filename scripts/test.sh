@@ -68,18 +68,20 @@ cargo run --locked -q -p darkswap-e2e --example encryption_example
 cargo run --locked -q -p darkswap-webrtc --example relay_example
 
 step "cargo test (unit, integration and doc tests; builds every example)"
-cargo test --workspace --locked
-
-step "wasm-bindgen tests of DarkSwapWasm in headless Chromium (wasm-bindgen-test-runner, Debian's chromedriver)"
-./scripts/wasm-tests.sh
-
-step "NAT lab (root: daemons behind nftables NAT routers in network namespaces; 3 trials per cell, regenerates docs/nat-matrix.md)"
+# nftables for the NAT routers of the NAT-lab tests (darkswap-natlab's WebRTC
+# test here, the nat-lab matrix below).
 if ! command -v nft >/dev/null; then
   echo "installing Debian's nftables"
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
   apt-get install -y -qq nftables >/dev/null
 fi
+cargo test --workspace --locked
+
+step "wasm-bindgen tests of DarkSwapWasm in headless Chromium (wasm-bindgen-test-runner, Debian's chromedriver)"
+./scripts/wasm-tests.sh
+
+step "NAT lab (root: daemons behind nftables NAT routers in network namespaces; 3 trials per cell, regenerates docs/nat-matrix.md)"
 cargo build --locked -q -p darkswap-natlab -p darkswap-cli -p darkswap-relay
 "$CARGO_TARGET_DIR/debug/nat-lab" --trials 3 --out docs/nat-matrix.md
 

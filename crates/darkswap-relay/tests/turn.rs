@@ -2,6 +2,7 @@
 //! webrtc-rs's TURN client: STUN for anyone, TURN only with the credentials
 //! `POST /auth/ice-servers` mints for a token holder, allocation limits and
 //! refusals counted in the metrics.
+#![cfg(feature = "server")]
 
 use std::{net::SocketAddr, sync::Arc, time::Duration};
 

@@ -18,8 +18,8 @@ use std::{sync::Arc, time::Duration};
 
 use clap::Parser;
 use darkswap_webrtc::{
-    DataMessage, IceTransportPolicy, Keypair, PeerId, WebRtcConfig, WebRtcConnection,
-    WebRtcConnectionManager, WebRtcSignalingClient,
+    CandidateType, DataMessage, IceServer, IceTransportPolicy, Keypair, PeerId, WebRtcConfig,
+    WebRtcConnection, WebRtcConnectionManager, WebRtcSignalingClient,
 };
 use serde_json::{Value, json};
 
@@ -40,6 +40,16 @@ struct Args {
     /// so that every connection takes a relayed circuit.
     #[arg(long)]
     relay_only: bool,
+    /// A STUN server to learn this peer's public address from
+    /// (`stun:host:port`); repeatable.
+    #[arg(long)]
+    stun: Vec<String>,
+    /// Use the relay's own STUN and TURN servers (`POST /auth/ice-servers`).
+    #[arg(long)]
+    relay_ice: bool,
+    /// Never fall back to a relayed circuit: WebRTC or nothing.
+    #[arg(long)]
+    no_fallback: bool,
 }
 
 fn chat(text: &str) -> String {
@@ -57,6 +67,19 @@ fn text_of(message: &DataMessage) -> String {
     }
 }
 
+/// Which of our ICE candidates the connection uses: `host` (a local
+/// socket, also for server-reflexive candidates) or `relay` (TURN).
+fn print_candidate(conn: &WebRtcConnection) {
+    if let Some(kind) = conn.local_candidate_type() {
+        let kind = match kind {
+            CandidateType::Host => "host",
+            CandidateType::Relay => "relay",
+            _ => "other",
+        };
+        println!("candidate: {} {kind}", conn.peer_id());
+    }
+}
+
 /// Greets a connected peer, then answers each message with its echo.
 async fn serve(conn: WebRtcConnection) {
     let peer = conn.peer_id();
@@ -68,6 +91,7 @@ async fn serve(conn: WebRtcConnection) {
     while let Ok(message) = conn.receive().await {
         let text = text_of(&message);
         println!("received from {peer}: {text}");
+        print_candidate(&conn);
         if conn
             .send_text(&chat(&format!("echo: {text}")))
             .await
@@ -100,6 +124,16 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     if args.relay_only {
         config = config.with_ice_transport_policy(IceTransportPolicy::Relay);
     }
+    if !args.stun.is_empty() {
+        config = config.with_ice_servers(vec![IceServer {
+            urls: args.stun.clone(),
+            username: None,
+            credential: None,
+        }]);
+    }
+    config = config
+        .with_relay_ice_servers(args.relay_ice)
+        .with_relay_fallback(!args.no_fallback);
     let manager = WebRtcConnectionManager::new(signaling, config);
 
     let Some(peer) = args.peer else {
@@ -119,6 +153,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         let message = tokio::time::timeout(Duration::from_secs(15), conn.receive()).await??;
         let text = text_of(&message);
         println!("received: {text}");
+        print_candidate(&conn);
         if text == echo {
             break;
         }

@@ -39,6 +39,7 @@ pub(crate) type Inbound = mpsc::Sender<(Vec<u8>, SocketAddr, SocketAddr)>;
 
 /// Which of our candidates a connection's datagrams leave from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum CandidateType {
     /// A local socket: a host candidate, or a server-reflexive one (ICE
     /// pairs those by their base, the same socket).
