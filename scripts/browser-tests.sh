@@ -17,6 +17,13 @@ if ! command -v chromium >/dev/null; then
   apt-get install -y -qq chromium chromium-driver >/dev/null
 fi
 npm ci --prefix clients/js --no-audit --no-fund --loglevel=error
+# nftables: the NAT routers of clients/js/test/nat.test.mjs.
+if ! command -v nft >/dev/null; then
+  echo "installing Debian's nftables"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq nftables >/dev/null
+fi
 
 # Build first: nothing outside the namespace is reachable from inside it.
 cargo build --locked -q -p darkswap-relay --bin darkswap-relay

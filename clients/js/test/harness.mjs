@@ -36,7 +36,7 @@ export const CLIENT_DIR = resolve(dirname(fileURLToPath(import.meta.url)), '..')
 const TARGET_DIR = process.env.CARGO_TARGET_DIR ?? `${process.env.HOME}/.cache/darkswap-target`;
 export const RELAY_BIN = process.env.DARKSWAP_TEST_RELAY_BIN ?? `${TARGET_DIR}/debug/darkswap-relay`;
 export const WEBRTC_EXAMPLE = process.env.DARKSWAP_TEST_WEBRTC_EXAMPLE ?? `${TARGET_DIR}/debug/examples/webrtc_example`;
-const CHROMIUM = process.env.CHROMIUM_BIN ?? '/usr/bin/chromium';
+export const CHROMIUM = process.env.CHROMIUM_BIN ?? '/usr/bin/chromium';
 const CHROMIUM_ARGS = [
   '--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
   '--disable-background-networking', '--disable-component-update', '--disable-sync',
@@ -79,19 +79,20 @@ export class Relay {
   get httpUrl() { return `http://${this.addr}`; }
 
   /**
-   * @param {{ env?: Record<string, string>, port?: number, dataDir?: string }} [options] configuration
+   * @param {{ env?: Record<string, string>, port?: number, dataDir?: string, host?: string }} [options] configuration
    *   overrides (`DARKSWAP_RELAY_AUTH__ANONYMOUS_ROLE: 'guest'`, ...); the public port (default: any);
-   *   the data directory (default: a new one), e.g. a stopped relay's to restart it as the same peer
+   *   the data directory (default: a new one), e.g. a stopped relay's to restart it as the same peer;
+   *   the address of the public port (default 127.0.0.1)
    * @returns {Promise<Relay>}
    */
-  static start({ env = {}, port = 0, dataDir } = {}) {
+  static start({ env = {}, port = 0, dataDir, host = '127.0.0.1' } = {}) {
     const relay = new Relay();
     relay.dataDir = dataDir ?? tempDir('dsw-relay-');
     const child = spawn(RELAY_BIN, [
       '--data-dir', relay.dataDir,
       '--listen', '/ip4/127.0.0.1/tcp/0',
       '--metrics-listen', '127.0.0.1:0',
-      '--signaling-listen', `127.0.0.1:${port}`,
+      '--signaling-listen', `${host}:${port}`,
       '--log-format', 'json',
     ], { stdio: ['ignore', 'pipe', 'pipe'], env: relayEnv(env) });
     relay.child = child;
@@ -110,7 +111,9 @@ export class Relay {
         let entry;
         try { entry = JSON.parse(line); } catch { return; }
         const fields = entry?.fields ?? {};
-        if (fields.message === 'signaling server listening' && typeof fields.addr === 'string') addr = fields.addr;
+        if (fields.message === 'signaling server listening' && typeof fields.addr === 'string') {
+          addr = fields.addr.replace(/^0\.0\.0\.0:/, '127.0.0.1:');
+        }
         if (fields.message === 'relay started') started = true;
         if (addr && started && timer) {
           clearTimeout(timer);
@@ -177,7 +180,8 @@ const MIME = {
  * Serves the client directory on 127.0.0.1 port 0.
  * @returns {Promise<{ baseUrl: string, close: () => Promise<void> }>}
  */
-export function startStaticServer() {
+/** @param {string} [host] the address to serve on, and to name in `baseUrl` */
+export function startStaticServer(host = '127.0.0.1') {
   const server = http.createServer((req, res) => {
     const path = decodeURIComponent(new URL(req.url ?? '/', 'http://x').pathname);
     const file = resolve(CLIENT_DIR, `.${path}`);
@@ -190,8 +194,8 @@ export function startStaticServer() {
     res.writeHead(200, { 'content-type': MIME[extname(file)] ?? 'application/octet-stream', 'cache-control': 'no-store' });
     createReadStream(file).pipe(res);
   });
-  return new Promise((done) => server.listen(0, '127.0.0.1', () => done({
-    baseUrl: `http://127.0.0.1:${server.address().port}`,
+  return new Promise((done) => server.listen(0, host, () => done({
+    baseUrl: `http://${host}:${server.address().port}`,
     close: () => new Promise((closed) => server.close(() => closed())),
   })));
 }
@@ -203,14 +207,16 @@ export function startStaticServer() {
  * Every console line of the page is kept in `console`, the path of every
  * WebSocket it opens in `sockets`.
  * @param {import('node:test').TestContext} t
- * @param {{ baseUrl: string, signalingUrl: string, query?: Record<string, string>, register?: boolean }} options
- *   `register: false` returns without waiting for the page to register.
+ * @param {{ baseUrl: string, signalingUrl: string, query?: Record<string, string>, register?: boolean,
+ *   executablePath?: string, extraArgs?: string[] }} options
+ *   `register: false` returns without waiting for the page to register; `executablePath` and
+ *   `extraArgs` change how Chromium is started (e.g. inside another network namespace).
  */
-export async function openPage(t, { baseUrl, signalingUrl, query = {}, register = true }) {
+export async function openPage(t, { baseUrl, signalingUrl, query = {}, register = true, executablePath = CHROMIUM, extraArgs = [] }) {
   // Imported here so that tests without a browser do not need playwright.
   const { chromium } = await import('playwright-core');
   const context = await chromium.launchPersistentContext(tempDir('dsw-chromium-'), {
-    executablePath: CHROMIUM, headless: true, args: CHROMIUM_ARGS,
+    executablePath, headless: true, args: [...CHROMIUM_ARGS, ...extraArgs],
   });
   t.after(() => context.close());
   const page = context.pages()[0] ?? await context.newPage();
