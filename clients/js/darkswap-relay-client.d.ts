@@ -49,7 +49,7 @@ export { peerIdFromPublicKey } from './src/peer-id.js';
 export { fetchIceServers, fetchRelayToken, refreshRelayToken } from './src/tokens.js';
 export type DarkSwapError = import('./src/errors.js').DarkSwapError;
 export type ManagerOptions = import('./src/manager.js').ManagerOptions;
-export type WebRtcConnectionManagerEventMap = import('./src/manager.js').WebRtcConnectionManagerEventMap;
+export type WebRtcConnectionManagerEventMap = import('./src/events.js').WebRtcConnectionManagerEventMap;
 export type ConnectionPath = import('./src/connection.js').ConnectionPath;
 export type ConnectionState = import('./src/connection.js').ConnectionState;
 export type ConnectionQuality = import('./src/connection.js').ConnectionQuality;
@@ -61,7 +61,7 @@ export type RelayToken = import('./src/tokens.js').RelayToken;
 export type RelayTokenError = import('./src/tokens.js').RelayTokenError;
 /** @typedef {import('./src/errors.js').DarkSwapError} DarkSwapError */
 /** @typedef {import('./src/manager.js').ManagerOptions} ManagerOptions */
-/** @typedef {import('./src/manager.js').WebRtcConnectionManagerEventMap} WebRtcConnectionManagerEventMap */
+/** @typedef {import('./src/events.js').WebRtcConnectionManagerEventMap} WebRtcConnectionManagerEventMap */
 /** @typedef {import('./src/connection.js').ConnectionPath} ConnectionPath */
 /** @typedef {import('./src/connection.js').ConnectionState} ConnectionState */
 /** @typedef {import('./src/connection.js').ConnectionQuality} ConnectionQuality */

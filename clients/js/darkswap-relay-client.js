@@ -52,7 +52,7 @@ export { fetchIceServers, fetchRelayToken, refreshRelayToken } from './src/token
 
 /** @typedef {import('./src/errors.js').DarkSwapError} DarkSwapError */
 /** @typedef {import('./src/manager.js').ManagerOptions} ManagerOptions */
-/** @typedef {import('./src/manager.js').WebRtcConnectionManagerEventMap} WebRtcConnectionManagerEventMap */
+/** @typedef {import('./src/events.js').WebRtcConnectionManagerEventMap} WebRtcConnectionManagerEventMap */
 /** @typedef {import('./src/connection.js').ConnectionPath} ConnectionPath */
 /** @typedef {import('./src/connection.js').ConnectionState} ConnectionState */
 /** @typedef {import('./src/connection.js').ConnectionQuality} ConnectionQuality */

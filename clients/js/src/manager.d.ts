@@ -15,9 +15,9 @@
  * @module
  */
 import { WebRtcConnection } from './connection.js';
-import type { ConnectionPath, ConnectionState } from './connection.js';
 import type { ConnectionLifecycleState, PeerPage, SignalingState } from './signaling.js';
-import type { TokenEventDetail, TokenProvider } from './tokens.js';
+import type { TokenProvider } from './tokens.js';
+import type { WebRtcConnectionManagerEventMap } from './events.js';
 export type ManagerOptions = {
     /**
      * `ws(s)://host:port/signaling`.
@@ -78,72 +78,6 @@ export type ManagerOptions = {
      */
     authUrl?: string;
 };
-export type RegisteredDetail = {
-    /**
-     * this peer's id
-     */
-    peerId: string;
-    /**
-     * the other registered peers
-     */
-    peers: string[];
-};
-export type PeerDetail = {
-    peerId: string;
-};
-export type ConnectionDetail = {
-    /**
-     * the connection that opened
-     */
-    connection: WebRtcConnection;
-};
-export type ConnectionStateDetail = {
-    peerId: string;
-    state: ConnectionState;
-    path: ConnectionPath;
-    /**
-     * why, when a connection closed other than by `close()`/`closeConnection()`
-     */
-    code?: string;
-};
-export type MessageDetail = {
-    /**
-     * the sender
-     */
-    peerId: string;
-    /**
-     * a JSON value, or a `Uint8Array` for binary payloads
-     */
-    message: unknown;
-};
-export type SignalingStateDetail = {
-    state: SignalingState;
-};
-export type StateDetail = {
-    /**
-     * the new state
-     */
-    state: ConnectionLifecycleState;
-};
-export type ErrorDetail = {
-    /**
-     * see {@link DarkSwapError}
-     */
-    code: string;
-    message: string;
-};
-export type WebRtcConnectionManagerEventMap = {
-    registered: CustomEvent<RegisteredDetail>;
-    'peer-joined': CustomEvent<PeerDetail>;
-    'peer-left': CustomEvent<PeerDetail>;
-    connection: CustomEvent<ConnectionDetail>;
-    'connection-state': CustomEvent<ConnectionStateDetail>;
-    message: CustomEvent<MessageDetail>;
-    'signaling-state': CustomEvent<SignalingStateDetail>;
-    state: CustomEvent<StateDetail>;
-    token: CustomEvent<TokenEventDetail>;
-    error: CustomEvent<ErrorDetail>;
-};
 /**
  * Options of {@link WebRtcConnectionManager}.
  * @typedef {object} ManagerOptions
@@ -169,68 +103,6 @@ export type WebRtcConnectionManagerEventMap = {
  *   short-lived and minted for this peer), add them to `rtcConfig.iceServers`, and fetch them again after
  *   3/4 of their lifetime (default false; the relay must have `[turn] enabled`).
  * @property {string} [authUrl] Base of the token service; default: `signalingUrl` with `ws(s):` → `http(s):` and `/signaling` → `/auth`.
- */
-/**
- * Detail of the `registered` event.
- * @typedef {object} RegisteredDetail
- * @property {string} peerId this peer's id
- * @property {string[]} peers the other registered peers
- */
-/**
- * Detail of the `peer-joined` and `peer-left` events.
- * @typedef {object} PeerDetail
- * @property {string} peerId
- */
-/**
- * Detail of the `connection` event.
- * @typedef {object} ConnectionDetail
- * @property {WebRtcConnection} connection the connection that opened
- */
-/**
- * Detail of the `connection-state` event.
- * @typedef {object} ConnectionStateDetail
- * @property {string} peerId
- * @property {ConnectionState} state
- * @property {ConnectionPath} path
- * @property {string} [code] why, when a connection closed other than by `close()`/`closeConnection()`
- */
-/**
- * Detail of the `message` event.
- * @typedef {object} MessageDetail
- * @property {string} peerId the sender
- * @property {unknown} message a JSON value, or a `Uint8Array` for binary payloads
- */
-/**
- * Detail of the `signaling-state` event.
- * @typedef {object} SignalingStateDetail
- * @property {SignalingState} state
- */
-/**
- * Detail of the `state` event.
- * @typedef {object} StateDetail
- * @property {ConnectionLifecycleState} state the new state
- */
-/**
- * Detail of the `error` event.
- * @typedef {object} ErrorDetail
- * @property {string} code see {@link DarkSwapError}
- * @property {string} message
- */
-/**
- * Events of {@link WebRtcConnectionManager}, all `CustomEvent`s (read `event.detail`):
- * `registered` after every (re-)registration; `peer-joined`, `peer-left` when a peer
- * enters or leaves {@link WebRtcConnectionManager#peers};
- * `connection` when any connection opens, incoming or outgoing;
- * `connection-state` on every state or path change; `message`;
- * `signaling-state` (`open` = registered); `state` on every change of
- * {@link WebRtcConnectionManager#state} (`new` → `connecting` → `connected` →
- * `disconnected` → `connecting` → ... → `closed`); `token` when `auth: 'auto'` earned
- * or refreshed a token (the token itself is not in the event); `error` for
- * server errors and local failures that have no caller to reject.
- * @typedef {{ registered: CustomEvent<RegisteredDetail>, 'peer-joined': CustomEvent<PeerDetail>, 'peer-left': CustomEvent<PeerDetail>,
- *   connection: CustomEvent<ConnectionDetail>, 'connection-state': CustomEvent<ConnectionStateDetail>,
- *   message: CustomEvent<MessageDetail>, 'signaling-state': CustomEvent<SignalingStateDetail>, state: CustomEvent<StateDetail>,
- *   token: CustomEvent<TokenEventDetail>, error: CustomEvent<ErrorDetail> }} WebRtcConnectionManagerEventMap
  */
 /**
  * Registers with a `darkswap-relay` signaling server and manages one

@@ -32,7 +32,8 @@ import { TokenKeeper, fetchIceServers, fetchRelayToken } from './tokens.js';
  * @import { Deferred } from './deferred.js'
  * @import { DarkSwapError } from './errors.js'
  * @import { ConnectionLifecycleState, PeerPage, SignalingState } from './signaling.js'
- * @import { TokenEventDetail, TokenProvider } from './tokens.js'
+ * @import { TokenProvider } from './tokens.js'
+ * @import { WebRtcConnectionManagerEventMap } from './events.js'
  */
 
 const MAX_PENDING_CIRCUIT_REQUESTS = 32;
@@ -66,79 +67,6 @@ const MAX_LOST = 1024;
  *   short-lived and minted for this peer), add them to `rtcConfig.iceServers`, and fetch them again after
  *   3/4 of their lifetime (default false; the relay must have `[turn] enabled`).
  * @property {string} [authUrl] Base of the token service; default: `signalingUrl` with `ws(s):` → `http(s):` and `/signaling` → `/auth`.
- */
-
-/**
- * Detail of the `registered` event.
- * @typedef {object} RegisteredDetail
- * @property {string} peerId this peer's id
- * @property {string[]} peers the other registered peers
- */
-
-/**
- * Detail of the `peer-joined` and `peer-left` events.
- * @typedef {object} PeerDetail
- * @property {string} peerId
- */
-
-/**
- * Detail of the `connection` event.
- * @typedef {object} ConnectionDetail
- * @property {WebRtcConnection} connection the connection that opened
- */
-
-/**
- * Detail of the `connection-state` event.
- * @typedef {object} ConnectionStateDetail
- * @property {string} peerId
- * @property {ConnectionState} state
- * @property {ConnectionPath} path
- * @property {string} [code] why, when a connection closed other than by `close()`/`closeConnection()`
- */
-
-/**
- * Detail of the `message` event.
- * @typedef {object} MessageDetail
- * @property {string} peerId the sender
- * @property {unknown} message a JSON value, or a `Uint8Array` for binary payloads
- */
-
-/**
- * Detail of the `signaling-state` event.
- * @typedef {object} SignalingStateDetail
- * @property {SignalingState} state
- */
-
-/**
- * Detail of the `state` event.
- * @typedef {object} StateDetail
- * @property {ConnectionLifecycleState} state the new state
- */
-
-/**
- * Detail of the `error` event.
- * @typedef {object} ErrorDetail
- * @property {string} code see {@link DarkSwapError}
- * @property {string} message
- */
-
-// One line per group, each starting with an unquoted key: TypeScript 7.0.2
-// mis-emits a quoted key that starts a line of a multi-line JSDoc type.
-/**
- * Events of {@link WebRtcConnectionManager}, all `CustomEvent`s (read `event.detail`):
- * `registered` after every (re-)registration; `peer-joined`, `peer-left` when a peer
- * enters or leaves {@link WebRtcConnectionManager#peers};
- * `connection` when any connection opens, incoming or outgoing;
- * `connection-state` on every state or path change; `message`;
- * `signaling-state` (`open` = registered); `state` on every change of
- * {@link WebRtcConnectionManager#state} (`new` → `connecting` → `connected` →
- * `disconnected` → `connecting` → ... → `closed`); `token` when `auth: 'auto'` earned
- * or refreshed a token (the token itself is not in the event); `error` for
- * server errors and local failures that have no caller to reject.
- * @typedef {{ registered: CustomEvent<RegisteredDetail>, 'peer-joined': CustomEvent<PeerDetail>, 'peer-left': CustomEvent<PeerDetail>,
- *   connection: CustomEvent<ConnectionDetail>, 'connection-state': CustomEvent<ConnectionStateDetail>,
- *   message: CustomEvent<MessageDetail>, 'signaling-state': CustomEvent<SignalingStateDetail>, state: CustomEvent<StateDetail>,
- *   token: CustomEvent<TokenEventDetail>, error: CustomEvent<ErrorDetail> }} WebRtcConnectionManagerEventMap
  */
 
 /**
