@@ -28,9 +28,11 @@ fi
 # Build first: nothing outside the namespace is reachable from inside it.
 cargo build --locked -q -p darkswap-relay --bin darkswap-relay
 cargo build --locked -q -p darkswap-webrtc --example webrtc_example
+cargo build --locked -q -p darkswap-p2p --example webrtc_network
 cargo build --locked -q -p darkswap-e2e --example e2e_interop
 export DARKSWAP_TEST_RELAY_BIN="$CARGO_TARGET_DIR/debug/darkswap-relay"
 export DARKSWAP_TEST_WEBRTC_EXAMPLE="$CARGO_TARGET_DIR/debug/examples/webrtc_example"
+export DARKSWAP_TEST_NETWORK_EXAMPLE="$CARGO_TARGET_DIR/debug/examples/webrtc_network"
 export DARKSWAP_TEST_E2E_INTEROP="$CARGO_TARGET_DIR/debug/examples/e2e_interop"
 
 ns="dsw-browser-$$"

@@ -14,7 +14,7 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import {
-  Relay, TEST_TIMEOUT_MS, WAIT_MS, WEBRTC_EXAMPLE, apiPath, chat, connectResult, openPage as openExamplePage,
+  NETWORK_EXAMPLE, Relay, TEST_TIMEOUT_MS, WAIT_MS, WEBRTC_EXAMPLE, apiPath, chat, connectResult, openPage as openExamplePage,
   peerSelector, registeredPeerId, relayEnv, removeTempDirs, startStaticServer, waitForPeer, waitPath, waitRtt, waitText,
 } from './harness.mjs';
 
@@ -267,7 +267,17 @@ async function sendBinary(from, to) {
  * @param {string[]} [extraArgs] e.g. `--relay-only`
  */
 function startNativePeer(t, extraArgs = []) {
-  const child = spawn(WEBRTC_EXAMPLE, [signalingUrl, '--loopback', ...extraArgs], { stdio: ['ignore', 'pipe', 'pipe'], env: relayEnv() });
+  return spawnPeer(t, WEBRTC_EXAMPLE, [signalingUrl, '--loopback', ...extraArgs]);
+}
+
+/**
+ * Starts a Rust peer binary with `args`; resolves once it printed its peer id.
+ * @param {import('node:test').TestContext} t
+ * @param {string} bin
+ * @param {string[]} args
+ */
+function spawnPeer(t, bin, args) {
+  const child = spawn(bin, args, { stdio: ['ignore', 'pipe', 'pipe'], env: relayEnv() });
   const lines = [];
   const waiters = [];
   const onLine = (line) => {
@@ -289,7 +299,8 @@ function startNativePeer(t, extraArgs = []) {
       return true;
     });
   });
-  return waitLine(/^peer id: /).then((line) => ({ peerId: line.slice('peer id: '.length), waitLine }));
+  const exited = new Promise((done) => child.once('exit', (code) => done(code)));
+  return waitLine(/^peer id: /).then((line) => ({ peerId: line.slice('peer id: '.length), waitLine, exited }));
 }
 
 test('a native Rust peer and a Chromium page talk over a direct data channel', { timeout: TEST_TIMEOUT_MS }, async (t) => {
@@ -361,4 +372,23 @@ test('a native Rust peer WebRTC cannot reach and a Chromium page talk over an en
   // Closing on purpose closes the circuit for the native peer too.
   await page.page.evaluate((id) => window.darkswap.closeConnection(id), native.peerId);
   await native.waitLine(new RegExp(`^disconnected: ${page.peerId}$`));
+});
+
+test('a Network user reaches a Chromium page with create_webrtc_data_channel, send_webrtc_message and receive_webrtc_message', { timeout: TEST_TIMEOUT_MS }, async (t) => {
+  const page = await openPage(t);
+  // The node registers on the relay's public port with its libp2p identity
+  // and opens the channel to the page itself.
+  const port = new URL(signalingUrl).port;
+  const node = await spawnPeer(t, NETWORK_EXAMPLE, ['--signaling', `/ip4/127.0.0.1/tcp/${port}/ws`, '--peer', page.peerId]);
+  await node.waitLine(/^path: direct$/);
+  await waitPath(page.page, node.peerId, 'direct');
+  const fromNode = page.page.locator(`[data-testid="chat-log"] [data-from="${node.peerId}"]`);
+  await fromNode.filter({ hasText: 'hello from a darkswap network' }).waitFor({ state: 'visible', timeout: WAIT_MS });
+  await page.page.evaluate((id) => window.darkswap.sendMessage(id, { type: 'chat', text: 'hello from chromium' }), node.peerId);
+  await node.waitLine(/^received: hello from chromium$/);
+  await fromNode.filter({ hasText: 'echo: hello from chromium' }).waitFor({ state: 'visible', timeout: WAIT_MS });
+  // The page closes the channel; the node sees it end and exits cleanly.
+  await page.page.evaluate((id) => window.darkswap.closeConnection(id), node.peerId);
+  await node.waitLine(/^done$/);
+  assert.equal(await node.exited, 0);
 });

@@ -36,6 +36,7 @@ export const CLIENT_DIR = resolve(dirname(fileURLToPath(import.meta.url)), '..')
 const TARGET_DIR = process.env.CARGO_TARGET_DIR ?? `${process.env.HOME}/.cache/darkswap-target`;
 export const RELAY_BIN = process.env.DARKSWAP_TEST_RELAY_BIN ?? `${TARGET_DIR}/debug/darkswap-relay`;
 export const WEBRTC_EXAMPLE = process.env.DARKSWAP_TEST_WEBRTC_EXAMPLE ?? `${TARGET_DIR}/debug/examples/webrtc_example`;
+export const NETWORK_EXAMPLE = process.env.DARKSWAP_TEST_NETWORK_EXAMPLE ?? `${TARGET_DIR}/debug/examples/webrtc_network`;
 export const CHROMIUM = process.env.CHROMIUM_BIN ?? '/usr/bin/chromium';
 const CHROMIUM_ARGS = [
   '--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',

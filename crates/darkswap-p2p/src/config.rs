@@ -219,6 +219,42 @@ pub struct NetworkConfig {
     /// `/darkswap/trade/1.0.0`, answers proposals for its own orders and can
     /// take others'. Default: none (the node does not trade).
     pub trading: Option<crate::trade::Trading>,
+    /// WebRTC data channels through relays' signaling servers (native
+    /// only; see [`WebRtcSignalingConfig`]). Default: off.
+    pub webrtc_signaling: WebRtcSignalingConfig,
+}
+
+/// The relay signaling default port (the relay's `[signaling] listen`).
+pub const DEFAULT_WEBRTC_SIGNALING_PORT: u16 = 9001;
+
+/// Where a node registers for WebRTC data channels
+/// (`Network::create_webrtc_data_channel`, native only): relays' public
+/// ports, whose `/signaling` carries offers, answers and candidates and whose
+/// `/relay` carries end-to-end encrypted circuits when WebRTC cannot connect.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct WebRtcSignalingConfig {
+    /// Register at start. Default: false.
+    pub enabled: bool,
+    /// Relays' public ports, e.g. `/ip4/203.0.113.7/tcp/9001/ws` or
+    /// `/dns4/relay.example/tcp/443/wss`. Default: none.
+    pub relays: Vec<Multiaddr>,
+    /// Also use the relays this node already knows: each of `relay_peers`,
+    /// on its host at [`port`](Self::port). Default: true.
+    pub from_relay_peers: bool,
+    /// The signaling port assumed for `relay_peers`. Default: 9001.
+    pub port: u16,
+}
+
+impl Default for WebRtcSignalingConfig {
+    fn default() -> Self {
+        WebRtcSignalingConfig {
+            enabled: false,
+            relays: Vec::new(),
+            from_relay_peers: true,
+            port: DEFAULT_WEBRTC_SIGNALING_PORT,
+        }
+    }
 }
 
 /// How many libp2p connections a node keeps, and the memory use above which
@@ -283,6 +319,7 @@ impl Default for NetworkConfig {
             connection_limits: ConnectionLimits::default(),
             gossip_rate_limit: GossipRateLimit::default(),
             trading: None,
+            webrtc_signaling: WebRtcSignalingConfig::default(),
         }
     }
 }
@@ -309,6 +346,28 @@ impl NetworkConfig {
     /// The relays to hold reservations on (`relay_peers`).
     pub fn with_relay_peers(mut self, relays: impl IntoIterator<Item = Multiaddr>) -> Self {
         self.relay_peers = relays.into_iter().collect();
+        self
+    }
+
+    /// Registers for WebRTC data channels on these relays' public ports
+    /// (and on `relay_peers`' hosts, unless turned off).
+    pub fn with_webrtc_signaling_relays(
+        mut self,
+        relays: impl IntoIterator<Item = Multiaddr>,
+    ) -> Self {
+        self.webrtc_signaling.enabled = true;
+        self.webrtc_signaling.relays = relays.into_iter().collect();
+        self
+    }
+
+    /// Turns WebRTC data channels on or off; sets the signaling port
+    /// assumed for `relay_peers` and whether they are used.
+    pub fn with_webrtc_signaling(mut self, enabled: bool, relay_peers_port: Option<u16>) -> Self {
+        self.webrtc_signaling.enabled = enabled;
+        match relay_peers_port {
+            Some(port) => self.webrtc_signaling.port = port,
+            None => self.webrtc_signaling.from_relay_peers = false,
+        }
         self
     }
 

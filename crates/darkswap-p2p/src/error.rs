@@ -24,6 +24,31 @@ pub enum CommandError {
     Busy,
 }
 
+/// Why a WebRTC data-channel operation failed.
+#[cfg(not(target_arch = "wasm32"))]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum WebRtcCommandError {
+    /// `webrtc_signaling` is off, or names no relay.
+    #[error("WebRTC data channels are off (no signaling relay configured)")]
+    Disabled,
+    /// No signaling relay took our registration in time.
+    #[error("not registered on any signaling relay yet")]
+    NotRegistered,
+    /// No signaling relay knows the peer.
+    #[error("{0} is not registered on any of our signaling relays")]
+    UnknownPeer(PeerId),
+    /// There is no open channel with the peer (it closed).
+    #[error("no open WebRTC channel with {0}")]
+    ChannelClosed(PeerId),
+    /// The WebRTC stack failed.
+    #[error(transparent)]
+    WebRtc(#[from] darkswap_webrtc::WebRtcError),
+    /// The network has shut down, or the operation timed out.
+    #[error(transparent)]
+    Command(#[from] CommandError),
+}
+
 /// Why starting a node, or one of its network operations (listen, dial,
 /// subscribe, publish, find a peer), failed.
 #[derive(Debug, thiserror::Error)]

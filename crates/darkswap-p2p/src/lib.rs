@@ -46,11 +46,16 @@ mod swarm_task;
 mod sync;
 mod trade;
 #[cfg(not(target_arch = "wasm32"))]
+mod webrtc_channels;
+#[cfg(not(target_arch = "wasm32"))]
 mod webrtc_direct;
 
 pub use bandwidth::Bandwidth;
 pub use behaviour::{KAD_PROTOCOL, gossipsub_behaviour};
-pub use config::{ConnectionLimits, Identity, KadMode, NetworkConfig, RelayConfig};
+pub use config::{
+    ConnectionLimits, DEFAULT_WEBRTC_SIGNALING_PORT, Identity, KadMode, NetworkConfig, RelayConfig,
+    WebRtcSignalingConfig,
+};
 pub use darkswap_core::{
     GossipDropReason, NatStatus, NetworkEvent, ReservationId,
     gossip::{GossipRateLimit, ValidationError, validate_gossip},
@@ -68,6 +73,11 @@ pub use darkswap_core::{
 };
 /// The trade layer this node runs (PSBTs, wallets, the negotiation).
 pub use darkswap_trade;
+/// WebRTC data channels: what they carry and which path they took.
+#[cfg(not(target_arch = "wasm32"))]
+pub use darkswap_webrtc::{ConnectionPath, DataMessage};
+#[cfg(not(target_arch = "wasm32"))]
+pub use error::WebRtcCommandError;
 pub use error::{
     AuthCommandError, CommandError, Error, OrderbookCommandError, PerfError, TradeCommandError,
 };

@@ -24,6 +24,8 @@ mod orderbook;
 mod relays;
 mod reputation;
 mod trades;
+#[cfg(not(target_arch = "wasm32"))]
+mod webrtc;
 
 pub use auth::AuthHandle;
 pub use orderbook::OrderbookHandle;
@@ -74,6 +76,10 @@ pub struct NetworkHandle {
     pub(crate) timeout: Duration,
     pub(crate) max_message_size: usize,
     pub(crate) perf: Option<libp2p_stream::Control>,
+    /// The WebRTC channels, if `webrtc_signaling` is on (the `Network`
+    /// holds them; a handle outliving it fails with `Shutdown`).
+    #[cfg(not(target_arch = "wasm32"))]
+    pub(crate) webrtc: Option<std::sync::Weak<crate::webrtc_channels::WebRtcChannels>>,
 }
 
 impl fmt::Debug for NetworkHandle {
@@ -310,6 +316,8 @@ pub struct Network {
     events: mpsc::Receiver<NetworkEvent>,
     /// The swarm task; dropping the handle aborts it.
     task: Option<crate::runtime::TaskHandle>,
+    #[cfg(not(target_arch = "wasm32"))]
+    webrtc: Option<std::sync::Arc<crate::webrtc_channels::WebRtcChannels>>,
 }
 
 impl Network {
@@ -318,7 +326,22 @@ impl Network {
     /// outbound TCP connections leave from the listening port), joins
     /// `topics`, dials `bootstrap_peers` and starts reserving on
     /// `relay_peers`. Must be called within a tokio runtime.
-    pub async fn new(config: NetworkConfig) -> Result<Self, Error> {
+    pub async fn new(mut config: NetworkConfig) -> Result<Self, Error> {
+        // The identity is resolved here: WebRTC signaling registers with it too.
+        let key = match &config.identity {
+            crate::Identity::Ephemeral => libp2p::identity::Keypair::generate_ed25519(),
+            crate::Identity::Keypair(k) => k.clone(),
+            crate::Identity::File(path) => crate::load_or_create_keypair(path)?,
+        };
+        config.identity = crate::Identity::Keypair(key.clone());
+        #[cfg(not(target_arch = "wasm32"))]
+        let webrtc = {
+            let relays = crate::webrtc_channels::signaling_relays(&config);
+            (config.webrtc_signaling.enabled && !relays.is_empty())
+                .then(|| crate::webrtc_channels::WebRtcChannels::start(key.clone(), relays))
+        };
+        #[cfg(target_arch = "wasm32")]
+        let _ = key;
         let timeout = config.connection_timeout;
         let max_message_size = config.max_message_size;
         let (commands, command_rx) = mpsc::channel(COMMAND_BUFFER);
@@ -332,9 +355,13 @@ impl Network {
                 timeout,
                 max_message_size,
                 perf,
+                #[cfg(not(target_arch = "wasm32"))]
+                webrtc: webrtc.as_ref().map(std::sync::Arc::downgrade),
             },
             events,
             task: Some(task),
+            #[cfg(not(target_arch = "wasm32"))]
+            webrtc,
         };
         Ok(network)
     }
@@ -352,6 +379,10 @@ impl Network {
     /// Closes every connection and listener, stops the swarm task and waits
     /// for it to end.
     pub async fn shutdown(mut self) -> Result<(), Error> {
+        #[cfg(not(target_arch = "wasm32"))]
+        if let Some(webrtc) = self.webrtc.take() {
+            webrtc.shutdown();
+        }
         let (reply, done) = oneshot::channel();
         if self
             .handle

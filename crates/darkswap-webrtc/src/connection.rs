@@ -22,7 +22,33 @@ pub enum DataMessage {
     Binary(Vec<u8>),
 }
 
+impl From<Vec<u8>> for DataMessage {
+    fn from(bytes: Vec<u8>) -> Self {
+        DataMessage::Binary(bytes)
+    }
+}
+
+impl From<String> for DataMessage {
+    fn from(text: String) -> Self {
+        DataMessage::Text(text)
+    }
+}
+
+impl From<&str> for DataMessage {
+    fn from(text: &str) -> Self {
+        DataMessage::Text(text.to_owned())
+    }
+}
+
 impl DataMessage {
+    /// The payload's bytes (a text frame's UTF-8).
+    pub fn into_bytes(self) -> Vec<u8> {
+        match self {
+            DataMessage::Text(t) => t.into_bytes(),
+            DataMessage::Binary(b) => b,
+        }
+    }
+
     fn len(&self) -> usize {
         match self {
             DataMessage::Text(t) => t.len(),

@@ -76,11 +76,35 @@ impl RelayUrls {
         } else {
             ("ws", "http")
         };
-        Ok(RelayUrls {
+        Ok(Self::at(ws, http, &host, port))
+    }
+
+    /// The public port of the relay whose libp2p address is `addr`
+    /// (`/ip4/H/tcp/9000/p2p/ID`, QUIC or WebSocket alike): the same host,
+    /// plain WebSocket on `port` (the relay's default is 9001).
+    pub fn for_libp2p_relay(addr: &Multiaddr, port: u16) -> Result<Self, RelayAddrError> {
+        let error = |reason| RelayAddrError {
+            addr: addr.to_string(),
+            reason,
+        };
+        if addr.iter().any(|p| matches!(p, Protocol::P2pCircuit)) {
+            return Err(error("a relayed address"));
+        }
+        let host = match addr.iter().next() {
+            Some(Protocol::Ip4(ip)) => ip.to_string(),
+            Some(Protocol::Ip6(ip)) => format!("[{ip}]"),
+            Some(Protocol::Dns(h) | Protocol::Dns4(h) | Protocol::Dns6(h)) => h.to_string(),
+            _ => return Err(error("no host")),
+        };
+        Ok(Self::at("ws", "http", &host, port))
+    }
+
+    fn at(ws: &str, http: &str, host: &str, port: u16) -> Self {
+        RelayUrls {
             signaling: format!("{ws}://{host}:{port}/signaling"),
             relay: format!("{ws}://{host}:{port}/relay"),
             http: format!("{http}://{host}:{port}"),
-        })
+        }
     }
 }
 
@@ -201,6 +225,20 @@ mod tests {
             urls("/ip4/127.0.0.1/tcp/9001").unwrap().relay,
             "ws://127.0.0.1:9001/relay"
         );
+    }
+
+    #[test]
+    fn a_libp2p_relay_address_gives_its_public_port() {
+        let id = PeerId::random();
+        let addr = format!("/ip4/10.0.0.7/udp/9000/quic-v1/p2p/{id}")
+            .parse()
+            .unwrap();
+        let u = RelayUrls::for_libp2p_relay(&addr, 9001).unwrap();
+        assert_eq!(u.signaling, "ws://10.0.0.7:9001/signaling");
+        let circuit = format!("/ip4/10.0.0.7/tcp/9000/p2p/{id}/p2p-circuit")
+            .parse()
+            .unwrap();
+        assert!(RelayUrls::for_libp2p_relay(&circuit, 9001).is_err());
     }
 
     #[test]

@@ -1,0 +1,87 @@
+//! WebRTC data channels on the `Network` handle (seed 003's Rust usage):
+//! two nodes registered on a real `darkswap-relay` process's signaling
+//! server, one naming its public port, one deriving it from its relay peer,
+//! open a channel, exchange messages both ways and close it.
+#![cfg(not(target_arch = "wasm32"))]
+
+use std::time::Duration;
+
+use darkswap_p2p::{
+    ConnectionPath, DataMessage, Network, NetworkConfig, PeerId, WebRtcCommandError,
+};
+use darkswap_testkit::RelayProcess;
+
+const WAIT: Duration = Duration::from_secs(30);
+
+fn quiet() -> NetworkConfig {
+    NetworkConfig::default()
+        .with_mdns(false)
+        .with_kad(false)
+        .with_connection_timeout(Duration::from_secs(15))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_nodes_exchange_messages_over_a_webrtc_channel_through_a_relays_signaling() {
+    let dir = tempfile::tempdir().unwrap();
+    let relay = RelayProcess::spawn(dir.path(), &[]);
+    let port = relay.signaling.unwrap().port();
+    let public_port = format!("/ip4/127.0.0.1/tcp/{port}/ws").parse().unwrap();
+    let alice = Network::new(quiet().with_webrtc_signaling_relays([public_port]))
+        .await
+        .unwrap();
+    // Bob names no signaling relay: it uses its relay peer's host on `port`.
+    let bob = Network::new(
+        quiet()
+            .with_relay_peers([relay.tcp_addr.clone()])
+            .with_webrtc_signaling(true, Some(port)),
+    )
+    .await
+    .unwrap();
+    let (alice_id, bob_id) = (alice.local_peer_id(), bob.local_peer_id());
+
+    // Both register in the background.
+    for node in [&alice, &bob] {
+        node.wait_for_webrtc_signaling().await.unwrap();
+    }
+    let path = tokio::time::timeout(WAIT, alice.create_webrtc_data_channel(bob_id))
+        .await
+        .expect("a channel in time")
+        .unwrap();
+    assert_eq!(path, ConnectionPath::Direct);
+    assert_eq!(alice.webrtc_channels(), vec![bob_id]);
+
+    alice
+        .send_webrtc_message(&bob_id, b"Hello, world!".to_vec())
+        .await
+        .unwrap();
+    assert_eq!(
+        bob.receive_webrtc_message(&alice_id).await.unwrap(),
+        DataMessage::Binary(b"Hello, world!".to_vec())
+    );
+    bob.send_webrtc_message(&alice_id, "{\"type\":\"chat\",\"text\":\"hi\"}")
+        .await
+        .unwrap();
+    assert_eq!(
+        alice.receive_webrtc_message(&bob_id).await.unwrap(),
+        DataMessage::Text("{\"type\":\"chat\",\"text\":\"hi\"}".into())
+    );
+
+    // Closing one end ends the other's.
+    assert!(alice.close_webrtc_channel(&bob_id));
+    assert_eq!(
+        bob.receive_webrtc_message(&alice_id).await,
+        Err(WebRtcCommandError::ChannelClosed(alice_id))
+    );
+
+    // Without signaling relays there are no channels; unknown peers are errors.
+    let plain = Network::new(quiet()).await.unwrap();
+    assert_eq!(
+        plain.create_webrtc_data_channel(bob_id).await,
+        Err(WebRtcCommandError::Disabled)
+    );
+    let nobody = PeerId::random();
+    assert_eq!(
+        alice.create_webrtc_data_channel(nobody).await,
+        Err(WebRtcCommandError::UnknownPeer(nobody))
+    );
+}
