@@ -11,6 +11,7 @@ mod linger;
 mod node;
 mod orders;
 mod trades;
+mod webrtc;
 
 use std::sync::Arc;
 
@@ -85,6 +86,11 @@ pub fn router(api: Arc<Api>) -> Router {
     let router = endpoint::<v1::CancelTrade, _, _>(router, trades::cancel);
     let router = endpoint::<v1::GetWallet, _, _>(router, trades::wallet);
     let router = endpoint::<v1::SyncWallet, _, _>(router, trades::sync_wallet);
+    let router = endpoint::<v1::GetWebRtc, _, _>(router, webrtc::status);
+    let router = endpoint::<v1::OpenWebRtcChannel, _, _>(router, webrtc::open);
+    let router = endpoint::<v1::CloseWebRtcChannel, _, _>(router, webrtc::close);
+    let router = endpoint::<v1::SendWebRtcMessage, _, _>(router, webrtc::send);
+    let router = endpoint::<v1::ReceiveWebRtcMessage, _, _>(router, webrtc::receive);
     router
         .route(v1::EVENTS_ROUTE, get(events::stream))
         .route(v1::METRICS_ROUTE, get(node::metrics))

@@ -133,6 +133,18 @@ pub struct DaemonArgs {
     /// (anti-entropy: repairs what gossip dropped) [default: 30s].
     #[arg(long, value_parser = humantime::parse_duration)]
     pub anti_entropy_interval: Option<Duration>,
+    /// Register on relays' signaling servers for WebRTC data channels with
+    /// browsers and other nodes (`darkswap webrtc ...`).
+    #[arg(long)]
+    pub webrtc: bool,
+    /// A relay's public signaling port, e.g. /ip4/203.0.113.7/tcp/9001/ws
+    /// (repeatable).
+    #[arg(long)]
+    pub webrtc_signaling: Vec<Multiaddr>,
+    /// The signaling port on each --relay's host; 0: only
+    /// --webrtc-signaling [default: 9001].
+    #[arg(long)]
+    pub webrtc_signaling_port: Option<u16>,
 }
 
 impl DaemonArgs {
@@ -156,6 +168,7 @@ impl DaemonArgs {
             ("relay", &self.relay),
             ("bootstrap", &self.bootstrap),
             ("external_address", &self.external_address),
+            ("webrtc_signaling", &self.webrtc_signaling),
         ] {
             if !addrs.is_empty() {
                 set(key, json!(strings(addrs)));
@@ -168,6 +181,7 @@ impl DaemonArgs {
             ("auto_relay", self.no_auto_relay, false),
             ("relay_discovery", self.no_relay_discovery, false),
             ("relay_hop", self.relay_hop, true),
+            ("webrtc", self.webrtc, true),
         ] {
             if flag {
                 set(key, json!(value));
@@ -202,6 +216,9 @@ impl DaemonArgs {
             if let Some(n) = value {
                 set(key, json!(n));
             }
+        }
+        if let Some(port) = self.webrtc_signaling_port {
+            set("webrtc_signaling_port", json!(port));
         }
         Value::Object(root)
     }
@@ -245,6 +262,10 @@ pub enum ClientCommand {
     },
     /// Follow network and orderbook events.
     Events,
+    /// WebRTC data channels to peers on the node's signaling relays
+    /// (browsers too): status, open, send, receive, close.
+    #[command(subcommand)]
+    Webrtc(WebRtcCommand),
     /// Banned peers; ban or unban one.
     Bans {
         #[command(subcommand)]
@@ -346,5 +367,42 @@ pub enum TradeCommand {
     Cancel {
         /// The trade id.
         id: String,
+    },
+}
+
+/// `darkswap webrtc ...` (the daemon runs with `--webrtc`).
+#[derive(Debug, Subcommand)]
+pub enum WebRtcCommand {
+    /// Signaling relays and open channels.
+    Status,
+    /// Open a channel to a peer (WebRTC, else a relayed circuit); prints
+    /// its path.
+    Open {
+        /// The peer id.
+        peer: String,
+    },
+    /// Send one message, opening the channel first if needed.
+    Send {
+        /// The peer id.
+        peer: String,
+        /// The message: text, or with --hex the bytes in hex.
+        message: String,
+        /// Send MESSAGE as a binary frame given in hex.
+        #[arg(long)]
+        hex: bool,
+    },
+    /// Print the next message from a peer (text as is, binary frames as
+    /// hex); nothing if none came within --wait.
+    Receive {
+        /// The peer id.
+        peer: String,
+        /// How long to wait, at most 60s.
+        #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
+        wait: Duration,
+    },
+    /// Close the channel to a peer.
+    Close {
+        /// The peer id.
+        peer: String,
     },
 }

@@ -8,7 +8,7 @@ use serde::Serialize;
 use serde_json::json;
 
 use crate::{
-    cli::{BanCommand, ClientCommand, OrderCommand, TradeCommand},
+    cli::{BanCommand, ClientCommand, OrderCommand, TradeCommand, WebRtcCommand},
     client::{Client, ClientError},
     v1,
 };
@@ -87,6 +87,7 @@ pub async fn run(client: &Client, command: ClientCommand, json: bool) -> Result<
             });
         }
         ClientCommand::Events => client.follow_events(|data| println!("{data}")).await?,
+        ClientCommand::Webrtc(command) => webrtc(client, command, out).await?,
         ClientCommand::Bans { action } => {
             bans(client, action.unwrap_or(BanCommand::List), out).await?
         }
@@ -131,6 +132,70 @@ fn trade_table(trades: &[v1::Trade]) {
         })
         .collect();
     table(&["TRADE", "ORDER", "ROLE", "STATE", "DETAIL", "TXID"], rows);
+}
+
+async fn webrtc(client: &Client, command: WebRtcCommand, out: Output) -> Result<(), ClientError> {
+    match command {
+        WebRtcCommand::Status => {
+            let status = client.call(&v1::GetWebRtc).await?;
+            out.print(&status, |s| {
+                println!("enabled:   {}", s.enabled);
+                for r in &s.signaling {
+                    println!("signaling: {} {}", r.url, r.state);
+                }
+                let rows = s
+                    .channels
+                    .iter()
+                    .map(|c| vec![c.peer_id.clone(), c.path.clone()])
+                    .collect();
+                table(&["PEER", "PATH"], rows);
+            });
+        }
+        WebRtcCommand::Open { peer } => {
+            let channel = client
+                .call(&v1::OpenWebRtcChannel { peer_id: peer })
+                .await?;
+            out.print(&channel, |c| println!("open to {} ({})", c.peer_id, c.path));
+        }
+        WebRtcCommand::Send { peer, message, hex } => {
+            let message = if hex {
+                v1::WebRtcMessage {
+                    text: None,
+                    hex: Some(message),
+                }
+            } else {
+                v1::WebRtcMessage {
+                    text: Some(message),
+                    hex: None,
+                }
+            };
+            client
+                .call(&v1::SendWebRtcMessage::new(peer.clone(), message))
+                .await?;
+            out.print(&json!({ "sent": peer }), |_| println!("sent to {peer}"));
+        }
+        WebRtcCommand::Receive { peer, wait } => {
+            let request = v1::ReceiveWebRtcMessage {
+                peer_id: peer,
+                wait_ms: u64::try_from(wait.as_millis()).unwrap_or(u64::MAX),
+            };
+            let message = client.call(&request).await?;
+            out.print(&message, |m| {
+                if let Some(m) = m {
+                    println!("{}", m.text.as_deref().or(m.hex.as_deref()).unwrap_or(""));
+                }
+            });
+        }
+        WebRtcCommand::Close { peer } => {
+            client
+                .call(&v1::CloseWebRtcChannel {
+                    peer_id: peer.clone(),
+                })
+                .await?;
+            out.print(&json!({ "closed": peer }), |_| println!("closed {peer}"));
+        }
+    }
+    Ok(())
 }
 
 async fn order(client: &Client, command: OrderCommand, out: Output) -> Result<(), ClientError> {

@@ -81,6 +81,9 @@ const ENV_KEYS: &[&str] = &[
     "trade_step_timeout",
     "trade_timeout",
     "wallet_sync_interval",
+    "webrtc",
+    "webrtc_signaling",
+    "webrtc_signaling_port",
 ];
 
 /// Why the configuration could not be loaded: one line naming the key and
@@ -209,6 +212,17 @@ pub struct ConfigFile {
     /// Default: 30 s.
     #[serde(with = "humantime_string")]
     pub wallet_sync_interval: Duration,
+    /// Register on relays' signaling servers so browsers and other nodes
+    /// can open WebRTC data channels to this node (and it to them):
+    /// `/v1/webrtc`. Needs `webrtc_signaling`, or a `relay` whose host
+    /// serves signaling on `webrtc_signaling_port`. Default: off.
+    pub webrtc: bool,
+    /// Relays' public signaling ports, e.g. `/ip4/203.0.113.7/tcp/9001/ws`
+    /// or `/dns4/relay.example/tcp/443/wss`. Default: none.
+    pub webrtc_signaling: Vec<Multiaddr>,
+    /// The signaling port assumed on the host of each `relay` (the relay's
+    /// `[signaling] listen`); 0 uses only `webrtc_signaling`. Default: 9001.
+    pub webrtc_signaling_port: u16,
 }
 
 /// The defaults are the libraries': the two cannot drift.
@@ -255,6 +269,9 @@ impl Default for ConfigFile {
             trade_step_timeout: negotiation.step_timeout,
             trade_timeout: negotiation.trade_timeout,
             wallet_sync_interval: trading::DEFAULT_WALLET_SYNC,
+            webrtc: network.webrtc_signaling.enabled,
+            webrtc_signaling: Vec::new(),
+            webrtc_signaling_port: network.webrtc_signaling.port,
         }
     }
 }
@@ -336,6 +353,15 @@ impl ConfigFile {
                 "min_relay_connections ({}) must not exceed max_relay_connections ({})",
                 self.min_relay_connections, self.max_relay_connections
             )));
+        }
+        if self.webrtc
+            && self.webrtc_signaling.is_empty()
+            && (self.relay.is_empty() || self.webrtc_signaling_port == 0)
+        {
+            return Err(ConfigError(
+                "webrtc = true needs webrtc_signaling, or a relay with webrtc_signaling_port"
+                    .to_owned(),
+            ));
         }
         if self.max_ban_duration < self.ban_duration {
             return Err(ConfigError(
@@ -421,6 +447,9 @@ impl ConfigFile {
             max_orders: self.max_orders,
             max_orders_per_maker: self.max_orders_per_maker,
             anti_entropy_interval: self.anti_entropy_interval,
+            webrtc: self.webrtc,
+            webrtc_signaling: self.webrtc_signaling,
+            webrtc_signaling_port: self.webrtc_signaling_port,
         }
     }
 }

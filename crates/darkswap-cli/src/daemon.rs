@@ -57,6 +57,12 @@ pub struct DaemonOptions {
     pub anti_entropy_interval: Duration,
     /// Trading, when on.
     pub trading: Option<TradingOptions>,
+    /// WebRTC data channels through relays' signaling servers.
+    pub webrtc: bool,
+    /// Relays' public signaling ports.
+    pub webrtc_signaling: Vec<Multiaddr>,
+    /// The signaling port on each relay's host; 0: only `webrtc_signaling`.
+    pub webrtc_signaling_port: u16,
 }
 
 /// Runs the daemon until SIGINT or SIGTERM.
@@ -88,6 +94,12 @@ pub async fn run(opts: DaemonOptions) -> anyhow::Result<()> {
             .with_kad_record_ttl(opts.kad_record_ttl)
             .with_bootstrap_peers(opts.bootstrap.clone())
             .with_mdns(opts.mdns)
+            // Naming relays turns signaling on; `webrtc` decides.
+            .with_webrtc_signaling_relays(opts.webrtc_signaling.clone())
+            .with_webrtc_signaling(
+                opts.webrtc,
+                (opts.webrtc_signaling_port != 0).then_some(opts.webrtc_signaling_port),
+            )
             .with_orderbook(OrderbookConfig {
                 refresh_interval: opts.order_refresh,
                 ttl: opts.order_ttl,

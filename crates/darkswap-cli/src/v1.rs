@@ -17,6 +17,7 @@ mod events;
 mod node;
 mod orders;
 mod trades;
+mod webrtc;
 
 use axum::{
     http::{Method, StatusCode},
@@ -33,6 +34,10 @@ pub use orders::{
 };
 pub use trades::{
     CancelTrade, GetTrade, GetWallet, ListTrades, SyncWallet, TakeOrder, Trade, Wallet,
+};
+pub use webrtc::{
+    CloseWebRtcChannel, GetWebRtc, MAX_RECEIVE_WAIT_MS, OpenWebRtcChannel, ReceiveWebRtcMessage,
+    SendWebRtcMessage, SignalingRelay, WebRtcChannel, WebRtcMessage, WebRtcStatus,
 };
 
 /// Route of the Prometheus metrics (OpenMetrics text, not JSON).

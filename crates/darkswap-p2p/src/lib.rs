@@ -75,7 +75,9 @@ pub use darkswap_core::{
 pub use darkswap_trade;
 /// WebRTC data channels: what they carry and which path they took.
 #[cfg(not(target_arch = "wasm32"))]
-pub use darkswap_webrtc::{ConnectionPath, DataMessage};
+pub use darkswap_webrtc::{
+    ConnectionPath, ConnectionState as SignalingState, DataMessage, WebRtcError,
+};
 #[cfg(not(target_arch = "wasm32"))]
 pub use error::WebRtcCommandError;
 pub use error::{

@@ -11,7 +11,10 @@ use std::{
     time::Duration,
 };
 
-use darkswap_webrtc::{RelayManager, RelayUrls, WebRtcConfig, WebRtcConnection, WebRtcError};
+use darkswap_webrtc::{
+    ConnectionPath, ConnectionState, RelayManager, RelayUrls, WebRtcConfig, WebRtcConnection,
+    WebRtcError,
+};
 use libp2p::{PeerId, identity::Keypair};
 use tokio::sync::{Notify, watch};
 use tokio_util::task::AbortOnDropHandle;
@@ -113,16 +116,13 @@ impl WebRtcChannels {
         channels
     }
 
+    /// The open channel to `peer`; a closed one stays until it is read to
+    /// the end or a new one replaces it.
     fn live(&self, peer: &PeerId) -> Option<WebRtcConnection> {
-        let mut channels = lock(&self.channels);
-        match channels.get(peer) {
-            Some(c) if c.is_alive() => Some(c.clone()),
-            Some(_) => {
-                channels.remove(peer);
-                None
-            }
-            None => None,
-        }
+        lock(&self.channels)
+            .get(peer)
+            .filter(|c| c.is_alive())
+            .cloned()
     }
 
     /// A channel opened (by either side): the newest one per peer is used.
@@ -173,21 +173,28 @@ impl WebRtcChannels {
     }
 
     /// The channel to `peer` once there is one (opened by either side),
-    /// waiting at most `timeout`.
+    /// waiting until `deadline`; `None` if none came. A channel the peer
+    /// closed is returned too, so what it sent before closing is still read.
     pub(crate) async fn wait(
         &self,
         peer: PeerId,
-        timeout: Duration,
-    ) -> Result<WebRtcConnection, WebRtcCommandError> {
-        let deadline = tokio::time::Instant::now() + timeout;
+        deadline: tokio::time::Instant,
+    ) -> Option<WebRtcConnection> {
         loop {
             let added = self.added.notified();
-            if let Some(conn) = self.live(&peer) {
-                return Ok(conn);
+            if let Some(conn) = lock(&self.channels).get(&peer) {
+                return Some(conn.clone());
             }
-            if tokio::time::timeout_at(deadline, added).await.is_err() {
-                return Err(WebRtcCommandError::ChannelClosed(peer));
-            }
+            tokio::time::timeout_at(deadline, added).await.ok()?;
+        }
+    }
+
+    /// Forgets the channel to `peer` once it is closed and read to the end
+    /// (a newer, live one stays).
+    pub(crate) fn forget_closed(&self, peer: &PeerId) {
+        let mut channels = lock(&self.channels);
+        if channels.get(peer).is_some_and(|c| !c.is_alive()) {
+            channels.remove(peer);
         }
     }
 
@@ -202,12 +209,27 @@ impl WebRtcChannels {
         }
     }
 
-    /// The peers with an open channel.
-    pub(crate) fn peers(&self) -> Vec<PeerId> {
+    /// The peers with an open channel, and its path.
+    pub(crate) fn peers(&self) -> Vec<(PeerId, ConnectionPath)> {
         lock(&self.channels)
             .iter()
             .filter(|(_, c)| c.is_alive())
-            .map(|(p, _)| *p)
+            .map(|(p, c)| (*p, c.path()))
+            .collect()
+    }
+
+    /// Each signaling relay's URL and the state of our registration there
+    /// (`Connecting` until it first takes).
+    pub(crate) fn relays(&self) -> Vec<(String, ConnectionState)> {
+        self.slots
+            .iter()
+            .map(|slot| {
+                let state = slot
+                    .manager
+                    .get()
+                    .map_or(ConnectionState::Connecting, |m| m.signaling().state());
+                (slot.urls.signaling.clone(), state)
+            })
             .collect()
     }
 

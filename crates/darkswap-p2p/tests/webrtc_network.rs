@@ -7,7 +7,7 @@
 use std::time::Duration;
 
 use darkswap_p2p::{
-    ConnectionPath, DataMessage, Network, NetworkConfig, PeerId, WebRtcCommandError,
+    ConnectionPath, DataMessage, Network, NetworkConfig, PeerId, SignalingState, WebRtcCommandError,
 };
 use darkswap_testkit::RelayProcess;
 
@@ -48,7 +48,13 @@ async fn two_nodes_exchange_messages_over_a_webrtc_channel_through_a_relays_sign
         .expect("a channel in time")
         .unwrap();
     assert_eq!(path, ConnectionPath::Direct);
-    assert_eq!(alice.webrtc_channels(), vec![bob_id]);
+    assert_eq!(
+        alice.webrtc_channels(),
+        vec![(bob_id, ConnectionPath::Direct)]
+    );
+    let relays = alice.webrtc_signaling_relays();
+    assert_eq!(relays.len(), 1);
+    assert_eq!(relays[0].1, SignalingState::Connected);
 
     alice
         .send_webrtc_message(&bob_id, b"Hello, world!".to_vec())
@@ -66,8 +72,23 @@ async fn two_nodes_exchange_messages_over_a_webrtc_channel_through_a_relays_sign
         DataMessage::Text("{\"type\":\"chat\",\"text\":\"hi\"}".into())
     );
 
-    // Closing one end ends the other's.
+    // Closing one end ends the other's, after what was sent before the
+    // close is read; a long poll with nothing to read ends empty.
+    assert_eq!(
+        bob.receive_webrtc_message_within(&alice_id, Duration::from_millis(50))
+            .await,
+        Ok(None)
+    );
+    alice
+        .send_webrtc_message(&bob_id, "last words")
+        .await
+        .unwrap();
     assert!(alice.close_webrtc_channel(&bob_id));
+    assert!(alice.webrtc_channels().is_empty());
+    assert_eq!(
+        bob.receive_webrtc_message(&alice_id).await.unwrap(),
+        DataMessage::Text("last words".into())
+    );
     assert_eq!(
         bob.receive_webrtc_message(&alice_id).await,
         Err(WebRtcCommandError::ChannelClosed(alice_id))

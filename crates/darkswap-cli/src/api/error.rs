@@ -9,7 +9,7 @@ use axum::{
 };
 use darkswap_p2p::{
     CommandError, Error as NetError, OrderbookCommandError, OrderbookError, TradeCommandError,
-    darkswap_trade::negotiation::TradeError,
+    WebRtcCommandError, WebRtcError, darkswap_trade::negotiation::TradeError,
 };
 
 use crate::{state, v1};
@@ -191,6 +191,35 @@ impl From<TradeCommandError> for ApiError {
             },
             TradeCommandError::Command(e) => e.into(),
             _ => Self::internal(e.to_string()),
+        }
+    }
+}
+
+impl From<WebRtcCommandError> for ApiError {
+    fn from(e: WebRtcCommandError) -> Self {
+        let message = e.to_string();
+        match e {
+            WebRtcCommandError::Disabled => {
+                Self::new(StatusCode::CONFLICT, "webrtc_disabled", message)
+            }
+            WebRtcCommandError::NotRegistered => Self::unavailable(message),
+            WebRtcCommandError::UnknownPeer(_)
+            | WebRtcCommandError::WebRtc(WebRtcError::UnknownPeer(_)) => {
+                Self::new(StatusCode::NOT_FOUND, "unknown_peer", message)
+            }
+            WebRtcCommandError::ChannelClosed(_) => {
+                Self::new(StatusCode::NOT_FOUND, "channel_closed", message)
+            }
+            WebRtcCommandError::WebRtc(WebRtcError::TooLarge { .. }) => {
+                Self::new(StatusCode::PAYLOAD_TOO_LARGE, "message_too_large", message)
+            }
+            WebRtcCommandError::Command(e) => e.into(),
+            // No path to the peer, a refused circuit, a handshake that
+            // did not finish in time: the peer's side failed.
+            WebRtcCommandError::WebRtc(_) => {
+                Self::new(StatusCode::BAD_GATEWAY, "webrtc_failed", message)
+            }
+            _ => Self::internal(message),
         }
     }
 }

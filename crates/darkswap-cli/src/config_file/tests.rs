@@ -371,3 +371,65 @@ fn the_relay_flags_become_their_keys() {
         Ok(())
     });
 }
+
+#[test]
+fn the_webrtc_keys_and_flags_reach_the_daemon_and_need_a_signaling_relay() {
+    use clap::Parser;
+
+    let cli = crate::cli::Cli::try_parse_from([
+        "darkswap",
+        "daemon",
+        "--webrtc",
+        "--webrtc-signaling",
+        "/ip4/203.0.113.7/tcp/9001/ws",
+        "--webrtc-signaling",
+        "/dns4/relay.example/tcp/443/wss",
+        "--webrtc-signaling-port",
+        "0",
+    ])
+    .unwrap();
+    let crate::cli::Command::Daemon(args) = cli.command else {
+        panic!("not the daemon command");
+    };
+    assert_eq!(
+        args.overrides(None),
+        json!({
+            "webrtc": true,
+            "webrtc_signaling": ["/ip4/203.0.113.7/tcp/9001/ws", "/dns4/relay.example/tcp/443/wss"],
+            "webrtc_signaling_port": 0,
+        })
+    );
+    Jail::expect_with(|jail| {
+        let options = ConfigFile::load(None, args.overrides(None))
+            .unwrap()
+            .options();
+        assert!(options.webrtc);
+        assert_eq!(options.webrtc_signaling.len(), 2);
+        assert_eq!(options.webrtc_signaling_port, 0);
+
+        // On, with nowhere to register: refused, naming the keys.
+        jail.create_file("alone.toml", "webrtc = true\n")?;
+        let e = load_error("alone.toml");
+        assert!(e.contains("webrtc = true needs webrtc_signaling"), "{e}");
+        // A relay with the port off is nowhere either; with the default
+        // port, its host is the signaling relay.
+        let relay =
+            "/ip4/203.0.113.7/tcp/4001/p2p/12D3KooWDpJ7As7BWAwRMfu1VU2WCqNjvq387JEYKDBj4kx6nXTN";
+        jail.create_file(
+            "port0.toml",
+            &format!("webrtc = true\nrelay = [\"{relay}\"]\nwebrtc_signaling_port = 0\n"),
+        )?;
+        assert!(load_error("port0.toml").contains("webrtc = true needs"));
+        jail.set_env("DARKSWAP_WEBRTC_SIGNALING_PORT", "9443");
+        jail.create_file(
+            "relay.toml",
+            &format!("webrtc = true\nrelay = [\"{relay}\"]\n"),
+        )?;
+        let options = ConfigFile::load(Some("relay.toml".as_ref()), no_overrides())
+            .unwrap()
+            .options();
+        assert!(options.webrtc && options.webrtc_signaling.is_empty());
+        assert_eq!(options.webrtc_signaling_port, 9443);
+        Ok(())
+    });
+}

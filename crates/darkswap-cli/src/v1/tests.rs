@@ -295,3 +295,74 @@ fn paths_fill_in_the_routes_the_router_declares() {
         ("/v1/orders", "/v1/orders")
     );
 }
+
+#[test]
+fn webrtc_requests_and_answers_keep_their_wire_names() {
+    let text = WebRtcMessage {
+        text: Some("hi".into()),
+        hex: None,
+    };
+    round_trip(&text, json!({ "text": "hi" }));
+    let send = SendWebRtcMessage::new(
+        "12D3KooWpeer".into(),
+        WebRtcMessage {
+            text: None,
+            hex: Some("00ff".into()),
+        },
+    );
+    // The peer is in the path only.
+    assert_eq!(
+        serde_json::to_value(&send).unwrap(),
+        json!({ "hex": "00ff" })
+    );
+    assert_eq!(send.path(), "/v1/webrtc/channels/12D3KooWpeer/messages");
+    let sent: SendWebRtcMessage = serde_json::from_value(json!({ "text": "hi" })).unwrap();
+    assert_eq!(sent.message(), text);
+    // A misspelt field is refused, not dropped.
+    assert!(serde_json::from_value::<SendWebRtcMessage>(json!({ "txt": "hi" })).is_err());
+
+    let receive = ReceiveWebRtcMessage {
+        peer_id: "12D3KooWpeer".into(),
+        wait_ms: 500,
+    };
+    assert_eq!(
+        serde_json::to_value(&receive).unwrap(),
+        json!({ "wait_ms": 500 })
+    );
+    assert_eq!(receive.path(), "/v1/webrtc/channels/12D3KooWpeer/receive");
+    let empty: ReceiveWebRtcMessage = serde_json::from_value(json!({})).unwrap();
+    assert_eq!(empty.wait_ms, 0);
+    // Nothing came: `null`.
+    assert_eq!(
+        serde_json::from_value::<<ReceiveWebRtcMessage as Endpoint>::Response>(Value::Null)
+            .unwrap(),
+        None
+    );
+
+    round_trip(
+        &WebRtcStatus {
+            enabled: true,
+            signaling: vec![SignalingRelay {
+                url: "ws://127.0.0.1:9001/signaling".into(),
+                state: "connected".into(),
+            }],
+            channels: vec![WebRtcChannel {
+                peer_id: "12D3KooWpeer".into(),
+                path: "relayed".into(),
+            }],
+        },
+        json!({
+            "enabled": true,
+            "signaling": [{ "url": "ws://127.0.0.1:9001/signaling", "state": "connected" }],
+            "channels": [{ "peer_id": "12D3KooWpeer", "path": "relayed" }],
+        }),
+    );
+    assert_eq!(
+        CloseWebRtcChannel {
+            peer_id: "12D3KooWpeer".into()
+        }
+        .path(),
+        "/v1/webrtc/channels/12D3KooWpeer"
+    );
+    assert_eq!(OpenWebRtcChannel::ROUTE, "/v1/webrtc/channels");
+}

@@ -86,6 +86,23 @@ async fn the_api_refuses_bad_requests_and_keeps_running() {
         .unwrap();
     assert_eq!(r.status(), 404);
 
+    // WebRTC is off without `--webrtc`: the status says so, calls are 409.
+    let webrtc = cli_json(d.api, &["webrtc", "status"]);
+    assert_eq!(
+        webrtc,
+        serde_json::json!({ "enabled": false, "signaling": [], "channels": [] })
+    );
+    let peer = darkswap_p2p::PeerId::random().to_string();
+    let r = http
+        .post(format!("http://{}/v1/webrtc/channels", d.api))
+        .json(&serde_json::json!({ "peer_id": peer }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 409);
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["error"]["code"], "webrtc_disabled");
+
     // Still serving.
     assert!(cli_json(d.api, &["status"])["peer_id"].is_string());
 }

@@ -9,3 +9,4 @@ mod sharing;
 mod support;
 mod trades;
 mod updates;
+mod webrtc;

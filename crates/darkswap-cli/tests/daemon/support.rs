@@ -22,7 +22,9 @@ const TIMEOUT: Duration = Duration::from_secs(20);
 pub(crate) struct Daemon {
     child: Child,
     pub(crate) api: SocketAddr,
-    _logs: mpsc::Receiver<String>,
+    /// Lines logged before "daemon started".
+    early: Vec<String>,
+    logs: mpsc::Receiver<String>,
 }
 
 impl Drop for Daemon {
@@ -33,6 +35,25 @@ impl Drop for Daemon {
 }
 
 impl Daemon {
+    /// Waits (at most the timeout) for a log line containing `needle`,
+    /// skipping the lines before it.
+    pub(crate) fn wait_for_log(&mut self, needle: &str) {
+        if let Some(at) = self.early.iter().position(|l| l.contains(needle)) {
+            self.early.drain(..=at);
+            return;
+        }
+        self.early.clear();
+        let deadline = std::time::Instant::now() + TIMEOUT;
+        loop {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            match self.logs.recv_timeout(left) {
+                Ok(line) if line.contains(needle) => return,
+                Ok(_) => {}
+                Err(_) => panic!("the daemon did not log {needle:?} within {TIMEOUT:?}"),
+            }
+        }
+    }
+
     /// Sends `signal` (`-STOP`, `-CONT`, ...) to the process.
     pub(crate) fn signal(&self, signal: &str) {
         let pid = self.child.id().to_string();
@@ -86,6 +107,7 @@ pub(crate) fn start_daemon(data_dir: &Path, extra: &[String]) -> Daemon {
             }
         }
     });
+    let mut early = Vec::new();
     let api = loop {
         let line = rx.recv_timeout(TIMEOUT).expect("daemon did not start");
         if line.contains("daemon started")
@@ -98,11 +120,13 @@ pub(crate) fn start_daemon(data_dir: &Path, extra: &[String]) -> Daemon {
                 .collect();
             break clean.parse().unwrap();
         }
+        early.push(line);
     };
     Daemon {
         child,
         api,
-        _logs: rx,
+        early,
+        logs: rx,
     }
 }
 

@@ -4,9 +4,9 @@
 //! encrypted circuit through the relay. Needs
 //! [`NetworkConfig::webrtc_signaling`](crate::NetworkConfig::webrtc_signaling).
 
-use std::sync::Arc;
+use std::{sync::Arc, time::Duration};
 
-use darkswap_webrtc::{ConnectionPath, DataMessage, WebRtcError};
+use darkswap_webrtc::{ConnectionPath, ConnectionState, DataMessage, WebRtcError};
 use libp2p::PeerId;
 
 use super::NetworkHandle;
@@ -64,18 +64,46 @@ impl NetworkHandle {
         &self,
         peer_id: &PeerId,
     ) -> Result<DataMessage, WebRtcCommandError> {
-        let conn = self.webrtc()?.wait(*peer_id, self.timeout).await?;
-        match tokio::time::timeout(self.timeout, conn.receive()).await {
-            Ok(Ok(message)) => Ok(message),
-            Ok(Err(WebRtcError::Closed)) => Err(WebRtcCommandError::ChannelClosed(*peer_id)),
+        self.receive_webrtc_message_within(peer_id, self.timeout)
+            .await?
+            .ok_or(CommandError::Timeout(self.timeout).into())
+    }
+
+    /// The next message from `peer_id`, waiting at most `wait` for a
+    /// channel, opened by either side, and for the message: `None` if none
+    /// came (a long poll). Messages the peer sent before it closed the
+    /// channel are still read; then [`WebRtcCommandError::ChannelClosed`].
+    pub async fn receive_webrtc_message_within(
+        &self,
+        peer_id: &PeerId,
+        wait: Duration,
+    ) -> Result<Option<DataMessage>, WebRtcCommandError> {
+        let channels = self.webrtc()?;
+        let deadline = tokio::time::Instant::now() + wait;
+        let Some(conn) = channels.wait(*peer_id, deadline).await else {
+            return Ok(None);
+        };
+        match tokio::time::timeout_at(deadline, conn.receive()).await {
+            Ok(Ok(message)) => Ok(Some(message)),
+            Ok(Err(WebRtcError::Closed)) => {
+                channels.forget_closed(peer_id);
+                Err(WebRtcCommandError::ChannelClosed(*peer_id))
+            }
             Ok(Err(e)) => Err(e.into()),
-            Err(_) => Err(CommandError::Timeout(self.timeout).into()),
+            Err(_) => Ok(None),
         }
     }
 
-    /// The peers this node has an open WebRTC channel with.
-    pub fn webrtc_channels(&self) -> Vec<PeerId> {
+    /// The peers this node has an open WebRTC channel with, and whether
+    /// each is direct or relayed.
+    pub fn webrtc_channels(&self) -> Vec<(PeerId, ConnectionPath)> {
         self.webrtc().map(|c| c.peers()).unwrap_or_default()
+    }
+
+    /// Each signaling relay's URL and the state of this node's
+    /// registration there (`Connected` once it holds; none with WebRTC off).
+    pub fn webrtc_signaling_relays(&self) -> Vec<(String, ConnectionState)> {
+        self.webrtc().map(|c| c.relays()).unwrap_or_default()
     }
 
     /// Closes the channel to `peer_id`; `false` if there was none.
