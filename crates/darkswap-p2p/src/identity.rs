@@ -11,6 +11,18 @@ use libp2p::identity::Keypair;
 
 use crate::error::Error;
 
+impl crate::Identity {
+    /// The keypair this identity names: a fresh one, the one given, or the
+    /// one in the key file (created if missing).
+    pub(crate) fn resolve(&self) -> Result<Keypair, Error> {
+        match self {
+            crate::Identity::Ephemeral => Ok(Keypair::generate_ed25519()),
+            crate::Identity::Keypair(k) => Ok(k.clone()),
+            crate::Identity::File(path) => load_or_create_keypair(path),
+        }
+    }
+}
+
 /// Loads the keypair stored at `path`, or creates an Ed25519 keypair there.
 ///
 /// A new file is written with mode 0600 (owner read/write only) to a

@@ -326,28 +326,21 @@ impl Network {
     /// outbound TCP connections leave from the listening port), joins
     /// `topics`, dials `bootstrap_peers` and starts reserving on
     /// `relay_peers`. Must be called within a tokio runtime.
-    pub async fn new(mut config: NetworkConfig) -> Result<Self, Error> {
-        // The identity is resolved here: WebRTC signaling registers with it too.
-        let key = match &config.identity {
-            crate::Identity::Ephemeral => libp2p::identity::Keypair::generate_ed25519(),
-            crate::Identity::Keypair(k) => k.clone(),
-            crate::Identity::File(path) => crate::load_or_create_keypair(path)?,
-        };
-        config.identity = crate::Identity::Keypair(key.clone());
+    pub async fn new(config: NetworkConfig) -> Result<Self, Error> {
+        // Resolved once: WebRTC signaling registers with the swarm's key.
+        let key = config.identity.resolve()?;
         #[cfg(not(target_arch = "wasm32"))]
         let webrtc = {
             let relays = crate::webrtc_channels::signaling_relays(&config);
             (config.webrtc_signaling.enabled && !relays.is_empty())
                 .then(|| crate::webrtc_channels::WebRtcChannels::start(key.clone(), relays))
         };
-        #[cfg(target_arch = "wasm32")]
-        let _ = key;
         let timeout = config.connection_timeout;
         let max_message_size = config.max_message_size;
         let (commands, command_rx) = mpsc::channel(COMMAND_BUFFER);
         let (event_tx, events) = mpsc::channel(config.event_buffer.max(1));
         let (local_peer_id, perf, task) =
-            crate::swarm_task::spawn(config, command_rx, event_tx).await?;
+            crate::swarm_task::spawn(key, config, command_rx, event_tx).await?;
         let network = Network {
             handle: NetworkHandle {
                 commands,

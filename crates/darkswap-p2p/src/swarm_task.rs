@@ -37,9 +37,8 @@ use crate::{
     auth::AuthToken,
     behaviour::{Behaviour, LoopbackGuard, build_swarm},
     command::Command,
-    config::{Identity, NetworkConfig},
+    config::NetworkConfig,
     error::Error,
-    identity::load_or_create_keypair,
     perf,
     runtime::{self, TaskHandle},
 };
@@ -169,15 +168,11 @@ pub(crate) struct SwarmTask {
 
 /// Builds the swarm and the services, and starts the task.
 pub(crate) async fn spawn(
+    key: libp2p::identity::Keypair,
     config: NetworkConfig,
     commands: mpsc::Receiver<Command>,
     events: mpsc::Sender<NetworkEvent>,
 ) -> Result<(PeerId, Option<libp2p_stream::Control>, TaskHandle), Error> {
-    let key = match &config.identity {
-        Identity::Ephemeral => libp2p::identity::Keypair::generate_ed25519(),
-        Identity::Keypair(k) => k.clone(),
-        Identity::File(path) => load_or_create_keypair(path)?,
-    };
     let build_err = |e: &dyn std::fmt::Display| Error::Build(e.to_string());
     let mut metrics = prometheus_client::registry::Registry::default();
     let swarm = build_swarm(&key, &config, &mut metrics).await?;

@@ -428,13 +428,12 @@ impl WebRtcConnectionManager {
                 AttemptKind::Direct,
                 task.abort_handle(),
             ) {
-                self.close_circuit_later(old);
+                close_circuit_later(&self.shared, old);
             }
         }
-        match tokio::time::timeout(wait, rx).await {
-            Ok(Ok(result)) => result,
-            Ok(Err(_)) => Err(WebRtcError::Closed),
-            Err(_) => {
+        match within(wait, rx).await {
+            Some(result) => result,
+            None => {
                 let mut state = self.shared.state();
                 if state
                     .attempts
@@ -462,6 +461,23 @@ impl WebRtcConnectionManager {
             return Ok(conn);
         }
         let circuit_id = self.shared.signaling.request_circuit(peer).await?;
+        let rx = self.add_waiter(peer);
+        if let Some(old) = self
+            .shared
+            .start_circuit(&self.shared, *peer, &circuit_id, true)
+        {
+            close_circuit_later(&self.shared, old);
+        }
+        within(CIRCUIT_TIMEOUT + Duration::from_secs(1), rx)
+            .await
+            .unwrap_or(Err(WebRtcError::Timeout(*peer)))
+    }
+
+    /// A waiter for the next connection with `peer`, whichever side opens it.
+    fn add_waiter(
+        &self,
+        peer: &PeerId,
+    ) -> oneshot::Receiver<Result<WebRtcConnection, WebRtcError>> {
         let (tx, rx) = oneshot::channel();
         self.shared
             .state()
@@ -469,21 +485,7 @@ impl WebRtcConnectionManager {
             .entry(*peer)
             .or_default()
             .push(tx);
-        if let Some(old) = self
-            .shared
-            .start_circuit(&self.shared, *peer, &circuit_id, true)
-        {
-            self.close_circuit_later(old);
-        }
-        match tokio::time::timeout(CIRCUIT_TIMEOUT + Duration::from_secs(1), rx).await {
-            Ok(Ok(result)) => result,
-            Ok(Err(_)) => Err(WebRtcError::Closed),
-            Err(_) => Err(WebRtcError::Timeout(*peer)),
-        }
-    }
-
-    fn close_circuit_later(&self, circuit_id: String) {
-        close_circuit_later(&self.shared, circuit_id);
+        rx
     }
 
     /// Waits until a connection with `peer` is open, whichever side makes
@@ -495,18 +497,10 @@ impl WebRtcConnectionManager {
         if let Some(conn) = self.shared.pool.get(peer) {
             return Ok(conn);
         }
-        let (tx, rx) = oneshot::channel();
-        self.shared
-            .state()
-            .waiters
-            .entry(*peer)
-            .or_default()
-            .push(tx);
-        match tokio::time::timeout(self.shared.config.connect_timeout, rx).await {
-            Ok(Ok(result)) => result,
-            Ok(Err(_)) => Err(WebRtcError::Closed),
-            Err(_) => Err(WebRtcError::Timeout(*peer)),
-        }
+        let rx = self.add_waiter(peer);
+        within(self.shared.config.connect_timeout, rx)
+            .await
+            .unwrap_or(Err(WebRtcError::Timeout(*peer)))
     }
 
     /// The next connection another peer opened to this one, or `None` when
@@ -657,6 +651,18 @@ async fn on_circuit_request(shared: &Arc<Shared>, circuit_id: String, from: Peer
 }
 
 /// Closes a circuit a replaced attempt held, without waiting.
+/// What a waiter got within `wait`; `None` if nothing came.
+async fn within(
+    wait: Duration,
+    rx: oneshot::Receiver<Result<WebRtcConnection, WebRtcError>>,
+) -> Option<Result<WebRtcConnection, WebRtcError>> {
+    match tokio::time::timeout(wait, rx).await {
+        Ok(Ok(result)) => Some(result),
+        Ok(Err(_)) => Some(Err(WebRtcError::Closed)),
+        Err(_) => None,
+    }
+}
+
 fn close_circuit_later(shared: &Arc<Shared>, circuit_id: String) {
     let signaling = shared.signaling.clone();
     tokio::spawn(async move {

@@ -2,26 +2,17 @@
 //! `darkswap-relay` process's `/relay` circuits, end-to-end encrypted, as
 //! the browser client does.
 
-use std::{sync::Arc, time::Duration};
+use std::time::Duration;
 
 use darkswap_testkit::RelayProcess;
 use darkswap_webrtc::{
-    ConnectionPath, DataMessage, IceTransportPolicy, Keypair, MAX_RELAYED_MESSAGE, PeerId,
-    WebRtcConfig, WebRtcConnectionManager, WebRtcError, WebRtcSignalingClient,
+    ConnectionPath, DataMessage, IceTransportPolicy, MAX_RELAYED_MESSAGE, WebRtcConfig, WebRtcError,
 };
 
+mod support;
+use support::{peer, signaling_url};
+
 const WAIT: Duration = Duration::from_secs(30);
-
-fn signaling_url(relay: &RelayProcess) -> String {
-    format!("ws://{}/signaling", relay.signaling.expect("signaling on"))
-}
-
-async fn peer(url: &str, config: WebRtcConfig) -> (WebRtcConnectionManager, PeerId) {
-    let signaling = Arc::new(WebRtcSignalingClient::new(Keypair::generate_ed25519()));
-    signaling.connect(url).await.unwrap();
-    let id = signaling.local_peer_id();
-    (WebRtcConnectionManager::new(signaling, config), id)
-}
 
 /// A peer that gathers no ICE candidate: WebRTC cannot reach it.
 fn relay_only() -> WebRtcConfig {

@@ -5,39 +5,27 @@
 use std::{
     io::{BufRead, BufReader},
     process::{Command, Stdio},
-    sync::Arc,
     time::Duration,
 };
 
 use darkswap_testkit::{RelayProcess, target_binary};
 use darkswap_webrtc::{
     ConnectionPool, ConnectionPoolConfig, DataMessage, Keypair, PeerId, SignalingError,
-    SignalingEvent, WebRtcConfig, WebRtcConnectionManager, WebRtcError, WebRtcSignalingClient,
+    SignalingEvent, WebRtcConfig, WebRtcError, WebRtcSignalingClient,
 };
 
+mod support;
+use support::{peer, signaling_url};
+
 const WAIT: Duration = Duration::from_secs(20);
-
-fn signaling_url(relay: &RelayProcess) -> String {
-    format!("ws://{}/signaling", relay.signaling.expect("signaling on"))
-}
-
-async fn peer(url: &str) -> (WebRtcConnectionManager, PeerId) {
-    let signaling = Arc::new(WebRtcSignalingClient::new(Keypair::generate_ed25519()));
-    signaling.connect(url).await.unwrap();
-    let id = signaling.local_peer_id();
-    (
-        WebRtcConnectionManager::new(signaling, WebRtcConfig::loopback()),
-        id,
-    )
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_native_peers_exchange_text_and_binary_over_a_data_channel() {
     let dir = tempfile::tempdir().unwrap();
     let relay = RelayProcess::spawn(dir.path(), &[]);
     let url = signaling_url(&relay);
-    let (alice, _) = peer(&url).await;
-    let (bob, bob_id) = peer(&url).await;
+    let (alice, _) = peer(&url, WebRtcConfig::loopback()).await;
+    let (bob, bob_id) = peer(&url, WebRtcConfig::loopback()).await;
 
     let (conn, incoming) = tokio::time::timeout(WAIT, async {
         let conn = alice.create_connection(&bob_id).await.unwrap();
@@ -99,7 +87,7 @@ async fn unknown_peers_and_stolen_ids_fail_cleanly() {
     let dir = tempfile::tempdir().unwrap();
     let relay = RelayProcess::spawn(dir.path(), &[]);
     let url = signaling_url(&relay);
-    let (alice, _) = peer(&url).await;
+    let (alice, _) = peer(&url, WebRtcConfig::loopback()).await;
     let nobody = PeerId::random();
     assert_eq!(
         alice.create_connection(&nobody).await.unwrap_err(),
