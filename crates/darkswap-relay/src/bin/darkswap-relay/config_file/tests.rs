@@ -5,6 +5,9 @@ use figment::Jail;
 
 use super::*;
 
+// deploy/.env.example against the configuration's keys.
+mod env_example;
+
 fn no_overrides() -> serde_json::Value {
     serde_json::json!({})
 }
