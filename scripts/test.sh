@@ -2,7 +2,8 @@
 # Runs every check and test of the workspace on a fresh machine: installs
 # what it needs (Debian's chromium, npm's playwright-core and typescript,
 # cargo-fuzz, the wasm32 Rust target), then formatting, lints (also without
-# default features), the wasm32 build of the sans-IO core, docs, all tests,
+# default features), the deployment files' checks (shellcheck, systemd-analyze),
+# the wasm32 build of the sans-IO core, docs, all tests,
 # doc tests, examples, the NAT lab (3 trials per cell), a short run of every
 # fuzz target, the JS types check and the browser tests. Needs root for the
 # network namespaces of the NAT lab and the browser tests (CI runs as root).
@@ -34,6 +35,9 @@ if [ -n "$too_long" ]; then
   printf 'files over 800 lines:\n%s\n' "$too_long"
   exit 1
 fi
+
+step "deployment files (shellcheck on every *.sh, systemd-analyze verify/security on the units, compose and Prometheus files, deploy.sh against stub ssh)"
+./scripts/deploy-checks.sh
 
 step "cargo clippy (all targets, warnings are errors)"
 cargo clippy --workspace --all-targets --locked -- -D warnings
