@@ -48,6 +48,8 @@ pub struct RelayConfig {
     pub peer_auth: PeerAuthConfig,
     /// STUN and TURN for WebRTC peers.
     pub turn: TurnConfig,
+    /// TLS on the public port and libp2p WebSocket over TLS.
+    pub tls: TlsConfig,
 }
 
 impl Default for RelayConfig {
@@ -63,6 +65,7 @@ impl Default for RelayConfig {
             limits: LimitsConfig::default(),
             peer_auth: PeerAuthConfig::default(),
             turn: TurnConfig::default(),
+            tls: TlsConfig::default(),
         }
     }
 }
@@ -379,6 +382,56 @@ impl Default for TurnConfig {
     }
 }
 
+/// TLS (`docs/operations.md`, TLS): with a certificate and its key, the
+/// public port serves `wss://` and `https://` only (the same endpoints), and
+/// libp2p listens for WebSocket over TLS on
+/// [`libp2p_listen_addresses`](Self::libp2p_listen_addresses). Off when the
+/// files are not set. The files are read again when they change, so a
+/// renewed certificate is served without a restart.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct TlsConfig {
+    /// PEM file holding the certificate chain, the relay's certificate
+    /// first. Default: none (TLS off).
+    pub cert_file: Option<PathBuf>,
+    /// PEM file holding the certificate's private key (PKCS#8, PKCS#1 or
+    /// SEC1). Default: none (TLS off).
+    pub key_file: Option<PathBuf>,
+    /// How often the two files are checked for a change; a changed pair is
+    /// loaded and served to new connections, one that does not load is
+    /// logged and the certificate in use kept. Zero: only on request
+    /// ([`RelayServer::reload_tls`](crate::RelayServer::reload_tls), SIGHUP
+    /// for the binary). Default: 60 s.
+    pub reload_interval: Duration,
+    /// libp2p addresses for WebSocket over TLS (`/tls/ws` or `/wss`),
+    /// listened on when TLS is on, beside
+    /// [`Libp2pConfig::listen_addresses`]. Default:
+    /// `/ip4/0.0.0.0/tcp/9443/tls/ws`.
+    pub libp2p_listen_addresses: Vec<Multiaddr>,
+}
+
+impl Default for TlsConfig {
+    fn default() -> Self {
+        TlsConfig {
+            cert_file: None,
+            key_file: None,
+            reload_interval: defaults::tls::RELOAD_INTERVAL,
+            libp2p_listen_addresses: defaults::tls::LIBP2P_LISTEN_ADDRESSES
+                .iter()
+                // Literals; the defaults test catches a typo.
+                .filter_map(|a| a.parse().ok())
+                .collect(),
+        }
+    }
+}
+
+impl TlsConfig {
+    /// The certificate and key files, when both are set (TLS on).
+    pub fn files(&self) -> Option<(&std::path::Path, &std::path::Path)> {
+        Some((self.cert_file.as_deref()?, self.key_file.as_deref()?))
+    }
+}
+
 /// WebSocket circuits (`/relay`).
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
@@ -649,5 +702,14 @@ mod tests {
         assert_eq!(c.signaling.listen.to_string(), "0.0.0.0:9001");
         assert_eq!(c.signaling.max_message_size, 65536);
         assert_eq!(c.ws_circuit.max_circuits, 256);
+        assert_eq!(c.tls.files(), None, "TLS is off by default");
+        assert_eq!(c.tls.reload_interval, Duration::from_secs(60));
+        let tls: Vec<String> = c
+            .tls
+            .libp2p_listen_addresses
+            .iter()
+            .map(|a| a.to_string())
+            .collect();
+        assert_eq!(tls, ["/ip4/0.0.0.0/tcp/9443/tls/ws"]);
     }
 }

@@ -7,8 +7,9 @@
 //! (libp2p circuit relay v2), [`admin_http`] (`/metrics`, `/health`),
 //! [`signaling`] (`/signaling`), [`ws_circuit`] (WebSocket circuits on
 //! `/relay`), [`tokens`] (the token authority), [`limits`] (ceilings on the
-//! public port and on libp2p connections) and [`peer_auth`]
-//! (`/darkswap/auth/1.0.0`). [`timeouts`] and [`queues`] are fixed bounds of
+//! public port and on libp2p connections), [`peer_auth`]
+//! (`/darkswap/auth/1.0.0`) and [`tls`] (certificates of the public port and
+//! of libp2p WebSocket over TLS). [`timeouts`] and [`queues`] are fixed bounds of
 //! the IO side that no configuration changes.
 
 /// The libp2p node.
@@ -260,6 +261,20 @@ pub mod peer_auth {
     pub const CHALLENGE_TTL: Duration = Duration::from_secs(30);
     /// How long an authentication lasts: 1 h.
     pub const TOKEN_TTL: Duration = Duration::from_secs(3600);
+}
+
+/// TLS on the public port (`wss://`, `https://`) and libp2p WebSocket over
+/// TLS (`/tls/ws`), on once a certificate and its key are configured.
+pub mod tls {
+    use std::time::Duration;
+
+    /// How often the certificate and key files are checked for a change:
+    /// 60 s. An ACME client renews weeks before expiry, so a minute late is
+    /// nothing, and a check is two `stat` calls.
+    pub const RELOAD_INTERVAL: Duration = Duration::from_secs(60);
+    /// libp2p WebSocket over TLS for browsers' libp2p (`wss://` through
+    /// `/tls/ws`): TCP 9443, beside the plain `/ws` on 9002.
+    pub const LIBP2P_LISTEN_ADDRESSES: [&str; 1] = ["/ip4/0.0.0.0/tcp/9443/tls/ws"];
 }
 
 /// Fixed deadlines of the IO side.

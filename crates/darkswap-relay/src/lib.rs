@@ -6,7 +6,8 @@
 //! bootstrap and propagation point, AutoNAT server, identify and ping. Beside
 //! it, on a public port, the WebSocket signaling server (`/signaling`), the
 //! WebSocket circuits (`/relay`) and the token service (`/auth/*`) of the
-//! token authority (`token_authority`), and on an admin port `/metrics` and
+//! token authority (`token_authority`), over TLS when it has a certificate
+//! (`tls`), and on an admin port `/metrics` and
 //! `/health`.
 //!
 //! Three things are called "relay" around here, and the code keeps them
@@ -49,6 +50,8 @@ mod server;
 #[cfg(feature = "server")]
 pub mod stun_turn;
 #[cfg(feature = "server")]
+pub mod tls;
+#[cfg(feature = "server")]
 pub mod token_authority;
 #[cfg(feature = "server")]
 mod token_service;
@@ -58,4 +61,4 @@ pub use config::RelayConfig;
 #[cfg(feature = "server")]
 pub use server::{KEY_FILE, RelayServer, StartError, load_identity};
 #[cfg(feature = "server")]
-pub use signaling::SignalingServer;
+pub use signaling::{PublicPortOptions, SignalingServer};

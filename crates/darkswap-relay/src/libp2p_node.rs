@@ -39,6 +39,7 @@ use crate::{
     defaults::timeouts,
     metrics::{Libp2pNodeMetrics, SecurityMetrics},
     server::StartError,
+    tls::TlsCertificate,
 };
 use peer_auth::PeerAuth;
 use reservations::Reservations;
@@ -48,6 +49,7 @@ mod hop;
 mod peer_auth;
 mod reservations;
 mod transport;
+mod ws_tls;
 
 #[derive(NetworkBehaviour)]
 struct Behaviour {
@@ -256,6 +258,28 @@ fn on_new_listen_addr(swarm: &mut Swarm<Behaviour>, address: &Multiaddr, announc
     }
 }
 
+/// The configured listen addresses, with TLS's own when the relay has a
+/// certificate. Without one a WebSocket-over-TLS address is an error that
+/// says so (libp2p would only say it does not support the address).
+fn listen_addresses(config: &RelayConfig, tls: bool) -> Result<Vec<Multiaddr>, StartError> {
+    let mut listen = config.libp2p.listen_addresses.clone();
+    if tls {
+        listen.extend(config.tls.libp2p_listen_addresses.iter().cloned());
+    } else if let Some(addr) = listen.iter().find(|a| is_tls_websocket(a)) {
+        return Err(StartError::Listen {
+            addr: addr.clone(),
+            reason: "WebSocket over TLS needs tls.cert_file and tls.key_file".to_owned(),
+        });
+    }
+    Ok(listen)
+}
+
+/// `/tls/ws` or `/wss`.
+pub(crate) fn is_tls_websocket(addr: &Multiaddr) -> bool {
+    addr.iter()
+        .any(|p| matches!(p, Protocol::Tls | Protocol::Wss(_)))
+}
+
 /// Fails if `addr` names a TCP port (not 0) that something already listens
 /// on. libp2p-tcp binds with SO_REUSEPORT, which would let the relay share a
 /// port with another process without a word; a plain bind refuses instead.
@@ -279,6 +303,14 @@ fn refuse_busy_tcp_port(addr: &Multiaddr) -> Result<(), String> {
     std::net::TcpListener::bind((ip, port))
         .map(drop)
         .map_err(|e| format!("{ip}:{port}: {e}"))
+}
+
+/// The certificates the node's listeners serve.
+pub(crate) struct Certificates<'a> {
+    /// `/webrtc-direct`'s, whose hash is in the address.
+    pub(crate) webrtc: darkswap_p2p::WebRtcCertificate,
+    /// `/tls/ws`'s, when the relay has TLS.
+    pub(crate) tls: Option<&'a TlsCertificate>,
 }
 
 /// The node with its listeners bound, ready to run as the swarm task.
@@ -321,16 +353,17 @@ impl Libp2pNode {
     /// returns it with the addresses bound, each ending in `/p2p/<id>`.
     pub(crate) async fn start(
         key: &Keypair,
-        certificate: darkswap_p2p::WebRtcCertificate,
+        certificates: Certificates<'_>,
         config: &RelayConfig,
         registry: &mut Registry,
         libp2p_metrics: Metrics,
         node_metrics: Arc<Libp2pNodeMetrics>,
         security_metrics: Arc<SecurityMetrics>,
     ) -> Result<(Self, Vec<Multiaddr>), StartError> {
+        let tls = certificates.tls;
         let transport = transport::build(
             key,
-            certificate,
+            certificates,
             registry,
             node_metrics.bytes_relayed_counter(),
         )?;
@@ -348,8 +381,8 @@ impl Libp2pNode {
             swarm.add_external_address(addr.clone());
         }
         let announce_listen = network.external_addresses.is_empty();
-        let (listen_addrs, listeners) =
-            listen_all(&mut swarm, &network.listen_addresses, announce_listen).await?;
+        let listen = listen_addresses(config, tls.is_some())?;
+        let (listen_addrs, listeners) = listen_all(&mut swarm, &listen, announce_listen).await?;
         // Nodes look this key up to find relays they were not told of. The
         // record lives in this relay's own store at once (a look-up that
         // reaches the relay finds it) and is pushed to the closest peers at

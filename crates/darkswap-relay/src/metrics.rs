@@ -506,3 +506,42 @@ impl SignalingMetrics {
         }
     }
 }
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OutcomeLabel {
+    result: &'static str,
+}
+
+/// TLS of the public port and of libp2p's `/tls/ws` listeners
+/// (`darkswap_relay_tls_*`), registered when TLS is on.
+#[derive(Debug, Default)]
+pub struct TlsMetrics {
+    expiry: Gauge,
+    reloads: Family<OutcomeLabel, Counter>,
+    handshake_failures: Family<StaticReasonLabel, Counter>,
+}
+
+registered!(TlsMetrics;
+    "tls_certificate_expiry_timestamp_seconds", "When the certificate in use expires (its notAfter), in Unix seconds" => expiry,
+    "tls_reloads", "Certificate reloads after the files changed or on request, by result (ok; error: the certificate in use was kept)" => reloads,
+    "tls_handshake_failures", "TLS handshakes on the public port that did not complete, by reason (timeout, plaintext: an HTTP request to the TLS port, error)" => handshake_failures,
+);
+
+impl TlsMetrics {
+    /// The certificate in use expires at `not_after` (Unix seconds).
+    pub(crate) fn set_expiry(&self, not_after: i64) {
+        self.expiry.set(not_after);
+    }
+
+    /// A reload ended with `result` (`ok`, `error`).
+    pub(crate) fn reloaded(&self, result: &'static str) {
+        self.reloads.get_or_create(&OutcomeLabel { result }).inc();
+    }
+
+    /// A handshake on the public port failed for `reason`.
+    pub(crate) fn handshake_failed(&self, reason: &'static str) {
+        self.handshake_failures
+            .get_or_create(&StaticReasonLabel { reason })
+            .inc();
+    }
+}

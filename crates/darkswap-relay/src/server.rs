@@ -16,10 +16,11 @@ use tokio_util::{sync::CancellationToken, task::AbortOnDropHandle};
 use crate::{
     admin_http::{self, AdminState},
     config::RelayConfig,
-    libp2p_node::Libp2pNode,
-    metrics::{Libp2pNodeMetrics, SecurityMetrics, SignalingMetrics, TurnMetrics},
-    signaling::SignalingServer,
+    libp2p_node::{Certificates, Libp2pNode},
+    metrics::{Libp2pNodeMetrics, SecurityMetrics, SignalingMetrics, TlsMetrics, TurnMetrics},
+    signaling::{PublicPortOptions, SignalingServer},
     stun_turn::{IceService, TurnServer},
+    tls::{self, TlsCertificate, TlsError},
     token_authority::{TokenAuthority, TokenAuthorityError},
     turn_credentials::TurnCredentials,
 };
@@ -62,6 +63,9 @@ pub enum StartError {
     /// The STUN/TURN port could not start.
     #[error("STUN/TURN: {0}")]
     Turn(String),
+    /// The TLS certificate or key could not be used.
+    #[error("TLS: {0}")]
+    Tls(#[from] TlsError),
     /// The signaling server could not bind.
     #[error("cannot serve signaling on {addr}: {reason}")]
     Signaling {
@@ -87,6 +91,24 @@ pub(crate) fn load_webrtc_certificate(
         .map_err(|e| StartError::Identity(e.to_string()))
 }
 
+/// The relay's TLS certificate and the metrics of its use.
+type Tls = (Arc<TlsCertificate>, Arc<TlsMetrics>);
+
+/// The TLS certificate from `config.tls`, if it names one, with its
+/// metrics registered.
+fn load_tls(config: &RelayConfig, registry: &mut Registry) -> Result<Option<Tls>, StartError> {
+    let t = &config.tls;
+    let Some((cert_file, key_file)) = t.files() else {
+        if t.cert_file.is_some() || t.key_file.is_some() {
+            return Err(TlsError::Incomplete.into());
+        }
+        return Ok(None);
+    };
+    let metrics = Arc::new(TlsMetrics::register(registry));
+    let certificate = TlsCertificate::load(cert_file, key_file)?.with_metrics(metrics.clone());
+    Ok(Some((Arc::new(certificate), metrics)))
+}
+
 /// A running relay.
 #[derive(Debug)]
 pub struct RelayServer {
@@ -95,9 +117,11 @@ pub struct RelayServer {
     metrics_addr: Option<SocketAddr>,
     signaling: Option<SignalingServer>,
     turn: Option<TurnServer>,
+    tls: Option<Arc<TlsCertificate>>,
     cancel: CancellationToken,
     swarm_task: AbortOnDropHandle<()>,
     admin_task: Option<AbortOnDropHandle<()>>,
+    tls_task: Option<AbortOnDropHandle<()>>,
 }
 
 impl RelayServer {
@@ -118,9 +142,14 @@ impl RelayServer {
             Some(&config.data_dir),
             security_metrics.clone(),
         )?);
+        let tls = load_tls(&config, &mut registry)?;
+        let certificates = Certificates {
+            webrtc: certificate,
+            tls: tls.as_ref().map(|(certificate, _)| &**certificate),
+        };
         let (node, listen_addrs) = Libp2pNode::start(
             &key,
-            certificate,
+            certificates,
             &config,
             &mut registry,
             libp2p_metrics,
@@ -161,13 +190,20 @@ impl RelayServer {
                 reason: e.to_string(),
             };
             let listener = tokio::net::TcpListener::bind(addr).await.map_err(fail)?;
+            let mut options = PublicPortOptions::default();
+            if let Some(ice) = ice {
+                options = options.with_ice(ice);
+            }
+            if let Some((certificate, metrics)) = &tls {
+                options = options.with_tls(certificate, metrics.clone())?;
+            }
             Some(
-                SignalingServer::serve_with_ice(
+                SignalingServer::serve_with(
                     listener,
                     &config,
                     authority,
                     signaling_metrics,
-                    ice,
+                    options,
                     cancel.child_token(),
                 )
                 .map_err(fail)?,
@@ -201,16 +237,38 @@ impl RelayServer {
             (None, None)
         };
         let swarm_task = AbortOnDropHandle::new(tokio::spawn(node.run(state, cancel.clone())));
+        let tls = tls.map(|(certificate, _)| certificate);
+        let interval = config.tls.reload_interval;
+        let tls_task = tls
+            .as_ref()
+            .filter(|_| !interval.is_zero())
+            .map(|certificate| {
+                let watch = tls::watch(certificate.clone(), interval, cancel.clone());
+                AbortOnDropHandle::new(tokio::spawn(watch))
+            });
         Ok(RelayServer {
             peer_id,
             listen_addrs,
             metrics_addr,
             signaling,
             turn,
+            tls,
             cancel,
             swarm_task,
             admin_task,
+            tls_task,
         })
+    }
+
+    /// Reads the TLS certificate and key files again and serves them to new
+    /// connections, on the public port and libp2p's `/tls/ws` listeners
+    /// (what the binary does on SIGHUP). `Ok(false)` when the relay has no
+    /// TLS; on an error the certificate in use stays.
+    pub fn reload_tls(&self) -> Result<bool, TlsError> {
+        match &self.tls {
+            Some(certificate) => certificate.reload(true),
+            None => Ok(false),
+        }
     }
 
     /// The relay's peer id.
@@ -253,6 +311,9 @@ impl RelayServer {
         let _ = self.swarm_task.await;
         if let Some(admin) = self.admin_task {
             let _ = admin.await;
+        }
+        if let Some(watch) = self.tls_task {
+            let _ = watch.await;
         }
         if let Some(signaling) = self.signaling {
             signaling.stopped().await;

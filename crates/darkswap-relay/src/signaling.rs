@@ -6,7 +6,8 @@
 //! [`darkswap_proto::signaling`].
 //!
 //! The same port serves plain HTTP for the token service (`/auth/*`,
-//! `token_service`). A `/signaling` client may show a token (as a
+//! `token_service`). With a certificate ([`PublicPortOptions::with_tls`])
+//! the port speaks TLS only: `wss://` and `https://`, the same endpoints. A `/signaling` client may show a token (as a
 //! `darkswap-token.<jwt>` subprotocol beside `darkswap.v1`, which browsers
 //! can send, or as `Authorization: Bearer`); its role decides what it may do.
 //! Connections are limited per IP address and globally.
@@ -15,6 +16,8 @@
 //! - `listener`: accepts connections and admits them under the per-address
 //!   limits, then the global ones, before they cost anything; answers the
 //!   refused ones within a bound;
+//! - `public_stream`: a connection, plain or TLS, and its TLS handshake
+//!   under the deadline of its first request head;
 //! - `request`: the first request head, sans IO: its end, its endpoint, a
 //!   valid WebSocket upgrade or the 400/426 it gets instead;
 //! - `upgrade`: reads that head under its deadline and runs the WebSocket
@@ -36,6 +39,8 @@ pub mod hub;
 mod hub_task;
 #[cfg(feature = "server")]
 mod listener;
+#[cfg(feature = "server")]
+mod public_stream;
 #[cfg(feature = "server")]
 mod request;
 #[cfg(feature = "server")]
@@ -70,13 +75,16 @@ use self::{
     hub::{Hub, HubConfig},
     hub_task::{HubInput, HubTask},
     listener::accept_loop,
+    public_stream::PublicTls,
     ws_circuit::byte_limiter,
 };
 #[cfg(feature = "server")]
 use crate::{
     config::{LimitsConfig, RelayConfig, SignalingConfig, WsCircuitConfig},
     defaults,
-    metrics::{SecurityMetrics, SignalingMetrics},
+    metrics::{SecurityMetrics, SignalingMetrics, TlsMetrics},
+    stun_turn::IceService,
+    tls::{TlsCertificate, TlsError},
     token_authority::TokenAuthority,
     token_service::TokenService,
 };
@@ -114,19 +122,21 @@ impl SignalingServer {
         metrics: Arc<SignalingMetrics>,
         cancel: CancellationToken,
     ) -> std::io::Result<Self> {
-        Self::serve_with_ice(listener, config, authority, metrics, None, cancel)
+        let options = PublicPortOptions::default();
+        Self::serve_with(listener, config, authority, metrics, options, cancel)
     }
 
-    /// [`serve`](Self::serve), with `POST /auth/ice-servers` handing out
-    /// the relay's STUN/TURN servers.
-    pub fn serve_with_ice(
+    /// [`serve`](Self::serve), with what `options` adds: the relay's
+    /// STUN/TURN servers on `POST /auth/ice-servers`, TLS.
+    pub fn serve_with(
         listener: TcpListener,
         config: &RelayConfig,
         authority: Arc<TokenAuthority>,
         metrics: Arc<SignalingMetrics>,
-        ice: Option<Arc<crate::stun_turn::IceService>>,
+        options: PublicPortOptions,
         cancel: CancellationToken,
     ) -> std::io::Result<Self> {
+        let PublicPortOptions { ice, tls } = options;
         let (signaling, ws_circuit, limits) =
             (&config.signaling, &config.ws_circuit, &config.limits);
         let local_addr = listener.local_addr()?;
@@ -164,13 +174,15 @@ impl SignalingServer {
             hub: hub_tx,
             next_conn: AtomicU64::new(1),
             epoch: Instant::now(),
+            tls,
             cancel: cancel.clone(),
         });
         let tasks = TaskTracker::new();
         tasks.spawn(HubTask::new(hub, ctx.clone()).run(hub_rx));
+        let tls = ctx.tls.is_some();
         tasks.spawn(accept_loop(listener, ctx, tasks.clone()));
         tasks.close();
-        tracing::info!(addr = %local_addr, "signaling server listening");
+        tracing::info!(addr = %local_addr, tls, "signaling server listening");
         Ok(SignalingServer { local_addr, tasks })
     }
 
@@ -206,7 +218,42 @@ struct Context {
     next_conn: AtomicU64,
     /// Time base of the circuits' activity stamps.
     epoch: Instant,
+    /// The port speaks TLS only, with this.
+    tls: Option<PublicTls>,
     cancel: CancellationToken,
+}
+
+#[cfg(feature = "server")]
+/// What the public port serves beyond signaling, circuits and tokens.
+#[derive(Debug, Clone, Default)]
+#[non_exhaustive]
+pub struct PublicPortOptions {
+    ice: Option<Arc<IceService>>,
+    tls: Option<PublicTls>,
+}
+
+#[cfg(feature = "server")]
+impl PublicPortOptions {
+    /// `POST /auth/ice-servers` hands out the relay's STUN/TURN servers.
+    pub fn with_ice(mut self, ice: Arc<IceService>) -> Self {
+        self.ice = Some(ice);
+        self
+    }
+
+    /// The port speaks TLS only (`wss://`, `https://`), with `certificate`
+    /// (resolved at each handshake, so its reloads apply at once);
+    /// handshakes that do not complete are counted in `metrics`.
+    pub fn with_tls(
+        mut self,
+        certificate: &Arc<TlsCertificate>,
+        metrics: Arc<TlsMetrics>,
+    ) -> Result<Self, TlsError> {
+        self.tls = Some(PublicTls {
+            config: certificate.server_config()?,
+            metrics,
+        });
+        Ok(self)
+    }
 }
 
 #[cfg(feature = "server")]

@@ -26,6 +26,9 @@ pub struct RelayProcess {
     pub tcp_addr: Multiaddr,
     /// Its WebSocket listen address, if it has one.
     pub ws_addr: Option<Multiaddr>,
+    /// Its WebSocket over TLS (`/tls/ws`, `/wss`) listen address, if it has
+    /// a certificate.
+    pub wss_addr: Option<Multiaddr>,
     /// Its QUIC address including `/p2p/<peer id>`, if it listens on QUIC.
     pub quic_addr: Option<Multiaddr>,
     /// The metrics and health server, if enabled.
@@ -94,6 +97,7 @@ impl RelayProcess {
         });
         let (mut tcp_addr, mut ws_addr, mut quic_addr, mut metrics, mut signaling, mut peer_id) =
             (None, None, None, None, None, None);
+        let mut wss_addr = None;
         let mut turn = None;
         let deadline = Instant::now() + START_TIMEOUT;
         while peer_id.is_none() {
@@ -106,7 +110,11 @@ impl RelayProcess {
             match fields["message"].as_str() {
                 Some("listening") => {
                     let a: Multiaddr = text("address").parse().expect("listen multiaddr");
-                    if a.iter().any(|p| matches!(p, Protocol::Ws(_))) {
+                    if a.iter()
+                        .any(|p| matches!(p, Protocol::Tls | Protocol::Wss(_)))
+                    {
+                        wss_addr = Some(a);
+                    } else if a.iter().any(|p| matches!(p, Protocol::Ws(_))) {
                         ws_addr = Some(a);
                     } else if a.iter().any(|p| matches!(p, Protocol::QuicV1)) {
                         quic_addr = Some(a);
@@ -134,6 +142,7 @@ impl RelayProcess {
             peer_id: peer_id.expect("peer id"),
             tcp_addr: tcp_addr.expect("tcp listen address"),
             ws_addr,
+            wss_addr,
             quic_addr,
             metrics,
             signaling,

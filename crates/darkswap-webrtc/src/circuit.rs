@@ -128,7 +128,8 @@ impl CircuitTask {
             false,
         ))?;
         let local = |e: String| (WebRtcError::Local(format!("relay circuit: {e}")), false);
-        let (mut ws, _) = tokio::time::timeout_at(deadline, tokio_tungstenite::connect_async(&url))
+        let roots = self.shared.signaling.tls_roots();
+        let (mut ws, _) = tokio::time::timeout_at(deadline, roots.connect_websocket(url.as_str()))
             .await
             .map_err(|_| timeout())?
             .map_err(|e| local(e.to_string()))?;

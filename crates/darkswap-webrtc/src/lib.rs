@@ -38,6 +38,7 @@ mod peer_task;
 mod relay_manager;
 mod relay_token;
 mod signaling_client;
+mod tls;
 
 pub use circuit::frames::MAX_RELAYED_MESSAGE;
 pub use config::{DATA_CHANNEL_LABEL, IceTransportPolicy, WebRtcConfig};
@@ -56,6 +57,7 @@ pub use signaling_client::{
     ConnectionState, MAX_WATCHED, PeerPage, Presence, ReconnectPolicy, RelayAuth, SignalingError,
     SignalingEvent, SignalingOptions, WebRtcSignalingClient,
 };
+pub use tls::{TlsRoots, TlsRootsError};
 
 /// Roles a relay token grants.
 pub use darkswap_proto::relay_auth::Role;

@@ -13,7 +13,7 @@ use darkswap_proto::relay_auth::{
 use libp2p_identity::{Keypair, PeerId};
 use serde::de::DeserializeOwned;
 
-use crate::signaling_client::SignalingError;
+use crate::{signaling_client::SignalingError, tls::TlsRoots};
 
 /// Bound on one token request.
 const HTTP_TIMEOUT: Duration = Duration::from_secs(10);
@@ -85,11 +85,15 @@ struct ErrorDetail {
 }
 
 impl TokenClient {
-    pub(crate) fn new(base: String) -> Result<Self, SignalingError> {
-        let http = reqwest::Client::builder()
+    /// The token service at `base` (`https://` checked against `roots`).
+    pub(crate) fn new(base: String, roots: &TlsRoots) -> Result<Self, SignalingError> {
+        let error = |e: String| SignalingError::Connection(e);
+        let http = roots
+            .http_client(reqwest::Client::builder())
+            .map_err(error)?
             .timeout(HTTP_TIMEOUT)
             .build()
-            .map_err(|e| SignalingError::Connection(e.to_string()))?;
+            .map_err(|e| error(e.to_string()))?;
         Ok(TokenClient { http, base })
     }
 

@@ -32,7 +32,7 @@ mod supervisor;
 use inbound::{Replies, relay_url_of};
 pub use lifecycle::{ConnectionState, ReconnectPolicy};
 
-use crate::relay_token::RelayToken;
+use crate::{relay_token::RelayToken, tls::TlsRoots};
 
 /// Bound on connecting and registering, and on waiting for an answer.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
@@ -186,6 +186,9 @@ pub struct SignalingOptions {
     pub reconnect: ReconnectPolicy,
     /// Relay tokens.
     pub auth: RelayAuth,
+    /// Who `wss://` and `https://` relays must be vouched for by: the
+    /// system's roots, plus a private CA's if given. Default: the system's.
+    pub tls: TlsRoots,
 }
 
 impl SignalingOptions {
@@ -198,6 +201,12 @@ impl SignalingOptions {
     /// Sets [`auth`](Self::auth).
     pub fn with_auth(mut self, auth: RelayAuth) -> Self {
         self.auth = auth;
+        self
+    }
+
+    /// Sets [`tls`](Self::tls).
+    pub fn with_tls_roots(mut self, roots: TlsRoots) -> Self {
+        self.tls = roots;
         self
     }
 }
@@ -369,7 +378,7 @@ impl WebRtcSignalingClient {
         let url = lock(&self.inner.url)
             .clone()
             .ok_or(SignalingError::NotConnected)?;
-        let client = TokenClient::new(http_base_of(&url)?)?;
+        let client = TokenClient::new(http_base_of(&url)?, &self.inner.options.tls)?;
         let kept = self
             .token()
             .filter(|t| !t.refresh_in(std::time::SystemTime::now()).is_zero());
@@ -394,6 +403,12 @@ impl WebRtcSignalingClient {
         self.inner.keypair.public().to_peer_id()
     }
 
+    /// The roots `wss://` relays are checked against (relayed circuits
+    /// open their sockets with them too).
+    pub(crate) fn tls_roots(&self) -> &TlsRoots {
+        &self.inner.options.tls
+    }
+
     /// The identity key this client registers with (it also signs the
     /// end-to-end key of relayed circuits).
     pub(crate) fn keypair(&self) -> &Keypair {
@@ -407,7 +422,8 @@ impl WebRtcSignalingClient {
         lock(&self.inner.url).as_deref().map(relay_url_of)
     }
 
-    /// Connects to `url` (`ws://host:9001/signaling`) and registers. Returns
+    /// Connects to `url` (`ws://host:9001/signaling`, or `wss://` checked
+    /// against [`SignalingOptions::tls`]) and registers. Returns
     /// the first page of the peers registered at that moment. From then on
     /// the client reconnects by itself when the socket is lost (see
     /// [`SignalingOptions::reconnect`]). Connecting again replaces the

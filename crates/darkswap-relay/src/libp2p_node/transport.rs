@@ -1,5 +1,6 @@
-//! The relay's transport stack: TCP and QUIC, DNS, WebSocket and
-//! WebRTC-direct (browsers without TLS), with
+//! The relay's transport stack: TCP and QUIC, DNS, WebSocket (over TLS
+//! too, `/tls/ws`, when the relay has a certificate) and WebRTC-direct
+//! (browsers without TLS), with
 //! bandwidth metrics and a count of the bytes that circuits carry.
 //!
 //! libp2p's relay behaviour copies circuit data between two streams without
@@ -31,6 +32,7 @@ use libp2p::{
 };
 use prometheus_client::{metrics::counter::Counter, registry::Registry};
 
+use super::{Certificates, ws_tls::ReloadableWs};
 use crate::server::StartError;
 
 const HOP: &[u8] = b"/libp2p/circuit/relay/0.2.0/hop\n";
@@ -45,7 +47,7 @@ pub(crate) const DIAL_TIMEOUT: Duration = Duration::from_secs(10);
 
 pub(crate) fn build(
     key: &Keypair,
-    certificate: darkswap_p2p::WebRtcCertificate,
+    certificates: Certificates<'_>,
     registry: &mut Registry,
     relayed_bytes: Counter,
 ) -> Result<Boxed<(PeerId, StreamMuxerBox)>, StartError> {
@@ -64,12 +66,21 @@ pub(crate) fn build(
         tcp::Config::default().nodelay(true),
     ))
     .map_err(|e| build(&e))?;
-    let ws = websocket::Config::new(ws_tcp)
+    let mut ws = websocket::Config::new(ws_tcp);
+    let tls = certificates.tls;
+    if let Some(tls) = tls {
+        ws.set_tls_config(tls.libp2p_config().map_err(StartError::Tls)?);
+    }
+    let ws = ReloadableWs::new(ws);
+    if let Some(tls) = tls {
+        tls.attach_libp2p(ws.switch());
+    }
+    let ws = ws
         .upgrade(Version::V1Lazy)
         .authenticate(noise)
         .multiplex(yamux::Config::default())
         .map(|(p, c), _| (p, StreamMuxerBox::new(c)));
-    let webrtc = darkswap_p2p::webrtc_direct_transport(key, certificate);
+    let webrtc = darkswap_p2p::webrtc_direct_transport(key, certificates.webrtc);
     let all = TransportTimeout::new(
         ws.or_transport(direct)
             .map(|e, _| e.into_inner())

@@ -3,9 +3,10 @@
 //! counted in every phase from accept to close, and the connection rate),
 //! then by the global rate and the global ceiling on sockets, so one address
 //! holds at most its own share of the sockets. An admitted connection then
-//! has `signaling.request_head_timeout` to send its request head, which
-//! sends it to the token service (plain HTTP) or, after the WebSocket
-//! upgrade, to a socket task.
+//! has `signaling.request_head_timeout` to send its request head (and,
+//! when the port speaks TLS, to complete its TLS handshake first, both
+//! within that one deadline from the accept), which sends it to the token
+//! service (plain HTTP) or, after the WebSocket upgrade, to a socket task.
 //!
 //! A refused connection holds no socket slot. It gets its answer (429 with
 //! `Retry-After` over HTTP, close 1013 over WebSocket) within
@@ -13,7 +14,8 @@
 //! [`queues::REFUSALS_PER_ADDRESS`] of its address's are being answered;
 //! past that it is reset at once. Either way it is counted in
 //! `darkswap_relay_rate_limited_total`, with `plane="tcp"` when it was
-//! never heard from.
+//! never heard from (over TLS: when its handshake did not complete within
+//! that bound either).
 
 use std::{
     collections::HashMap,
@@ -34,9 +36,12 @@ use tokio_util::task::TaskTracker;
 
 use super::{
     Context,
+    public_stream::{HandshakeError, PublicStream},
     request::{Answer, Endpoint},
     socket::SignalingSocket,
-    upgrade::{Replay, accept_websocket, answer_and_close, answer_at_once, read_head},
+    upgrade::{
+        FirstRequest, Replay, accept_websocket, answer_and_close, answer_at_once, read_head,
+    },
     websocket::close,
     ws_circuit::CircuitSocket,
 };
@@ -256,29 +261,17 @@ pub(super) async fn accept_loop(listener: TcpListener, ctx: Arc<Context>, tasks:
     }
 }
 
-/// An admitted connection, from its request head to its close.
-async fn serve(
-    mut stream: TcpStream,
-    remote: SocketAddr,
-    addr: IpAddr,
-    ctx: Arc<Context>,
-    slot: Slot,
-) {
+/// An admitted connection, from its TLS handshake (if the port speaks
+/// TLS) and its request head to its close.
+async fn serve(stream: TcpStream, remote: SocketAddr, addr: IpAddr, ctx: Arc<Context>, slot: Slot) {
     let deadline = Instant::now() + ctx.signaling.request_head_timeout;
-    let read = tokio::select! {
-        read = read_head(&mut stream, deadline) => read,
+    let opened = tokio::select! {
+        opened = open(stream, remote, deadline, &ctx) => opened,
         // Shutdown does not wait for heads that may never come.
         _ = ctx.cancel.cancelled() => return,
     };
-    let request = match read {
-        Ok(request) => request,
-        Err(e) => {
-            tracing::debug!(%remote, error = %e, "no request");
-            if let Some(answer) = e.answer() {
-                answer_at_once(stream, &answer);
-            }
-            return;
-        }
+    let Some((stream, request)) = opened else {
+        return;
     };
     let endpoint = request.head.endpoint();
     if endpoint == Endpoint::Http {
@@ -307,9 +300,45 @@ async fn serve(
     drop(slot);
 }
 
+/// The TLS handshake, if the port speaks TLS, and the first request head,
+/// both by `deadline`. A client that misses it gets its 408 if it can still
+/// read one (or, speaking plain HTTP to the TLS port, a 400 saying so).
+async fn open(
+    stream: TcpStream,
+    remote: SocketAddr,
+    deadline: Instant,
+    ctx: &Context,
+) -> Option<(PublicStream, FirstRequest)> {
+    let mut stream = match &ctx.tls {
+        None => PublicStream::Plain(stream),
+        Some(tls) => match tls.accept(stream, deadline).await {
+            Ok(stream) => stream,
+            Err(HandshakeError::Plaintext(stream)) => {
+                tracing::debug!(%remote, "plain text on the TLS port");
+                answer_and_close(PublicStream::Plain(stream), &Answer::tls_required()).await;
+                return None;
+            }
+            Err(e) => {
+                tracing::debug!(%remote, error = %e, "no TLS connection");
+                return None;
+            }
+        },
+    };
+    match read_head(&mut stream, deadline).await {
+        Ok(request) => Some((stream, request)),
+        Err(e) => {
+            tracing::debug!(%remote, error = %e, "no request");
+            if let Some(answer) = e.answer() {
+                answer_at_once(stream, &answer);
+            }
+            None
+        }
+    }
+}
+
 /// A refused connection: its answer, all within [`timeouts::REFUSAL`].
 async fn refuse(
-    mut stream: TcpStream,
+    stream: TcpStream,
     remote: SocketAddr,
     ctx: Arc<Context>,
     refusal: Refusal,
@@ -320,6 +349,10 @@ async fn refuse(
     let answered = tokio::time::timeout(timeouts::REFUSAL, async {
         // The same bound as the whole refusal, which ends it first.
         let deadline = Instant::now() + timeouts::REFUSAL;
+        let mut stream = match &ctx.tls {
+            None => PublicStream::Plain(stream),
+            Some(tls) => tls.accept(stream, deadline).await.ok()?,
+        };
         let request = read_head(&mut stream, deadline).await.ok()?;
         let endpoint = request.head.endpoint();
         let plane = if endpoint == Endpoint::Http {

@@ -284,6 +284,15 @@ impl Answer {
         self
     }
 
+    /// 400 for plain HTTP on the port when it speaks TLS (nginx's 497).
+    pub(super) fn tls_required() -> Self {
+        Answer::new(
+            400,
+            "Bad Request",
+            "this port speaks TLS: use https:// or wss://",
+        )
+    }
+
     /// 429 for a connection refused by a limit; retry after `secs` (at
     /// least 1).
     pub(super) fn too_many(secs: u64) -> Self {

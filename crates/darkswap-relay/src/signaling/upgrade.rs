@@ -13,7 +13,6 @@ use std::{
 use bytes::BufMut as _;
 use tokio::{
     io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf},
-    net::TcpStream,
     time::Instant,
 };
 use tokio_tungstenite::{
@@ -23,6 +22,7 @@ use tokio_tungstenite::{
 
 use super::{
     Context,
+    public_stream::PublicStream,
     request::{Answer, Endpoint, HeadError, RequestHead, check_upgrade, head_end},
     websocket::Ws,
 };
@@ -40,12 +40,13 @@ pub(super) struct FirstRequest {
     head_len: usize,
 }
 
-/// Reads a request head that must be complete by `deadline`. It waits for
-/// the socket to be readable before each read, so a client that sent a
-/// byte and then nothing costs a timer, not polling, and nothing is
-/// allocated before bytes arrive.
+/// Reads a request head that must be complete by `deadline`. On plain TCP
+/// it waits for the socket to be readable before each read, so a client
+/// that sent a byte and then nothing costs a timer, not polling, and nothing
+/// is allocated before bytes arrive. Over TLS the records are read as they
+/// come (rustls holds its buffers from the handshake on anyway).
 pub(super) async fn read_head(
-    stream: &mut TcpStream,
+    stream: &mut PublicStream,
     deadline: Instant,
 ) -> Result<FirstRequest, HeadError> {
     let mut bytes = Vec::new();
@@ -54,20 +55,10 @@ pub(super) async fn read_head(
         if room == 0 {
             return Err(HeadError::TooLarge);
         }
-        match tokio::time::timeout_at(deadline, stream.readable()).await {
-            Err(_) => return Err(HeadError::TimedOut),
-            Ok(Err(e)) => return Err(HeadError::Io(e)),
-            Ok(Ok(())) => {}
-        }
         let from = bytes.len();
         let step = room.min(READ_STEP);
-        bytes.reserve(step);
-        match stream.try_read_buf(&mut (&mut bytes).limit(step)) {
-            Ok(0) => return Err(HeadError::Closed),
-            Ok(_) => {}
-            // Readiness can be spurious.
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
-            Err(e) => return Err(HeadError::Io(e)),
+        if !read_some(stream, &mut bytes, step, deadline).await? {
+            continue;
         }
         if let Some(head_len) = head_end(&bytes, from) {
             let head = RequestHead::parse(&bytes[..head_len])?;
@@ -76,6 +67,45 @@ pub(super) async fn read_head(
                 bytes,
                 head_len,
             });
+        }
+    }
+}
+
+/// Appends at most `step` bytes from `stream` to `bytes`; false when
+/// nothing was read after all (a spurious readiness).
+async fn read_some(
+    stream: &mut PublicStream,
+    bytes: &mut Vec<u8>,
+    step: usize,
+    deadline: Instant,
+) -> Result<bool, HeadError> {
+    match stream {
+        PublicStream::Plain(tcp) => {
+            match tokio::time::timeout_at(deadline, tcp.readable()).await {
+                Err(_) => return Err(HeadError::TimedOut),
+                Ok(Err(e)) => return Err(HeadError::Io(e)),
+                Ok(Ok(())) => {}
+            }
+            bytes.reserve(step);
+            match tcp.try_read_buf(&mut (&mut *bytes).limit(step)) {
+                Ok(0) => Err(HeadError::Closed),
+                Ok(_) => Ok(true),
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => Ok(false),
+                Err(e) => Err(HeadError::Io(e)),
+            }
+        }
+        PublicStream::Tls(tls) => {
+            let mut chunk = [0u8; READ_STEP];
+            let read = tls.read(&mut chunk[..step.min(READ_STEP)]);
+            match tokio::time::timeout_at(deadline, read).await {
+                Err(_) => Err(HeadError::TimedOut),
+                Ok(Err(e)) => Err(HeadError::Io(e)),
+                Ok(Ok(0)) => Err(HeadError::Closed),
+                Ok(Ok(n)) => {
+                    bytes.extend_from_slice(&chunk[..n]);
+                    Ok(true)
+                }
+            }
         }
     }
 }
@@ -90,7 +120,7 @@ pub(super) struct Credentials {
 /// valid upgrade gets 101 and the socket, anything else its 400 or 426.
 /// Writing the answer is bounded by [`timeouts::ANSWER`].
 pub(super) async fn accept_websocket(
-    mut stream: TcpStream,
+    mut stream: PublicStream,
     request: FirstRequest,
     endpoint: Endpoint,
     ctx: &Context,
@@ -104,7 +134,12 @@ pub(super) async fn accept_websocket(
         }
     };
     let answer = upgrade.switching_protocols();
-    let sent = tokio::time::timeout(timeouts::ANSWER, stream.write_all(&answer)).await;
+    // Flushed: over TLS, written is not yet sent.
+    let sent = tokio::time::timeout(timeouts::ANSWER, async {
+        stream.write_all(&answer).await?;
+        stream.flush().await
+    })
+    .await;
     if !matches!(sent, Ok(Ok(()))) {
         return None;
     }
@@ -141,8 +176,12 @@ fn ws_config(ctx: &Context, endpoint: Endpoint) -> WebSocketConfig {
 /// and [`timeouts::CLOSE_DRAIN`] for what the client still sends: reading
 /// that rather than closing on it keeps the close a FIN, not a reset that
 /// could lose the answer.
-pub(super) async fn answer_and_close(mut stream: TcpStream, answer: &Answer) {
-    let sent = tokio::time::timeout(timeouts::ANSWER, stream.write_all(&answer.to_bytes())).await;
+pub(super) async fn answer_and_close(mut stream: PublicStream, answer: &Answer) {
+    let sent = tokio::time::timeout(timeouts::ANSWER, async {
+        stream.write_all(&answer.to_bytes()).await?;
+        stream.flush().await
+    })
+    .await;
     if !matches!(sent, Ok(Ok(()))) {
         return;
     }
@@ -156,8 +195,8 @@ pub(super) async fn answer_and_close(mut stream: TcpStream, answer: &Answer) {
 
 /// Writes `answer` only if the socket takes it at once, then closes: for a
 /// client that already used up its time.
-pub(super) fn answer_at_once(stream: TcpStream, answer: &Answer) {
-    let _ = stream.try_write(&answer.to_bytes());
+pub(super) fn answer_at_once(mut stream: PublicStream, answer: &Answer) {
+    stream.write_at_once(&answer.to_bytes());
 }
 
 /// A stream that yields the bytes already read from it before reading more:
@@ -169,8 +208,8 @@ pub(super) struct Replay<S> {
     inner: S,
 }
 
-impl Replay<TcpStream> {
-    pub(super) fn new(stream: TcpStream, request: FirstRequest) -> Self {
+impl Replay<PublicStream> {
+    pub(super) fn new(stream: PublicStream, request: FirstRequest) -> Self {
         Replay {
             read: request.bytes,
             pos: 0,

@@ -14,7 +14,7 @@ use tokio_tungstenite::{
 use crate::{defaults::timeouts, metrics::SignalingMetrics};
 
 /// A WebSocket on the public port, after the upgrade.
-pub(super) type Ws = WebSocketStream<tokio::net::TcpStream>;
+pub(super) type Ws = WebSocketStream<super::public_stream::PublicStream>;
 
 /// What ended a socket's loop.
 pub(super) enum Exit {

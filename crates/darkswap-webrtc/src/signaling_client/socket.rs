@@ -19,7 +19,7 @@ use super::{
     inbound::{Answered, Replies, answer, parse_peers, to_event},
     lifecycle::Loss,
 };
-use crate::relay_token::RelayToken;
+use crate::{relay_token::RelayToken, tls::TlsRoots};
 
 /// Keep-alive interval; the server closes sockets idle for 60 s by default.
 const PING_INTERVAL: Duration = Duration::from_secs(20);
@@ -44,12 +44,14 @@ impl Failure {
     }
 }
 
-/// Opens `url`, showing `token` as `Authorization: Bearer`, and registers as
-/// `keypair`'s peer id. Returns the socket and the first page of peers.
+/// Opens `url` (`wss://` checked against `roots`), showing `token` as
+/// `Authorization: Bearer`, and registers as `keypair`'s peer id. Returns
+/// the socket and the first page of peers.
 pub(super) async fn open(
     url: &str,
     keypair: &Keypair,
     token: Option<&RelayToken>,
+    roots: &TlsRoots,
 ) -> Result<(Ws, Vec<PeerId>), Failure> {
     let connection =
         |e: &dyn std::fmt::Display| Failure::transport(SignalingError::Connection(e.to_string()));
@@ -59,7 +61,8 @@ pub(super) async fn open(
             .map_err(|e| connection(&e))?;
         request.headers_mut().insert(AUTHORIZATION, value);
     }
-    let (mut ws, _) = tokio_tungstenite::connect_async(request)
+    let (mut ws, _) = roots
+        .connect_websocket(request)
         .await
         .map_err(|e| connection(&e))?;
     let nonce = match next_message(&mut ws).await? {

@@ -33,7 +33,7 @@ pub(super) async fn supervise(
     let mut first = Some(first);
     let tokens = match &inner.options.auth {
         RelayAuth::None => None,
-        _ => match http_base_of(&url).and_then(TokenClient::new) {
+        _ => match http_base_of(&url).and_then(|base| TokenClient::new(base, &inner.options.tls)) {
             Ok(client) => Some(client),
             Err(e) => {
                 inner.set_state(ConnectionState::Failed);
@@ -123,7 +123,7 @@ async fn attempt(
                     },
                 )?),
             };
-        socket::open(url, &inner.keypair, token.as_ref()).await
+        socket::open(url, &inner.keypair, token.as_ref(), &inner.options.tls).await
     };
     tokio::time::timeout(CONNECT_TIMEOUT, work)
         .await

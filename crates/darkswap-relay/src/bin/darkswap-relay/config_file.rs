@@ -6,8 +6,9 @@
 //! (`deploy/config.toml` lists every one with its default): `[network]` is
 //! the libp2p node, `[relay]` libp2p circuit relay v2 (hop), `[metrics]` the
 //! admin HTTP server, `[ws_relay]` the WebSocket circuits, `[auth]` the
-//! token authority, `[turn]` the STUN/TURN port. Unknown keys are errors, so a typo never silently
-//! leaves a default in force. Each key's meaning and default is documented
+//! token authority, `[turn]` the STUN/TURN port, `[tls]` the certificate.
+//! Unknown keys are errors, so a typo never silently leaves a default in
+//! force. Each key's meaning and default is documented
 //! on the library field it becomes.
 
 use std::{collections::BTreeMap, net::SocketAddr, num::NonZeroU32, path::PathBuf, time::Duration};
@@ -49,6 +50,7 @@ pub(crate) struct ConfigFile {
     pub(crate) log: LogSection,
     pub(crate) peer_auth: PeerAuthSection,
     pub(crate) turn: TurnSection,
+    pub(crate) tls: TlsSection,
 }
 
 /// `[network]`: [`Libp2pConfig`].
@@ -362,6 +364,7 @@ impl Default for ConfigFile {
                 token_ttl_secs: p.token_ttl.as_secs(),
             },
             turn: TurnSection::default(),
+            tls: TlsSection::default(),
         }
     }
 }
@@ -395,6 +398,7 @@ impl ConfigFile {
     /// Checks what types alone cannot, naming the offending key.
     pub(crate) fn validate(&self) -> Result<(), ConfigError> {
         self.turn.validate()?;
+        self.tls.validate(&self.network.listen_addresses)?;
         let (r, s, w, a, l) = (
             &self.relay,
             &self.signaling,
@@ -623,6 +627,7 @@ impl ConfigFile {
         set_limits(&mut c.limits, &self.limits);
         c.peer_auth = self.peer_auth.peer_auth_config()?;
         c.turn = self.turn.turn_config();
+        c.tls = self.tls.tls_config();
         Ok(c)
     }
 }
@@ -742,6 +747,8 @@ fn describe(error: figment::Error) -> String {
 
 #[cfg(test)]
 mod tests;
+mod tls;
 mod turn;
 
+use tls::TlsSection;
 use turn::TurnSection;

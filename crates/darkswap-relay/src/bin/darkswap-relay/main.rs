@@ -104,10 +104,19 @@ fn issue_token(config: &RelayConfig, peer: &PeerId, role: Role, ttl: Duration) -
 async fn run(config: RelayConfig) -> anyhow::Result<()> {
     // Handlers go in before anything starts: a signal that arrives while the
     // relay is starting must still mean "stop cleanly", not the default kill.
-    let signals = Signals::install()?;
+    let mut signals = Signals::install()?;
     let server = RelayServer::spawn(config).await?;
     tracing::info!(peer_id = %server.peer_id(), "relay started");
-    signals.wait().await;
+    while let Signal::Reload = signals.wait().await {
+        match server.reload_tls() {
+            Ok(true) => tracing::info!("SIGHUP: TLS certificate reloaded"),
+            Ok(false) => tracing::info!("SIGHUP: no TLS certificate configured"),
+            Err(e) => tracing::error!(
+                error = %e,
+                "SIGHUP: TLS certificate not reloaded; the one in use stays"
+            ),
+        }
+    }
     tracing::info!("shutdown signal received");
     if tokio::time::timeout(SHUTDOWN_DEADLINE, server.shutdown())
         .await
@@ -118,12 +127,22 @@ async fn run(config: RelayConfig) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// SIGTERM and SIGINT (Ctrl-C).
+/// What a signal asks for.
+enum Signal {
+    /// SIGTERM or SIGINT (Ctrl-C).
+    Stop,
+    /// SIGHUP: read the TLS certificate and key again.
+    Reload,
+}
+
+/// SIGTERM, SIGINT and SIGHUP.
 struct Signals {
     #[cfg(unix)]
     term: tokio::signal::unix::Signal,
     #[cfg(unix)]
     int: tokio::signal::unix::Signal,
+    #[cfg(unix)]
+    hup: tokio::signal::unix::Signal,
 }
 
 impl Signals {
@@ -134,19 +153,24 @@ impl Signals {
             Ok(Signals {
                 term: signal(SignalKind::terminate())?,
                 int: signal(SignalKind::interrupt())?,
+                hup: signal(SignalKind::hangup())?,
             })
         }
         #[cfg(not(unix))]
         Ok(Signals {})
     }
 
-    async fn wait(mut self) {
+    async fn wait(&mut self) -> Signal {
         #[cfg(unix)]
         tokio::select! {
-            _ = self.term.recv() => {}
-            _ = self.int.recv() => {}
+            _ = self.term.recv() => Signal::Stop,
+            _ = self.int.recv() => Signal::Stop,
+            Some(()) = self.hup.recv() => Signal::Reload,
         }
         #[cfg(not(unix))]
-        let _ = tokio::signal::ctrl_c().await;
+        {
+            let _ = tokio::signal::ctrl_c().await;
+            Signal::Stop
+        }
     }
 }
