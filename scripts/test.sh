@@ -68,6 +68,8 @@ step "examples (each exits non-zero if what it demonstrates does not hold)"
 cargo run --locked -q -p darkswap-p2p --example simple_node
 cargo run --locked -q -p darkswap-p2p --example auth_relay_example
 cargo run --locked -q -p darkswap-p2p --example relay_connection_example
+cargo run --locked -q -p darkswap-p2p --example metrics_example
+cargo run --locked -q -p darkswap-p2p --example metrics_server -- --metrics 127.0.0.1:0 --self-check
 cargo run --locked -q -p darkswap-e2e --example encryption_example
 cargo run --locked -q -p darkswap-webrtc --example relay_example
 

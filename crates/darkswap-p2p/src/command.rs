@@ -105,6 +105,9 @@ pub(crate) enum SwarmCommand {
     Bandwidth {
         reply: Reply<crate::Bandwidth>,
     },
+    ConnectionStats {
+        reply: Reply<crate::metrics::ConnectionStats>,
+    },
     AddExternalAddress {
         addr: Multiaddr,
         reply: Reply<()>,

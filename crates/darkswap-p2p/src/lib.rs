@@ -39,6 +39,7 @@ mod config;
 mod error;
 mod identity;
 pub mod json;
+pub mod metrics;
 mod network;
 mod perf;
 pub mod runtime;

@@ -20,6 +20,7 @@ use crate::{
 };
 
 mod auth;
+mod metrics;
 mod orderbook;
 mod relays;
 mod reputation;
@@ -76,6 +77,9 @@ pub struct NetworkHandle {
     pub(crate) timeout: Duration,
     pub(crate) max_message_size: usize,
     pub(crate) perf: Option<libp2p_stream::Control>,
+    /// The node's metrics registry and its `p2p_*` series.
+    pub(crate) metrics: crate::metrics::MetricsRegistry,
+    pub(crate) p2p_metrics: crate::metrics::P2PMetrics,
     /// The WebRTC channels, if `webrtc_signaling` is on (the `Network`
     /// holds them; a handle outliving it fails with `Shutdown`).
     #[cfg(not(target_arch = "wasm32"))]
@@ -339,20 +343,21 @@ impl Network {
         let max_message_size = config.max_message_size;
         let (commands, command_rx) = mpsc::channel(COMMAND_BUFFER);
         let (event_tx, events) = mpsc::channel(config.event_buffer.max(1));
-        let (local_peer_id, perf, task) =
-            crate::swarm_task::spawn(key, config, command_rx, event_tx).await?;
+        let spawned = crate::swarm_task::spawn(key, config, command_rx, event_tx).await?;
         let network = Network {
             handle: NetworkHandle {
                 commands,
-                local_peer_id,
+                local_peer_id: spawned.local_peer_id,
                 timeout,
                 max_message_size,
-                perf,
+                perf: spawned.perf,
+                metrics: spawned.metrics,
+                p2p_metrics: spawned.p2p_metrics,
                 #[cfg(not(target_arch = "wasm32"))]
                 webrtc: webrtc.as_ref().map(std::sync::Arc::downgrade),
             },
             events,
-            task: Some(task),
+            task: Some(spawned.task),
             #[cfg(not(target_arch = "wasm32"))]
             webrtc,
         };

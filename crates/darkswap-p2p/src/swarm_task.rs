@@ -39,12 +39,14 @@ use crate::{
     command::Command,
     config::NetworkConfig,
     error::Error,
+    metrics::{MetricsRegistry, P2PMetrics},
     perf,
     runtime::{self, TaskHandle},
 };
 
 mod commands;
 mod events;
+mod metrics;
 mod reconnect;
 mod relays;
 mod trading;
@@ -138,8 +140,17 @@ pub(crate) struct SwarmTask {
     /// this, that order would wait for the next refresh. The oldest go
     /// past [`MAX_UNSENT`] (refreshes and sync still bring them).
     unsent: VecDeque<(String, darkswap_proto::Message)>,
-    /// libp2p's own metrics: bytes by transport stack and direction.
-    metrics: prometheus_client::registry::Registry,
+    /// The node's registry: libp2p's own metrics (bytes by transport stack
+    /// and direction among them) and the `p2p_*` series.
+    metrics: MetricsRegistry,
+    /// libp2p's protocol and connection metrics, fed every event.
+    libp2p_metrics: libp2p::metrics::Metrics,
+    /// Seed 001's series; dials are recorded here as they happen.
+    p2p_metrics: P2PMetrics,
+    /// Dials in flight and when each started.
+    dials: HashMap<ConnectionId, Instant>,
+    /// When each connected peer last sent application traffic.
+    activity: HashMap<PeerId, Instant>,
     /// Sync answers whose signatures are being verified on tokio's blocking
     /// pool: a joiner's verification runs on every core, and this task
     /// stays free for the swarm. As many as the sync keeps fetches in
@@ -172,10 +183,14 @@ pub(crate) async fn spawn(
     config: NetworkConfig,
     commands: mpsc::Receiver<Command>,
     events: mpsc::Sender<NetworkEvent>,
-) -> Result<(PeerId, Option<libp2p_stream::Control>, TaskHandle), Error> {
+) -> Result<Spawned, Error> {
     let build_err = |e: &dyn std::fmt::Display| Error::Build(e.to_string());
     let mut metrics = prometheus_client::registry::Registry::default();
     let swarm = build_swarm(&key, &config, &mut metrics).await?;
+    let libp2p_metrics = libp2p::metrics::Metrics::new(&mut metrics);
+    let p2p_metrics = P2PMetrics::new();
+    p2p_metrics.register(&mut metrics);
+    let metrics = MetricsRegistry::new(metrics);
     let local_peer_id = *swarm.local_peer_id();
     let mut perf_server = None;
     let perf_control = match swarm.behaviour().stream.as_ref() {
@@ -224,7 +239,11 @@ pub(crate) async fn spawn(
         trade_io: FuturesUnordered::new(),
         republish: Paced::new(config.republish_per_tick, REPUBLISH_TICK),
         unsent: VecDeque::new(),
-        metrics,
+        metrics: metrics.clone(),
+        libp2p_metrics,
+        p2p_metrics: p2p_metrics.clone(),
+        dials: HashMap::new(),
+        activity: HashMap::new(),
         swarm,
         commands,
         events,
@@ -248,7 +267,22 @@ pub(crate) async fn spawn(
         .await?;
     task.start(&config, now())?;
     let handle = runtime::spawn(task.run());
-    Ok((local_peer_id, perf_control, handle))
+    Ok(Spawned {
+        local_peer_id,
+        perf: perf_control,
+        task: handle,
+        metrics,
+        p2p_metrics,
+    })
+}
+
+/// A started swarm task and what the handle needs of it.
+pub(crate) struct Spawned {
+    pub(crate) local_peer_id: PeerId,
+    pub(crate) perf: Option<libp2p_stream::Control>,
+    pub(crate) task: TaskHandle,
+    pub(crate) metrics: MetricsRegistry,
+    pub(crate) p2p_metrics: P2PMetrics,
 }
 
 impl SwarmTask {
@@ -320,7 +354,7 @@ impl SwarmTask {
             if let Some(kad) = self.swarm.behaviour_mut().kad.as_mut() {
                 kad.add_address(&peer, base);
             }
-            if let Err(e) = self.swarm.dial(addr.clone()) {
+            if let Err(e) = self.dial(addr.clone()) {
                 tracing::warn!(%addr, error = %e, "cannot dial bootstrap peer");
             }
         }

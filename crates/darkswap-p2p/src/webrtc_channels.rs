@@ -12,8 +12,8 @@ use std::{
 };
 
 use darkswap_webrtc::{
-    ConnectionPath, ConnectionState, RelayManager, RelayUrls, WebRtcConfig, WebRtcConnection,
-    WebRtcError,
+    ConnectionPath, ConnectionState, PoolStats, RelayManager, RelayUrls, WebRtcConfig,
+    WebRtcConnection, WebRtcError,
 };
 use libp2p::{PeerId, identity::Keypair};
 use tokio::sync::{Notify, watch};
@@ -231,6 +231,19 @@ impl WebRtcChannels {
                 (slot.urls.signaling.clone(), state)
             })
             .collect()
+    }
+
+    /// The connection pools of every signaling relay, summed.
+    pub(crate) fn pool_stats(&self) -> PoolStats {
+        self.slots
+            .iter()
+            .filter_map(|slot| slot.manager.get())
+            .map(|m| m.connections().get_connection_stats())
+            .fold(PoolStats::default(), |sum, s| PoolStats {
+                total_connections: sum.total_connections + s.total_connections,
+                in_use_connections: sum.in_use_connections + s.in_use_connections,
+                idle_connections: sum.idle_connections + s.idle_connections,
+            })
     }
 
     /// Closes every channel and leaves the relays.

@@ -63,7 +63,15 @@ pub(super) async fn metrics(State(s): State<ApiState>) -> Result<Response, ApiEr
         .set(gauge(s.network.orderbook().own_orders().await?.len()));
     m.banned
         .set(gauge(s.network.reputation().banned().await?.len()));
-    let body = m.encode().map_err(|e| ApiError::internal(e.to_string()))?;
+    let own = m.encode().map_err(|e| ApiError::internal(e.to_string()))?;
+    // The node's own series follow (`p2p_*`, `libp2p_*`): one exposition,
+    // so the daemon's `# EOF` goes and the node's ends it.
+    let node = s
+        .network
+        .metrics_text()
+        .await
+        .map_err(|e| ApiError::internal(e.to_string()))?;
+    let body = format!("{}{node}", own.strip_suffix("# EOF\n").unwrap_or(&own));
     Ok((
         [(
             CONTENT_TYPE,

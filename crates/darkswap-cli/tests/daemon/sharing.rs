@@ -1,7 +1,9 @@
 //! Orders travel between daemons: through a relay circuit, by sync to a
 //! late joiner, and through a bootstrap relay's gossip.
 
-use crate::support::{Events, cli, cli_json, order_args, relay, reserved, start_daemon, words};
+use crate::support::{
+    Events, cli, cli_json, metric, order_args, relay, reserved, start_daemon, words,
+};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_daemons_share_orders_through_a_relay() {
@@ -83,6 +85,24 @@ async fn two_daemons_share_orders_through_a_relay() {
         &["orderbook", "--base", "rune:840000:3", "--quote", "BTC"],
     );
     assert!(String::from_utf8_lossy(&human.stdout).contains(&id));
+
+    // b's /metrics has the node's series after the daemon's, in one
+    // exposition: b holds its reservation, took a's connection, dialled
+    // the relay.
+    let text = reqwest::get(format!("http://{}/metrics", b.api))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(text.matches("# EOF").count(), 1, "{text}");
+    assert!(text.ends_with("# EOF\n"));
+    assert_eq!(metric(b.api, "p2p_relay_connections").await, 1.0);
+    assert!(metric(b.api, "p2p_connection_successes_total").await >= 1.0);
+    assert!(metric(b.api, "p2p_connections_total").await >= 2.0);
+    assert!(metric(b.api, "darkswap_own_orders").await == 1.0);
+    assert!(text.contains(&format!("p2p_relay_score{{relay=\"{}\"}}", relay.peer_id)));
+    assert!(text.contains("libp2p_swarm_connections_established_total"));
 
     // a cannot cancel b's order.
     let refused = cli(a.api, &["order", "cancel", &id]);

@@ -49,7 +49,7 @@ impl SwarmTask {
                 }
                 let opts = DialOpts::from(addr.clone());
                 let id = opts.connection_id();
-                match self.swarm.dial(opts) {
+                match self.dial(opts) {
                     Ok(()) => {
                         self.pending_dials.insert(id, (addr.to_string(), reply));
                     }
@@ -106,7 +106,10 @@ impl SwarmTask {
                 let _ = reply.send(self.swarm.listeners().cloned().collect());
             }
             SwarmCommand::Bandwidth { reply } => {
-                let _ = reply.send(crate::bandwidth::totals(&self.metrics));
+                let _ = reply.send(crate::bandwidth::totals(self.metrics.registry()));
+            }
+            SwarmCommand::ConnectionStats { reply } => {
+                let _ = reply.send(self.refresh_metrics());
             }
             SwarmCommand::AddExternalAddress { addr, reply } => {
                 self.swarm.add_external_address(addr);

@@ -58,6 +58,7 @@ fn sync_failure(error: &std::io::Error) -> SyncFailure {
 
 impl SwarmTask {
     pub(super) fn on_swarm_event(&mut self, event: SwarmEvent<BehaviourEvent>) {
+        self.record_swarm_event(&event);
         match event {
             SwarmEvent::NewListenAddr {
                 listener_id,
@@ -181,6 +182,7 @@ impl SwarmTask {
     }
 
     fn on_behaviour_event(&mut self, event: BehaviourEvent) {
+        self.record_behaviour_event(&event);
         match event {
             BehaviourEvent::Gossipsub(event) => self.on_gossipsub(event),
             BehaviourEvent::Ping(libp2p::ping::Event {
@@ -242,7 +244,7 @@ impl SwarmTask {
                         .addresses(vec![addr])
                         .condition(PeerCondition::DisconnectedAndNotDialing)
                         .build();
-                    let _ = self.swarm.dial(opts);
+                    let _ = self.dial(opts);
                 }
             }
             BehaviourEvent::Kad(kad::Event::OutboundQueryProgressed {

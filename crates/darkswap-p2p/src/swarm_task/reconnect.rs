@@ -64,7 +64,7 @@ impl SwarmTask {
                 // bounds how many run at once.
                 .condition(PeerCondition::Disconnected)
                 .build();
-            if let Err(error) = self.swarm.dial(opts) {
+            if let Err(error) = self.dial(opts) {
                 tracing::debug!(%peer, %error, "redial not started");
             }
         }

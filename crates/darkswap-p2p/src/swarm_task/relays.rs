@@ -267,7 +267,7 @@ impl SwarmTask {
             let opts = DialOpts::peer_id(peer)
                 .condition(PeerCondition::DisconnectedAndNotDialing)
                 .build();
-            if let Err(error) = self.swarm.dial(opts) {
+            if let Err(error) = self.dial(opts) {
                 tracing::debug!(%peer, %error, "cannot dial a relay found in the DHT");
             }
         }
