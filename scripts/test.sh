@@ -39,6 +39,16 @@ fi
 step "deployment files (shellcheck on every *.sh, systemd-analyze verify/security on the units, compose and Prometheus files, deploy.sh against stub ssh)"
 ./scripts/deploy-checks.sh
 
+step "alert rules: promtool check rules, and promtool test rules with a unit test per alert (Debian's prometheus; cargo test then runs a real Prometheus against a relay and two daemons)"
+if ! command -v promtool >/dev/null || ! command -v prometheus >/dev/null; then
+  echo "installing Debian's prometheus"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends prometheus >/dev/null
+fi
+promtool check rules deploy/prometheus-alerts.yml
+promtool test rules deploy/prometheus-alerts.test.yml
+
 step "cargo clippy (all targets, warnings are errors)"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 

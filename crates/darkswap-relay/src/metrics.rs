@@ -130,6 +130,8 @@ pub struct Libp2pNodeMetrics {
     connections_now: AtomicI64,
     bytes_relayed: Counter,
     gossip_rejected: Family<TopicReasonLabel, Counter>,
+    reservations_max: Gauge,
+    circuits_max: Gauge,
 }
 
 /// Which transport a connection runs over, as a metric label.
@@ -162,6 +164,8 @@ registered!(Libp2pNodeMetrics;
     "connections", "Connections established, by transport" => connections,
     "bytes_relayed", "Bytes carried by circuits, both directions together" => bytes_relayed,
     "gossip_rejected", "Gossip messages refused (not forwarded), by topic and reason" => gossip_rejected,
+    "reservations_max", "Reservations the relay holds at most (relay.max_reservations)" => reservations_max,
+    "circuits_max", "Circuits the relay carries at once at most (relay.max_circuits)" => circuits_max,
 );
 
 impl Libp2pNodeMetrics {
@@ -197,6 +201,27 @@ impl Libp2pNodeMetrics {
             }
             _ => {}
         }
+    }
+
+    /// Sets the configured ceilings, and starts the refusal series of the
+    /// reasons an operator watches at 0, so dashboards and alerts see a
+    /// series from the first scrape rather than none until the first refusal.
+    pub fn set_limits(&self, max_reservations: usize, max_circuits: usize) {
+        let gauge = |n: usize| i64::try_from(n).unwrap_or(i64::MAX);
+        self.reservations_max.set(gauge(max_reservations));
+        self.circuits_max.set(gauge(max_circuits));
+        for reason in ["ResourceLimitExceeded", "PermissionDenied"] {
+            let label = ReasonLabel {
+                reason: reason.to_owned(),
+            };
+            self.reservations_denied.get_or_create(&label).inc_by(0);
+            self.circuits_denied.get_or_create(&label).inc_by(0);
+        }
+        self.circuits_denied
+            .get_or_create(&ReasonLabel {
+                reason: "NoReservation".to_owned(),
+            })
+            .inc_by(0);
     }
 
     /// Sets the reservations held now.

@@ -134,6 +134,7 @@ impl RelayServer {
         let mut registry = Registry::default();
         let libp2p_metrics = Metrics::new(&mut registry);
         let node_metrics = Arc::new(Libp2pNodeMetrics::register(&mut registry));
+        node_metrics.set_limits(config.hop.max_reservations, config.hop.max_circuits);
         let signaling_metrics = Arc::new(SignalingMetrics::register(&mut registry));
         let security_metrics = Arc::new(SecurityMetrics::register(&mut registry));
         let authority = Arc::new(TokenAuthority::new(

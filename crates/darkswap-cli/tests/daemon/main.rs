@@ -4,6 +4,7 @@
 mod api;
 mod config;
 mod hostile_peers;
+mod prometheus;
 mod restart;
 mod sharing;
 mod support;
