@@ -145,6 +145,14 @@ pub struct DaemonArgs {
     /// --webrtc-signaling [default: 9001].
     #[arg(long)]
     pub webrtc_signaling_port: Option<u16>,
+    /// Earn relay tokens for the signaling relays (a closed relay admits
+    /// only token holders).
+    #[arg(long)]
+    pub webrtc_tokens: bool,
+    /// PEM CA certificates a wss:// signaling relay may chain to besides
+    /// the system's roots.
+    #[arg(long, value_name = "FILE")]
+    pub webrtc_ca_file: Option<PathBuf>,
 }
 
 impl DaemonArgs {
@@ -182,6 +190,7 @@ impl DaemonArgs {
             ("relay_discovery", self.no_relay_discovery, false),
             ("relay_hop", self.relay_hop, true),
             ("webrtc", self.webrtc, true),
+            ("webrtc_tokens", self.webrtc_tokens, true),
         ] {
             if flag {
                 set(key, json!(value));
@@ -219,6 +228,9 @@ impl DaemonArgs {
         }
         if let Some(port) = self.webrtc_signaling_port {
             set("webrtc_signaling_port", json!(port));
+        }
+        if let Some(file) = &self.webrtc_ca_file {
+            set("webrtc_ca_file", json!(file));
         }
         Value::Object(root)
     }

@@ -16,8 +16,8 @@ use std::{
 };
 
 use darkswap_p2p::{
-    Multiaddr, NetworkConfig, OrderbookConfig, RelayConfig, ReputationConfig, SyncConfig,
-    darkswap_trade::negotiation::NegotiationConfig,
+    Multiaddr, NetworkConfig, OrderbookConfig, RelayAuth, RelayConfig, ReputationConfig,
+    SignalingOptions, SyncConfig, TlsRoots, darkswap_trade::negotiation::NegotiationConfig,
 };
 use figment::{
     Figment,
@@ -84,6 +84,8 @@ const ENV_KEYS: &[&str] = &[
     "webrtc",
     "webrtc_signaling",
     "webrtc_signaling_port",
+    "webrtc_tokens",
+    "webrtc_ca_file",
 ];
 
 /// Why the configuration could not be loaded: one line naming the key and
@@ -223,6 +225,14 @@ pub struct ConfigFile {
     /// The signaling port assumed on the host of each `relay` (the relay's
     /// `[signaling] listen`); 0 uses only `webrtc_signaling`. Default: 9001.
     pub webrtc_signaling_port: u16,
+    /// Earn relay tokens for the signaling relays (`/auth/challenge`,
+    /// `/auth/token`), as a relay that admits only token holders requires.
+    /// Default: off.
+    pub webrtc_tokens: bool,
+    /// PEM certificates a `wss://` signaling relay may chain to besides the
+    /// system's roots (a private CA: `deploy/generate-certs.sh`'s `ca.pem`).
+    /// Default: none.
+    pub webrtc_ca_file: Option<PathBuf>,
 }
 
 /// The defaults are the libraries': the two cannot drift.
@@ -272,6 +282,8 @@ impl Default for ConfigFile {
             webrtc: network.webrtc_signaling.enabled,
             webrtc_signaling: Vec::new(),
             webrtc_signaling_port: network.webrtc_signaling.port,
+            webrtc_tokens: false,
+            webrtc_ca_file: None,
         }
     }
 }
@@ -363,6 +375,7 @@ impl ConfigFile {
                     .to_owned(),
             ));
         }
+        self.webrtc_options()?;
         if self.max_ban_duration < self.ban_duration {
             return Err(ConfigError(
                 "max_ban_duration must not be shorter than ban_duration".to_owned(),
@@ -413,8 +426,28 @@ impl ConfigFile {
         Ok(options)
     }
 
+    /// The signaling client's options: tokens, and the CA file read.
+    fn webrtc_options(&self) -> Result<SignalingOptions, ConfigError> {
+        let auth = if self.webrtc_tokens {
+            RelayAuth::Auto
+        } else {
+            RelayAuth::None
+        };
+        let mut options = SignalingOptions::default().with_auth(auth);
+        if let Some(path) = &self.webrtc_ca_file {
+            let pem = std::fs::read(path)
+                .map_err(|e| ConfigError(format!("webrtc_ca_file {}: {e}", path.display())))?;
+            let roots = TlsRoots::with_extra_pem(&pem)
+                .map_err(|e| ConfigError(format!("webrtc_ca_file {}: {e}", path.display())))?;
+            options = options.with_tls_roots(roots);
+        }
+        Ok(options)
+    }
+
     /// What to run.
     pub fn options(self) -> DaemonOptions {
+        // `validate` read the CA file.
+        let webrtc_options = self.webrtc_options().unwrap_or_default();
         // `validate` checked the trading keys.
         let trading = self.trading.then(|| self.trading_options().ok()).flatten();
         DaemonOptions {
@@ -450,6 +483,7 @@ impl ConfigFile {
             webrtc: self.webrtc,
             webrtc_signaling: self.webrtc_signaling,
             webrtc_signaling_port: self.webrtc_signaling_port,
+            webrtc_options,
         }
     }
 }

@@ -6,7 +6,7 @@ use std::{net::SocketAddr, path::PathBuf, sync::Arc, time::Duration};
 
 use darkswap_p2p::{
     Identity, Multiaddr, Network, NetworkConfig, OrderbookConfig, RelayConfig, ReputationConfig,
-    SyncConfig,
+    SignalingOptions, SyncConfig,
 };
 use tokio_util::sync::CancellationToken;
 
@@ -63,6 +63,8 @@ pub struct DaemonOptions {
     pub webrtc_signaling: Vec<Multiaddr>,
     /// The signaling port on each relay's host; 0: only `webrtc_signaling`.
     pub webrtc_signaling_port: u16,
+    /// Tokens and TLS roots for the signaling relays.
+    pub webrtc_options: SignalingOptions,
 }
 
 /// Runs the daemon until SIGINT or SIGTERM.
@@ -100,6 +102,7 @@ pub async fn run(opts: DaemonOptions) -> anyhow::Result<()> {
                 opts.webrtc,
                 (opts.webrtc_signaling_port != 0).then_some(opts.webrtc_signaling_port),
             )
+            .with_webrtc_signaling_options(opts.webrtc_options.clone())
             .with_orderbook(OrderbookConfig {
                 refresh_interval: opts.order_refresh,
                 ttl: opts.order_ttl,

@@ -231,7 +231,7 @@ pub const DEFAULT_WEBRTC_SIGNALING_PORT: u16 = 9001;
 /// (`Network::create_webrtc_data_channel`, native only): relays' public
 /// ports, whose `/signaling` carries offers, answers and candidates and whose
 /// `/relay` carries end-to-end encrypted circuits when WebRTC cannot connect.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 #[non_exhaustive]
 pub struct WebRtcSignalingConfig {
     /// Register at start. Default: false.
@@ -244,6 +244,13 @@ pub struct WebRtcSignalingConfig {
     pub from_relay_peers: bool,
     /// The signaling port assumed for `relay_peers`. Default: 9001.
     pub port: u16,
+    /// How the node registers on each: relay tokens (`RelayAuth::Auto` for
+    /// a relay that admits only token holders), reconnection, and the
+    /// roots a `wss://` relay must chain to (a private CA's with
+    /// `TlsRoots::with_extra_pem`). Default: no token, reconnection with
+    /// backoff, the system's roots.
+    #[cfg(not(target_arch = "wasm32"))]
+    pub options: darkswap_webrtc::SignalingOptions,
 }
 
 impl Default for WebRtcSignalingConfig {
@@ -253,6 +260,8 @@ impl Default for WebRtcSignalingConfig {
             relays: Vec::new(),
             from_relay_peers: true,
             port: DEFAULT_WEBRTC_SIGNALING_PORT,
+            #[cfg(not(target_arch = "wasm32"))]
+            options: darkswap_webrtc::SignalingOptions::default(),
         }
     }
 }
@@ -357,6 +366,17 @@ impl NetworkConfig {
     ) -> Self {
         self.webrtc_signaling.enabled = true;
         self.webrtc_signaling.relays = relays.into_iter().collect();
+        self
+    }
+
+    /// How the node registers for WebRTC data channels: tokens,
+    /// reconnection, TLS roots (`webrtc_signaling.options`).
+    #[cfg(not(target_arch = "wasm32"))]
+    pub fn with_webrtc_signaling_options(
+        mut self,
+        options: darkswap_webrtc::SignalingOptions,
+    ) -> Self {
+        self.webrtc_signaling.options = options;
         self
     }
 

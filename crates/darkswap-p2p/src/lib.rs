@@ -77,7 +77,8 @@ pub use darkswap_trade;
 /// WebRTC data channels: what they carry and which path they took.
 #[cfg(not(target_arch = "wasm32"))]
 pub use darkswap_webrtc::{
-    ConnectionPath, ConnectionState as SignalingState, DataMessage, WebRtcError,
+    ConnectionPath, ConnectionState as SignalingState, DataMessage, RelayAuth, SignalingOptions,
+    TlsRoots, WebRtcError,
 };
 #[cfg(not(target_arch = "wasm32"))]
 pub use error::WebRtcCommandError;

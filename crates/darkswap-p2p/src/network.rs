@@ -336,8 +336,13 @@ impl Network {
         #[cfg(not(target_arch = "wasm32"))]
         let webrtc = {
             let relays = crate::webrtc_channels::signaling_relays(&config);
-            (config.webrtc_signaling.enabled && !relays.is_empty())
-                .then(|| crate::webrtc_channels::WebRtcChannels::start(key.clone(), relays))
+            (config.webrtc_signaling.enabled && !relays.is_empty()).then(|| {
+                crate::webrtc_channels::WebRtcChannels::start(
+                    key.clone(),
+                    relays,
+                    config.webrtc_signaling.options.clone(),
+                )
+            })
         };
         let timeout = config.connection_timeout;
         let max_message_size = config.max_message_size;

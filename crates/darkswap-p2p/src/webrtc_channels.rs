@@ -12,8 +12,8 @@ use std::{
 };
 
 use darkswap_webrtc::{
-    ConnectionPath, ConnectionState, PoolStats, RelayManager, RelayUrls, WebRtcConfig,
-    WebRtcConnection, WebRtcError,
+    ConnectionPath, ConnectionState, PoolStats, RelayManager, RelayUrls, SignalingOptions,
+    WebRtcConfig, WebRtcConnection, WebRtcError,
 };
 use libp2p::{PeerId, identity::Keypair};
 use tokio::sync::{Notify, watch};
@@ -85,7 +85,11 @@ pub(crate) fn signaling_relays(config: &NetworkConfig) -> Vec<RelayUrls> {
 
 impl WebRtcChannels {
     /// Registers `key`'s peer id on every relay of `relays`, in the background.
-    pub(crate) fn start(key: Keypair, relays: Vec<RelayUrls>) -> Arc<Self> {
+    pub(crate) fn start(
+        key: Keypair,
+        relays: Vec<RelayUrls>,
+        options: SignalingOptions,
+    ) -> Arc<Self> {
         let channels = Arc::new(WebRtcChannels {
             slots: relays
                 .into_iter()
@@ -109,6 +113,7 @@ impl WebRtcChannels {
                     Arc::downgrade(&channels),
                     slot.clone(),
                     key.clone(),
+                    options.clone(),
                 )))
             })
             .collect();
@@ -257,11 +262,21 @@ impl WebRtcChannels {
 
 /// Registers on one relay (again and again until it takes), then accepts
 /// the channels peers open to us through it.
-async fn serve(channels: Weak<WebRtcChannels>, slot: Arc<Slot>, key: Keypair) {
+async fn serve(
+    channels: Weak<WebRtcChannels>,
+    slot: Arc<Slot>,
+    key: Keypair,
+    options: SignalingOptions,
+) {
     let mut wait = RETRY_MIN;
     let manager = loop {
-        match RelayManager::connect_url(key.clone(), slot.urls.clone(), WebRtcConfig::default())
-            .await
+        match RelayManager::connect_with(
+            key.clone(),
+            slot.urls.clone(),
+            WebRtcConfig::default(),
+            options.clone(),
+        )
+        .await
         {
             Ok(manager) => break Arc::new(manager),
             Err(e) => {

@@ -1,13 +1,15 @@
 //! WebRTC data channels on the `Network` handle (seed 003's Rust usage):
 //! two nodes registered on a real `darkswap-relay` process's signaling
 //! server, one naming its public port, one deriving it from its relay peer,
-//! open a channel, exchange messages both ways and close it.
+//! open a channel, exchange messages both ways and close it; on a closed
+//! relay serving `wss://`, nodes with tokens and the private CA do too.
 #![cfg(not(target_arch = "wasm32"))]
 
 use std::time::Duration;
 
 use darkswap_p2p::{
-    ConnectionPath, DataMessage, Network, NetworkConfig, PeerId, SignalingState, WebRtcCommandError,
+    ConnectionPath, DataMessage, Network, NetworkConfig, PeerId, RelayAuth, SignalingOptions,
+    SignalingState, TlsRoots, WebRtcCommandError,
 };
 use darkswap_testkit::RelayProcess;
 
@@ -104,5 +106,82 @@ async fn two_nodes_exchange_messages_over_a_webrtc_channel_through_a_relays_sign
     assert_eq!(
         alice.create_webrtc_data_channel(nobody).await,
         Err(WebRtcCommandError::UnknownPeer(nobody))
+    );
+}
+
+/// A closed relay (no registration without a token) serving `wss://` with a
+/// certificate from `deploy/generate-certs.sh`: nodes that earn tokens and
+/// trust the private CA register and talk; one without a token does not.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nodes_register_on_a_closed_tls_relay_with_tokens_and_a_private_ca() {
+    let dir = tempfile::tempdir().unwrap();
+    let certs = dir.path().join("certs");
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../deploy/generate-certs.sh"
+    );
+    let made = std::process::Command::new("bash")
+        .arg(script)
+        .arg(&certs)
+        .output()
+        .unwrap();
+    assert!(
+        made.status.success(),
+        "{}",
+        String::from_utf8_lossy(&made.stderr)
+    );
+    let (cert, key) = (certs.join("relay.pem"), certs.join("relay-key.pem"));
+    let relay = RelayProcess::start(
+        &RelayProcess::binary(),
+        &RelayProcess::loopback_args(&dir.path().join("relay")),
+        &[
+            ("DARKSWAP_RELAY_AUTH__ANONYMOUS_ROLE", "guest"),
+            ("DARKSWAP_RELAY_TLS__CERT_FILE", cert.to_str().unwrap()),
+            ("DARKSWAP_RELAY_TLS__KEY_FILE", key.to_str().unwrap()),
+            (
+                "DARKSWAP_RELAY_TLS__LIBP2P_LISTEN_ADDRESSES",
+                "[\"/ip4/127.0.0.1/tcp/0/tls/ws\"]",
+            ),
+        ],
+    );
+    let port = relay.signaling.unwrap().port();
+    let public_port: darkswap_p2p::Multiaddr =
+        format!("/dns4/localhost/tcp/{port}/wss").parse().unwrap();
+    let roots = TlsRoots::with_extra_pem(&std::fs::read(certs.join("ca.pem")).unwrap()).unwrap();
+    let node = |auth: RelayAuth| {
+        quiet()
+            .with_webrtc_signaling_relays([public_port.clone()])
+            .with_webrtc_signaling_options(
+                SignalingOptions::default()
+                    .with_auth(auth)
+                    .with_tls_roots(roots.clone()),
+            )
+    };
+    let alice = Network::new(node(RelayAuth::Auto)).await.unwrap();
+    let bob = Network::new(node(RelayAuth::Auto)).await.unwrap();
+    for n in [&alice, &bob] {
+        n.wait_for_webrtc_signaling().await.unwrap();
+    }
+    let relays = alice.webrtc_signaling_relays();
+    assert_eq!(relays[0].0, format!("wss://localhost:{port}/signaling"));
+    alice
+        .send_webrtc_message(&bob.local_peer_id(), "over wss")
+        .await
+        .unwrap();
+    assert_eq!(
+        bob.receive_webrtc_message(&alice.local_peer_id())
+            .await
+            .unwrap(),
+        DataMessage::Text("over wss".into())
+    );
+
+    // Without a token the closed relay does not take the registration.
+    let stranger =
+        Network::new(node(RelayAuth::None).with_connection_timeout(Duration::from_secs(3)))
+            .await
+            .unwrap();
+    assert_eq!(
+        stranger.wait_for_webrtc_signaling().await,
+        Err(WebRtcCommandError::NotRegistered)
     );
 }

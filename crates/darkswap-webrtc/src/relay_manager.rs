@@ -15,7 +15,7 @@ use crate::{
     connection::{DataMessage, WebRtcConnection},
     error::WebRtcError,
     manager::WebRtcConnectionManager,
-    signaling_client::WebRtcSignalingClient,
+    signaling_client::{SignalingOptions, WebRtcSignalingClient},
 };
 
 /// The HTTP and WebSocket endpoints of a relay's public port.
@@ -145,7 +145,18 @@ impl RelayManager {
         urls: RelayUrls,
         config: WebRtcConfig,
     ) -> Result<Self, WebRtcError> {
-        let signaling = Arc::new(WebRtcSignalingClient::new(keypair));
+        Self::connect_with(keypair, urls, config, SignalingOptions::default()).await
+    }
+
+    /// [`connect_url`](Self::connect_url) with the signaling client's
+    /// options: tokens, reconnection, TLS roots.
+    pub async fn connect_with(
+        keypair: Keypair,
+        urls: RelayUrls,
+        config: WebRtcConfig,
+        options: SignalingOptions,
+    ) -> Result<Self, WebRtcError> {
+        let signaling = Arc::new(WebRtcSignalingClient::with_options(keypair, options));
         signaling.connect(&urls.signaling).await?;
         let connections = WebRtcConnectionManager::new(signaling.clone(), config);
         Ok(RelayManager {

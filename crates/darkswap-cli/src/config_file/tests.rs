@@ -430,6 +430,25 @@ fn the_webrtc_keys_and_flags_reach_the_daemon_and_need_a_signaling_relay() {
             .options();
         assert!(options.webrtc && options.webrtc_signaling.is_empty());
         assert_eq!(options.webrtc_signaling_port, 9443);
+        assert!(matches!(
+            options.webrtc_options.auth,
+            darkswap_p2p::RelayAuth::None
+        ));
+
+        // Tokens on; a CA file that is missing or not PEM is refused.
+        jail.set_env("DARKSWAP_WEBRTC_TOKENS", "true");
+        let options = ConfigFile::load(Some("relay.toml".as_ref()), no_overrides())
+            .unwrap()
+            .options();
+        assert!(matches!(
+            options.webrtc_options.auth,
+            darkswap_p2p::RelayAuth::Auto
+        ));
+        jail.create_file("missing.toml", "webrtc_ca_file = \"nowhere.pem\"\n")?;
+        assert!(load_error("missing.toml").contains("webrtc_ca_file nowhere.pem"));
+        jail.create_file("junk.pem", "not a certificate")?;
+        jail.create_file("junk.toml", "webrtc_ca_file = \"junk.pem\"\n")?;
+        assert!(load_error("junk.toml").contains("webrtc_ca_file junk.pem"));
         Ok(())
     });
 }
