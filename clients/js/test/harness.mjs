@@ -73,6 +73,7 @@ export function relayEnv(overrides = {}) {
 export class Relay {
   /** @type {import('node:child_process').ChildProcess} */ child;
   /** `host:port` of the signaling (WebSocket and /auth) listener. */ addr;
+  /** `host:port` of the admin HTTP server (/metrics, /health, /status). */ adminAddr;
   dataDir;
   /** Last lines of the relay's log, shown when something fails. */ log = [];
 
@@ -115,6 +116,7 @@ export class Relay {
         if (fields.message === 'signaling server listening' && typeof fields.addr === 'string') {
           addr = fields.addr.replace(/^0\.0\.0\.0:/, '127.0.0.1:');
         }
+        if (fields.message === 'metrics server listening' && typeof fields.addr === 'string') relay.adminAddr = fields.addr;
         if (fields.message === 'relay started') started = true;
         if (addr && started && timer) {
           clearTimeout(timer);

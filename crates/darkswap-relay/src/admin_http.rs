@@ -1,5 +1,8 @@
-//! The admin HTTP server: `/metrics` (Prometheus / OpenMetrics text) and
-//! `/health` (JSON), on its own address (loopback by default).
+//! The admin HTTP server: `/metrics` (Prometheus / OpenMetrics text),
+//! `/health` (JSON) and the status page (`/status`, `/status.json`), on its
+//! own address (loopback by default; no authentication).
+
+mod status;
 
 use std::{
     sync::{
@@ -32,6 +35,16 @@ pub(crate) struct AdminState {
     pub(crate) node_metrics: Arc<Libp2pNodeMetrics>,
     /// Cleared when the swarm task ends: `/health` then says `unhealthy`.
     pub(crate) swarm_alive: AtomicBool,
+    /// Ceilings the metrics do not carry, for the status page.
+    pub(crate) status_limits: StatusLimits,
+}
+
+/// `signaling.max_peers` and `ws_circuit.max_circuits`, shown by the status
+/// page next to the peers and circuits open.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct StatusLimits {
+    pub(crate) signaling_peers_max: usize,
+    pub(crate) ws_circuits_max: usize,
 }
 
 /// Body of `/health`.
@@ -83,10 +96,61 @@ async fn health(AxumState(state): AxumState<Arc<AdminState>>) -> impl IntoRespon
     (code, Json(body))
 }
 
+async fn status_json(AxumState(state): AxumState<Arc<AdminState>>) -> impl IntoResponse {
+    let mut text = String::new();
+    if let Err(e) = prometheus_client::encoding::text::encode(&mut text, &state.registry) {
+        return (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            [(header::CACHE_CONTROL, "no-store")],
+            e.to_string(),
+        )
+            .into_response();
+    }
+    let limit = |n: usize| u64::try_from(n).unwrap_or(u64::MAX);
+    let info = status::Info {
+        peer_id: state.peer_id.to_string(),
+        version: env!("CARGO_PKG_VERSION"),
+        uptime_ms: u64::try_from(state.started.elapsed().as_millis()).unwrap_or(u64::MAX),
+        healthy: state.swarm_alive.load(Ordering::Relaxed),
+        signaling_peers_max: limit(state.status_limits.signaling_peers_max),
+        ws_circuits_max: limit(state.status_limits.ws_circuits_max),
+    };
+    let snapshot = status::Snapshot::build(&status::parse_samples(&text), info);
+    ([(header::CACHE_CONTROL, "no-store")], Json(snapshot)).into_response()
+}
+
+/// One of the page's files, with the page's content security policy.
+fn page_file(content_type: &'static str, body: &'static str) -> impl IntoResponse {
+    (
+        [
+            (header::CONTENT_TYPE, content_type),
+            (header::CONTENT_SECURITY_POLICY, status::CSP),
+            (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+        ],
+        body,
+    )
+}
+
 pub(crate) fn router(state: Arc<AdminState>) -> Router {
     Router::new()
         .route("/metrics", get(metrics))
         .route("/health", get(health))
+        .route("/status.json", get(status_json))
+        .route(
+            "/status",
+            get(|| async { page_file("text/html; charset=utf-8", status::HTML) }),
+        )
+        .route(
+            "/status.js",
+            get(|| async { page_file("text/javascript; charset=utf-8", status::JS) }),
+        )
+        // Browsers ask for it on every page; an empty answer keeps a 404
+        // out of the page's console.
+        .route("/favicon.ico", get(|| async { StatusCode::NO_CONTENT }))
+        .route(
+            "/status.css",
+            get(|| async { page_file("text/css; charset=utf-8", status::CSS) }),
+        )
         .with_state(state)
 }
 
@@ -102,3 +166,6 @@ pub(crate) async fn serve(
         tracing::error!(error = %e, "metrics server failed");
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -14,7 +14,7 @@ use prometheus_client::registry::Registry;
 use tokio_util::{sync::CancellationToken, task::AbortOnDropHandle};
 
 use crate::{
-    admin_http::{self, AdminState},
+    admin_http::{self, AdminState, StatusLimits},
     config::RelayConfig,
     libp2p_node::{Certificates, Libp2pNode},
     metrics::{Libp2pNodeMetrics, SecurityMetrics, SignalingMetrics, TlsMetrics, TurnMetrics},
@@ -218,6 +218,10 @@ impl RelayServer {
             registry,
             node_metrics,
             swarm_alive: AtomicBool::new(true),
+            status_limits: StatusLimits {
+                signaling_peers_max: config.signaling.max_peers,
+                ws_circuits_max: config.ws_circuit.max_circuits,
+            },
         });
         let (metrics_addr, admin_task) = if config.admin_http.enabled {
             let addr = config.admin_http.listen;
