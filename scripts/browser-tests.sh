@@ -24,6 +24,14 @@ if ! command -v nft >/dev/null; then
   apt-get update -qq
   apt-get install -y -qq nftables >/dev/null
 fi
+# certutil: clients/js/test/tls.test.mjs puts the generated CA in a fresh
+# NSS database, the store Chromium on Linux trusts.
+if ! command -v certutil >/dev/null; then
+  echo "installing Debian's libnss3-tools"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq libnss3-tools >/dev/null
+fi
 
 # Build first: nothing outside the namespace is reachable from inside it.
 cargo build --locked -q -p darkswap-relay --bin darkswap-relay

@@ -215,11 +215,11 @@ export function startStaticServer(host = '127.0.0.1') {
  *   `register: false` returns without waiting for the page to register; `executablePath` and
  *   `extraArgs` change how Chromium is started (e.g. inside another network namespace).
  */
-export async function openPage(t, { baseUrl, signalingUrl, query = {}, register = true, executablePath = CHROMIUM, extraArgs = [] }) {
+export async function openPage(t, { baseUrl, signalingUrl, query = {}, register = true, executablePath = CHROMIUM, extraArgs = [], env = undefined }) {
   // Imported here so that tests without a browser do not need playwright.
   const { chromium } = await import('playwright-core');
   const context = await chromium.launchPersistentContext(tempDir('dsw-chromium-'), {
-    executablePath, headless: true, args: [...CHROMIUM_ARGS, ...extraArgs],
+    executablePath, headless: true, args: [...CHROMIUM_ARGS, ...extraArgs], env,
   });
   t.after(() => context.close());
   const page = context.pages()[0] ?? await context.newPage();

@@ -1,18 +1,16 @@
 // Browser test of TLS on the relay: real darkswap-relay processes serving
 // certificates made by deploy/generate-certs.sh (a private CA each), and
-// headless Chromium trusting one of them through
-// --ignore-certificate-errors-spki-list, the pin of the relay certificate's
-// public key (Chromium matches the pin against the chain the server sends,
-// which is the relay's certificate alone: a pin of the CA's key was tried and
-// does not match, the page fails with auth_unavailable). Pages reach the relay only over wss:// and https://: tokens
-// from /auth over https, registration on /signaling and a relayed circuit on
-// /relay over wss. A relay whose certificate is not pinned is refused.
+// headless Chromium trusting one CA the way Chromium on Linux trusts any:
+// the CA in the NSS database of the browser's $HOME (certutil), nothing
+// pinned, no error ignored. Pages reach the relay only over wss:// and
+// https://: tokens from /auth over https, registration on /signaling and a
+// relayed circuit on /relay over wss. A relay whose certificate comes from
+// another CA, or has expired, is refused.
 // Run like browser.test.mjs (scripts/browser-tests.sh).
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { X509Certificate, createHash } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import {
   CLIENT_DIR, Relay, TEST_TIMEOUT_MS, WAIT_MS, chat, connectResult, openPage, removeTempDirs,
@@ -41,10 +39,25 @@ function generateCerts() {
   return dir;
 }
 
-/** Base64 SHA-256 of a PEM certificate's SubjectPublicKeyInfo: what the Chromium flag takes. */
-function spkiPin(pemFile) {
-  const spki = new X509Certificate(readFileSync(pemFile)).publicKey.export({ type: 'spki', format: 'der' });
-  return createHash('sha256').update(spki).digest('base64');
+/** Another relay certificate from the CA in `certs`, valid for `days` (<= 0: already expired). */
+function anotherFromCa(certs, days) {
+  const dir = tempDir('dsw-certs-');
+  for (const file of ['ca.pem', 'ca-key.pem']) copyFileSync(join(certs, file), join(dir, file));
+  execFileSync('bash', [GENERATE_CERTS, dir, '--hosts', 'localhost 127.0.0.1', '--days', String(days)], { stdio: ['ignore', 'ignore', 'pipe'] });
+  return dir;
+}
+
+/**
+ * A $HOME whose NSS database (~/.pki/nssdb, what Chromium on Linux reads)
+ * trusts the CA of `certs` to identify servers; the browser's environment.
+ */
+function homeTrusting(certs) {
+  const home = tempDir('dsw-home-');
+  const db = join(home, '.pki', 'nssdb');
+  mkdirSync(db, { recursive: true });
+  execFileSync('certutil', ['-N', '-d', `sql:${db}`, '--empty-password'], { stdio: ['ignore', 'ignore', 'pipe'] });
+  execFileSync('certutil', ['-A', '-d', `sql:${db}`, '-t', 'C,,', '-n', 'darkswap test CA', '-i', join(certs, 'ca.pem')], { stdio: ['ignore', 'ignore', 'pipe'] });
+  return { ...process.env, HOME: home };
 }
 
 /** A closed relay (registering takes a token) serving the certificate in `certs` on its public port. */
@@ -64,11 +77,11 @@ async function startTlsRelay(certs) {
 /** The relay's signaling URL over TLS, under the certificate's name. */
 const wssUrl = (relay) => `wss://localhost:${relay.addr.split(':').pop()}/signaling`;
 
-test('a page pinning the relay certificate earns its token over https, registers over wss and chats directly and over a wss circuit', { timeout: TEST_TIMEOUT_MS }, async (t) => {
+test('a page trusting the generated CA earns its token over https, registers over wss and chats directly and over a wss circuit', { timeout: TEST_TIMEOUT_MS }, async (t) => {
   const certs = generateCerts();
   const relay = await startTlsRelay(certs);
-  const pin = [`--ignore-certificate-errors-spki-list=${spkiPin(join(certs, 'relay.pem'))}`];
-  const page = (query) => openPage(t, { baseUrl: files.baseUrl, signalingUrl: wssUrl(relay), query, extraArgs: pin });
+  const env = homeTrusting(certs);
+  const page = (query) => openPage(t, { baseUrl: files.baseUrl, signalingUrl: wssUrl(relay), query, env });
 
   const a = await page({ auth: 'auto', iceTimeout: '2000' });
   const b = await page({ auth: 'auto', iceTimeout: '2000' });
@@ -90,12 +103,10 @@ test('a page pinning the relay certificate earns its token over https, registers
   assert.deepEqual(c.sockets.filter((path) => path === '/relay').length, 1, c.sockets.join(' '));
 });
 
-test('a page pinning one relay certificate cannot reach a relay serving another, over https or wss', { timeout: TEST_TIMEOUT_MS }, async (t) => {
-  const pinned = generateCerts();
-  const other = await startTlsRelay(generateCerts());
-  const pin = [`--ignore-certificate-errors-spki-list=${spkiPin(join(pinned, 'relay.pem'))}`];
+/** Pages trusting `env`'s CA, pointed at `relay`, fail at the TLS handshake: over https and over wss. */
+async function refusedBy(t, relay, env) {
   const open = (query) => openPage(t, {
-    baseUrl: files.baseUrl, signalingUrl: wssUrl(other), query, register: false, extraArgs: pin,
+    baseUrl: files.baseUrl, signalingUrl: wssUrl(relay), query, register: false, env,
   });
   // Its token request fails at the TLS handshake, so it never opens a socket.
   const earning = await open({ auth: 'auto' });
@@ -109,4 +120,16 @@ test('a page pinning one relay certificate cannot reach a relay serving another,
   assert.deepEqual(earning.sockets, []);
   assert.equal(await anonymous.page.locator('[data-testid="signaling-state"]').textContent(), 'failed: signaling_unavailable');
   assert.deepEqual(anonymous.sockets, ['/signaling']);
+}
+
+test('a page trusting one CA cannot reach a relay whose certificate comes from another, over https or wss', { timeout: TEST_TIMEOUT_MS }, async (t) => {
+  const trusted = generateCerts();
+  const other = await startTlsRelay(generateCerts());
+  await refusedBy(t, other, homeTrusting(trusted));
+});
+
+test('a page trusting the CA refuses the relay once its certificate has expired', { timeout: TEST_TIMEOUT_MS }, async (t) => {
+  const certs = generateCerts();
+  const expired = await startTlsRelay(anotherFromCa(certs, -1));
+  await refusedBy(t, expired, homeTrusting(certs));
 });
