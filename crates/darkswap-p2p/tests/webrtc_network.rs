@@ -11,7 +11,7 @@ use darkswap_p2p::{
     ConnectionPath, DataMessage, Network, NetworkConfig, PeerId, RelayAuth, SignalingOptions,
     SignalingState, TlsRoots, WebRtcCommandError,
 };
-use darkswap_testkit::RelayProcess;
+use darkswap_testkit::{RelayProcess, generate_certs};
 
 const WAIT: Duration = Duration::from_secs(30);
 
@@ -116,33 +116,11 @@ async fn two_nodes_exchange_messages_over_a_webrtc_channel_through_a_relays_sign
 async fn nodes_register_on_a_closed_tls_relay_with_tokens_and_a_private_ca() {
     let dir = tempfile::tempdir().unwrap();
     let certs = dir.path().join("certs");
-    let script = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../deploy/generate-certs.sh"
-    );
-    let made = std::process::Command::new("bash")
-        .arg(script)
-        .arg(&certs)
-        .output()
-        .unwrap();
-    assert!(
-        made.status.success(),
-        "{}",
-        String::from_utf8_lossy(&made.stderr)
-    );
-    let (cert, key) = (certs.join("relay.pem"), certs.join("relay-key.pem"));
-    let relay = RelayProcess::start(
-        &RelayProcess::binary(),
-        &RelayProcess::loopback_args(&dir.path().join("relay")),
-        &[
-            ("DARKSWAP_RELAY_AUTH__ANONYMOUS_ROLE", "guest"),
-            ("DARKSWAP_RELAY_TLS__CERT_FILE", cert.to_str().unwrap()),
-            ("DARKSWAP_RELAY_TLS__KEY_FILE", key.to_str().unwrap()),
-            (
-                "DARKSWAP_RELAY_TLS__LIBP2P_LISTEN_ADDRESSES",
-                "[\"/ip4/127.0.0.1/tcp/0/tls/ws\"]",
-            ),
-        ],
+    generate_certs(&certs, &[]);
+    let relay = RelayProcess::spawn_tls(
+        &dir.path().join("relay"),
+        &certs,
+        &[("DARKSWAP_RELAY_AUTH__ANONYMOUS_ROLE", "guest")],
     );
     let port = relay.signaling.unwrap().port();
     let public_port: darkswap_p2p::Multiaddr =

@@ -28,7 +28,7 @@ mod gossip;
 pub mod netns;
 mod process;
 pub use gossip::{RawGossip, order_body, sign_raw_order};
-pub use process::{RelayProcess, START_TIMEOUT, target_binary};
+pub use process::{RelayProcess, START_TIMEOUT, generate_certs, target_binary};
 pub use raw_trade::RawTrader;
 
 /// Default bound on waiting for one event.

@@ -159,6 +159,30 @@ impl RelayProcess {
         Self::start(&Self::binary(), &args, &[])
     }
 
+    /// Starts [`binary`](Self::binary) on loopback with its key in
+    /// `data_dir`, serving the certificate [`generate_certs`] wrote to
+    /// `certs` (public port `wss://`/`https://`, libp2p `/tls/ws` on
+    /// loopback), with `env` on top.
+    pub fn spawn_tls(data_dir: &Path, certs: &Path, env: &[(&str, &str)]) -> Self {
+        let (cert, key) = (certs.join("relay.pem"), certs.join("relay-key.pem"));
+        let mut all = vec![
+            (
+                "DARKSWAP_RELAY_TLS__CERT_FILE",
+                cert.to_str().expect("utf-8 path"),
+            ),
+            (
+                "DARKSWAP_RELAY_TLS__KEY_FILE",
+                key.to_str().expect("utf-8 path"),
+            ),
+            (
+                "DARKSWAP_RELAY_TLS__LIBP2P_LISTEN_ADDRESSES",
+                "[\"/ip4/127.0.0.1/tcp/0/tls/ws\"]",
+            ),
+        ];
+        all.extend_from_slice(env);
+        Self::start(&Self::binary(), &Self::loopback_args(data_dir), &all)
+    }
+
     /// Sends SIGTERM.
     pub fn sigterm(&self) {
         let status = Command::new("kill")
@@ -184,6 +208,27 @@ impl RelayProcess {
             std::thread::sleep(Duration::from_millis(20));
         }
     }
+}
+
+/// Runs `deploy/generate-certs.sh dir args...`: a private CA (`ca.pem`,
+/// reused if `dir` has one) and a relay certificate (`relay.pem`,
+/// `relay-key.pem`). Panics with the script's error if it fails.
+pub fn generate_certs(dir: &Path, args: &[&str]) {
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../deploy/generate-certs.sh"
+    );
+    let out = Command::new("bash")
+        .arg(script)
+        .arg(dir)
+        .args(args)
+        .output()
+        .expect("run deploy/generate-certs.sh");
+    assert!(
+        out.status.success(),
+        "generate-certs.sh failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 /// A binary of this workspace built next to the running test

@@ -13,7 +13,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use darkswap_testkit::RelayProcess;
+use darkswap_testkit::{RelayProcess, generate_certs};
 use serde_json::Value;
 
 use crate::support::{Events, cli_json, order_args, start_daemon};
@@ -191,27 +191,11 @@ fn alert_conditions_become_values() {
 async fn every_dashboard_query_and_alert_expression_returns_data_from_a_real_prometheus() {
     let dir = tempfile::tempdir().unwrap();
     let certs = dir.path().join("certs");
-    let made = Command::new("bash")
-        .arg(format!("{DEPLOY}/generate-certs.sh"))
-        .arg(&certs)
-        .output()
-        .unwrap();
-    assert!(
-        made.status.success(),
-        "{}",
-        String::from_utf8_lossy(&made.stderr)
-    );
-    let (cert, key) = (certs.join("relay.pem"), certs.join("relay-key.pem"));
-    let relay = RelayProcess::start(
-        &RelayProcess::binary(),
-        &RelayProcess::loopback_args(&dir.path().join("relay")),
+    generate_certs(&certs, &[]);
+    let relay = RelayProcess::spawn_tls(
+        &dir.path().join("relay"),
+        &certs,
         &[
-            ("DARKSWAP_RELAY_TLS__CERT_FILE", cert.to_str().unwrap()),
-            ("DARKSWAP_RELAY_TLS__KEY_FILE", key.to_str().unwrap()),
-            (
-                "DARKSWAP_RELAY_TLS__LIBP2P_LISTEN_ADDRESSES",
-                "[\"/ip4/127.0.0.1/tcp/0/tls/ws\"]",
-            ),
             // One connection a minute per address on the public port: the
             // second below is refused, so the rate-limit series exist.
             ("DARKSWAP_RELAY_LIMITS__CONNECTION_RATE_PER_IP__LIMIT", "1"),

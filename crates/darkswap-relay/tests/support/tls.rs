@@ -5,7 +5,6 @@
 use std::{
     net::SocketAddr,
     path::{Path, PathBuf},
-    process::Command,
     sync::Arc,
     time::{Duration, Instant},
 };
@@ -20,10 +19,6 @@ use tokio_rustls::{
 };
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_darkswap-relay");
-const SCRIPT: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/../../deploy/generate-certs.sh"
-);
 /// Bound on every wait of these tests.
 pub const WAIT: Duration = Duration::from_secs(20);
 
@@ -37,17 +32,7 @@ pub struct Certs {
 impl Certs {
     /// Runs `generate-certs.sh dir args...` (a new CA unless `dir` has one).
     pub fn generate(dir: &Path, args: &[&str]) -> Self {
-        let out = Command::new("bash")
-            .arg(SCRIPT)
-            .arg(dir)
-            .args(args)
-            .output()
-            .expect("run deploy/generate-certs.sh");
-        assert!(
-            out.status.success(),
-            "generate-certs.sh failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        darkswap_testkit::generate_certs(dir, args);
         Certs {
             dir: dir.to_owned(),
         }
