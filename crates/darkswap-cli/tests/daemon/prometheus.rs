@@ -92,6 +92,22 @@ impl Prometheus {
         p
     }
 
+    /// Waits (at most [`WAIT`]) for `/-/ready`: its port opens before it
+    /// answers queries (503 until then).
+    async fn ready(&self) {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let ready = reqwest::get(format!("{}/-/ready", self.url))
+                .await
+                .is_ok_and(|r| r.status().is_success());
+            if ready {
+                return;
+            }
+            assert!(Instant::now() < deadline, "prometheus not ready");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
     async fn api(&self, path: &str, query: &[(&str, &str)]) -> Value {
         let v: Value = reqwest::Client::new()
             .get(format!("{}{path}", self.url))
@@ -209,7 +225,16 @@ async fn every_dashboard_query_and_alert_expression_returns_data_from_a_real_pro
     );
     let b = start_daemon(&dir_b, &["--relay", &relay_addr].map(String::from));
     // An order from a reaches b: the daemons exchange gossip.
-    let (a_addr, _) = crate::support::full_addr(a.api);
+    // a's own TCP address (its circuit address may be listed first).
+    let status = cli_json(a.api, &["status"]);
+    let a_addr = status["listen_addrs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(Value::as_str)
+        .find(|addr| !addr.contains("p2p-circuit"))
+        .map(|addr| format!("{addr}/p2p/{}", status["peer_id"].as_str().unwrap()))
+        .expect("a listens on TCP");
     cli_json(b.api, &["connect", &a_addr]);
     let mut b_events = Events::subscribe(b.api).await;
     let order = cli_json(a.api, &order_args("sell", "rune:840000:3", "BTC"));
@@ -227,6 +252,7 @@ async fn every_dashboard_query_and_alert_expression_returns_data_from_a_real_pro
         &relay.metrics.unwrap().to_string(),
         &[a.api.to_string(), b.api.to_string()],
     );
+    prometheus.ready().await;
     let deadline = Instant::now() + WAIT;
     // Every target up first.
     prometheus
