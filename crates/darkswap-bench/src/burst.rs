@@ -205,7 +205,7 @@ pub(crate) async fn run(args: BurstArgs, quick: bool) -> anyhow::Result<Report> 
         figures.add(name, "count", sum);
     }
     Ok(Report {
-        measure: "burst",
+        measure: "burst".to_owned(),
         conditions,
         params: serde_json::to_value(&args)?,
         figures: figures.finish(),

@@ -72,7 +72,7 @@ pub(crate) async fn run(args: IdleArgs, quick: bool) -> anyhow::Result<Report> {
         one_round(&args, &mut figures).await?;
     }
     Ok(Report {
-        measure: "idle-signaling",
+        measure: "idle-signaling".to_owned(),
         conditions,
         params: serde_json::to_value(&args)?,
         figures: figures.finish(),

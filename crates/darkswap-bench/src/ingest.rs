@@ -66,13 +66,7 @@ pub(crate) fn run(args: IngestArgs, quick: bool) -> anyhow::Result<Report> {
         );
         one_round(&args, &mut figures)?;
     }
-    Ok(Report {
-        measure: "ingest",
-        conditions,
-        params: serde_json::to_value(&args)?,
-        figures: figures.finish(),
-        series: vec![],
-    })
+    Report::new("ingest", conditions, &args, figures)
 }
 
 fn one_round(args: &IngestArgs, figures: &mut Figures) -> anyhow::Result<()> {
@@ -93,19 +87,21 @@ fn one_round(args: &IngestArgs, figures: &mut Figures) -> anyhow::Result<()> {
         "1/s",
         rate(raw_libp2p),
     );
-    figures.add("gossip path: orders applied", "1/s", rate(gossip));
-    figures.add("sync path: orders applied", "1/s", rate(sync));
-    figures.add_with_goal(
-        "gossip path / raw",
-        "%",
-        Some(">= 50"),
-        100.0 * raw.as_secs_f64() / gossip.as_secs_f64(),
+    figures.add_versus(
+        "gossip path: orders applied",
+        "1/s",
+        "raw Ed25519 verify (ed25519-zebra)",
+        Some(">= 0.5"),
+        rate(gossip),
+        rate(raw),
     );
-    figures.add_with_goal(
-        "sync path / raw",
-        "%",
-        Some(">= 50"),
-        100.0 * raw.as_secs_f64() / sync.as_secs_f64(),
+    figures.add_versus(
+        "sync path: orders applied",
+        "1/s",
+        "raw Ed25519 verify (ed25519-zebra)",
+        Some(">= 0.5"),
+        rate(sync),
+        rate(raw),
     );
     Ok(())
 }

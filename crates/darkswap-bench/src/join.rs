@@ -80,7 +80,7 @@ pub(crate) async fn run(args: JoinArgs, quick: bool) -> anyhow::Result<Report> {
         }
     }
     Ok(Report {
-        measure: "join",
+        measure: "join".to_owned(),
         conditions,
         params: serde_json::to_value(&args)?,
         figures: figures.finish(),

@@ -6,37 +6,78 @@
 use std::{path::Path, time::Duration};
 
 use anyhow::Context as _;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
-/// One figure measured once per round.
-#[derive(Debug, Clone, Serialize)]
+/// One figure measured once per round, and, for a side-by-side measure,
+/// the reference's value in the same rounds and the ratio of each round.
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) struct Figure {
     pub(crate) name: String,
-    pub(crate) unit: &'static str,
-    /// The goal, as text, if the issue states one (`<= 8`).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub(crate) goal: Option<&'static str>,
+    pub(crate) unit: String,
+    /// The goal, as text, if the issue states one (`<= 8`, `>= 3`): on the
+    /// ratio when there is a reference, else on the value.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) goal: Option<String>,
     pub(crate) values: Vec<f64>,
     pub(crate) median: f64,
     pub(crate) min: f64,
     pub(crate) max: f64,
+    /// What the figure is compared with (`rust-libp2p defaults`, `iperf3`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) reference: Option<Versus>,
+    /// Whether the median (of the ratio, if any) meets the goal; `None`
+    /// without a goal or with one this code cannot read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) met: Option<bool>,
+}
+
+/// The reference side of a figure: its values, measured in the same rounds
+/// interleaved with ours (A, B, A, B, ...), and ours ÷ theirs per round, so
+/// that a machine slowing down between rounds cancels out.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct Versus {
+    pub(crate) name: String,
+    pub(crate) values: Vec<f64>,
+    pub(crate) median: f64,
+    pub(crate) ratios: Vec<f64>,
+    pub(crate) ratio_median: f64,
+    pub(crate) ratio_min: f64,
+    pub(crate) ratio_max: f64,
 }
 
 /// The report of one measure.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) struct Report {
-    pub(crate) measure: &'static str,
+    pub(crate) measure: String,
     pub(crate) conditions: Conditions,
     /// The measure's parameters, as given.
     pub(crate) params: serde_json::Value,
     pub(crate) figures: Vec<Figure>,
     /// Memory samples over time, for soaks.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub(crate) series: Vec<Sample>,
 }
 
+impl Report {
+    /// A report of `measure` with the figures collected.
+    pub(crate) fn new(
+        measure: &str,
+        conditions: Conditions,
+        params: impl Serialize,
+        figures: Figures,
+    ) -> anyhow::Result<Self> {
+        Ok(Report {
+            measure: measure.to_owned(),
+            conditions,
+            params: serde_json::to_value(params)?,
+            figures: figures.finish(),
+            series: vec![],
+        })
+    }
+}
+
 /// When, where and on what the run happened.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) struct Conditions {
     /// Unix seconds at the start.
     pub(crate) started_at: u64,
@@ -48,6 +89,9 @@ pub(crate) struct Conditions {
     /// The 1-minute load average at the start: other work on the machine.
     pub(crate) load_average: Option<f64>,
     pub(crate) kernel: Option<String>,
+    /// `model name` of `/proc/cpuinfo`.
+    #[serde(default)]
+    pub(crate) cpu_model: Option<String>,
 }
 
 impl Conditions {
@@ -75,12 +119,17 @@ impl Conditions {
             load_average: read("/proc/loadavg")
                 .and_then(|l| l.split_whitespace().next()?.parse().ok()),
             kernel: read("/proc/sys/kernel/osrelease").map(|k| k.trim().to_owned()),
+            cpu_model: read("/proc/cpuinfo").and_then(|c| {
+                c.lines()
+                    .find_map(|l| l.strip_prefix("model name"))
+                    .map(|v| v.trim_start_matches([' ', '\t', ':']).trim().to_owned())
+            }),
         }
     }
 }
 
 /// One memory sample of a soak.
-#[derive(Debug, Clone, Copy, Serialize)]
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
 pub(crate) struct Sample {
     /// Seconds since the soak started.
     pub(crate) t: f64,
@@ -184,7 +233,16 @@ pub(crate) fn quantile(values: &[f64], q: f64) -> f64 {
 /// Collects figures round by round, keeping their order of first use.
 #[derive(Debug, Default)]
 pub(crate) struct Figures {
-    list: Vec<(String, &'static str, Option<&'static str>, Vec<f64>)>,
+    list: Vec<Entry>,
+}
+
+#[derive(Debug)]
+struct Entry {
+    name: String,
+    unit: &'static str,
+    goal: Option<&'static str>,
+    values: Vec<f64>,
+    reference: Option<(String, Vec<f64>)>,
 }
 
 impl Figures {
@@ -201,26 +259,116 @@ impl Figures {
         goal: Option<&'static str>,
         value: f64,
     ) {
-        match self.list.iter_mut().find(|f| f.0 == name) {
-            Some(f) => f.3.push(value),
-            None => self.list.push((name.to_owned(), unit, goal, vec![value])),
-        }
+        self.entry(name, unit, goal).values.push(value);
+    }
+
+    /// Adds this round's value of figure `name` for ours and for the
+    /// reference `versus`, measured in the same round; `goal` is on the
+    /// ratio ours ÷ theirs.
+    pub(crate) fn add_versus(
+        &mut self,
+        name: &str,
+        unit: &'static str,
+        versus: &str,
+        goal: Option<&'static str>,
+        ours: f64,
+        theirs: f64,
+    ) {
+        let e = self.entry(name, unit, goal);
+        e.values.push(ours);
+        e.reference
+            .get_or_insert_with(|| (versus.to_owned(), vec![]))
+            .1
+            .push(theirs);
+    }
+
+    fn entry(&mut self, name: &str, unit: &'static str, goal: Option<&'static str>) -> &mut Entry {
+        let i = match self.list.iter().position(|f| f.name == name) {
+            Some(i) => i,
+            None => {
+                self.list.push(Entry {
+                    name: name.to_owned(),
+                    unit,
+                    goal,
+                    values: vec![],
+                    reference: None,
+                });
+                self.list.len() - 1
+            }
+        };
+        &mut self.list[i]
     }
 
     pub(crate) fn finish(self) -> Vec<Figure> {
         self.list
             .into_iter()
-            .map(|(name, unit, goal, values)| Figure {
-                median: median(&values),
-                min: values.iter().copied().fold(f64::INFINITY, f64::min),
-                max: values.iter().copied().fold(f64::NEG_INFINITY, f64::max),
-                name,
-                unit,
-                goal,
-                values,
+            .map(|e| {
+                let reference = e.reference.map(|(name, values)| {
+                    let ratios: Vec<f64> = e
+                        .values
+                        .iter()
+                        .zip(&values)
+                        .map(|(ours, theirs)| ours / theirs)
+                        .collect();
+                    let (ratio_min, ratio_max) = range(&ratios);
+                    Versus {
+                        name,
+                        median: median(&values),
+                        ratio_median: median(&ratios),
+                        ratio_min,
+                        ratio_max,
+                        values,
+                        ratios,
+                    }
+                });
+                let median = median(&e.values);
+                let judged = reference.as_ref().map_or(median, |r| r.ratio_median);
+                let (min, max) = range(&e.values);
+                Figure {
+                    met: e.goal.and_then(|g| meets(g, judged)),
+                    median,
+                    min,
+                    max,
+                    name: e.name,
+                    unit: e.unit.to_owned(),
+                    goal: e.goal.map(str::to_owned),
+                    values: e.values,
+                    reference,
+                }
             })
             .collect()
     }
+}
+
+fn range(values: &[f64]) -> (f64, f64) {
+    let finite = values.iter().copied().filter(|v| v.is_finite());
+    (
+        finite.clone().fold(f64::INFINITY, f64::min),
+        finite.fold(f64::NEG_INFINITY, f64::max),
+    )
+}
+
+/// Whether `value` meets `goal` (`<= 8`, `< 1`, `>= 3`, `> 0`); `None` if
+/// the goal is not a comparison with a number.
+pub(crate) fn meets(goal: &str, value: f64) -> Option<bool> {
+    let goal = goal.trim();
+    for (op, f) in [
+        ("<=", f64::le as fn(&f64, &f64) -> bool),
+        (">=", f64::ge),
+        ("<", f64::lt),
+        (">", f64::gt),
+    ] {
+        if let Some(rest) = goal.strip_prefix(op) {
+            let bound: f64 = rest
+                .split_whitespace()
+                .next()?
+                .replace(',', "")
+                .parse()
+                .ok()?;
+            return Some(value.is_finite() && f(&value, &bound));
+        }
+    }
+    None
 }
 
 impl Report {
@@ -236,24 +384,41 @@ impl Report {
             c.load_average.unwrap_or(f64::NAN)
         );
         println!(
-            "{:<40} {:>12} {:>25} {:>8}  {:<10} goal",
-            "figure", "median", "min..max", "±%", "unit"
+            "{:<44} {:>10} {:>21} {:>6}  {:<9} {:>10} {:>20}  goal",
+            "figure", "median", "min..max", "±%", "unit", "reference", "ratio (min..max)"
         );
         for f in &self.figures {
-            let spread = if f.median != 0.0 {
-                format!("{:.1}", 50.0 * (f.max - f.min) / f.median.abs())
-            } else {
-                "-".to_owned()
+            let (theirs, ratio) = match &f.reference {
+                Some(r) => (
+                    num(r.median),
+                    format!(
+                        "{} ({}..{})",
+                        num(r.ratio_median),
+                        num(r.ratio_min),
+                        num(r.ratio_max)
+                    ),
+                ),
+                None => (String::new(), String::new()),
             };
             println!(
-                "{:<40} {:>12} {:>25} {:>8}  {:<10} {}",
+                "{:<44} {:>10} {:>21} {:>6}  {:<9} {:>10} {:>20}  {}{}",
                 f.name,
                 num(f.median),
                 format!("{}..{}", num(f.min), num(f.max)),
-                spread,
+                spread(f),
                 f.unit,
-                f.goal.unwrap_or("")
+                theirs,
+                ratio,
+                f.goal.as_deref().unwrap_or(""),
+                match f.met {
+                    Some(true) => " met",
+                    Some(false) => " MISSED",
+                    None => "",
+                }
             );
+            if let Some(r) = &f.reference {
+                println!("{:<44} (reference: {})", "", r.name);
+            }
         }
     }
 
@@ -266,7 +431,20 @@ impl Report {
     }
 }
 
-fn num(v: f64) -> String {
+/// ± half the range over the rounds, percent of the median.
+pub(crate) fn spread(f: &Figure) -> String {
+    if f.median != 0.0 && f.values.len() > 1 {
+        format!("{:.1}", 50.0 * (f.max - f.min) / f.median.abs())
+    } else {
+        "-".to_owned()
+    }
+}
+
+/// A number as the tables show it.
+pub(crate) fn num(v: f64) -> String {
+    if !v.is_finite() {
+        return "-".to_owned();
+    }
     if v.abs() >= 100.0 || v == v.trunc() {
         format!("{v:.0}")
     } else {

@@ -176,7 +176,7 @@ pub(crate) async fn run(mut args: SoakDaemonArgs, quick: bool) -> anyhow::Result
     figures.add("pair p99", "ms", quantile(&latencies, 0.99));
     figures.add("database files at the end", "KiB", db_kib);
     Ok(Report {
-        measure: "soak-daemon",
+        measure: "soak-daemon".to_owned(),
         conditions,
         params: serde_json::to_value(&args)?,
         figures: figures.finish(),

@@ -191,7 +191,7 @@ pub(crate) async fn run(mut args: SoakRelayArgs, quick: bool) -> anyhow::Result<
     let mut params = serde_json::to_value(&args)?;
     params["client_errors"] = serde_json::to_value(&errors)?;
     Ok(Report {
-        measure: "soak-relay",
+        measure: "soak-relay".to_owned(),
         conditions,
         params,
         figures: figures.finish(),
