@@ -1,37 +1,48 @@
-//! `darkswap-bench`: runs the release binaries of the relay and the daemon
-//! as real processes on loopback, loads them with real clients, and reads
-//! their memory and CPU time from `/proc`. Each measure prints a table
-//! (median and spread over its rounds) and writes JSON. Not part of
-//! `cargo test`: see `docs/benchmarks.md` for what each measure means and
-//! the figures measured.
+//! `darkswap-bench`: the benchmark runner (issue 18). It runs the release
+//! binaries of the relay and the daemon, SDK nodes and the reference tools
+//! (rust-libp2p with default settings, iperf3, coturn, the PeerJS server)
+//! as real processes on loopback or in network namespaces of its own,
+//! measures ours and the reference in the same rounds, interleaved, and
+//! prints each figure's median, spread and ratio to its reference. Writes
+//! JSON; `suite` (or `--record`) keeps the results in
+//! `docs/benchmarks.json` and regenerates `docs/benchmarks.md`. Not part of
+//! `cargo test`: `scripts/bench.sh` builds and runs it.
 //!
 //! ```text
-//! cargo build --release -p darkswap-relay -p darkswap-cli -p darkswap-bench
-//! target/release/darkswap-bench idle-signaling --clients 2000
-//! target/release/darkswap-bench soak-relay --duration 10m
-//! target/release/darkswap-bench soak-daemon --duration 10m
-//! target/release/darkswap-bench ingest
-//! target/release/darkswap-bench join
-//! target/release/darkswap-bench burst
+//! scripts/bench.sh                      # the whole suite, ~30 min on 2 cores
+//! scripts/bench.sh --only throughput    # one measure of the suite
+//! target/release/darkswap-bench --record e2e --rounds 9
+//! target/release/darkswap-bench render  # docs from docs/benchmarks.json
 //! ```
 
 mod burst;
 mod client;
+mod e2e;
 mod idle_signaling;
 mod ingest;
 mod join;
+mod netns;
+mod perf_peer;
 mod process;
+mod record;
 mod relay_config;
 mod report;
 mod sampler;
 mod soak_daemon;
 mod soak_relay;
+mod throughput;
+mod tools;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
+use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 
-/// Benchmarks of the DarkSwap relay and daemon (memory per client, soaks).
+use crate::{record::Record, report::Report};
+
+/// Benchmarks of the DarkSwap stack side by side with the tools people
+/// would pick instead (rust-libp2p defaults, iperf3, coturn, the PeerJS
+/// server), and of its memory.
 #[derive(Debug, Parser)]
 #[command(name = "darkswap-bench")]
 struct Cli {
@@ -42,8 +53,35 @@ struct Cli {
     /// what it measures.
     #[arg(long, global = true)]
     quick: bool,
+    /// Keep the report in docs/benchmarks.json and regenerate the results
+    /// of docs/benchmarks.md (`suite` always does, unless --quick).
+    #[arg(long, global = true)]
+    record: bool,
+    /// The directory of benchmarks.json and benchmarks.md [default: docs/
+    /// of the git work tree here].
+    #[arg(long, global = true)]
+    docs: Option<PathBuf>,
     #[command(subcommand)]
     measure: Measure,
+}
+
+/// The measures `suite` runs, in this order: issue 18's P1..P9, memory.
+const SUITE: &[&str] = &[
+    "throughput",
+    "e2e",
+    "join",
+    "ingest",
+];
+
+/// Which measures `suite` runs.
+#[derive(Debug, Clone, clap::Args)]
+struct SuiteArgs {
+    /// Only these measures (comma-separated names of subcommands).
+    #[arg(long, value_delimiter = ',')]
+    only: Vec<String>,
+    /// All but these.
+    #[arg(long, value_delimiter = ',')]
+    skip: Vec<String>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -63,25 +101,121 @@ enum Measure {
     /// Ten maker daemons burst 10,000 orders through a hub: what each book
     /// holds, how long they take to converge, what the metrics say.
     Burst(burst::BurstArgs),
+    /// P1 and P2: /perf/1.0.0 throughput of ours against rust-libp2p with
+    /// default settings and iperf3, on loopback and at 63 ms RTT, TCP and
+    /// QUIC; relayed against direct.
+    Throughput(throughput::ThroughputArgs),
+    /// P6: end-to-end encryption against the raw AEAD it is built on.
+    E2e(e2e::E2eArgs),
+    /// Every measure of issue 18, one after another (or those named with
+    /// --only), each recorded in docs/benchmarks.json and
+    /// docs/benchmarks.md as it completes; ~30 minutes on 2 cores.
+    Suite(SuiteArgs),
+    /// Regenerates the results of docs/benchmarks.md from
+    /// docs/benchmarks.json (no measuring).
+    Render,
+    /// One end of a perf run (used by `throughput`).
+    #[command(hide = true)]
+    PerfPeer(perf_peer::PerfPeerArgs),
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let fds = process::raise_fd_limit()?;
-    eprintln!("open-file limit: {fds}");
-    let (name, report) = match cli.measure {
-        Measure::IdleSignaling(a) => ("idle-signaling", idle_signaling::run(a, cli.quick).await?),
-        Measure::SoakRelay(a) => ("soak-relay", soak_relay::run(a, cli.quick).await?),
-        Measure::SoakDaemon(a) => ("soak-daemon", soak_daemon::run(a, cli.quick).await?),
-        Measure::Ingest(a) => ("ingest", ingest::run(a, cli.quick)?),
-        Measure::Join(a) => ("join", join::run(a, cli.quick).await?),
-        Measure::Burst(a) => ("burst", burst::run(a, cli.quick).await?),
+    let docs = match &cli.docs {
+        Some(d) => d.clone(),
+        None => docs_dir(),
     };
-    report.print();
-    let path = cli
-        .json
-        .unwrap_or_else(|| PathBuf::from(format!("bench-{name}.json")));
-    report.write_json(&path)?;
+    match cli.measure {
+        // A child of `throughput`: no report of its own.
+        Measure::PerfPeer(a) => perf_peer::run(a).await,
+        Measure::Render => {
+            let record = Record::load(&docs.join("benchmarks.json"))?;
+            record.render_into(&docs.join("benchmarks.md"))
+        }
+        Measure::Suite(a) => {
+            eprintln!("open-file limit: {fds}");
+            suite(a, cli.quick, &docs).await
+        }
+        measure => {
+            eprintln!("open-file limit: {fds}");
+            let report = run_measure(measure, cli.quick).await?;
+            report.print();
+            let path = cli
+                .json
+                .unwrap_or_else(|| PathBuf::from(format!("bench-{}.json", report.measure)));
+            report.write_json(&path)?;
+            if cli.record && !cli.quick {
+                Record::keep(&docs, &report)?;
+            }
+            Ok(())
+        }
+    }
+}
+
+async fn run_measure(measure: Measure, quick: bool) -> anyhow::Result<Report> {
+    match measure {
+        Measure::IdleSignaling(a) => idle_signaling::run(a, quick).await,
+        Measure::SoakRelay(a) => soak_relay::run(a, quick).await,
+        Measure::SoakDaemon(a) => soak_daemon::run(a, quick).await,
+        Measure::Ingest(a) => ingest::run(a, quick),
+        Measure::Join(a) => join::run(a, quick).await,
+        Measure::Burst(a) => burst::run(a, quick).await,
+        Measure::Throughput(a) => throughput::run(a, quick).await,
+        Measure::E2e(a) => e2e::run(a, quick),
+        Measure::Suite(_) | Measure::Render | Measure::PerfPeer(_) => {
+            anyhow::bail!("not a measure")
+        }
+    }
+}
+
+/// Runs the suite's measures with their defaults, recording each as it
+/// completes, so a failure late in the run keeps what came before.
+async fn suite(args: SuiteArgs, quick: bool, docs: &Path) -> anyhow::Result<()> {
+    let names: Vec<&str> = SUITE
+        .iter()
+        .copied()
+        .filter(|n| args.only.is_empty() || args.only.iter().any(|o| o == n))
+        .filter(|n| !args.skip.iter().any(|s| s == n))
+        .collect();
+    let started = std::time::Instant::now();
+    let mut failed = Vec::new();
+    for name in &names {
+        eprintln!("\n=== {name} ({:.0?} into the suite)", started.elapsed());
+        let flags: &[&str] = if quick { &["--quick"] } else { &[] };
+        let cli = Cli::try_parse_from(["darkswap-bench", name].iter().chain(flags))
+            .with_context(|| format!("{name} is not a measure of this runner"))?;
+        let t = std::time::Instant::now();
+        match run_measure(cli.measure, quick).await {
+            Ok(report) => {
+                report.print();
+                println!("{name}: {:.0?}", t.elapsed());
+                report.write_json(Path::new(&format!("bench-{name}.json")))?;
+                if !quick {
+                    Record::keep(docs, &report)?;
+                }
+            }
+            Err(e) => {
+                eprintln!("{name} FAILED: {e:#}");
+                failed.push(format!("{name}: {e:#}"));
+            }
+        }
+    }
+    println!("\nsuite: {} measures in {:.0?}", names.len(), started.elapsed());
+    if !failed.is_empty() {
+        anyhow::bail!("{} measures failed:\n{}", failed.len(), failed.join("\n"));
+    }
     Ok(())
+}
+
+/// `docs/` of the git work tree the runner is started in, else `./docs`.
+fn docs_dir() -> PathBuf {
+    std::process::Command::new("git")
+        .args(["rev-parse", "--show-toplevel"])
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| PathBuf::from(String::from_utf8_lossy(&o.stdout).trim()).join("docs"))
+        .unwrap_or_else(|| PathBuf::from("docs"))
 }

@@ -127,6 +127,16 @@ impl Relay {
     /// Starts `bin` with `config` (TOML) and `env`; its data dir is a temp
     /// dir removed on drop.
     pub(crate) fn start(bin: &Path, config: &str, env: &[(&str, &str)]) -> anyhow::Result<Self> {
+        Self::start_with(bin, config, env, &[])
+    }
+
+    /// As [`Relay::start`], with `extra` flags (e.g. another `--listen`).
+    pub(crate) fn start_with(
+        bin: &Path,
+        config: &str,
+        env: &[(&str, &str)],
+        extra: &[&str],
+    ) -> anyhow::Result<Self> {
         if !bin.exists() {
             bail!(
                 "{} is missing: cargo build --release -p darkswap-relay (or pass --relay-bin)",
@@ -139,6 +149,7 @@ impl Relay {
         let mut args = RelayProcess::loopback_args(dir.path());
         args.push("--config".to_owned());
         args.push(config_path.display().to_string());
+        args.extend(extra.iter().map(|a| (*a).to_owned()));
         // RelayProcess::start panics if the relay does not report its start.
         let process = RelayProcess::start(bin, &args, env);
         let signaling = process
@@ -166,6 +177,8 @@ impl Relay {
 pub(crate) struct Daemon {
     child: Child,
     pub(crate) api: SocketAddr,
+    /// The daemon's peer id, from its start line.
+    pub(crate) peer_id: String,
     pub(crate) dir: tempfile::TempDir,
     _logs: mpsc::Receiver<String>,
 }
@@ -178,6 +191,17 @@ impl Daemon {
         extra: &[String],
         env: &[(&str, &str)],
     ) -> anyhow::Result<Self> {
+        Self::start_in(None, bin, extra, env)
+    }
+
+    /// As [`Daemon::start`], inside network namespace `netns` if given
+    /// (its API then answers only inside it).
+    pub(crate) fn start_in(
+        netns: Option<&str>,
+        bin: &Path,
+        extra: &[String],
+        env: &[(&str, &str)],
+    ) -> anyhow::Result<Self> {
         if !bin.exists() {
             bail!(
                 "{} is missing: cargo build --release -p darkswap-cli (or pass --daemon-bin)",
@@ -185,7 +209,7 @@ impl Daemon {
             );
         }
         let dir = tempfile::tempdir().context("temp dir")?;
-        let mut cmd = Command::new(bin);
+        let mut cmd = in_netns(netns, bin);
         cmd.args(["--api", "127.0.0.1:0", "daemon", "--no-mdns", "--data-dir"])
             .arg(dir.path())
             .args(["--listen", "/ip4/127.0.0.1/tcp/0"])
@@ -208,7 +232,7 @@ impl Daemon {
             }
         });
         let deadline = Instant::now() + START_TIMEOUT;
-        let api = loop {
+        let (api, peer_id) = loop {
             let left = deadline.saturating_duration_since(Instant::now());
             let line = logs
                 .recv_timeout(left)
@@ -221,12 +245,19 @@ impl Daemon {
                     .take_while(|c| !c.is_whitespace())
                     .filter(|c| c.is_ascii_digit() || *c == '.' || *c == ':')
                     .collect();
-                break clean.parse().context("the daemon's API address")?;
+                let peer_id = line
+                    .split("peer_id=")
+                    .nth(1)
+                    .and_then(|rest| rest.split_whitespace().next())
+                    .unwrap_or_default()
+                    .to_owned();
+                break (clean.parse().context("the daemon's API address")?, peer_id);
             }
         };
         Ok(Daemon {
             child,
             api,
+            peer_id,
             dir,
             _logs: logs,
         })
@@ -241,6 +272,19 @@ impl Drop for Daemon {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+/// A command running `program`, inside network namespace `netns` if given
+/// (`ip netns exec`, which execs it: the child's pid is the program's).
+pub(crate) fn in_netns(netns: Option<&str>, program: &Path) -> Command {
+    match netns {
+        Some(ns) => {
+            let mut cmd = Command::new("ip");
+            cmd.args(["netns", "exec", ns]).arg(program);
+            cmd
+        }
+        None => Command::new(program),
     }
 }
 

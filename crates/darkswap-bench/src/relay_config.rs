@@ -43,6 +43,15 @@ pub(crate) struct RelayArgs {
 impl RelayArgs {
     /// Starts the relay with `config`.
     pub(crate) fn start(&self, config: &str) -> anyhow::Result<crate::process::Relay> {
+        self.start_with(config, &[])
+    }
+
+    /// As [`RelayArgs::start`], with `extra` flags.
+    pub(crate) fn start_with(
+        &self,
+        config: &str,
+        extra: &[&str],
+    ) -> anyhow::Result<crate::process::Relay> {
         let bin = self
             .relay_bin
             .clone()
@@ -52,7 +61,7 @@ impl RelayArgs {
             .iter()
             .map(|(k, v)| (k.as_str(), v.as_str()))
             .collect();
-        crate::process::Relay::start(&bin, config, &env)
+        crate::process::Relay::start_with(&bin, config, &env, extra)
     }
 }
 

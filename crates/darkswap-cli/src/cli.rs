@@ -137,6 +137,10 @@ pub struct DaemonArgs {
     /// browsers and other nodes (`darkswap webrtc ...`).
     #[arg(long)]
     pub webrtc: bool,
+    /// Serve libp2p's /perf/1.0.0 throughput protocol to any peer (for
+    /// measuring links, e.g. `darkswap-bench throughput`; off by default).
+    #[arg(long)]
+    pub perf: bool,
     /// A relay's public signaling port, e.g. /ip4/203.0.113.7/tcp/9001/ws
     /// (repeatable).
     #[arg(long)]
@@ -191,6 +195,7 @@ impl DaemonArgs {
             ("relay_hop", self.relay_hop, true),
             ("webrtc", self.webrtc, true),
             ("webrtc_tokens", self.webrtc_tokens, true),
+            ("perf", self.perf, true),
         ] {
             if flag {
                 set(key, json!(value));

@@ -86,6 +86,7 @@ const ENV_KEYS: &[&str] = &[
     "webrtc_signaling_port",
     "webrtc_tokens",
     "webrtc_ca_file",
+    "perf",
 ];
 
 /// Why the configuration could not be loaded: one line naming the key and
@@ -233,6 +234,10 @@ pub struct ConfigFile {
     /// system's roots (a private CA: `deploy/generate-certs.sh`'s `ca.pem`).
     /// Default: none.
     pub webrtc_ca_file: Option<PathBuf>,
+    /// Serve libp2p's `/perf/1.0.0` (specs `perf/perf.md`): any peer may
+    /// ask for throughput tests, so it is for measuring a link, not for a
+    /// public node. Default: off.
+    pub perf: bool,
 }
 
 /// The defaults are the libraries': the two cannot drift.
@@ -284,6 +289,7 @@ impl Default for ConfigFile {
             webrtc_signaling_port: network.webrtc_signaling.port,
             webrtc_tokens: false,
             webrtc_ca_file: None,
+            perf: false,
         }
     }
 }
@@ -484,6 +490,7 @@ impl ConfigFile {
             webrtc_signaling: self.webrtc_signaling,
             webrtc_signaling_port: self.webrtc_signaling_port,
             webrtc_options,
+            perf: self.perf,
         }
     }
 }

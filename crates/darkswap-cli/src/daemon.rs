@@ -65,6 +65,8 @@ pub struct DaemonOptions {
     pub webrtc_signaling_port: u16,
     /// Tokens and TLS roots for the signaling relays.
     pub webrtc_options: SignalingOptions,
+    /// Serve `/perf/1.0.0`.
+    pub perf: bool,
 }
 
 /// Runs the daemon until SIGINT or SIGTERM.
@@ -96,6 +98,7 @@ pub async fn run(opts: DaemonOptions) -> anyhow::Result<()> {
             .with_kad_record_ttl(opts.kad_record_ttl)
             .with_bootstrap_peers(opts.bootstrap.clone())
             .with_mdns(opts.mdns)
+            .with_perf(opts.perf)
             // Naming relays turns signaling on; `webrtc` decides.
             .with_webrtc_signaling_relays(opts.webrtc_signaling.clone())
             .with_webrtc_signaling(

@@ -90,7 +90,7 @@ pub use network::{
     AuthHandle, ConnectionInfo, Network, NetworkHandle, OrderbookHandle, PeerInfo, RelaysHandle,
     ReputationHandle, TradeInfo, TradesHandle,
 };
-pub use perf::{PERF_PROTOCOL, PerfReport};
+pub use perf::{PERF_PROTOCOL, PerfReport, run_client as perf_client, serve as serve_perf};
 pub use sync::SYNC_PROTOCOL;
 pub use trade::{
     Broadcaster, HoldingsSource, TRADE_PROTOCOL, TradeCodec, TradeStore, Trading, trade_behaviour,

@@ -52,7 +52,11 @@ fn bits_per_sec(bytes: u64, t: Duration) -> f64 {
     bytes as f64 * 8.0 / t.as_secs_f64().max(1e-9)
 }
 
-pub(crate) async fn run_client(
+/// Runs one perf exchange on a new stream to `peer` through `control`:
+/// uploads `upload` bytes, then receives `download` bytes. What
+/// [`crate::NetworkHandle::perf`] does; public so that a swarm built
+/// elsewhere (a benchmark's reference) runs the very same client.
+pub async fn run_client(
     mut control: libp2p_stream::Control,
     peer: PeerId,
     upload: u64,
@@ -118,7 +122,10 @@ async fn serve_one(peer: PeerId, mut stream: Stream) -> std::io::Result<()> {
     Ok(())
 }
 
-pub(crate) async fn serve(incoming: libp2p_stream::IncomingStreams) {
+/// Serves the perf streams of `incoming` (a `libp2p_stream::Control`'s
+/// [`PERF_PROTOCOL`] acceptor) until it ends, a few at a time: how a node
+/// that embeds its own swarm (the relay) serves `/perf/1.0.0`.
+pub async fn serve(incoming: libp2p_stream::IncomingStreams) {
     incoming
         .for_each_concurrent(MAX_CONCURRENT_SERVED, |(peer, stream)| async move {
             if let Err(e) = serve_one(peer, stream).await {

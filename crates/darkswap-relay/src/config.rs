@@ -117,6 +117,10 @@ pub struct Libp2pConfig {
     /// How long a connection with nothing keeping it alive stays open.
     /// Default: 60 s.
     pub idle_connection_timeout: Duration,
+    /// Serve libp2p's `/perf/1.0.0` throughput protocol (specs
+    /// `perf/perf.md`) to any peer: for measuring links, not for a public
+    /// relay (anyone could make it send bytes). Default: off.
+    pub perf: bool,
 }
 
 impl Default for Libp2pConfig {
@@ -133,6 +137,7 @@ impl Default for Libp2pConfig {
                 darkswap_p2p::TRADE_TOPIC.to_owned(),
             ],
             idle_connection_timeout: defaults::libp2p::IDLE_CONNECTION_TIMEOUT,
+            perf: false,
         }
     }
 }

@@ -63,6 +63,8 @@ struct Behaviour {
     kad: kad::Behaviour<kad::store::MemoryStore>,
     gossipsub: gossipsub::Behaviour,
     auth: Toggle<darkswap_p2p::auth::Behaviour>,
+    /// `/perf/1.0.0`, when `network.perf` is on.
+    perf: Toggle<libp2p_stream::Behaviour>,
 }
 
 /// The hop's limits from the configuration, with the role check first: a
@@ -176,6 +178,7 @@ fn build_behaviour(
             .enabled
             .then(|| darkswap_p2p::auth::behaviour(timeouts::PEER_AUTH))
             .into(),
+        perf: config.libp2p.perf.then(libp2p_stream::Behaviour::new).into(),
     })
 }
 
@@ -324,6 +327,17 @@ pub(crate) struct Libp2pNode {
     security_metrics: Arc<SecurityMetrics>,
     reservations: Reservations,
     dht_peers: addresses::DhtPeers,
+    /// Serves `/perf/1.0.0` streams while the node runs; aborted on drop.
+    _perf_server: Option<AbortOnDrop>,
+}
+
+/// A task aborted when this is dropped.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 /// The limit that refused a libp2p connection, as a metric label.
@@ -376,6 +390,17 @@ impl Libp2pNode {
             libp2p::swarm::Config::with_tokio_executor()
                 .with_idle_connection_timeout(config.libp2p.idle_connection_timeout),
         );
+        let perf_server = match swarm.behaviour().perf.as_ref() {
+            Some(streams) => {
+                let incoming = streams
+                    .new_control()
+                    .accept(darkswap_p2p::PERF_PROTOCOL)
+                    .map_err(|e| StartError::Build(format!("perf: {e}")))?;
+                tracing::warn!("serving /perf/1.0.0 to any peer (network.perf)");
+                Some(AbortOnDrop(tokio::spawn(darkswap_p2p::serve_perf(incoming))))
+            }
+            None => None,
+        };
         let network = &config.libp2p;
         for addr in &network.external_addresses {
             swarm.add_external_address(addr.clone());
@@ -401,6 +426,7 @@ impl Libp2pNode {
             security_metrics,
             reservations: Reservations::default(),
             dht_peers: addresses::DhtPeers::new(key.public().to_peer_id()),
+            _perf_server: perf_server,
         };
         Ok((node, listen_addrs))
     }

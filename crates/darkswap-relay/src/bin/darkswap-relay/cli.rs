@@ -42,6 +42,9 @@ pub(crate) struct Cli {
     /// Log format.
     #[arg(long, value_enum)]
     log_format: Option<LogFormat>,
+    /// Serve libp2p's /perf/1.0.0 throughput protocol (network.perf).
+    #[arg(long)]
+    perf: bool,
     /// Print the relay's peer id (creating its key if needed) and exit.
     #[arg(long)]
     pub(crate) print_peer_id: bool,
@@ -93,6 +96,9 @@ impl Cli {
         if !self.external_address.is_empty() {
             let addrs = strings(&self.external_address);
             section("network", "external_addresses", json!(addrs));
+        }
+        if self.perf {
+            section("network", "perf", json!(true));
         }
         if let Some(addr) = self.metrics_listen {
             section("metrics", "listen", json!(addr.to_string()));

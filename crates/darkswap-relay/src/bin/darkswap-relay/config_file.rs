@@ -61,6 +61,7 @@ pub(crate) struct Libp2pSection {
     external_addresses: Vec<Multiaddr>,
     topics: Vec<String>,
     idle_connection_timeout_secs: u64,
+    perf: bool,
 }
 
 /// `{ limit, interval_secs }`: [`RateLimit`].
@@ -270,6 +271,7 @@ impl Default for ConfigFile {
                 external_addresses: n.external_addresses.clone(),
                 topics: n.topics.clone(),
                 idle_connection_timeout_secs: n.idle_connection_timeout.as_secs(),
+                perf: n.perf,
             },
             relay: HopSection {
                 max_reservations: h.max_reservations,
@@ -637,6 +639,7 @@ fn set_libp2p(n: &mut Libp2pConfig, f: &Libp2pSection) {
     n.external_addresses = f.external_addresses.clone();
     n.topics = f.topics.clone();
     n.idle_connection_timeout = Duration::from_secs(f.idle_connection_timeout_secs);
+    n.perf = f.perf;
 }
 
 fn set_admin_http(m: &mut AdminHttpConfig, f: &AdminHttpSection) {
