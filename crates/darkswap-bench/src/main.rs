@@ -17,15 +17,21 @@
 
 mod burst;
 mod client;
+mod coturn;
 mod idle_signaling;
 mod ingest;
 mod join;
+mod peerjs;
 mod process;
 mod relay_config;
 mod report;
 mod sampler;
 mod soak_daemon;
+mod signaling;
+mod signaling_load;
 mod soak_relay;
+mod tool_install;
+mod ws_circuits;
 
 use std::path::PathBuf;
 
@@ -63,6 +69,12 @@ enum Measure {
     /// Ten maker daemons burst 10,000 orders through a hub: what each book
     /// holds, how long they take to converge, what the metrics say.
     Burst(burst::BurstArgs),
+    /// Messages and bytes a second through our WebSocket circuits against
+    /// coturn relaying the same load.
+    WsCircuits(ws_circuits::WsCircuitsArgs),
+    /// Registered clients, offer-to-answer latency and message rate of our
+    /// signaling against the PeerJS server under the same load.
+    Signaling(signaling::SignalingArgs),
 }
 
 #[tokio::main]
@@ -77,6 +89,8 @@ async fn main() -> anyhow::Result<()> {
         Measure::Ingest(a) => ("ingest", ingest::run(a, cli.quick)?),
         Measure::Join(a) => ("join", join::run(a, cli.quick).await?),
         Measure::Burst(a) => ("burst", burst::run(a, cli.quick).await?),
+        Measure::WsCircuits(a) => ("ws-circuits", ws_circuits::run(a, cli.quick).await?),
+        Measure::Signaling(a) => ("signaling", signaling::run(a, cli.quick).await?),
     };
     report.print();
     let path = cli
