@@ -73,7 +73,10 @@ impl Coturn {
                 "--log-file=stdout",
                 "--simple-log",
             ])
-            .arg(format!("--pidfile={}", dir.path().join("turn.pid").display()))
+            .arg(format!(
+                "--pidfile={}",
+                dir.path().join("turn.pid").display()
+            ))
             .arg(format!("--userdb={}", dir.path().join("turndb").display()))
             .stdout(Stdio::null())
             .stderr(Stdio::null())

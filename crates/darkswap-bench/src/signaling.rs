@@ -82,9 +82,24 @@ struct Side {
     failed: usize,
     rss_per_client_kib: f64,
     registration_secs: f64,
-    /// Per latency rate: (p50, p99, answered share).
-    latency: Vec<(f64, f64, f64)>,
+    /// Per latency rate.
+    latency: Vec<Latency>,
     max_rate: f64,
+    /// Server CPU-seconds per second over the last sustained step: whether
+    /// the server, or the machine (the load client shares it), ran out.
+    max_rate_cores: f64,
+}
+
+/// One latency phase.
+#[derive(Debug, Default, Clone, Copy)]
+struct Latency {
+    p50_ms: f64,
+    p99_ms: f64,
+    answered: f64,
+    /// Server CPU-milliseconds per offer answered (offer and answer
+    /// relayed): what the server's capacity is, whatever the load client
+    /// can send.
+    cpu_ms_per_offer: f64,
 }
 
 /// Runs the measure.
@@ -124,7 +139,11 @@ fn record(args: &SignalingArgs, figures: &mut Figures, ours: &Side, theirs: &Sid
         Some(">= 10000"),
         ours.registered as f64,
     );
-    figures.add("clients registered (PeerJS)", "count", theirs.registered as f64);
+    figures.add(
+        "clients registered (PeerJS)",
+        "count",
+        theirs.registered as f64,
+    );
     figures.add_versus(
         "registrations failed",
         "count",
@@ -159,13 +178,46 @@ fn record(args: &SignalingArgs, figures: &mut Figures, ours: &Side, theirs: &Sid
         let (Some(o), Some(t)) = (ours.latency.get(i), theirs.latency.get(i)) else {
             continue;
         };
-        figures.add_versus(&format!("offer→answer p50 at {rate}/s"), "ms", VS, None, o.0, t.0);
-        let goal = (*rate >= 1000).then_some("<= 5");
-        if let Some(goal) = goal {
-            figures.add_with_goal(&format!("offer→answer p99 at {rate}/s (ours)"), "ms", Some(goal), o.1);
+        figures.add_versus(
+            &format!("offer→answer p50 at {rate}/s"),
+            "ms",
+            VS,
+            None,
+            o.p50_ms,
+            t.p50_ms,
+        );
+        if *rate >= 1000 {
+            figures.add_with_goal(
+                &format!("offer→answer p99 at {rate}/s (ours)"),
+                "ms",
+                Some("<= 5"),
+                o.p99_ms,
+            );
         }
-        figures.add_versus(&format!("offer→answer p99 at {rate}/s"), "ms", VS, None, o.1, t.1);
-        figures.add_versus(&format!("answered at {rate}/s"), "%", VS, None, o.2 * 100.0, t.2 * 100.0);
+        figures.add_versus(
+            &format!("offer→answer p99 at {rate}/s"),
+            "ms",
+            VS,
+            None,
+            o.p99_ms,
+            t.p99_ms,
+        );
+        figures.add_versus(
+            &format!("answered at {rate}/s"),
+            "%",
+            VS,
+            None,
+            o.answered * 100.0,
+            t.answered * 100.0,
+        );
+        figures.add_versus(
+            &format!("server CPU per 1000 offers at {rate}/s"),
+            "CPU-ms",
+            VS,
+            Some("<= 0.33"),
+            o.cpu_ms_per_offer * 1000.0,
+            t.cpu_ms_per_offer * 1000.0,
+        );
     }
     figures.add_versus(
         "max sustained offer rate (offer + answer relayed)",
@@ -175,14 +227,29 @@ fn record(args: &SignalingArgs, figures: &mut Figures, ours: &Side, theirs: &Sid
         ours.max_rate,
         theirs.max_rate,
     );
+    figures.add_versus(
+        "server CPU busy at the max sustained rate",
+        "cores",
+        VS,
+        None,
+        ours.max_rate_cores,
+        theirs.max_rate_cores,
+    );
 }
 
 /// One server through the whole load.
-async fn side(args: &SignalingArgs, server: Server, entry: &std::path::Path) -> anyhow::Result<Side> {
+async fn side(
+    args: &SignalingArgs,
+    server: Server,
+    entry: &std::path::Path,
+) -> anyhow::Result<Side> {
     // Whichever runs, the other's handle is None; both drop (and are
     // killed) at the end of this function.
     let (relay, peerjs) = match server {
-        Server::Ours => (Some(args.relay.start(&relay_toml(args.clients + 16, 256))?), None),
+        Server::Ours => (
+            Some(args.relay.start(&relay_toml(args.clients + 16, 256))?),
+            None,
+        ),
         Server::PeerJs => (None, Some(PeerJs::start(entry, args.clients)?)),
     };
     let (pid, addr) = match (&relay, &peerjs) {
@@ -217,16 +284,21 @@ async fn side(args: &SignalingArgs, server: Server, entry: &std::path::Path) -> 
     let registration_secs = start.elapsed().as_secs_f64();
     let failures = failures.into_inner();
     if let Some(first) = failures.first() {
-        eprintln!("signaling: {server:?}: {} registrations failed, first: {first}", failures.len());
+        eprintln!(
+            "signaling: {server:?}: {} registrations failed, first: {first}",
+            failures.len()
+        );
     }
     let registered = args.clients - failures.len();
     process::wait_quiet(pid, Duration::from_secs(2), Duration::from_secs(120)).await?;
     let held = usage(pid)?;
-    let rss_per_client_kib = (held.rss_kib as f64 - before.rss_kib as f64) / registered.max(1) as f64;
+    let rss_per_client_kib =
+        (held.rss_kib as f64 - before.rss_kib as f64) / registered.max(1) as f64;
 
     // Pairs: offerer i sends to answerer i; phases steer the offerers.
     let (phase_tx, phase_rx) = watch::channel(None::<Phase>);
-    let (event_tx, mut events) = mpsc::unbounded_channel();
+    // Read all through each phase: the bound is slack for late answers.
+    let (event_tx, mut events) = mpsc::channel(1 << 16);
     let mut offerers = active.into_inner();
     let pairs = offerers.len() / 2;
     let answerers = offerers.split_off(pairs);
@@ -234,7 +306,15 @@ async fn side(args: &SignalingArgs, server: Server, entry: &std::path::Path) -> 
         let to = answerer.id.clone();
         tasks.spawn(load::answerer(server, answerer.ws, stop.clone()));
         let (phases, events) = (phase_rx.clone(), event_tx.clone());
-        tasks.spawn(load::offerer(server, offerer.ws, to, index, phases, events, stop.clone()));
+        tasks.spawn(load::offerer(
+            server,
+            offerer.ws,
+            to,
+            index,
+            phases,
+            events,
+            stop.clone(),
+        ));
     }
     drop(event_tx);
     let mut phase_id = 0;
@@ -252,23 +332,37 @@ async fn side(args: &SignalingArgs, server: Server, entry: &std::path::Path) -> 
     };
     let mut latency = Vec::new();
     for rate in &args.rates {
+        let cpu = usage(pid)?.cpu_secs;
         let phase = run_phase(f64::from(*rate), args.phase);
-        latency.push(collect(&mut events, phase).await);
+        let (p50_ms, p99_ms, answered, count) = collect(&mut events, phase).await;
+        latency.push(Latency {
+            p50_ms,
+            p99_ms,
+            answered,
+            cpu_ms_per_offer: (usage(pid)?.cpu_secs - cpu) * 1e3 / count.max(1) as f64,
+        });
     }
-    let mut max_rate = 0.0;
+    let (mut max_rate, mut max_rate_cores) = (0.0, 0.0);
     let mut rate = f64::from(args.ladder_start);
     let ceiling = f64::from(args.per_pair_max) * pairs as f64;
     loop {
         let rate_now = rate.min(ceiling);
+        let (cpu, at) = (usage(pid)?.cpu_secs, Instant::now());
         let phase = run_phase(rate_now, args.step);
-        let (_, p99, share) = collect(&mut events, phase).await;
-        eprintln!("signaling: {server:?}: {rate_now:.0}/s: p99 {p99:.1} ms, answered {:.1} %", share * 100.0);
+        let (_, p99, share, _) = collect(&mut events, phase).await;
+        let cores = (usage(pid)?.cpu_secs - cpu) / at.elapsed().as_secs_f64();
+        eprintln!(
+            "signaling: {server:?}: {rate_now:.0}/s: p99 {p99:.1} ms, answered {:.1} %",
+            share * 100.0
+        );
         if share < SUSTAINED_SHARE || p99 > SUSTAINED_P99_MS {
             break;
         }
-        max_rate = rate_now;
+        (max_rate, max_rate_cores) = (rate_now, cores);
         if rate_now >= ceiling {
-            eprintln!("signaling: {server:?}: sustained the ladder's ceiling ({ceiling:.0}/s): raise --pairs");
+            eprintln!(
+                "signaling: {server:?}: sustained the ladder's ceiling ({ceiling:.0}/s): raise --pairs"
+            );
             break;
         }
         rate *= args.ladder_factor;
@@ -283,12 +377,13 @@ async fn side(args: &SignalingArgs, server: Server, entry: &std::path::Path) -> 
         registration_secs,
         latency,
         max_rate,
+        max_rate_cores,
     })
 }
 
 /// Waits for `phase` to end (and its answers to come), and reads its
-/// events: (p50 ms, p99 ms, share of offers answered).
-async fn collect(events: &mut mpsc::UnboundedReceiver<Event>, phase: Phase) -> (f64, f64, f64) {
+/// events: (p50 ms, p99 ms, share of offers answered, offers answered).
+async fn collect(events: &mut mpsc::Receiver<Event>, phase: Phase) -> (f64, f64, f64, usize) {
     let deadline = phase.end + GRACE;
     let (mut sent, mut latencies) = (0u64, Vec::new());
     loop {
@@ -307,8 +402,12 @@ async fn collect(events: &mut mpsc::UnboundedReceiver<Event>, phase: Phase) -> (
     while let Ok(_late) = events.try_recv() {}
     let share = latencies.len() as f64 / sent.max(1) as f64;
     if latencies.is_empty() {
-        return (f64::NAN, f64::NAN, share);
+        return (f64::NAN, f64::NAN, share, 0);
     }
-    (quantile(&latencies, 0.5), quantile(&latencies, 0.99), share)
+    (
+        quantile(&latencies, 0.5),
+        quantile(&latencies, 0.99),
+        share,
+        latencies.len(),
+    )
 }
-

@@ -96,7 +96,9 @@ pub(crate) fn parse(server: Server, text: &str) -> anyhow::Result<Incoming> {
     let session = |s: Option<&str>| s.and_then(|s| s.parse().ok()).unwrap_or(u64::MAX);
     Ok(match server {
         Server::Ours => match serde_json::from_str(text).context("server message")? {
-            ServerToClient::Offer { from, session: s, .. } => Incoming::Offer {
+            ServerToClient::Offer {
+                from, session: s, ..
+            } => Incoming::Offer {
                 from,
                 session: session(s.as_deref()),
             },
@@ -218,7 +220,7 @@ pub(crate) async fn offerer(
     to: String,
     index: usize,
     mut phases: watch::Receiver<Option<Phase>>,
-    events: mpsc::UnboundedSender<Event>,
+    events: mpsc::Sender<Event>,
     stop: CancellationToken,
 ) {
     let mut session = 0u64;
@@ -249,7 +251,7 @@ pub(crate) async fn offerer(
                 if ws.send(Message::text(offer)).await.is_err() {
                     return;
                 }
-                let _ = events.send(Event::Sent(p.id));
+                let _ = events.send(Event::Sent(p.id)).await;
             }
             incoming = next(server, &mut ws) => match incoming {
                 Ok(Incoming::Answer { session: s }) => {
@@ -262,7 +264,7 @@ pub(crate) async fn offerer(
                         pending.pop_front();
                         if pending_session == s {
                             let ms = at.elapsed().as_secs_f64() * 1e3;
-                            let _ = events.send(Event::Answered(phase_id, ms));
+                            let _ = events.send(Event::Answered(phase_id, ms)).await;
                         }
                     }
                 }
@@ -293,7 +295,8 @@ mod tests {
                 session: 7
             }
         );
-        let answer = serde_json::json!({"type": "ANSWER", "src": "bob", "payload": {"session": "7"}});
+        let answer =
+            serde_json::json!({"type": "ANSWER", "src": "bob", "payload": {"session": "7"}});
         assert_eq!(
             parse(Server::PeerJs, &answer.to_string()).unwrap(),
             Incoming::Answer { session: 7 }
@@ -307,7 +310,8 @@ mod tests {
     #[test]
     fn our_messages_round_trip() {
         let offer = message(Server::Ours, false, "bob", 3);
-        let ClientToServer::Offer { to, session, .. } = serde_json::from_str(&offer).unwrap() else {
+        let ClientToServer::Offer { to, session, .. } = serde_json::from_str(&offer).unwrap()
+        else {
             panic!("not an offer: {offer}");
         };
         assert_eq!((to.as_str(), session.as_deref()), ("bob", Some("3")));

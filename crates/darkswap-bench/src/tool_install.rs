@@ -11,9 +11,8 @@ use anyhow::{Context as _, bail};
 
 /// Whether `program` is on `PATH`.
 pub(crate) fn on_path(program: &str) -> bool {
-    std::env::var_os("PATH").is_some_and(|paths| {
-        std::env::split_paths(&paths).any(|dir| dir.join(program).is_file())
-    })
+    std::env::var_os("PATH")
+        .is_some_and(|paths| std::env::split_paths(&paths).any(|dir| dir.join(program).is_file()))
 }
 
 /// Makes sure every one of `programs` is on `PATH`, installing the Debian
@@ -65,7 +64,10 @@ pub(crate) fn ensure_npm(name: &str, package: &str, file: &str) -> anyhow::Resul
     if !on_path("npm") || !on_path("node") {
         bail!("node and npm are needed to run {package}: apt-get install nodejs npm");
     }
-    eprintln!("installing the npm package {package} into {}", dir.display());
+    eprintln!(
+        "installing the npm package {package} into {}",
+        dir.display()
+    );
     std::fs::create_dir_all(&dir).with_context(|| format!("create {}", dir.display()))?;
     let status = Command::new("npm")
         .args(["install", "--no-audit", "--no-fund", "--prefix"])

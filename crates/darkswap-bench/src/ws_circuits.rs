@@ -192,12 +192,16 @@ async fn theirs(
             let handles: Vec<_> = (0..processes)
                 .map(|i| {
                     let coturn = &coturn;
-                    scope.spawn(move || coturn.uclient(share(i), messages, size, !small, LOAD_LIMIT))
+                    scope
+                        .spawn(move || coturn.uclient(share(i), messages, size, !small, LOAD_LIMIT))
                 })
                 .collect();
             handles
                 .into_iter()
-                .map(|h| h.join().unwrap_or_else(|_| Err(anyhow::anyhow!("uclient thread panicked"))))
+                .map(|h| {
+                    h.join()
+                        .unwrap_or_else(|_| Err(anyhow::anyhow!("uclient thread panicked")))
+                })
                 .collect::<anyhow::Result<Vec<_>>>()
         })?;
         let wall = start.elapsed().as_secs_f64();
@@ -260,10 +264,8 @@ async fn ours(
         let payload = payload.clone();
         async move {
             if small {
-                let (got, ()) = tokio::try_join!(
-                    send_and_count(a, payload, messages),
-                    echo(b, messages)
-                )?;
+                let (got, ()) =
+                    tokio::try_join!(send_and_count(a, payload, messages), echo(b, messages))?;
                 anyhow::Ok(got)
             } else {
                 let (x, y) = tokio::try_join!(
@@ -309,7 +311,9 @@ async fn open_circuit(
     client::send(&mut a.ws, &ClientToServer::CircuitRequest { to }).await?;
     let setup = async {
         let circuit_id = loop {
-            if let ServerToClient::CircuitRequest { circuit_id, .. } = client::next(&mut b.ws).await? {
+            if let ServerToClient::CircuitRequest { circuit_id, .. } =
+                client::next(&mut b.ws).await?
+            {
                 break circuit_id;
             }
         };
