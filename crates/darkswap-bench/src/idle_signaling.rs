@@ -192,7 +192,7 @@ async fn one_round(args: &IdleArgs, figures: &mut Figures) -> anyhow::Result<()>
 
 /// Holds a registered client idle: reads (and drops) what the server sends,
 /// which also answers its pings, until `stop`; then closes.
-async fn hold(mut ws: Ws, stop: CancellationToken) {
+pub(crate) async fn hold(mut ws: Ws, stop: CancellationToken) {
     loop {
         tokio::select! {
             _ = stop.cancelled() => break,
