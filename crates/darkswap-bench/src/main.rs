@@ -17,15 +17,18 @@
 
 mod burst;
 mod client;
+mod gossip;
 mod idle_signaling;
 mod ingest;
 mod join;
+mod netns;
 mod process;
 mod relay_config;
 mod report;
 mod sampler;
 mod soak_daemon;
 mod soak_relay;
+mod trade;
 
 use std::path::PathBuf;
 
@@ -63,6 +66,12 @@ enum Measure {
     /// Ten maker daemons burst 10,000 orders through a hub: what each book
     /// holds, how long they take to converge, what the metrics say.
     Burst(burst::BurstArgs),
+    /// A hundred SDK nodes gossip signed orders over 20 ms links: p99
+    /// delivery against a 3-hop path, duplicates per message (P5).
+    Gossip(gossip::GossipArgs),
+    /// Proposal to finalized PSBT between two SDK nodes at 0 and 63 ms
+    /// RTT, in round trips, signing apart (P9).
+    Trade(trade::TradeArgs),
 }
 
 #[tokio::main]
@@ -77,6 +86,8 @@ async fn main() -> anyhow::Result<()> {
         Measure::Ingest(a) => ("ingest", ingest::run(a, cli.quick)?),
         Measure::Join(a) => ("join", join::run(a, cli.quick).await?),
         Measure::Burst(a) => ("burst", burst::run(a, cli.quick).await?),
+        Measure::Gossip(a) => ("gossip", gossip::run(a, cli.quick).await?),
+        Measure::Trade(a) => ("trade", trade::run(a, cli.quick).await?),
     };
     report.print();
     let path = cli
