@@ -30,7 +30,7 @@ use crate::{
 };
 
 /// How long every node may take to have a full mesh.
-const MESH_TIMEOUT: Duration = Duration::from_secs(90);
+const MESH_TIMEOUT: Duration = Duration::from_secs(60);
 /// How long one order may take to reach every node before the missing
 /// deliveries are counted as such.
 const DELIVERY_TIMEOUT: Duration = Duration::from_secs(5);
@@ -211,12 +211,16 @@ async fn measure(args: GossipArgs) -> anyhow::Result<Figures> {
             args.nodes + 4,
             started.elapsed().as_secs_f64()
         );
-        let mesh = wait_mesh(&nodes.handles[..args.nodes], &nodes.handles[args.nodes..]).await?;
+        let (mesh, subscribed) =
+            wait_mesh(&nodes.handles[..args.nodes], &nodes.handles[args.nodes..]).await?;
+        let min = |v: &[f64]| v.iter().copied().fold(f64::MAX, f64::min);
         eprintln!(
-            "gossip: mesh formed after {:.1} s (mesh peers per node: median {}, min {})",
+            "gossip: mesh formed after {:.1} s: mesh peers per node median {} (min {}), connected peers median {} (min {})",
             started.elapsed().as_secs_f64(),
             median(&mesh),
-            mesh.iter().copied().fold(f64::MAX, f64::min)
+            min(&mesh),
+            median(&subscribed),
+            min(&subscribed)
         );
         let total_orders = (args.rounds * args.orders * 2 + 4) as usize;
         let creates = darkswap_testkit::signed_creates(total_orders, 1);
@@ -296,6 +300,11 @@ async fn measure(args: GossipArgs) -> anyhow::Result<Figures> {
             figures.add("deliveries missing", "count", missing as f64);
         }
         figures.add("mesh peers per node (median)", "peers", median(&mesh));
+        figures.add(
+            "connected peers per node (median)",
+            "peers",
+            median(&subscribed),
+        );
         Ok(figures)
     }
     .await;
@@ -344,28 +353,47 @@ async fn publish_and_wait(
     Ok(times)
 }
 
-/// Waits until every mesh node has at least [`MESH_LOW`] peers in its
-/// orderbook mesh and each chain node its neighbours; the mesh nodes'
-/// mesh sizes.
-async fn wait_mesh(mesh: &[NetworkHandle], chain: &[NetworkHandle]) -> anyhow::Result<Vec<f64>> {
+/// Waits until every mesh node has grafted as many peers into its
+/// orderbook mesh as gossipsub aims for ([`MESH_LOW`], or every peer it is
+/// connected to if it has fewer) and each chain node its
+/// neighbours; the mesh nodes' mesh sizes and subscribed peers.
+async fn wait_mesh(
+    mesh: &[NetworkHandle],
+    chain: &[NetworkHandle],
+) -> anyhow::Result<(Vec<f64>, Vec<f64>)> {
     let deadline = Instant::now() + MESH_TIMEOUT;
     loop {
-        let mut sizes = Vec::with_capacity(mesh.len());
+        let (mut sizes, mut peers, mut short) = (vec![], vec![], 0);
         for h in mesh {
-            sizes.push(topic_sample(h, "libp2p_gossipsub_mesh_peer_counts")?);
+            let size = topic_sample(h, "libp2p_gossipsub_mesh_peer_counts")?;
+            // Every node subscribes to the topic: its connected peers are
+            // the peers it could graft.
+            let subscribed = h.connected_peers().await?.len() as f64;
+            if subscribed < 1.0 || size < subscribed.min(MESH_LOW) {
+                short += 1;
+            }
+            sizes.push(size);
+            peers.push(subscribed);
         }
         let mut chain_ok = true;
         for (i, h) in chain.iter().enumerate() {
             let want = if i == 0 || i == chain.len() - 1 { 1.0 } else { 2.0 };
             chain_ok &= topic_sample(h, "libp2p_gossipsub_mesh_peer_counts")? >= want;
         }
-        let low = sizes.iter().filter(|&&s| s < MESH_LOW).count();
-        if low == 0 && chain_ok {
-            return Ok(sizes);
+        if short == 0 && chain_ok {
+            return Ok((sizes, peers));
         }
         if Instant::now() > deadline {
+            let names: Vec<String> = mesh[0]
+                .metrics_registry()
+                .get_metrics()?
+                .into_iter()
+                .filter(|s| s.name.contains("gossipsub"))
+                .map(|s| format!("{}{{{}}}", s.name, s.labels))
+                .collect();
+            eprintln!("node 0's gossipsub series: {names:?}");
             bail!(
-                "after {MESH_TIMEOUT:?}, {low} of {} nodes have fewer than {MESH_LOW} mesh peers (chain complete: {chain_ok})",
+                "after {MESH_TIMEOUT:?}, {short} of {} nodes have a short mesh (chain complete: {chain_ok}; mesh sizes {sizes:?}, connected peers {peers:?})",
                 mesh.len()
             );
         }
