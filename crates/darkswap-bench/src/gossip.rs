@@ -96,13 +96,19 @@ pub(crate) async fn run(args: GossipArgs, quick: bool) -> anyhow::Result<Report>
     Report::new("gossip", conditions, &args, figures)
 }
 
-/// A node's configuration: no mDNS (nodes meet through Kademlia), Kademlia
-/// in server mode (loopback addresses are never confirmed external).
-fn config() -> NetworkConfig {
+/// Node `i`'s configuration: no mDNS (nodes meet through Kademlia),
+/// Kademlia in server mode (loopback addresses are never confirmed
+/// external), and an address of its own, `127.0.0.<i + 1>` (the whole of
+/// 127/8 is the namespace's loopback; outbound connections leave from the
+/// listening address). On one address, gossipsub's IP colocation penalty
+/// (more than 10 peers from one IP) scores every peer below zero and no
+/// mesh forms at all: a hundred machines have a hundred addresses.
+fn config(i: usize) -> NetworkConfig {
+    let listen = format!("/ip4/127.0.{}.{}/tcp/0", i / 250, i % 250 + 1);
     NetworkConfig::default()
         .with_mdns(false)
         .with_kad_mode(KadMode::Server)
-        .with_listen_addresses(["/ip4/127.0.0.1/tcp/0".parse().expect("a valid multiaddr")])
+        .with_listen_addresses([listen.parse().expect("a valid multiaddr")])
         .with_connection_timeout(Duration::from_secs(30))
 }
 
@@ -186,7 +192,7 @@ async fn measure(args: GossipArgs) -> anyhow::Result<Figures> {
             } else {
                 boot.choose_multiple(&mut rand::thread_rng(), 2).cloned().collect()
             };
-            let (net, addr) = spawn(config().with_bootstrap_peers(peers)).await?;
+            let (net, addr) = spawn(config(i).with_bootstrap_peers(peers)).await?;
             if i < args.bootstrap {
                 boot.push(addr);
             }
@@ -196,7 +202,7 @@ async fn measure(args: GossipArgs) -> anyhow::Result<Figures> {
         // its neighbours.
         let mut chain_addrs = Vec::new();
         for i in 0..4 {
-            let (net, addr) = spawn(config().with_kad(false)).await?;
+            let (net, addr) = spawn(config(args.nodes + i).with_kad(false)).await?;
             nodes.adopt(args.nodes + i, net, tx.clone());
             chain_addrs.push(addr);
         }
