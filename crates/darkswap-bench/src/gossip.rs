@@ -125,7 +125,12 @@ struct Nodes {
 impl Nodes {
     /// Reads `net`'s events until told to stop, reporting each order it
     /// receives as node `index`; then shuts it down.
-    fn adopt(&mut self, index: usize, mut net: Network, deliveries: mpsc::UnboundedSender<Delivery>) {
+    fn adopt(
+        &mut self,
+        index: usize,
+        mut net: Network,
+        deliveries: mpsc::UnboundedSender<Delivery>,
+    ) {
         self.handles.push(net.handle());
         let mut stop = self.stop.subscribe();
         self.readers.push(tokio::spawn(async move {
@@ -175,7 +180,10 @@ async fn spawn(config: NetworkConfig) -> anyhow::Result<(Network, darkswap_p2p::
         .next()
         .context("a node without a listen address")?;
     let id = net.local_peer_id();
-    Ok((net, addr.with(darkswap_p2p::core::multiaddr::Protocol::P2p(id))))
+    Ok((
+        net,
+        addr.with(darkswap_p2p::core::multiaddr::Protocol::P2p(id)),
+    ))
 }
 
 /// Everything inside the namespace: the nodes, the mesh, the rounds.
@@ -391,7 +399,11 @@ async fn wait_mesh(
         }
         let mut chain_ok = true;
         for (i, h) in chain.iter().enumerate() {
-            let want = if i == 0 || i == chain.len() - 1 { 1.0 } else { 2.0 };
+            let want = if i == 0 || i == chain.len() - 1 {
+                1.0
+            } else {
+                2.0
+            };
             chain_ok &= topic_sample(h, "libp2p_gossipsub_mesh_peer_counts")? >= want;
         }
         // A few nodes may keep a short mesh for long (peers pruned on
@@ -443,7 +455,10 @@ fn counters(handles: &[NetworkHandle]) -> anyhow::Result<Vec<Received>> {
         .iter()
         .map(|h| {
             Ok(Received {
-                unfiltered: topic_sample(h, "libp2p_gossipsub_topic_msg_recv_counts_unfiltered_total")?,
+                unfiltered: topic_sample(
+                    h,
+                    "libp2p_gossipsub_topic_msg_recv_counts_unfiltered_total",
+                )?,
                 unique: topic_sample(h, "libp2p_gossipsub_topic_msg_recv_counts_total")?,
             })
         })
@@ -475,7 +490,11 @@ fn duplicates(before: &[Received], after: &[Received]) -> Duplicates {
         } else {
             ratios.iter().sum::<f64>() / ratios.len() as f64
         },
-        overall: if unique > 0.0 { all / unique - 1.0 } else { f64::NAN },
+        overall: if unique > 0.0 {
+            all / unique - 1.0
+        } else {
+            f64::NAN
+        },
     }
 }
 

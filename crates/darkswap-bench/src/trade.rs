@@ -342,7 +342,11 @@ async fn one_trade(seed: u8) -> anyhow::Result<TradeTimes> {
         let ping = tokio::time::timeout(SETUP_TIMEOUT, async {
             loop {
                 let peers = taker.peers().await?;
-                if let Some(rtt) = peers.iter().find(|p| p.peer_id == maker_id).and_then(|p| p.rtt) {
+                if let Some(rtt) = peers
+                    .iter()
+                    .find(|p| p.peer_id == maker_id)
+                    .and_then(|p| p.rtt)
+                {
                     return anyhow::Ok(rtt);
                 }
                 tokio::time::sleep(Duration::from_millis(100)).await;
@@ -387,15 +391,26 @@ async fn one_trade(seed: u8) -> anyhow::Result<TradeTimes> {
             .context("the trade timed out")??;
         let taker_finalized = taker_fin.context("the taker never reported Finalized")?;
         let maker_finalized = maker_fin.context("the maker never reported Finalized")?;
-        let records = store.records.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        let records = store
+            .records
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
         anyhow::ensure!(
-            broadcaster.got.lock().unwrap_or_else(|p| p.into_inner()).len() == 1,
+            broadcaster
+                .got
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .len()
+                == 1,
             "the trade was not broadcast once"
         );
         Ok(TradeTimes {
             taker_finalized,
             both_finalized: taker_finalized.max(maker_finalized),
-            completed: taker_done.unwrap_or_default().max(maker_done.unwrap_or_default()),
+            completed: taker_done
+                .unwrap_or_default()
+                .max(maker_done.unwrap_or_default()),
             signing: *signing.lock().unwrap_or_else(|p| p.into_inner()),
             ping,
             messages: count_messages(&records),
