@@ -117,7 +117,16 @@ impl Namespace {
             }
             Shaper::Queue { delay_us, .. } => {
                 let was = delay_us.swap(delay.as_micros() as u64, Ordering::SeqCst);
-                let rule = ["OUTPUT", "-o", "lo", "-j", "NFQUEUE", "--queue-num", "0", "--queue-bypass"];
+                let rule = [
+                    "OUTPUT",
+                    "-o",
+                    "lo",
+                    "-j",
+                    "NFQUEUE",
+                    "--queue-num",
+                    "0",
+                    "--queue-bypass",
+                ];
                 let iptables = |op: &str| {
                     let mut args = vec!["netns", "exec", &self.name, "iptables-legacy", op];
                     args.extend(rule);
@@ -185,8 +194,7 @@ impl Namespace {
                 let _ = tx.send(result);
             })
             .context("spawn the namespace's thread")?;
-        rx.await
-            .context("the namespace's thread panicked")?
+        rx.await.context("the namespace's thread panicked")?
     }
 }
 
@@ -275,11 +283,10 @@ fn delay_queue(
         if !got {
             // No way to wait on the socket: a short nap, shorter if a
             // packet is due sooner (the delay's precision).
-            let nap = held
-                .front()
-                .map_or(Duration::from_micros(200), |(at, _)| {
-                    at.saturating_duration_since(now).min(Duration::from_micros(200))
-                });
+            let nap = held.front().map_or(Duration::from_micros(200), |(at, _)| {
+                at.saturating_duration_since(now)
+                    .min(Duration::from_micros(200))
+            });
             std::thread::sleep(nap);
         }
     }
@@ -304,7 +311,13 @@ fn ensure_iptables() -> anyhow::Result<()> {
     }
     eprintln!("installing iptables (the kernel has no netem: packets are delayed through NFQUEUE)");
     let out = Command::new("apt-get")
-        .args(["install", "-y", "-qq", "--no-install-recommends", "iptables"])
+        .args([
+            "install",
+            "-y",
+            "-qq",
+            "--no-install-recommends",
+            "iptables",
+        ])
         .env("DEBIAN_FRONTEND", "noninteractive")
         .output()
         .context("run apt-get")?;
@@ -371,7 +384,13 @@ fn ensure_iproute2() -> anyhow::Result<()> {
     }
     eprintln!("installing iproute2 (ip, tc)");
     let out = Command::new("apt-get")
-        .args(["install", "-y", "-qq", "--no-install-recommends", "iproute2"])
+        .args([
+            "install",
+            "-y",
+            "-qq",
+            "--no-install-recommends",
+            "iproute2",
+        ])
         .env("DEBIAN_FRONTEND", "noninteractive")
         .output()
         .context("run apt-get")?;

@@ -116,6 +116,7 @@ fn build(
     key: &Keypair,
     relay_client: relay::client::Behaviour,
     config: &NetworkConfig,
+    metrics: &mut prometheus_client::registry::Registry,
 ) -> Result<Behaviour, Error> {
     let limits = &config.connection_limits;
     if !(limits.max_memory_fraction > 0.0 && limits.max_memory_fraction <= 1.0) {
@@ -187,7 +188,13 @@ fn build(
                 .with_agent_version(format!("darkswap-p2p/{}", env!("CARGO_PKG_VERSION")))
                 .with_push_listen_addr_updates(true),
         )),
-        gossipsub: gossipsub_behaviour(key, config.max_message_size)?,
+        // Gossipsub's own counters (messages received with and without
+        // duplicates, mesh sizes, IWANT/IDONTWANT) beside libp2p-metrics'
+        // `libp2p_gossipsub_messages`, which counts only unique messages.
+        gossipsub: gossipsub_behaviour(key, config.max_message_size)?.with_metrics(
+            metrics.sub_registry_with_prefix("libp2p_gossipsub"),
+            gossipsub::MetricsConfig::default(),
+        ),
         kad: kad.into(),
         mdns: mdns.into(),
         dcutr: dcutr_filter::Dcutr::new(peer_id),
@@ -270,7 +277,7 @@ pub(crate) async fn build_swarm(
         .map_err(|e| build_err(&e))?
         .with_bandwidth_metrics(metrics)
         .with_behaviour(|key, relay_client| {
-            build(key, relay_client, config)
+            build(key, relay_client, config, metrics)
                 .map(LoopbackGuard::new)
                 .map_err(Box::<dyn std::error::Error + Send + Sync>::from)
         })
@@ -313,7 +320,7 @@ pub(crate) async fn build_swarm(
         .map_err(|e| build_err(&e))?
         .with_bandwidth_metrics(metrics)
         .with_behaviour(|key, relay_client| {
-            build(key, relay_client, config)
+            build(key, relay_client, config, metrics)
                 .map(LoopbackGuard::new)
                 .map_err(Box::<dyn std::error::Error + Send + Sync>::from)
         })
