@@ -17,6 +17,8 @@
 
 mod burst;
 mod client;
+mod holepunch;
+mod holepunch_delay;
 mod idle_signaling;
 mod ingest;
 mod join;
@@ -63,6 +65,10 @@ enum Measure {
     /// Ten maker daemons burst 10,000 orders through a hub: what each book
     /// holds, how long they take to converge, what the metrics say.
     Burst(burst::BurstArgs),
+    /// P7: relayed → direct (DCUtR) between two daemons behind NAT routers
+    /// in the NAT lab at 0, 20 and 63 ms RTT, against 3 RTT plus a direct
+    /// handshake without NAT.
+    Holepunch(holepunch::HolepunchArgs),
 }
 
 #[tokio::main]
@@ -77,6 +83,7 @@ async fn main() -> anyhow::Result<()> {
         Measure::Ingest(a) => ("ingest", ingest::run(a, cli.quick)?),
         Measure::Join(a) => ("join", join::run(a, cli.quick).await?),
         Measure::Burst(a) => ("burst", burst::run(a, cli.quick).await?),
+        Measure::Holepunch(a) => ("holepunch", holepunch::run(a, cli.quick)?),
     };
     report.print();
     let path = cli
