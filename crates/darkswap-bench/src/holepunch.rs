@@ -55,6 +55,13 @@ const PUNCH_WITHIN: Duration = Duration::from_secs(25);
 const LOG_WITHIN: Duration = Duration::from_secs(3);
 /// Bound on one curl call to a daemon's API.
 const CURL_WITHIN: Duration = Duration::from_secs(20);
+/// Trials per relay (and daemon A): every B comes from router 2's address,
+/// and the relay's per-IP circuit rate limit (60 a minute) counts the
+/// circuits of each B's DHT walk too (to A and to the Bs before it), so
+/// after ten or so quick trials it refused B's dial; a fresh relay (on its
+/// address, with its key) and a fresh A every few trials keep it out of
+/// the way, as a fresh lab per NAT lab cell does.
+const TRIALS_PER_RELAY: usize = 5;
 /// Bound on a daemon stopping after SIGTERM (its shutdown grace is 2 s).
 const STOP_WITHIN: Duration = Duration::from_secs(5);
 /// The log filter: libp2p-swarm says when each connection is established,
@@ -93,7 +100,9 @@ const P2_IP: Ipv4Addr = Ipv4Addr::new(7, 7, 7, 32);
 struct Lab {
     /// First: dropped (rules and threads gone) before the namespaces.
     delays: Vec<Delay>,
-    relay: Relay,
+    /// `None` only while it restarts.
+    relay: Option<Relay>,
+    relay_dir: std::path::PathBuf,
     sites: [Site; 2],
     public: [PublicHost; 2],
     _relay_host: PublicHost,
@@ -126,12 +135,34 @@ impl Lab {
         ];
         Ok(Lab {
             delays,
-            relay,
+            relay: Some(relay),
+            relay_dir,
             sites,
             public,
             _relay_host: relay_host,
             _segment: segment,
         })
+    }
+
+    /// Kills the relay and starts it again on its address with its key
+    /// (see [`TRIALS_PER_RELAY`]).
+    fn restart_relay(&mut self, bins: &Binaries, transport: Transport) -> Result<()> {
+        if let Some(old) = self.relay.take() {
+            let _ = old.save_logs(&self.relay_dir.join("relay.log"));
+            old.kill_9();
+        }
+        self.relay = Some(Relay::start(
+            bins,
+            &self._relay_host.ns,
+            RELAY_IP,
+            transport,
+            &self.relay_dir,
+        )?);
+        Ok(())
+    }
+
+    fn relay_addr(&self) -> Result<String> {
+        Ok(self.relay.as_ref().context("relay running")?.addr.clone())
     }
 
     /// Half of `rtt_ms` on each site router's WAN egress and each public
@@ -206,7 +237,9 @@ pub(crate) fn run(args: HolepunchArgs, quick: bool) -> Result<Report> {
             break;
         }
     }
-    let _ = lab.relay.save_logs(&work.path().join("relay.log"));
+    if let Some(relay) = &lab.relay {
+        let _ = relay.save_logs(&work.path().join("relay.log"));
+    }
     drop(lab);
     if result.is_err() || args.keep {
         eprintln!("holepunch: logs kept in {}", work.keep().display());
@@ -278,35 +311,35 @@ fn at_rtt(
     figures: &mut Figures,
 ) -> Result<()> {
     lab.set_rtt(rtt)?;
-    let relay = lab.relay.addr.as_str();
-    let a_dir = dir.join("a");
-    let a = start(
-        bins,
-        &lab.sites[0].host,
-        &a_dir,
-        &daemon_args(transport, fixed_port, Some(relay)),
-    )?;
     let p1 = start(
         bins,
         &lab.public[0].ns,
         &dir.join("p1"),
         &daemon_args(transport, fixed_port, None),
     )?;
-    {
-        let mut timeline = Timeline::default();
-        let _follow = a.follow(0, &timeline)?;
-        timeline
-            .wait(Instant::now() + RESERVE_WITHIN, |s| {
-                reserved(&s.event, None)
-            })
-            .ok_or_else(|| anyhow!("A held no reservation within {RESERVE_WITHIN:?}"))?;
-    }
+    let mut a: Option<(Daemon, std::path::PathBuf)> = None;
+    let mut relay = String::new();
     let mut punches = Vec::new();
     let mut handshakes = Vec::new();
     let mut first_dials = Vec::new();
     let mut failed = 0usize;
     let mut stopping = Vec::new();
     for n in 0..args.trials {
+        if n % TRIALS_PER_RELAY == 0 {
+            if let Some((old, _)) = a.take() {
+                stopping.push(retire(old));
+            }
+            lab.restart_relay(bins, transport)?;
+            relay = lab.relay_addr()?;
+            *port += 1;
+            let a_dir = dir.join(format!("a{n}"));
+            a = Some((
+                start_a(bins, &lab.sites[0].host, &a_dir, transport, *port, &relay)?,
+                a_dir,
+            ));
+        }
+        let (a, a_dir) = a.as_ref().context("A running")?;
+        let relay = relay.as_str();
         *port += 1;
         let trial_dir = dir.join(format!("trial{n}"));
         let (b_dir, p2_dir) = (trial_dir.join("b"), trial_dir.join("p2"));
@@ -333,7 +366,7 @@ fn at_rtt(
         if !punch_first {
             hs = Some(handshake(&lab.public[0].ns, &p1, &p2, transport, *port)?);
         }
-        let punch = punch(&a, &a_dir, &b, &b_dir, relay);
+        let punch = punch(a, a_dir, &b, &b_dir, relay);
         if punch_first {
             hs = Some(handshake(&lab.public[0].ns, &p1, &p2, transport, *port)?);
         }
@@ -363,7 +396,7 @@ fn at_rtt(
             }
         }
     }
-    for d in [a, p1] {
+    for d in a.map(|(a, _)| a).into_iter().chain([p1]) {
         stopping.push(retire(d));
     }
     for t in stopping {
@@ -379,6 +412,26 @@ fn at_rtt(
         median(&first_dials),
     );
     Ok(())
+}
+
+/// Starts daemon A behind router 1 and waits for its reservation.
+fn start_a(
+    bins: &Binaries,
+    ns: &Netns,
+    dir: &Path,
+    transport: Transport,
+    port: u16,
+    relay: &str,
+) -> Result<Daemon> {
+    let a = start(bins, ns, dir, &daemon_args(transport, port, Some(relay)))?;
+    let mut timeline = Timeline::default();
+    let _follow = a.follow(0, &timeline)?;
+    timeline
+        .wait(Instant::now() + RESERVE_WITHIN, |s| {
+            reserved(&s.event, None)
+        })
+        .ok_or_else(|| anyhow!("A held no reservation within {RESERVE_WITHIN:?}"))?;
+    Ok(a)
 }
 
 fn add_figures(
