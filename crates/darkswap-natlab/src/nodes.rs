@@ -189,15 +189,29 @@ impl Daemon {
     /// Starts a daemon in `ns` with its data in `data_dir`, its log in
     /// `data_dir/daemon.log`, and `args` after `daemon`.
     pub fn start(bins: &Binaries, ns: &Netns, data_dir: &Path, args: &[String]) -> Result<Self> {
+        Self::start_logging(bins, ns, data_dir, args, None)
+    }
+
+    /// As [`start`](Self::start), with `log` (a RUST_LOG filter) for its
+    /// log instead of `NAT_LAB_LOG` or `info`: a caller that reads timings
+    /// from the log asks for the debug lines it needs.
+    pub fn start_logging(
+        bins: &Binaries,
+        ns: &Netns,
+        data_dir: &Path,
+        args: &[String],
+        log: Option<&str>,
+    ) -> Result<Self> {
+        let filter = match log {
+            Some(filter) => filter.to_owned(),
+            // `NAT_LAB_LOG` (a RUST_LOG filter) for more detail in the logs.
+            None => std::env::var("NAT_LAB_LOG").unwrap_or_else(|_| "info".to_owned()),
+        };
         let mut cmd = ns.command(bins.darkswap.to_str().context("utf-8 path")?);
         cmd.args(["--api", "127.0.0.1:0", "daemon", "--no-mdns", "--data-dir"])
             .arg(data_dir)
             .args(args)
-            // `NAT_LAB_LOG` (a RUST_LOG filter) for more detail in the logs.
-            .env(
-                "RUST_LOG",
-                std::env::var("NAT_LAB_LOG").unwrap_or_else(|_| "info".to_owned()),
-            )
+            .env("RUST_LOG", filter)
             .env("NO_COLOR", "1")
             .env_remove("DARKSWAP_CONFIG")
             .env_remove("DARKSWAP_API")
