@@ -17,9 +17,11 @@
 
 mod burst;
 mod client;
+mod hop_client;
 mod idle_signaling;
 mod ingest;
 mod join;
+mod memory;
 mod process;
 mod relay_config;
 mod report;
@@ -63,6 +65,9 @@ enum Measure {
     /// Ten maker daemons burst 10,000 orders through a hub: what each book
     /// holds, how long they take to converge, what the metrics say.
     Burst(burst::BurstArgs),
+    /// Memory of the idle relay, per reservation, per circuit, per idle
+    /// signaling socket; of the idle daemon and per 1,000 orders.
+    Memory(memory::MemoryArgs),
 }
 
 #[tokio::main]
@@ -77,6 +82,7 @@ async fn main() -> anyhow::Result<()> {
         Measure::Ingest(a) => ("ingest", ingest::run(a, cli.quick)?),
         Measure::Join(a) => ("join", join::run(a, cli.quick).await?),
         Measure::Burst(a) => ("burst", burst::run(a, cli.quick).await?),
+        Measure::Memory(a) => ("memory", memory::run(a, cli.quick).await?),
     };
     report.print();
     let path = cli
