@@ -29,6 +29,9 @@ const CLIENT_TIMEOUT: Duration = Duration::from_secs(30);
 /// Bound on the daemon taking in the whole book.
 const SYNC_TIMEOUT: Duration = Duration::from_secs(120);
 
+/// The daemon's count of node events it could not take in time.
+const DROPPED_EVENTS: &str = r#"darkswap_messages_dropped_total{reason="event_queue_full"}"#;
+
 /// Flags of `memory`.
 #[derive(Debug, Clone, clap::Args, serde::Serialize)]
 pub(crate) struct MemoryArgs {
@@ -139,7 +142,8 @@ async fn relay_round(args: &MemoryArgs, figures: &mut Figures) -> anyhow::Result
         .await;
     let mut clients = Vec::with_capacity(results.len());
     for r in results {
-        clients.push(r.context("a client's reservation")?);
+        // Debug: some transport errors display as nothing.
+        clients.push(r.map_err(|e| anyhow::anyhow!("a client's reservation: {e:?}"))?);
     }
     let reserve_time = started.elapsed();
     let n = clients.len() as f64;
@@ -337,13 +341,25 @@ async fn daemon_round(
     }
     // The daemon's own count of what sync brought; the book itself is read
     // through the API only after the memory, as a 20,000-order answer
-    // costs memory of its own.
+    // costs memory of its own (kept by the allocator).
     let synced_name = "darkswap_orderbook_sync_changes_total";
     loop {
         let synced = process::metric(&http, daemon.api, synced_name)
             .await
             .unwrap_or(0.0);
         if synced >= holder.orders as f64 {
+            break;
+        }
+        // The daemon's event queue (1,024) overflows while sync adds
+        // thousands of orders, and the event that ends the sync (what the
+        // counter counts) may be among those it drops. Then the sync is over
+        // once the daemon is quiet; its book is checked below either way.
+        let dropped = process::metric(&http, daemon.api, DROPPED_EVENTS)
+            .await
+            .unwrap_or(0.0);
+        if dropped > 0.0
+            && process::wait_quiet(pid, Duration::from_secs(2), Duration::from_secs(10)).await?
+        {
             break;
         }
         if started.elapsed() > SYNC_TIMEOUT {
