@@ -51,7 +51,7 @@ pub(crate) struct MemoryArgs {
     concurrency: usize,
     /// Idle signaling clients (the `idle-signaling` measure's round, with
     /// fewer clients so the suite keeps its time budget).
-    #[arg(long, default_value_t = 1000)]
+    #[arg(long, default_value_t = 2000)]
     signaling_clients: usize,
     /// How long the signaling clients stay idle before the memory is read.
     #[arg(long, default_value = "3s", value_parser = humantime::parse_duration)]

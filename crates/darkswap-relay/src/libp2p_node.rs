@@ -113,7 +113,6 @@ fn hop_limits(c: &HopConfig) -> relay::Config {
         max_circuit_bytes: c.max_circuit_bytes,
         reservation_rate_limiters: Vec::new(),
         circuit_src_rate_limiters: Vec::new(),
-        ..relay::Config::default()
     }
     .reservation_rate_per_peer(
         c.reservation_rate_per_peer.limit,
@@ -581,9 +580,11 @@ mod tests {
     /// one that applies: 200 peers from one address all get through.
     #[test]
     fn configured_rates_above_libp2ps_defaults_apply() {
-        let mut hop = HopConfig::default();
-        hop.reservation_rate_per_ip = RateLimit::new(1000, Duration::from_secs(60));
-        hop.circuit_rate_per_ip = RateLimit::new(1000, Duration::from_secs(60));
+        let hop = HopConfig {
+            reservation_rate_per_ip: RateLimit::new(1000, Duration::from_secs(60)),
+            circuit_rate_per_ip: RateLimit::new(1000, Duration::from_secs(60)),
+            ..HopConfig::default()
+        };
         let mut config = hop_limits(&hop);
         let addr: Multiaddr = "/ip4/127.0.0.1/tcp/1".parse().expect("an address");
         let now = Instant::now();
