@@ -142,10 +142,22 @@ fn raw(algorithm: EncryptionAlgorithm, message: &[u8], count: usize) -> anyhow::
             for i in 0..count {
                 let n = nonce_of(i);
                 let sealed = c
-                    .encrypt(&n.into(), Payload { msg: message, aad: &aad })
+                    .encrypt(
+                        &n.into(),
+                        Payload {
+                            msg: message,
+                            aad: &aad,
+                        },
+                    )
                     .map_err(|_| anyhow::anyhow!("seal"))?;
                 let open = c
-                    .decrypt(&n.into(), Payload { msg: &sealed, aad: &aad })
+                    .decrypt(
+                        &n.into(),
+                        Payload {
+                            msg: &sealed,
+                            aad: &aad,
+                        },
+                    )
                     .map_err(|_| anyhow::anyhow!("open"))?;
                 anyhow::ensure!(open.len() == message.len(), "wrong length back");
             }
@@ -155,10 +167,22 @@ fn raw(algorithm: EncryptionAlgorithm, message: &[u8], count: usize) -> anyhow::
             for i in 0..count {
                 let n = nonce_of(i);
                 let sealed = c
-                    .encrypt(&n.into(), Payload { msg: message, aad: &aad })
+                    .encrypt(
+                        &n.into(),
+                        Payload {
+                            msg: message,
+                            aad: &aad,
+                        },
+                    )
                     .map_err(|_| anyhow::anyhow!("seal"))?;
                 let open = c
-                    .decrypt(&n.into(), Payload { msg: &sealed, aad: &aad })
+                    .decrypt(
+                        &n.into(),
+                        Payload {
+                            msg: &sealed,
+                            aad: &aad,
+                        },
+                    )
                     .map_err(|_| anyhow::anyhow!("open"))?;
                 anyhow::ensure!(open.len() == message.len(), "wrong length back");
             }

@@ -125,12 +125,7 @@ struct Nodes {
 impl Nodes {
     /// Reads `net`'s events until told to stop, reporting each order it
     /// receives as node `index`; then shuts it down.
-    fn adopt(
-        &mut self,
-        index: usize,
-        mut net: Network,
-        deliveries: mpsc::UnboundedSender<Delivery>,
-    ) {
+    fn adopt(&mut self, index: usize, mut net: Network, deliveries: mpsc::Sender<Delivery>) {
         self.handles.push(net.handle());
         let mut stop = self.stop.subscribe();
         self.readers.push(tokio::spawn(async move {
@@ -142,7 +137,10 @@ impl Nodes {
                             if topic == ORDERBOOK_TOPIC =>
                         {
                             if let Some(id) = order_id(&message) {
-                                let _ = deliveries.send((index, id, Instant::now()));
+                                // Stamped before the send: a full channel
+                                // delays the reader, not the figure.
+                                let at = Instant::now();
+                                let _ = deliveries.send((index, id, at)).await;
                             }
                         }
                         Some(_) => {}
@@ -188,7 +186,8 @@ async fn spawn(config: NetworkConfig) -> anyhow::Result<(Network, darkswap_p2p::
 
 /// Everything inside the namespace: the nodes, the mesh, the rounds.
 async fn measure(args: GossipArgs) -> anyhow::Result<Figures> {
-    let (tx, mut rx) = mpsc::unbounded_channel();
+    // Every delivery of a round fits (nodes × orders), so readers never wait.
+    let (tx, mut rx) = mpsc::channel(1 << 16);
     let mut nodes = Nodes {
         handles: vec![],
         stop: watch::channel(false).0,
@@ -242,7 +241,7 @@ async fn measure(args: GossipArgs) -> anyhow::Result<Figures> {
         if short > 0 {
             eprintln!("gossip: {short} nodes have fewer than {MESH_LOW} mesh peers");
         }
-        let total_orders = (args.rounds * args.orders * 2 + 4) as usize;
+        let total_orders = args.rounds * args.orders * 2 + 4;
         let creates = darkswap_testkit::signed_creates(total_orders, 1);
         let mut creates = creates.into_iter();
         let mut next = move || creates.next().context("out of orders");
@@ -341,7 +340,7 @@ async fn publish_and_wait(
     group: std::ops::Range<usize>,
     from: usize,
     create: OrderCreate,
-    rx: &mut mpsc::UnboundedReceiver<Delivery>,
+    rx: &mut mpsc::Receiver<Delivery>,
 ) -> anyhow::Result<Vec<f64>> {
     let id = create
         .order

@@ -17,10 +17,17 @@ use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
 use crate::{
     client::{self, Sources, Ws},
-    process::{self, Relay, metric, usage},
+    process::{self, Relay, Usage, metric, usage},
     relay_config::{RelayArgs, relay_toml},
     report::{Conditions, Figures, Report, quantile},
 };
+
+/// Default of `--concurrency`.
+const CONCURRENCY: usize = 32;
+/// Default of `--sources`.
+const SOURCES: u8 = 8;
+/// Default of `--register-timeout`.
+const REGISTER_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Flags of `idle-signaling`.
 #[derive(Debug, Clone, Args, serde::Serialize)]
@@ -32,10 +39,10 @@ pub(crate) struct IdleArgs {
     #[arg(long, default_value_t = 3)]
     rounds: usize,
     /// Registrations in flight at once.
-    #[arg(long, default_value_t = 32)]
+    #[arg(long, default_value_t = CONCURRENCY)]
     concurrency: usize,
     /// Loopback source addresses (127.0.0.1..=127.0.0.N).
-    #[arg(long, default_value_t = 8)]
+    #[arg(long, default_value_t = SOURCES)]
     sources: u8,
     /// Bound on one client's connection and registration (a relay busy
     /// broadcasting to thousands of peers registers slowly).
@@ -46,6 +53,59 @@ pub(crate) struct IdleArgs {
     hold: Duration,
     #[command(flatten)]
     relay: RelayArgs,
+}
+
+impl IdleArgs {
+    /// One round's parameters for another measure (`memory`): `clients`
+    /// held `hold` on a relay from `relay`, the other flags at their
+    /// defaults.
+    pub(crate) fn for_round(clients: usize, hold: Duration, relay: RelayArgs) -> Self {
+        IdleArgs {
+            clients,
+            rounds: 1,
+            concurrency: CONCURRENCY,
+            sources: SOURCES,
+            register_timeout: REGISTER_TIMEOUT,
+            hold,
+            relay,
+        }
+    }
+}
+
+/// What one round measured.
+#[derive(Debug, Clone)]
+pub(crate) struct IdleRound {
+    /// Registration latencies of the clients registered, ms.
+    pub(crate) latencies: Vec<f64>,
+    pub(crate) failures: usize,
+    /// Peers the relay's metric counted with the clients registered.
+    pub(crate) peers: f64,
+    /// The relay idle before the clients came.
+    pub(crate) before: Usage,
+    /// Once the registrations' backlog was done.
+    pub(crate) registered: Usage,
+    /// After holding the clients idle for `hold`.
+    pub(crate) held: Usage,
+    /// Once they closed and the relay went quiet.
+    pub(crate) closed: Usage,
+    pub(crate) registration_time: Duration,
+}
+
+impl IdleRound {
+    /// Clients registered (at least 1, to divide by).
+    pub(crate) fn clients(&self) -> f64 {
+        self.latencies.len().max(1) as f64
+    }
+
+    /// RSS per idle client, KiB.
+    pub(crate) fn rss_per_client(&self) -> f64 {
+        (self.held.rss_kib as f64 - self.before.rss_kib as f64) / self.clients()
+    }
+
+    /// `RssAnon` (the heap) per idle client, KiB.
+    pub(crate) fn anon_per_client(&self) -> f64 {
+        (self.held.anon_kib as f64 - self.before.anon_kib as f64) / self.clients()
+    }
 }
 
 /// Runs the measure.
@@ -81,6 +141,55 @@ pub(crate) async fn run(args: IdleArgs, quick: bool) -> anyhow::Result<Report> {
 }
 
 async fn one_round(args: &IdleArgs, figures: &mut Figures) -> anyhow::Result<()> {
+    let r = measure_round(args).await?;
+    let n = r.clients();
+    let kib = |a: u64, b: u64| a as f64 - b as f64;
+    figures.add("clients registered", "count", r.latencies.len() as f64);
+    figures.add("registrations failed", "count", r.failures as f64);
+    figures.add("peers the relay counts", "count", r.peers);
+    figures.add("relay RSS before", "MiB", r.before.rss_kib as f64 / 1024.0);
+    figures.add(
+        "relay RSS with the clients",
+        "MiB",
+        r.held.rss_kib as f64 / 1024.0,
+    );
+    figures.add(
+        "relay RSS after they closed",
+        "MiB",
+        r.closed.rss_kib as f64 / 1024.0,
+    );
+    figures.add_with_goal(
+        "RSS per idle client",
+        "KiB",
+        Some("<= 8"),
+        r.rss_per_client(),
+    );
+    figures.add("heap (RssAnon) per idle client", "KiB", r.anon_per_client());
+    figures.add(
+        "RSS kept per client after close",
+        "KiB",
+        kib(r.closed.rss_kib, r.before.rss_kib) / n,
+    );
+    let cpu = r.registered.cpu_secs - r.before.cpu_secs;
+    figures.add("registration CPU", "CPU-s", cpu);
+    figures.add(
+        "registration CPU per 1000 clients",
+        "CPU-s",
+        1000.0 * cpu / n,
+    );
+    figures.add(
+        "registration time (all)",
+        "s",
+        r.registration_time.as_secs_f64(),
+    );
+    figures.add("registration p50", "ms", quantile(&r.latencies, 0.5));
+    figures.add("registration p99", "ms", quantile(&r.latencies, 0.99));
+    Ok(())
+}
+
+/// One round: a fresh relay, `args.clients` registered and held idle, then
+/// closed; the relay's usage at each step.
+pub(crate) async fn measure_round(args: &IdleArgs) -> anyhow::Result<IdleRound> {
     let relay = args.relay.start(&relay_toml(args.clients + 16, 256))?;
     let pid = relay.pid();
     let http = reqwest::Client::new();
@@ -138,56 +247,16 @@ async fn one_round(args: &IdleArgs, figures: &mut Figures) -> anyhow::Result<()>
             failures.len()
         );
     }
-    let n = latencies.len().max(1) as f64;
-    let kib = |a: u64, b: u64| a as f64 - b as f64;
-    figures.add("clients registered", "count", latencies.len() as f64);
-    figures.add("registrations failed", "count", failures.len() as f64);
-    figures.add("peers the relay counts", "count", peers);
-    figures.add("relay RSS before", "MiB", before.rss_kib as f64 / 1024.0);
-    figures.add(
-        "relay RSS with the clients",
-        "MiB",
-        held.rss_kib as f64 / 1024.0,
-    );
-    figures.add(
-        "relay RSS after they closed",
-        "MiB",
-        closed.rss_kib as f64 / 1024.0,
-    );
-    figures.add_with_goal(
-        "RSS per idle client",
-        "KiB",
-        Some("<= 8"),
-        kib(held.rss_kib, before.rss_kib) / n,
-    );
-    figures.add(
-        "heap (RssAnon) per idle client",
-        "KiB",
-        kib(held.anon_kib, before.anon_kib) / n,
-    );
-    figures.add(
-        "RSS kept per client after close",
-        "KiB",
-        kib(closed.rss_kib, before.rss_kib) / n,
-    );
-    figures.add(
-        "registration CPU",
-        "CPU-s",
-        registered.cpu_secs - before.cpu_secs,
-    );
-    figures.add(
-        "registration CPU per 1000 clients",
-        "CPU-s",
-        1000.0 * (registered.cpu_secs - before.cpu_secs) / n,
-    );
-    figures.add(
-        "registration time (all)",
-        "s",
-        registration_time.as_secs_f64(),
-    );
-    figures.add("registration p50", "ms", quantile(&latencies, 0.5));
-    figures.add("registration p99", "ms", quantile(&latencies, 0.99));
-    Ok(())
+    Ok(IdleRound {
+        latencies,
+        failures: failures.len(),
+        peers,
+        before,
+        registered,
+        held,
+        closed,
+        registration_time,
+    })
 }
 
 /// Holds a registered client idle: reads (and drops) what the server sends,

@@ -17,21 +17,32 @@
 
 mod burst;
 mod client;
+mod coturn;
 mod e2e;
+mod gossip;
+mod holepunch;
+mod holepunch_delay;
+mod hop_client;
 mod idle_signaling;
 mod ingest;
 mod join;
+mod memory;
 mod netns;
+mod peerjs;
 mod perf_peer;
 mod process;
 mod record;
 mod relay_config;
 mod report;
 mod sampler;
+mod signaling;
+mod signaling_load;
 mod soak_daemon;
 mod soak_relay;
 mod throughput;
-mod tools;
+mod tool_install;
+mod trade;
+mod ws_circuits;
 
 use std::path::{Path, PathBuf};
 
@@ -68,9 +79,15 @@ struct Cli {
 /// The measures `suite` runs, in this order: issue 18's P1..P9, memory.
 const SUITE: &[&str] = &[
     "throughput",
+    "ws-circuits",
+    "signaling",
+    "gossip",
     "e2e",
+    "holepunch",
     "join",
     "ingest",
+    "trade",
+    "memory",
 ];
 
 /// Which measures `suite` runs.
@@ -105,8 +122,27 @@ enum Measure {
     /// default settings and iperf3, on loopback and at 63 ms RTT, TCP and
     /// QUIC; relayed against direct.
     Throughput(throughput::ThroughputArgs),
+    /// P3: messages and bytes a second through our WebSocket circuits
+    /// against coturn relaying the same load.
+    WsCircuits(ws_circuits::WsCircuitsArgs),
+    /// P4: registered clients, offer-to-answer latency and message rate of
+    /// our signaling against the PeerJS server under the same load.
+    Signaling(signaling::SignalingArgs),
+    /// P5: a hundred SDK nodes gossip signed orders over 20 ms links: p99
+    /// delivery against a 3-hop path, duplicates per message.
+    Gossip(gossip::GossipArgs),
     /// P6: end-to-end encryption against the raw AEAD it is built on.
     E2e(e2e::E2eArgs),
+    /// P7: relayed → direct (DCUtR) between two daemons behind NAT routers
+    /// in the NAT lab at 0, 20 and 63 ms RTT, against 3 RTT plus a direct
+    /// handshake without NAT.
+    Holepunch(holepunch::HolepunchArgs),
+    /// P9: proposal to finalized PSBT between two SDK nodes at 0 and 63 ms
+    /// RTT, in round trips, signing apart.
+    Trade(trade::TradeArgs),
+    /// Memory of the idle relay, per reservation, per circuit, per idle
+    /// signaling socket; of the idle daemon and per 1,000 orders.
+    Memory(memory::MemoryArgs),
     /// Every measure of issue 18, one after another (or those named with
     /// --only), each recorded in docs/benchmarks.json and
     /// docs/benchmarks.md as it completes; ~30 minutes on 2 cores.
@@ -164,6 +200,12 @@ async fn run_measure(measure: Measure, quick: bool) -> anyhow::Result<Report> {
         Measure::Burst(a) => burst::run(a, quick).await,
         Measure::Throughput(a) => throughput::run(a, quick).await,
         Measure::E2e(a) => e2e::run(a, quick),
+        Measure::WsCircuits(a) => ws_circuits::run(a, quick).await,
+        Measure::Signaling(a) => signaling::run(a, quick).await,
+        Measure::Gossip(a) => gossip::run(a, quick).await,
+        Measure::Holepunch(a) => holepunch::run(a, quick),
+        Measure::Trade(a) => trade::run(a, quick).await,
+        Measure::Memory(a) => memory::run(a, quick).await,
         Measure::Suite(_) | Measure::Render | Measure::PerfPeer(_) => {
             anyhow::bail!("not a measure")
         }
@@ -202,7 +244,11 @@ async fn suite(args: SuiteArgs, quick: bool, docs: &Path) -> anyhow::Result<()> 
             }
         }
     }
-    println!("\nsuite: {} measures in {:.0?}", names.len(), started.elapsed());
+    println!(
+        "\nsuite: {} measures in {:.0?}",
+        names.len(),
+        started.elapsed()
+    );
     if !failed.is_empty() {
         anyhow::bail!("{} measures failed:\n{}", failed.len(), failed.join("\n"));
     }

@@ -124,13 +124,8 @@ pub(crate) struct Relay {
 }
 
 impl Relay {
-    /// Starts `bin` with `config` (TOML) and `env`; its data dir is a temp
-    /// dir removed on drop.
-    pub(crate) fn start(bin: &Path, config: &str, env: &[(&str, &str)]) -> anyhow::Result<Self> {
-        Self::start_with(bin, config, env, &[])
-    }
-
-    /// As [`Relay::start`], with `extra` flags (e.g. another `--listen`).
+    /// Starts `bin` with `config` (TOML), `env` and `extra` flags (e.g.
+    /// another `--listen`); its data dir is a temp dir removed on drop.
     pub(crate) fn start_with(
         bin: &Path,
         config: &str,

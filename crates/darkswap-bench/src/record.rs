@@ -43,7 +43,9 @@ impl Record {
     /// Reads `path`; empty if it does not exist.
     pub(crate) fn load(path: &Path) -> anyhow::Result<Self> {
         match std::fs::read_to_string(path) {
-            Ok(text) => serde_json::from_str(&text).with_context(|| format!("parse {}", path.display())),
+            Ok(text) => {
+                serde_json::from_str(&text).with_context(|| format!("parse {}", path.display()))
+            }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Record::default()),
             Err(e) => Err(e).with_context(|| format!("read {}", path.display())),
         }
@@ -95,7 +97,8 @@ impl Record {
                  date and load at its start are in its heading.\n\n",
                 c.cpu_model.as_deref().unwrap_or("unknown CPU"),
                 c.cpus,
-                c.mem_total_kib.map_or("?".to_owned(), |k| format!("{:.1}", k as f64 / 1048576.0)),
+                c.mem_total_kib
+                    .map_or("?".to_owned(), |k| format!("{:.1}", k as f64 / 1048576.0)),
                 c.kernel.as_deref().unwrap_or("?"),
             );
         }
@@ -217,9 +220,16 @@ mod tests {
         assert!(text.starts_with("# Benchmarks\n\nprose\n"));
         assert_eq!(text.matches(BEGIN).count(), 1);
         // Throughput (P1) comes before e2e (P6); 0.5 misses its goal.
-        let (p1, p6) = (text.find("(`throughput`)").unwrap(), text.find("(`e2e`)").unwrap());
+        let (p1, p6) = (
+            text.find("(`throughput`)").unwrap(),
+            text.find("(`e2e`)").unwrap(),
+        );
         assert!(p1 < p6);
-        assert!(text.contains("| throughput | x | 5 1/s | 10 | 0.50 (0.50..0.50) | >= 1 | **missed** |"));
+        assert!(
+            text.contains(
+                "| throughput | x | 5 1/s | 10 | 0.50 (0.50..0.50) | >= 1 | **missed** |"
+            )
+        );
         assert!(text.contains("| e2e | x | 30 1/s | 10 | 3 (3..3) | >= 1 | met |"));
         // Prose after the section survives a rewrite.
         std::fs::write(&md, text.replace(END, &format!("{END}\n\nafter\n"))).unwrap();

@@ -28,6 +28,28 @@ messages_per_second_global = 1000000
     )
 }
 
+/// [`relay_toml`] plus the libp2p circuit relay's (`[relay]`) load limits:
+/// room for `reservations` reservations and `circuits` circuits at once
+/// (never below the defaults, 1,024 and 256), and reservation and circuit
+/// request rates per IP address raised, because every client of a
+/// benchmark dials from 127.0.0.1. Per-peer limits and rates, durations and
+/// byte limits stay the defaults (each client reserves once and opens at
+/// most one circuit).
+pub(crate) fn relay_hop_toml(reservations: usize, circuits: usize) -> String {
+    format!(
+        r#"{base}
+[relay]
+max_reservations = {reservations}
+max_circuits = {circuits}
+reservation_rate_per_ip = {{ limit = 1000000, interval_secs = 1 }}
+circuit_rate_per_ip = {{ limit = 1000000, interval_secs = 1 }}
+"#,
+        base = relay_toml(64, 256),
+        reservations = reservations.max(1024),
+        circuits = circuits.max(256),
+    )
+}
+
 /// Which relay binary to run, and with what environment.
 #[derive(Debug, Clone, clap::Args, serde::Serialize)]
 pub(crate) struct RelayArgs {

@@ -12,7 +12,7 @@
 
 use std::{
     io::{BufRead as _, BufReader},
-    net::{Ipv4Addr, TcpListener, UdpSocket},
+    net::Ipv4Addr,
     path::PathBuf,
     process::{Child, Stdio},
     sync::mpsc,
@@ -28,7 +28,7 @@ use crate::{
     process::{self, Daemon, in_netns},
     relay_config::RelayArgs,
     report::{Conditions, Figures, Report},
-    tools,
+    tool_install,
 };
 
 /// Bound on a server reporting its address, and on a client's whole run.
@@ -129,7 +129,7 @@ pub(crate) async fn run(args: ThroughputArgs, quick: bool) -> anyhow::Result<Rep
     } else {
         args
     };
-    tools::ensure_apt("iperf3", "iperf3")?;
+    tool_install::ensure_apt("iperf3", &["iperf3"])?;
     let conditions = Conditions::now();
     let daemon_bin = args
         .daemon_bin
@@ -186,7 +186,11 @@ async fn direct(
     figures: &mut Figures,
 ) -> anyhow::Result<()> {
     let ip = link.server_ip;
-    let ports = [free_port()?, free_port()?, free_port()?];
+    let ports = [
+        tool_install::free_port()?,
+        tool_install::free_port()?,
+        tool_install::free_port()?,
+    ];
     let ours_listen = transport.addr(ip, ports[0]);
     let daemon = Daemon::start_in(
         link.server_ns.as_deref(),
@@ -265,12 +269,15 @@ async fn relayed(
             .clone()
             .context("the relay reported no QUIC address")?,
     };
-    let relay_addr = if relay_addr.iter().any(|p| matches!(p, libp2p::multiaddr::Protocol::P2p(_))) {
+    let relay_addr = if relay_addr
+        .iter()
+        .any(|p| matches!(p, libp2p::multiaddr::Protocol::P2p(_)))
+    {
         relay_addr.to_string()
     } else {
         format!("{relay_addr}/p2p/{}", relay.process.peer_id)
     };
-    let listen = transport.addr(Ipv4Addr::LOCALHOST, free_port()?);
+    let listen = transport.addr(Ipv4Addr::LOCALHOST, tool_install::free_port()?);
     let mut flags = daemon_flags(&listen);
     flags.retain(|f| f != "--no-relays");
     flags.extend(["--relay".to_owned(), relay_addr.clone()]);
@@ -345,19 +352,6 @@ fn daemon_flags(listen: &str) -> Vec<String> {
     .to_vec()
 }
 
-/// A port free on loopback now, for TCP and UDP (the namespaces are empty,
-/// so it is free there too).
-fn free_port() -> anyhow::Result<u16> {
-    for _ in 0..32 {
-        let tcp = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?;
-        let port = tcp.local_addr()?.port();
-        if UdpSocket::bind((Ipv4Addr::LOCALHOST, port)).is_ok() {
-            return Ok(port);
-        }
-    }
-    bail!("no port free for both TCP and UDP")
-}
-
 /// A `perf-peer --stack default` server, killed on drop.
 struct PerfPeer {
     child: Child,
@@ -426,13 +420,17 @@ fn client(ns: Option<&str>, stack: &str, addr: &str, bytes: u64) -> anyhow::Resu
     let mut cmd = in_netns(ns, &exe);
     cmd.args(["perf-peer", "--stack", stack, "--dial", addr])
         .arg(format!("--bytes={bytes}"));
-    let out = tools::output_within(cmd, CLIENT_TIMEOUT)?;
+    let out = tool_install::output_within(cmd, CLIENT_TIMEOUT)?;
     let result: PerfResult = out
         .lines()
         .find_map(|l| l.strip_prefix("RESULT "))
         .with_context(|| format!("perf-peer {stack} to {addr} gave no result: {out}"))
         .and_then(|json| Ok(serde_json::from_str(json)?))?;
-    anyhow::ensure!(result.bytes == bytes, "perf-peer {stack} received {} of {bytes} bytes", result.bytes);
+    anyhow::ensure!(
+        result.bytes == bytes,
+        "perf-peer {stack} received {} of {bytes} bytes",
+        result.bytes
+    );
     Ok(result.mbit_per_sec())
 }
 
@@ -440,7 +438,13 @@ fn client(ns: Option<&str>, stack: &str, addr: &str, bytes: u64) -> anyhow::Resu
 fn iperf3(link: &Link, port: u16, secs: u64) -> anyhow::Result<f64> {
     let iperf = PathBuf::from("iperf3");
     let mut server = in_netns(link.server_ns.as_deref(), &iperf)
-        .args(["-s", "-1", "--forceflush", "-B", &link.server_ip.to_string()])
+        .args([
+            "-s",
+            "-1",
+            "--forceflush",
+            "-B",
+            &link.server_ip.to_string(),
+        ])
         .arg(format!("-p{port}"))
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -454,7 +458,7 @@ fn iperf3(link: &Link, port: u16, secs: u64) -> anyhow::Result<f64> {
         cmd.args(["-J", "-R", "-c", &link.server_ip.to_string()])
             .arg(format!("-p{port}"))
             .arg(format!("-t{secs}"));
-        let out = tools::output_within(cmd, Duration::from_secs(secs + 30))?;
+        let out = tool_install::output_within(cmd, Duration::from_secs(secs + 30))?;
         iperf3_mbit(&out)
     })();
     let _ = server.kill();

@@ -1,10 +1,13 @@
 //! Installs the reference tools a measure runs against when they are
 //! missing, so that the suite runs on a fresh machine: Debian packages with
-//! `apt-get`, npm packages into `$HOME/.cache/darkswap-tools/<name>`.
+//! `apt-get`, npm packages into `$HOME/.cache/darkswap-tools/<name>`; and
+//! runs a tool to its end within a deadline.
 
 use std::{
+    io::Read as _,
     path::{Path, PathBuf},
     process::{Command, Stdio},
+    time::{Duration, Instant},
 };
 
 use anyhow::{Context as _, bail};
@@ -94,4 +97,46 @@ pub(crate) fn free_port() -> anyhow::Result<u16> {
         }
     }
     bail!("no loopback port free for both TCP and UDP")
+}
+
+/// Runs `cmd` to its end, at most `limit` (then kills it and fails);
+/// returns its stdout. Fails naming its stderr if it exits non-zero.
+pub(crate) fn output_within(mut cmd: Command, limit: Duration) -> anyhow::Result<String> {
+    let what = format!("{cmd:?}");
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .with_context(|| format!("spawn {what}"))?;
+    let mut stdout = child.stdout.take().context("piped stdout")?;
+    let mut stderr = child.stderr.take().context("piped stderr")?;
+    // Read both pipes on threads so a chatty child never blocks on them.
+    let out = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = stdout.read_to_string(&mut s);
+        s
+    });
+    let err = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = stderr.read_to_string(&mut s);
+        s
+    });
+    let deadline = Instant::now() + limit;
+    let status = loop {
+        if let Some(status) = child.try_wait()? {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            bail!("{what} did not finish within {limit:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let out = out.join().unwrap_or_default();
+    let err = err.join().unwrap_or_default();
+    if !status.success() {
+        bail!("{what} failed ({status}): {}{}", err.trim(), out.trim());
+    }
+    Ok(out)
 }

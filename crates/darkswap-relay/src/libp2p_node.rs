@@ -98,6 +98,12 @@ fn libp2p_reservations_per_peer(limit: usize) -> usize {
     limit.saturating_sub(1)
 }
 
+/// The hop's limits. The rate limiters start empty: libp2p's default
+/// config already holds its own (30 reservations per peer per 2 min, 60
+/// per IP per minute, the same for circuits) and its `*_rate_per_*`
+/// builders add to them, so kept, they would cap any configured rate above
+/// libp2p's (found by `darkswap-bench memory`, whose 200 clients from one
+/// address were refused at the 61st reservation).
 fn hop_limits(c: &HopConfig) -> relay::Config {
     relay::Config {
         max_reservations: c.max_reservations,
@@ -107,7 +113,8 @@ fn hop_limits(c: &HopConfig) -> relay::Config {
         max_circuits_per_peer: c.max_circuits_per_peer,
         max_circuit_duration: c.max_circuit_duration,
         max_circuit_bytes: c.max_circuit_bytes,
-        ..relay::Config::default()
+        reservation_rate_limiters: Vec::new(),
+        circuit_src_rate_limiters: Vec::new(),
     }
     .reservation_rate_per_peer(
         c.reservation_rate_per_peer.limit,
@@ -585,5 +592,48 @@ impl Libp2pNode {
             }
             _ => {}
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, Instant};
+
+    use super::*;
+    use crate::config::RateLimit;
+
+    /// A configured per-IP rate above libp2p's default (60 a minute) is the
+    /// one that applies: 200 peers from one address all get through.
+    #[test]
+    fn configured_rates_above_libp2ps_defaults_apply() {
+        let hop = HopConfig {
+            reservation_rate_per_ip: RateLimit::new(1000, Duration::from_secs(60)),
+            circuit_rate_per_ip: RateLimit::new(1000, Duration::from_secs(60)),
+            ..HopConfig::default()
+        };
+        let mut config = hop_limits(&hop);
+        let addr: Multiaddr = "/ip4/127.0.0.1/tcp/1".parse().expect("an address");
+        let now = Instant::now();
+        for i in 0..200 {
+            let peer = PeerId::random();
+            for limiter in &mut config.reservation_rate_limiters {
+                assert!(limiter.try_next(peer, &addr, now), "reservation {i}");
+            }
+            for limiter in &mut config.circuit_src_rate_limiters {
+                assert!(limiter.try_next(peer, &addr, now), "circuit {i}");
+            }
+        }
+        // The defaults still hold the default per-IP rate.
+        let mut config = hop_limits(&HopConfig::default());
+        let allowed = (0..100)
+            .filter(|_| {
+                let peer = PeerId::random();
+                config
+                    .reservation_rate_limiters
+                    .iter_mut()
+                    .all(|l| l.try_next(peer, &addr, now))
+            })
+            .count();
+        assert_eq!(allowed, 60);
     }
 }
