@@ -148,8 +148,12 @@ enum Measure {
     /// docs/benchmarks.md as it completes; ~30 minutes on 2 cores.
     Suite(SuiteArgs),
     /// Regenerates the results of docs/benchmarks.md from
-    /// docs/benchmarks.json (no measuring).
-    Render,
+    /// docs/benchmarks.json (no measuring), after keeping the reports of
+    /// the JSON files given (a measure's `--json` output).
+    Render {
+        /// Reports to keep first.
+        reports: Vec<PathBuf>,
+    },
     /// One end of a perf run (used by `throughput`).
     #[command(hide = true)]
     PerfPeer(perf_peer::PerfPeerArgs),
@@ -166,7 +170,14 @@ async fn main() -> anyhow::Result<()> {
     match cli.measure {
         // A child of `throughput`: no report of its own.
         Measure::PerfPeer(a) => perf_peer::run(a).await,
-        Measure::Render => {
+        Measure::Render { reports } => {
+            for path in reports {
+                let text = std::fs::read_to_string(&path)
+                    .with_context(|| format!("read {}", path.display()))?;
+                let report: Report = serde_json::from_str(&text)
+                    .with_context(|| format!("parse {}", path.display()))?;
+                Record::keep(&docs, &report)?;
+            }
             let record = Record::load(&docs.join("benchmarks.json"))?;
             record.render_into(&docs.join("benchmarks.md"))
         }
@@ -206,7 +217,7 @@ async fn run_measure(measure: Measure, quick: bool) -> anyhow::Result<Report> {
         Measure::Holepunch(a) => holepunch::run(a, quick),
         Measure::Trade(a) => trade::run(a, quick).await,
         Measure::Memory(a) => memory::run(a, quick).await,
-        Measure::Suite(_) | Measure::Render | Measure::PerfPeer(_) => {
+        Measure::Suite(_) | Measure::Render { .. } | Measure::PerfPeer(_) => {
             anyhow::bail!("not a measure")
         }
     }
@@ -234,8 +245,9 @@ async fn suite(args: SuiteArgs, quick: bool, docs: &Path) -> anyhow::Result<()> 
                 report.print();
                 println!("{name}: {:.0?}", t.elapsed());
                 report.write_json(Path::new(&format!("bench-{name}.json")))?;
-                if !quick {
-                    Record::keep(docs, &report)?;
+                if !quick && let Err(e) = Record::keep(docs, &report) {
+                    eprintln!("{name}: not recorded: {e:#}");
+                    failed.push(format!("{name}: not recorded: {e:#}"));
                 }
             }
             Err(e) => {

@@ -210,11 +210,23 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let md = dir.path().join("benchmarks.md");
         std::fs::write(&md, "# Benchmarks\n\nprose\n").unwrap();
+        // A ratio over a zero reference is infinite: JSON holds it as null.
+        let mut zero = report("signaling", 1.0);
+        zero.figures[0].reference.as_mut().unwrap().ratio_max = f64::INFINITY;
+        Record::keep(dir.path(), &zero).unwrap();
         Record::keep(dir.path(), &report("e2e", 20.0)).unwrap();
         Record::keep(dir.path(), &report("throughput", 5.0)).unwrap();
         Record::keep(dir.path(), &report("e2e", 30.0)).unwrap();
         let record = Record::load(&dir.path().join("benchmarks.json")).unwrap();
-        assert_eq!(record.reports.len(), 2);
+        assert_eq!(record.reports.len(), 3);
+        assert!(
+            record.reports["signaling"].figures[0]
+                .reference
+                .as_ref()
+                .unwrap()
+                .ratio_max
+                .is_nan()
+        );
         assert_eq!(record.reports["e2e"].figures[0].median, 30.0);
         let text = std::fs::read_to_string(&md).unwrap();
         assert!(text.starts_with("# Benchmarks\n\nprose\n"));
@@ -234,6 +246,11 @@ mod tests {
         // Prose after the section survives a rewrite.
         std::fs::write(&md, text.replace(END, &format!("{END}\n\nafter\n"))).unwrap();
         Record::keep(dir.path(), &report("e2e", 40.0)).unwrap();
-        assert!(std::fs::read_to_string(&md).unwrap().ends_with("after\n"));
+        assert!(
+            std::fs::read_to_string(&md)
+                .unwrap()
+                .trim_end()
+                .ends_with("after")
+        );
     }
 }

@@ -18,9 +18,13 @@ pub(crate) struct Figure {
     /// ratio when there is a reference, else on the value.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) goal: Option<String>,
+    #[serde(deserialize_with = "nan_for_null::many")]
     pub(crate) values: Vec<f64>,
+    #[serde(deserialize_with = "nan_for_null::one")]
     pub(crate) median: f64,
+    #[serde(deserialize_with = "nan_for_null::one")]
     pub(crate) min: f64,
+    #[serde(deserialize_with = "nan_for_null::one")]
     pub(crate) max: f64,
     /// What the figure is compared with (`rust-libp2p defaults`, `iperf3`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -37,11 +41,17 @@ pub(crate) struct Figure {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) struct Versus {
     pub(crate) name: String,
+    #[serde(deserialize_with = "nan_for_null::many")]
     pub(crate) values: Vec<f64>,
+    #[serde(deserialize_with = "nan_for_null::one")]
     pub(crate) median: f64,
+    #[serde(deserialize_with = "nan_for_null::many")]
     pub(crate) ratios: Vec<f64>,
+    #[serde(deserialize_with = "nan_for_null::one")]
     pub(crate) ratio_median: f64,
+    #[serde(deserialize_with = "nan_for_null::one")]
     pub(crate) ratio_min: f64,
+    #[serde(deserialize_with = "nan_for_null::one")]
     pub(crate) ratio_max: f64,
 }
 
@@ -73,6 +83,24 @@ impl Report {
             figures: figures.finish(),
             series: vec![],
         })
+    }
+}
+
+/// JSON has no NaN or infinity: serde_json writes them as `null` (a ratio
+/// with a zero reference, the range of no values). Read back as NaN, which
+/// the tables show as `-`.
+mod nan_for_null {
+    use serde::{Deserialize, Deserializer};
+
+    pub(super) fn one<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
+        Ok(Option::<f64>::deserialize(d)?.unwrap_or(f64::NAN))
+    }
+
+    pub(super) fn many<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<f64>, D::Error> {
+        Ok(Vec::<Option<f64>>::deserialize(d)?
+            .into_iter()
+            .map(|v| v.unwrap_or(f64::NAN))
+            .collect())
     }
 }
 

@@ -252,8 +252,15 @@ async fn relayed(
     transport: Transport,
     figures: &mut Figures,
 ) -> anyhow::Result<()> {
+    // Every dial comes from 127.0.0.1 and each client's Kademlia walk opens
+    // circuits of its own: the per-IP circuit rate (60 a minute) would
+    // refuse the third round. Only request rates are raised.
+    let config = format!(
+        "{}\n[network]\nperf = true\n",
+        crate::relay_config::relay_hop_toml(0, 0)
+    );
     let relay = args.relay.start_with(
-        "# darkswap-bench throughput: defaults, and /perf/1.0.0\n[network]\nperf = true\n",
+        &config,
         &[
             "--listen",
             "/ip4/127.0.0.1/tcp/0",
