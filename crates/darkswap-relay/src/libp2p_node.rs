@@ -185,7 +185,11 @@ fn build_behaviour(
             .enabled
             .then(|| darkswap_p2p::auth::behaviour(timeouts::PEER_AUTH))
             .into(),
-        perf: config.libp2p.perf.then(libp2p_stream::Behaviour::new).into(),
+        perf: config
+            .libp2p
+            .perf
+            .then(libp2p_stream::Behaviour::new)
+            .into(),
     })
 }
 
@@ -404,7 +408,9 @@ impl Libp2pNode {
                     .accept(darkswap_p2p::PERF_PROTOCOL)
                     .map_err(|e| StartError::Build(format!("perf: {e}")))?;
                 tracing::warn!("serving /perf/1.0.0 to any peer (network.perf)");
-                Some(AbortOnDrop(tokio::spawn(darkswap_p2p::serve_perf(incoming))))
+                Some(AbortOnDrop(tokio::spawn(darkswap_p2p::serve_perf(
+                    incoming,
+                ))))
             }
             None => None,
         };
