@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use aes_gcm::{
     Aes256Gcm,
-    aead::{Aead, KeyInit, Payload},
+    aead::{Aead, AeadCore, KeyInit, Payload, consts::U12},
 };
 use anyhow::Context as _;
 use chacha20poly1305::ChaCha20Poly1305;
@@ -128,66 +128,42 @@ fn session(
 /// `count` seals and opens of `message` with the raw AEAD: a fresh nonce
 /// per message (a counter, as ours), our header's length of associated data.
 fn raw(algorithm: EncryptionAlgorithm, message: &[u8], count: usize) -> anyhow::Result<Duration> {
-    let key = [7u8; 32];
+    match algorithm {
+        EncryptionAlgorithm::AesGcm256 => seal_open::<Aes256Gcm>(message, count),
+        EncryptionAlgorithm::ChaCha20Poly1305 => seal_open::<ChaCha20Poly1305>(message, count),
+        other => anyhow::bail!("no raw reference for {other:?}"),
+    }
+}
+
+fn seal_open<C>(message: &[u8], count: usize) -> anyhow::Result<Duration>
+where
+    C: Aead + KeyInit + AeadCore<NonceSize = U12>,
+{
+    let c = C::new_from_slice(&[7u8; 32]).context("key")?;
     let aad = [1u8; 14];
-    let nonce_of = |i: usize| {
+    let start = Instant::now();
+    for i in 0..count {
         let mut n = [0u8; 12];
         n[4..].copy_from_slice(&(i as u64).to_be_bytes());
-        n
-    };
-    let start = Instant::now();
-    match algorithm {
-        EncryptionAlgorithm::AesGcm256 => {
-            let c = Aes256Gcm::new_from_slice(&key).context("key")?;
-            for i in 0..count {
-                let n = nonce_of(i);
-                let sealed = c
-                    .encrypt(
-                        &n.into(),
-                        Payload {
-                            msg: message,
-                            aad: &aad,
-                        },
-                    )
-                    .map_err(|_| anyhow::anyhow!("seal"))?;
-                let open = c
-                    .decrypt(
-                        &n.into(),
-                        Payload {
-                            msg: &sealed,
-                            aad: &aad,
-                        },
-                    )
-                    .map_err(|_| anyhow::anyhow!("open"))?;
-                anyhow::ensure!(open.len() == message.len(), "wrong length back");
-            }
-        }
-        EncryptionAlgorithm::ChaCha20Poly1305 => {
-            let c = ChaCha20Poly1305::new_from_slice(&key).context("key")?;
-            for i in 0..count {
-                let n = nonce_of(i);
-                let sealed = c
-                    .encrypt(
-                        &n.into(),
-                        Payload {
-                            msg: message,
-                            aad: &aad,
-                        },
-                    )
-                    .map_err(|_| anyhow::anyhow!("seal"))?;
-                let open = c
-                    .decrypt(
-                        &n.into(),
-                        Payload {
-                            msg: &sealed,
-                            aad: &aad,
-                        },
-                    )
-                    .map_err(|_| anyhow::anyhow!("open"))?;
-                anyhow::ensure!(open.len() == message.len(), "wrong length back");
-            }
-        }
-        other => anyhow::bail!("no raw reference for {other:?}"),
+        let sealed = c
+            .encrypt(
+                &n.into(),
+                Payload {
+                    msg: message,
+                    aad: &aad,
+                },
+            )
+            .map_err(|_| anyhow::anyhow!("seal"))?;
+        let open = c
+            .decrypt(
+                &n.into(),
+                Payload {
+                    msg: &sealed,
+                    aad: &aad,
+                },
+            )
+            .map_err(|_| anyhow::anyhow!("open"))?;
+        anyhow::ensure!(open.len() == message.len(), "wrong length back");
     }
     Ok(start.elapsed())
 }
