@@ -39,3 +39,48 @@ pub fn behaviour(timeout: Duration) -> Behaviour {
             .with_max_concurrent_streams(MAX_CONCURRENT_STREAMS),
     )
 }
+
+/// The [`AuthError`] of a request that got no answer.
+///
+/// Outbound streams negotiate lazily (the request follows the protocol
+/// proposal without waiting for the echo), so a remote that does not speak
+/// `/darkswap/auth/1.0.0` shows as an I/O error carrying multistream-select's
+/// negotiation failure rather than as `UnsupportedProtocols`; both read the
+/// same here.
+pub fn outbound_failure(error: &request_response::OutboundFailure) -> AuthError {
+    let refused = match error {
+        request_response::OutboundFailure::UnsupportedProtocols => true,
+        request_response::OutboundFailure::Io(e) => e
+            .get_ref()
+            .and_then(|inner| inner.downcast_ref::<libp2p::core::upgrade::NegotiationError>())
+            .is_some_and(|n| matches!(n, libp2p::core::upgrade::NegotiationError::Failed)),
+        _ => false,
+    };
+    AuthError::Protocol(if refused {
+        request_response::OutboundFailure::UnsupportedProtocols.to_string()
+    } else {
+        error.to_string()
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_lazily_refused_protocol_reads_as_unsupported() {
+        let lazy = request_response::OutboundFailure::Io(std::io::Error::other(
+            libp2p::core::upgrade::NegotiationError::Failed,
+        ));
+        let unsupported =
+            outbound_failure(&request_response::OutboundFailure::UnsupportedProtocols);
+        assert_eq!(outbound_failure(&lazy), unsupported);
+        assert!(matches!(&unsupported, AuthError::Protocol(r) if r.contains("protocols")));
+        let reset = request_response::OutboundFailure::Io(std::io::Error::from(
+            std::io::ErrorKind::ConnectionReset,
+        ));
+        assert!(
+            matches!(outbound_failure(&reset), AuthError::Protocol(r) if !r.contains("protocols"))
+        );
+    }
+}

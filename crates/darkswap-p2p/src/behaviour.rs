@@ -282,7 +282,7 @@ pub(crate) async fn build_swarm(
                 .map_err(Box::<dyn std::error::Error + Send + Sync>::from)
         })
         .map_err(|e| build_err(&e))?
-        .with_swarm_config(|c| c.with_idle_connection_timeout(config.idle_connection_timeout))
+        .with_swarm_config(|c| swarm_config(c, config))
         .build())
 }
 
@@ -325,8 +325,23 @@ pub(crate) async fn build_swarm(
                 .map_err(Box::<dyn std::error::Error + Send + Sync>::from)
         })
         .map_err(|e| build_err(&e))?
-        .with_swarm_config(|c| c.with_idle_connection_timeout(config.idle_connection_timeout))
+        .with_swarm_config(|c| swarm_config(c, config))
         .build())
+}
+
+/// Swarm settings shared by every target.
+///
+/// Outbound streams negotiate their protocol lazily (multistream-select
+/// `V1Lazy`): the stream's first bytes follow the protocol proposal without
+/// waiting a round trip for the remote's echo. Each DCUtR connect, relay
+/// stop, trade message and sync request opens a new stream, so this takes
+/// one RTT off each of them. Only a single (or the last offered) protocol
+/// is sent lazily; a remote that refuses it makes the stream's first read
+/// fail with an I/O error instead of the upgrade, which every caller
+/// already handles as a failed request.
+fn swarm_config(c: libp2p::swarm::Config, config: &NetworkConfig) -> libp2p::swarm::Config {
+    c.with_idle_connection_timeout(config.idle_connection_timeout)
+        .with_substream_upgrade_protocol_override(libp2p::core::upgrade::Version::V1Lazy)
 }
 
 #[cfg(not(target_arch = "wasm32"))]

@@ -399,7 +399,11 @@ impl Libp2pNode {
             behaviour,
             key.public().to_peer_id(),
             libp2p::swarm::Config::with_tokio_executor()
-                .with_idle_connection_timeout(config.libp2p.idle_connection_timeout),
+                .with_idle_connection_timeout(config.libp2p.idle_connection_timeout)
+                // As the SDK: outbound streams (a circuit's stop stream
+                // among them) send their first bytes with the protocol
+                // proposal instead of one round trip after it.
+                .with_substream_upgrade_protocol_override(libp2p::core::upgrade::Version::V1Lazy),
         );
         let perf_server = match swarm.behaviour().perf.as_ref() {
             Some(streams) => {

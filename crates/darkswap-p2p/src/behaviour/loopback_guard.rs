@@ -11,7 +11,10 @@
 //! developer's machine or in tests, find each other through one another
 //! before they are connected); everything else is delegated.
 //! It wraps the node's whole behaviour, so no behaviour can slip one in.
-//! Addresses a caller names in its dial are its own choice and pass.
+//! Addresses a caller names in its dial are its own choice and pass, and
+//! a dial that names a loopback address says the peer is on this host, so
+//! the peer's other loopback addresses are offered with it: a relay back
+//! on another TCP port is then still reached on its QUIC address.
 
 use std::{
     ops::{Deref, DerefMut},
@@ -44,9 +47,10 @@ impl<B> LoopbackGuard<B> {
     }
 
     /// Whether `addr` may be offered for a dial: not a loopback address,
-    /// or this node is connected to someone over loopback.
-    fn offered(&self, addr: &Multiaddr) -> bool {
-        !is_loopback(addr) || self.on_loopback > 0
+    /// or this node is connected to someone over loopback, or the dial
+    /// itself names a loopback address (`named`).
+    fn offered(&self, addr: &Multiaddr, named: &[Multiaddr]) -> bool {
+        !is_loopback(addr) || self.on_loopback > 0 || named.iter().any(is_loopback)
     }
 
     fn track(&mut self, event: &FromSwarm) {
@@ -123,7 +127,7 @@ impl<B: NetworkBehaviour> NetworkBehaviour for LoopbackGuard<B> {
             effective_role,
         )?;
         let before = offered.len();
-        offered.retain(|a| self.offered(a));
+        offered.retain(|a| self.offered(a, addresses));
         if offered.len() < before {
             tracing::debug!(
                 peer = ?maybe_peer,
@@ -209,10 +213,15 @@ mod tests {
             })
         };
         guard.on_swarm_event(established(remote, 1, &over_lan));
-        assert!(!guard.offered(&lo), "only remote peers: no loopback");
-        assert!(guard.offered(&lan));
+        assert!(!guard.offered(&lo, &[]), "only remote peers: no loopback");
+        assert!(guard.offered(&lan, &[]));
+        assert!(
+            guard.offered(&lo, &["/ip4/127.0.0.1/tcp/4001".parse().unwrap()]),
+            "a dial naming a loopback address: the peer is on this host"
+        );
+        assert!(!guard.offered(&lo, std::slice::from_ref(&lan)));
         guard.on_swarm_event(established(local, 2, &over_lo));
-        assert!(guard.offered(&lo), "a peer on this host");
+        assert!(guard.offered(&lo, &[]), "a peer on this host");
         // Once the loopback connection is gone, so is the exception.
         guard.on_swarm_event(FromSwarm::ConnectionClosed(ConnectionClosed {
             peer_id: local,
@@ -221,6 +230,6 @@ mod tests {
             cause: None,
             remaining_established: 0,
         }));
-        assert!(!guard.offered(&lo));
+        assert!(!guard.offered(&lo, &[]));
     }
 }

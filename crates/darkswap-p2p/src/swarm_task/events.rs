@@ -509,10 +509,7 @@ impl SwarmTask {
             }
             request_response::Event::OutboundFailure {
                 request_id, error, ..
-            } => (
-                request_id,
-                Err(darkswap_core::auth::AuthError::Protocol(error.to_string())),
-            ),
+            } => (request_id, Err(crate::auth::outbound_failure(&error))),
             request_response::Event::InboundFailure { peer, error, .. } => {
                 tracing::debug!(%peer, %error, "inbound auth request failed");
                 return;

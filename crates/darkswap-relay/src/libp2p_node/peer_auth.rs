@@ -10,7 +10,7 @@
 use std::{collections::HashMap, time::SystemTime};
 
 use darkswap_p2p::auth::{
-    self, AuthError, AuthManager, AuthManagerConfig, AuthRequest, AuthResponse, AuthorizationLevel,
+    self, AuthManager, AuthManagerConfig, AuthRequest, AuthResponse, AuthorizationLevel,
 };
 use libp2p::{PeerId, identity::Keypair, request_response};
 
@@ -141,7 +141,7 @@ impl PeerAuth {
             } => (
                 request_id,
                 peer,
-                Err(AuthError::Protocol(error.to_string())),
+                Err(darkswap_p2p::auth::outbound_failure(&error)),
             ),
             _ => return None,
         };
