@@ -8,7 +8,7 @@
 //!
 //! Topology: the relay on the public segment without delay; half the RTT
 //! is added to every packet leaving each site router's WAN and each public
-//! host (NFQUEUE, see `holepunch_delay`: this kernel has no netem), so site
+//! host (NFQUEUE, see `delay_queue`: this kernel has no netem), so site
 //! to site, public host to public host and site to site through the relay
 //! all take the RTT.
 //!
@@ -42,7 +42,7 @@ use darkswap_natlab::{
 use darkswap_testkit::netns::Netns;
 
 use crate::{
-    holepunch_delay::Delay,
+    delay_queue::DelayQueue,
     report::{Conditions, Figures, Report, median, quantile},
 };
 
@@ -99,7 +99,7 @@ const P2_IP: Ipv4Addr = Ipv4Addr::new(7, 7, 7, 32);
 /// Dropping it deletes every namespace (the relay is killed first).
 struct Lab {
     /// First: dropped (rules and threads gone) before the namespaces.
-    delays: Vec<Delay>,
+    delays: Vec<DelayQueue>,
     /// `None` only while it restarts.
     relay: Option<Relay>,
     relay_dir: std::path::PathBuf,
@@ -128,10 +128,10 @@ impl Lab {
         std::fs::create_dir_all(&relay_dir)?;
         let relay = Relay::start(bins, &relay_host.ns, RELAY_IP, transport, &relay_dir)?;
         let delays = vec![
-            Delay::new(&sites[0].router.name, "wan")?,
-            Delay::new(&sites[1].router.name, "wan")?,
-            Delay::new(&public[0].ns.name, "eth0")?,
-            Delay::new(&public[1].ns.name, "eth0")?,
+            DelayQueue::start(&sites[0].router.name, &["POSTROUTING", "-o", "wan"])?,
+            DelayQueue::start(&sites[1].router.name, &["POSTROUTING", "-o", "wan"])?,
+            DelayQueue::start(&public[0].ns.name, &["POSTROUTING", "-o", "eth0"])?,
+            DelayQueue::start(&public[1].ns.name, &["POSTROUTING", "-o", "eth0"])?,
         ];
         Ok(Lab {
             delays,

@@ -18,10 +18,10 @@
 mod burst;
 mod client;
 mod coturn;
+mod delay_queue;
 mod e2e;
 mod gossip;
 mod holepunch;
-mod holepunch_delay;
 mod hop_client;
 mod idle_signaling;
 mod ingest;

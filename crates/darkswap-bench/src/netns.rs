@@ -7,28 +7,17 @@
 //! The delay is netem's on a kernel that has it: `tc qdisc ... netem
 //! delay` on the namespace's `lo`. The machines the suite runs on
 //! (Firecracker guests) are built without `sch_netem`, so otherwise it is
-//! done from user space the same way: an `iptables` rule in the namespace
-//! queues every packet arriving through `lo` (NFQUEUE, queue 0, with
-//! `--queue-bypass` so that nothing is dropped when no reader is there),
-//! and a thread of this process holds each one for the delay before it
-//! lets it go. Either way a packet crosses `lo` once on its way from one
-//! socket to another and is delayed once: the delay is each link's one-way
-//! latency, and a round trip is twice it.
+//! a [`DelayQueue`] on the packets arriving through `lo`. Either way a
+//! packet crosses `lo` once on its way from one socket to another and is
+//! delayed once: the delay is each link's one-way latency, and a round
+//! trip is twice it.
 
-use std::{
-    collections::VecDeque,
-    fs::File,
-    future::Future,
-    process::Command,
-    sync::{
-        Arc,
-        atomic::{AtomicBool, AtomicU64, Ordering},
-    },
-    time::{Duration, Instant},
-};
+use std::{fs::File, future::Future, process::Command, sync::Arc, time::Duration};
 
 use anyhow::{Context as _, bail};
 use nix::sched::{CloneFlags, setns};
+
+use crate::delay_queue::DelayQueue;
 
 /// A namespace with its loopback up; deleted (with its qdisc) when dropped.
 #[derive(Debug)]
@@ -41,19 +30,7 @@ pub(crate) struct Namespace {
 #[derive(Debug)]
 enum Shaper {
     Netem,
-    Queue {
-        /// The delay, microseconds; 0 while the rule is off.
-        delay_us: Arc<AtomicU64>,
-        stop: Arc<AtomicBool>,
-        thread: Option<std::thread::JoinHandle<QueueStats>>,
-    },
-}
-
-/// What the user-space delay queue did.
-#[derive(Debug, Clone, Copy, Default)]
-pub(crate) struct QueueStats {
-    pub(crate) packets: u64,
-    pub(crate) errors: u64,
+    Queue(DelayQueue),
 }
 
 impl Namespace {
@@ -72,25 +49,11 @@ impl Namespace {
         };
         run("ip", &["-n", &ns.name, "link", "set", "lo", "up"])?;
         if !netem_works(&ns.name) {
-            ensure_iptables()?;
-            let delay_us = Arc::new(AtomicU64::new(0));
-            let stop = Arc::new(AtomicBool::new(false));
-            let path = format!("/run/netns/{}", ns.name);
-            let file = File::open(&path).with_context(|| format!("open {path}"))?;
-            let (d, s) = (delay_us.clone(), stop.clone());
-            let (ready_tx, ready_rx) = std::sync::mpsc::channel();
-            let thread = std::thread::Builder::new()
-                .name(format!("{}-delay", ns.name))
-                .spawn(move || delay_queue(file, d, s, ready_tx))
-                .context("spawn the delay queue's thread")?;
-            ns.shaper = Shaper::Queue {
-                delay_us,
-                stop,
-                thread: Some(thread),
-            };
-            ready_rx
-                .recv_timeout(Duration::from_secs(10))
-                .context("the delay queue did not start")??;
+            // PREROUTING, not OUTPUT: the loopback has orphaned a packet
+            // from its socket by then, so TCP's small-queue limit does not
+            // count the packets held here against the sender (held at
+            // OUTPUT, a 63 ms TCP path carried 1.4 Mbit/s).
+            ns.shaper = Shaper::Queue(DelayQueue::start(&ns.name, &["PREROUTING", "-i", "lo"])?);
         }
         Ok(ns)
     }
@@ -115,53 +78,7 @@ impl Namespace {
                 }
                 run("tc", &args)
             }
-            Shaper::Queue { delay_us, .. } => {
-                let was = delay_us.swap(delay.as_micros() as u64, Ordering::SeqCst);
-                // PREROUTING, not OUTPUT: the loopback has orphaned a packet
-                // from its socket by then, so TCP's small-queue limit does
-                // not count the packets held here against the sender (held
-                // at OUTPUT, a 63 ms TCP path carried 1.4 Mbit/s).
-                let rule = [
-                    "PREROUTING",
-                    "-i",
-                    "lo",
-                    "-j",
-                    "NFQUEUE",
-                    "--queue-num",
-                    "0",
-                    "--queue-bypass",
-                ];
-                let iptables = |op: &str| {
-                    let mut args = vec![
-                        "netns",
-                        "exec",
-                        &self.name,
-                        "iptables-legacy",
-                        "-t",
-                        "mangle",
-                        op,
-                    ];
-                    args.extend(rule);
-                    run("ip", &args)
-                };
-                // At zero the rule goes: packets take the plain loopback.
-                match (was == 0, delay.is_zero()) {
-                    (true, false) => iptables("-A"),
-                    (false, true) => iptables("-D"),
-                    _ => Ok(()),
-                }
-            }
-        }
-    }
-
-    /// Stops the delay queue (if any) and says what it did.
-    pub(crate) fn stop_queue(&mut self) -> Option<QueueStats> {
-        match &mut self.shaper {
-            Shaper::Netem => None,
-            Shaper::Queue { stop, thread, .. } => {
-                stop.store(true, Ordering::SeqCst);
-                thread.take().and_then(|t| t.join().ok())
-            }
+            Shaper::Queue(queue) => queue.set(delay),
         }
     }
 
@@ -212,7 +129,8 @@ impl Namespace {
 
 impl Drop for Namespace {
     fn drop(&mut self) {
-        let _ = self.stop_queue();
+        // The queue's thread stops before its namespace goes.
+        self.shaper = Shaper::Netem;
         let _ = Command::new("ip")
             .args(["netns", "del", &self.name])
             .output();
@@ -232,114 +150,6 @@ fn netem_works(ns: &str) -> bool {
             .output();
     }
     ok
-}
-
-/// The user-space delay: enters the namespace (`ns`), reads the packets
-/// the NFQUEUE rule queues, and accepts each `delay_us` after it came,
-/// until `stop`. Says on `ready` when it listens.
-fn delay_queue(
-    ns: File,
-    delay_us: Arc<AtomicU64>,
-    stop: Arc<AtomicBool>,
-    ready: std::sync::mpsc::Sender<anyhow::Result<()>>,
-) -> QueueStats {
-    let open = || -> anyhow::Result<nfq::Queue> {
-        setns(&ns, CloneFlags::CLONE_NEWNET).context("setns")?;
-        let mut q = nfq::Queue::open().context("open an NFQUEUE netlink socket")?;
-        q.bind(0).context("bind NFQUEUE 0")?;
-        // Metadata only: the verdict needs the packet's id, not its bytes.
-        q.set_copy_range(0, 0).context("NFQUEUE copy range")?;
-        q.set_queue_max_len(0, 1 << 16).context("NFQUEUE length")?;
-        q.set_nonblocking(true);
-        Ok(q)
-    };
-    let mut q = match open() {
-        Ok(q) => {
-            let _ = ready.send(Ok(()));
-            q
-        }
-        Err(e) => {
-            let _ = ready.send(Err(e));
-            return QueueStats::default();
-        }
-    };
-    let mut stats = QueueStats::default();
-    let mut held: VecDeque<(Instant, nfq::Message)> = VecDeque::new();
-    while !stop.load(Ordering::Relaxed) {
-        let mut got = false;
-        loop {
-            match q.recv() {
-                Ok(m) => {
-                    let delay = Duration::from_micros(delay_us.load(Ordering::Relaxed));
-                    held.push_back((Instant::now() + delay, m));
-                    stats.packets += 1;
-                    got = true;
-                }
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
-                Err(_) => {
-                    stats.errors += 1;
-                    break;
-                }
-            }
-        }
-        let now = Instant::now();
-        // The delay is the same for all: the queue is in release order.
-        while held.front().is_some_and(|(at, _)| *at <= now) {
-            if let Some((_, mut m)) = held.pop_front() {
-                m.set_verdict(nfq::Verdict::Accept);
-                if q.verdict(m).is_err() {
-                    stats.errors += 1;
-                }
-            }
-        }
-        if !got {
-            // No way to wait on the socket: a short nap, shorter if a
-            // packet is due sooner (the delay's precision).
-            let nap = held.front().map_or(Duration::from_micros(200), |(at, _)| {
-                at.saturating_duration_since(now)
-                    .min(Duration::from_micros(200))
-            });
-            std::thread::sleep(nap);
-        }
-    }
-    for (_, mut m) in held {
-        m.set_verdict(nfq::Verdict::Accept);
-        let _ = q.verdict(m);
-    }
-    stats
-}
-
-/// Installs iptables (`iptables-legacy`: the NFQUEUE target without
-/// nftables' queue support) if missing.
-fn ensure_iptables() -> anyhow::Result<()> {
-    let has = || {
-        Command::new("iptables-legacy")
-            .arg("-V")
-            .output()
-            .is_ok_and(|o| o.status.success())
-    };
-    if has() {
-        return Ok(());
-    }
-    eprintln!("installing iptables (the kernel has no netem: packets are delayed through NFQUEUE)");
-    let out = Command::new("apt-get")
-        .args([
-            "install",
-            "-y",
-            "-qq",
-            "--no-install-recommends",
-            "iptables",
-        ])
-        .env("DEBIAN_FRONTEND", "noninteractive")
-        .output()
-        .context("run apt-get")?;
-    if !out.status.success() || !has() {
-        bail!(
-            "cannot install iptables: {}",
-            String::from_utf8_lossy(&out.stderr).trim()
-        );
-    }
-    Ok(())
 }
 
 /// `tc` arguments that put `delay` on `ns`'s loopback, or remove it when

@@ -7,6 +7,7 @@ use darkswap_core::{
     gossip::GossipRateLimit,
     orderbook::OrderbookConfig,
     protocols::{ORDERBOOK_TOPIC, TRADE_TOPIC},
+    reconnect::ReconnectConfig,
     relay_pool::RelayConnectionPoolConfig,
     reputation::ReputationConfig,
     sync::SyncConfig,
@@ -205,6 +206,11 @@ pub struct NetworkConfig {
     /// Peer scoring and bans, and the bans in force at start.
     /// Default: [`ReputationConfig::default`].
     pub reputation: ReputationConfig,
+    /// How market peers lost without a goodbye are redialled: first after
+    /// `retry_initial`, doubling up to `retry_max`, given up after
+    /// `give_up_after`. Default: [`ReconnectConfig::default`] (1 s, 30 s,
+    /// 10 min).
+    pub reconnect: ReconnectConfig,
     /// Ceilings on libp2p connections and on memory use.
     /// Default: [`ConnectionLimits::default`].
     pub connection_limits: ConnectionLimits,
@@ -325,6 +331,7 @@ impl Default for NetworkConfig {
             require_relay_auth: false,
             min_relay_auth_level: AuthorizationLevel::Relay,
             reputation: ReputationConfig::default(),
+            reconnect: ReconnectConfig::default(),
             connection_limits: ConnectionLimits::default(),
             gossip_rate_limit: GossipRateLimit::default(),
             trading: None,
@@ -462,6 +469,12 @@ impl NetworkConfig {
     /// The longest cool-down of a failed relay (`relay.pool.retry_max`).
     pub fn with_relay_retry_max(mut self, delay: Duration) -> Self {
         self.relay.pool.retry_max = delay;
+        self
+    }
+
+    /// How lost market peers are redialled (`reconnect`).
+    pub fn with_reconnect(mut self, reconnect: ReconnectConfig) -> Self {
+        self.reconnect = reconnect;
         self
     }
 

@@ -63,6 +63,7 @@ pub use darkswap_core::{
     orderbook::{Book, OrderbookChange, OrderbookConfig, OrderbookError},
     own_orders::OrderChanges,
     protocols::{IDENTIFY_PROTOCOL_VERSION, ORDERBOOK_TOPIC, TRADE_TOPIC},
+    reconnect::ReconnectConfig,
     relay_discovery::RelaySource,
     relay_keeper::{RelayAuthStatus, RelayStatus},
     relay_pool::{RelayConnectionPoolConfig, RelayPoolStats},

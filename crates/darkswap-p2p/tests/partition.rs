@@ -59,8 +59,9 @@ async fn an_order_made_while_the_relay_was_down_arrives_once_it_is_back() {
 
     let _relay = TestRelay::spawn_with(relay_key, relay_socket).await;
     // Nobody is told to reconnect: b redials a through the relay once a
-    // holds its reservation again, and the sync on subscription brings the
-    // order over.
+    // holds its reservation again (b's redials are at most 2 s apart in
+    // test_config; the default doubles to 30 s, which could outlast the
+    // wait), and the sync on subscription brings the order over.
     wait_for(&mut a, "the order made during the outage", EVENT_TIMEOUT, |e| {
         matches!(e, NetworkEvent::OrderbookChanged(OrderbookChange::Added(o)) if o.id == order.id)
             .then_some(())

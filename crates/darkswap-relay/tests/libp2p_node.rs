@@ -30,13 +30,17 @@ impl Relay {
     }
 
     async fn spawn_on(listen: &[&str], tune: impl FnOnce(&mut HopConfig)) -> Self {
+        Self::spawn_with(listen, |config| tune(&mut config.hop)).await
+    }
+
+    async fn spawn_with(listen: &[&str], tune: impl FnOnce(&mut RelayConfig)) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let mut config = RelayConfig::default();
         config.data_dir = dir.path().to_owned();
         config.libp2p.listen_addresses = listen.iter().map(|a| a.parse().unwrap()).collect();
         config.admin_http.listen = "127.0.0.1:0".parse().unwrap();
         config.signaling.enabled = false;
-        tune(&mut config.hop);
+        tune(&mut config);
         Relay {
             server: RelayServer::spawn(config).await.unwrap(),
             _dir: dir,
@@ -236,4 +240,29 @@ async fn the_websocket_listener_serves_libp2p_reservations_and_circuits() {
     assert!(over_ws >= Some(2.0), "a's and b's connections: {metrics}");
     a.shutdown().await.unwrap();
     b.shutdown().await.unwrap();
+}
+
+/// `[network] perf` (off by default) makes the relay serve `/perf/1.0.0`:
+/// a node measures its link to the relay both ways, byte for byte. A relay
+/// without it refuses the protocol, and the measurement fails rather than
+/// hangs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn perf_is_served_only_when_configured() {
+    let serving = Relay::spawn_with(&["/ip4/127.0.0.1/tcp/0"], |c| c.libp2p.perf = true).await;
+    let silent = Relay::spawn(|_| {}).await;
+    let node = Network::new(test_config().with_perf(true)).await.unwrap();
+
+    let id = node.dial(serving.addr()).await.unwrap();
+    let report = tokio::time::timeout(EVENT_TIMEOUT, node.perf(id, 1 << 20, 2 << 20))
+        .await
+        .expect("perf against the relay finishes")
+        .unwrap();
+    assert_eq!((report.uploaded, report.downloaded), (1 << 20, 2 << 20));
+
+    let id = node.dial(silent.addr()).await.unwrap();
+    let refused = tokio::time::timeout(EVENT_TIMEOUT, node.perf(id, 1 << 10, 1 << 10))
+        .await
+        .expect("a refused perf fails within the bound");
+    assert!(refused.is_err(), "{refused:?}");
+    node.shutdown().await.unwrap();
 }

@@ -10,7 +10,8 @@ pub mod trade;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use darkswap_p2p::{
-    KadMode, Keypair, Network, NetworkConfig, NetworkEvent, ORDERBOOK_TOPIC, TRADE_TOPIC,
+    KadMode, Keypair, Network, NetworkConfig, NetworkEvent, ORDERBOOK_TOPIC, ReconnectConfig,
+    TRADE_TOPIC,
 };
 use darkswap_proto::{Asset, Message, NewOrder, OrderCreate, PRICE_SCALE, Side};
 use futures::StreamExt;
@@ -36,7 +37,9 @@ pub const EVENT_TIMEOUT: Duration = Duration::from_secs(20);
 
 /// A node configuration for tests: no mDNS (tests must not find each other
 /// across the machine), Kademlia in server mode (loopback addresses are
-/// never confirmed external), short timeouts.
+/// never confirmed external), short timeouts, and retries (relays, lost
+/// peers) at most 2 s apart, so a test that waits for one to succeed after
+/// an outage is not at the mercy of a 30 s back-off step.
 pub fn test_config() -> NetworkConfig {
     NetworkConfig::default()
         .with_mdns(false)
@@ -44,6 +47,11 @@ pub fn test_config() -> NetworkConfig {
         .with_connection_timeout(Duration::from_secs(15))
         .with_relay_retry_initial(Duration::from_millis(200))
         .with_relay_retry_max(Duration::from_secs(2))
+        .with_reconnect(ReconnectConfig {
+            retry_initial: Duration::from_millis(200),
+            retry_max: Duration::from_secs(2),
+            ..ReconnectConfig::default()
+        })
 }
 
 /// Starts a node listening on `127.0.0.1` TCP port 0; returns it and its

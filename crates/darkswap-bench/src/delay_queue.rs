@@ -1,12 +1,15 @@
-//! A one-way delay on one interface of a lab namespace, for `holepunch`.
+//! A one-way delay made in user space, for kernels without `sch_netem`.
 //!
-//! This machine's kernel has no `sch_netem`, so `tc netem` cannot delay
-//! anything; what it has is NFQUEUE (through `iptables-legacy`: its
-//! nftables has no `queue` statement). A rule in the namespace's mangle
-//! POSTROUTING queues every packet leaving the interface; a thread of this
-//! process, entered into the namespace, holds each one for the delay and
-//! then lets it go, in order. Where `tc netem` works it would do the same
-//! job; this is used everywhere so that every run delays alike.
+//! The machines the suite runs on (Firecracker guests) have no netem, so
+//! `tc netem` cannot delay anything; what they have is NFQUEUE (through
+//! `iptables-legacy`: their nftables has no `queue` statement). An
+//! iptables rule in a namespace's mangle table queues the packets it
+//! matches (queue 0, with `--queue-bypass` so that nothing is dropped when
+//! no reader is there); a thread of this process, entered into that
+//! namespace, holds each one for the delay and then lets it go, in order.
+//! `netns` delays a namespace's loopback with it (where netem is missing),
+//! `holepunch` the NAT lab's router links (always, so that every run
+//! delays alike).
 
 use std::{
     collections::VecDeque,
@@ -24,24 +27,32 @@ use std::{
 use anyhow::{Context as _, Result, bail};
 use nix::sched::{CloneFlags, setns};
 
-/// The longest a thread naps with nothing due: the delay's precision.
+/// The longest the thread naps with nothing due: the delay's precision.
 const NAP: Duration = Duration::from_micros(200);
 
-/// Packets leaving `dev` in namespace `ns` wait `delay` (none at zero).
-/// The rule goes and the thread stops when dropped.
+/// Packets the queue may hold: a 63 ms path at line rate holds thousands.
+const QUEUE_LEN: u32 = 1 << 16;
+
+/// Packets matched by a rule in one namespace wait the delay (none at
+/// zero, and then no rule either). The rule goes and the thread stops when
+/// dropped.
 #[derive(Debug)]
-pub(crate) struct Delay {
+pub(crate) struct DelayQueue {
     ns: String,
-    dev: String,
+    /// The rule's chain and match, e.g. `PREROUTING -i lo`.
+    rule: Vec<String>,
+    /// The delay, microseconds; 0 while the rule is off.
     delay_us: Arc<AtomicU64>,
     stop: Arc<AtomicBool>,
     thread: Option<JoinHandle<()>>,
-    rule: bool,
 }
 
-impl Delay {
-    /// Starts the queue's thread in `ns` (no rule yet: no delay).
-    pub(crate) fn new(ns: &str, dev: &str) -> Result<Self> {
+impl DelayQueue {
+    /// Starts the thread that reads queue 0 in namespace `ns`, for the
+    /// packets `rule` (a mangle chain and a match, such as `["PREROUTING",
+    /// "-i", "lo"]`) will queue once a delay is set. Installs iptables if
+    /// missing.
+    pub(crate) fn start(ns: &str, rule: &[&str]) -> Result<Self> {
         ensure_iptables()?;
         let path = format!("/run/netns/{ns}");
         let file = File::open(&path).with_context(|| format!("open {path}"))?;
@@ -51,41 +62,34 @@ impl Delay {
         let thread = {
             let (delay_us, stop) = (delay_us.clone(), stop.clone());
             std::thread::Builder::new()
-                .name(format!("delay-{dev}"))
+                .name(format!("{ns}-delay"))
                 .spawn(move || hold(file, delay_us, stop, ready_tx))
                 .context("spawn a delay thread")?
         };
-        let delay = Delay {
+        let queue = DelayQueue {
             ns: ns.to_owned(),
-            dev: dev.to_owned(),
+            rule: rule.iter().map(|s| s.to_string()).collect(),
             delay_us,
             stop,
             thread: Some(thread),
-            rule: false,
         };
         ready_rx
             .recv_timeout(Duration::from_secs(10))
             .context("the delay thread did not start")??;
-        Ok(delay)
+        Ok(queue)
     }
 
-    /// Sets the one-way delay; at zero the rule goes and packets pass
+    /// Sets the one-way delay. The rule is added when the delay leaves zero
+    /// and removed when it returns to it, so at zero packets pass
     /// untouched.
-    pub(crate) fn set(&mut self, delay: Duration) -> Result<()> {
-        self.delay_us
-            .store(u64::try_from(delay.as_micros())?, Ordering::SeqCst);
-        match (self.rule, delay.is_zero()) {
-            (false, false) => {
-                self.iptables("-A")?;
-                self.rule = true;
-            }
-            (true, true) => {
-                self.iptables("-D")?;
-                self.rule = false;
-            }
-            _ => {}
+    pub(crate) fn set(&self, delay: Duration) -> Result<()> {
+        let us = u64::try_from(delay.as_micros())?;
+        let was = self.delay_us.swap(us, Ordering::SeqCst);
+        match (was == 0, us == 0) {
+            (true, false) => self.iptables("-A"),
+            (false, true) => self.iptables("-D"),
+            _ => Ok(()),
         }
-        Ok(())
     }
 
     fn iptables(&self, op: &str) -> Result<()> {
@@ -99,8 +103,8 @@ impl Delay {
                 "mangle",
                 op,
             ])
-            .args(["POSTROUTING", "-o", &self.dev, "-j", "NFQUEUE"])
-            .args(["--queue-num", "0", "--queue-bypass"])
+            .args(&self.rule)
+            .args(["-j", "NFQUEUE", "--queue-num", "0", "--queue-bypass"])
             .output()
             .context("run iptables-legacy")?;
         if !out.status.success() {
@@ -114,9 +118,9 @@ impl Delay {
     }
 }
 
-impl Drop for Delay {
+impl Drop for DelayQueue {
     fn drop(&mut self) {
-        if self.rule {
+        if self.delay_us.load(Ordering::SeqCst) != 0 {
             let _ = self.iptables("-D");
         }
         self.stop.store(true, Ordering::SeqCst);
@@ -127,7 +131,7 @@ impl Drop for Delay {
 }
 
 /// Enters the namespace, reads what queue 0 holds, and accepts each packet
-/// `delay_us` after it came, until `stop`.
+/// `delay_us` after it came, until `stop`. Says on `ready` when it listens.
 fn hold(
     ns: File,
     delay_us: Arc<AtomicU64>,
@@ -140,7 +144,8 @@ fn hold(
         q.bind(0).context("bind NFQUEUE 0")?;
         // The verdict needs the packet's id, not its bytes.
         q.set_copy_range(0, 0).context("NFQUEUE copy range")?;
-        q.set_queue_max_len(0, 1 << 14).context("NFQUEUE length")?;
+        q.set_queue_max_len(0, QUEUE_LEN)
+            .context("NFQUEUE length")?;
         q.set_nonblocking(true);
         Ok(q)
     };
@@ -185,31 +190,7 @@ fn hold(
     }
 }
 
-/// `iptables-legacy` (Debian's `iptables`), installed if missing.
+/// `iptables-legacy` (in Debian's `iptables`), installed if missing.
 fn ensure_iptables() -> Result<()> {
-    let has = || {
-        Command::new("iptables-legacy")
-            .arg("-V")
-            .output()
-            .is_ok_and(|o| o.status.success())
-    };
-    if has() {
-        return Ok(());
-    }
-    eprintln!("holepunch: installing iptables (NFQUEUE delays packets: no netem here)");
-    let ok = Command::new("apt-get")
-        .args([
-            "install",
-            "-y",
-            "-qq",
-            "--no-install-recommends",
-            "iptables",
-        ])
-        .env("DEBIAN_FRONTEND", "noninteractive")
-        .status()
-        .is_ok_and(|s| s.success());
-    if !ok || !has() {
-        bail!("`iptables-legacy` is missing and `apt-get install iptables` failed");
-    }
-    Ok(())
+    crate::tool_install::ensure_apt("iptables", &["iptables-legacy"])
 }
