@@ -86,6 +86,7 @@ pub(crate) async fn run(args: GossipArgs, quick: bool) -> anyhow::Result<Report>
     let conditions = Conditions::now();
     let ns = Namespace::create("gossip")?;
     ns.set_delay(Duration::from_millis(args.link_delay_ms))?;
+    source_per_node(&ns, args.nodes + CHAIN)?;
     eprintln!(
         "gossip: {} nodes in namespace {}, {} ms one-way per link ({} ms RTT)",
         args.nodes,
@@ -102,17 +103,79 @@ pub(crate) async fn run(args: GossipArgs, quick: bool) -> anyhow::Result<Report>
 /// Node `i`'s configuration: no mDNS (nodes meet through Kademlia),
 /// Kademlia in server mode (loopback addresses are never confirmed
 /// external), and an address of its own, `127.0.0.<i + 1>` (the whole of
-/// 127/8 is the namespace's loopback; outbound connections leave from the
-/// listening address). On one address, gossipsub's IP colocation penalty
+/// 127/8 is the namespace's loopback). On one address, gossipsub's IP colocation penalty
 /// (more than 10 peers from one IP) scores every peer below zero and no
 /// mesh forms at all: a hundred machines have a hundred addresses.
+///
+/// Listening apart is not enough: libp2p-tcp's port reuse binds a dial to
+/// `0.0.0.0:<listen port>`, and the kernel sources a connection to 127/8
+/// from 127.0.0.1, so every inbound connection would come from one
+/// address (at 100 nodes: ~500,000 colocation penalties in a round, gossip
+/// ignored, nearly every delivery missing). So each node listens on a
+/// port of its own too, and [`source_per_node`] rewrites the source of
+/// what leaves that port to the node's address.
 fn config(i: usize) -> NetworkConfig {
-    let listen = format!("/ip4/127.0.{}.{}/tcp/0", i / 250, i % 250 + 1);
+    let listen = format!("/ip4/{}/tcp/{}", node_ip(i), node_port(i));
     NetworkConfig::default()
         .with_mdns(false)
         .with_kad_mode(KadMode::Server)
         .with_listen_addresses([listen.parse().expect("a valid multiaddr")])
         .with_connection_timeout(Duration::from_secs(30))
+}
+
+/// The chain's nodes, after the mesh's.
+const CHAIN: usize = 4;
+
+/// Node `i`'s address: the namespace is the bench's own, so any of 127/8.
+fn node_ip(i: usize) -> String {
+    format!("127.0.{}.{}", i / 250, i % 250 + 1)
+}
+
+/// Node `i`'s TCP port: fixed, so that [`source_per_node`]'s rules exist
+/// before the first dial (nothing else listens in the namespace).
+fn node_port(i: usize) -> usize {
+    20_000 + i
+}
+
+/// One SNAT rule per node in the namespace: a connection leaving node
+/// `i`'s port (every dial of a listening libp2p-tcp node reuses it) comes
+/// from `node_ip(i)`, as a connection from its own machine would.
+fn source_per_node(ns: &Namespace, nodes: usize) -> anyhow::Result<()> {
+    use std::io::Write as _;
+    crate::tool_install::ensure_apt("iptables", &["iptables-legacy"])?;
+    let mut rules = String::from("*nat\n");
+    for i in 0..nodes {
+        rules += &format!(
+            "-A POSTROUTING -o lo -p tcp --sport {} -j SNAT --to-source {}\n",
+            node_port(i),
+            node_ip(i)
+        );
+    }
+    rules += "COMMIT\n";
+    let mut child = std::process::Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            ns.name(),
+            "iptables-legacy-restore",
+            "--noflush",
+        ])
+        .stdin(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .context("run iptables-legacy-restore")?;
+    child
+        .stdin
+        .take()
+        .context("iptables-legacy-restore's stdin")?
+        .write_all(rules.as_bytes())?;
+    let out = child.wait_with_output()?;
+    anyhow::ensure!(
+        out.status.success(),
+        "iptables-legacy-restore: {}",
+        String::from_utf8_lossy(&out.stderr).trim()
+    );
+    Ok(())
 }
 
 /// The nodes, their event readers and the channel of their deliveries.
@@ -211,12 +274,12 @@ async fn measure(args: GossipArgs) -> anyhow::Result<Figures> {
         // The chain: Kademlia off, so that nobody learns of a node beyond
         // its neighbours.
         let mut chain_addrs = Vec::new();
-        for i in 0..4 {
+        for i in 0..CHAIN {
             let (net, addr) = spawn(config(args.nodes + i).with_kad(false)).await?;
             nodes.adopt(args.nodes + i, net, tx.clone());
             chain_addrs.push(addr);
         }
-        for i in 0..3 {
+        for i in 0..CHAIN - 1 {
             nodes.handles[args.nodes + i]
                 .dial(chain_addrs[i + 1].clone())
                 .await
@@ -224,7 +287,7 @@ async fn measure(args: GossipArgs) -> anyhow::Result<Figures> {
         }
         eprintln!(
             "gossip: {} nodes started in {:.1} s; waiting for the mesh",
-            args.nodes + 4,
+            args.nodes + CHAIN,
             started.elapsed().as_secs_f64()
         );
         let (mesh, subscribed, short) =
@@ -248,7 +311,7 @@ async fn measure(args: GossipArgs) -> anyhow::Result<Figures> {
         // Warm-up: a message each way primes connections and streams.
         for _ in 0..2 {
             publish_and_wait(&nodes.handles, 0..args.nodes, 0, next()?, &mut rx).await?;
-            publish_and_wait(&nodes.handles, args.nodes..args.nodes + 4, args.nodes, next()?, &mut rx)
+            publish_and_wait(&nodes.handles, args.nodes..args.nodes + CHAIN, args.nodes, next()?, &mut rx)
                 .await?;
         }
         let mut figures = Figures::default();
@@ -268,7 +331,7 @@ async fn measure(args: GossipArgs) -> anyhow::Result<Figures> {
                     } else {
                         let got = publish_and_wait(
                             &nodes.handles,
-                            args.nodes..args.nodes + 4,
+                            args.nodes..args.nodes + CHAIN,
                             args.nodes,
                             next()?,
                             &mut rx,
@@ -282,6 +345,9 @@ async fn measure(args: GossipArgs) -> anyhow::Result<Figures> {
                 tokio::time::sleep(Duration::from_millis(50)).await;
             }
             let after = counters(&nodes.handles[..args.nodes])?;
+            if missing > 0 {
+                print_refusals(&nodes.handles[..args.nodes])?;
+            }
             let dup = duplicates(&before, &after);
             let p99 = quantile(&mesh_times, 0.99);
             let chain = median(&chain_times);
@@ -439,6 +505,31 @@ fn topic_sample(h: &NetworkHandle, name: &str) -> anyhow::Result<f64> {
         .filter(|s| s.name == name && s.labels.contains(&label))
         .map(|s| s.value)
         .sum())
+}
+
+/// When deliveries go missing: gossipsub's own counts of what the nodes
+/// refused, ignored or could not send, summed over the nodes, to tell a
+/// validation or scoring problem from a slow mesh.
+fn print_refusals(handles: &[NetworkHandle]) -> anyhow::Result<()> {
+    let mut sums = std::collections::BTreeMap::<String, f64>::new();
+    for h in handles {
+        for s in h.metrics_registry().get_metrics()? {
+            let telling = [
+                "invalid", "reject", "ignore", "fail", "drop", "graylist", "penal",
+            ]
+            .iter()
+            .any(|w| s.name.contains(w));
+            if s.name.starts_with("libp2p_gossipsub") && telling {
+                *sums
+                    .entry(format!("{}{{{}}}", s.name, s.labels))
+                    .or_default() += s.value;
+            }
+        }
+    }
+    for (series, sum) in sums.iter().filter(|(_, v)| **v > 0.0) {
+        eprintln!("gossip: all nodes' {series} = {sum}");
+    }
+    Ok(())
 }
 
 /// Gossip messages a node received on the orderbook topic: all of them
