@@ -18,7 +18,10 @@ export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
 # filled; dependencies, the bulk of the build, are never incremental anyway.
 export CARGO_INCREMENTAL="${CARGO_INCREMENTAL:-0}"
 
-step() { printf '\n==> %s\n' "$*"; }
+# Each step's header says how long the run has taken so far, so a slow CI
+# run shows which step took the time.
+started=$SECONDS
+step() { printf '\n==> [%dm%02ds] %s\n' $(((SECONDS - started) / 60)) $(((SECONDS - started) % 60)) "$*"; }
 
 step "toolchain components"
 if command -v rustup >/dev/null; then
@@ -110,3 +113,5 @@ npm ci --prefix clients/js --no-audit --no-fund --loglevel=error
 
 step "browser tests (Debian chromium + playwright-core, loopback netns)"
 ./scripts/browser-tests.sh
+
+step "done"

@@ -335,8 +335,6 @@ pub mod queues {
     /// Frames queued from one circuit end to the other; a full queue slows
     /// the sender down rather than growing.
     pub const CIRCUIT_FRAMES: usize = 64;
-    /// Inputs queued for the hub task.
-    pub const HUB: usize = 4096;
     /// Sockets beyond what the limits can use, on top of `max_peers + 2 ×
     /// max_circuits`, for HTTP and connections in their handshake; past
     /// them a connection is refused (429 or 1013).

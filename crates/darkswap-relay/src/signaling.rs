@@ -22,8 +22,10 @@
 //!   valid WebSocket upgrade or the 400/426 it gets instead;
 //! - `upgrade`: reads that head under its deadline and runs the WebSocket
 //!   handshake (taking the client's token);
-//! - `hub_task`: the one task that owns the hub, feeds it, carries out its
-//!   outputs and counts its events in the metrics;
+//! - `shared_hub`: the hub behind one lock, which each socket task feeds
+//!   its input and whose outputs it carries out on the other sockets'
+//!   queues, counting its events in the metrics; a timer task fires its
+//!   deadlines;
 //! - `socket`: the task of one `/signaling` socket;
 //! - `ws_circuit`: the tasks of `/relay` sockets, paired into circuits that
 //!   forward frames to each other directly (circuit payload does not pass
@@ -36,7 +38,7 @@
 pub mod hub;
 
 #[cfg(feature = "server")]
-mod hub_task;
+mod shared_hub;
 #[cfg(feature = "server")]
 mod listener;
 #[cfg(feature = "server")]
@@ -66,22 +68,21 @@ use governor::{DefaultDirectRateLimiter, DefaultKeyedRateLimiter, Quota, RateLim
 #[cfg(feature = "server")]
 use prometheus_client::registry::Registry;
 #[cfg(feature = "server")]
-use tokio::{net::TcpListener, sync::mpsc};
+use tokio::net::TcpListener;
 #[cfg(feature = "server")]
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
 #[cfg(feature = "server")]
 use self::{
     hub::{Hub, HubConfig},
-    hub_task::{HubInput, HubTask},
     listener::accept_loop,
     public_stream::PublicTls,
+    shared_hub::SharedHub,
     ws_circuit::byte_limiter,
 };
 #[cfg(feature = "server")]
 use crate::{
     config::{LimitsConfig, RelayConfig, SignalingConfig, WsCircuitConfig},
-    defaults,
     metrics::{SecurityMetrics, SignalingMetrics, TlsMetrics},
     stun_turn::IceService,
     tls::{TlsCertificate, TlsError},
@@ -155,8 +156,7 @@ impl SignalingServer {
             },
             Box::new(rand::rngs::OsRng),
         );
-        let (hub_tx, hub_rx) = mpsc::channel(defaults::queues::HUB);
-        let ctx = Arc::new(Context {
+        let ctx = Arc::new_cyclic(|ctx| Context {
             signaling: signaling.clone(),
             ws_circuit: ws_circuit.clone(),
             limits: limits.clone(),
@@ -171,14 +171,15 @@ impl SignalingServer {
             )),
             bandwidth_global: byte_limiter(limits.bandwidth_global, ws_circuit.max_frame_size),
             metrics,
-            hub: hub_tx,
+            hub: SharedHub::new(hub, ctx.clone()),
             next_conn: AtomicU64::new(1),
             epoch: Instant::now(),
             tls,
             cancel: cancel.clone(),
         });
         let tasks = TaskTracker::new();
-        tasks.spawn(HubTask::new(hub, ctx.clone()).run(hub_rx));
+        let timers = ctx.clone();
+        tasks.spawn(async move { timers.hub.run_timers(timers.cancel.clone()).await });
         let tls = ctx.tls.is_some();
         tasks.spawn(accept_loop(listener, ctx, tasks.clone()));
         tasks.close();
@@ -214,7 +215,7 @@ struct Context {
     /// Bytes per second over all circuits.
     bandwidth_global: DefaultDirectRateLimiter,
     metrics: Arc<SignalingMetrics>,
-    hub: mpsc::Sender<HubInput>,
+    hub: SharedHub,
     next_conn: AtomicU64,
     /// Time base of the circuits' activity stamps.
     epoch: Instant,

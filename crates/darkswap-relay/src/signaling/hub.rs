@@ -635,7 +635,9 @@ impl Hub {
         claimed_from: Option<&str>,
         build: impl FnOnce(String) -> ServerToClient,
     ) {
-        if claimed_from.is_some_and(|f| f != me.to_string()) {
+        // Encoded once: base58 is a visible part of routing's cost.
+        let me = me.to_string();
+        if claimed_from.is_some_and(|f| f != me) {
             let reply = self.error(
                 ErrorCode::SpoofedSender,
                 "from must be absent or your own peer id",
@@ -644,7 +646,7 @@ impl Hub {
             self.send(conn, reply);
             return;
         }
-        let message = build(me.to_string());
+        let message = build(me);
         let session_too_long = match &message {
             ServerToClient::Offer { session, .. }
             | ServerToClient::Answer { session, .. }

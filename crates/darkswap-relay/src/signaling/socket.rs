@@ -23,7 +23,6 @@ use super::{
         Access, ConnId,
         outbox::{Next, Outbox, OutboxConfig, Refused},
     },
-    hub_task::HubInput,
     upgrade::Credentials,
     websocket::{Exit, Ws, close, error_frame, read_error, send_bounded},
 };
@@ -34,7 +33,7 @@ use crate::{
 };
 
 /// What waits to be written to one `/signaling` socket: its [`Outbox`],
-/// pushed to by the hub task and popped by the socket task. The lock is
+/// pushed to by whichever task drives the hub and popped by the socket task. The lock is
 /// held to push or pop one message, never across an await.
 #[derive(Debug)]
 pub(super) struct SendQueue {
@@ -161,12 +160,7 @@ impl SignalingSocket {
         if self
             .ctx
             .hub
-            .send(HubInput::Signaling {
-                conn,
-                queue: queue.clone(),
-                access,
-            })
-            .await
+            .open_signaling(conn, queue.clone(), access)
             .is_err()
         {
             return;
@@ -179,7 +173,7 @@ impl SignalingSocket {
                 let _ = tokio::time::timeout(timeouts::CLOSE_SEND, self.ws.close(None)).await;
             }
         }
-        let _ = self.ctx.hub.send(HubInput::Closed { conn }).await;
+        let _ = self.ctx.hub.closed(conn);
     }
 
     async fn serve(&mut self, queue: &SendQueue, claims: Option<Claims>) -> Exit {
@@ -260,8 +254,7 @@ impl SignalingSocket {
                         }
                         continue;
                     }
-                    let input = HubInput::Text { conn: self.conn, text: text.as_str().to_owned() };
-                    if self.ctx.hub.send(input).await.is_err() {
+                    if self.ctx.hub.text(self.conn, text.as_str()).is_err() {
                         return Exit::Gone;
                     }
                 }

@@ -1,6 +1,6 @@
 //! WebSocket circuits: the `/relay` sockets. A socket's first frame is
 //! `attach` (checked by the hub); once both ends of a circuit attached, the
-//! hub task pairs them and each end forwards its binary frames straight into
+//! hub pairs them and each end forwards its binary frames straight into
 //! the other's writer queue, under the per-circuit, per-peer and global
 //! byte-rate limiters and the circuit's byte limit. Each socket's writer
 //! runs apart from its reader, so two ends blocked on each other still
@@ -29,7 +29,7 @@ use tokio_util::sync::CancellationToken;
 use super::{
     Context,
     hub::ConnId,
-    hub_task::{Ctl, HubInput, SocketHandle},
+    shared_hub::{Ctl, SocketHandle},
     websocket::{Exit, Ws, error_frame, read_error},
 };
 use crate::defaults::{queues, timeouts};
@@ -120,12 +120,7 @@ impl CircuitSocket {
             ctl: ctl_tx,
             kill: kill.clone(),
         };
-        let opened = HubInput::Relay {
-            conn,
-            handle,
-            frames: out.clone(),
-        };
-        if ctx.hub.send(opened).await.is_ok() {
+        if ctx.hub.open_relay(conn, handle, out.clone()).is_ok() {
             let mut end = CircuitEnd {
                 conn,
                 ctx: ctx.clone(),
@@ -147,7 +142,7 @@ impl CircuitSocket {
             // The writer may be stuck on a peer that does not read: bounded.
             let _ =
                 tokio::time::timeout(timeouts::CLOSE_SEND, out.send(Message::Close(frame))).await;
-            let _ = ctx.hub.send(HubInput::Closed { conn }).await;
+            let _ = ctx.hub.closed(conn);
         }
         drop(out);
         // The writer's own bounds: one message, then the close.
@@ -210,7 +205,7 @@ impl CircuitEnd {
                         match &self.link {
                             Some(l) => {
                                 let id = l.circuit.id.clone();
-                                self.end(&id, "idle_timeout").await;
+                                self.end(&id, "idle_timeout");
                             }
                             None => return Exit::Close(close_code::CIRCUIT_CLOSED, "accept_timeout"),
                         }
@@ -227,8 +222,7 @@ impl CircuitEnd {
                             if text.len() > self.ctx.signaling.max_message_size {
                                 return Exit::Close(close_code::TOO_BIG, "message too big");
                             }
-                            let input = HubInput::Text { conn: self.conn, text: text.as_str().to_owned() };
-                            if self.ctx.hub.send(input).await.is_err() {
+                            if self.ctx.hub.text(self.conn, text.as_str()).is_err() {
                                 return Exit::Gone;
                             }
                         }
@@ -249,7 +243,7 @@ impl CircuitEnd {
                             }
                             if let Some(reason) = self.forward(data, cfg.max_circuit_bytes).await {
                                 let id = self.link.as_ref().map(|l| l.circuit.id.clone()).unwrap_or_default();
-                                self.end(&id, reason).await;
+                                self.end(&id, reason);
                             }
                         }
                         Message::Close(_) => return Exit::Gone,
@@ -298,15 +292,8 @@ impl CircuitEnd {
         None
     }
 
-    async fn end(&mut self, circuit_id: &str, reason: &'static str) {
+    fn end(&mut self, circuit_id: &str, reason: &'static str) {
         self.ended = true;
-        let _ = self
-            .ctx
-            .hub
-            .send(HubInput::CircuitEnded {
-                circuit_id: circuit_id.to_owned(),
-                reason,
-            })
-            .await;
+        let _ = self.ctx.hub.circuit_ended(circuit_id, reason);
     }
 }
