@@ -38,13 +38,13 @@
 pub mod hub;
 
 #[cfg(feature = "server")]
-mod shared_hub;
-#[cfg(feature = "server")]
 mod listener;
 #[cfg(feature = "server")]
 mod public_stream;
 #[cfg(feature = "server")]
 mod request;
+#[cfg(feature = "server")]
+mod shared_hub;
 #[cfg(feature = "server")]
 mod socket;
 #[cfg(feature = "server")]

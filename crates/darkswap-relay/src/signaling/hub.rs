@@ -171,15 +171,15 @@ pub enum Event {
 }
 
 #[derive(Debug)]
-#[expect(
-    clippy::large_enum_variant,
-    reason = "nearly every socket is a /signaling one: boxing its state would cost each an allocation to save the few /relay ones some bytes"
-)]
 enum Conn {
     Signaling {
         nonce: [u8; NONCE_LEN],
         peer: Option<PeerId>,
-        access: Access,
+        role: Role,
+        /// The token's subject ([`Access::subject`]), boxed: few sockets
+        /// have one, and inline its 80 bytes would be in every slot of
+        /// `conns`, the bulk of an idle socket's share of the hub.
+        subject: Option<Box<PeerId>>,
         /// Set once the hub asked for it to close: nothing more is routed there.
         closing: bool,
         /// The peers it watches (at most `max_watched_peers`).
@@ -272,7 +272,8 @@ impl Hub {
             Conn::Signaling {
                 nonce,
                 peer: None,
-                access,
+                role: access.role,
+                subject: access.subject.map(Box::new),
                 closing: false,
                 watching: Vec::new(),
             },
@@ -546,13 +547,14 @@ impl Hub {
         let Some(Conn::Signaling {
             nonce,
             peer,
-            access,
+            role,
+            subject,
             ..
         }) = self.conns.get(&conn)
         else {
             return;
         };
-        let access = *access;
+        let (role, subject) = (*role, subject.as_deref().copied());
         if peer.is_some() {
             // Registering twice on one socket is a client bug, not an attack.
             let reply = self.error(
@@ -563,11 +565,11 @@ impl Hub {
             self.send(conn, reply);
             return;
         }
-        if access.role < self.config.signaling_role {
+        if role < self.config.signaling_role {
             self.events.push_back(Event::AccessDenied("signaling"));
             let message = format!(
                 "registering needs the {} role; this connection has {} (get a token at /auth/token)",
-                self.config.signaling_role, access.role
+                self.config.signaling_role, role
             );
             let reply = self.error(ErrorCode::Unauthorized, message, Some("register"));
             self.send(conn, reply);
@@ -576,7 +578,7 @@ impl Hub {
         }
         let refused = match verify_registration(peer_id, public_key, signature, nonce) {
             Err(e) => Err((ErrorCode::BadSignature, e.to_string())),
-            Ok(p) if access.subject.is_some_and(|s| s != p) => Err((
+            Ok(p) if subject.is_some_and(|s| s != p) => Err((
                 ErrorCode::Unauthorized,
                 "the token was issued to another peer".to_owned(),
             )),
@@ -684,7 +686,7 @@ impl Hub {
 
     fn role_of(&self, conn: ConnId) -> Role {
         match self.conns.get(&conn) {
-            Some(Conn::Signaling { access, .. }) => access.role,
+            Some(Conn::Signaling { role, .. }) => *role,
             _ => Role::Guest,
         }
     }

@@ -26,6 +26,7 @@ use std::{
 };
 
 use darkswap_proto::signaling::close_code;
+use futures::future::Either;
 use governor::clock::{Clock, DefaultClock};
 use tokio::{
     net::{TcpListener, TcpStream},
@@ -262,16 +263,37 @@ pub(super) async fn accept_loop(listener: TcpListener, ctx: Arc<Context>, tasks:
 }
 
 /// An admitted connection, from its TLS handshake (if the port speaks
-/// TLS) and its request head to its close.
+/// TLS) and its request head to its close. `slot` is given back at the end.
 async fn serve(stream: TcpStream, remote: SocketAddr, addr: IpAddr, ctx: Arc<Context>, slot: Slot) {
-    let deadline = Instant::now() + ctx.signaling.request_head_timeout;
-    let opened = tokio::select! {
-        opened = open(stream, remote, deadline, &ctx) => opened,
-        // Shutdown does not wait for heads that may never come.
-        _ = ctx.cancel.cancelled() => return,
-    };
-    let Some((stream, request)) = opened else {
+    // This task's future is most of what an idle socket costs, and it is
+    // as large as its largest state plus whatever is live beside it. So the
+    // handshake runs in a boxed future of its own, which builds the
+    // socket's: neither the handshake's futures nor the parts moved into
+    // the socket (stream, request head, WebSocket) share this future with
+    // the socket's. 2,232 bytes instead of 2,584 per socket.
+    let Some(socket) = Box::pin(open_socket(stream, remote, addr, ctx)).await else {
+        drop(slot);
         return;
+    };
+    socket.await;
+    drop(slot);
+}
+
+/// The connection up to its WebSocket: the TLS handshake (if the port
+/// speaks TLS) and the request head by their deadline, then the upgrade;
+/// the future that serves the socket, or `None` if the connection is done
+/// (an HTTP one is served here to its end).
+async fn open_socket(
+    stream: TcpStream,
+    remote: SocketAddr,
+    addr: IpAddr,
+    ctx: Arc<Context>,
+) -> Option<impl Future<Output = ()>> {
+    let deadline = Instant::now() + ctx.signaling.request_head_timeout;
+    let (stream, request) = tokio::select! {
+        opened = open(stream, remote, deadline, &ctx) => opened?,
+        // Shutdown does not wait for heads that may never come.
+        _ = ctx.cancel.cancelled() => return None,
     };
     let endpoint = request.head.endpoint();
     if endpoint == Endpoint::Http {
@@ -282,22 +304,20 @@ async fn serve(stream: TcpStream, remote: SocketAddr, addr: IpAddr, ctx: Arc<Con
         let stream = Replay::new(stream, request);
         let http = ctx.token_service.clone();
         token_service::serve_connection(stream, addr, http, deadlines, ctx.cancel.clone()).await;
-        drop(slot);
-        return;
+        return None;
     }
-    let Some((ws, credentials)) = accept_websocket(stream, request, endpoint, &ctx).await else {
-        return;
-    };
+    let (ws, credentials) = accept_websocket(stream, request, endpoint, &ctx).await?;
     let conn = ctx.next_conn.fetch_add(1, Ordering::Relaxed);
     // Whether a token came, never the token.
     let token = credentials.token.is_some();
     tracing::debug!(%remote, conn, ?endpoint, token, "websocket open");
     match endpoint {
-        Endpoint::Signaling => SignalingSocket::new(ws, conn, ctx, credentials).run().await,
-        Endpoint::Relay => CircuitSocket::new(ws, conn, ctx).run().await,
-        Endpoint::Http => {}
+        Endpoint::Signaling => Some(Either::Left(
+            SignalingSocket::new(ws, conn, ctx, credentials).run(),
+        )),
+        Endpoint::Relay => Some(Either::Right(CircuitSocket::new(ws, conn, ctx).run())),
+        Endpoint::Http => None,
     }
-    drop(slot);
 }
 
 /// The TLS handshake, if the port speaks TLS, and the first request head,

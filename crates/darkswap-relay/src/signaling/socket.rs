@@ -189,8 +189,13 @@ impl SignalingSocket {
         let idle = cfg.idle_timeout;
         let mut last_activity = Instant::now();
         // A zero idle timeout (a library user's config) must not panic the interval.
-        let mut pings = tokio::time::interval((idle / 3).max(Duration::from_millis(1)));
-        pings.tick().await;
+        let period = (idle / 3).max(Duration::from_millis(1));
+        // The first ping comes at a random point of the first period: sockets
+        // opened together (every client reconnecting after a restart) would
+        // otherwise ping in step for as long as they live, a burst of
+        // thousands every period.
+        let first = period.mul_f64(rand::random::<f64>());
+        let mut pings = tokio::time::interval_at(tokio::time::Instant::now() + first, period);
         let mut violations = 0u32;
         loop {
             tokio::select! {
