@@ -16,10 +16,11 @@ use tokio::sync::Mutex;
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
 use crate::{
-    client::{self, Sources, Ws},
+    client::{self, Sources},
     process::{self, Relay, Usage, metric, usage},
     relay_config::{RelayArgs, relay_toml},
     report::{Conditions, Figures, Report, quantile},
+    signaling_load::{self as load, Server},
 };
 
 /// Default of `--concurrency`.
@@ -212,7 +213,7 @@ pub(crate) async fn measure_round(args: &IdleArgs) -> anyhow::Result<IdleRound> 
                 match client::register(server, sources.get(i), timeout).await {
                     Ok(r) => {
                         latencies.lock().await.push(r.took.as_secs_f64() * 1e3);
-                        holders.spawn(hold(r.ws, stop));
+                        holders.spawn(load::idle(Server::Ours, r.ws, stop));
                     }
                     Err(e) => failures.lock().await.push(format!("{e:#}")),
                 }
@@ -257,18 +258,6 @@ pub(crate) async fn measure_round(args: &IdleArgs) -> anyhow::Result<IdleRound> 
         closed,
         registration_time,
     })
-}
-
-/// Holds a registered client idle: reads (and drops) what the server sends,
-/// which also answers its pings, until `stop`; then closes.
-pub(crate) async fn hold(mut ws: Ws, stop: CancellationToken) {
-    loop {
-        tokio::select! {
-            _ = stop.cancelled() => break,
-            frame = ws.next() => if !matches!(frame, Some(Ok(_))) { return },
-        }
-    }
-    client::close(ws).await;
 }
 
 /// Waits until the relay's metric `name` reads `value`, at most 60 s.

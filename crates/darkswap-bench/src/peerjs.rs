@@ -36,16 +36,16 @@ pub(crate) struct PeerJs {
 impl PeerJs {
     /// Starts `entry` (from [`install`]) on a free loopback port, admitting
     /// `clients` at once (its `concurrent_limit`, 5,000 by default, would
-    /// refuse the load) and never expiring a silent client (PeerJS clients
-    /// send a heartbeat every 5 s; ours idle here, like the relay's, which
-    /// answer the relay's pings instead).
+    /// refuse the load). Its liveness check is its default, as our relay's
+    /// is: a client silent for `alive_timeout` (90 s) is closed, so the
+    /// load's clients send heartbeats as the peerjs client does
+    /// (`signaling_load::PEERJS_HEARTBEAT`).
     pub(crate) fn start(entry: &std::path::Path, clients: usize) -> anyhow::Result<Self> {
         let port = free_port()?;
         let mut child = Command::new("node")
             .arg(entry)
             .args(["--host", "127.0.0.1", "--port", &port.to_string()])
             .args(["--concurrent_limit", &(clients + 16).to_string()])
-            .args(["--alive_timeout", "86400000"])
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()

@@ -16,7 +16,6 @@ use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
 use crate::{
     client::Sources,
-    idle_signaling::hold,
     peerjs::{self, PeerJs},
     process::{self, usage},
     relay_config::{RelayArgs, relay_toml},
@@ -264,17 +263,24 @@ async fn side(
     let sources = Sources::new(args.sources);
     let stop = CancellationToken::new();
     let tasks = TaskTracker::new();
+    // The pairs' clients are kept alive (PeerJS's expire without their
+    // heartbeats) until the phases begin; then their sockets are handed over.
+    let handover = CancellationToken::new();
     let active = Mutex::new(Vec::with_capacity(2 * args.pairs));
     let failures = Mutex::new(Vec::<String>::new());
     let start = Instant::now();
     futures::stream::iter(0..args.clients)
         .for_each_concurrent(args.concurrency.max(1), |i| {
             let (stop, tasks, active, failures) = (stop.clone(), &tasks, &active, &failures);
+            let handover = handover.clone();
             async move {
                 match load::register(server, addr, sources.get(i)).await {
-                    Ok(r) if i < 2 * args.pairs => active.lock().await.push(r),
+                    Ok(r) if i < 2 * args.pairs => {
+                        let kept = tokio::spawn(load::keep(server, r.ws, handover));
+                        active.lock().await.push((r.id, kept));
+                    }
                     Ok(r) => {
-                        tasks.spawn(hold(r.ws, stop));
+                        tasks.spawn(load::idle(server, r.ws, stop));
                     }
                     Err(e) => failures.lock().await.push(format!("{e:#}")),
                 }
@@ -290,7 +296,9 @@ async fn side(
         );
     }
     let registered = args.clients - failures.len();
-    process::wait_quiet(pid, Duration::from_secs(2), Duration::from_secs(120)).await?;
+    // Quiet, or at least settled: with its clients' heartbeats PeerJS is
+    // never quiet.
+    process::wait_quiet(pid, Duration::from_secs(2), Duration::from_secs(10)).await?;
     let held = usage(pid)?;
     let rss_per_client_kib =
         (held.rss_kib as f64 - before.rss_kib as f64) / registered.max(1) as f64;
@@ -299,7 +307,14 @@ async fn side(
     let (phase_tx, phase_rx) = watch::channel(None::<Phase>);
     // Read all through each phase: the bound is slack for late answers.
     let (event_tx, mut events) = mpsc::channel(1 << 16);
-    let mut offerers = active.into_inner();
+    handover.cancel();
+    let mut offerers = Vec::new();
+    for (id, kept) in active.into_inner() {
+        match kept.await {
+            Ok(Some(ws)) => offerers.push(load::Registered { ws, id }),
+            _ => eprintln!("signaling: {server:?}: a pair's client failed before the phases"),
+        }
+    }
     let pairs = offerers.len() / 2;
     let answerers = offerers.split_off(pairs);
     for (index, (offerer, answerer)) in offerers.into_iter().zip(answerers).enumerate() {

@@ -156,6 +156,69 @@ pub(crate) fn message(server: Server, answer: bool, to: &str, session: u64) -> S
     }
 }
 
+/// How often a PeerJS client sends `HEARTBEAT` (the peerjs client's
+/// default `pingInterval`): the server closes a client silent for its
+/// `alive_timeout` (90 s by default). Our clients send nothing of the kind:
+/// the relay pings them (every 20 s by default) and reading answers.
+pub(crate) const PEERJS_HEARTBEAT: Duration = Duration::from_secs(5);
+
+/// The keep-alive a client of `server` sends of its own accord: PeerJS's
+/// heartbeats, the first at a random point of the first period (clients
+/// do not start together); nothing for ours.
+pub(crate) struct KeepAlive(Option<tokio::time::Interval>);
+
+impl KeepAlive {
+    pub(crate) fn new(server: Server) -> Self {
+        KeepAlive(match server {
+            Server::Ours => None,
+            Server::PeerJs => {
+                let first = PEERJS_HEARTBEAT.mul_f64(rand::random::<f64>());
+                let start = tokio::time::Instant::now() + first;
+                Some(tokio::time::interval_at(start, PEERJS_HEARTBEAT))
+            }
+        })
+    }
+
+    /// Waits until a keep-alive is due; never completes for our clients.
+    pub(crate) async fn due(&mut self) {
+        match &mut self.0 {
+            Some(interval) => {
+                interval.tick().await;
+            }
+            None => std::future::pending().await,
+        }
+    }
+}
+
+/// Sends PeerJS's heartbeat; `false` if the socket failed.
+pub(crate) async fn heartbeat(ws: &mut Ws) -> bool {
+    ws.send(Message::text(r#"{"type":"HEARTBEAT"}"#))
+        .await
+        .is_ok()
+}
+
+/// Holds a registered client idle ([`keep`]) until `stop`; then closes.
+pub(crate) async fn idle(server: Server, ws: Ws, stop: CancellationToken) {
+    if let Some(ws) = keep(server, ws, stop).await {
+        client::close(ws).await;
+    }
+}
+
+/// Keeps a registered client alive until `handover`, then gives its socket
+/// back (`None` if it failed meanwhile): reads (and drops) what the server
+/// sends, which also answers our relay's pings, and sends PeerJS's
+/// heartbeats.
+pub(crate) async fn keep(server: Server, mut ws: Ws, handover: CancellationToken) -> Option<Ws> {
+    let mut keepalive = KeepAlive::new(server);
+    loop {
+        tokio::select! {
+            _ = handover.cancelled() => return Some(ws),
+            _ = keepalive.due() => if !heartbeat(&mut ws).await { return None },
+            frame = ws.next() => if !matches!(frame, Some(Ok(_))) { return None },
+        }
+    }
+}
+
 /// The next text frame, parsed; control frames are skipped (reading
 /// answers pings).
 pub(crate) async fn next(server: Server, ws: &mut Ws) -> anyhow::Result<Incoming> {
@@ -191,9 +254,11 @@ pub(crate) enum Event {
 
 /// Answers every offer at once, until the socket ends or `stop`.
 pub(crate) async fn answerer(server: Server, mut ws: Ws, stop: CancellationToken) {
+    let mut keepalive = KeepAlive::new(server);
     loop {
         let incoming = tokio::select! {
             _ = stop.cancelled() => break,
+            _ = keepalive.due() => if heartbeat(&mut ws).await { continue } else { return },
             i = next(server, &mut ws) => i,
         };
         match incoming {
@@ -228,10 +293,12 @@ pub(crate) async fn offerer(
     let mut pending: VecDeque<(u64, u32, Instant)> = VecDeque::new();
     let mut phase: Option<Phase> = None;
     let mut next_send = Instant::now();
+    let mut keepalive = KeepAlive::new(server);
     loop {
         let sending = phase.is_some_and(|p| next_send < p.end);
         tokio::select! {
             _ = stop.cancelled() => break,
+            _ = keepalive.due() => if !heartbeat(&mut ws).await { return },
             changed = phases.changed() => {
                 if changed.is_err() {
                     break;

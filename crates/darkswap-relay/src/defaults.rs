@@ -281,6 +281,10 @@ pub mod tls {
 pub mod timeouts {
     use std::time::Duration;
 
+    /// Every `/signaling` socket's pings fall on multiples of this from the
+    /// server's start (each at its own random one), so one timer wake-up
+    /// sends the pings of many sockets: 250 ms.
+    pub const PING_SLOT: Duration = Duration::from_millis(250);
     /// Bound on writing an answer the public port writes itself (101, 400,
     /// 426, 429, ...) to a client that may not read: 2 s. A few hundred
     /// bytes on a fresh connection fit the socket buffer at once; a client

@@ -102,6 +102,35 @@ impl SendQueue {
     }
 }
 
+/// When a socket that opened `opened` after the server's epoch first pings
+/// (after the epoch too), and the period of its pings, for pings every
+/// `period` (at least 1 ms: a zero idle timeout must not panic the
+/// interval) with `random` in [0, 1).
+///
+/// The first ping comes at a random point of the first period: sockets
+/// opened together (every client reconnecting after a restart) would
+/// otherwise ping in step for as long as they live, a burst of thousands
+/// every period. And every ping falls on a multiple of `slot` from the
+/// epoch (the period is cut to a multiple of it): a timer wake-up then
+/// sends the pings of many sockets, not one, which is most of what an idle
+/// socket's pings cost.
+fn ping_schedule(
+    opened: Duration,
+    period: Duration,
+    slot: Duration,
+    random: f64,
+) -> (Duration, Duration) {
+    let period = period.max(Duration::from_millis(1));
+    let slot = slot.min(period).max(Duration::from_millis(1));
+    let period = slot * (period.as_nanos() / slot.as_nanos()) as u32;
+    let at = opened + period.mul_f64(random.clamp(0.0, 1.0));
+    let slots = at.as_nanos().div_ceil(slot.as_nanos());
+    (
+        Duration::from_nanos((slots * slot.as_nanos()) as u64),
+        period,
+    )
+}
+
 /// A `/signaling` socket from its upgrade to its close.
 pub(super) struct SignalingSocket {
     ws: Ws,
@@ -188,14 +217,13 @@ impl SignalingSocket {
         );
         let idle = cfg.idle_timeout;
         let mut last_activity = Instant::now();
-        // A zero idle timeout (a library user's config) must not panic the interval.
-        let period = (idle / 3).max(Duration::from_millis(1));
-        // The first ping comes at a random point of the first period: sockets
-        // opened together (every client reconnecting after a restart) would
-        // otherwise ping in step for as long as they live, a burst of
-        // thousands every period.
-        let first = period.mul_f64(rand::random::<f64>());
-        let mut pings = tokio::time::interval_at(tokio::time::Instant::now() + first, period);
+        let (first, period) = ping_schedule(
+            self.ctx.epoch.elapsed(),
+            idle / 3,
+            timeouts::PING_SLOT,
+            rand::random(),
+        );
+        let mut pings = tokio::time::interval_at((self.ctx.epoch + first).into(), period);
         let mut violations = 0u32;
         loop {
             tokio::select! {
@@ -280,5 +308,45 @@ impl SignalingSocket {
                 },
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::ping_schedule;
+
+    const MS: Duration = Duration::from_millis(1);
+
+    #[test]
+    fn pings_fall_on_slots_within_the_first_period() {
+        let slot = 250 * MS;
+        for random in [0.0, 0.1, 0.5, 0.999] {
+            let opened = 12_345 * MS;
+            let (first, period) = ping_schedule(opened, 20_000 * MS, slot, random);
+            assert_eq!(period, 20_000 * MS);
+            assert_eq!(first.as_nanos() % slot.as_nanos(), 0, "{first:?}");
+            assert!(
+                first >= opened && first < opened + period + slot,
+                "{first:?}"
+            );
+        }
+        // Sockets opened together spread over the period.
+        let early = ping_schedule(Duration::ZERO, 20_000 * MS, slot, 0.1).0;
+        let late = ping_schedule(Duration::ZERO, 20_000 * MS, slot, 0.9).0;
+        assert!(late - early >= 15_000 * MS, "{early:?} {late:?}");
+    }
+
+    #[test]
+    fn short_and_zero_periods_stay_valid() {
+        // Idle timeout 1 s: pings every 333 ms become every 250 ms.
+        let (first, period) = ping_schedule(100 * MS, 333 * MS, 250 * MS, 0.5);
+        assert_eq!((first, period), (250 * MS, 250 * MS));
+        // Shorter than a slot: the slot shrinks to the period.
+        let (_, period) = ping_schedule(Duration::ZERO, 100 * MS, 250 * MS, 0.5);
+        assert_eq!(period, 100 * MS);
+        let (_, period) = ping_schedule(5 * MS, Duration::ZERO, 250 * MS, 0.5);
+        assert_eq!(period, MS);
     }
 }
