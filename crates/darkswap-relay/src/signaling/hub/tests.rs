@@ -494,7 +494,7 @@ fn a_long_rejection_reason_is_cut_between_characters() {
         panic!("no circuit_pending: {out:?}")
     };
     // Byte 256 falls inside "é": a plain truncate(256) panicked and took
-    // the hub task, and with it all of signaling, down.
+    // the hub (then its task, now its lock), and with it all of signaling, down.
     let reason = format!("{}é and more", "x".repeat(255));
     let out = f.send(
         b,
