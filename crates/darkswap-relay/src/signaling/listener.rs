@@ -271,11 +271,9 @@ async fn serve(stream: TcpStream, remote: SocketAddr, addr: IpAddr, ctx: Arc<Con
     // socket's: neither the handshake's futures nor the parts moved into
     // the socket (stream, request head, WebSocket) share this future with
     // the socket's. 2,232 bytes instead of 2,584 per socket.
-    let Some(socket) = Box::pin(open_socket(stream, remote, addr, ctx)).await else {
-        drop(slot);
-        return;
-    };
-    socket.await;
+    if let Some(socket) = Box::pin(open_socket(stream, remote, addr, ctx)).await {
+        socket.await;
+    }
     drop(slot);
 }
 

@@ -33,8 +33,9 @@ use crate::{
 };
 
 /// What waits to be written to one `/signaling` socket: its [`Outbox`],
-/// pushed to by whichever task drives the hub and popped by the socket task. The lock is
-/// held to push or pop one message, never across an await.
+/// pushed to by whichever task drives the hub and popped by the socket
+/// task. The lock is held to push or pop one message, never across an
+/// await.
 #[derive(Debug)]
 pub(super) struct SendQueue {
     outbox: Mutex<Outbox>,
@@ -102,10 +103,10 @@ impl SendQueue {
     }
 }
 
-/// When a socket that opened `opened` after the server's epoch first pings
-/// (after the epoch too), and the period of its pings, for pings every
-/// `period` (at least 1 ms: a zero idle timeout must not panic the
-/// interval) with `random` in [0, 1).
+/// A socket's pings: when the first one is due (as time since the server's
+/// epoch) and their period, for a socket opened `opened` after the epoch
+/// that pings every `period` (at least 1 ms: a zero idle timeout must not
+/// panic the interval), with `random` in [0, 1).
 ///
 /// The first ping comes at a random point of the first period: sockets
 /// opened together (every client reconnecting after a restart) would
@@ -120,15 +121,14 @@ fn ping_schedule(
     slot: Duration,
     random: f64,
 ) -> (Duration, Duration) {
+    // Whole slots, in nanoseconds; saturating, so no configured timeout
+    // can wrap them.
+    let nanos = |n: u128| Duration::from_nanos(u64::try_from(n).unwrap_or(u64::MAX));
     let period = period.max(Duration::from_millis(1));
-    let slot = slot.min(period).max(Duration::from_millis(1));
-    let period = slot * (period.as_nanos() / slot.as_nanos()) as u32;
-    let at = opened + period.mul_f64(random.clamp(0.0, 1.0));
-    let slots = at.as_nanos().div_ceil(slot.as_nanos());
-    (
-        Duration::from_nanos((slots * slot.as_nanos()) as u64),
-        period,
-    )
+    let slot = slot.min(period).max(Duration::from_millis(1)).as_nanos();
+    let period = nanos(period.as_nanos() / slot * slot);
+    let at = opened.saturating_add(period.mul_f64(random.clamp(0.0, 1.0)));
+    (nanos(at.as_nanos().div_ceil(slot) * slot), period)
 }
 
 /// A `/signaling` socket from its upgrade to its close.
