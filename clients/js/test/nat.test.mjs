@@ -184,5 +184,11 @@ test('pages behind symmetric NAT routers connect through the relay\'s TURN', { t
   const { a, b } = await pagesBehind(t, 'sym', true);
   const pairs = [await selectedPair(a.page, b.peerId), await selectedPair(b.page, a.peerId)];
   assert.ok(pairs.every(Boolean), 'a selected candidate pair on both sides');
-  assert.ok(pairs.some((p) => p.local === 'relay'), `one side's candidate is relay: ${JSON.stringify(pairs)}`);
+  // Through TURN when either end of the pair is a relay candidate. Which
+  // end a page reports as `relay` varies: a check sent from a host
+  // candidate to the other page's allocation comes back with the router's
+  // fresh mapping, so Chromium may name its own end `prflx` and the
+  // allocation `relay` (seen on both pages at once), or use its own
+  // allocation as the local end.
+  assert.ok(pairs.every((p) => p.local === 'relay' || p.remote === 'relay'), `each side's path runs through a relay candidate: ${JSON.stringify(pairs)}`);
 });

@@ -80,11 +80,15 @@ async fn a_node_told_of_no_relay_reserves_on_the_relay_it_meets() {
     node.shutdown().await.unwrap();
 }
 
-/// `a` knows only `b`; the relay `r` is `b`'s peer and announces itself in
-/// the DHT. `a` finds `r` by a DHT look-up, reserves on it, and `b` then
-/// reaches `a` through `r` with `connect_via_relay`. (`r` runs Kademlia as
-/// a client, so the only way `a` can learn of it is its provider record
-/// at `b`: a DHT walk never leads to it.)
+/// `a`, behind a NAT (it listens nowhere), knows only `b`; the relay `r`
+/// is `b`'s peer and announces itself in the DHT. `a` finds `r` by a DHT
+/// look-up, reserves on it, and `b` then reaches `a` through `r` with
+/// `connect_via_relay`. (`r` runs Kademlia as a client, so the only way
+/// `a` can learn of it is its provider record at `b`: a DHT walk never
+/// leads to it, because `b` drops its bootstrap peer `r` from its routing
+/// table once identify shows `r` does not serve the DHT. Were `a`
+/// listening, `r` could meet it first by storing its provider record at
+/// `a`, and `a` would learn of the relay by identify.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_relay_found_in_the_dht_is_reserved_on_and_carries_connect_via_relay() {
     let (r, r_addr) = spawn_node(
@@ -103,7 +107,11 @@ async fn a_relay_found_in_the_dht_is_reserved_on_and_carries_connect_via_relay()
     // DHT holds r before a asks.
     assert_eq!(wait_reserved(&mut b).await, r_id);
 
-    let (mut a, _) = spawn_node(test_config().with_bootstrap_peers(vec![b_addr])).await;
+    let mut config = test_config().with_bootstrap_peers(vec![b_addr]);
+    // r's provider record may reach b after a's first look-up; a asks
+    // again soon rather than at the default five minutes.
+    config.relay.pool.discovery.dht_query_interval = Duration::from_millis(250);
+    let mut a = Network::new(config).await.unwrap();
     let a_id = a.local_peer_id();
     assert_eq!(wait_discovered(&mut a, r_id).await, RelaySource::Dht);
     assert_eq!(wait_reserved(&mut a).await, r_id);

@@ -220,13 +220,21 @@ impl SwarmTask {
                 // dialled (a relay listening on 0.0.0.0 lists 127.0.0.1,
                 // and a daemon elsewhere once spent 31 s dialling itself).
                 let on_loopback = self.reached_over_loopback(&peer_id);
-                if info.protocols.contains(&KAD_PROTOCOL)
-                    && let Some(kad) = self.swarm.behaviour_mut().kad.as_mut()
-                {
-                    for addr in info.listen_addrs {
-                        if on_loopback || !super::relays::is_loopback(&addr) {
-                            kad.add_address(&peer_id, addr);
+                if let Some(kad) = self.swarm.behaviour_mut().kad.as_mut() {
+                    if info.protocols.contains(&KAD_PROTOCOL) {
+                        for addr in info.listen_addrs {
+                            if on_loopback || !super::relays::is_loopback(&addr) {
+                                kad.add_address(&peer_id, addr);
+                            }
                         }
+                    } else {
+                        // A peer added before it was identified (a bootstrap
+                        // peer, one found by mDNS) that turns out not to
+                        // serve the DHT: Kademlia would keep it in its table
+                        // (only marked disconnected) and hand it out as a
+                        // closest peer, so others would dial a peer that
+                        // cannot answer their queries.
+                        kad.remove_peer(&peer_id);
                     }
                 }
             }
