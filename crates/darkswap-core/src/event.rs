@@ -236,6 +236,9 @@ pub enum NetworkEvent {
     },
     /// The event queue was full and this many events were dropped since the
     /// last one delivered. Read events faster or enlarge `event_buffer`.
+    /// Only events that report what can be asked again are dropped (a
+    /// book change: ask for the book); `OrderFilled`, `TradeUpdated`,
+    /// `PeerBanned` and `PeerUnbanned` wait for room instead.
     EventsDropped {
         /// Events lost.
         count: u64,

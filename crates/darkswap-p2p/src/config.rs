@@ -197,11 +197,13 @@ pub struct NetworkConfig {
     /// [`AuthorizationLevel::Relay`].
     pub min_relay_auth_level: AuthorizationLevel,
     /// Capacity of the event queue from the swarm task to the handle. The
-    /// swarm task never waits on it: when it is full, events are dropped and
-    /// counted, and the next event delivered is
+    /// swarm task never waits on it (stalling the swarm would stall pings
+    /// and gossip heartbeats for every peer). When it is full, events that
+    /// report what can be asked again are dropped and counted, and the
+    /// count is delivered as
     /// [`NetworkEvent::EventsDropped`](crate::NetworkEvent::EventsDropped)
-    /// with the count (stalling the swarm would stall pings and gossip
-    /// heartbeats for every peer). Default: 1024.
+    /// once there is room; fills of own orders, trade steps and bans are
+    /// never dropped but wait, in order, for room. Default: 1024.
     pub event_buffer: usize,
     /// Peer scoring and bans, and the bans in force at start.
     /// Default: [`ReputationConfig::default`].

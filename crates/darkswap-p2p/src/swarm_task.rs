@@ -47,6 +47,7 @@ use crate::{
 mod commands;
 mod events;
 mod metrics;
+mod outbox;
 mod reconnect;
 mod relays;
 mod trading;
@@ -96,8 +97,7 @@ struct OpenConnection {
 pub(crate) struct SwarmTask {
     swarm: Swarm<LoopbackGuard<Behaviour>>,
     commands: mpsc::Receiver<Command>,
-    events: mpsc::Sender<NetworkEvent>,
-    dropped_events: u64,
+    events: outbox::Outbox,
 
     // The node's state and the services that decide over it.
     book: Orderbook,
@@ -246,8 +246,7 @@ pub(crate) async fn spawn(
         activity: HashMap::new(),
         swarm,
         commands,
-        events,
-        dropped_events: 0,
+        events: outbox::Outbox::new(events),
         connections: HashMap::new(),
         punched: HashSet::new(),
         reconnect: Reconnector::new(config.reconnect.clone()),
@@ -392,6 +391,9 @@ impl SwarmTask {
                     self.on_trade_io(io);
                 }
                 () = runtime::sleep_until(deadline) => self.on_timeout(now()),
+                permit = self.events.room(), if self.events.is_holding() => {
+                    self.events.send_held(permit);
+                }
             }
             self.perform_outputs();
         }
@@ -627,28 +629,10 @@ impl SwarmTask {
         }
     }
 
-    /// Hands an event to the application without ever waiting: when the
-    /// queue is full the event is dropped and counted, and the count goes
-    /// out first once there is room.
+    /// Hands an event to the application without ever waiting (see
+    /// [`outbox`] for what gives when it reads too slowly).
     fn emit(&mut self, event: NetworkEvent) {
-        if self.dropped_events > 0 {
-            match self.events.try_send(NetworkEvent::EventsDropped {
-                count: self.dropped_events,
-            }) {
-                Ok(()) => self.dropped_events = 0,
-                Err(_) => {
-                    self.dropped_events += 1;
-                    return;
-                }
-            }
-        }
-        if let Err(mpsc::error::TrySendError::Full(_)) = self.events.try_send(event) {
-            self.dropped_events += 1;
-            tracing::warn!(
-                dropped = self.dropped_events,
-                "event queue full; dropping events"
-            );
-        }
+        self.events.emit(event);
     }
 
     fn subscribe(&mut self, topic: &str) {

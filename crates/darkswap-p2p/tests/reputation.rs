@@ -392,3 +392,49 @@ async fn a_bad_reputation_config_is_refused_at_start() {
     .unwrap_err();
     assert!(err.to_string().contains("ban_escalation"), "{err}");
 }
+
+/// An application that reads its events too slowly loses book changes (it
+/// is told how many, and can ask for the book) but never a ban: bans wait,
+/// in order, for room in the queue.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_reader_is_told_what_was_dropped_and_gets_every_ban() {
+    let (mut net, _) = spawn_node(test_config().with_event_buffer(4)).await;
+    let create = |nonce| darkswap_proto::NewOrder {
+        nonce,
+        ..darkswap_testkit::trade::rune_sale()
+    };
+    // Nobody reads yet: own orders' book changes fill the queue.
+    for nonce in 0..8 {
+        net.orderbook().create(create(nonce)).await.unwrap();
+    }
+    let peers: Vec<PeerId> = (0..3).map(|_| PeerId::random()).collect();
+    for (nonce, peer) in (100..).zip(&peers) {
+        net.reputation().ban(*peer, None).await.unwrap();
+        net.orderbook().create(create(nonce)).await.unwrap();
+    }
+    let (mut bans, mut dropped) = (Vec::new(), 0);
+    while bans.len() < peers.len() {
+        wait_for(&mut net, "every ban", EVENT_TIMEOUT, |e| match e {
+            NetworkEvent::PeerBanned { peer_id, .. } => {
+                bans.push(*peer_id);
+                Some(())
+            }
+            NetworkEvent::EventsDropped { count } => {
+                dropped += count;
+                None
+            }
+            _ => None,
+        })
+        .await;
+    }
+    assert_eq!(bans, peers);
+    assert!(dropped > 0, "the queue of 4 overflowed");
+    // Past the backlog, events flow as before.
+    let (order, _) = net.orderbook().create(create(200)).await.unwrap();
+    wait_for(&mut net, "the next book change", EVENT_TIMEOUT, |e| {
+        matches!(e, NetworkEvent::OrderbookChanged(darkswap_p2p::OrderbookChange::Added(o)) if o.id == order.id)
+            .then_some(())
+    })
+    .await;
+    net.shutdown().await.unwrap();
+}

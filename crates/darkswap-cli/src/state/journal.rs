@@ -216,6 +216,15 @@ impl Journal {
                     self.out.push_back(Write::ForgetOwnOrders(ids.clone()));
                 }
             }
+            // The node dropped events its queue had no room for: book
+            // changes, the only kind this journal reads that the node may
+            // drop (a big sync makes thousands at once). The book is saved
+            // as if they had come; an own order's expiry that was among
+            // them is forgotten at the next start, when it is restored.
+            NetworkEvent::EventsDropped { .. } => {
+                self.book_due
+                    .get_or_insert(now.instant + self.save_interval);
+            }
             // A trade filled an own order: its fill notice (the update
             // with what remains, or the cancel) is kept at once, like an
             // update or a cancel made by hand, so a restart does not offer

@@ -86,6 +86,17 @@ fn a_changed_book_is_saved_once_one_interval_after_its_first_change() {
 }
 
 #[test]
+fn book_changes_the_node_dropped_still_get_the_book_saved() {
+    let mut j = journal();
+    let t0 = start();
+    j.handle_event(&NetworkEvent::EventsDropped { count: 5_000 }, t0);
+    assert_eq!(j.poll_timeout(), Some(t0.instant + INTERVAL));
+    let due = t0.after(INTERVAL);
+    j.handle_timeout(due);
+    assert_eq!(drain(&mut j), vec![save_book(due)]);
+}
+
+#[test]
 fn events_that_change_nothing_stored_write_nothing() {
     let mut j = journal();
     let t0 = start();
