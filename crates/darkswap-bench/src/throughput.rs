@@ -56,6 +56,11 @@ pub(crate) struct ThroughputArgs {
     /// MiB, both directions together).
     #[arg(long, default_value_t = 32)]
     relayed_mib: u64,
+    /// Rounds of P2 (relayed and direct, interleaved). More than the other
+    /// conditions: three processes share two cores, so a round's ratio
+    /// spreads over ±20 %, and each round takes about a second.
+    #[arg(long, default_value_t = 9)]
+    relayed_rounds: usize,
     /// Seconds of each iperf3 run.
     #[arg(long, default_value_t = 3)]
     iperf_secs: u64,
@@ -123,6 +128,7 @@ pub(crate) async fn run(args: ThroughputArgs, quick: bool) -> anyhow::Result<Rep
             loopback_mib: 16,
             wan_mib: 4,
             relayed_mib: 8,
+            relayed_rounds: 1,
             iperf_secs: 1,
             ..args
         }
@@ -305,12 +311,12 @@ async fn relayed(
     let circuit = format!("{relay_addr}/p2p-circuit/p2p/{}", daemon.peer_id);
     let bytes = args.relayed_mib << 20;
     let relayed_bytes = "darkswap_relay_bytes_relayed_total";
-    for round in 0..args.rounds {
+    for round in 0..args.relayed_rounds {
         eprintln!(
             "throughput: relayed {}, round {}/{}",
             transport.name(),
             round + 1,
-            args.rounds
+            args.relayed_rounds
         );
         let before = process::metric(&http, relay.metrics, relayed_bytes).await?;
         let (mut via_relay, mut direct, mut to_relay) = (0.0, 0.0, 0.0);
